@@ -1,0 +1,25 @@
+# Two commands on a fresh machine:  `make run` (stylize test_imgs/)  and  `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml tools/setup_env.sh
+	PY=$(PY) VENV=$(VENV) bash tools/setup_env.sh
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/blendgan transfer --input_img_path test_imgs/face_imgs --style_img_path test_imgs/style_imgs --outdir results/style_transfer
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -ra tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache
