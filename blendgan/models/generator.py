@@ -1,0 +1,177 @@
+"""BlendGAN generator: StyleGAN2 synthesis + face mapping net `style` + style mapping net `embedding`
++ Weighted Blending Module `add_weight` + the style encoder `embedder` (spec section 2).
+"""
+import math
+import random
+
+import torch
+from torch import nn
+
+from .layers import ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB
+from .style_encoder import StyleEncoder
+
+SUPPORTED_SIZES = tuple(2 ** i for i in range(3, 11))  # 8 ... 1024
+
+
+def channels_for(channel_multiplier=2):
+    """Channel table of spec 2.1, keyed by resolution."""
+    cm = channel_multiplier
+    return {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm,
+            1024: 16 * cm}
+
+
+def n_latent_for_size(size):
+    """Number of per-layer latents: 2·log2(size) − 2 (64 → 10, 256 → 14, 1024 → 18)."""
+    return 2 * int(math.log2(size)) - 2
+
+
+def size_for_n_latent(n_latent):
+    """Inverse of `n_latent_for_size`."""
+    return 2 ** ((n_latent + 2) // 2)
+
+
+def mapping_network(style_dim, n_mlp, lr_mlp):
+    """PixelNorm then n_mlp x EqualLinear(lr_mul 0.01, fused lrelu); keys `.1` ... `.n_mlp`."""
+    return nn.Sequential(PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu")
+                                        for _ in range(n_mlp)])
+
+
+class NoiseBuffers(nn.Module):
+    """Fixed noise maps `noise_i [1, 1, r, r]`, r = 2^((i + 5) // 2)."""
+
+    def __init__(self, num_layers):
+        super().__init__()
+        self.num_layers = num_layers
+        for i in range(num_layers):
+            res = 2 ** ((i + 5) // 2)
+            self.register_buffer(f"noise_{i}", torch.randn(1, 1, res, res))
+
+    def maps(self):
+        return [getattr(self, f"noise_{i}") for i in range(self.num_layers)]
+
+
+class Generator(nn.Module):
+    """BlendGAN generator with the original state-dict layout and `forward` keywords (spec 2.6)."""
+
+    def __init__(self, size, style_dim=512, n_mlp=8, channel_multiplier=2, blur_kernel=(1, 3, 3, 1), lr_mlp=0.01):
+        super().__init__()
+        if size not in SUPPORTED_SIZES:
+            raise ValueError(f"size must be a power of two between 8 and 1024, got {size}")
+        self.size, self.style_dim = size, style_dim
+        self.log_size = int(math.log2(size))
+        self.n_latent = n_latent_for_size(size)
+        self.num_layers = 2 * self.log_size - 3
+        channels = channels_for(channel_multiplier)
+
+        # Registration order = the original state-dict order (spec 2.2).
+        self.add_weight = nn.Parameter(torch.ones(1, self.n_latent, 1))
+        self.embedder = StyleEncoder(style_dim)
+        self.embedding = mapping_network(style_dim, n_mlp, lr_mlp)
+        self.style = mapping_network(style_dim, n_mlp, lr_mlp)
+        self.input = ConstantInput(channels[4])
+        self.conv1 = StyledConv(channels[4], channels[4], 3, style_dim, blur_kernel=blur_kernel)
+        self.to_rgb1 = ToRGB(channels[4], style_dim, upsample=False)
+        self.convs = nn.ModuleList()
+        self.upsamples = nn.ModuleList()  # empty; kept for the original layout
+        self.to_rgbs = nn.ModuleList()
+        in_ch = channels[4]
+        for i in range(3, self.log_size + 1):
+            out_ch = channels[2 ** i]
+            self.convs.append(StyledConv(in_ch, out_ch, 3, style_dim, upsample=True, blur_kernel=blur_kernel))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, style_dim, blur_kernel=blur_kernel))
+            self.to_rgbs.append(ToRGB(out_ch, style_dim))
+            in_ch = out_ch
+        self.noises = NoiseBuffers(self.num_layers)
+
+    # ----------------------------------------------------------------- helpers
+    def get_latent(self, z):
+        """Face mapping network: z [N, 512] -> w [N, 512]."""
+        return self.style(z)
+
+    @torch.no_grad()
+    def get_z_embed(self, style_image):
+        """Style encoder: [-1, 1] RGB image -> z_embed [N, 512]."""
+        return self.embedder(style_image)
+
+    @torch.no_grad()
+    def mean_latent(self, n_latent, generator=None):
+        """Mean of `style(z)` over n random z, shape [1, 512] (truncation centre)."""
+        p = self.input.input
+        z = torch.randn(n_latent, self.style_dim, generator=generator, device=p.device, dtype=p.dtype)
+        return self.style(z).mean(0, keepdim=True)
+
+    def make_noise(self, generator=None):
+        """Fresh random noise maps with the shapes of the stored buffers."""
+        return [torch.randn(b.shape, generator=generator, device=b.device, dtype=b.dtype)
+                for b in self.noises.maps()]
+
+    def blend_weights(self, add_weight_index=None):
+        """WBM weights a [1, n_latent, 1]: add_weight clamped to [0, 1], first `add_weight_index` layers = 1.
+
+        The original clamps the parameter in place; clamping a copy gives the same numbers without
+        changing the module (spec 2.6 step 7)."""
+        a = self.add_weight.clamp(0, 1)
+        if add_weight_index is not None:
+            a = a.clone()
+            a[:, :add_weight_index] = 1  # Python slice semantics, as in the original
+        return a
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, styles, return_latents=False, inject_index=None, truncation=1, truncation_latent=None,
+                input_is_latent=False, noise=None, randomize_noise=True, style_image=None, z_embed=None,
+                only_return_z_embed=False, add_weight_index=None):
+        if only_return_z_embed and style_image is not None:
+            return self.get_z_embed(style_image)
+        if not input_is_latent:
+            styles = [self.style(s) for s in styles]
+
+        if noise is None:
+            noise = ([None] * self.num_layers if randomize_noise else self.noises.maps())
+
+        if truncation < 1:
+            styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]
+
+        latent = self._per_layer_latent(styles, inject_index)
+
+        if z_embed is None and style_image is not None:
+            z_embed = self.get_z_embed(style_image)
+        if z_embed is not None:
+            style_latent = self.embedding(z_embed).unsqueeze(1)  # broadcast over the n_latent layers
+            a = self.blend_weights(add_weight_index)
+            latent = latent * a + style_latent * (1 - a)
+
+        image = self.synthesis(latent, noise)
+        if return_latents:
+            return (image, latent, z_embed) if z_embed is not None else (image, latent)
+        return image, None
+
+    def _per_layer_latent(self, styles, inject_index):
+        """[N, n_latent, 512] from one (2-D or 3-D) or two (style mixing) latents (spec 2.6 step 5)."""
+        if len(styles) < 2:
+            s = styles[0]
+            return s if s.ndim == 3 else s.unsqueeze(1).repeat(1, self.n_latent, 1)
+        if inject_index is None:
+            inject_index = random.randint(1, self.n_latent - 1)
+        first = styles[0].unsqueeze(1).repeat(1, inject_index, 1)
+        second = styles[1].unsqueeze(1).repeat(1, self.n_latent - inject_index, 1)
+        return torch.cat([first, second], 1)
+
+    def synthesis(self, latent, noise):
+        """Synthesis network on per-layer latents [N, n_latent, 512] (spec 2.6 step 8)."""
+        noise = [self._noise_map(n, latent, i) for i, n in enumerate(noise)]
+        x = self.input(latent.shape[0])
+        x = self.conv1(x, latent[:, 0], noise[0])
+        skip = self.to_rgb1(x, latent[:, 1])
+        i = 1
+        for j, to_rgb in enumerate(self.to_rgbs):
+            x = self.convs[2 * j](x, latent[:, i], noise[2 * j + 1])
+            x = self.convs[2 * j + 1](x, latent[:, i + 1], noise[2 * j + 2])
+            skip = to_rgb(x, latent[:, i + 2], skip)
+            i += 2
+        return skip
+
+    def _noise_map(self, noise, latent, i):
+        if noise is not None:
+            return noise
+        res = 2 ** ((i + 5) // 2)  # randomize_noise=True: fresh N(0, 1) maps per call
+        return torch.randn(latent.shape[0], 1, res, res, device=latent.device, dtype=latent.dtype)

@@ -1,0 +1,186 @@
+"""StyleGAN2 building blocks with the original state-dict names (spec sections 1-2).
+
+Every layer that has a fast and a reference implementation reads `self.reference` (default False) to
+choose; `use_reference_ops(model, True)` flips it on a whole model (tests, benchmarks).
+"""
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .. import ops
+
+
+class OpsSwitch(nn.Module):
+    """Base for layers whose ops have a reference and a fast implementation."""
+
+    reference = False
+
+
+def use_reference_ops(model, enabled=True):
+    """Make every layer of `model` use the plain reference ops (True) or the fast ones (False)."""
+    for m in model.modules():
+        if isinstance(m, OpsSwitch):
+            m.reference = enabled
+    return model
+
+
+class PixelNorm(nn.Module):
+    """x * rsqrt(mean(x^2 over features) + 1e-8) (spec 1.4)."""
+
+    def forward(self, x):
+        return x * torch.rsqrt(torch.mean(x * x, dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(OpsSwitch):
+    """Linear layer with equalized learning rate (spec 1.2). Keys: `weight [out, in]`, `bias [out]`."""
+
+    def __init__(self, in_dim, out_dim, bias_init=0.0, lr_mul=1.0, activation=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = (1 / math.sqrt(in_dim)) * lr_mul
+        self.lr_mul = lr_mul
+        self.activation = activation
+
+    def forward(self, x):
+        # x @ (c*W)^T computed as (x @ W^T) * c: same math, and no scaled copy of W per call
+        # (that copy is 1.25 GB for the style encoder's 610304-wide layer).
+        out = F.linear(x, self.weight) * self.scale
+        bias = self.bias * self.lr_mul
+        if self.activation:
+            act = ops.fused_leaky_relu_reference if self.reference else ops.fused_leaky_relu
+            return act(out, bias)
+        return out + bias
+
+    def extra_repr(self):
+        return f"{self.weight.shape[1]}, {self.weight.shape[0]}, lr_mul={self.lr_mul}, activation={self.activation}"
+
+
+class FusedLeakyReLU(OpsSwitch):
+    """Bias + leaky ReLU(0.2) + gain sqrt(2) as a module; key `bias [C]`."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        act = ops.fused_leaky_relu_reference if self.reference else ops.fused_leaky_relu
+        return act(x, self.bias)
+
+
+class Upsample(OpsSwitch):
+    """2x FIR upsampling of the ToRGB skip path: kernel k*4, up 2, pads (2, 1). Key `kernel [4, 4]`."""
+
+    def __init__(self, blur_kernel=(1, 3, 3, 1), factor=2):
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", ops.make_kernel(blur_kernel) * factor ** 2)
+        p = self.kernel.shape[0] - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x):
+        fir = ops.upfirdn2d_reference if self.reference else ops.upfirdn2d
+        return fir(x, self.kernel, up=self.factor, down=1, pad=self.pad)
+
+
+class Blur(OpsSwitch):
+    """FIR blur; after the transposed modulated conv it uses kernel k*4 and pads (1, 1). Key `kernel`."""
+
+    def __init__(self, blur_kernel, pad, upsample_factor=1):
+        super().__init__()
+        kernel = ops.make_kernel(blur_kernel)
+        if upsample_factor > 1:
+            kernel = kernel * upsample_factor ** 2
+        self.register_buffer("kernel", kernel)
+        self.pad = tuple(pad)
+
+    def forward(self, x):
+        fir = ops.upfirdn2d_reference if self.reference else ops.upfirdn2d
+        return fir(x, self.kernel, pad=self.pad)
+
+
+class ModulatedConv2d(OpsSwitch):
+    """Modulated convolution (spec 2.3). Keys: `weight [1, out, in, k, k]`, `modulation.*`,
+    and `blur.kernel` for the upsampling variant."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, style_dim, demodulate=True, upsample=False,
+                 blur_kernel=(1, 3, 3, 1)):
+        super().__init__()
+        self.in_channel, self.out_channel, self.kernel_size = in_channel, out_channel, kernel_size
+        self.demodulate, self.upsample = demodulate, upsample
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
+        self.scale = 1 / math.sqrt(in_channel * kernel_size ** 2)
+        self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_channel, bias_init=1.0)
+
+    def forward(self, x, w):
+        styles = self.modulation(w)
+        conv = ops.modulated_conv2d_reference if self.reference else ops.modulated_conv2d
+        fir = ops.upfirdn2d_reference if self.reference else ops.upfirdn2d
+        return conv(x, self.weight, styles, scale=self.scale, demodulate=self.demodulate,
+                    upsample=self.upsample, blur_kernel=self.blur.kernel if self.upsample else None,
+                    blur_pad=self.blur.pad if self.upsample else None, upfirdn=fir)
+
+    def extra_repr(self):
+        return (f"{self.in_channel}, {self.out_channel}, {self.kernel_size}, "
+                f"demodulate={self.demodulate}, upsample={self.upsample}")
+
+
+class NoiseInjection(nn.Module):
+    """Adds `weight * noise` (a scalar weight; noise broadcast over channels). Key `weight [1]`."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, noise):
+        return x + self.weight * noise
+
+
+class ConstantInput(nn.Module):
+    """Learned constant `input [1, C, 4, 4]`, repeated over the batch."""
+
+    def __init__(self, channel, size=4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channel, size, size))
+
+    def forward(self, batch):
+        return self.input.repeat(batch, 1, 1, 1)
+
+
+class StyledConv(nn.Module):
+    """Modulated conv + noise + fused leaky ReLU (spec 2.4)."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, style_dim, upsample=False, blur_kernel=(1, 3, 3, 1)):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim, upsample=upsample,
+                                    blur_kernel=blur_kernel)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_channel)
+
+    def forward(self, x, w, noise):
+        return self.activate(self.noise(self.conv(x, w), noise))
+
+
+class ToRGB(nn.Module):
+    """1x1 modulated conv without demodulation, plus bias, plus the upsampled skip image (spec 2.4).
+
+    Registration order (bias, upsample, conv) mirrors the original state-dict order."""
+
+    def __init__(self, in_channel, style_dim, upsample=True, blur_kernel=(1, 3, 3, 1)):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
+
+    def forward(self, x, w, skip=None):
+        out = self.conv(x, w) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out

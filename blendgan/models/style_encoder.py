@@ -1,0 +1,85 @@
+"""Self-supervised style encoder: VGG19 taps -> Gram matrices -> 610304-d vector -> 4-layer MLP (spec 3).
+
+Lives inside the generator under `embedder.`; also usable on its own (`style_encoder.pt`).
+"""
+import torch
+from torch import nn
+
+from .layers import EqualLinear
+
+# torchvision's VGG19 "E" configuration: channel counts, "M" = 2x2 max pool.
+VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+# indices (in the 37-module stack) of the ReLUs whose outputs are tapped: relu1_2, relu2_2, relu3_4, relu4_4, relu5_4
+VGG19_TAPS = (3, 8, 17, 26, 35)
+GRAM_DIM = sum(c * c for c in (64, 128, 256, 512, 512))  # 610304
+STYLE_POOL_SIZE = 256
+
+
+def vgg19_features():
+    """The 37-module VGG19 `features` stack (convs 3x3 pad 1 with bias, ReLU, max pool 2x2)."""
+    layers, in_ch = [], 3
+    for v in VGG19_CFG:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(in_ch, v, kernel_size=3, padding=1), nn.ReLU()]
+            in_ch = v
+    return nn.Sequential(*layers)
+
+
+class VGGFeatureExtractor(nn.Module):
+    """Returns the five tapped ReLU outputs; the layers after relu5_4 are not run (they are unused)."""
+
+    def __init__(self):
+        super().__init__()
+        self.vgg_layers = vgg19_features()
+
+    def forward(self, x):
+        taps = []
+        for idx, layer in enumerate(self.vgg_layers):
+            x = layer(x)
+            if idx in VGG19_TAPS:
+                taps.append(x)
+                if idx == VGG19_TAPS[-1]:
+                    break
+        return taps
+
+
+def gram_vector(features):
+    """Concatenated, row-major flattened Gram matrices F·Fᵀ / (C·H·W) of each feature map (spec 3.2)."""
+    grams = []
+    for f in features:
+        n, c, h, w = f.shape
+        flat = f.reshape(n, c, h * w)
+        grams.append((torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)).reshape(n, c * c))
+    return torch.cat(grams, dim=1)
+
+
+class GramEmbedder(nn.Module):
+    """256x256 adaptive average pooling, VGG19 taps, Gram vector [N, 610304]."""
+
+    def __init__(self):
+        super().__init__()
+        self.feature_extractor = VGGFeatureExtractor()
+        self.pool = nn.AdaptiveAvgPool2d((STYLE_POOL_SIZE, STYLE_POOL_SIZE))
+
+    def forward(self, image):
+        # No ImageNet normalisation: the [-1, 1] image goes straight into VGG (spec 8.3).
+        return gram_vector(self.feature_extractor(self.pool(image)))
+
+
+class StyleEncoder(nn.Module):
+    """Style image ([-1, 1] RGB, any size) -> style code `z_embed [N, 512]`."""
+
+    def __init__(self, style_dim=512):
+        super().__init__()
+        self.embedder = GramEmbedder()
+        self.embedder_mlp = nn.Sequential(
+            EqualLinear(GRAM_DIM, style_dim, activation="fused_lrelu"),
+            EqualLinear(style_dim, style_dim, activation="fused_lrelu"),
+            EqualLinear(style_dim, style_dim, activation="fused_lrelu"),
+            EqualLinear(style_dim, style_dim),
+        )
+
+    def forward(self, image):
+        return self.embedder_mlp(self.embedder(image))
