@@ -1,0 +1,140 @@
+"""Flags and reporting shared by the generation commands (pairs, transfer, video)."""
+import os
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import BlendGANError, UsageError
+
+WEIGHT_FILES = {"blendgan": "blendgan.pt", "psp_encoder": "psp_encoder.pt", "style_encoder": "style_encoder.pt"}
+
+
+def add_runtime_arguments(parser, batch_default=4):
+    """--device, --precision, --batch_size, --seed (improvements over the original scripts)."""
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only)")
+    parser.add_argument("--batch_size", type=int, default=batch_default,
+                        help="generator calls batched together (outputs are identical to batch 1)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of every random draw (drawn on the CPU: same images on every device)")
+
+
+def add_align_argument(parser):
+    parser.add_argument("--align", action="store_true",
+                        help="FFHQ-align each face photo first (needs: pip install 'blendgan[align]')")
+
+
+def default_outdir(command):
+    return str(Path("results") / command)
+
+
+def weight_path(flag_value, name):
+    """The path given on the command line, else the default location (BLENDGAN_HOME or ./pretrained_models)."""
+    if flag_value:
+        return flag_value
+    try:
+        from ..download import default_weight_path
+    except ImportError:  # the download module is optional
+        home = os.environ.get("BLENDGAN_HOME", "pretrained_models")
+        return str(Path(home) / WEIGHT_FILES[name])
+    return str(default_weight_path(name))
+
+
+def make_outdir(path):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {path}: {err.strerror}; pass a writable --outdir") from err
+    return Path(path)
+
+
+def build_pipeline(args, need_psp=True):
+    """BlendGAN pipeline from the command's checkpoint flags (size checked against --size)."""
+    from ..pipeline import BlendGAN
+
+    return BlendGAN.from_checkpoints(
+        weight_path(args.ckpt, "blendgan"),
+        weight_path(getattr(args, "psp_encoder_ckpt", ""), "psp_encoder") if need_psp else None,
+        getattr(args, "style_encoder_ckpt", None) or None,
+        size=args.size, channel_multiplier=args.channel_multiplier,
+        device=args.device, precision=args.precision, batch_size=args.batch_size)
+
+
+class RunReport:
+    """Counts outputs, prints one line per failed input and a summary line at the end."""
+
+    def __init__(self, command):
+        self.command = command
+        self.written = self.skipped = self.failed = 0
+        self.start = time.perf_counter()
+
+    def fail(self, path, reason):
+        self.failed += 1
+        message = str(reason)
+        if not message.startswith(str(path)):
+            message = f"{path}: {message}"
+        tqdm.write(f"failed: {message}", file=sys.stderr)
+
+    def note(self, message):
+        tqdm.write(message, file=sys.stderr)
+
+    def summary(self):
+        seconds = time.perf_counter() - self.start
+        print(f"{self.command}: {self.written} written, {self.skipped} skipped, {self.failed} failed "
+              f"in {seconds:.1f}s")
+        return 1 if self.failed else 0
+
+
+def progress(iterable=None, **kwargs):
+    kwargs.setdefault("file", sys.stderr)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
+
+
+def read_or_report(report, path, reader):
+    """reader(path), or None after reporting the failure (one line) when the file cannot be used."""
+    try:
+        return reader(path)
+    except BlendGANError as err:
+        report.fail(path, err)
+        return None
+
+
+def make_aligner(args):
+    """`aligner(image_bgr, path)` for --align (FFHQ alignment of each face photo), else None."""
+    if not getattr(args, "align", False):
+        return None
+    from ..align import FaceAligner
+    from ..errors import InputImageError
+
+    face_aligner = FaceAligner()
+
+    def align(image, path):
+        aligned = face_aligner.align(image, output_size=1024)
+        if aligned is None:
+            raise InputImageError(f"{path}: no face found; pass a clearer photo or an already aligned crop")
+        return aligned
+
+    return align
+
+
+def list_inputs(path, flag, report):
+    """Image files of a folder (sorted like the original) or a single file; non-images noted, not fatal."""
+    from ..images import list_images
+
+    if not path:
+        raise UsageError(f"{flag} is required (a folder of images or one image file)")
+    found, ignored = list_images(path)
+    for p in ignored:
+        report.note(f"ignored (not an image): {p}")
+    if not found:
+        raise UsageError(f"{flag} {path}: no images found (jpg, png, bmp, webp, tif)")
+    return found
+
+
+def add_size_argument(parser):
+    parser.add_argument("--size", type=int, default=None,
+                        help="output size; default: read from the checkpoint (the original defaulted to 1024)")

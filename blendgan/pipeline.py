@@ -1,0 +1,225 @@
+"""The BlendGAN pipeline: the one place that knows both the models and the outside world.
+
+It owns the device, the dtype, batching and the caches of face codes and style codes. Images come in
+as paths, PIL images or NumPy arrays (RGB) and go out as tensors in [-1, 1] (convert them with
+`blendgan.images`). Commands are thin wrappers over this module.
+
+    from blendgan import BlendGAN
+    bg = BlendGAN.from_checkpoints("pretrained_models/blendgan.pt", "pretrained_models/psp_encoder.pt")
+    codes = bg.encode_face("face.jpg")
+    style = bg.embed_style("painting.jpg")
+    image = bg.stylize(codes, style, add_weight_index=6)      # [1, 3, size, size] in [-1, 1]
+    bg.to_rgb(image)[0]                                         # H x W x 3 uint8 RGB
+"""
+import hashlib
+
+import numpy as np
+import torch
+
+from . import images
+from .errors import UsageError
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_BATCH_SIZE = 4
+
+
+def resolve_device(device="auto"):
+    """'auto' picks CUDA, then Apple MPS, then CPU; anything else must be available."""
+    if isinstance(device, torch.device):
+        return device
+    name = (device or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is visible to PyTorch; use --device auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps: Apple MPS is not available here; use --device auto or cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise UsageError(f"--device {device!r} is not a device name (auto, cpu, cuda, cuda:N, mps)") from err
+
+
+def resolve_dtype(precision, device):
+    """fp32 everywhere; bf16 on CPU/CUDA; fp16 on GPUs only (it is ~100x slower than fp32 on CPU)."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise UsageError("--precision fp16 is extremely slow on CPU; use --precision bf16 (or fp32)")
+    return PRECISIONS[precision]
+
+
+def _digest(array):
+    """Content key of an image array for the caches."""
+    h = hashlib.sha1(np.ascontiguousarray(array).tobytes())
+    h.update(repr((array.shape, str(array.dtype))).encode())
+    return h.hexdigest()
+
+
+def _prepare(model, device, dtype):
+    """Move a model to the device/dtype and let the ops precompute what they may (fast path)."""
+    model = model.to(device=device, dtype=dtype).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:  # optional hook of the fast path
+        from .ops import prepare_for_inference
+    except ImportError:
+        return model
+    return prepare_for_inference(model)
+
+
+class BlendGAN:
+    """Generator + encoders on one device/dtype, with caches of face codes and style codes."""
+
+    def __init__(self, generator, psp_encoder=None, style_encoder=None, *, device="auto", precision="fp32",
+                 latent_avg=None, truncation=None, batch_size=DEFAULT_BATCH_SIZE):
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(precision, self.device)
+        self.precision = precision
+        self.batch_size = max(1, int(batch_size))
+        self.generator = _prepare(generator, self.device, self.dtype)
+        self.size = generator.size
+        self.n_latent = generator.n_latent
+        self.psp_encoder = _prepare(psp_encoder, self.device, self.dtype) if psp_encoder is not None else None
+        if style_encoder is None:
+            self.style_encoder = self.generator.embedder
+        else:
+            self.style_encoder = _prepare(style_encoder, self.device, self.dtype)
+        if self.psp_encoder is not None and self.psp_encoder.encoder.n_styles != self.n_latent:
+            raise UsageError(f"the pSp encoder makes {self.psp_encoder.encoder.n_styles} codes but the "
+                             f"{self.size}px generator needs {self.n_latent}: use the encoder for size {self.size}")
+        self.latent_avg = latent_avg  # from blendgan.pt: truncation centre of generate_image_pairs
+        self.truncation = truncation
+        self._face_cache = {}
+        self._style_cache = {}
+
+    @classmethod
+    def from_checkpoints(cls, ckpt, psp_encoder_ckpt=None, style_encoder_ckpt=None, *, size=None,
+                         channel_multiplier=2, **kwargs):
+        """Load `blendgan.pt` (+ `psp_encoder.pt`, + optional `style_encoder.pt`) and build the pipeline."""
+        from . import checkpoints
+
+        generator, info = checkpoints.load_generator(ckpt, size=size, channel_multiplier=channel_multiplier)
+        psp = checkpoints.load_psp_encoder(psp_encoder_ckpt, size=generator.size) if psp_encoder_ckpt else None
+        style = checkpoints.load_style_encoder(style_encoder_ckpt) if style_encoder_ckpt else None
+        return cls(generator, psp, style, latent_avg=info.get("latent_avg"), truncation=info.get("truncation"),
+                   **kwargs)
+
+    @classmethod
+    def from_models(cls, generator, psp_encoder=None, style_encoder=None, **kwargs):
+        """Build the pipeline from already constructed models (e.g. `blendgan.checkpoints` loaders)."""
+        return cls(generator, psp_encoder, style_encoder, **kwargs)
+
+    # ------------------------------------------------------------------ tensors in / out
+    def _to_model(self, t):
+        return t.to(device=self.device, dtype=self.dtype)
+
+    @staticmethod
+    def _to_output(t):
+        return t.detach().to(device="cpu", dtype=torch.float32)
+
+    @staticmethod
+    def to_rgb(image_tensor):
+        """[N, 3, H, W] in [-1, 1] -> list of H x W x 3 uint8 RGB arrays (the original's conversion)."""
+        return [images.bgr_to_rgb_array(b) for b in images.tensors_to_bgr(image_tensor)]
+
+    # ------------------------------------------------------------------ encoders (cached)
+    def encode_face_bgr(self, image_bgr):
+        """pSp codes [1, n_latent, 512] of a uint8 BGR image, at its own resolution (pooled to 256)."""
+        if self.psp_encoder is None:
+            raise UsageError("no pSp encoder loaded: pass psp_encoder_ckpt (psp_encoder.pt)")
+        key = _digest(image_bgr)
+        if key not in self._face_cache:
+            with torch.inference_mode():
+                codes = self.psp_encoder(self._to_model(images.bgr_to_tensor(image_bgr)))
+            self._face_cache[key] = codes
+        return self._face_cache[key]
+
+    def embed_style_bgr(self, image_bgr):
+        """Style code z_embed [1, 512] of a uint8 BGR image, at its own resolution (pooled to 256)."""
+        key = _digest(image_bgr)
+        if key not in self._style_cache:
+            with torch.inference_mode():
+                z = self.style_encoder(self._to_model(images.bgr_to_tensor(image_bgr)))
+            self._style_cache[key] = z
+        return self._style_cache[key]
+
+    def encode_face(self, image):
+        """pSp codes of a face (path, PIL image or H x W x 3 RGB array; FFHQ-aligned)."""
+        return self.encode_face_bgr(images.to_bgr(image))
+
+    def embed_style(self, image):
+        """Style code z_embed [1, 512] of an artwork (path, PIL image or RGB array)."""
+        return self.embed_style_bgr(images.to_bgr(image))
+
+    def clear_caches(self):
+        self._face_cache.clear()
+        self._style_cache.clear()
+
+    # ------------------------------------------------------------------ generation
+    def _generate(self, styles, **kwargs):
+        """Run the generator over the batch in chunks of `batch_size`; returns float32 CPU images."""
+        n = styles.shape[0]
+        out = []
+        for start in range(0, n, self.batch_size):
+            chunk = {k: (v[start:start + self.batch_size] if torch.is_tensor(v) and v.shape[0] == n else v)
+                     for k, v in kwargs.items()}
+            with torch.inference_mode():
+                image, _ = self.generator([self._to_model(styles[start:start + self.batch_size])],
+                                          randomize_noise=False, **chunk)
+            out.append(self._to_output(image))
+        return torch.cat(out)
+
+    def stylize(self, face_codes, z_embed, add_weight_index=6):
+        """Images [N, 3, size, size] from pSp codes [N|1, n_latent, 512] and style codes [N|1, 512]."""
+        face_codes, z_embed = self._pair(face_codes, z_embed)
+        return self._generate(face_codes, input_is_latent=True, z_embed=self._to_model(z_embed),
+                              add_weight_index=add_weight_index)
+
+    def reconstruct(self, face_codes):
+        """The face as the generator sees it (pSp inversion, no style)."""
+        return self._generate(self._to_model(face_codes), input_is_latent=True)
+
+    def sample_pair(self, z, z_embed, truncation=1.0, truncation_latent=None, add_weight_index=6):
+        """generate_image_pairs: (face, stylized face) for latent z [N, 512] and style code [N|1, 512]."""
+        z, z_embed = self._pair(z, z_embed)
+        trunc = {}
+        if truncation < 1:
+            if truncation_latent is None:
+                raise UsageError("truncation < 1 needs a truncation centre (latent_avg or mean_latent)")
+            trunc = dict(truncation=truncation, truncation_latent=self._to_model(truncation_latent))
+        plain = self._generate(z, **trunc)
+        styled = self._generate(z, z_embed=self._to_model(z_embed), add_weight_index=add_weight_index, **trunc)
+        return plain, styled
+
+    def mean_latent(self, n, generator=None):
+        """Mean mapped latent of n random z drawn on the CPU generator (device-independent)."""
+        z = torch.randn(n, 512, generator=generator)
+        with torch.inference_mode():
+            w = torch.cat([self.generator.style(self._to_model(c)) for c in z.split(1024)])
+        return w.float().mean(0, keepdim=True)
+
+    def interpolate(self, face_codes, z_from, z_to, alphas, add_weight_index=7):
+        """Images for style codes torch.lerp(z_from, z_to, alpha) for each alpha, in order."""
+        z = torch.stack([torch.lerp(z_from.reshape(-1), z_to.reshape(-1), float(a)) for a in alphas])
+        return self.stylize(face_codes, z, add_weight_index=add_weight_index)
+
+    def _pair(self, a, b):
+        """Broadcast two batches where one of them has a single entry."""
+        a, b = a.to(self.device), b.to(self.device)
+        if a.shape[0] != b.shape[0]:
+            n = max(a.shape[0], b.shape[0])
+            if min(a.shape[0], b.shape[0]) != 1:
+                raise ValueError(f"batch sizes {a.shape[0]} and {b.shape[0]} do not broadcast")
+            a = a.expand(n, *a.shape[1:])
+            b = b.expand(n, *b.shape[1:])
+        return a, b
+
+
+def video_alphas():
+    """gen_video's 31 blend factors: 0, sigmoid(-5.0 ... 4.5 step 0.5), then ten 1s (spec 7.3)."""
+    return [0.0] + [float(1.0 / (1.0 + np.exp(-a))) for a in np.arange(-5, 5, 0.5)] + [1.0] * 10
