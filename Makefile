@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml tools/setup_env.sh
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/blendgan transfer --input_img_path test_imgs/face_imgs --style_img_path test_imgs/style_imgs --outdir results/style_transfer
+	$(BIN)/blendgan transfer --input_img_path test_imgs/face_imgs --style_img_path test_imgs/style_imgs
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra tests
