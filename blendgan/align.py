@@ -34,6 +34,7 @@ INSTALL_HINT = (
 TRANSFORM_SIZE = 4096        # A.1: intermediate warp size of the original
 DETECT_MAX_SIDE = 2048       # default mode: larger photos are searched for faces at this size
 PREALIGNED_SIDES = (256, 512, 1024)
+SAME_SIZE = 1.1              # default mode: box sides within this factor count as equally large
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,16 @@ class Face:
     def area(self) -> int:
         left, top, right, bottom = self.box
         return (right - left) * (bottom - top)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Result of ``FaceAligner.align_detailed``: the aligned image (``None`` without a face), every
+    detected face in detector order, and the face that was aligned."""
+
+    image: np.ndarray | None
+    faces: list[Face]
+    face: Face | None
 
 
 # --------------------------------------------------------------------------- model files
@@ -221,6 +232,23 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int =
 # --------------------------------------------------------------------------- detector + aligner
 
 
+def choose_face(faces: list[Face], largest: bool = True) -> Face | None:
+    """The face to align from ``faces`` in detector order (``None`` if empty).
+
+    ``largest=False`` is the original rule: the first, i.e. highest score (A.2.5). ``largest=True``
+    (default mode, Part B): the largest box, where boxes within a factor 1.1 in side of the largest
+    count as equally large (dlib's boxes come from a 6/5-step image pyramid, so same-level boxes
+    differ only by rounding) and among those the highest score wins, which keeps low-score false
+    positives of about the same size from beating the real face."""
+    if not faces:
+        return None
+    if not largest:
+        return faces[0]
+    largest_side = max(f.area for f in faces) ** 0.5
+    return next(f for f in faces if f.area ** 0.5 * SAME_SIZE >= largest_side)
+
+
+
 class FaceAligner:
     """dlib HOG face detector (upsample 1) + 68-point landmarks + FFHQ alignment.
 
@@ -231,8 +259,8 @@ class FaceAligner:
 
     def __init__(self, predictor_path: str | os.PathLike | None = None, faithful: bool = False,
                  transform_size: int = TRANSFORM_SIZE):
-        dlib = _import_dlib()
         self.predictor_path = find_predictor(predictor_path)
+        dlib = _import_dlib()
         self.faithful = faithful
         self.transform_size = transform_size
         self.detect_max_side = None if faithful else DETECT_MAX_SIDE
@@ -280,29 +308,31 @@ class FaceAligner:
         return [face.landmarks for face in self.detect(image)]
 
     def choose(self, faces: list[Face]) -> Face | None:
-        """The face to align: the first (highest score) when faithful, else the largest box
-        (ties keep detector order)."""
-        if not faces:
-            return None
-        if self.faithful:
-            return faces[0]
-        return max(faces, key=lambda f: f.area)  # max() keeps the first of equal areas
+        """The face this aligner uses: ``choose_face(faces, largest=not self.faithful)``."""
+        return choose_face(faces, largest=not self.faithful)
+
+    def align_detailed(self, image: np.ndarray, output_size: int = 1024) -> Alignment:
+        """Like ``align`` but also returns all detected faces and the one used."""
+        bgr = self._prepare(image)
+        faces = self.detect(bgr)
+        face = self.choose(faces)
+        if face is None:
+            return Alignment(None, faces, None)
+        # the original never asks for more than transform_size; warp large enough for bigger outputs
+        out = align_landmarks(bgr, face.landmarks, output_size, max(self.transform_size, output_size))
+        return Alignment(out, faces, face)
 
     def align(self, image: np.ndarray, output_size: int = 1024) -> np.ndarray | None:
         """The aligned face as ``output_size``² ×3 uint8 BGR, or ``None`` when no face is found."""
-        bgr = self._prepare(image)
-        face = self.choose(self.detect(bgr))
-        if face is None:
-            return None
-        # the original never asks for more than transform_size; warp large enough for bigger outputs
-        return align_landmarks(bgr, face.landmarks, output_size, max(self.transform_size, output_size))
+        return self.align_detailed(image, output_size).image
 
 
 def align_file(path: str | os.PathLike, output_size: int = 1024, faithful: bool = False,
                predictor_path: str | os.PathLike | None = None,
                aligner: FaceAligner | None = None) -> np.ndarray | None:
     """Read an image file (EXIF orientation applied) and align its face; ``None`` when none found.
-    Pass ``aligner`` to reuse loaded models across files."""
+    Pass ``aligner`` to reuse loaded models across files (``faithful``/``predictor_path`` are then
+    ignored). Unreadable files raise ``InputImageError``."""
     from .images import read_image_bgr
 
     aligner = aligner or FaceAligner(predictor_path, faithful=faithful)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..align import PREDICTOR_ENV, PREDICTOR_NAME, TRANSFORM_SIZE, FaceAligner, align_file
+from ..align import PREDICTOR_ENV, PREDICTOR_NAME, TRANSFORM_SIZE, FaceAligner
 from ..errors import InputImageError, UsageError
-from ..images import list_images, write_image_atomic
+from ..images import list_images, read_image_bgr, write_image_atomic
 
 HELP = 'FFHQ-align faces in photos with dlib landmarks (needs pip install "blendgan[align]")'
 
@@ -55,17 +55,21 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         try:
-            aligned = align_file(path, args.size, aligner=aligner)
+            result = aligner.align_detailed(read_image_bgr(path), args.size)
         except InputImageError as err:
             message = str(err)
             tqdm.write(message if str(path) in message else f"{path}: {message}", file=sys.stderr)
             failed += 1
             continue
-        if aligned is None:
+        if result.image is None:
             tqdm.write(f"{path}: no face found, skipped", file=sys.stderr)
             skipped += 1
             continue
-        write_image_atomic(out, aligned)
+        if len(result.faces) > 1:
+            which = "highest-scoring" if args.faithful else "largest"
+            tqdm.write(f"{path}: {len(result.faces)} faces found, aligned the {which} "
+                       f"(box {', '.join(map(str, result.face.box))})", file=sys.stderr)
+        write_image_atomic(out, result.image)
         written += 1
     seconds = time.perf_counter() - start
     print(f"aligned {len(paths)} images into {args.outdir}: {written} written, {skipped} skipped (no face), "
