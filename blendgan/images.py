@@ -75,12 +75,12 @@ def read_image_bgr(path: PathLike) -> np.ndarray:
     Any problem raises ``InputImageError`` with the message ``"<path>: <reason>"``.
     """
     p = Path(path)
+    if p.is_dir():
+        raise InputImageError(f"{p}: is a folder, not an image file")
     try:
         data = np.fromfile(p, dtype=np.uint8)
     except FileNotFoundError:
         raise InputImageError(f"{p}: file not found") from None
-    except IsADirectoryError:
-        raise InputImageError(f"{p}: is a folder, not an image file") from None
     except PermissionError:
         raise InputImageError(f"{p}: cannot read the file (permission denied)") from None
     except OSError as err:
@@ -273,16 +273,23 @@ def tensor_to_video_frame_rgb(t: torch.Tensor) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def atomic_output(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the same folder as ``path`` (same suffix, so encoders that look at
-    the extension work); on a clean exit it is renamed over ``path``, on an exception it is deleted
-    and ``path`` is left untouched. The caller writes (and closes) the temporary file."""
+def temp_sibling(path: PathLike) -> Path:
+    """A fresh hidden temporary name in the folder of ``path``, keeping its suffix (encoders pick
+    the format from it): ``dir/.<stem>.<random>.tmp<suffix>``. Raises ``UsageError`` if the folder
+    does not exist."""
     target = Path(path)
     folder = target.parent
     if not folder.is_dir():
         raise UsageError(f"{target}: output folder {folder} does not exist")
-    tmp = folder / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
+    return folder / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path (``temp_sibling``) for the caller to write and close; on a clean exit
+    it is renamed over ``path``, on an exception it is deleted and ``path`` is left untouched."""
+    target = Path(path)
+    tmp = temp_sibling(target)
     try:
         yield tmp
         os.replace(tmp, target)
