@@ -216,6 +216,8 @@ def hconcat(images: Sequence[np.ndarray]) -> np.ndarray:
 def bgr_to_tensor(img_bgr: np.ndarray) -> torch.Tensor:
     """The original ``cv2ten`` (spec 6): BGR→RGB, CHW, ``(u/255 − 0.5)/0.5`` in float64, then
     float32, batch dimension added. Returns a CPU ``[1, 3, H, W]`` float32 tensor in [-1, 1]."""
+    if img_bgr.ndim != 3 or img_bgr.shape[2] != 3 or img_bgr.dtype != np.uint8:
+        raise ValueError(f"bgr_to_tensor expects a uint8 HxWx3 image, got {img_bgr.dtype} {img_bgr.shape}")
     chw = img_bgr[:, :, ::-1].transpose(2, 0, 1)
     x = (chw / 255.0 - 0.5) / 0.5  # float64, as in the original
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0)

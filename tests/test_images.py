@@ -69,6 +69,13 @@ def test_bgr_to_tensor_matches_formula_and_channel_order():
     assert t[0, :, 0, 0].tolist() == [1.0, pytest.approx(2 * 128 / 255 - 1, abs=1e-7), -1.0]
 
 
+def test_bgr_to_tensor_rejects_non_bgr_arrays():
+    with pytest.raises(ValueError):
+        images.bgr_to_tensor(rand_rgb()[:, :, 0])
+    with pytest.raises(ValueError):
+        images.bgr_to_tensor(rand_rgb().astype(np.float32))
+
+
 def test_bgr_to_tensor_accepts_non_contiguous_views():
     big = rand_rgb(80, 120)
     view = big[::2, 1::2]
@@ -457,3 +464,19 @@ def test_write_unknown_extension(tmp_path):
     with pytest.raises(UsageError, match=r"\.xyz"):
         images.write_image_atomic(tmp_path / "o.xyz", rand_rgb())
     assert leftovers(tmp_path, set()) == []
+
+
+# --------------------------------------------------------------------------- bundled test images
+
+
+def test_bundled_test_images_are_readable_and_small():
+    root = Path(__file__).resolve().parents[1] / "test_imgs"
+    faces, _ = images.list_images(root / "face_imgs")
+    styles, _ = images.list_images(root / "style_imgs")
+    photos, _ = images.list_images(root / "photos")
+    assert len(faces) >= 2 and len(styles) >= 4 and len(photos) >= 2
+    for path in faces + styles:
+        assert images.read_image_bgr(path).shape == (256, 256, 3), path
+    for path in photos:
+        assert min(images.read_image_bgr(path).shape[:2]) >= 256, path
+    assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) < 1_000_000
