@@ -1,0 +1,162 @@
+"""Checkpoints in the original on-disk formats, for tests (conformance README, "Recipe checkpoints in the
+original file formats"):
+
+    blendgan.pt     = {'g_ema': float32 recipe of keys/generator_S (seed N), 'latent_avg': recipe [1, 512] (seed N)}
+    psp_encoder.pt  = {'state_dict': {'encoder.' + k: float32 recipe of keys/psp_encoder_S (seed N + 1)},
+                       'latent_avg': recipe [n_styles, 512] (seed N + 1)}
+
+Recipe values come from ../shared/conformance/check_conformance.py (beside the repository); when that folder
+is absent `conformance()` returns None and tests should skip with `SKIP_REASON`. Generating a generator is
+slow (~10 s and a transient 3.8 GB for the 610304 x 512 style matrix), so `RecipeFiles` writes each file
+once per test session and keeps the float32 `embedder.*` tensors (identical for every size with one seed)
+in memory for reuse. `shape_only_checkpoint` gives files with the right keys and shapes but stride-0
+zero tensors: a few hundred kB on disk, for tests that only exercise transport and structure.
+"""
+import os
+import sys
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+SKIP_REASON = f"conformance fixture not found at {CONFORMANCE} (check out ../shared beside the repo to run this)"
+GENERATOR_SEED = 1234  # the steering side uses seed N for blendgan.pt and N + 1 for psp_encoder.pt
+
+
+def conformance():
+    """The fixture's check_conformance module, or None when ../shared is absent."""
+    if not (CONFORMANCE / "check_conformance.py").is_file():
+        return None
+    if str(CONFORMANCE) not in sys.path:
+        sys.path.insert(0, str(CONFORMANCE))
+    import check_conformance
+
+    return check_conformance
+
+
+def _cc():
+    cc = conformance()
+    if cc is None:
+        raise RuntimeError(SKIP_REASON)
+    return cc
+
+
+def n_styles_for(size):
+    return 2 * (size.bit_length() - 1) - 2
+
+
+def _recipe_float32(cc, key, shape, dtype, seed):
+    value = cc.recipe_tensor(key, shape, seed)  # float64; cast right away so only one big float64 lives
+    return value.to(torch.float32 if "float" in dtype else getattr(torch, dtype.replace("torch.", "")))
+
+
+def generator_state_dict(size, seed=GENERATOR_SEED, embedder=None):
+    """float32 recipe state dict of the generator (key-list order); `embedder` reuses `embedder.*` tensors."""
+    cc = _cc()
+    out = OrderedDict()
+    for key, shape, dtype in cc.load_keys(f"generator_{size}"):
+        out[key] = embedder[key] if embedder is not None and key in embedder else \
+            _recipe_float32(cc, key, shape, dtype, seed)
+    return out
+
+
+def psp_state_dict(size, seed=GENERATOR_SEED + 1):
+    """(float32 recipe of the inner GradualStyleEncoder, keys without 'encoder.'; latent_avg [n_styles, 512])."""
+    cc = _cc()
+    sd = OrderedDict((key, _recipe_float32(cc, key, shape, dtype, seed))
+                     for key, shape, dtype in cc.load_keys(f"psp_encoder_{size}"))
+    return sd, cc.recipe_tensor("latent_avg", [n_styles_for(size), 512], seed).float()
+
+
+def blendgan_checkpoint(state_dict, seed=GENERATOR_SEED):
+    """The blendgan.pt layout around a generator state dict."""
+    return {"g_ema": state_dict, "latent_avg": _cc().recipe_tensor("latent_avg", [1, 512], seed).float()}
+
+
+def psp_checkpoint(inner, latent_avg):
+    """The psp_encoder.pt layout around an inner encoder state dict."""
+    return {"state_dict": OrderedDict((f"encoder.{k}", v) for k, v in inner.items()), "latent_avg": latent_avg}
+
+
+def save(obj, path):
+    """torch.save to `path` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def shape_only_checkpoint(kind, size=64):
+    """A checkpoint dict in the original layout of `kind` with every tensor a stride-0 expanded zero.
+
+    Keys and shapes are those of the models (meta-device instances), so loaders' structural checks pass,
+    while torch.save stores one element per tensor.
+    """
+    from blendgan.models import Generator, PSPEncoder, StyleEncoder
+
+    def zeros_like(sd):
+        return OrderedDict((k, torch.zeros((), dtype=v.dtype).expand(v.shape)) for k, v in sd.items())
+
+    with torch.device("meta"):
+        if kind == "generator":
+            return {"g_ema": zeros_like(Generator(size).state_dict()),
+                    "latent_avg": torch.zeros((), dtype=torch.float32).expand(1, 512)}
+        if kind == "psp_encoder":
+            sd = zeros_like(PSPEncoder(n_styles_for(size)).state_dict())
+            latent_avg = sd.pop("latent_avg")
+            return {"state_dict": sd, "latent_avg": latent_avg}
+        if kind == "style_encoder":
+            return dict(zeros_like(StyleEncoder().state_dict()))
+    raise ValueError(kind)
+
+
+class RecipeFiles:
+    """Recipe checkpoint files written once per session under `root`, keyed by (kind, size, seed)."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._embedders = {}
+
+    def embedder(self, seed=GENERATOR_SEED):
+        """float32 `embedder.*` recipe tensors for `seed` (generated once, then shared by every size)."""
+        if seed not in self._embedders:
+            cc = _cc()
+            keys = [k for k in cc.load_keys("generator_64") if k[0].startswith("embedder.")]
+            self._embedders[seed] = OrderedDict((key, _recipe_float32(cc, key, shape, dtype, seed))
+                                                for key, shape, dtype in keys)
+        return self._embedders[seed]
+
+    def generator_state_dict(self, size, seed=GENERATOR_SEED):
+        """float32 recipe state dict (the embedder tensors are shared, not copied)."""
+        return generator_state_dict(size, seed, embedder=self.embedder(seed))
+
+    def blendgan(self, size, seed=GENERATOR_SEED):
+        """Path of blendgan_<size>_<seed>.pt = {'g_ema', 'latent_avg' [1, 512]}."""
+        path = self.root / f"blendgan_{size}_{seed}.pt"
+        if not path.exists():
+            save(blendgan_checkpoint(self.generator_state_dict(size, seed), seed), path)
+        return path
+
+    def psp_encoder(self, size, seed=GENERATOR_SEED + 1):
+        """Path of psp_encoder_<size>_<seed>.pt = {'state_dict': {'encoder.*'}, 'latent_avg' [n_styles, 512]}."""
+        path = self.root / f"psp_encoder_{size}_{seed}.pt"
+        if not path.exists():
+            save(psp_checkpoint(*psp_state_dict(size, seed)), path)
+        return path
+
+
+_SESSIONS = {}
+
+
+def session_recipe_files(tmp_path_factory):
+    """The session's RecipeFiles (shared by every test module of one pytest run)."""
+    base = tmp_path_factory.getbasetemp()
+    if base not in _SESSIONS:
+        _SESSIONS[base] = RecipeFiles(base / "recipe_files")
+    return _SESSIONS[base]
