@@ -37,7 +37,7 @@ PREALIGNED_SIDES = (256, 512, 1024)
 SAME_SIZE = 1.1              # default mode: box sides within this factor count as equally large
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Face:
     """One detected face: dlib box (left, top, right, bottom), detector score, 68 (x, y) landmarks."""
 
@@ -51,7 +51,7 @@ class Face:
         return (right - left) * (bottom - top)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Alignment:
     """Result of ``FaceAligner.align_detailed``: the aligned image (``None`` without a face), every
     detected face in detector order, and the face that was aligned."""
@@ -111,14 +111,12 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
-    elif image.dtype == bool:
-        image = image.astype(np.uint8) * 255
     elif image.dtype != np.uint8:
         raise InputImageError(f"unsupported image dtype {image.dtype}; expected uint8 or uint16")
     if image.ndim == 3 and image.shape[2] in (1, 2):
         image = image[:, :, 0]
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] in (3, 4):
         return np.ascontiguousarray(image[:, :, :3])
     raise InputImageError(f"unsupported image shape {image.shape}; expected H×W, H×W×3 or H×W×4")
@@ -246,7 +244,6 @@ def choose_face(faces: list[Face], largest: bool = True) -> Face | None:
         return faces[0]
     largest_side = max(f.area for f in faces) ** 0.5
     return next(f for f in faces if f.area ** 0.5 * SAME_SIZE >= largest_side)
-
 
 
 class FaceAligner:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from blendgan import align as align_mod
-from blendgan.align import Face, FaceAligner, align_landmarks, choose_face, ffhq_quad
+from blendgan.align import Face, FaceAligner, align_landmarks, choose_face, ffhq_quad, is_prealigned
 from blendgan.cli import align as align_cli
 from blendgan.cli import run_module
 from blendgan.errors import InputImageError, UsageError
@@ -163,6 +163,11 @@ def test_choose_face_rules():
     assert choose_face([small_best, big, same_size_low]) is big
     assert choose_face([small_best, face(100, 1.2), big]) is big  # 100 is a pyramid level below 120
     assert choose_face([]) is None and choose_face([], largest=False) is None
+
+
+def test_prealigned_sizes_follow_the_gui_rule():
+    assert is_prealigned(np.zeros((256, 256, 3), np.uint8)) and is_prealigned(np.zeros((1024, 1024), np.uint8))
+    assert not is_prealigned(np.zeros((512, 600, 3), np.uint8)) and not is_prealigned(np.zeros((300, 300, 3), np.uint8))
 
 
 # --------------------------------------------------------------------------- the extra missing
@@ -395,3 +400,14 @@ def test_cli_all_fine_exit_zero_and_exif_orientation(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["astro.png", "astro_2.png"]
     a, b = (cv2.imread(str(out / n)) for n in ("astro.png", "astro_2.png"))
     assert np.abs(a.astype(int) - b).mean() < 8  # same upright face (JPEG vs PNG source)
+
+
+@needs_dlib
+def test_cli_never_overwrites_an_input(tmp_path, capsys):
+    src = tmp_path / "face.png"
+    cv2.imwrite(str(src), photo("grace_hopper"))
+    before = src.read_bytes()
+    status = run_module(align_cli, [str(src), "--outdir", str(tmp_path), "--size", "64"])
+    assert status == 1
+    assert src.read_bytes() == before
+    assert "overwrite" in capsys.readouterr().err
