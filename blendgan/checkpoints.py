@@ -23,6 +23,7 @@ import pickle
 import re
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -198,7 +199,7 @@ def html_page_kind(path):
     with open(path, "rb") as f:
         text = f.read(1 << 18).decode("utf-8", "replace").lower()
     if "quota" in text or "too many users" in text:
-        return "Google Drive's 'download quota exceeded' page (the quota resets within a day)"
+        return "Google Drive's 'download quota exceeded' page"
     if "virus" in text:
         return "Google Drive's 'cannot scan this file for viruses' confirmation page"
     return "a web page"
@@ -208,8 +209,14 @@ def _html_message(path):
     w = official_weight(path)
     browser = f", or download {w.filename} in a browser from {w.drive_link}" if w else ""
     again = f"`blendgan download --force --only {w.name}`" if w else "the download"
-    return (f"{path} is {html_page_kind(path)}, not a checkpoint (an HTML page was saved instead of the "
-            f"weights); delete it and run {again} again later{browser}")
+    kind = html_page_kind(path)
+    return (f"{path} is {kind}, not a checkpoint (an HTML page was saved instead of the weights); delete it and "
+            f"run {again} again{retry_later(kind)}{browser}")
+
+
+def retry_later(page_kind):
+    """' tomorrow (...)' advice when Drive's daily quota is the problem, '' otherwise."""
+    return " tomorrow (Drive's download quota resets daily)" if "quota" in page_kind else ""
 
 
 def resolve_checkpoint_path(path, prefer_safetensors=True):
@@ -284,6 +291,8 @@ def _read_file(p):
         with open(p, "rb") as f:
             head = f.read(8)
         raise CheckpointError(f"{p} is not a PyTorch checkpoint (it starts with {head!r}); {_redownload(p)}")
+    if fmt == "zip" and not zipfile.is_zipfile(p):  # no end-of-archive record: the file was cut short
+        raise CheckpointError(f"{p} is truncated or corrupt (an incomplete download?); {_redownload(p)}")
     obj = _torch_load(p, mmap=fmt == "zip")  # the legacy (pre-1.6) format cannot be memory-mapped
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{p} holds a {type(obj).__name__}, not a dict of weights; pass a BlendGAN "
@@ -308,7 +317,7 @@ def _torch_load(p, mmap):
                               f"{_redownload(p)}") from None
     except (EOFError, RuntimeError, OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        if isinstance(err, EOFError) or "zip archive" in first or "central directory" in first:
+        if isinstance(err, (EOFError, OSError)) or "zip archive" in first or "central directory" in first:
             reason = "is truncated or corrupt (an incomplete download?)"
         else:
             reason = f"could not be read as a PyTorch checkpoint ({first[:200]})"
@@ -402,6 +411,10 @@ def _check_state_dict(expected, got, source, what, hint=""):
     if not_tensors:
         raise CheckpointError(f"{source} does not hold {what}: {len(not_tensors)} entries are not tensors "
                               f"({_few(not_tensors)}){hint}")
+    no_data = [k for k in expected if got[k].is_meta]
+    if no_data:
+        raise CheckpointError(f"{source} holds no data for {len(no_data)} tensors ({_few(no_data)}): they were "
+                              f"saved from the meta device; {_redownload(source)}")
     wrong = [(k, list(got[k].shape), list(s)) for k, s in expected.items() if tuple(got[k].shape) != s]
     if wrong:
         shown = "; ".join(f"{k}: file {a}, model {b}" for k, a, b in wrong[:3])

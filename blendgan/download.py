@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .checkpoints import (OFFICIAL_WEIGHTS, check_checkpoint, format_bytes, read_checkpoint, read_manifest,
-                          sha256_file, sniff_file, update_manifest, html_page_kind)
+                          retry_later, sha256_file, sniff_file, update_manifest, html_page_kind)
 from .errors import CheckpointError, UsageError
 
 HOME_ENV = "BLENDGAN_HOME"
@@ -142,8 +142,9 @@ def _partial_files(staging):
 def _check_arrival(staging, w, browser):
     """Refuse what is not the expected checkpoint: a web page, a damaged file, the wrong kind or layout."""
     if sniff_file(staging) == "html":
-        raise CheckpointError(f"the server sent {html_page_kind(staging)} instead of {w.filename}; try again "
-                              f"later, or {browser}")
+        page = html_page_kind(staging)
+        raise CheckpointError(f"the server sent {page} instead of {w.filename}; try again"
+                              f"{retry_later(page) or ' later'}, or {browser}")
     try:
         check_checkpoint(read_checkpoint(staging, prefer_safetensors=False), w.kind, source=staging)
     except CheckpointError as err:

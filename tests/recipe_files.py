@@ -102,17 +102,16 @@ def shape_only_checkpoint(kind, size=64):
     def zeros_like(sd):
         return OrderedDict((k, torch.zeros((), dtype=v.dtype).expand(v.shape)) for k, v in sd.items())
 
-    with torch.device("meta"):
-        if kind == "generator":
-            return {"g_ema": zeros_like(Generator(size).state_dict()),
-                    "latent_avg": torch.zeros((), dtype=torch.float32).expand(1, 512)}
-        if kind == "psp_encoder":
-            sd = zeros_like(PSPEncoder(n_styles_for(size)).state_dict())
-            latent_avg = sd.pop("latent_avg")
-            return {"state_dict": sd, "latent_avg": latent_avg}
-        if kind == "style_encoder":
-            return dict(zeros_like(StyleEncoder().state_dict()))
-    raise ValueError(kind)
+    with torch.device("meta"):  # shapes only; the zeros below are real (CPU) tensors
+        model = {"generator": lambda: Generator(size), "psp_encoder": lambda: PSPEncoder(n_styles_for(size)),
+                 "style_encoder": StyleEncoder}[kind]()
+    sd = zeros_like(model.state_dict())
+    if kind == "generator":
+        return {"g_ema": sd, "latent_avg": torch.zeros((), dtype=torch.float32).expand(1, 512)}
+    if kind == "psp_encoder":
+        latent_avg = sd.pop("latent_avg")
+        return {"state_dict": sd, "latent_avg": latent_avg}
+    return dict(sd)
 
 
 class RecipeFiles:
