@@ -5,10 +5,12 @@ original names and layouts, and records what happened in a report object (`writt
 `fail(path, reason)`, `note(msg)`); the commands in `blendgan.cli` only parse flags and call these.
 """
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from . import images
 from .errors import BlendGANError, UsageError
@@ -24,10 +26,9 @@ def _chunks(items, size):
         yield items[start:start + size]
 
 
-def _progress(iterable, **kwargs):
-    from .cli._common import progress
-
-    return progress(iterable, **kwargs)
+def _progress(iterable=None, **kwargs):
+    """tqdm progress bar on stderr (stdout keeps the summary line)."""
+    return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 
 # --------------------------------------------------------------------------- generate_image_pairs

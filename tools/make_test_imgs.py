@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 import cv2
@@ -29,17 +30,6 @@ STYLE_SIZE = 256
 FACE_SIZE = 256
 
 # Face boxes (left, top, right, bottom) in source pixels, from dlib.get_frontal_face_detector()(img, 1).
-FACE_BOXES = {
-    "astronaut": (175, 76, 265, 166),
-    "grace_hopper": (180, 139, 366, 325),
-}
-# FFHQ-like framing: the crop side is this many times the dlib box side (whole face plus hair),
-# and the crop centre sits this fraction of the crop side above the box centre, which leaves room
-# for the hair while the eyes stay a little above the middle of the crop.
-CROP_SCALE = 2.4
-CROP_SHIFT_UP = 0.03
-
-
 def package_file(package: str, *parts: str) -> Path:
     """Path of a data file inside an installed package (located without importing the package)."""
     spec = importlib.util.find_spec(package)
@@ -66,23 +56,13 @@ def write_jpeg(path: Path, img: np.ndarray) -> None:
     path.write_bytes(buf.tobytes())
 
 
-def face_crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Square crop around a face box, scaled to FACE_SIZE (area interpolation for downscaling)."""
-    left, top, right, bottom = box
-    side = int(round(max(right - left, bottom - top) * CROP_SCALE))
-    cx = (left + right) / 2
-    cy = (top + bottom) / 2 - CROP_SHIFT_UP * side
-    x0 = int(round(cx - side / 2))
-    y0 = int(round(cy - side / 2))
-    h, w = img.shape[:2]
-    # Pad with edge pixels in case the crop reaches past the border.
-    pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
-    if pad:
-        img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0 += pad
-        y0 += pad
-    crop = img[y0:y0 + side, x0:x0 + side]
-    return cv2.resize(crop, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+def aligned_face(photo_path: Path) -> np.ndarray:
+    """FFHQ alignment of the (re-encoded) photo with blendgan's own aligner, at 256 px."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from blendgan.align import FaceAligner
+    from blendgan.images import read_image_bgr
+
+    return FaceAligner().align(read_image_bgr(photo_path), output_size=256)
 
 
 def center_square(img: np.ndarray, size: int) -> np.ndarray:
@@ -150,7 +130,8 @@ def main() -> int:
     photos = {name: cv2.imread(str(path), cv2.IMREAD_COLOR) for name, path in sources().items()}
     for name, img in photos.items():
         write_jpeg(args.out / "photos" / f"{name}.jpg", img)
-        write_jpeg(args.out / "face_imgs" / f"{name}.jpg", face_crop(img, FACE_BOXES[name]))
+        # needs the align extra: pip install "blendgan[align]"
+        write_jpeg(args.out / "face_imgs" / f"{name}.jpg", aligned_face(args.out / "photos" / f"{name}.jpg"))
     for style_name, (make, source) in STYLES.items():
         # Filter at 512 px (the filters' parameters are tuned for that), then shrink to 256.
         styled = make(center_square(photos[source], 512))

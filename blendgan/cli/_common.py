@@ -24,7 +24,8 @@ def add_runtime_arguments(parser, batch_default=4):
 
 def add_align_argument(parser):
     parser.add_argument("--align", action="store_true",
-                        help="FFHQ-align each face photo first (needs: pip install 'blendgan[align]')")
+                        help="FFHQ-align each face photo first; square 256/512/1024 images are taken as already aligned "
+                             "(needs: pip install 'blendgan[align]')")
 
 
 def default_outdir(command):
@@ -88,12 +89,6 @@ class RunReport:
         return 1 if self.failed else 0
 
 
-def progress(iterable=None, **kwargs):
-    kwargs.setdefault("file", sys.stderr)
-    kwargs.setdefault("dynamic_ncols", True)
-    return tqdm(iterable, **kwargs)
-
-
 def read_or_report(report, path, reader):
     """reader(path), or None after reporting the failure (one line) when the file cannot be used."""
     try:
@@ -107,12 +102,14 @@ def make_aligner(args):
     """`aligner(image_bgr, path)` for --align (FFHQ alignment of each face photo), else None."""
     if not getattr(args, "align", False):
         return None
-    from ..align import FaceAligner
+    from ..align import FaceAligner, is_prealigned
     from ..errors import InputImageError
 
     face_aligner = FaceAligner()
 
     def align(image, path):
+        if is_prealigned(image):  # square 256/512/1024 crops count as aligned, as in the original GUI
+            return image
         aligned = face_aligner.align(image, output_size=1024)
         if aligned is None:
             raise InputImageError(f"{path}: no face found; pass a clearer photo or an already aligned crop")
