@@ -330,12 +330,19 @@ def _read_safetensors(p):
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: _aligned(f.get_tensor(k)) for k in f.keys()}
     except Exception as err:  # SafetensorError (a Rust-side type) for damaged headers / short files
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"{p} is not a valid safetensors file ({first[:200]}); convert the .pt again "
                               "with `blendgan convert` or delete it") from None
     return _unflatten(tensors, meta, p)
+
+
+def _aligned(t):
+    """Small tensors at unaligned addresses are copied (see `_save_safetensors`); big ones stay mapped."""
+    if t.data_ptr() % _ALIGN and t.numel() * t.element_size() < 1 << 20:
+        return t.clone()
+    return t
 
 
 def _unflatten(tensors, meta, p):
@@ -695,34 +702,47 @@ def convert_to_safetensors(path, out=None):
     dest = Path(out) if out is not None else src.with_suffix(".safetensors")
     if dest.is_dir():
         dest = dest / (src.stem + ".safetensors")
-    _save_safetensors(_unshared(tensors), meta, dest)
+    _save_safetensors(tensors, meta, dest)
     if (dest.parent / MANIFEST_NAME).is_file():
         update_manifest(dest.parent, dest.name, {"sha256": sha256_file(dest), "size": dest.stat().st_size,
                                                  "kind": kind, "converted_from": src.name})
     return dest
 
 
-def _unshared(tensors):
-    """Contiguous tensors, none sharing memory (safetensors refuses aliases); copies only where needed."""
-    seen, out = set(), {}
-    for k, v in tensors.items():
-        v = v.contiguous()
-        if v.numel():
-            if v.untyped_storage().data_ptr() in seen:
-                v = v.clone()
-            seen.add(v.untyped_storage().data_ptr())
-        out[k] = v
-    return out
+_ALIGN = 64  # bytes; torch.save aligns tensor data the same way
+_ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+              torch.bool: "BOOL"}
 
 
 def _save_safetensors(tensors, meta, dest):
-    from safetensors.torch import save_file
+    """Write a standard safetensors file whose tensor data start at 64-byte boundaries.
 
+    The safetensors library packs tensors back to back, so after memory-mapping most of them sit at
+    addresses that are not 64-byte aligned, and some CPU kernels then sum in a different order (float32
+    outputs differ in the last bits from the .pt). Here the header is padded to a multiple of 64 bytes
+    and every tensor whose size is a multiple of 64 bytes comes first; the few small ones after them are
+    copied to aligned memory when read (`_read_safetensors`). The file is read by the library.
+    """
+    order = sorted(tensors, key=lambda k: tensors[k].numel() * tensors[k].element_size() % _ALIGN != 0)
+    header, offset = {"__metadata__": meta}, 0
+    for k in order:
+        t = tensors[k]
+        if t.dtype not in _ST_DTYPES:
+            raise CheckpointError(f"{k}: dtype {t.dtype} cannot be stored in a safetensors file")
+        n = t.numel() * t.element_size()
+        header[k] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-(8 + len(head)) % _ALIGN)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        with os.fdopen(fd, "wb") as f:
+            f.write(len(head).to_bytes(8, "little") + head)
+            for k in order:
+                if tensors[k].numel():
+                    f.write(memoryview(tensors[k].reshape(-1).view(torch.uint8).numpy()))  # no copy
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

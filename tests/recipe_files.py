@@ -121,6 +121,7 @@ class RecipeFiles:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._embedders = {}
+        self._psp = (None, None)  # the last pSp recipe: (key, state), so a test can reuse it as reference
 
     def embedder(self, seed=GENERATOR_SEED):
         """float32 `embedder.*` recipe tensors for `seed` (generated once, then shared by every size)."""
@@ -142,11 +143,18 @@ class RecipeFiles:
             save(blendgan_checkpoint(self.generator_state_dict(size, seed), seed), path)
         return path
 
+    def psp_state_dict(self, size, seed=GENERATOR_SEED + 1):
+        """(inner float32 recipe, latent_avg); the last one asked for is kept (one pSp at a time in memory)."""
+        if self._psp[0] != (size, seed):
+            self._psp = (None, None)
+            self._psp = ((size, seed), psp_state_dict(size, seed))
+        return self._psp[1]
+
     def psp_encoder(self, size, seed=GENERATOR_SEED + 1):
         """Path of psp_encoder_<size>_<seed>.pt = {'state_dict': {'encoder.*'}, 'latent_avg' [n_styles, 512]}."""
         path = self.root / f"psp_encoder_{size}_{seed}.pt"
         if not path.exists():
-            save(psp_checkpoint(*psp_state_dict(size, seed)), path)
+            save(psp_checkpoint(*self.psp_state_dict(size, seed)), path)
         return path
 
 
