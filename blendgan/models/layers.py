@@ -26,6 +26,27 @@ def use_reference_ops(model, enabled=True):
     return model
 
 
+LARGE_LINEAR_MIN_INPUTS = 1 << 16  # only the style encoder's 610304-wide layer is this wide
+
+
+def set_style_matrix_dtype(model, dtype):
+    """Store the weight of every very wide EqualLinear (the style encoder's 610304 x 512 matrix,
+    1.25 GB in float32) in `dtype` (torch.float16 or torch.bfloat16) to halve its memory.
+
+    Call it once after loading and after any `model.to(dtype)` (which would cast it back). Forward still
+    computes in the activations' dtype (`ops.linear` upcasts the weight block by block), so only the
+    storage rounding reaches `z_embed`. State-dict keys and shapes are unchanged. Returns bytes saved.
+    """
+    saved = 0
+    for m in model.modules():
+        if isinstance(m, EqualLinear) and m.weight.shape[1] >= LARGE_LINEAR_MIN_INPUTS and m.weight.dtype != dtype:
+            w = m.weight.detach()
+            new = w.to(dtype)
+            saved += w.numel() * (w.element_size() - new.element_size())
+            m.weight = nn.Parameter(new, requires_grad=False)
+    return saved
+
+
 class PixelNorm(nn.Module):
     """x * rsqrt(mean(x^2 over features) + 1e-8) (spec 1.4)."""
 
@@ -47,7 +68,8 @@ class EqualLinear(OpsSwitch):
     def forward(self, x):
         # x @ (c*W)^T computed as (x @ W^T) * c: same math, and no scaled copy of W per call
         # (that copy is 1.25 GB for the style encoder's 610304-wide layer).
-        out = F.linear(x, self.weight) * self.scale
+        # the weight may be stored in a lower precision than x (see `set_style_matrix_dtype`)
+        out = (ops.linear_reference if self.reference else ops.linear)(x, self.weight) * self.scale
         bias = self.bias * self.lr_mul
         if self.activation:
             act = ops.fused_leaky_relu_reference if self.reference else ops.fused_leaky_relu
@@ -120,11 +142,12 @@ class ModulatedConv2d(OpsSwitch):
 
     def forward(self, x, w):
         styles = self.modulation(w)
-        conv = ops.modulated_conv2d_reference if self.reference else ops.modulated_conv2d
-        fir = ops.upfirdn2d_reference if self.reference else ops.upfirdn2d
-        return conv(x, self.weight, styles, scale=self.scale, demodulate=self.demodulate,
-                    upsample=self.upsample, blur_kernel=self.blur.kernel if self.upsample else None,
-                    blur_pad=self.blur.pad if self.upsample else None, upfirdn=fir)
+        kwargs = dict(scale=self.scale, demodulate=self.demodulate, upsample=self.upsample,
+                      blur_kernel=self.blur.kernel if self.upsample else None,
+                      blur_pad=self.blur.pad if self.upsample else None)
+        if self.reference:
+            return ops.modulated_conv2d_reference(x, self.weight, styles, upfirdn=ops.upfirdn2d_reference, **kwargs)
+        return ops.modulated_conv2d(x, self.weight, styles, **kwargs)
 
     def extra_repr(self):
         return (f"{self.in_channel}, {self.out_channel}, {self.kernel_size}, "
@@ -153,8 +176,11 @@ class ConstantInput(nn.Module):
         return self.input.repeat(batch, 1, 1, 1)
 
 
-class StyledConv(nn.Module):
-    """Modulated conv + noise + fused leaky ReLU (spec 2.4)."""
+class StyledConv(OpsSwitch):
+    """Modulated conv + noise + fused leaky ReLU (spec 2.4).
+
+    The fast path runs all of it as one `ops.modulated_conv2d_fast` call (noise, bias and activation in
+    the convolution's epilogue); the reference path chains the three sub-modules."""
 
     def __init__(self, in_channel, out_channel, kernel_size, style_dim, upsample=False, blur_kernel=(1, 3, 3, 1)):
         super().__init__()
@@ -164,10 +190,17 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channel)
 
     def forward(self, x, w, noise):
-        return self.activate(self.noise(self.conv(x, w), noise))
+        if self.reference:
+            return self.activate(self.noise(self.conv(x, w), noise))
+        conv = self.conv
+        return ops.modulated_conv2d_fast(
+            x, conv.weight, conv.modulation(w), scale=conv.scale, demodulate=True, upsample=conv.upsample,
+            blur_kernel=conv.blur.kernel if conv.upsample else None, blur_pad=conv.blur.pad if conv.upsample else None,
+            bias=self.activate.bias, noise=None if noise is None else self.noise.weight * noise,
+            gain=ops.activation.GAIN, negative_slope=ops.activation.NEGATIVE_SLOPE)
 
 
-class ToRGB(nn.Module):
+class ToRGB(OpsSwitch):
     """1x1 modulated conv without demodulation, plus bias, plus the upsampled skip image (spec 2.4).
 
     Registration order (bias, upsample, conv) mirrors the original state-dict order."""
@@ -180,7 +213,11 @@ class ToRGB(nn.Module):
         self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
 
     def forward(self, x, w, skip=None):
-        out = self.conv(x, w) + self.bias
-        if skip is not None:
-            out = out + self.upsample(skip)
-        return out
+        if self.reference:
+            out = self.conv(x, w) + self.bias
+            if skip is not None:
+                out = out + self.upsample(skip)
+            return out
+        residual = self.upsample(skip) if skip is not None else None
+        return ops.modulated_conv2d_fast(x, self.conv.weight, self.conv.modulation(w), scale=self.conv.scale,
+                                         demodulate=False, bias=self.bias, residual=residual)

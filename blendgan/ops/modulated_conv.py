@@ -6,7 +6,7 @@ straightforward form of the spec's math.
 import torch
 import torch.nn.functional as F
 
-from .upfirdn2d import upfirdn2d_reference
+from .upfirdn2d import upfirdn2d_fast, upfirdn2d_reference
 
 DEMOD_EPS = 1e-8
 
@@ -36,6 +36,128 @@ def modulated_conv2d_reference(x, weight, styles, *, scale, demodulate=True, ups
     return out.reshape(n, out_ch, h, w)
 
 
-def modulated_conv2d(x, weight, styles, **kwargs):
-    """Public entry point; same numbers as the reference."""
-    return modulated_conv2d_reference(x, weight, styles, **kwargs)
+def modulated_conv2d(x, weight, styles, *, upfirdn=None, **kwargs):
+    """Public entry point: `modulated_conv2d_fast` (same numbers as the reference up to rounding).
+
+    Accepts the reference's keywords; `upfirdn` is ignored (the fast path has its own FIR blur)."""
+    return modulated_conv2d_fast(x, weight, styles, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------- fast path
+# The same math rearranged (spec 2.3), exact up to rounding:
+#   demod[b, o] = rsqrt(scale^2 * sum_i s[b, i]^2 * sum_{kh,kw} w[o, i]^2 + eps)   (no [N, out, in, k, k] tensor)
+#   conv(x_b, scale * w * s_b * demod_b) = demod_b * conv(scale * s_b * x_b, w)   (modulate data, not weights)
+# The per-sample style and demodulation factors are folded into whichever side is smaller: into a
+# per-sample copy of the weight when the weight is smaller than one sample's activations (the high
+# resolutions), otherwise into the activations around one convolution with the shared weight.
+# The FIR blur after the transposed conv is a depthwise convolution, and bias, noise and the fused
+# leaky ReLU's gain are folded into the convolution epilogue (gain * lrelu(v) = lrelu(gain * v), gain > 0).
+
+def _compute_dtype(dtype):
+    """Accumulation dtype for the small per-sample factors: float64 stays, everything else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def demodulation(weight, styles, scale, weight_sq=None):
+    """[N, out] demodulation factors rsqrt(sum_{i,kh,kw} (scale * w[o,i] * s[b,i])^2 + 1e-8).
+
+    `weight_sq` ([out, in], sum over the spatial taps of w^2) may be passed precomputed."""
+    acc = _compute_dtype(styles.dtype)
+    if weight_sq is None:
+        weight_sq = weight_sum_of_squares(weight)
+    return torch.rsqrt((scale * scale) * (styles.to(acc).square() @ weight_sq.to(acc).t()) + DEMOD_EPS)
+
+
+def weight_sum_of_squares(weight):
+    """sum over the spatial taps of w^2, [out, in], in the accumulation dtype (float32 or float64)."""
+    return weight[0].to(_compute_dtype(weight.dtype)).square().sum([2, 3])
+
+
+def _channels_last(x):
+    # oneDNN and cuDNN run these convolutions (few channels, large maps) markedly faster in NHWC;
+    # every later op keeps the format, so the conversion happens once per forward (at 4x4).
+    if x.device.type in ("cpu", "cuda"):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _fold_into_weight(weight, in_ch, h, w):
+    """True when a per-sample weight copy is cheaper than passes over one sample's activations."""
+    return weight[0].numel() <= in_ch * h * w
+
+
+def _memory_format(t):
+    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) and t.shape[1] > 1 \
+        else torch.contiguous_format
+
+
+def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample=False, blur_kernel=None,
+                          blur_pad=(1, 1), bias=None, noise=None, gain=1.0, negative_slope=None, residual=None,
+                          weight_sq=None):
+    """Modulated convolution with an optional fused epilogue; same numbers as the reference up to rounding.
+
+    Returns `act(gain * (modconv(x) + noise) + gain * bias) + residual` where `act` is leaky ReLU with
+    `negative_slope` (None: identity), `noise` broadcasts like [N or 1, 1, H, W] (already multiplied by
+    its weight), `bias` is per output channel, `residual` is added last (the ToRGB skip image). With the
+    defaults it is exactly the reference's `modulated_conv2d`. `gain` must be positive.
+    """
+    n, in_ch, h, w = x.shape
+    out_ch, k = weight.shape[1], weight.shape[3]
+    acc = _compute_dtype(x.dtype)
+    x = _channels_last(x)
+    in_scale = styles.to(acc) * scale  # [N, in]
+    out_scale = demodulation(weight, styles, scale, weight_sq) * gain if demodulate else None  # [N, out]
+    if out_scale is None and gain != 1.0:
+        out_scale = torch.full((n, out_ch), float(gain), dtype=acc, device=x.device)
+    if bias is not None:
+        bias = (bias.reshape(-1).to(acc) * gain).to(x.dtype)
+    if noise is not None:
+        noise = (noise * gain).to(x.dtype)
+
+    if _fold_into_weight(weight, in_ch, h, w):
+        # per-sample weights; each sample's result goes straight into its slice of the output
+        wgt = weight[0].to(acc)[None] * in_scale[:, None, :, None, None]
+        if out_scale is not None:
+            wgt = wgt * out_scale[:, :, None, None, None]
+        wgt = wgt.to(x.dtype)
+        out = None
+        for b in range(n):
+            part = _conv(x[b:b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias)
+            if n == 1:
+                out = part
+                break
+            if out is None:
+                out = torch.empty((n, *part.shape[1:]), dtype=part.dtype, device=part.device,
+                                  memory_format=_memory_format(part))
+            if noise is None:
+                out[b:b + 1].copy_(part)
+            else:  # the noise add doubles as the copy into the batch
+                torch.add(part, noise[b:b + 1] if noise.shape[0] > 1 else noise, out=out[b:b + 1])
+        if n > 1:
+            noise = None
+    else:
+        # shared weight: modulate the activations, one convolution for the whole batch, demodulate after
+        xs = x * in_scale.to(x.dtype)[:, :, None, None]
+        out = _conv(xs, weight[0], upsample, blur_kernel, blur_pad, k, None)
+        if out_scale is not None:
+            scale_o = out_scale.to(x.dtype)[:, :, None, None]
+            out = torch.addcmul(bias[None, :, None, None], out, scale_o) if bias is not None else out * scale_o
+        elif bias is not None:
+            out = out + bias[None, :, None, None]
+    if noise is not None:
+        out.add_(noise)
+    if negative_slope is not None:
+        F.leaky_relu_(out, negative_slope)
+    if residual is not None:
+        # written into a fresh standard-layout tensor: the ToRGB image leaves the layer in NCHW
+        out = torch.add(out, residual, out=torch.empty(out.shape, dtype=out.dtype, device=out.device))
+    return out
+
+
+def _conv(x, wgt, upsample, blur_kernel, blur_pad, k, bias):
+    """One [out, in, k, k] weight on x; upsampling = stride-2 transposed conv + depthwise FIR blur."""
+    if not upsample:
+        return F.conv2d(x, wgt, bias, padding=k // 2)
+    t = F.conv_transpose2d(x, wgt.transpose(0, 1), stride=2)
+    # the bias goes after the blur: near the borders blurring a constant does not give that constant
+    return upfirdn2d_fast(t, blur_kernel, pad=blur_pad, bias=bias)

@@ -1,0 +1,32 @@
+"""`x @ weight.T` when the weight is stored in a lower precision than the activations.
+
+Used for the style encoder's 610304 x 512 matrix (1.25 GB in float32), which may be kept in float16 or
+bfloat16 to halve its memory (`blendgan.models.prepare_for_inference(..., style_matrix_dtype=...)`).
+The product is still computed in the activations' dtype: the weight is upcast one block of columns
+at a time into a small reused buffer, so only the storage rounding of the weight enters the result.
+"""
+import torch
+import torch.nn.functional as F
+
+BLOCK_COLUMNS = 4096  # 512 x 4096 float32 = 8 MB per block
+
+
+def linear_reference(x, weight):
+    """Plain definition: upcast the whole weight, then multiply."""
+    return F.linear(x, weight.to(x.dtype))
+
+
+def linear(x, weight, block_columns=BLOCK_COLUMNS):
+    """`F.linear(x, weight)` (no bias) for any weight dtype; x's dtype is the compute dtype."""
+    if weight.dtype == x.dtype:
+        return F.linear(x, weight)
+    lead, in_dim = x.shape[:-1], x.shape[-1]
+    rows = x.reshape(-1, in_dim)
+    out = torch.zeros(rows.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
+    buf = torch.empty(weight.shape[0], min(block_columns, in_dim), dtype=x.dtype, device=x.device)
+    for c in range(0, in_dim, block_columns):
+        block = weight[:, c:c + block_columns]
+        wb = buf[:, :block.shape[1]]
+        wb.copy_(block)
+        out.addmm_(rows[:, c:c + block.shape[1]], wb.t())
+    return out.reshape(*lead, weight.shape[0])
