@@ -79,10 +79,11 @@ def _how_to_get(path):
 
     w = official_weight(path) if path else None
     if w is not None:
-        return (f"run `blendgan download --only {w.name}` (saves it in {weights_dir()}) "
+        return (f"run `blendgan download --only {w.name}` (saves it in {weights_dir().resolve()}) "
                 f"or download {w.filename} from {w.drive_link}")
     links = ", ".join(f"{w.filename} {w.drive_link}" for w in OFFICIAL_WEIGHTS.values())
-    return f"run `blendgan download` (saves the weights in {weights_dir()}) or download them from Google Drive: {links}"
+    return (f"run `blendgan download` (saves the weights in {weights_dir().resolve()}) or download them from "
+            f"Google Drive: {links}")
 
 
 def _redownload(path):
@@ -238,25 +239,34 @@ def resolve_checkpoint_path(path, prefer_safetensors=True):
                 raise CheckpointError(f"{sibling} {problem}, and {p} does not exist")
             warnings.warn(f"ignoring {sibling}: it {problem}; reading {p}", CheckpointWarning, stacklevel=3)
     if p.is_dir():
-        raise CheckpointError(f"{p} is a directory, not a checkpoint file; pass the file itself (e.g. {p / 'blendgan.pt'})")
+        raise CheckpointError(f"{p} is a directory, not a checkpoint file; pass the file itself "
+                              f"(e.g. {p / 'blendgan.pt'})")
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} not found; {_how_to_get(p)}")
     return p
 
 
 def _sibling_problem(sibling, original):
-    if original.is_file() and original.stat().st_mtime > sibling.stat().st_mtime:
-        return f"is older than {original.name} (run `blendgan convert {original}` to refresh it)"
+    """Why a .safetensors sibling must not stand in for `original` (None when it may)."""
     try:
         from safetensors import safe_open
 
-        with safe_open(str(sibling), framework="pt"):
-            pass
+        with safe_open(str(sibling), framework="pt") as f:
+            meta = f.metadata() or {}
         verify_manifest(sibling)
     except CheckpointError as err:
         return f"failed its check ({err})"
     except Exception as err:  # safetensors raises its own error type for a damaged header
         return f"is not a readable safetensors file ({err})"
+    if original.is_file():
+        st = original.stat()
+        refresh = f"run `blendgan convert {original}` to refresh it"
+        recorded = (meta.get(_META_PREFIX + "source_size"), meta.get(_META_PREFIX + "source_mtime_ns"))
+        if None not in recorded:  # written by convert_to_safetensors: it names the .pt it came from
+            if recorded != (str(st.st_size), str(st.st_mtime_ns)):
+                return f"was converted from an earlier {original.name} ({refresh})"
+        elif st.st_mtime > sibling.stat().st_mtime:
+            return f"is older than {original.name} ({refresh})"
     return None
 
 
@@ -681,7 +691,9 @@ def convert_to_safetensors(path, out=None):
     if kind == "unknown":
         raise CheckpointError(f"{src} is not a BlendGAN checkpoint (entries: {_few([str(k) for k in ckpt], 4)}); "
                               "nothing to convert")
-    meta = {"format": "pt", _META_PREFIX + "kind": kind, _META_PREFIX + "source": src.name}
+    st = src.stat()
+    meta = {"format": "pt", _META_PREFIX + "kind": kind, _META_PREFIX + "source": src.name,
+            _META_PREFIX + "source_size": str(st.st_size), _META_PREFIX + "source_mtime_ns": str(st.st_mtime_ns)}
     if kind == "generator":
         sd, size = _generator_parts(ckpt, src)
         tensors = dict(sd)

@@ -4,11 +4,9 @@ a checkpoint can run code; safetensors round-trips bit for bit; manifests are en
 import argparse
 import json
 import os
-import pickle
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from blendgan.cli import convert as convert_cli
 from blendgan.cli import info as info_cli
 from blendgan.cli import run_module
 from blendgan.errors import CheckpointError
-from blendgan.models import Generator, PSPEncoder, StyleEncoder
+from blendgan.models import Generator, PSPEncoder
 from blendgan.models.loading import from_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +183,11 @@ def test_safetensors_round_trip_is_bit_identical(files, tmp_path):
     d = ck.describe_checkpoint(out, sha256=False)
     assert (d["kind"], d["size"], d["latent_avg"], d["truncation"], d["check"]) == \
         ("generator", 64, [1, 512], 0.7, "ok")
+
+    # the .pt is replaced, even by a file with an older date: the sibling no longer stands in for it
+    os.utime(pt, ns=(pt.stat().st_atime_ns, pt.stat().st_mtime_ns - 10**9))
+    with pytest.warns(ck.CheckpointWarning, match="was converted from an earlier blendgan.pt"):
+        assert ck.load_generator(pt)[1]["path"] == pt
 
 
 def same_tensors(a, b):
