@@ -52,45 +52,60 @@ def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
     return upfirdn2d_fast(x, kernel, up=up, down=down, pad=pad)
 
 
-def depthwise_kernel(kernel, channels, like, flip=True):
-    """[channels, 1, kh, kw] weight for a depthwise convolution with the FIR `kernel`.
+def _fir_weight(kernel, like, flip=True):
+    """[1, 1, kh, kw] FIR weight in x's dtype/device.
 
     `flip=True` turns F.conv2d's cross-correlation into the true convolution of spec 1.1;
     conv_transpose2d scatters without flipping, so it takes the kernel as is (`flip=False`)."""
     k = torch.flip(kernel, [0, 1]) if flip else kernel
-    return k.to(device=like.device, dtype=like.dtype)[None, None].expand(channels, 1, *k.shape)
+    return k.to(device=like.device, dtype=like.dtype)[None, None]
+
+
+def _grouped_is_fast(x):
+    # oneDNN (float32/bfloat16 on CPU) and cuDNN have real depthwise kernels; elsewhere (float64 on
+    # CPU, say) PyTorch loops over the channels one group at a time, so one plane-batch conv is better.
+    return x.device.type != "cpu" or x.dtype in (torch.float32, torch.bfloat16)
+
+
+def _depthwise(x, kernel, transposed, bias, **conv_args):
+    """Apply the same 2-D FIR to every (sample, channel) plane of x with one convolution call."""
+    n, c, h, w = x.shape
+    fn = F.conv_transpose2d if transposed else F.conv2d
+    weight = _fir_weight(kernel, x, flip=not transposed)
+    if _grouped_is_fast(x):
+        if x.device.type == "cpu" and c > 1:
+            # oneDNN's depthwise kernels are 3-6x faster in NHWC than in NCHW (measured, 3-64 channels)
+            x = x.contiguous(memory_format=torch.channels_last)
+        return fn(x, weight.expand(c, 1, *weight.shape[2:]), bias, groups=c, **conv_args)
+    out = fn(x.reshape(n * c, 1, h, w), weight, **conv_args)
+    out = out.reshape(n, c, *out.shape[2:])
+    return out if bias is None else out + bias.reshape(1, c, 1, 1)
 
 
 def upfirdn2d_fast(x, kernel, up=1, down=1, pad=(0, 0), bias=None):
-    """upfirdn2d as a depthwise convolution (groups = channels) instead of one plane at a time.
+    """upfirdn2d as one depthwise convolution over all planes.
 
-    - up == 1: pad, then a strided depthwise conv2d with the flipped kernel (stride = down keeps every
-      down-th sample starting at 0, exactly step 4 of spec 1.1); symmetric pads go into the conv itself.
-    - up > 1: zero insertion + pad + filter is a depthwise conv_transpose2d with stride `up`, padding
-      kh-1-p0 and output_padding p1-p0+up-1, whenever those are valid; otherwise zeros are inserted
-      explicitly and the up == 1 path runs.
+    - up == 1: pad, then a strided conv with the flipped kernel (stride = down keeps every down-th
+      sample starting at 0, exactly step 4 of spec 1.1); symmetric pads go into the conv itself.
+    - up > 1: zero insertion + pad + filter is a transposed conv with stride `up`, padding kh-1-p0 and
+      output_padding p1-p0+up-1, whenever those are valid; otherwise zeros are inserted explicitly and
+      the up == 1 path runs.
     The loaded kernel is used as is (any values, not only [1,3,3,1]). `bias` (per channel, optional)
-    is added in the convolution's epilogue. Works in any memory format; channels-last stays so.
+    is added in the convolution's epilogue. Any memory format is accepted.
     """
     p0, p1 = _check_args(x, kernel, up, down, pad)
     n, c, h, w = x.shape
     kh, kw = kernel.shape
-    if x.device.type == "cpu" and c > 1:
-        # oneDNN's depthwise kernels are 3-6x faster in NHWC than in NCHW (measured, 3-32 channels)
-        x = x.contiguous(memory_format=torch.channels_last)
     if bias is not None:
         bias = bias.to(x.dtype)
     if up > 1:
         q_h, q_w = kh - 1 - p0, kw - 1 - p0
         op = p1 - p0 + up - 1
         if down == 1 and q_h >= 0 and q_w >= 0 and 0 <= op < up:
-            weight = depthwise_kernel(kernel, c, x, flip=False)
-            return F.conv_transpose2d(x, weight, bias, stride=up, padding=(q_h, q_w), output_padding=op,
-                                      groups=c)
+            return _depthwise(x, kernel, True, bias, stride=up, padding=(q_h, q_w), output_padding=op)
         zeros = x.new_zeros(n, c, h * up, w * up)
         zeros[:, :, ::up, ::up] = x
         x = zeros
-    weight = depthwise_kernel(kernel, c, x)
     if p0 == p1:
-        return F.conv2d(x, weight, bias, stride=down, padding=p0, groups=c)
-    return F.conv2d(F.pad(x, (p0, p1, p0, p1)), weight, bias, stride=down, groups=c)
+        return _depthwise(x, kernel, False, bias, stride=down, padding=p0)
+    return _depthwise(F.pad(x, (p0, p1, p0, p1)), kernel, False, bias, stride=down)
