@@ -7,7 +7,7 @@ original file formats"):
 
 Recipe values come from ../shared/conformance/check_conformance.py (beside the repository); when that folder
 is absent `conformance()` returns None and tests should skip with `SKIP_REASON`. Generating a generator is
-slow (~10 s and a transient 3.8 GB for the 610304 x 512 style matrix), so `RecipeFiles` writes each file
+slow (~10 s, 1.3 GB for the float32 610304 x 512 style matrix), so `RecipeFiles` writes each file
 once per test session and keeps the float32 `embedder.*` tensors (identical for every size with one seed)
 in memory for reuse. `shape_only_checkpoint` gives files with the right keys and shapes but stride-0
 zero tensors: a few hundred kB on disk, for tests that only exercise transport and structure.
@@ -15,6 +15,7 @@ zero tensors: a few hundred kB on disk, for tests that only exercise transport a
 import os
 import sys
 import tempfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -48,8 +49,40 @@ def n_styles_for(size):
 
 
 def _recipe_float32(cc, key, shape, dtype, seed):
+    if cc.recipe_rule(key, shape) == 7 and _row_chunks_match(shape[1]):
+        return _style_matrix_float32(key, shape, seed)
     value = cc.recipe_tensor(key, shape, seed)  # float64; cast right away so only one big float64 lives
     return value.to(torch.float32 if "float" in dtype else getattr(torch, dtype.replace("torch.", "")))
+
+
+def _generator_for(key, seed):
+    # recipe step 1 (conformance README): seed = (crc32(key) + SEED) mod 2^63
+    return torch.Generator().manual_seed((zlib.crc32(key.encode("utf-8")) + int(seed)) % 2 ** 63)
+
+
+def _style_matrix_float32(key, shape, seed, rows=32):
+    """Recipe rule 7 (1000·randn, 512 x 610304) drawn a few rows at a time and cast to float32 as it goes:
+    ~1.3 GB instead of the 2.5 GB float64 matrix plus its 1.3 GB cast."""
+    g = _generator_for(key, seed)
+    out = torch.empty(shape, dtype=torch.float32)
+    for i in range(0, shape[0], rows):
+        n = min(rows, shape[0] - i)
+        out[i:i + n] = torch.randn((n, shape[1]), generator=g, dtype=torch.float64).mul_(1000.0)
+    return out
+
+
+_CHUNK_CHECKS = {}
+
+
+def _row_chunks_match(width):
+    """Whether this torch build draws the same normal stream row by row as in one call (it does on CPU when
+    a row holds a multiple of 16 values); checked once per width, else the one-call recipe is used."""
+    if width not in _CHUNK_CHECKS:
+        whole = torch.randn((3, width), generator=_generator_for("check", 0), dtype=torch.float64)
+        g = _generator_for("check", 0)
+        rows = [torch.randn((1, width), generator=g, dtype=torch.float64) for _ in range(3)]
+        _CHUNK_CHECKS[width] = torch.equal(whole, torch.cat(rows))
+    return _CHUNK_CHECKS[width]
 
 
 def generator_state_dict(size, seed=GENERATOR_SEED, embedder=None):
@@ -121,7 +154,6 @@ class RecipeFiles:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._embedders = {}
-        self._psp = (None, None)  # the last pSp recipe: (key, state), so a test can reuse it as reference
 
     def embedder(self, seed=GENERATOR_SEED):
         """float32 `embedder.*` recipe tensors for `seed` (generated once, then shared by every size)."""
@@ -143,18 +175,14 @@ class RecipeFiles:
             save(blendgan_checkpoint(self.generator_state_dict(size, seed), seed), path)
         return path
 
-    def psp_state_dict(self, size, seed=GENERATOR_SEED + 1):
-        """(inner float32 recipe, latent_avg); the last one asked for is kept (one pSp at a time in memory)."""
-        if self._psp[0] != (size, seed):
-            self._psp = (None, None)
-            self._psp = ((size, seed), psp_state_dict(size, seed))
-        return self._psp[1]
+    def psp_encoder(self, size, seed=GENERATOR_SEED + 1, state=None):
+        """Path of psp_encoder_<size>_<seed>.pt = {'state_dict': {'encoder.*'}, 'latent_avg' [n_styles, 512]}.
 
-    def psp_encoder(self, size, seed=GENERATOR_SEED + 1):
-        """Path of psp_encoder_<size>_<seed>.pt = {'state_dict': {'encoder.*'}, 'latent_avg' [n_styles, 512]}."""
+        `state` = psp_state_dict(size, seed) when the caller has it already (saves generating it twice).
+        """
         path = self.root / f"psp_encoder_{size}_{seed}.pt"
         if not path.exists():
-            save(psp_checkpoint(*self.psp_state_dict(size, seed)), path)
+            save(psp_checkpoint(*(state or psp_state_dict(size, seed))), path)
         return path
 
 

@@ -36,11 +36,10 @@ def reference_generator(files, size):
     return from_state_dict(lambda: Generator(size), files.generator_state_dict(size))
 
 
-def reference_psp(files, size):
-    inner, latent_avg = files.psp_state_dict(size)
+def reference_psp(inner, latent_avg):
     sd = {f"encoder.{k}": v for k, v in inner.items()}
     sd["latent_avg"] = latent_avg
-    return from_state_dict(lambda: PSPEncoder(rf.n_styles_for(size)), sd), latent_avg
+    return from_state_dict(lambda: PSPEncoder(latent_avg.shape[0]), sd)
 
 
 def generate(g, seed=0):
@@ -97,8 +96,9 @@ def test_generator_size_is_read_from_the_file_and_checked(files):
 
 @pytest.mark.parametrize("size", [64, 256])
 def test_psp_file_computes_like_the_recipe(files, size):
-    model = ck.load_psp_encoder(files.psp_encoder(size))
-    ref, latent_avg = reference_psp(files, size)
+    inner, latent_avg = rf.psp_state_dict(size)
+    ref = reference_psp(inner, latent_avg)
+    model = ck.load_psp_encoder(files.psp_encoder(size, state=(inner, latent_avg)))
     assert torch.equal(model.latent_avg, latent_avg)
     with torch.no_grad():
         out = model(image())

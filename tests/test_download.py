@@ -21,7 +21,7 @@ QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded<
 
 
 class WeightServer:
-    """http://127.0.0.1:<port>/<mode>/<filename> serving registered files.
+    """http://127.0.0.1:<port>/<mode>/<filename> serving registered files (bytes, or a Path read from disk).
 
     Modes: `ok` (honours Range), `html` (a quota page), `drop` (the first request for a file sends half the
     bytes of the announced length and closes the connection; later ones are served normally), `missing` (404).
@@ -45,26 +45,36 @@ class WeightServer:
                 if mode == "missing" or name not in server.files:
                     return self._send(404, b"not found", "text/plain")
                 data = server.files[name]
+                size = data.stat().st_size if isinstance(data, Path) else len(data)
                 start = 0
                 rng = self.headers.get("Range")
                 if rng and self.headers.get("If-Range", '"v1"') == '"v1"':
                     start = int(rng.split("=")[1].split("-")[0])
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
                 else:
                     self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("Content-Length", str(size - start))
                 self.send_header("ETag", '"v1"')
                 self.end_headers()
-                end = len(data)
+                end = size
                 if mode == "drop" and name not in server.dropped and start == 0:
                     server.dropped.add(name)
-                    end = len(data) // 2
-                view = memoryview(data)
-                for i in range(start, end, 1 << 20):
-                    self.wfile.write(view[i:min(i + (1 << 20), end)])
+                    end = size // 2
+                self._body(data, start, end)
                 # returning closes the connection (HTTP/1.0); a short body is an interrupted download
+
+            def _body(self, data, start, end):
+                if isinstance(data, Path):  # big files are streamed from disk
+                    with data.open("rb") as f:
+                        f.seek(start)
+                        while start < end:
+                            chunk = f.read(min(1 << 20, end - start))
+                            self.wfile.write(chunk)
+                            start += len(chunk)
+                else:
+                    self.wfile.write(memoryview(data)[start:end])
 
             def _send(self, code, body, ctype):
                 self.send_response(code)
@@ -192,8 +202,8 @@ def range_offsets(server, path):
 
 
 def test_dropped_connection_resumes_across_calls(server, recipe_blendgan, tmp_path):
-    data = recipe_blendgan.read_bytes()
-    server.files["blendgan.pt"] = data
+    server.files["blendgan.pt"] = recipe_blendgan
+    size = recipe_blendgan.stat().st_size
     with pytest.raises(CheckpointError) as err:
         fetch(server, "drop", tmp_path, ["blendgan"], retries=0)
     assert str(err.value).startswith("download of blendgan.pt was interrupted")
@@ -201,11 +211,12 @@ def test_dropped_connection_resumes_across_calls(server, recipe_blendgan, tmp_pa
     parts = list(tmp_path.glob("blendgan.pt.download*.part"))
     assert len(parts) == 1 and not (tmp_path / "blendgan.pt").exists()
     kept = parts[0].stat().st_size
-    assert 0 < kept <= len(data) // 2  # whole chunks received before the drop
+    assert 0 < kept <= size // 2  # whole chunks received before the drop
 
     path = fetch(server, "drop", tmp_path, ["blendgan"], retries=0)["blendgan"]
     assert range_offsets(server, "/drop/blendgan.pt") == [kept]  # only the rest was fetched
-    assert sha256(path.read_bytes()) == sha256(data) == ck.read_manifest(tmp_path)["blendgan.pt"]["sha256"]
+    digest = ck.sha256_file(path)
+    assert digest == ck.sha256_file(recipe_blendgan) == ck.read_manifest(tmp_path)["blendgan.pt"]["sha256"]
     assert not list(tmp_path.glob("*.part"))
     _, info = ck.load_generator(path)
     assert info["size"] == 64 and info["path"] == path
