@@ -114,8 +114,11 @@ def download_one(name, directory=None, *, force=False, url_template=None, retrie
         raise CheckpointError(f"Google Drive would not serve {w.filename} ({reason}); this usually means its "
                               f"download quota is used up: try again later, or {browser}") from None
     except DownloadError as err:
-        have = sum(p.stat().st_size for p in _partial_files(staging))
         reason = str(err).splitlines()[0]
+        if "byte range" in reason or "temporary files" in reason:  # resuming cannot work: start over
+            raise CheckpointError(f"download of {w.filename} could not resume ({reason}); run `blendgan download "
+                                  f"--force --only {name}` to start it over") from None
+        have = sum(p.stat().st_size for p in _partial_files(staging))
         raise CheckpointError(f"download of {w.filename} was interrupted ({reason}); run `blendgan download "
                               f"--only {name}` again to resume from the {format_bytes(have)} received") from None
     except requests.RequestException as err:

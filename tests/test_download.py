@@ -24,7 +24,8 @@ class WeightServer:
     """http://127.0.0.1:<port>/<mode>/<filename> serving registered files (bytes, or a Path read from disk).
 
     Modes: `ok` (honours Range), `html` (a quota page), `drop` (the first request for a file sends half the
-    bytes of the announced length and closes the connection; later ones are served normally), `missing` (404).
+    bytes of the announced length and closes the connection; later ones are served normally), `norange`
+    (ignores Range), `missing` (404).
     """
 
     def __init__(self):
@@ -48,7 +49,7 @@ class WeightServer:
                 size = data.stat().st_size if isinstance(data, Path) else len(data)
                 start = 0
                 rng = self.headers.get("Range")
-                if rng and self.headers.get("If-Range", '"v1"') == '"v1"':
+                if rng and mode != "norange" and self.headers.get("If-Range", '"v1"') == '"v1"':
                     start = int(rng.split("=")[1].split("-")[0])
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
@@ -249,3 +250,15 @@ def test_download_command_and_defaults(server, small_files, tmp_path, monkeypatc
     assert dl.weight_url("style_encoder") == "https://drive.google.com/uc?id=1EaM0ZYsAMdPkbRz0smLNIlJ1rxVAhbEz"
     assert run_module(download_cli, ["--dir", str(tmp_path / "d"), "--url", server.url("html"), "--quiet"]) == 2
     assert "download quota exceeded" in capsys.readouterr().err
+
+
+def test_server_ignoring_range_means_starting_over(server, tmp_path):
+    ckpt = {**rf.shape_only_checkpoint("psp_encoder"), "padding": torch.randn(600_000)}
+    server.files["psp_encoder.pt"] = rf.save(ckpt, tmp_path / "src.pt").read_bytes()
+    with pytest.raises(CheckpointError):
+        fetch(server, "drop", tmp_path / "out", ["psp_encoder"])  # leaves partial data
+    with pytest.raises(CheckpointError) as err:
+        fetch(server, "norange", tmp_path / "out", ["psp_encoder"])
+    assert "could not resume" in str(err.value) and "--force --only psp_encoder" in str(err.value)
+    path = fetch(server, "norange", tmp_path / "out", ["psp_encoder"], force=True)["psp_encoder"]
+    assert path.read_bytes() == server.files["psp_encoder.pt"]
