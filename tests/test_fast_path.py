@@ -154,3 +154,30 @@ def test_fast_path_changes_no_state_dict_key_or_shape():
         a, b = Generator(64), Generator(64)
     use_reference_ops(b, True)
     assert [(k, v.shape) for k, v in a.state_dict().items()] == [(k, v.shape) for k, v in b.state_dict().items()]
+
+
+def test_prepare_for_inference_gives_the_same_numbers_and_notices_weight_changes():
+    from blendgan.ops import prepare_for_inference
+
+    g = random_generator(16, seed=8)
+    keys = list(g.state_dict())
+    plain = run(g, "z_embed_awi6", 2, torch.float64)
+    assert prepare_for_inference(g) is g
+    assert list(g.state_dict()) == keys  # derived buffers are not persistent
+    convs = [m for m in g.modules() if isinstance(m, ModulatedConv2d)]
+    assert all(m.derived() for m in convs)
+    assert rel_err(run(g, "z_embed_awi6", 2, torch.float64), plain) <= 1e-14
+    # new weights loaded in place: the derived tensors are stale and must not be used
+    sd = {k: (v * 1.5 if k.endswith("conv.weight") else v) for k, v in g.state_dict().items()}
+    g.load_state_dict(sd)
+    assert not any(m.derived() for m in convs)
+    fresh = random_generator(16, seed=8)
+    fresh.load_state_dict(sd)
+    assert rel_err(run(g, "z_embed_awi6", 2, torch.float64), run(fresh, "z_embed_awi6", 2, torch.float64)) == 0
+    # cast after preparing: ignored too; preparing again re-enables them in the new dtype
+    g = prepare_for_inference(g).float()
+    assert not any(m.derived() for m in convs)
+    prepare_for_inference(g)
+    assert all(m.derived()["weight_sq"].dtype == torch.float32 for m in convs if m.demodulate)
+    assert rel_err(run(g, "z_embed_awi6", 2, torch.float32), run(fresh.float(), "z_embed_awi6", 2, torch.float32)) \
+        <= 1e-6

@@ -9,7 +9,18 @@ from .modulated_conv import (demodulation, modulated_conv2d, modulated_conv2d_fa
                              weight_sum_of_squares)
 from .upfirdn2d import make_kernel, upfirdn2d, upfirdn2d_fast, upfirdn2d_reference
 
+
+
+def prepare_for_inference(model, style_matrix_dtype=None):
+    """One-time, optional: precompute weight-derived tensors for the fast path (and optionally store the
+    style matrix in float16/bfloat16). See `blendgan.models.layers.prepare_for_inference`."""
+    from ..models.layers import prepare_for_inference as prepare
+
+    return prepare(model, style_matrix_dtype=style_matrix_dtype)
+
+
 __all__ = [
+    "prepare_for_inference",
     "fused_leaky_relu", "fused_leaky_relu_reference",
     "demodulation", "modulated_conv2d", "modulated_conv2d_fast", "modulated_conv2d_reference",
     "weight_sum_of_squares",

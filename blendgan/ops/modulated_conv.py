@@ -93,13 +93,15 @@ def _memory_format(t):
 
 def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample=False, blur_kernel=None,
                           blur_pad=(1, 1), bias=None, noise=None, gain=1.0, negative_slope=None, residual=None,
-                          weight_sq=None):
+                          weight_sq=None, weight_t=None):
     """Modulated convolution with an optional fused epilogue; same numbers as the reference up to rounding.
 
     Returns `act(gain * (modconv(x) + noise) + gain * bias) + residual` where `act` is leaky ReLU with
     `negative_slope` (None: identity), `noise` broadcasts like [N or 1, 1, H, W] (already multiplied by
     its weight), `bias` is per output channel, `residual` is added last (the ToRGB skip image). With the
-    defaults it is exactly the reference's `modulated_conv2d`. `gain` must be positive.
+    defaults it is exactly the reference's `modulated_conv2d`. `gain` must be positive. `weight_sq`
+    ([out, in], see `weight_sum_of_squares`) and `weight_t` (weight[0] as a contiguous [in, out, k, k],
+    for upsampling) may be passed precomputed; they must match `weight`.
     """
     n, in_ch, h, w = x.shape
     out_ch, k = weight.shape[1], weight.shape[3]
@@ -116,10 +118,16 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
 
     if _fold_into_weight(weight, in_ch, h, w):
         # per-sample weights; each sample's result goes straight into its slice of the output
-        wgt = weight[0].to(acc)[None] * in_scale[:, None, :, None, None]
-        if out_scale is not None:
-            wgt = wgt * out_scale[:, :, None, None, None]
-        wgt = wgt.to(x.dtype)
+        if upsample:  # per-sample weights built directly in conv_transpose2d's [in, out, k, k] layout
+            base = weight[0].transpose(0, 1) if weight_t is None else weight_t
+            wgt = base.to(acc)[None] * in_scale[:, :, None, None, None]
+            if out_scale is not None:
+                wgt = wgt * out_scale[:, None, :, None, None]
+        else:
+            wgt = weight[0].to(acc)[None] * in_scale[:, None, :, None, None]
+            if out_scale is not None:
+                wgt = wgt * out_scale[:, :, None, None, None]
+        wgt = wgt.to(x.dtype, memory_format=torch.contiguous_format)
         out = None
         for b in range(n):
             part = _conv(x[b:b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias)
@@ -138,7 +146,8 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
     else:
         # shared weight: modulate the activations, one convolution for the whole batch, demodulate after
         xs = x * in_scale.to(x.dtype)[:, :, None, None]
-        out = _conv(xs, weight[0], upsample, blur_kernel, blur_pad, k, None)
+        shared = (weight[0].transpose(0, 1) if weight_t is None else weight_t) if upsample else weight[0]
+        out = _conv(xs, shared, upsample, blur_kernel, blur_pad, k, None)
         if out_scale is not None:
             scale_o = out_scale.to(x.dtype)[:, :, None, None]
             out = torch.addcmul(bias[None, :, None, None], out, scale_o) if bias is not None else out * scale_o
@@ -155,9 +164,10 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
 
 
 def _conv(x, wgt, upsample, blur_kernel, blur_pad, k, bias):
-    """One [out, in, k, k] weight on x; upsampling = stride-2 transposed conv + depthwise FIR blur."""
+    """One weight on x: [out, in, k, k] for a plain conv; [in, out, k, k] for upsampling, which is a
+    stride-2 transposed conv followed by the depthwise FIR blur."""
     if not upsample:
         return F.conv2d(x, wgt, bias, padding=k // 2)
-    t = F.conv_transpose2d(x, wgt.transpose(0, 1), stride=2)
+    t = F.conv_transpose2d(x, wgt, stride=2)
     # the bias goes after the blur: near the borders blurring a constant does not give that constant
     return upfirdn2d_fast(t, blur_kernel, pad=blur_pad, bias=bias)
