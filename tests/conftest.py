@@ -13,19 +13,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
-SKIP_REASON = f"conformance fixture not found at {CONFORMANCE} (clone the repo beside ../shared to run these)"
 
-
-def load_conformance():
-    """The fixture's helper module, or None when ../shared is absent."""
-    if not (CONFORMANCE / "check_conformance.py").is_file():
-        return None
-    if str(CONFORMANCE) not in sys.path:
-        sys.path.insert(0, str(CONFORMANCE))
-    import check_conformance
-
-    return check_conformance
+import recipe_files  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest handling)
+from recipe_files import CONFORMANCE, SKIP_REASON  # noqa: E402,F401
+from recipe_files import conformance as load_conformance  # noqa: E402
 
 
 class RecipeWeights:
@@ -78,3 +69,36 @@ def cc():
 @pytest.fixture(scope="session")
 def recipe(cc):
     return RecipeWeights(cc)
+
+
+@pytest.fixture(scope="session")
+def recipe_checkpoints(cc, tmp_path_factory):
+    """Factory (size, seed=1234) -> paths of recipe checkpoints in the original on-disk formats
+    (written once per session by `recipe_files.RecipeFiles`)."""
+    files = recipe_files.session_recipe_files(tmp_path_factory)
+
+    def make(size, seed=recipe_files.GENERATOR_SEED):
+        return {"blendgan": files.blendgan(size, seed), "psp_encoder": files.psp_encoder(size, seed + 1)}
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def recipe_models(cc, tmp_path_factory):
+    """Factory (size, seed=1234) -> (Generator, PSPEncoder) in float32 built directly from the recipe state
+    dicts, without blendgan.checkpoints: the 'model API' reference that command outputs are compared with."""
+    from blendgan.models import Generator, PSPEncoder
+    from blendgan.models.loading import from_state_dict
+
+    files = recipe_files.session_recipe_files(tmp_path_factory)
+    made = {}
+
+    def make(size, seed=recipe_files.GENERATOR_SEED):
+        if (size, seed) not in made:
+            g = from_state_dict(lambda: Generator(size), files.generator_state_dict(size, seed))
+            sd, latent_avg = recipe_files.psp_state_dict(size, seed + 1)
+            psp_sd = {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg}
+            made[(size, seed)] = (g, from_state_dict(lambda: PSPEncoder(latent_avg.shape[0]), psp_sd))
+        return made[(size, seed)]
+
+    return make

@@ -17,7 +17,12 @@ def linear_reference(x, weight):
 
 
 def linear(x, weight, block_columns=BLOCK_COLUMNS):
-    """`F.linear(x, weight)` (no bias) for any weight dtype; x's dtype is the compute dtype."""
+    """`F.linear(x, weight)` (no bias) for any weight dtype; x's dtype is the compute dtype.
+
+    Batch-invariant: rows are multiplied one at a time, because BLAS picks other kernels (and so
+    other rounding) for other row counts, and a sample's result must not depend on its batch."""
+    if x.dim() == 2 and x.shape[0] > 1:
+        return torch.cat([linear(row[None], weight, block_columns) for row in x])
     if weight.dtype == x.dtype:
         return F.linear(x, weight)
     lead, in_dim = x.shape[:-1], x.shape[-1]

@@ -65,7 +65,10 @@ def demodulation(weight, styles, scale, weight_sq=None):
     acc = _compute_dtype(styles.dtype)
     if weight_sq is None:
         weight_sq = weight_sum_of_squares(weight)
-    return torch.rsqrt((scale * scale) * (styles.to(acc).square() @ weight_sq.to(acc).t()) + DEMOD_EPS)
+    sq = styles.to(acc).square()
+    wt = weight_sq.to(acc).t()
+    # one row at a time: a GEMM over the whole batch would round differently for other batch sizes
+    return torch.rsqrt((scale * scale) * torch.cat([sq[b:b + 1] @ wt for b in range(sq.shape[0])]) + DEMOD_EPS)
 
 
 def weight_sum_of_squares(weight):
@@ -147,7 +150,8 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
         # shared weight: modulate the activations, one convolution for the whole batch, demodulate after
         xs = x * in_scale.to(x.dtype)[:, :, None, None]
         shared = (weight[0].transpose(0, 1) if weight_t is None else weight_t) if upsample else weight[0]
-        out = _conv(xs, shared, upsample, blur_kernel, blur_pad, k, None)
+        # per sample, so that results do not depend on the batch (oneDNN blocks small maps by batch)
+        out = torch.cat([_conv(xs[b:b + 1], shared, upsample, blur_kernel, blur_pad, k, None) for b in range(n)])
         if out_scale is not None:
             scale_o = out_scale.to(x.dtype)[:, :, None, None]
             out = torch.addcmul(bias[None, :, None, None], out, scale_o) if bias is not None else out * scale_o
