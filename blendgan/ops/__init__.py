@@ -3,6 +3,7 @@
 Each op has a plain `*_reference` version that states the math and a public entry point that uses a
 faster implementation with the same semantics (`*_fast`); tests check them against each other.
 """
+from .allocator import release_freed_memory, reuse_freed_memory
 from .activation import fused_leaky_relu, fused_leaky_relu_reference
 from .linear import linear, linear_reference
 from .modulated_conv import (demodulation, modulated_conv2d, modulated_conv2d_fast, modulated_conv2d_reference,
@@ -20,7 +21,7 @@ def prepare_for_inference(model, style_matrix_dtype=None):
 
 
 __all__ = [
-    "prepare_for_inference",
+    "prepare_for_inference", "release_freed_memory", "reuse_freed_memory",
     "fused_leaky_relu", "fused_leaky_relu_reference",
     "demodulation", "modulated_conv2d", "modulated_conv2d_fast", "modulated_conv2d_reference",
     "weight_sum_of_squares",

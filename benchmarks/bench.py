@@ -1,0 +1,680 @@
+"""Benchmark of the fast inference path against the plain reference path (issue 5).
+
+    python benchmarks/bench.py                 # everything on CPU (fp32 + bf16), ~10 min on 2 cores
+    python benchmarks/bench.py --quick         # generator batch 1, size sweep and encoders only
+    python benchmarks/bench.py --device cuda   # fp32 + fp16, batch 1 and 8
+    blendgan bench ...                         # the same, from a source checkout
+
+In one process it times (warm-up, then the median of several alternating runs) the fast path and the
+reference path (spec math done the straightforward way: pad-and-convolve FIR, one grouped modulated
+convolution) for the 1024 px generator with a style at batch 1 and 4 (CUDA: 1 and 8), the generator at
+64...512 px, the style encoder and the pSp encoder on a 1024x1024 image, and end-to-end folder style
+transfer of 4 faces x 8 styles at 1024 (the original re-encodes face and style for every pair, batch 1,
+reference ops; the fast path encodes each image once through `blendgan.pipeline.BlendGAN`). It reports
+seconds, the ratio, achieved GFLOP/s (FLOPs counted with torch.utils.flop_counter on the same call),
+the machine ceiling measured in the same run (a large matmul, a 512-channel 3x3 convolution), peak RSS
+per section, errors (max |fast - reference| / max |reference|; reduced precision against fp32 on the
+same inputs) and a profiler breakdown, and writes a Markdown table to benchmarks/results/.
+
+Weights: the conformance recipe (../shared/conformance beside the checkout, or --conformance DIR) in
+float32; without it, randomly initialised models of the same shapes (said so in the output).
+"""
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+torch = None  # imported by _import_torch(), so that reading this module (for its flags) stays cheap
+
+
+def _import_torch():
+    """Import torch and the models. Large tensors go on transparent huge pages (fewer page faults for
+    fresh 100+ MB activations); PyTorch reads that setting at its first allocation, so it is set first
+    (it has no effect if torch was already in use)."""
+    global torch, Generator, PSPEncoder, use_reference_ops, set_style_matrix_dtype, from_state_dict
+    global prepare_for_inference, release_freed_memory, reuse_freed_memory
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import torch
+
+    from blendgan import Generator, PSPEncoder
+    from blendgan.models import use_reference_ops
+    from blendgan.models.layers import set_style_matrix_dtype
+    from blendgan.models.loading import from_state_dict
+    from blendgan.ops import prepare_for_inference, release_freed_memory, reuse_freed_memory
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_CONFORMANCE = ROOT.parent / "shared" / "conformance"
+SEED_G, SEED_P = 1234, 5678
+SIZE = 1024
+STYLE_MATRIX = "embedder.embedder_mlp.0.weight"
+REDUCED = {"cpu": ("bf16", "bfloat16"), "cuda": ("fp16", "float16")}  # dtype names: torch is imported late
+
+
+# ------------------------------------------------------------------------------------------ utilities
+
+def add_arguments(parser):
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the batch>1 generator runs, the storage variants and the end-to-end run")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per variant after one warm-up (default 3)")
+    parser.add_argument("--e2e-runs", type=int, default=2,
+                        help="timed end-to-end runs per variant, alternating (default 2)")
+    parser.add_argument("--batches", default=None, help="generator batch sizes, e.g. 1,4 (default: cpu 1,4; cuda 1,8)")
+    parser.add_argument("--sizes", default="64,128,256,512", help="generator sizes for the batch-1 sweep")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--conformance", type=Path, default=None, help="conformance folder with the recipe")
+    parser.add_argument("--random-weights", action="store_true", help="do not use the recipe even if present")
+    parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: results/...)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--return-freed-memory", action="store_true",
+                        help="leave glibc's default of returning large freed blocks to the OS (slower)")
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device):
+    """Start a new peak-memory window (RSS high-water mark on Linux; CUDA allocator peak)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_mb(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb():
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return float("nan")
+
+
+def rel_err(out, ref):
+    out, ref = out.detach().double().cpu(), ref.detach().double().cpu()
+    return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+
+
+def alternate(variants, device, runs, warmup=1, memory=True):
+    """Time each callable `runs` times, interleaved, after `warmup` calls each; then (memory=True) one
+    more call each for its peak memory, after handing freed heap memory back to the OS, so each
+    variant's peak is its own and not memory kept from earlier work.
+
+    Returns {name: (median_s, [times], last_output, peak_mb)}; median CPU seconds go to CPU_TIMES."""
+    times = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
+    outputs, peaks = {}, {name: float("nan") for name in variants}
+    for i in range(warmup + runs):
+        for name, fn in variants.items():
+            outputs.pop(name, None)
+            sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            with torch.inference_mode():
+                outputs[name] = fn()
+            sync(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+    if memory:
+        for name, fn in variants.items():
+            keep = outputs.pop(name)
+            release_freed_memory()
+            reset_peak(device)
+            with torch.inference_mode():
+                fn()
+            sync(device)
+            peaks[name] = peak_mb(device)
+            outputs[name] = keep
+    CPU_TIMES.update({n: statistics.median(cpu[n]) for n in variants})
+    return {n: (statistics.median(times[n]), times[n], outputs[n], peaks[n]) for n in variants}
+
+
+CPU_TIMES = {}  # median process CPU seconds of the last `alternate` call, per variant
+
+
+def count_flops(fn):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def machine_info(device, reuse):
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "logical cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    info["freed memory kept for reuse (glibc mallopt, blendgan.ops.reuse_freed_memory)"] = reuse
+    info["THP_MEM_ALLOC_ENABLE"] = os.environ.get("THP_MEM_ALLOC_ENABLE")
+    info["huge pages in use"] = thp_in_use()
+    return info
+
+
+def thp_in_use():
+    """Whether a fresh 64 MB tensor landed on transparent huge pages (Linux only)."""
+    try:
+        before = _anon_huge_kb()
+        t = torch.ones(16 * 2 ** 20)
+        after = _anon_huge_kb()
+        del t
+        return after > before
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def _anon_huge_kb():
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("AnonHugePages:"):
+            return int(line.split()[1])
+    raise ValueError("no AnonHugePages line")
+
+
+def ceiling(device, dtypes):
+    """GFLOP/s of a 4096^2 x 4096 matmul and a 512->512 3x3 conv on 64x64 (batch 1), median of 5."""
+    rows = []
+    for label, dtype in dtypes:
+        a = torch.randn(4096, 4096, device=device, dtype=dtype)
+        x = torch.randn(1, 512, 64, 64, device=device, dtype=dtype)
+        w = torch.randn(512, 512, 3, 3, device=device, dtype=dtype)
+        res = alternate({"matmul": lambda: a @ a,
+                         "conv": lambda: torch.nn.functional.conv2d(x, w, padding=1)}, device, runs=5)
+        rows.append((label, 2 * 4096 ** 3 / res["matmul"][0] / 1e9, 2 * 9 * 512 * 512 * 64 * 64 / res["conv"][0] / 1e9))
+        del a, x, w
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ models
+
+def conformance_module(folder):
+    if folder is None or not (folder / "check_conformance.py").is_file():
+        return None
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    import check_conformance
+
+    return check_conformance
+
+
+def recipe_generator_sd(cc):
+    """float32 recipe weights of generator_1024; the 512 x 610304 matrix (rule 7: 1000 x randn) is drawn a
+    few rows at a time so only ~1.3 GB is ever held (recipe_tensor would hold 2.5 GB of float64)."""
+    sd = {}
+    for key, shape, dtype in cc.load_keys(f"generator_{SIZE}"):
+        if cc.recipe_rule(key, shape) == 7:
+            gen = torch.Generator().manual_seed(cc._seed_for(key, SEED_G))
+            t = torch.empty(shape, dtype=torch.float32)
+            for i in range(0, shape[0], 32):
+                t[i:i + 32] = torch.randn((min(32, shape[0] - i), shape[1]), generator=gen, dtype=torch.float64) * 1000
+            sd[key] = t
+        else:
+            v = cc.recipe_tensor(key, shape, SEED_G)
+            sd[key] = v if "int" in dtype else v.float()
+    return sd
+
+
+def build_models(args):
+    """(generator state dict (float32), psp wrapper state dict (float32), description)."""
+    cc = None if args.random_weights else conformance_module(args.conformance or DEFAULT_CONFORMANCE)
+    n_styles = 2 * (SIZE.bit_length() - 1) - 2
+    if cc is not None:
+        gsd = recipe_generator_sd(cc)
+        psd = {f"encoder.{k}": (v if "int" in dtype else v.float()) for (k, _, dtype), v in
+               zip(cc.load_keys(f"psp_encoder_{SIZE}"),
+                   cc.recipe_state_dict(cc.load_keys(f"psp_encoder_{SIZE}"), SEED_P).values())}
+        psd["latent_avg"] = cc.recipe_tensor("latent_avg", [n_styles, 512], SEED_P).float()
+        return gsd, psd, f"conformance recipe (seeds {SEED_G}/{SEED_P}, float32)"
+    torch.manual_seed(0)
+    gsd = dict(Generator(SIZE).state_dict())
+    psd = dict(PSPEncoder(n_styles).state_dict())
+    return gsd, psd, "RANDOM initialisation (conformance recipe not found): same shapes, not real weights"
+
+
+def sub_generator_sd(gsd, size, dtype=None, keep_embedder=True):
+    """State dict of Generator(size) taken from the 1024 one (same names and shapes up to `size`)."""
+    with torch.device("meta"):
+        keys = Generator(size).state_dict()
+    out = {}
+    for k, meta in keys.items():
+        t = gsd[k]
+        if k == "add_weight":
+            t = t[:, :meta.shape[1]]
+        if dtype is not None and t.is_floating_point() and not (keep_embedder and k.startswith("embedder.")):
+            t = t.to(dtype)
+        out[k] = t
+    return out
+
+
+def generator(gsd, size, device, dtype=None):
+    """Generator(size) on `device`; synthesis/mapping weights in `dtype` (default: as stored, float32),
+    the style encoder kept as is
+    (shared with `gsd`, never copied: the generator benchmarks pass z_embed)."""
+    sd = sub_generator_sd(gsd, size, dtype)
+    g = from_state_dict(lambda: Generator(size), sd)
+    if device.type != "cpu":
+        for name, child in g.named_children():
+            if name != "embedder":
+                child.to(device)
+        g.add_weight.data = g.add_weight.data.to(device)
+    return g
+
+
+# ------------------------------------------------------------------------------------------ sections
+
+class Report:
+    def __init__(self):
+        self.lines = []
+
+    def add(self, text=""):
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def table(self, header, rows):
+        self.add("| " + " | ".join(header) + " |")
+        self.add("|" + "|".join(" --- " for _ in header) + "|")
+        for r in rows:
+            self.add("| " + " | ".join(str(c) for c in r) + " |")
+        self.add()
+
+
+def fmt_s(x):
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def gen_inputs(batch, device, dtype, seed=7):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(batch, 512, generator=g)
+    ze = torch.randn(batch, 512, generator=g)
+    return z.to(device, dtype), ze.to(device, dtype)
+
+
+def bench_generator(rep, gsd, device, batches, runs, reduced):
+    label, rdtype = reduced
+    rep.add(f"## Generator {SIZE} px with a style (z_embed given, add_weight_index=6, stored noise)")
+    rep.add()
+    g32 = generator(gsd, SIZE, device)
+    prepare_for_inference(g32)
+    glow = prepare_for_inference(generator(gsd, SIZE, device, rdtype))
+    flops1 = None
+    rows = []
+    for batch in batches:
+        z, ze = gen_inputs(batch, device, torch.float32)
+
+        def fast():
+            return use_reference_ops(g32, False)([z], z_embed=ze, add_weight_index=6, randomize_noise=False)[0]
+
+        def ref():
+            return use_reference_ops(g32, True)([z], z_embed=ze, add_weight_index=6, randomize_noise=False)[0]
+
+        def low():
+            return glow([z.to(rdtype)], z_embed=ze.to(rdtype), add_weight_index=6, randomize_noise=False)[0]
+
+        if flops1 is None:
+            zz, zze = z[:1], ze[:1]
+            flops1 = count_flops(lambda: use_reference_ops(g32, False)([zz], z_embed=zze, add_weight_index=6,
+                                                                         randomize_noise=False))
+        res = alternate({"reference fp32": ref, "fast fp32": fast, f"fast {label}": low}, device, runs)
+        t_ref, _, out_ref, pk_ref = res["reference fp32"]
+        t_fast, _, out_fast, pk_fast = res["fast fp32"]
+        t_low, _, out_low, pk_low = res[f"fast {label}"]
+        fl = flops1 * batch
+        c_ref, c_fast, c_low = (CPU_TIMES[k] for k in ("reference fp32", "fast fp32", f"fast {label}"))
+        rows.append([batch, "reference fp32", fmt_s(t_ref), fmt_s(t_ref / batch), "1.00", fmt_s(c_ref), "1.00",
+                     f"{fl / t_ref / 1e9:.0f}", f"{pk_ref:.0f}", "-"])
+        rows.append([batch, "fast fp32", fmt_s(t_fast), fmt_s(t_fast / batch), f"{t_ref / t_fast:.2f}", fmt_s(c_fast),
+                     f"{c_ref / c_fast:.2f}", f"{fl / t_fast / 1e9:.0f}", f"{pk_fast:.0f}",
+                     f"{rel_err(out_fast, out_ref):.1e} vs reference"])
+        rows.append([batch, f"fast {label}", fmt_s(t_low), fmt_s(t_low / batch), f"{t_ref / t_low:.2f}", fmt_s(c_low),
+                     f"{c_ref / c_low:.2f}", f"{fl / t_low / 1e9:.0f}", f"{pk_low:.0f}",
+                     f"{rel_err(out_low, out_fast):.1e} vs fast fp32"])
+    rep.add(f"FLOPs per image: {flops1 / 1e9:.1f} GFLOP ({flops1 / 2e9:.1f} GMAC), torch.utils.flop_counter.")
+    rep.add()
+    rep.add("Wall-clock seconds (median); CPU s = process CPU time summed over threads (less sensitive to other "
+            "load on a shared machine; its ratio is a second estimate of the speed-up).")
+    rep.add()
+    rep.table(["batch", "path", "s / call", "s / image", "speed-up vs reference", "CPU s / call", "CPU-time ratio",
+               "GFLOP/s", "peak RSS MB", "max rel. error"], rows)
+    return g32, glow
+
+
+def bench_sizes(rep, gsd, device, sizes, runs, reduced):
+    label, rdtype = reduced
+    rep.add("## Generator at other sizes (batch 1, z_embed given)")
+    rep.add()
+    rows = []
+    for size in sizes:
+        g = prepare_for_inference(generator(gsd, size, device))
+        gl = prepare_for_inference(generator(gsd, size, device, rdtype))
+        z, ze = gen_inputs(1, device, torch.float32, seed=size)
+        call = dict(add_weight_index=6, randomize_noise=False)
+        res = alternate({
+            "ref": lambda: use_reference_ops(g, True)([z], z_embed=ze, **call)[0],
+            "fast": lambda: use_reference_ops(g, False)([z], z_embed=ze, **call)[0],
+            "low": lambda: gl([z.to(rdtype)], z_embed=ze.to(rdtype), **call)[0],
+        }, device, runs)
+        (tr, _, o_r, _), (tf, _, o_f, _), (tl, _, o_l, _) = res["ref"], res["fast"], res["low"]
+        rows.append([size, fmt_s(tr), fmt_s(tf), f"{tr / tf:.2f}", fmt_s(tl), f"{tr / tl:.2f}",
+                     f"{rel_err(o_f, o_r):.1e}", f"{rel_err(o_l, o_f):.1e}"])
+        del g, gl
+    rep.table(["size", "reference fp32 s", "fast fp32 s", "speed-up", f"fast {label} s", f"{label} speed-up",
+               "fp32 error vs reference", f"{label} error vs fp32"], rows)
+
+
+def test_image(device, seed, size=SIZE):
+    g = torch.Generator().manual_seed(seed)
+    # smooth random image (a sum of a few random low-frequency patterns), like a photo more than noise
+    low = torch.rand(1, 3, 16, 16, generator=g) * 2 - 1
+    img = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    return (img + 0.05 * torch.randn(img.shape, generator=g)).clamp(-1, 1).to(device)
+
+
+def bench_encoders(rep, gsd, psd, device, runs, reduced, quick):
+    label, rdtype = reduced
+    rep.add(f"## Encoders on a {SIZE}x{SIZE} image (batch 1)")
+    rep.add()
+    from blendgan.models.style_encoder import StyleEncoder
+
+    emb_sd = {k[len("embedder."):]: v for k, v in gsd.items() if k.startswith("embedder.")}
+    se = from_state_dict(StyleEncoder, emb_sd).to(device)
+    se_low = from_state_dict(StyleEncoder, {k: v.to(rdtype) for k, v in emb_sd.items()}).to(device)
+    n_styles = psd["latent_avg"].shape[0]
+    pe = from_state_dict(lambda: PSPEncoder(n_styles), psd).to(device)
+    pe_low = from_state_dict(lambda: PSPEncoder(n_styles), {k: (v.to(rdtype) if v.is_floating_point() else v)
+                                                              for k, v in psd.items()}).to(device)
+    img = test_image(device, 3)
+    rows = []
+    for name, m, ml in [("style encoder (z_embed)", se, se_low), ("pSp encoder (codes)", pe, pe_low)]:
+        flops = count_flops(lambda: m(img))
+        res = alternate({"ref": lambda: use_reference_ops(m, True)(img),
+                         "fast": lambda: use_reference_ops(m, False)(img),
+                         "low": lambda: ml(img.to(rdtype))}, device, runs)
+        (tr, _, o_r, pr), (tf, _, o_f, pf), (tl, _, o_l, pl) = res["ref"], res["fast"], res["low"]
+        rows.append([name, fmt_s(tr), fmt_s(tf), f"{tr / tf:.2f}", f"{flops / tf / 1e9:.0f}", fmt_s(tl),
+                     f"{tr / tl:.2f}", f"{flops / 1e9:.1f}", f"{pf:.0f}", f"{rel_err(o_f, o_r):.1e}",
+                     f"{rel_err(o_l, o_f):.1e}"])
+    rep.table(["model", "reference fp32 s", "fast fp32 s", "speed-up", "GFLOP/s", f"fast {label} s",
+               f"{label} speed-up", "GFLOP", "peak RSS MB", "fp32 error vs reference", f"{label} error vs fp32"],
+              rows)
+    del se_low, pe_low
+    if quick:
+        return se, pe
+    rep.add("### Style matrix (610304 x 512) stored in reduced precision, computed in fp32")
+    rep.add()
+    rows = []
+    with torch.inference_mode():
+        z_ref = se(img)
+    for sdtype in (torch.float16, torch.bfloat16):
+        m = from_state_dict(StyleEncoder, dict(emb_sd)).to(device)
+        saved = set_style_matrix_dtype(m, sdtype)
+        res = alternate({"fp32 storage": lambda: se(img), "reduced": lambda: m(img)}, device, runs)
+        rows.append([str(sdtype).replace("torch.", ""), f"{saved / 2 ** 20:.0f}", fmt_s(res["fp32 storage"][0]),
+                     fmt_s(res["reduced"][0]), f"{rel_err(res['reduced'][2], z_ref):.1e}"])
+        del m
+    rep.table(["storage", "memory saved MB", "fp32-storage s", "reduced-storage s", "z_embed max rel. error"], rows)
+    return se, pe
+
+
+def folder_images(device, n_faces=4, n_styles=8):
+    """4 face and 8 style images (uint8 BGR, 1024x1024): the bundled test images and flipped copies."""
+    import cv2
+    import numpy as np
+
+    def load(folder, n, seed):
+        paths = sorted((ROOT / "test_imgs" / folder).glob("*.jpg"))
+        imgs = [cv2.imread(str(p)) for p in paths]
+        imgs = [cv2.resize(im, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for im in imgs if im is not None]
+        variants = imgs + [im[:, ::-1].copy() for im in imgs] + [im[::-1].copy() for im in imgs]
+        rng = np.random.default_rng(seed)
+        while len(variants) < n:
+            variants.append(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
+        return variants[:n]
+
+    return load("face_imgs", n_faces, 1), load("style_imgs", n_styles, 2)
+
+
+def bench_end_to_end(rep, gsd, psd, g32, pe, device, runs, reduced):
+    label, rdtype = reduced
+    rep.add(f"## Folder style transfer, 4 faces x 8 styles at {SIZE}")
+    rep.add()
+    from blendgan import images
+
+    faces, styles = folder_images(device)
+
+    def original():
+        # style_transfer_folder: for every (face, style) pair, encode both again; batch 1; reference ops
+        use_reference_ops(g32, True)
+        use_reference_ops(pe, True)
+        out = []
+        for f in faces:
+            for s in styles:
+                codes = pe(images.bgr_to_tensor(f).to(device))
+                z = g32.embedder(images.bgr_to_tensor(s).to(device))
+                out.append(g32([codes], input_is_latent=True, z_embed=z, add_weight_index=6,
+                               randomize_noise=False)[0])
+        return torch.cat(out)
+
+    try:
+        from blendgan.pipeline import BlendGAN
+
+        how = "blendgan.pipeline.BlendGAN (each face and style encoded once, generator batches of 4)"
+    except ImportError:
+        BlendGAN = None
+        how = "the models directly (pipeline not importable): each face and style encoded once, batches of 8"
+
+    def fast_with(g, p, precision):
+        def fast():
+            use_reference_ops(g, False)
+            use_reference_ops(p, False)
+            if BlendGAN is not None:
+                bg = BlendGAN.from_models(g, p, device=str(device), precision=precision)
+                codes = [bg.encode_face_bgr(f) for f in faces]
+                zs = torch.cat([bg.embed_style_bgr(s) for s in styles])
+                return torch.cat([bg.stylize(c, zs, add_weight_index=6) for c in codes])
+            dt = rdtype if precision != "fp32" else torch.float32
+            codes = [p(images.bgr_to_tensor(f).to(device, dt)) for f in faces]
+            zs = torch.cat([g.embedder(images.bgr_to_tensor(s).to(device, dt)) for s in styles])
+            return torch.cat([g([c.expand(len(styles), -1, -1)], input_is_latent=True, z_embed=zs,
+                                add_weight_index=6, randomize_noise=False)[0] for c in codes]).float()
+        return fast
+
+    # the reduced-precision pipeline gets its own models (the pipeline casts them in place)
+    n_styles = psd["latent_avg"].shape[0]
+    g_low = from_state_dict(lambda: Generator(SIZE), dict(gsd))
+    p_low = from_state_dict(lambda: PSPEncoder(n_styles), dict(psd))
+    if BlendGAN is None:
+        g_low, p_low = g_low.to(device, rdtype), p_low.to(device, rdtype)
+    variants = {"original": original, "fast fp32": fast_with(g32, pe, "fp32"),
+                f"fast {label}": fast_with(g_low, p_low, label)}
+    times = {n: [] for n in variants}
+    cpus = {n: [] for n in variants}
+    outs, peaks = {}, {n: 0.0 for n in variants}
+    for _ in range(runs):
+        for name, fn in variants.items():
+            outs.pop(name, None)
+            release_freed_memory()
+            reset_peak(device)
+            sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            with torch.inference_mode():
+                outs[name] = fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+            cpus[name].append(time.process_time() - c0)
+            peaks[name] = max(peaks[name], peak_mb(device))
+    med = {n: statistics.median(v) for n, v in times.items()}
+    cmed = {n: statistics.median(v) for n, v in cpus.items()}
+    rep.add(f"Fast path: {how}. Median of {runs} alternating run(s) per variant; no separate warm-up (the "
+            "sections above warmed up). Error: all 32 images against the original's.")
+    rep.add()
+    rows = []
+    for name in variants:
+        err = "-" if name == "original" else f"{rel_err(outs[name].float(), outs['original']):.1e}"
+        desc = "original (re-encode per pair, reference ops, fp32, batch 1)" if name == "original" else name
+        rows.append([desc, fmt_s(med[name]), fmt_s(med[name] / 32), f"{med['original'] / med[name]:.2f}",
+                     fmt_s(cmed[name]), f"{cmed['original'] / cmed[name]:.2f}", f"{peaks[name]:.0f}", err])
+    rep.table(["path", "s total", "s / image", "speed-up", "CPU s", "CPU-time ratio", "peak RSS MB",
+               "max rel. error"], rows)
+    del g_low, p_low
+
+
+def bench_profile(rep, g32, glow, device, reduced):
+    from torch.profiler import ProfilerActivity, profile
+
+    label, rdtype = reduced
+    rep.add(f"## Where the time goes: fast path, generator {SIZE} px, batch 1 (torch.profiler, self time)")
+    rep.add()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for name, g, dtype in [("fp32", g32, torch.float32), (label, glow, rdtype)]:
+        z, ze = gen_inputs(1, device, dtype)
+        use_reference_ops(g, False)
+        with torch.inference_mode():
+            g([z], z_embed=ze, add_weight_index=6, randomize_noise=False)
+            with profile(activities=acts, record_shapes=True) as prof:
+                g([z], z_embed=ze, add_weight_index=6, randomize_noise=False)
+                sync(device)
+        attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        events = [e for e in prof.key_averages(group_by_input_shape=True) if getattr(e, attr, 0) > 0]
+        total = sum(getattr(e, attr) for e in events)
+        by_kind = {}
+        for e in events:
+            kind = classify(e)
+            by_kind[kind] = by_kind.get(kind, 0) + getattr(e, attr)
+        rep.add(f"### {name}: {total / 1e3:.0f} ms of {'GPU' if device.type == 'cuda' else 'CPU'} op time "
+                "(summed over threads' op spans, so not wall time)")
+        rep.add()
+        rep.table(["kind", "ms", "%"], [[k, f"{v / 1e3:.0f}", f"{100 * v / total:.1f}"]
+                                        for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])])
+        top = sorted(events, key=lambda e: -getattr(e, attr))[:12]
+        rep.table(["op", "input shapes", "calls", "ms", "%"],
+                  [[e.key, short_shapes(e.input_shapes), e.count, f"{getattr(e, attr) / 1e3:.1f}",
+                    f"{100 * getattr(e, attr) / total:.1f}"] for e in top])
+
+
+def classify(event):
+    """Coarse kind of a profiled op from its name and input shapes."""
+    name, shapes = event.key, event.input_shapes or []
+    w = shapes[1] if len(shapes) > 1 and isinstance(shapes[1], list) else []
+    if "conv" in name or "convolution" in name:
+        if len(w) == 4 and w[1] == 1 and w[2] == 4:
+            return "FIR blur / upsample (depthwise 4x4)"
+        # on CPU, oneDNN's plain convs show up as aten::mkldnn_convolution while transposed ones keep
+        # their time in aten::_convolution itself
+        if "transpose" in name or name == "aten::_convolution":
+            return "transposed 3x3 conv (upsampling)"
+        if len(w) == 4 and w[2] == 1:
+            return "1x1 conv (ToRGB)"
+        return "3x3 conv"
+    if name in ("aten::add_", "aten::add", "aten::leaky_relu_", "aten::addcmul", "aten::mul", "aten::mul_",
+                "aten::copy_", "aten::clone", "aten::fill_"):
+        return "elementwise / copies"
+    if name in ("aten::mm", "aten::addmm", "aten::linear", "aten::bmm"):
+        return "matmul (mapping, modulation, demodulation)"
+    return "other"
+
+
+def short_shapes(shapes):
+    return str([s for s in (shapes or [])[:2]]).replace(" ", "")
+
+
+# ------------------------------------------------------------------------------------------ main
+
+def run(args):
+    _import_torch()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device visible")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    reuse = not args.return_freed_memory
+    label, dtype_name = REDUCED["cuda" if device.type == "cuda" else "cpu"]
+    reduced = (label, getattr(torch, dtype_name))
+    batches = [int(b) for b in (args.batches or ("1,8" if device.type == "cuda" else "1,4")).split(",")]
+    if args.quick:
+        batches = batches[:1]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    rep = Report()
+    started = time.time()
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
+    rep.add(f"# Fast path vs reference path ({device.type}, {datetime.date.today().isoformat()})")
+    rep.add()
+    rep.add("Command: `python benchmarks/bench.py " + " ".join(sys.argv[1:]) + "`")
+    rep.add()
+    info = machine_info(device, reuse)
+    rep.table(["", ""], [[k, v] for k, v in info.items()] + ([["load average at start", load0]] if load0 else []))
+
+    rep.add("## Machine ceiling (same run)")
+    rep.add()
+    dts = [("fp32", torch.float32), reduced]
+    rep.table(["dtype", "matmul 4096^3 GFLOP/s", "conv 512->512 3x3 @64x64 GFLOP/s"],
+              [[d, f"{m:.0f}", f"{c:.0f}"] for d, m, c in ceiling(device, dts)])
+
+    t0 = time.time()
+    gsd, psd, desc = build_models(args)
+    if reuse:  # after the one-off weight building, whose temporaries should go back to the OS
+        reuse_freed_memory()  # see blendgan/ops/allocator.py
+    rep.add(f"Weights: {desc}; built in {time.time() - t0:.0f} s. RSS after building: {rss_mb():.0f} MB "
+            "(peak RSS columns below include these weights).")
+    rep.add()
+    g32, glow = bench_generator(rep, gsd, device, batches, args.runs, reduced)
+    bench_sizes(rep, gsd, device, sizes, args.runs, reduced)
+    bench_profile(rep, g32, glow, device, reduced)
+    del glow
+    se, pe = bench_encoders(rep, gsd, psd, device, args.runs, reduced, args.quick)
+    del se
+    if not args.quick:
+        bench_end_to_end(rep, gsd, psd, g32, pe, device, args.e2e_runs, reduced)
+    load1 = os.getloadavg() if hasattr(os, "getloadavg") else None
+    rep.add(f"Total benchmark time {time.time() - started:.0f} s; load average at end {load1}. Times are wall "
+            "clock; on a shared machine compare ratios (alternating runs) rather than absolute seconds.")
+    if not args.no_write:
+        out = args.out or RESULTS / f"{device.type}-{datetime.datetime.now().strftime('%Y%m%d-%H%M')}.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text("\n".join(rep.lines) + "\n")
+        os.replace(tmp, out)
+        print(f"wrote {out}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
