@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import BlendGANError, UsageError
+from ..errors import UsageError
 
 WEIGHT_FILES = {"blendgan": "blendgan.pt", "psp_encoder": "psp_encoder.pt", "style_encoder": "style_encoder.pt"}
 
@@ -89,15 +89,6 @@ class RunReport:
         return 1 if self.failed else 0
 
 
-def read_or_report(report, path, reader):
-    """reader(path), or None after reporting the failure (one line) when the file cannot be used."""
-    try:
-        return reader(path)
-    except BlendGANError as err:
-        report.fail(path, err)
-        return None
-
-
 def make_aligner(args):
     """`aligner(image_bgr, path)` for --align (FFHQ alignment of each face photo), else None."""
     if not getattr(args, "align", False):
@@ -135,3 +126,39 @@ def list_inputs(path, flag, report):
 def add_size_argument(parser):
     parser.add_argument("--size", type=int, default=None,
                         help="output size; default: read from the checkpoint (the original defaulted to 1024)")
+
+
+def add_checkpoint_arguments(parser, psp=True):
+    """--ckpt (+ --psp_encoder_ckpt) with the original names, and the optional --style_encoder_ckpt."""
+    parser.add_argument("--ckpt", type=str, default="", help="blendgan.pt (default: the weights folder)")
+    if psp:
+        parser.add_argument("--psp_encoder_ckpt", type=str, default="",
+                            help="psp_encoder.pt (default: the weights folder)")
+    parser.add_argument("--style_encoder_ckpt", type=str, default="",
+                        help="optional standalone style_encoder.pt (default: the one inside blendgan.pt)")
+
+
+def add_folder_job_arguments(parser, command, add_weight_index):
+    """The flags style_transfer_folder.py and gen_video.py share (original names and defaults) + ours."""
+    add_size_argument(parser)
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--style_img_path", type=str, default=None, help="folder of style images (or one image)")
+    parser.add_argument("--input_img_path", type=str, default=None, help="folder of face images (or one image)")
+    parser.add_argument("--add_weight_index", type=int, default=add_weight_index)
+    parser.add_argument("--channel_multiplier", type=int, default=2)
+    parser.add_argument("--outdir", type=str, default=default_outdir(command))
+    parser.add_argument("--skip_existing", action="store_true", help="keep outputs that already exist (resume)")
+    add_runtime_arguments(parser)
+    add_align_argument(parser)
+
+
+def start_folder_job(args, command):
+    """Inputs listed, aligner and pipeline built, output folder made: (report, faces, styles, aligner, bg, outdir).
+
+    Everything a user can get wrong (paths, extras, weights) fails here, before any work is done."""
+    report = RunReport(command)
+    faces = list_inputs(args.input_img_path, "--input_img_path", report)
+    styles = list_inputs(args.style_img_path, "--style_img_path", report)
+    aligner = make_aligner(args)
+    bg = build_pipeline(args)
+    return report, faces, styles, aligner, bg, make_outdir(args.outdir)

@@ -1,6 +1,7 @@
 """`blendgan pairs` = the original generate_image_pairs.py (spec 7.1), same flags and outputs."""
 from .. import jobs
-from ._common import RunReport, add_runtime_arguments, add_size_argument, build_pipeline, default_outdir, make_outdir
+from ._common import (RunReport, add_checkpoint_arguments, add_runtime_arguments, add_size_argument, build_pipeline,
+                      default_outdir, make_outdir)
 
 HELP = "random faces and their stylized versions: <i:06d>.jpg = [face | stylized face]"
 
@@ -12,9 +13,7 @@ def add_arguments(parser):
                         help="truncation of the face latents (a value stored in the checkpoint wins)")
     parser.add_argument("--truncation_mean", type=int, default=4096,
                         help="samples for the mean latent when the checkpoint has no latent_avg")
-    parser.add_argument("--ckpt", type=str, default="", help="blendgan.pt (default: the weights folder)")
-    parser.add_argument("--style_encoder_ckpt", type=str, default="",
-                        help="optional standalone style_encoder.pt (default: the one inside blendgan.pt)")
+    add_checkpoint_arguments(parser, psp=False)
     parser.add_argument("--style_img", type=str, default=None,
                         help="reference style image; without it a random style code is used")
     parser.add_argument("--sample_zs", type=str, default=None, help="torch file of face latents [pics, 1, 512]")
