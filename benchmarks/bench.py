@@ -18,6 +18,10 @@ same inputs) and a profiler breakdown, and writes a Markdown table to benchmarks
 
 Weights: the conformance recipe (../shared/conformance beside the checkout, or --conformance DIR) in
 float32; without it, randomly initialised models of the same shapes (said so in the output).
+
+Memory: the reference FIR (pad-and-convolve on [N*C, 1, H, W] planes, im2col) needs ~4 GB per 1024 px
+image, so by default (--max-reference-gb 6) the reference runs at batch 1 only and batch-4 fast rows are
+compared with its per-image time; reference runs that would not fit in the free memory are skipped too.
 """
 import argparse
 import datetime
@@ -74,6 +78,9 @@ def add_arguments(parser):
     parser.add_argument("--random-weights", action="store_true", help="do not use the recipe even if present")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: results/...)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--max-reference-gb", type=float, default=6.0,
+                        help="skip reference runs whose working set would exceed this (the reference FIR needs "
+                             "~4 GB per 1024 px image; default 6, i.e. batch 1 only)")
     parser.add_argument("--return-freed-memory", action="store_true",
                         help="leave glibc's default of returning large freed blocks to the OS (slower)")
 
@@ -156,6 +163,26 @@ def alternate(variants, device, runs, warmup=1, memory=True):
 
 
 CPU_TIMES = {}  # median process CPU seconds of the last `alternate` call, per variant
+
+
+REFERENCE_MB_PER_IMAGE = 4000  # measured ~3.0 GB working set per 1024 px image on the reference path
+SKIPPED = []  # notes on reference runs skipped for their memory needs
+MAX_REFERENCE_MB = [6 * 1024]  # set from --max-reference-gb
+
+
+def mem_available_mb():
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
+def memory_allows(device, need_mb, margin_mb=2048):
+    """Whether `need_mb` more resident memory fits (CPU; CUDA runs use GPU memory)."""
+    return device.type != "cpu" or mem_available_mb() >= need_mb + margin_mb
 
 
 def count_flops(fn):
@@ -331,6 +358,7 @@ def bench_generator(rep, gsd, device, batches, runs, reduced):
     glow = prepare_for_inference(generator(gsd, SIZE, device, rdtype))
     flops1 = None
     rows = []
+    ref_per_image = ref_cpu_per_image = float("nan")
     for batch in batches:
         z, ze = gen_inputs(batch, device, torch.float32)
 
@@ -347,20 +375,44 @@ def bench_generator(rep, gsd, device, batches, runs, reduced):
             zz, zze = z[:1], ze[:1]
             flops1 = count_flops(lambda: use_reference_ops(g32, False)([zz], z_embed=zze, add_weight_index=6,
                                                                          randomize_noise=False))
-        res = alternate({"reference fp32": ref, "fast fp32": fast, f"fast {label}": low}, device, runs)
-        t_ref, _, out_ref, pk_ref = res["reference fp32"]
+        variants = {"reference fp32": ref, "fast fp32": fast, f"fast {label}": low}
+        need = REFERENCE_MB_PER_IMAGE * batch
+        if need > MAX_REFERENCE_MB[0]:
+            del variants["reference fp32"]
+            SKIPPED.append(f"reference at batch {batch}: needs ~{need / 1024:.0f} GB, over --max-reference-gb "
+                           f"{MAX_REFERENCE_MB[0] / 1024:g} (the fast rows compare with the batch-1 reference per "
+                           "image)")
+        elif not memory_allows(device, need):
+            # the reference FIR (planes + im2col) needs ~3.5 GB per 1024 px image; never risk the OOM killer
+            # on a shared machine: time the fast paths and compare with the batch-1 reference per image
+            del variants["reference fp32"]
+            SKIPPED.append(f"reference at batch {batch}: needs ~{need / 1024:.0f} GB, "
+                           f"{mem_available_mb() / 1024:.1f} GB available")
+        if "reference fp32" not in variants and batch == batches[0]:
+            raise SystemExit("the batch-1 reference run does not fit in memory: nothing to compare with")
+        res = alternate(variants, device, runs)
+        release_freed_memory()
         t_fast, _, out_fast, pk_fast = res["fast fp32"]
         t_low, _, out_low, pk_low = res[f"fast {label}"]
+        c_fast, c_low = CPU_TIMES["fast fp32"], CPU_TIMES[f"fast {label}"]
         fl = flops1 * batch
-        c_ref, c_fast, c_low = (CPU_TIMES[k] for k in ("reference fp32", "fast fp32", f"fast {label}"))
-        rows.append([batch, "reference fp32", fmt_s(t_ref), fmt_s(t_ref / batch), "1.00", fmt_s(c_ref), "1.00",
-                     f"{fl / t_ref / 1e9:.0f}", f"{pk_ref:.0f}", "-"])
-        rows.append([batch, "fast fp32", fmt_s(t_fast), fmt_s(t_fast / batch), f"{t_ref / t_fast:.2f}", fmt_s(c_fast),
-                     f"{c_ref / c_fast:.2f}", f"{fl / t_fast / 1e9:.0f}", f"{pk_fast:.0f}",
-                     f"{rel_err(out_fast, out_ref):.1e} vs reference"])
-        rows.append([batch, f"fast {label}", fmt_s(t_low), fmt_s(t_low / batch), f"{t_ref / t_low:.2f}", fmt_s(c_low),
-                     f"{c_ref / c_low:.2f}", f"{fl / t_low / 1e9:.0f}", f"{pk_low:.0f}",
+        if "reference fp32" in res:
+            t_ref, _, out_ref, pk_ref = res["reference fp32"]
+            c_ref = CPU_TIMES["reference fp32"]
+            ref_note, err_fast = "", f"{rel_err(out_fast, out_ref):.1e} vs reference"
+            rows.append([batch, "reference fp32", fmt_s(t_ref), fmt_s(t_ref / batch), "1.00", fmt_s(c_ref), "1.00",
+                         f"{fl / t_ref / 1e9:.0f}", f"{pk_ref:.0f}", "-"])
+        else:  # per-image reference time of batch 1 (see SKIPPED)
+            t_ref, c_ref = ref_per_image * batch, ref_cpu_per_image * batch
+            ref_note, err_fast = " (vs batch-1 reference)", "-"
+        if batch == batches[0] and "reference fp32" in res:
+            ref_per_image, ref_cpu_per_image = t_ref / batch, c_ref / batch
+        rows.append([batch, "fast fp32", fmt_s(t_fast), fmt_s(t_fast / batch), f"{t_ref / t_fast:.2f}{ref_note}",
+                     fmt_s(c_fast), f"{c_ref / c_fast:.2f}", f"{fl / t_fast / 1e9:.0f}", f"{pk_fast:.0f}", err_fast])
+        rows.append([batch, f"fast {label}", fmt_s(t_low), fmt_s(t_low / batch), f"{t_ref / t_low:.2f}{ref_note}",
+                     fmt_s(c_low), f"{c_ref / c_low:.2f}", f"{fl / t_low / 1e9:.0f}", f"{pk_low:.0f}",
                      f"{rel_err(out_low, out_fast):.1e} vs fast fp32"])
+        del res, out_fast, out_low
     rep.add(f"FLOPs per image: {flops1 / 1e9:.1f} GFLOP ({flops1 / 2e9:.1f} GMAC), torch.utils.flop_counter.")
     rep.add()
     rep.add("Wall-clock seconds (median); CPU s = process CPU time summed over threads (less sensitive to other "
@@ -389,7 +441,8 @@ def bench_sizes(rep, gsd, device, sizes, runs, reduced):
         (tr, _, o_r, _), (tf, _, o_f, _), (tl, _, o_l, _) = res["ref"], res["fast"], res["low"]
         rows.append([size, fmt_s(tr), fmt_s(tf), f"{tr / tf:.2f}", fmt_s(tl), f"{tr / tl:.2f}",
                      f"{rel_err(o_f, o_r):.1e}", f"{rel_err(o_l, o_f):.1e}"])
-        del g, gl
+        del g, gl, res
+        release_freed_memory()
     rep.table(["size", "reference fp32 s", "fast fp32 s", "speed-up", f"fast {label} s", f"{label} speed-up",
                "fp32 error vs reference", f"{label} error vs fp32"], rows)
 
@@ -548,7 +601,8 @@ def bench_end_to_end(rep, gsd, psd, g32, pe, device, runs, reduced):
                      fmt_s(cmed[name]), f"{cmed['original'] / cmed[name]:.2f}", f"{peaks[name]:.0f}", err])
     rep.table(["path", "s total", "s / image", "speed-up", "CPU s", "CPU-time ratio", "peak RSS MB",
                "max rel. error"], rows)
-    del g_low, p_low
+    del g_low, p_low, outs
+    release_freed_memory()
 
 
 def bench_profile(rep, g32, glow, device, reduced):
@@ -620,6 +674,7 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     reuse = not args.return_freed_memory
+    MAX_REFERENCE_MB[0] = args.max_reference_gb * 1024 if device.type == "cpu" else float("inf")
     label, dtype_name = REDUCED["cuda" if device.type == "cuda" else "cpu"]
     reduced = (label, getattr(torch, dtype_name))
     batches = [int(b) for b in (args.batches or ("1,8" if device.type == "cuda" else "1,4")).split(",")]
@@ -656,7 +711,15 @@ def run(args):
     se, pe = bench_encoders(rep, gsd, psd, device, args.runs, reduced, args.quick)
     del se
     if not args.quick:
-        bench_end_to_end(rep, gsd, psd, g32, pe, device, args.e2e_runs, reduced)
+        need = REFERENCE_MB_PER_IMAGE + 1500  # the original's batch-1 working set + the bf16 model copies
+        if memory_allows(device, need):
+            bench_end_to_end(rep, gsd, psd, g32, pe, device, args.e2e_runs, reduced)
+        else:
+            SKIPPED.append(f"end-to-end folder transfer: needs ~{need / 1024:.0f} GB, "
+                           f"{mem_available_mb() / 1024:.1f} GB available")
+    if SKIPPED:
+        rep.add("Skipped (memory): " + "; ".join(SKIPPED) + ".")
+        rep.add()
     load1 = os.getloadavg() if hasattr(os, "getloadavg") else None
     rep.add(f"Total benchmark time {time.time() - started:.0f} s; load average at end {load1}. Times are wall "
             "clock; on a shared machine compare ratios (alternating runs) rather than absolute seconds.")

@@ -218,3 +218,17 @@ def test_reuse_freed_memory_stops_refaulting_large_blocks():
     # off: every 64 MB tensor is fresh 4 kB pages (~80k faults a call); on: mostly reused heap memory
     assert counts["off"] > 4 * 50000
     assert counts["on"] < counts["off"] / 3, counts
+
+
+def test_psp_encoder_fast_equals_reference():
+    """The pSp encoder has no resampling ops; its EqualLinear heads still go through the switch."""
+    from blendgan.models import GradualStyleEncoder
+
+    torch.manual_seed(2)
+    enc = GradualStyleEncoder(10).double().eval()
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64) * 2 - 1  # the inner encoder directly, at 64 px
+    with torch.no_grad():
+        fast = use_reference_ops(enc, False)(x)
+        ref = use_reference_ops(enc, True)(x)
+    assert fast.shape == (2, 10, 512)
+    assert rel_err(fast, ref) <= 1e-12
