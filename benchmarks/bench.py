@@ -20,8 +20,8 @@ Weights: the conformance recipe (../shared/conformance beside the checkout, or -
 float32; without it, randomly initialised models of the same shapes (said so in the output).
 
 Memory: the reference FIR (pad-and-convolve on [N*C, 1, H, W] planes, im2col) needs ~4 GB per 1024 px
-image, so by default (--max-reference-gb 6) the reference runs at batch 1 only and batch-4 fast rows are
-compared with its per-image time; reference runs that would not fit in the free memory are skipped too.
+image, so by default (--max-reference-gb 6) a batched reference that needs more (batch 4: ~16 GB) runs
+its images one at a time instead, in the same alternation as the fast path.
 """
 import argparse
 import datetime
@@ -79,8 +79,8 @@ def add_arguments(parser):
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: results/...)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--max-reference-gb", type=float, default=6.0,
-                        help="skip reference runs whose working set would exceed this (the reference FIR needs "
-                             "~4 GB per 1024 px image; default 6, i.e. batch 1 only)")
+                        help="a batched reference run needing more than this runs its images one at a time "
+                             "(the reference FIR needs ~4 GB per 1024 px image; default 6)")
     parser.add_argument("--return-freed-memory", action="store_true",
                         help="leave glibc's default of returning large freed blocks to the OS (slower)")
 
@@ -358,7 +358,6 @@ def bench_generator(rep, gsd, device, batches, runs, reduced):
     glow = prepare_for_inference(generator(gsd, SIZE, device, rdtype))
     flops1 = None
     rows = []
-    ref_per_image = ref_cpu_per_image = float("nan")
     for batch in batches:
         z, ze = gen_inputs(batch, device, torch.float32)
 
@@ -371,48 +370,48 @@ def bench_generator(rep, gsd, device, batches, runs, reduced):
         def low():
             return glow([z.to(rdtype)], z_embed=ze.to(rdtype), add_weight_index=6, randomize_noise=False)[0]
 
+        def ref_singles():  # the reference one image at a time, when a batched reference does not fit
+            use_reference_ops(g32, True)
+            return torch.cat([g32([z[i:i + 1]], z_embed=ze[i:i + 1], add_weight_index=6,
+                                  randomize_noise=False)[0] for i in range(batch)])
+
         if flops1 is None:
             zz, zze = z[:1], ze[:1]
             flops1 = count_flops(lambda: use_reference_ops(g32, False)([zz], z_embed=zze, add_weight_index=6,
                                                                          randomize_noise=False))
         variants = {"reference fp32": ref, "fast fp32": fast, f"fast {label}": low}
         need = REFERENCE_MB_PER_IMAGE * batch
+        why = None
         if need > MAX_REFERENCE_MB[0]:
-            del variants["reference fp32"]
-            SKIPPED.append(f"reference at batch {batch}: needs ~{need / 1024:.0f} GB, over --max-reference-gb "
-                           f"{MAX_REFERENCE_MB[0] / 1024:g} (the fast rows compare with the batch-1 reference per "
-                           "image)")
+            why = f"over --max-reference-gb {MAX_REFERENCE_MB[0] / 1024:g}"
         elif not memory_allows(device, need):
-            # the reference FIR (planes + im2col) needs ~3.5 GB per 1024 px image; never risk the OOM killer
-            # on a shared machine: time the fast paths and compare with the batch-1 reference per image
-            del variants["reference fp32"]
-            SKIPPED.append(f"reference at batch {batch}: needs ~{need / 1024:.0f} GB, "
-                           f"{mem_available_mb() / 1024:.1f} GB available")
-        if "reference fp32" not in variants and batch == batches[0]:
-            raise SystemExit("the batch-1 reference run does not fit in memory: nothing to compare with")
+            why = f"{mem_available_mb() / 1024:.1f} GB available"
+        if why:
+            # the reference FIR (planes + im2col) needs ~4 GB per 1024 px image; never risk the OOM killer on
+            # a shared machine: the reference runs the same images one at a time, in the same alternation
+            if batch == batches[0] or not memory_allows(device, REFERENCE_MB_PER_IMAGE):
+                raise SystemExit(f"the reference path does not fit in memory ({why}): nothing to compare with")
+            variants["reference fp32"] = ref_singles
+            SKIPPED.append(f"batched reference at batch {batch} (needs ~{need / 1024:.0f} GB, {why}): the "
+                           f"reference row runs the {batch} images one at a time")
         res = alternate(variants, device, runs)
         release_freed_memory()
         t_fast, _, out_fast, pk_fast = res["fast fp32"]
         t_low, _, out_low, pk_low = res[f"fast {label}"]
         c_fast, c_low = CPU_TIMES["fast fp32"], CPU_TIMES[f"fast {label}"]
         fl = flops1 * batch
-        if "reference fp32" in res:
-            t_ref, _, out_ref, pk_ref = res["reference fp32"]
-            c_ref = CPU_TIMES["reference fp32"]
-            ref_note, err_fast = "", f"{rel_err(out_fast, out_ref):.1e} vs reference"
-            rows.append([batch, "reference fp32", fmt_s(t_ref), fmt_s(t_ref / batch), "1.00", fmt_s(c_ref), "1.00",
-                         f"{fl / t_ref / 1e9:.0f}", f"{pk_ref:.0f}", "-"])
-        else:  # per-image reference time of batch 1 (see SKIPPED)
-            t_ref, c_ref = ref_per_image * batch, ref_cpu_per_image * batch
-            ref_note, err_fast = " (vs batch-1 reference)", "-"
-        if batch == batches[0] and "reference fp32" in res:
-            ref_per_image, ref_cpu_per_image = t_ref / batch, c_ref / batch
-        rows.append([batch, "fast fp32", fmt_s(t_fast), fmt_s(t_fast / batch), f"{t_ref / t_fast:.2f}{ref_note}",
-                     fmt_s(c_fast), f"{c_ref / c_fast:.2f}", f"{fl / t_fast / 1e9:.0f}", f"{pk_fast:.0f}", err_fast])
-        rows.append([batch, f"fast {label}", fmt_s(t_low), fmt_s(t_low / batch), f"{t_ref / t_low:.2f}{ref_note}",
+        t_ref, _, out_ref, pk_ref = res["reference fp32"]
+        c_ref = CPU_TIMES["reference fp32"]
+        ref_name = "reference fp32" + (" (one image at a time)" if variants["reference fp32"] is ref_singles else "")
+        rows.append([batch, ref_name, fmt_s(t_ref), fmt_s(t_ref / batch), "1.00", fmt_s(c_ref), "1.00",
+                     f"{fl / t_ref / 1e9:.0f}", f"{pk_ref:.0f}", "-"])
+        rows.append([batch, "fast fp32", fmt_s(t_fast), fmt_s(t_fast / batch), f"{t_ref / t_fast:.2f}",
+                     fmt_s(c_fast), f"{c_ref / c_fast:.2f}", f"{fl / t_fast / 1e9:.0f}", f"{pk_fast:.0f}",
+                     f"{rel_err(out_fast, out_ref):.1e} vs reference"])
+        rows.append([batch, f"fast {label}", fmt_s(t_low), fmt_s(t_low / batch), f"{t_ref / t_low:.2f}",
                      fmt_s(c_low), f"{c_ref / c_low:.2f}", f"{fl / t_low / 1e9:.0f}", f"{pk_low:.0f}",
                      f"{rel_err(out_low, out_fast):.1e} vs fast fp32"])
-        del res, out_fast, out_low
+        del res, out_fast, out_low, out_ref
     rep.add(f"FLOPs per image: {flops1 / 1e9:.1f} GFLOP ({flops1 / 2e9:.1f} GMAC), torch.utils.flop_counter.")
     rep.add()
     rep.add("Wall-clock seconds (median); CPU s = process CPU time summed over threads (less sensitive to other "
@@ -696,6 +695,9 @@ def run(args):
     dts = [("fp32", torch.float32), reduced]
     rep.table(["dtype", "matmul 4096^3 GFLOP/s", "conv 512->512 3x3 @64x64 GFLOP/s"],
               [[d, f"{m:.0f}", f"{c:.0f}"] for d, m, c in ceiling(device, dts)])
+    rep.add("Wall-clock times on a shared machine move with other load; every comparison below alternates its "
+            "variants run by run, and the CPU-time ratios are a second, load-robust estimate.")
+    rep.add()
 
     t0 = time.time()
     gsd, psd, desc = build_models(args)
@@ -717,6 +719,10 @@ def run(args):
         else:
             SKIPPED.append(f"end-to-end folder transfer: needs ~{need / 1024:.0f} GB, "
                            f"{mem_available_mb() / 1024:.1f} GB available")
+    end_ceiling = ceiling(device, dts)
+    rep.add("Machine ceiling again at the end (a drop means other load on the machine during the run): " +
+            ", ".join(f"{d} matmul {m:.0f} / conv {c:.0f} GFLOP/s" for d, m, c in end_ceiling) + ".")
+    rep.add()
     if SKIPPED:
         rep.add("Skipped (memory): " + "; ".join(SKIPPED) + ".")
         rep.add()
