@@ -131,21 +131,13 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
             if out_scale is not None:
                 wgt = wgt * out_scale[:, :, None, None, None]
         wgt = wgt.to(x.dtype, memory_format=torch.contiguous_format)
-        out = None
-        for b in range(n):
-            part = _conv(x[b:b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias)
-            if n == 1:
-                out = part
-                break
-            if out is None:
-                out = torch.empty((n, *part.shape[1:]), dtype=part.dtype, device=part.device,
-                                  memory_format=_memory_format(part))
-            if noise is None:
-                out[b:b + 1].copy_(part)
-            else:  # the noise add doubles as the copy into the batch
-                torch.add(part, noise[b:b + 1] if noise.shape[0] > 1 else noise, out=out[b:b + 1])
-        if n > 1:
-            noise = None
+        if n == 1 or _needs_grad(x, wgt, bias, noise):
+            # one sample, or autograd on (out= writes are not differentiable): plain concatenation
+            parts = [_conv(x[b:b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias) for b in range(n)]
+            out = parts[0] if n == 1 else torch.cat(parts)
+        else:
+            out = _per_sample_into_batch(x, wgt, upsample, blur_kernel, blur_pad, k, bias, noise)
+            noise = None  # already added
     else:
         # shared weight: modulate the activations, one convolution for the whole batch, demodulate after
         xs = x * in_scale.to(x.dtype)[:, :, None, None]
@@ -162,8 +154,30 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
     if negative_slope is not None:
         F.leaky_relu_(out, negative_slope)
     if residual is not None:
-        # written into a fresh standard-layout tensor: the ToRGB image leaves the layer in NCHW
+        # the ToRGB image leaves the layer in the standard NCHW layout
+        if _needs_grad(out, residual):
+            return (out + residual).contiguous()
         out = torch.add(out, residual, out=torch.empty(out.shape, dtype=out.dtype, device=out.device))
+    return out
+
+
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _per_sample_into_batch(x, wgt, upsample, blur_kernel, blur_pad, k, bias, noise):
+    """Sample b convolved with wgt[b], written straight into its slice of one batch output; the noise
+    add (if any) doubles as that copy."""
+    out = None
+    for b in range(x.shape[0]):
+        part = _conv(x[b:b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias)
+        if out is None:
+            out = torch.empty((x.shape[0], *part.shape[1:]), dtype=part.dtype, device=part.device,
+                              memory_format=_memory_format(part))
+        if noise is None:
+            out[b:b + 1].copy_(part)
+        else:
+            torch.add(part, noise[b:b + 1] if noise.shape[0] > 1 else noise, out=out[b:b + 1])
     return out
 
 
