@@ -128,25 +128,23 @@ class BlendGAN:
         return [images.bgr_to_rgb_array(b) for b in images.tensors_to_bgr(image_tensor)]
 
     # ------------------------------------------------------------------ encoders (cached)
+    def _encode_cached(self, cache, model, image_bgr):
+        """model(image as tensor), memoised by the image's content."""
+        key = _digest(image_bgr)
+        if key not in cache:
+            with torch.inference_mode():
+                cache[key] = model(self._to_model(images.bgr_to_tensor(image_bgr)))
+        return cache[key]
+
     def encode_face_bgr(self, image_bgr):
         """pSp codes [1, n_latent, 512] of a uint8 BGR image, at its own resolution (pooled to 256)."""
         if self.psp_encoder is None:
             raise UsageError("no pSp encoder loaded: pass psp_encoder_ckpt (psp_encoder.pt)")
-        key = _digest(image_bgr)
-        if key not in self._face_cache:
-            with torch.inference_mode():
-                codes = self.psp_encoder(self._to_model(images.bgr_to_tensor(image_bgr)))
-            self._face_cache[key] = codes
-        return self._face_cache[key]
+        return self._encode_cached(self._face_cache, self.psp_encoder, image_bgr)
 
     def embed_style_bgr(self, image_bgr):
         """Style code z_embed [1, 512] of a uint8 BGR image, at its own resolution (pooled to 256)."""
-        key = _digest(image_bgr)
-        if key not in self._style_cache:
-            with torch.inference_mode():
-                z = self.style_encoder(self._to_model(images.bgr_to_tensor(image_bgr)))
-            self._style_cache[key] = z
-        return self._style_cache[key]
+        return self._encode_cached(self._style_cache, self.style_encoder, image_bgr)
 
     def encode_face(self, image):
         """pSp codes of a face (path, PIL image or H x W x 3 RGB array; FFHQ-aligned)."""
