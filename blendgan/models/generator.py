@@ -7,7 +7,7 @@ import random
 import torch
 from torch import nn
 
-from .layers import ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB
+from .layers import ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB, random_normal
 from .style_encoder import StyleEncoder
 
 SUPPORTED_SIZES = tuple(2 ** i for i in range(3, 11))  # 8 ... 1024
@@ -44,7 +44,7 @@ class NoiseBuffers(nn.Module):
         self.num_layers = num_layers
         for i in range(num_layers):
             res = 2 ** ((i + 5) // 2)
-            self.register_buffer(f"noise_{i}", torch.randn(1, 1, res, res))
+            self.register_buffer(f"noise_{i}", random_normal(1, 1, res, res))
 
     def maps(self):
         return [getattr(self, f"noise_{i}") for i in range(self.num_layers)]

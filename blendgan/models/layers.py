@@ -25,6 +25,21 @@ def use_reference_ops(model, enabled=True):
     return model
 
 
+def random_normal(*shape, divisor=1.0):
+    """Initial weights: standard normal / `divisor` (what torch.randn gives).
+
+    On the meta device (checkpoints are loaded by building there and adopting the file's tensors) the
+    values are left undefined: random math on meta tensors goes through Python decompositions that import
+    sympy and torch._dynamo, ~0.4-1 s and ~35-70 MB per process, for values that are thrown away.
+    """
+    t = torch.empty(shape)
+    if not t.is_meta:
+        t.normal_()
+        if divisor != 1.0:
+            t.div_(divisor)
+    return t
+
+
 LARGE_LINEAR_MIN_INPUTS = 1 << 16  # only the style encoder's 610304-wide layer is this wide
 
 
@@ -84,7 +99,7 @@ class EqualLinear(OpsSwitch):
 
     def __init__(self, in_dim, out_dim, bias_init=0.0, lr_mul=1.0, activation=None):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.weight = nn.Parameter(random_normal(out_dim, in_dim, divisor=lr_mul))
         self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
         self.scale = (1 / math.sqrt(in_dim)) * lr_mul
         self.lr_mul = lr_mul
@@ -123,7 +138,7 @@ class Upsample(OpsSwitch):
     def __init__(self, blur_kernel=(1, 3, 3, 1), factor=2):
         super().__init__()
         self.factor = factor
-        self.register_buffer("kernel", ops.make_kernel(blur_kernel) * factor ** 2)
+        self.register_buffer("kernel", ops.make_kernel(blur_kernel, scale=factor ** 2))
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
 
@@ -137,10 +152,7 @@ class Blur(OpsSwitch):
 
     def __init__(self, blur_kernel, pad, upsample_factor=1):
         super().__init__()
-        kernel = ops.make_kernel(blur_kernel)
-        if upsample_factor > 1:
-            kernel = kernel * upsample_factor ** 2
-        self.register_buffer("kernel", kernel)
+        self.register_buffer("kernel", ops.make_kernel(blur_kernel, scale=upsample_factor ** 2))
         self.pad = tuple(pad)
 
     def forward(self, x):
@@ -162,7 +174,7 @@ class ModulatedConv2d(OpsSwitch):
             p = (len(blur_kernel) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
         self.scale = 1 / math.sqrt(in_channel * kernel_size ** 2)
-        self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
+        self.weight = nn.Parameter(random_normal(1, out_channel, in_channel, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1.0)
 
     def derive_inference_buffers(self):
@@ -213,7 +225,7 @@ class ConstantInput(nn.Module):
 
     def __init__(self, channel, size=4):
         super().__init__()
-        self.input = nn.Parameter(torch.randn(1, channel, size, size))
+        self.input = nn.Parameter(random_normal(1, channel, size, size))
 
     def forward(self, batch):
         return self.input.repeat(batch, 1, 1, 1)

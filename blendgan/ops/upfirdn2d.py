@@ -7,12 +7,17 @@ import torch
 import torch.nn.functional as F
 
 
-def make_kernel(taps):
-    """Normalized 2-D FIR kernel: outer product of the 1-D taps divided by its sum (spec 1.1)."""
-    k = torch.as_tensor(taps, dtype=torch.float32)
+def make_kernel(taps, scale=1.0):
+    """Normalized 2-D FIR kernel: outer product of the 1-D taps divided by its sum, times `scale` (spec 1.1).
+
+    The arithmetic runs on the CPU and only the result moves to the default device: under
+    `torch.device("meta")` (how checkpoints are loaded) meta-tensor math would import torch._dynamo,
+    which costs ~1 s and ~67 MB per process.
+    """
+    k = torch.as_tensor(taps, dtype=torch.float32, device="cpu")
     if k.ndim == 1:
         k = k[None, :] * k[:, None]
-    return k / k.sum()
+    return (k / k.sum() * scale).to(torch.get_default_device())
 
 
 def _check_args(x, kernel, up, down, pad):
