@@ -1,4 +1,4 @@
-"""Image files and arrays: listing, reading, tensor conversions, panels and atomic writes.
+"""Image files and arrays: listing, reading, tensor conversions, panels and writing (atomically, see files.py).
 
 Conventions (spec section 6): images on disk are read as OpenCV does (``cv2.imread(path,
 IMREAD_COLOR)``: H×W×3 uint8 **BGR**); the networks take ``[1, 3, H, W]`` float32 RGB tensors in
@@ -7,13 +7,11 @@ IMREAD_COLOR)``: H×W×3 uint8 **BGR**); the networks take ``[1, 3, H, W]`` floa
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import io
 import os
-import secrets
 from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Sequence, Union
 
 import cv2
 import numpy as np
@@ -21,6 +19,7 @@ import torch
 from PIL import Image, ImageOps
 
 from blendgan.errors import InputImageError, UsageError
+from blendgan.files import write_bytes_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -273,48 +272,6 @@ def tensor_to_video_frame_rgb(t: torch.Tensor) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def temp_sibling(path: PathLike) -> Path:
-    """A fresh hidden temporary name in the folder of ``path``, keeping its suffix (encoders pick
-    the format from it): ``dir/.<stem>.<random>.tmp<suffix>``. Raises ``UsageError`` if the folder
-    does not exist."""
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise UsageError(f"{target}: output folder {folder} does not exist")
-    return folder / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
-
-
-@contextlib.contextmanager
-def atomic_output(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path (``temp_sibling``) for the caller to write and close; on a clean exit
-    it is renamed over ``path``, on an exception it is deleted and ``path`` is left untouched."""
-    target = Path(path)
-    tmp = temp_sibling(target)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def write_bytes_atomic(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
-    Any OS failure raises ``UsageError`` naming the file; the target is then unchanged."""
-    target = Path(path)
-    try:
-        with atomic_output(target) as tmp:
-            # O_EXCL: never clobber; mode 0o666 so the umask applies as for a normal file.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-    except OSError as err:
-        raise UsageError(f"{target}: cannot write the file ({err.strerror or err})") from None
 
 
 def write_image_atomic(path: PathLike, img_bgr: np.ndarray, jpeg_quality: int = 95) -> None:

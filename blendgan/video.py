@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from blendgan.errors import BlendGANError, UsageError
-from blendgan.images import temp_sibling, write_image_atomic
+from blendgan.files import temp_sibling
+from blendgan.images import write_image_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
 
