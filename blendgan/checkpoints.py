@@ -3,8 +3,9 @@
 Every file goes through `read_checkpoint`: `.pt` files are opened with
 ``torch.load(weights_only=True, mmap=True, map_location="cpu")`` (only tensors, plain containers and the
 one harmless class training scripts store, ``argparse.Namespace``; anything that would run code is refused),
-`.safetensors` files with the safetensors library. Both are memory-mapped and the loaders build the models
-on the meta device and adopt the file's tensors, so a 1.4 GB generator is never held twice.
+`.safetensors` files through `safetensors_file` (header validated by the safetensors library). Both are
+memory-mapped and the loaders build the models on the meta device and adopt the file's tensors, so a
+1.4 GB generator is never held twice and nothing is read from disk before it is used.
 
 On-disk layouts (spec section 5, conformance/keys/checkpoint_formats.json):
   blendgan.pt       {'g_ema': generator state dict, optional 'latent_avg' [1, 512], optional 'truncation'}
@@ -18,10 +19,8 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -31,7 +30,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from . import safetensors_file
+from .errors import BlendGANError, CheckpointError
+from .files import write_bytes_atomic
 
 
 @dataclass(frozen=True)
@@ -122,18 +123,7 @@ def update_manifest(directory, filename, entry):
         data.pop(filename, None)
     else:
         data[filename] = entry
-    _atomic_write_text(directory / MANIFEST_NAME, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _atomic_write_text(path, text):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(directory / MANIFEST_NAME, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def sha256_file(path, chunk_size=1 << 22):
@@ -145,13 +135,23 @@ def sha256_file(path, chunk_size=1 << 22):
     return h.hexdigest()
 
 
+def manifest_entry(path, **fields):
+    """A manifest entry for `path` as it is now: sha256, size, mtime_ns (when it was hashed) and `fields`."""
+    st = Path(path).stat()
+    return {"sha256": sha256_file(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, **fields}
+
+
 _VERIFIED = set()  # (path, size, mtime_ns, sha256) already hashed by this process
 
 
-def verify_manifest(path):
+def verify_manifest(path, *, rehash=False, digest=None):
     """Check `path` against the manifest beside it: True if it matches, None if there is no entry.
 
-    A size or sha256 mismatch raises CheckpointError. A file is hashed once per process (per mtime).
+    A size or sha256 mismatch raises CheckpointError. Hashing the 1.47 GB generator takes ~3 s, so a file
+    whose size and modification time still equal those recorded when it was last hashed is not hashed
+    again (the stat check `make` and `git` use; `rehash=True`, as in `blendgan info`, always hashes; a
+    caller that has just hashed the file passes `digest`). After a successful hash the new time is recorded
+    when the folder is writable.
     """
     path = Path(path)
     entry = read_manifest(path.parent).get(path.name)
@@ -162,13 +162,20 @@ def verify_manifest(path):
            f"or remove its entry from {path.parent / MANIFEST_NAME} if you replaced it on purpose")
     if "size" in entry and st.st_size != entry["size"]:
         raise CheckpointError(f"{path} has {st.st_size} bytes but {MANIFEST_NAME} records {entry['size']}: {fix}")
+    if not rehash and entry.get("mtime_ns") == st.st_mtime_ns:
+        return True
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, entry["sha256"])
-    if key not in _VERIFIED:
-        digest = sha256_file(path)
+    if rehash or key not in _VERIFIED:
+        digest = digest or sha256_file(path)
         if digest != entry["sha256"]:
             raise CheckpointError(f"{path} does not match {MANIFEST_NAME} (sha256 {digest[:16]}..., recorded "
                                   f"{str(entry['sha256'])[:16]}...): {fix}")
         _VERIFIED.add(key)
+        if entry.get("mtime_ns") != st.st_mtime_ns:
+            try:
+                update_manifest(path.parent, path.name, {**entry, "mtime_ns": st.st_mtime_ns})
+            except BlendGANError:  # a read-only folder: hash again next time
+                pass
     return True
 
 
@@ -249,14 +256,11 @@ def resolve_checkpoint_path(path, prefer_safetensors=True):
 def _sibling_problem(sibling, original):
     """Why a .safetensors sibling must not stand in for `original` (None when it may)."""
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(sibling), framework="pt") as f:
-            meta = f.metadata() or {}
+        meta = safetensors_file.metadata(sibling)
         verify_manifest(sibling)
     except CheckpointError as err:
         return f"failed its check ({err})"
-    except Exception as err:  # safetensors raises its own error type for a damaged header
+    except (safetensors_file.SafetensorsFormatError, OSError) as err:
         return f"is not a readable safetensors file ({err})"
     if original.is_file():
         st = original.stat()
@@ -335,24 +339,12 @@ def _torch_load(p, mmap):
 
 
 def _read_safetensors(p):
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            tensors = {k: _aligned(f.get_tensor(k)) for k in f.keys()}
-    except Exception as err:  # SafetensorError (a Rust-side type) for damaged headers / short files
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"{p} is not a valid safetensors file ({first[:200]}); convert the .pt again "
+        tensors, meta = safetensors_file.read(p)
+    except safetensors_file.SafetensorsFormatError as err:
+        raise CheckpointError(f"{p} is not a valid safetensors file ({err}); convert the .pt again "
                               "with `blendgan convert` or delete it") from None
     return _unflatten(tensors, meta, p)
-
-
-def _aligned(t):
-    """Small tensors at unaligned addresses are copied (see `_save_safetensors`); big ones stay mapped."""
-    if t.data_ptr() % _ALIGN and t.numel() * t.element_size() < 1 << 20:
-        return t.clone()
-    return t
 
 
 def _unflatten(tensors, meta, p):
@@ -714,51 +706,13 @@ def convert_to_safetensors(path, out=None):
     dest = Path(out) if out is not None else src.with_suffix(".safetensors")
     if dest.is_dir():
         dest = dest / (src.stem + ".safetensors")
-    _save_safetensors(tensors, meta, dest)
-    if (dest.parent / MANIFEST_NAME).is_file():
-        update_manifest(dest.parent, dest.name, {"sha256": sha256_file(dest), "size": dest.stat().st_size,
-                                                 "kind": kind, "converted_from": src.name})
-    return dest
-
-
-_ALIGN = 64  # bytes; torch.save aligns tensor data the same way
-_ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-              torch.bool: "BOOL"}
-
-
-def _save_safetensors(tensors, meta, dest):
-    """Write a standard safetensors file whose tensor data start at 64-byte boundaries.
-
-    The safetensors library packs tensors back to back, so after memory-mapping most of them sit at
-    addresses that are not 64-byte aligned, and some CPU kernels then sum in a different order (float32
-    outputs differ in the last bits from the .pt). Here the header is padded to a multiple of 64 bytes
-    and every tensor whose size is a multiple of 64 bytes comes first; the few small ones after them are
-    copied to aligned memory when read (`_read_safetensors`). The file is read by the library.
-    """
-    order = sorted(tensors, key=lambda k: tensors[k].numel() * tensors[k].element_size() % _ALIGN != 0)
-    header, offset = {"__metadata__": meta}, 0
-    for k in order:
-        t = tensors[k]
-        if t.dtype not in _ST_DTYPES:
-            raise CheckpointError(f"{k}: dtype {t.dtype} cannot be stored in a safetensors file")
-        n = t.numel() * t.element_size()
-        header[k] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-(8 + len(head)) % _ALIGN)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(len(head).to_bytes(8, "little") + head)
-            for k in order:
-                if tensors[k].numel():
-                    f.write(memoryview(tensors[k].reshape(-1).view(torch.uint8).numpy()))  # no copy
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        safetensors_file.write(tensors, meta, dest)
+    except safetensors_file.SafetensorsFormatError as err:
+        raise CheckpointError(f"{src} cannot be converted: {err}") from None
+    if (dest.parent / MANIFEST_NAME).is_file():
+        update_manifest(dest.parent, dest.name, manifest_entry(dest, kind=kind, converted_from=src.name))
+    return dest
 
 
 def describe_checkpoint(path, *, sha256=True):
@@ -794,7 +748,7 @@ def describe_checkpoint(path, *, sha256=True):
     except CheckpointError as err:
         info["truncation"] = str(err)
     try:
-        info["manifest"] = "ok" if verify_manifest(p) else "absent"
+        info["manifest"] = "ok" if verify_manifest(p, rehash=True, digest=info["sha256"]) else "absent"
     except CheckpointError as err:
         info["manifest"] = str(err)
     if kind == "unknown":

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .checkpoints import (OFFICIAL_WEIGHTS, check_checkpoint, format_bytes, read_checkpoint, read_manifest,
-                          retry_later, sha256_file, sniff_file, update_manifest, html_page_kind)
+                          retry_later, manifest_entry, sniff_file, update_manifest, html_page_kind)
 from .errors import CheckpointError, UsageError
 
 HOME_ENV = "BLENDGAN_HOME"
@@ -157,8 +157,6 @@ def _check_arrival(staging, w, browser):
 
 
 def _record(path, w, url):
-    entry = {"sha256": sha256_file(path), "size": path.stat().st_size, "kind": w.kind}
-    if url:
-        entry["url"] = url
+    entry = manifest_entry(path, kind=w.kind, **({"url": url} if url else {}))
     update_manifest(path.parent, path.name, entry)
     return entry

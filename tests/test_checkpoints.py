@@ -260,6 +260,29 @@ def test_manifest_is_verified(tmp_path, tiny):
     assert "is not a valid manifest" in refused(ck.read_checkpoint, path)
 
 
+def test_manifest_hashes_again_only_after_the_file_changed(tmp_path, tiny, monkeypatch):
+    path = tiny["psp_encoder"]
+    ck.update_manifest(tmp_path, path.name, {"sha256": ck.sha256_file(path), "size": path.stat().st_size})
+    hashed = []
+    real_sha256 = ck.sha256_file
+    monkeypatch.setattr(ck, "sha256_file", lambda p: hashed.append(Path(p).name) or real_sha256(p))
+    monkeypatch.setattr(ck, "_VERIFIED", set())  # as in a fresh process
+
+    assert ck.verify_manifest(path) is True and hashed == [path.name]  # first check hashes ...
+    assert ck.read_manifest(tmp_path)[path.name]["mtime_ns"] == path.stat().st_mtime_ns  # ... and stamps
+    monkeypatch.setattr(ck, "_VERIFIED", set())
+    ck.load_psp_encoder(path)
+    assert hashed == [path.name]  # a later run trusts the unchanged file
+    assert ck.verify_manifest(path, rehash=True) is True and len(hashed) == 2  # `blendgan info` always hashes
+
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF  # same size, new content, new mtime
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert "does not match manifest.json" in refused(ck.load_psp_encoder, path)
+    assert len(hashed) == 3
+
+
 def test_manifest_mismatch_of_a_sibling_falls_back_to_the_pt(tmp_path):
     from safetensors.torch import save_file
     pt = save({"w": torch.zeros(3)}, tmp_path / "w.pt")
@@ -476,3 +499,21 @@ def test_1024_generator_loads_without_a_second_copy(files, tmp_path):
         assert m["path"] == str(path)
         # every tensor was read, so the file's pages are resident once; a copy would double that
         assert growth < 1.6 * path.stat().st_size, (path, m)
+
+
+def test_loading_a_checkpoint_imports_neither_dynamo_nor_sympy(tmp_path):
+    """Building models on the meta device must not run meta-tensor math: its decompositions import
+    torch._dynamo and sympy, which made every load ~1 s slower and ~70 MB larger."""
+    code = ("import sys, torch\n"
+            "from blendgan.models import Generator, PSPEncoder, StyleEncoder\n"
+            "from blendgan.models.loading import from_state_dict\n"
+            "for make in (lambda: Generator(64), lambda: PSPEncoder(10), StyleEncoder):\n"
+            "    with torch.device('meta'):\n"
+            "        shapes = {k: v.shape for k, v in make().state_dict().items()}\n"
+            "    sd = {k: torch.zeros(()).expand(s) for k, s in shapes.items()}  # no memory\n"
+            "    assert from_state_dict(make, sd).state_dict().keys() == sd.keys()\n"
+            "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
