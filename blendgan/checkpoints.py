@@ -3,7 +3,7 @@
 Every file goes through `read_checkpoint`: `.pt` files are opened with
 ``torch.load(weights_only=True, mmap=True, map_location="cpu")`` (only tensors, plain containers and the
 one harmless class training scripts store, ``argparse.Namespace``; anything that would run code is refused),
-`.safetensors` files through `safetensors_file` (header validated by the safetensors library). Both are
+`.safetensors` files through `safetensors_file` (validated header, no pickle at all). Both are
 memory-mapped and the loaders build the models on the meta device and adopt the file's tensors, so a
 1.4 GB generator is never held twice and nothing is read from disk before it is used.
 
