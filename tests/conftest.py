@@ -19,6 +19,18 @@ from recipe_files import CONFORMANCE, SKIP_REASON  # noqa: E402,F401
 from recipe_files import conformance as load_conformance  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def freed_memory_requests(monkeypatch):
+    """Commands on CPU switch glibc to keep freed memory for reuse (blendgan/ops/allocator.py). In the
+    long-lived pytest process that would pin every test's peak for the rest of the session, so commands
+    run in-process only record the request here (the allocator itself is tested in a child process)."""
+    import blendgan.ops
+
+    requests = []
+    monkeypatch.setattr(blendgan.ops, "reuse_freed_memory", lambda: requests.append(True) or True)
+    return requests
+
+
 class RecipeWeights:
     """Recipe state dicts, cached per (kind, size, seed, dtype); embedder entries shared across sizes."""
 

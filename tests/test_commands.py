@@ -80,7 +80,8 @@ def expected_transfer_panel(models, face_path, style_path, awi=6):
                            images.tensor_to_bgr(out)])
 
 
-def test_transfer_writes_the_original_files_and_pixels(weights, models, written, tmp_path, capsys):
+def test_transfer_writes_the_original_files_and_pixels(weights, models, written, tmp_path, capsys,
+                                                       freed_memory_requests):
     out = tmp_path / "out"
     status = main(["transfer", "--size", str(SIZE), *weight_flags(weights), "--input_img_path", str(FACES),
                    "--style_img_path", str(STYLES), "--outdir", str(out), "--device", "cpu", "--batch_size", "1"])
@@ -98,6 +99,7 @@ def test_transfer_writes_the_original_files_and_pixels(weights, models, written,
             assert_jpeg_of(out / name, want)
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith(f"transfer: {len(expected_names)} written, 0 skipped, 0 failed")
+    assert freed_memory_requests == [True]  # a generating program on CPU keeps freed activations
 
 
 def test_transfer_batched_equals_batch_one(weights, written, tmp_path):

@@ -54,14 +54,18 @@ def make_outdir(path):
 
 def build_pipeline(args, need_psp=True):
     """BlendGAN pipeline from the command's checkpoint flags (size checked against --size)."""
+    from ..ops import reuse_freed_memory
     from ..pipeline import BlendGAN
 
-    return BlendGAN.from_checkpoints(
+    pipeline = BlendGAN.from_checkpoints(
         weight_path(args.ckpt, "blendgan"),
         weight_path(getattr(args, "psp_encoder_ckpt", ""), "psp_encoder") if need_psp else None,
         getattr(args, "style_encoder_ckpt", None) or None,
         size=args.size, channel_multiplier=args.channel_multiplier,
         device=args.device, precision=args.precision, batch_size=args.batch_size)
+    if pipeline.device.type == "cpu":
+        reuse_freed_memory()  # a generating program: keep freed activations for the next image (ops/allocator.py)
+    return pipeline
 
 
 class RunReport:
