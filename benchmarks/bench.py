@@ -100,27 +100,31 @@ def reset_peak(device):
         pass
 
 
-def peak_mb(device):
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+def _proc_mb(path, field):
+    """A kB field of a /proc file (e.g. VmHWM of /proc/self/status) in MB; None where unavailable."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_mb(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    peak = _proc_mb("/proc/self/status", "VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rss_mb():
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return float("nan")
+    rss = _proc_mb("/proc/self/status", "VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def rel_err(out, ref):
@@ -171,13 +175,8 @@ MAX_REFERENCE_MB = [6 * 1024]  # set from --max-reference-gb
 
 
 def mem_available_mb():
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("inf")
+    available = _proc_mb("/proc/meminfo", "MemAvailable")
+    return float("inf") if available is None else available
 
 
 def memory_allows(device, need_mb, margin_mb=2048):
