@@ -51,7 +51,8 @@ def _import_torch():
     from blendgan.models import use_reference_ops
     from blendgan.models.layers import set_style_matrix_dtype
     from blendgan.models.loading import from_state_dict
-    from blendgan.ops import prepare_for_inference, release_freed_memory, reuse_freed_memory
+    from blendgan.allocator import release_freed_memory, reuse_freed_memory
+    from blendgan.models import prepare_for_inference
 
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -205,7 +206,7 @@ def machine_info(device, reuse):
             "torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
-    info["freed memory kept for reuse (glibc mallopt, blendgan.ops.reuse_freed_memory)"] = reuse
+    info["freed memory kept for reuse (glibc mallopt, blendgan.allocator.reuse_freed_memory)"] = reuse
     info["THP_MEM_ALLOC_ENABLE"] = os.environ.get("THP_MEM_ALLOC_ENABLE")
     info["huge pages in use"] = thp_in_use()
     return info
@@ -701,7 +702,7 @@ def run(args):
     t0 = time.time()
     gsd, psd, desc = build_models(args)
     if reuse:  # after the one-off weight building, whose temporaries should go back to the OS
-        reuse_freed_memory()  # see blendgan/ops/allocator.py
+        reuse_freed_memory()  # see blendgan/allocator.py
     rep.add(f"Weights: {desc}; built in {time.time() - t0:.0f} s. RSS after building: {rss_mb():.0f} MB "
             "(peak RSS columns below include these weights).")
     rep.add()

@@ -18,6 +18,7 @@ import torch
 
 from . import images
 from .errors import UsageError
+from .models import prepare_for_inference
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BATCH_SIZE = 4
@@ -60,20 +61,22 @@ def _digest(array):
     return h.hexdigest()
 
 
-def _prepare(model, device, dtype):
-    """Move a model to the device/dtype and let the ops precompute what they may (fast path)."""
+def _place(model, device, dtype):
+    """Move a model to the device/dtype in place, freeze it and derive the fast path's buffers."""
     model = model.to(device=device, dtype=dtype).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    try:  # optional hook of the fast path
-        from .ops import prepare_for_inference
-    except ImportError:
-        return model
     return prepare_for_inference(model)
 
 
 class BlendGAN:
-    """Generator + encoders on one device/dtype, with caches of face codes and style codes."""
+    """Generator + encoders on one device/dtype, with caches of face codes and style codes.
+
+    The pipeline takes the modules it is given over: they are moved to its device and dtype in place
+    (`nn.Module.to`), put in eval mode with gradients off, and get the fast path's derived buffers
+    (`prepare_for_inference`; not in the state dict). Their weights are not changed. Pass a
+    `copy.deepcopy` of a module you train or use elsewhere in another dtype.
+    """
 
     def __init__(self, generator, psp_encoder=None, style_encoder=None, *, device="auto", precision="fp32",
                  latent_avg=None, truncation=None, batch_size=DEFAULT_BATCH_SIZE):
@@ -81,14 +84,14 @@ class BlendGAN:
         self.dtype = resolve_dtype(precision, self.device)
         self.precision = precision
         self.batch_size = max(1, int(batch_size))
-        self.generator = _prepare(generator, self.device, self.dtype)
+        self.generator = _place(generator, self.device, self.dtype)
         self.size = generator.size
         self.n_latent = generator.n_latent
-        self.psp_encoder = _prepare(psp_encoder, self.device, self.dtype) if psp_encoder is not None else None
+        self.psp_encoder = _place(psp_encoder, self.device, self.dtype) if psp_encoder is not None else None
         if style_encoder is None:
             self.style_encoder = self.generator.embedder
         else:
-            self.style_encoder = _prepare(style_encoder, self.device, self.dtype)
+            self.style_encoder = _place(style_encoder, self.device, self.dtype)
         if self.psp_encoder is not None and self.psp_encoder.encoder.n_styles != self.n_latent:
             raise UsageError(f"the pSp encoder makes {self.psp_encoder.encoder.n_styles} codes but the "
                              f"{self.size}px generator needs {self.n_latent}: use the encoder for size {self.size}")
@@ -101,17 +104,19 @@ class BlendGAN:
     def from_checkpoints(cls, ckpt, psp_encoder_ckpt=None, style_encoder_ckpt=None, *, size=None,
                          channel_multiplier=2, **kwargs):
         """Load `blendgan.pt` (+ `psp_encoder.pt`, + optional `style_encoder.pt`) and build the pipeline."""
-        from . import checkpoints
+        from .weights.building import load_generator, load_psp_encoder, load_style_encoder
 
-        generator, info = checkpoints.load_generator(ckpt, size=size, channel_multiplier=channel_multiplier)
-        psp = checkpoints.load_psp_encoder(psp_encoder_ckpt, size=generator.size) if psp_encoder_ckpt else None
-        style = checkpoints.load_style_encoder(style_encoder_ckpt) if style_encoder_ckpt else None
+        generator, info = load_generator(ckpt, size=size, channel_multiplier=channel_multiplier)
+        psp = load_psp_encoder(psp_encoder_ckpt, size=generator.size) if psp_encoder_ckpt else None
+        style = load_style_encoder(style_encoder_ckpt) if style_encoder_ckpt else None
         return cls(generator, psp, style, latent_avg=info.get("latent_avg"), truncation=info.get("truncation"),
                    **kwargs)
 
     @classmethod
     def from_models(cls, generator, psp_encoder=None, style_encoder=None, **kwargs):
-        """Build the pipeline from already constructed models (e.g. `blendgan.checkpoints` loaders)."""
+        """Build the pipeline from already constructed models (e.g. `blendgan.checkpoints` loaders).
+
+        The modules are taken over (moved in place, frozen, see the class docstring), not copied."""
         return cls(generator, psp_encoder, style_encoder, **kwargs)
 
     # ------------------------------------------------------------------ tensors in / out

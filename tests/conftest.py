@@ -21,13 +21,13 @@ from recipe_files import conformance as load_conformance  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def freed_memory_requests(monkeypatch):
-    """Commands on CPU switch glibc to keep freed memory for reuse (blendgan/ops/allocator.py). In the
+    """Commands on CPU switch glibc to keep freed memory for reuse (blendgan/allocator.py). In the
     long-lived pytest process that would pin every test's peak for the rest of the session, so commands
     run in-process only record the request here (the allocator itself is tested in a child process)."""
-    import blendgan.ops
+    import blendgan.allocator
 
     requests = []
-    monkeypatch.setattr(blendgan.ops, "reuse_freed_memory", lambda: requests.append(True) or True)
+    monkeypatch.setattr(blendgan.allocator, "reuse_freed_memory", lambda: requests.append(True) or True)
     return requests
 
 

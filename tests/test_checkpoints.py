@@ -14,6 +14,7 @@ import torch
 
 import recipe_files as rf
 from blendgan import checkpoints as ck
+from blendgan.weights import manifest
 from blendgan.cli import convert as convert_cli
 from blendgan.cli import info as info_cli
 from blendgan.cli import run_module
@@ -265,12 +266,12 @@ def test_manifest_hashes_again_only_after_the_file_changed(tmp_path, tiny, monke
     ck.update_manifest(tmp_path, path.name, {"sha256": ck.sha256_file(path), "size": path.stat().st_size})
     hashed = []
     real_sha256 = ck.sha256_file
-    monkeypatch.setattr(ck, "sha256_file", lambda p: hashed.append(Path(p).name) or real_sha256(p))
-    monkeypatch.setattr(ck, "_VERIFIED", set())  # as in a fresh process
+    monkeypatch.setattr(manifest, "sha256_file", lambda p: hashed.append(Path(p).name) or real_sha256(p))
+    monkeypatch.setattr(manifest, "_VERIFIED", set())  # as in a fresh process
 
     assert ck.verify_manifest(path) is True and hashed == [path.name]  # first check hashes ...
     assert ck.read_manifest(tmp_path)[path.name]["mtime_ns"] == path.stat().st_mtime_ns  # ... and stamps
-    monkeypatch.setattr(ck, "_VERIFIED", set())
+    monkeypatch.setattr(manifest, "_VERIFIED", set())
     ck.load_psp_encoder(path)
     assert hashed == [path.name]  # a later run trusts the unchanged file
     assert ck.verify_manifest(path, rehash=True) is True and len(hashed) == 2  # `blendgan info` always hashes

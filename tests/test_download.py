@@ -1,4 +1,4 @@
-"""blendgan.download against a local HTTP server (no real network): files arrive checked and recorded in
+"""blendgan.weights.download against a local HTTP server (no real network): files arrive checked and recorded in
 the manifest; web pages, truncated files and the wrong kind of file are refused; a dropped connection is
 resumed with a Range request, within one call and across calls."""
 import hashlib
@@ -11,7 +11,8 @@ import torch
 
 import recipe_files as rf
 from blendgan import checkpoints as ck
-from blendgan import download as dl
+from blendgan.weights import download as dl
+from blendgan.weights import home
 from blendgan.cli import download as download_cli
 from blendgan.cli import run_module
 from blendgan.errors import CheckpointError
@@ -235,18 +236,18 @@ def test_dropped_connection_resumes_within_one_call(server, tmp_path):
 
 
 def test_download_command_and_defaults(server, small_files, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(dl.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(home.HOME_ENV, str(tmp_path / "home"))
     monkeypatch.setenv(dl.URL_ENV, server.url("ok"))
-    assert dl.weights_dir() == tmp_path / "home"
-    assert dl.default_weight_path("psp_encoder") == tmp_path / "home" / "psp_encoder.pt"
+    assert home.weights_dir() == tmp_path / "home"
+    assert home.default_weight_path("psp_encoder") == tmp_path / "home" / "psp_encoder.pt"
     assert dl.weight_url("blendgan") == server.url("ok").format(filename="blendgan.pt")
     assert run_module(download_cli, ["--only", "psp_encoder", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "home" / "psp_encoder.pt")
     assert (tmp_path / "home" / "psp_encoder.pt").read_bytes() == small_files["psp_encoder.pt"]
 
-    monkeypatch.delenv(dl.HOME_ENV)
+    monkeypatch.delenv(home.HOME_ENV)
     monkeypatch.delenv(dl.URL_ENV)
-    assert dl.weights_dir() == Path("pretrained_models")
+    assert home.weights_dir() == Path("pretrained_models")
     assert dl.weight_url("style_encoder") == "https://drive.google.com/uc?id=1EaM0ZYsAMdPkbRz0smLNIlJ1rxVAhbEz"
     assert run_module(download_cli, ["--dir", str(tmp_path / "d"), "--url", server.url("html"), "--quiet"]) == 2
     assert "download quota exceeded" in capsys.readouterr().err

@@ -162,7 +162,7 @@ def test_fast_path_changes_no_state_dict_key_or_shape():
 
 
 def test_prepare_for_inference_gives_the_same_numbers_and_notices_weight_changes():
-    from blendgan.ops import prepare_for_inference
+    from blendgan.models import prepare_for_inference
 
     g = random_generator(16, seed=8)
     keys = list(g.state_dict())
@@ -194,7 +194,7 @@ def test_reuse_freed_memory_stops_refaulting_large_blocks():
     instead of fresh zero-filled pages (run in a child process: the setting is process-wide)."""
     code = textwrap.dedent("""
         import resource, sys, torch
-        from blendgan.ops import reuse_freed_memory, release_freed_memory
+        from blendgan.allocator import reuse_freed_memory, release_freed_memory
         if sys.argv[1] == "on":
             assert reuse_freed_memory() and reuse_freed_memory()
         def work():

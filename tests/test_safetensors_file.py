@@ -1,4 +1,4 @@
-"""blendgan.safetensors_file: reads what the safetensors library writes (and the reverse) tensor for tensor,
+"""blendgan.weights.safetensors_file: reads what the safetensors library writes (and the reverse) tensor for tensor,
 maps instead of reading, never writes through to the file, and refuses malformed files."""
 import json
 import os
@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from blendgan import safetensors_file as stf
+from blendgan.weights import safetensors_file as stf
 
 
 def mixed_tensors():

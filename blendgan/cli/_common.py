@@ -8,7 +8,6 @@ from tqdm import tqdm
 
 from ..errors import UsageError
 
-WEIGHT_FILES = {"blendgan": "blendgan.pt", "psp_encoder": "psp_encoder.pt", "style_encoder": "style_encoder.pt"}
 
 
 def add_runtime_arguments(parser, batch_default=4):
@@ -36,11 +35,8 @@ def weight_path(flag_value, name):
     """The path given on the command line, else the default location (BLENDGAN_HOME or ./pretrained_models)."""
     if flag_value:
         return flag_value
-    try:
-        from ..download import default_weight_path
-    except ImportError:  # the download module is optional
-        home = os.environ.get("BLENDGAN_HOME", "pretrained_models")
-        return str(Path(home) / WEIGHT_FILES[name])
+    from ..weights.home import default_weight_path
+
     return str(default_weight_path(name))
 
 
@@ -54,7 +50,7 @@ def make_outdir(path):
 
 def build_pipeline(args, need_psp=True):
     """BlendGAN pipeline from the command's checkpoint flags (size checked against --size)."""
-    from ..ops import reuse_freed_memory
+    from ..allocator import reuse_freed_memory
     from ..pipeline import BlendGAN
 
     pipeline = BlendGAN.from_checkpoints(
@@ -64,7 +60,7 @@ def build_pipeline(args, need_psp=True):
         size=args.size, channel_multiplier=args.channel_multiplier,
         device=args.device, precision=args.precision, batch_size=args.batch_size)
     if pipeline.device.type == "cpu":
-        reuse_freed_memory()  # a generating program: keep freed activations for the next image (ops/allocator.py)
+        reuse_freed_memory()  # a generating program: keep freed activations for the next image (blendgan/allocator.py)
     return pipeline
 
 

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoints import convert_to_safetensors, describe_checkpoint, format_bytes
+    from ..weights.convert import convert_to_safetensors
+    from ..weights.describe import describe_checkpoint, format_bytes
 
     out = Path(args.out) if args.out else None
     if out is not None and len(args.files) > 1 and not out.is_dir():

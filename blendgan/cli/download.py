@@ -1,7 +1,7 @@
 """``blendgan download``: fetch blendgan.pt, psp_encoder.pt and style_encoder.pt and check them."""
 import argparse
 
-from ..checkpoints import OFFICIAL_WEIGHTS
+from ..weights.home import OFFICIAL_WEIGHTS
 
 HELP = "download the pretrained weights (Google Drive) into $BLENDGAN_HOME or ./pretrained_models"
 
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..download import download_weights
+    from ..weights.download import download_weights
 
     paths = download_weights(args.only, args.dir, force=args.force, url_template=args.url,
                              retries=max(args.retries, 0), quiet=args.quiet)

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoints import describe_checkpoint, format_bytes
+    from ..weights.describe import describe_checkpoint, format_bytes
 
     status = 0
     for f in args.files:

@@ -1,0 +1,102 @@
+"""The package's imports point down: no module of blendgan/ imports another in a circle, and the ops import
+no other part of the package. Every `import` statement counts, also those inside functions (a late import
+still ties the two modules together)."""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_names(package_dir):
+    """{dotted module name: file} of every .py file under `package_dir` (a package's name for __init__)."""
+    base = package_dir.parent
+    names = {}
+    for f in sorted(package_dir.rglob("*.py")):
+        parts = list(f.relative_to(base).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        names[".".join(parts)] = f
+    return names
+
+
+def import_graph(package_dir):
+    """{module: set of modules of the same package it imports}, from the source (nothing is imported)."""
+    modules = module_names(package_dir)
+    graph = {}
+    for name, f in modules.items():
+        is_package = f.name == "__init__.py"
+        here = name.split(".") if is_package else name.split(".")[:-1]
+        targets = set()
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    anchor = here[:len(here) - node.level + 1]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                else:
+                    base = node.module
+                for alias in node.names:  # `from pkg import submodule` imports the submodule
+                    sub = f"{base}.{alias.name}"
+                    targets.add(sub if sub in modules else base)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def find_cycle(graph):
+    """One import circle as [a, b, ..., a], or None."""
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt, path + [nxt])
+                if found:
+                    return found
+        state[node] = "done"
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                return found
+    return None
+
+
+def test_blendgan_has_no_import_circle():
+    graph = import_graph(ROOT / "blendgan")
+    assert len(graph) > 30 and graph["blendgan.pipeline"]  # the scan found the package and its imports
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_ops_import_nothing_above_them():
+    graph = import_graph(ROOT / "blendgan")
+    for name, targets in graph.items():
+        if name.startswith("blendgan.ops"):
+            assert all(t.startswith("blendgan.ops") for t in targets), (name, targets)
+
+
+def test_weights_modules_do_not_import_commands_or_pipeline():
+    graph = import_graph(ROOT / "blendgan")
+    for name, targets in graph.items():
+        if name.startswith("blendgan.weights"):
+            assert not any(t.startswith(("blendgan.cli", "blendgan.pipeline")) for t in targets), (name, targets)
+
+
+def test_the_scan_finds_circles_through_late_and_relative_imports(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from .b import x\n")
+    (pkg / "a.py").write_text("def f():\n    from .sub import b\n")  # late import of a submodule
+    (pkg / "sub" / "b.py").write_text("from .. import c\nx = 1\n")
+    (pkg / "c.py").write_text("import pkg.a\n")
+    graph = import_graph(pkg)
+    assert graph["pkg.a"] == {"pkg.sub.b"} and graph["pkg.sub.b"] == {"pkg.c"}
+    assert find_cycle(graph) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
+    (pkg / "c.py").write_text("import os\n")
+    assert find_cycle(import_graph(pkg)) is None
