@@ -20,6 +20,13 @@ from recipe_files import conformance as load_conformance  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Tests never reach the network: commands do not fetch missing default weights (the first-use download
+    is tested against a local server, with this variable removed)."""
+    monkeypatch.setenv("BLENDGAN_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
 def freed_memory_requests(monkeypatch):
     """Commands on CPU switch glibc to keep freed memory for reuse (blendgan/allocator.py). In the
     long-lived pytest process that would pin every test's peak for the rest of the session, so commands

@@ -263,3 +263,62 @@ def test_server_ignoring_range_means_starting_over(server, tmp_path):
     assert "could not resume" in str(err.value) and "--force --only psp_encoder" in str(err.value)
     path = fetch(server, "norange", tmp_path / "out", ["psp_encoder"], force=True)["psp_encoder"]
     assert path.read_bytes() == server.files["psp_encoder.pt"]
+
+
+# --------------------------------------------------------------------------- first use: commands fetch weights
+FACE = Path(__file__).resolve().parents[1] / "test_imgs" / "face_imgs"
+STYLE = Path(__file__).resolve().parents[1] / "test_imgs" / "style_imgs"
+
+
+def transfer(tmp_path, *extra):
+    from blendgan.cli import main
+
+    face, style = sorted(FACE.iterdir())[0], sorted(STYLE.iterdir())[0]
+    return main(["transfer", "--input_img_path", str(face), "--style_img_path", str(style), "--device", "cpu",
+                 "--outdir", str(tmp_path / "out"), *extra])
+
+
+def test_first_use_downloads_the_default_weights_and_goes_on(server, small_files, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(dl.OFFLINE_ENV)
+    monkeypatch.setenv(home.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(dl.URL_ENV, server.url("ok"))
+    assert transfer(tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "blendgan.pt not found: downloading it once" in err and "psp_encoder.pt not found" in err
+    for name in ("blendgan.pt", "psp_encoder.pt"):
+        assert (tmp_path / "home" / name).read_bytes() == small_files[name]
+    manifest = ck.read_manifest(tmp_path / "home")
+    assert set(manifest) == {"blendgan.pt", "psp_encoder.pt"}  # the optional style encoder is not fetched
+    assert manifest["blendgan.pt"]["sha256"] == sha256(small_files["blendgan.pt"])
+    assert len(list((tmp_path / "out").glob("*.jpg"))) == 1
+    fetched = len(server.requests)
+    assert dl.fetch_if_missing("blendgan") == tmp_path / "home" / "blendgan.pt"
+    assert len(server.requests) == fetched  # later runs find them
+
+
+@pytest.mark.parametrize("how", ["--no_download", "BLENDGAN_OFFLINE"])
+def test_no_download_names_the_missing_file(server, small_files, tmp_path, monkeypatch, capsys, how):
+    monkeypatch.delenv(dl.OFFLINE_ENV)
+    monkeypatch.setenv(home.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(dl.URL_ENV, server.url("ok"))
+    if how == "BLENDGAN_OFFLINE":
+        monkeypatch.setenv(dl.OFFLINE_ENV, "1")
+    assert transfer(tmp_path, *([how] if how.startswith("--") else [])) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "blendgan.pt not found; run `blendgan download --only blendgan`" in lines[0]
+    assert server.requests == [] and not (tmp_path / "home" / "blendgan.pt").exists()
+
+
+def test_first_use_without_network_is_one_line(tmp_path, monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv(dl.OFFLINE_ENV)
+    monkeypatch.setenv(home.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(dl.URL_ENV, f"http://127.0.0.1:{port}/{{filename}}")
+    assert transfer(tmp_path, "--batch_size", "1") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "could not download blendgan.pt" in err[0] and "check the connection" in err[0]
+    assert not (tmp_path / "home" / "blendgan.pt").exists()

@@ -31,13 +31,14 @@ def default_outdir(command):
     return str(Path("results") / command)
 
 
-def weight_path(flag_value, name):
-    """The path given on the command line, else the default location (BLENDGAN_HOME or ./pretrained_models)."""
+def weight_path(flag_value, name, download=True):
+    """The path given on the command line, else the default location (BLENDGAN_HOME or ./pretrained_models),
+    where a missing published file is downloaded first unless `download` is false or BLENDGAN_OFFLINE=1."""
     if flag_value:
         return flag_value
-    from ..weights.home import default_weight_path
+    from ..weights.download import fetch_if_missing
 
-    return str(default_weight_path(name))
+    return str(fetch_if_missing(name, allow=download))
 
 
 def make_outdir(path):
@@ -53,9 +54,10 @@ def build_pipeline(args, need_psp=True):
     from ..allocator import reuse_freed_memory
     from ..pipeline import BlendGAN
 
+    download = not getattr(args, "no_download", False)
     pipeline = BlendGAN.from_checkpoints(
-        weight_path(args.ckpt, "blendgan"),
-        weight_path(getattr(args, "psp_encoder_ckpt", ""), "psp_encoder") if need_psp else None,
+        weight_path(args.ckpt, "blendgan", download),
+        weight_path(getattr(args, "psp_encoder_ckpt", ""), "psp_encoder", download) if need_psp else None,
         getattr(args, "style_encoder_ckpt", None) or None,
         size=args.size, channel_multiplier=args.channel_multiplier,
         device=args.device, precision=args.precision, batch_size=args.batch_size)
@@ -136,6 +138,9 @@ def add_checkpoint_arguments(parser, psp=True):
                             help="psp_encoder.pt (default: the weights folder)")
     parser.add_argument("--style_encoder_ckpt", type=str, default="",
                         help="optional standalone style_encoder.pt (default: the one inside blendgan.pt)")
+    parser.add_argument("--no_download", action="store_true",
+                        help="do not download missing weights into the weights folder on first use "
+                             "(default: download them; BLENDGAN_OFFLINE=1 also turns this off)")
 
 
 def add_folder_job_arguments(parser, command, add_weight_index):

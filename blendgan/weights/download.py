@@ -104,6 +104,9 @@ def download_one(name, directory=None, *, force=False, url_template=None, retrie
             raise CheckpointError(f"download of {w.filename} could not resume ({reason}); run `blendgan download "
                                   f"--force --only {name}` to start it over") from None
         have = sum(p.stat().st_size for p in _partial_files(staging))
+        if have == 0:  # nothing arrived at all: no connection rather than an interrupted download
+            raise CheckpointError(f"could not download {w.filename} from {url} ({reason[:200]}); check the "
+                                  f"connection and run `blendgan download --only {name}` again, or {browser}") from None
         raise CheckpointError(f"download of {w.filename} was interrupted ({reason}); run `blendgan download "
                               f"--only {name}` again to resume from the {format_bytes(have)} received") from None
     except requests.RequestException as err:
@@ -145,3 +148,27 @@ def _record(path, w, url):
     entry = manifest_entry(path, kind=w.kind, **({"url": url} if url else {}))
     update_manifest(path.parent, path.name, entry)
     return entry
+
+
+OFFLINE_ENV = "BLENDGAN_OFFLINE"
+
+
+def offline():
+    """True when `$BLENDGAN_OFFLINE` asks for no downloads (1, true, yes, on)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fetch_if_missing(name, *, allow=True, log=None):
+    """The default path of a published file, downloaded into the weights folder first when it is missing.
+
+    A file counts as present when it or its `.safetensors` sibling exists (the loaders then check it).
+    Nothing is fetched when `allow` is false or `$BLENDGAN_OFFLINE` is set: the loader then names the
+    missing file and how to get it. A failed download raises CheckpointError with the reason and a fix.
+    """
+    w = weight_file(name)
+    path = weights_dir() / w.filename
+    if path.exists() or path.with_suffix(".safetensors").exists() or not allow or offline():
+        return path
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    log(f"{path} not found: downloading it once (--no_download or {OFFLINE_ENV}=1 turns this off)")
+    return download_weights([name], path.parent, log=log)[name]
