@@ -1,22 +1,14 @@
-"""Shared test fixtures: the conformance fixture from ../shared and a session cache of recipe weights.
+"""Shared test fixtures: the conformance fixture from ../shared (numeric conformance tests only) and session
+caches of recipe weights and checkpoint files (made in the session, no ../shared needed).
 
 Recipe generator weights are expensive (the 610304x512 style matrix takes ~10 s and 2.5 GB in
 float64), so the `embedder.*` entries, identical for every generator size with the same seed, are
 generated once per session and shared by every size and dtype that needs them.
 """
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import recipe_files  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest handling)
-from recipe_files import CONFORMANCE, SKIP_REASON  # noqa: E402,F401
-from recipe_files import conformance as load_conformance  # noqa: E402
+import helpers
 
 
 @pytest.fixture(autouse=True)
@@ -79,9 +71,9 @@ class RecipeWeights:
 
 @pytest.fixture(scope="session")
 def cc():
-    module = load_conformance()
+    module = helpers.conformance()
     if module is None:
-        pytest.skip(SKIP_REASON)
+        pytest.skip(helpers.SKIP_REASON)
     return module
 
 
@@ -91,31 +83,31 @@ def recipe(cc):
 
 
 @pytest.fixture(scope="session")
-def recipe_checkpoints(cc, tmp_path_factory):
+def recipe_checkpoints(tmp_path_factory):
     """Factory (size, seed=1234) -> paths of recipe checkpoints in the original on-disk formats
-    (written once per session by `recipe_files.RecipeFiles`)."""
-    files = recipe_files.session_recipe_files(tmp_path_factory)
+    (written once per session by `helpers.RecipeFiles`)."""
+    files = helpers.session_recipe_files(tmp_path_factory)
 
-    def make(size, seed=recipe_files.GENERATOR_SEED):
+    def make(size, seed=helpers.GENERATOR_SEED):
         return {"blendgan": files.blendgan(size, seed), "psp_encoder": files.psp_encoder(size, seed + 1)}
 
     return make
 
 
 @pytest.fixture(scope="session")
-def recipe_models(cc, tmp_path_factory):
+def recipe_models(tmp_path_factory):
     """Factory (size, seed=1234) -> (Generator, PSPEncoder) in float32 built directly from the recipe state
     dicts, without blendgan.checkpoints: the 'model API' reference that command outputs are compared with."""
     from blendgan.models import Generator, PSPEncoder
     from blendgan.models.loading import from_state_dict
 
-    files = recipe_files.session_recipe_files(tmp_path_factory)
+    files = helpers.session_recipe_files(tmp_path_factory)
     made = {}
 
-    def make(size, seed=recipe_files.GENERATOR_SEED):
+    def make(size, seed=helpers.GENERATOR_SEED):
         if (size, seed) not in made:
             g = from_state_dict(lambda: Generator(size), files.generator_state_dict(size, seed))
-            sd, latent_avg = recipe_files.psp_state_dict(size, seed + 1)
+            sd, latent_avg = helpers.psp_state_dict(size, seed + 1)
             psp_sd = {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg}
             made[(size, seed)] = (g, from_state_dict(lambda: PSPEncoder(latent_avg.shape[0]), psp_sd))
         return made[(size, seed)]

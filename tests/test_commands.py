@@ -17,7 +17,7 @@ import torch
 from blendgan import images, jobs
 from blendgan.cli import main
 from blendgan.pipeline import video_alphas
-from conftest import ROOT
+from helpers import ROOT
 
 FACES = ROOT / "test_imgs" / "face_imgs"
 STYLES = ROOT / "test_imgs" / "style_imgs"
@@ -180,13 +180,17 @@ def test_killed_run_leaves_no_partial_outputs(weights, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and not (out.exists() and any(out.glob("*.jpg"))):
+        while time.time() < deadline and proc.poll() is None and not (out.exists() and any(out.glob("*.jpg"))):
             time.sleep(0.05)
+        running = proc.poll() is None
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
+    assert running and proc.returncode == -signal.SIGKILL, "the run ended before it could be killed mid-way"
     finished = list(out.glob("*.jpg"))
     assert finished, "the run did not get to write anything before the deadline"
+    n_pairs = len(list(FACES.glob("*.*"))) * len(list(STYLES.glob("*.*")))
+    assert len(finished) < n_pairs, "every output was written: the kill did not interrupt the run"
     for p in finished:  # every file under a final name is complete
         assert images.read_image_bgr(p).shape == (SIZE, 3 * SIZE, 3)
 

@@ -12,9 +12,8 @@ import torch
 from blendgan import Generator, GradualStyleEncoder, PSPEncoder
 from blendgan.models import use_reference_ops
 from blendgan.models.loading import from_state_dict
-from blendgan.models.style_encoder import VGG19_TAPS
 from blendgan.ops import fused_leaky_relu, fused_leaky_relu_reference, upfirdn2d, upfirdn2d_reference
-from conftest import CONFORMANCE
+from helpers import CONFORMANCE
 
 try:
     CASES = json.loads((CONFORMANCE / "cases.json").read_text())["cases"]
@@ -155,7 +154,6 @@ def style_embed_outputs(g, image, segments):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_style_embed_case(cc, recipe, impl):
     case = cc.load_case("style_embed")
-    assert len(VGG19_TAPS) == 5
     g = generator(recipe, case["spec"]["size"], torch.float64, impl)
     got = style_embed_outputs(g, case["inputs"]["image"], cc.fixture_constants()["gram_segments"])
     compare(cc, got, case["expected"], "style_embed")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import recipe_files as rf
+import helpers
 from blendgan import checkpoints as ck
 from blendgan.weights import download as dl
 from blendgan.weights import home
@@ -109,7 +109,7 @@ def small_files(server, tmp_path_factory):
     """The three published names served as small files with the right keys and shapes (size 64)."""
     src = tmp_path_factory.mktemp("served")
     for name, w in ck.OFFICIAL_WEIGHTS.items():
-        path = rf.save(rf.shape_only_checkpoint(w.kind, 64), src / w.filename)
+        path = helpers.save(helpers.shape_only_checkpoint(w.kind, 64), src / w.filename)
         server.files[w.filename] = path.read_bytes()
     return server.files
 
@@ -194,9 +194,7 @@ def test_http_error_is_reported(server, tmp_path):
 
 @pytest.fixture(scope="module")
 def recipe_blendgan(tmp_path_factory):
-    if rf.conformance() is None:
-        pytest.skip(rf.SKIP_REASON)
-    return rf.session_recipe_files(tmp_path_factory).blendgan(64)
+    return helpers.session_recipe_files(tmp_path_factory).blendgan(64)
 
 
 def range_offsets(server, path):
@@ -226,8 +224,8 @@ def test_dropped_connection_resumes_across_calls(server, recipe_blendgan, tmp_pa
 
 def test_dropped_connection_resumes_within_one_call(server, tmp_path):
     # ~2.4 MB so that whole 512 kB chunks arrive before the drop; extra entries are ignored by the loaders
-    ckpt = {**rf.shape_only_checkpoint("psp_encoder"), "padding": torch.randn(600_000)}
-    data = rf.save(ckpt, tmp_path / "src.pt").read_bytes()
+    ckpt = {**helpers.shape_only_checkpoint("psp_encoder"), "padding": torch.randn(600_000)}
+    data = helpers.save(ckpt, tmp_path / "src.pt").read_bytes()
     server.files["psp_encoder.pt"] = data
     path = fetch(server, "drop", tmp_path / "out", ["psp_encoder"], retries=2)["psp_encoder"]
     offsets = range_offsets(server, "/drop/psp_encoder.pt")
@@ -254,8 +252,8 @@ def test_download_command_and_defaults(server, small_files, tmp_path, monkeypatc
 
 
 def test_server_ignoring_range_means_starting_over(server, tmp_path):
-    ckpt = {**rf.shape_only_checkpoint("psp_encoder"), "padding": torch.randn(600_000)}
-    server.files["psp_encoder.pt"] = rf.save(ckpt, tmp_path / "src.pt").read_bytes()
+    ckpt = {**helpers.shape_only_checkpoint("psp_encoder"), "padding": torch.randn(600_000)}
+    server.files["psp_encoder.pt"] = helpers.save(ckpt, tmp_path / "src.pt").read_bytes()
     with pytest.raises(CheckpointError):
         fetch(server, "drop", tmp_path / "out", ["psp_encoder"])  # leaves partial data
     with pytest.raises(CheckpointError) as err:

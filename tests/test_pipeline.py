@@ -6,7 +6,7 @@ import torch
 from blendgan import images
 from blendgan.errors import UsageError
 from blendgan.pipeline import BlendGAN, resolve_device, resolve_dtype, video_alphas
-from conftest import ROOT
+from helpers import ROOT
 
 FACES = sorted((ROOT / "test_imgs" / "face_imgs").glob("*.*"))
 STYLES = sorted((ROOT / "test_imgs" / "style_imgs").glob("*.*"))
@@ -95,9 +95,17 @@ def test_video_alphas_follow_the_spec():
     assert all(a < b for a, b in zip(alphas[:21], alphas[1:21]))
 
 
-def test_device_and_precision_choices():
+def test_device_and_precision_choices(monkeypatch):
     assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    mps = getattr(torch.backends, "mps", None)
+    for cuda, apple, expected in [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        if mps is not None:
+            monkeypatch.setattr(mps, "is_available", lambda apple=apple: apple)
+        elif apple:
+            continue
+        assert resolve_device("auto").type == expected, (cuda, apple)
+    monkeypatch.undo()
     with pytest.raises(UsageError, match="fp16"):
         resolve_dtype("fp16", torch.device("cpu"))
     with pytest.raises(UsageError, match="precision"):
@@ -108,11 +116,26 @@ def test_device_and_precision_choices():
             resolve_device("cuda")
 
 
-def test_pipeline_does_not_mutate_models(models):
+def fingerprint(model):
+    """{key: (dtype, shape, float64 sum, float64 sum of squares)} of a state dict, without copying a tensor."""
+    return {k: (v.dtype, tuple(v.shape), float(v.sum(dtype=torch.float64)),
+                float((v.double() ** 2).sum()) if v.numel() < 1 << 22 else None)
+            for k, v in model.state_dict().items()}
+
+
+def test_pipeline_takes_the_models_over_and_keeps_their_weights(models):
+    """As documented on BlendGAN: the caller's modules are used in place (not copied), frozen and put in
+    eval mode, get only non-persistent buffers, and their weights keep their values."""
     g, psp = models
-    before = {k: v.clone() for k, v in g.state_dict().items() if not k.startswith("embedder.")}
+    g.train(), psp.train()
+    psp.requires_grad_(True)
+    before = fingerprint(g), fingerprint(psp)
+    buffers_before = {n for n, _ in psp.named_buffers()}
     bg = BlendGAN.from_models(g, psp, device="cpu")
     bg.stylize(bg.encode_face_bgr(images.read_image_bgr(FACES[0])), torch.zeros(1, 512))
-    for k, v in g.state_dict().items():
-        if k in before:
-            assert torch.equal(v, before[k]), k
+    assert bg.generator is g and bg.psp_encoder is psp  # taken over, not copied
+    assert not g.training and not psp.training and not any(p.requires_grad for p in psp.parameters())
+    assert (fingerprint(g), fingerprint(psp)) == before  # same keys, dtypes and values
+    added = {n for n, _ in g.named_buffers()} - set(g.state_dict())
+    assert added and all(n.endswith(("weight_sq", "weight_t")) for n in added)  # the fast path's derived buffers
+    assert {n for n, _ in psp.named_buffers()} >= buffers_before

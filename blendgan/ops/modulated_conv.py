@@ -36,10 +36,10 @@ def modulated_conv2d_reference(x, weight, styles, *, scale, demodulate=True, ups
     return out.reshape(n, out_ch, h, w)
 
 
-def modulated_conv2d(x, weight, styles, *, upfirdn=None, **kwargs):
+def modulated_conv2d(x, weight, styles, **kwargs):
     """Public entry point: `modulated_conv2d_fast` (same numbers as the reference up to rounding).
 
-    Accepts the reference's keywords; `upfirdn` is ignored (the fast path has its own FIR blur)."""
+    Takes the reference's keywords except `upfirdn`: the fast path has its own FIR blur."""
     return modulated_conv2d_fast(x, weight, styles, **kwargs)
 
 
