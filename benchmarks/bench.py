@@ -75,8 +75,9 @@ def add_arguments(parser):
     parser.add_argument("--batches", default=None, help="generator batch sizes, e.g. 1,4 (default: cpu 1,4; cuda 1,8)")
     parser.add_argument("--sizes", default="64,128,256,512", help="generator sizes for the batch-1 sweep")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--conformance", type=Path, default=None, help="conformance folder with the recipe")
-    parser.add_argument("--random-weights", action="store_true", help="do not use the recipe even if present")
+    parser.add_argument("--conformance", type=Path, default=None, help="conformance folder with the recipe (default: ../shared/conformance beside the checkout, "
+                             "else random weights)")
+    parser.add_argument("--random-weights", action="store_true", help="use random weights even if the recipe is present")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: results/...)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--max-reference-gb", type=float, default=6.0,

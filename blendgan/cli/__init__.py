@@ -3,11 +3,13 @@
 Each subcommand module in this package defines::
 
     HELP = "one line shown in `blendgan --help`"
+    EXAMPLES = "blendgan NAME ...\nblendgan NAME ..."   # one or two example command lines
     def add_arguments(parser: argparse.ArgumentParser) -> None
     def run(args: argparse.Namespace) -> int        # exit status
 
-and nothing else is needed to register it here. Commands only translate flags into pipeline
-calls and report; the work lives in ``blendgan.pipeline`` and friends.
+and one line in COMMANDS registers it. The modules import nothing heavy (torch, OpenCV) at import
+time, only inside run(), so that `blendgan --help` answers at once. Commands only translate flags into
+pipeline calls and report; the work lives in ``blendgan.pipeline`` and friends.
 """
 import argparse
 import importlib
@@ -28,13 +30,37 @@ COMMANDS = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help lines end with the flag's default (unless the text already says it); the epilog keeps its lines."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and action.nargs != 0  # on/off switches say what they switch
+                and "default" not in text.lower() and action.default not in (None, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _epilog(module, prog):
+    """'examples:' and the module's EXAMPLES lines; for a script of scripts/ (`prog`), `blendgan NAME` becomes
+    `python scripts/<prog>`."""
+    lines = getattr(module, "EXAMPLES", "").strip().splitlines()
+    if not lines:
+        return None
+    if prog:
+        command = f"python scripts/{prog}" if prog.endswith(".py") else prog
+        lines = [" ".join([command, *line.split()[2:]]) if line.startswith("blendgan ") else line for line in lines]
+    return "examples:\n" + "\n".join("  " + line for line in lines)
+
+
 def _load(name):
     return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
 
 
 def run_module(module, argv=None, prog=None):
     """Parse ``argv`` with one subcommand module's flags and run it; returns the exit status."""
-    parser = argparse.ArgumentParser(prog=prog, description=module.HELP)
+    parser = argparse.ArgumentParser(prog=prog, description=module.HELP, epilog=_epilog(module, prog),
+                                     formatter_class=HelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     return _guarded(module.run, args)
@@ -53,18 +79,14 @@ def _guarded(fn, args):
 
 def main(argv=None):
     """Entry point of the ``blendgan`` console script."""
-    parser = argparse.ArgumentParser(prog="blendgan", description="BlendGAN: stylized face generation.")
+    parser = argparse.ArgumentParser(prog="blendgan", description="BlendGAN: stylized face generation.",
+                                     epilog="`blendgan COMMAND --help` shows a command's flags and examples.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name in COMMANDS:
-        try:
-            module = _load(name)
-        except ModuleNotFoundError as err:
-            if err.name and err.name.startswith(__name__):
-                continue  # subcommand not built yet
-            raise
-        modules[name] = module
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module = modules[name] = _load(name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, epilog=_epilog(module, None),
+                           formatter_class=HelpFormatter)
         module.add_arguments(p)
     args = parser.parse_args(argv)
     if not args.command:

@@ -12,9 +12,10 @@ from ..errors import UsageError
 
 def add_runtime_arguments(parser, batch_default=4):
     """--device, --precision, --batch_size, --seed (improvements over the original scripts)."""
-    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                        help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only)")
+                        help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) (default: fp32)")
     parser.add_argument("--batch_size", type=int, default=batch_default,
                         help="generator calls batched together (outputs are identical to batch 1)")
     parser.add_argument("--seed", type=int, default=0,
@@ -132,7 +133,8 @@ def add_size_argument(parser):
 
 def add_checkpoint_arguments(parser, psp=True):
     """--ckpt (+ --psp_encoder_ckpt) with the original names, and the optional --style_encoder_ckpt."""
-    parser.add_argument("--ckpt", type=str, default="", help="blendgan.pt (default: the weights folder)")
+    parser.add_argument("--ckpt", type=str, default="",
+                        help="blendgan.pt (default: the weights folder, $BLENDGAN_HOME or ./pretrained_models)")
     if psp:
         parser.add_argument("--psp_encoder_ckpt", type=str, default="",
                             help="psp_encoder.pt (default: the weights folder)")
@@ -147,14 +149,23 @@ def add_folder_job_arguments(parser, command, add_weight_index):
     """The flags style_transfer_folder.py and gen_video.py share (original names and defaults) + ours."""
     add_size_argument(parser)
     add_checkpoint_arguments(parser)
-    parser.add_argument("--style_img_path", type=str, default=None, help="folder of style images (or one image)")
-    parser.add_argument("--input_img_path", type=str, default=None, help="folder of face images (or one image)")
-    parser.add_argument("--add_weight_index", type=int, default=add_weight_index)
-    parser.add_argument("--channel_multiplier", type=int, default=2)
-    parser.add_argument("--outdir", type=str, default=default_outdir(command))
+    parser.add_argument("--style_img_path", type=str, default=None,
+                        help="folder of style images (or one image); required")
+    parser.add_argument("--input_img_path", type=str, default=None,
+                        help="folder of face images (or one image); required")
+    add_blend_arguments(parser, add_weight_index)
+    parser.add_argument("--outdir", type=str, default=default_outdir(command), help="output folder")
     parser.add_argument("--skip_existing", action="store_true", help="keep outputs that already exist (resume)")
     add_runtime_arguments(parser)
     add_align_argument(parser)
+
+
+def add_blend_arguments(parser, add_weight_index):
+    """--add_weight_index and --channel_multiplier (original names and defaults)."""
+    parser.add_argument("--add_weight_index", type=int, default=add_weight_index,
+                        help="latent layers below this index keep the face alone; the style is blended in from here (higher: more of the face)")
+    parser.add_argument("--channel_multiplier", type=int, default=2,
+                        help="generator width multiplier of the checkpoint")
 
 
 def start_folder_job(args, command):

@@ -6,17 +6,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..align import PREDICTOR_ENV, PREDICTOR_NAME, TRANSFORM_SIZE, FaceAligner
+from ..align import PREDICTOR_ENV, PREDICTOR_NAME, TRANSFORM_SIZE
 from ..errors import InputImageError, UsageError
-from ..images import list_images, read_image_bgr, write_image_atomic
 
 HELP = 'FFHQ-align faces in photos with dlib landmarks (needs pip install "blendgan[align]")'
+EXAMPLES = """
+blendgan align photos/ --outdir aligned/
+blendgan align me.jpg group.png --outdir aligned/ --size 512 --faithful
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
-    parser.add_argument("--outdir", required=True, type=Path, help="folder for the aligned <stem>.png files")
-    parser.add_argument("--size", type=int, default=1024, help="output side in pixels (default 1024)")
+    parser.add_argument("--outdir", required=True, type=Path, help="folder for the aligned <stem>.png files; required")
+    parser.add_argument("--size", type=int, default=1024, help="output side in pixels (default: 1024)")
     parser.add_argument("--faithful", action="store_true",
                         help="original behaviour: highest-scoring face instead of the largest, 3-channel input")
     parser.add_argument("--predictor", type=Path, default=None, metavar="PATH",
@@ -38,6 +41,9 @@ def _output_paths(paths, outdir):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..align import FaceAligner
+    from ..images import list_images, read_image_bgr, write_image_atomic
+
     if not 1 <= args.size <= TRANSFORM_SIZE:
         raise UsageError(f"--size {args.size}: must be between 1 and {TRANSFORM_SIZE}")
     paths = [path for item in args.inputs for path in list_images(item)[0]]

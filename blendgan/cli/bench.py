@@ -10,6 +10,10 @@ from pathlib import Path
 from ..errors import UsageError
 
 HELP = "benchmark the fast path against the reference path (source checkout; writes benchmarks/results/)"
+EXAMPLES = """
+blendgan bench --quick --no-write
+blendgan bench --device cuda --sizes 256,1024
+"""
 BENCH_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench.py"
 
 

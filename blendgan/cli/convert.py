@@ -5,6 +5,10 @@ from pathlib import Path
 from ..errors import UsageError
 
 HELP = "convert .pt checkpoints to .safetensors (the loaders then prefer the .safetensors beside the .pt)"
+EXAMPLES = """
+blendgan convert pretrained_models/*.pt
+blendgan convert my_run/blendgan.pt --out exported/blendgan.safetensors
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

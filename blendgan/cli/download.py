@@ -4,6 +4,10 @@ import argparse
 from ..weights.home import OFFICIAL_WEIGHTS
 
 HELP = "download the pretrained weights (Google Drive) into $BLENDGAN_HOME or ./pretrained_models"
+EXAMPLES = """
+blendgan download
+blendgan download --only blendgan psp_encoder --dir /data/blendgan_weights
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="URL template with {id}, {name} or {filename} fields, for a mirror "
                              "(default: $BLENDGAN_WEIGHTS_URL, else Google Drive)")
     parser.add_argument("--retries", type=int, default=3, help="reconnections per file after a dropped "
-                                                                "connection (each resumes; default 3)")
+                                                                "connection (each resumes; default: 3)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

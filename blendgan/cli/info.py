@@ -3,12 +3,16 @@ import argparse
 import json
 
 HELP = "describe checkpoint files: kind, size, tensors, sha256, manifest status, load check"
+EXAMPLES = """
+blendgan info pretrained_models/blendgan.pt
+blendgan info pretrained_models/*.pt --json --no-sha256
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="checkpoint file(s) (.pt or .safetensors)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument("--no-sha256", dest="sha256", action="store_false", help="skip hashing the file")
+    parser.add_argument("--no-sha256", dest="sha256", action="store_false", help="skip hashing the file (default: hash it)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,8 +1,11 @@
 """`blendgan video` = the original gen_video.py (spec 7.3), same flags; H.264 mp4 by default."""
-from .. import jobs
 from ._common import add_folder_job_arguments, make_outdir, start_folder_job
 
 HELP = "one video per face morphing through 8 random style images: <face>.mp4 (227 frames, 30 fps)"
+EXAMPLES = """
+blendgan video --input_img_path test_imgs/face_imgs --style_img_path test_imgs/style_imgs
+blendgan video --input_img_path face.jpg --style_img_path styles/ --frames_dir results/frames --codec mp4v
+"""
 
 
 def add_arguments(parser):
@@ -10,10 +13,12 @@ def add_arguments(parser):
     parser.add_argument("--codec", choices=["h264", "mp4v"], default="h264",
                         help="h264: browser-playable H.264/yuv420p (default); mp4v: the original's MPEG-4 Part 2")
     parser.add_argument("--frames_dir", type=str, default=None,
-                        help="also write every frame as PNG to FRAMES_DIR/<face>/000000.png ...")
+                        help="also write every frame as PNG to FRAMES_DIR/<face>/000000.png ... (default: no PNGs)")
 
 
 def run(args):
+    from .. import jobs
+
     report, faces, styles, aligner, bg, outdir = start_folder_job(args, "video")
     if args.frames_dir:
         make_outdir(args.frames_dir)
