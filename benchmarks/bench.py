@@ -1,4 +1,4 @@
-"""Benchmark of the fast inference path against the plain reference path (issue 5).
+"""Benchmark of the fast inference path against the plain reference path.
 
     python benchmarks/bench.py                 # everything on CPU (fp32 + bf16), ~10 min on 2 cores
     python benchmarks/bench.py --quick         # generator batch 1, size sweep and encoders only
@@ -6,7 +6,7 @@
     blendgan bench ...                         # the same, from a source checkout
 
 In one process it times (warm-up, then the median of several alternating runs) the fast path and the
-reference path (spec math done the straightforward way: pad-and-convolve FIR, one grouped modulated
+reference path (the math done the straightforward way: pad-and-convolve FIR, one grouped modulated
 convolution) for the 1024 px generator with a style at batch 1 and 4 (CUDA: 1 and 8), the generator at
 64...512 px, the style encoder and the pSp encoder on a 1024x1024 image, and end-to-end folder style
 transfer of 4 faces x 8 styles at 1024 (the original re-encodes face and style for every pair, batch 1,
@@ -259,7 +259,7 @@ def conformance_module(folder):
 
 
 def recipe_generator_sd(cc):
-    """float32 recipe weights of generator_1024; the 512 x 610304 matrix (rule 7: 1000 x randn) is drawn a
+    """float32 recipe weights of generator_1024; the 512 x 610304 matrix (1000 x randn) is drawn a
     few rows at a time so only ~1.3 GB is ever held (recipe_tensor would hold 2.5 GB of float64)."""
     sd = {}
     for key, shape, dtype in cc.load_keys(f"generator_{SIZE}"):

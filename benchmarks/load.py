@@ -1,4 +1,4 @@
-"""Benchmark: loading the generator from `.pt` vs `.safetensors` (issue 4), each in a fresh process.
+"""Benchmark: loading the generator from `.pt` vs `.safetensors`, each in a fresh process.
 
     python benchmarks/load.py                    # pretrained_models/blendgan.pt (a .safetensors copy is
                                                  #   made in a temporary folder if there is none beside it)

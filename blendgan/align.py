@@ -1,10 +1,10 @@
 """FFHQ face alignment (optional extra ``blendgan[align]``: dlib + its 68-point landmark model).
 
-Implements /work/shared/spec/face_alignment_spec.md:
+The FFHQ alignment (Karras et al. 2019, FFHQ's ``recreate_aligned_images``) as BlendGAN's GUI uses it:
 
-* ``faithful=True`` reproduces the original ``FaceAlign.get_crop_image`` (Part A): BGR ``H×W×3``
+* ``faithful=True`` reproduces the original ``FaceAlign.get_crop_image``: BGR ``H×W×3``
   ``uint8`` in, BGR out, the highest-scoring face, ``None`` when there is no face.
-* the default mode adds the Part B improvements: the *largest* face is used, grey / grey+alpha /
+* the default mode is more forgiving: the *largest* face is used, grey / grey+alpha /
   BGRA / 16-bit arrays are accepted (alpha is dropped, as ``cv2.imread`` does), and very large
   photos are searched for faces on a downscaled copy (landmarks still come from full resolution).
 
@@ -31,7 +31,7 @@ INSTALL_HINT = (
     f'face alignment needs dlib and its 68-point landmark model: pip install "blendgan[align]" '
     f"(or point --predictor / ${PREDICTOR_ENV} at a {PREDICTOR_NAME} file)"
 )
-TRANSFORM_SIZE = 4096        # A.1: intermediate warp size of the original
+TRANSFORM_SIZE = 4096        # intermediate warp size of the original
 DETECT_MAX_SIDE = 2048       # default mode: larger photos are searched for faces at this size
 PREALIGNED_SIDES = (256, 512, 1024)
 SAME_SIZE = 1.1              # default mode: box sides within this factor count as equally large
@@ -123,7 +123,7 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 
 
 def _check_faithful_input(image: np.ndarray) -> np.ndarray:
-    """A.1: the original accepts only H×W×3 uint8 BGR."""
+    """The original accepts only H×W×3 uint8 BGR."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise InputImageError(f"faithful alignment needs an H×W×3 uint8 BGR image, got {image.shape} "
@@ -132,16 +132,16 @@ def _check_faithful_input(image: np.ndarray) -> np.ndarray:
 
 
 def is_prealigned(image: np.ndarray) -> bool:
-    """A.8 step 2: the original GUI treats square 256/512/1024 images as already aligned."""
+    """The original GUI treats square 256/512/1024 images as already aligned."""
     h, w = np.asarray(image).shape[:2]
     return h == w and h in PREALIGNED_SIDES
 
 
-# --------------------------------------------------------------------------- geometry (A.4–A.7)
+# --------------------------------------------------------------------------- geometry
 
 
 def ffhq_quad(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
-    """A.4: the oriented crop square from 68 landmarks. Returns ``quad`` (4×2 float64: top-left,
+    """The oriented crop square from 68 landmarks. Returns ``quad`` (4×2 float64: top-left,
     bottom-left, bottom-right, top-right corners, pixel-coordinate convention) and its side ``qsize``."""
     lm = np.asarray(landmarks, dtype=np.float64)
     eye_left = np.mean(lm[36:42], axis=0)
@@ -168,7 +168,7 @@ def _int_bounds(quad: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _pad_and_blend(img: Image.Image, pad: tuple[int, int, int, int], qsize: float) -> Image.Image:
-    """A.6 steps 2–6: reflect-pad, blur the padded band, fade it towards the median colour."""
+    """Reflect-pad, blur the padded band, fade it towards the median colour."""
     gaussian_filter = _import_gaussian_filter()
     left, top, right, bottom = pad
     arr = np.pad(np.float32(img), ((top, bottom), (left, right), (0, 0)), "reflect")
@@ -188,13 +188,13 @@ def _pad_and_blend(img: Image.Image, pad: tuple[int, int, int, int], qsize: floa
 
 def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int = 1024,
                     transform_size: int = TRANSFORM_SIZE, enable_padding: bool = True) -> np.ndarray:
-    """A.4–A.7: FFHQ-align ``image`` (H×W×3 uint8, any channel order, kept) given one face's 68
+    """FFHQ-align ``image`` (H×W×3 uint8, any channel order, kept) given one face's 68
     landmarks; returns ``output_size``² ×3 uint8. With the defaults and ``output_size=1024`` this is
     the original ``get_crop_image`` after landmark detection."""
     quad, qsize = ffhq_quad(landmarks)
-    img = Image.fromarray(np.ascontiguousarray(image), "RGB")  # "RGB" is only a label (A.1)
+    img = Image.fromarray(np.ascontiguousarray(image), "RGB")  # "RGB" is only a label
 
-    # A.5 shrink: very large faces are first reduced by an integer factor.
+    # shrink: very large faces are first reduced by an integer factor.
     shrink = int(np.floor(qsize / output_size * 0.5))
     if shrink > 1:
         size = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
@@ -202,7 +202,7 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int =
         quad /= shrink
         qsize /= shrink
 
-    # A.6 crop to the quad's bounding box plus a border.
+    # crop to the quad's bounding box plus a border.
     border = max(int(np.rint(qsize * 0.1)), 3)
     x0, y0, x1, y1 = _int_bounds(quad)
     crop = (max(x0 - border, 0), max(y0 - border, 0), min(x1 + border, img.size[0]), min(y1 + border, img.size[1]))
@@ -210,7 +210,7 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int =
         img = img.crop(crop)
         quad -= crop[0:2]
 
-    # A.6 pad where the quad (plus border) leaves the image.
+    # pad where the quad (plus border) leaves the image.
     x0, y0, x1, y1 = _int_bounds(quad)
     pad = (max(border - x0, 0), max(border - y0, 0), max(x1 - img.size[0] + border, 0), max(y1 - img.size[1] + border, 0))
     if enable_padding and max(pad) > border - 4:
@@ -219,7 +219,7 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int =
         img = _pad_and_blend(img, pad, qsize)
         quad += pad[0:2]
 
-    # A.7 warp the quad onto transform_size² (corners +0.5: Pillow's continuous convention), resize.
+    # warp the quad onto transform_size² (corners +0.5: Pillow's continuous convention), resize.
     img = img.transform((transform_size, transform_size), Image.Transform.QUAD,
                         (quad + 0.5).flatten(), Image.Resampling.BILINEAR)
     if output_size < transform_size:
@@ -233,8 +233,8 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int =
 def choose_face(faces: list[Face], largest: bool = True) -> Face | None:
     """The face to align from ``faces`` in detector order (``None`` if empty).
 
-    ``largest=False`` is the original rule: the first, i.e. highest score (A.2.5). ``largest=True``
-    (default mode, Part B): the largest box, where boxes within a factor 1.1 in side of the largest
+    ``largest=False`` is the original rule: the first, i.e. highest score. ``largest=True``
+    (default mode): the largest box, where boxes within a factor 1.1 in side of the largest
     count as equally large (dlib's boxes come from a 6/5-step image pyramid, so same-level boxes
     differ only by rounding) and among those the highest score wins, which keeps low-score false
     positives of about the same size from beating the real face."""
@@ -273,15 +273,15 @@ class FaceAligner:
         return _check_faithful_input(image) if self.faithful else to_bgr8(image)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces with landmarks, in detector order (descending score, A.2)."""
+        """All faces with landmarks, in detector order (descending score)."""
         bgr = self._prepare(image)
-        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # BGR weights, OpenCV fixed point (A.2.1)
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # BGR weights, OpenCV fixed point
         faces = []
         for rect, score in self._find_boxes(grey):
             try:
                 shape = self._predictor(grey, rect)
             except RuntimeError:
-                continue  # the original skips a face whose landmarks fail (A.2.4)
+                continue  # the original skips a face whose landmarks fail
             points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int64)
             faces.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), float(score), points))
         return faces
@@ -293,7 +293,7 @@ class FaceAligner:
             small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         else:
             small = grey
-        rects, scores, _ = self._detector.run(small, 1, 0.0)  # upsample 1, threshold 0 (A.2.2)
+        rects, scores, _ = self._detector.run(small, 1, 0.0)  # upsample 1, threshold 0
         for rect, score in zip(rects, scores):
             if scale != 1.0:
                 rect = self._rectangle(*(int(round(v / scale)) for v in
@@ -333,5 +333,5 @@ def align_file(path: str | os.PathLike, output_size: int = 1024, faithful: bool 
     from .images import read_image_bgr
 
     aligner = aligner or FaceAligner(predictor_path, faithful=faithful)
-    # read_image_bgr decodes like the original GUI's cv2.imdecode(..., IMREAD_COLOR) (A.8): 3 channels
+    # read_image_bgr decodes like the original GUI's cv2.imdecode(..., IMREAD_COLOR): 3 channels
     return aligner.align(read_image_bgr(path), output_size)

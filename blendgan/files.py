@@ -1,5 +1,5 @@
 """Writing files atomically: a hidden temporary file in the target's folder, renamed over the target only
-once it is complete, so an interrupted run never leaves a half-written output (spec: outputs are never lost).
+once it is complete, so an interrupted run never leaves a half-written output.
 Files are created with mode 0o666 minus the umask, like any normal file.
 """
 

@@ -1,6 +1,6 @@
 """Image files and arrays: listing, reading, tensor conversions, panels and writing (atomically, see files.py).
 
-Conventions (spec section 6): images on disk are read as OpenCV does (``cv2.imread(path,
+Conventions: images on disk are read as OpenCV does (``cv2.imread(path,
 IMREAD_COLOR)``: H×W×3 uint8 **BGR**); the networks take ``[1, 3, H, W]`` float32 RGB tensors in
 [-1, 1]. The Python API accepts RGB (NumPy arrays and PIL images) and converts with ``to_bgr``.
 """
@@ -197,7 +197,7 @@ def to_pil(img_bgr: np.ndarray) -> Image.Image:
 
 
 def resize_square(img_bgr: np.ndarray, size: int) -> np.ndarray:
-    """``cv2.resize(img, (size, size))`` with the default (bilinear) interpolation (spec 6)."""
+    """``cv2.resize(img, (size, size))`` with the default (bilinear) interpolation."""
     return cv2.resize(img_bgr, (size, size))
 
 
@@ -213,7 +213,7 @@ def hconcat(images: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def bgr_to_tensor(img_bgr: np.ndarray) -> torch.Tensor:
-    """The original ``cv2ten`` (spec 6): BGR→RGB, CHW, ``(u/255 − 0.5)/0.5`` in float64, then
+    """The original ``cv2ten``: BGR→RGB, CHW, ``(u/255 − 0.5)/0.5`` in float64, then
     float32, batch dimension added. Returns a CPU ``[1, 3, H, W]`` float32 tensor in [-1, 1]."""
     if img_bgr.ndim != 3 or img_bgr.shape[2] != 3 or img_bgr.dtype != np.uint8:
         raise ValueError(f"bgr_to_tensor expects a uint8 HxWx3 image, got {img_bgr.dtype} {img_bgr.shape}")
@@ -232,14 +232,14 @@ def _as_float32_cpu_batch(t: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _ten2cv_uint8_nhwc(batch: torch.Tensor) -> np.ndarray:
-    # ten2cv (spec 6): x*0.5 + 0.5, then *255, clamp to [0, 255] (all float32, in this order),
+    # ten2cv: x*0.5 + 0.5, then *255, clamp to [0, 255] (all float32, in this order),
     # then truncation to uint8. Out-of-place ops: the caller's tensor stays untouched.
     x = batch.mul(0.5).add(0.5).mul(255.0).clamp(0.0, 255.0)
     return x.permute(0, 2, 3, 1).numpy().astype(np.uint8)
 
 
 def tensor_to_bgr(t: torch.Tensor) -> np.ndarray:
-    """The original ``ten2cv`` (spec 6) for one image: ``[1,3,H,W]`` or ``[3,H,W]`` RGB in [-1, 1]
+    """The original ``ten2cv`` for one image: ``[1,3,H,W]`` or ``[3,H,W]`` RGB in [-1, 1]
     → H×W×3 uint8 BGR. Computed in float32 on the CPU; the input tensor is not modified."""
     batch = _as_float32_cpu_batch(t, "tensor_to_bgr")
     if batch.shape[0] != 1:
@@ -254,7 +254,7 @@ def tensors_to_bgr(batch: torch.Tensor) -> list[np.ndarray]:
 
 
 def tensors_to_video_frames_rgb(batch: torch.Tensor) -> list[np.ndarray]:
-    """gen_video's conversion (spec 6) for every image of an ``[N,3,H,W]`` batch → H×W×3 uint8 RGB."""
+    """gen_video's conversion for every image of an ``[N,3,H,W]`` batch → H×W×3 uint8 RGB."""
     x = _as_float32_cpu_batch(batch, "tensors_to_video_frames_rgb")
     # clamp(x*0.5 + 0.5, 0, 1) in float32, then *255 and truncation in NumPy float32.
     unit = x.mul(0.5).add(0.5).clamp(0.0, 1.0).permute(0, 2, 3, 1).numpy()
@@ -264,7 +264,7 @@ def tensors_to_video_frames_rgb(batch: torch.Tensor) -> list[np.ndarray]:
 
 def tensor_to_video_frame_rgb(t: torch.Tensor) -> np.ndarray:
     """gen_video's float→uint8 conversion for one ``[1,3,H,W]`` or ``[3,H,W]`` image → H×W×3 RGB.
-    Note the order differs from ``tensor_to_bgr`` (clamp to [0,1] first, then scale; spec 6)."""
+    Note the order differs from ``tensor_to_bgr`` (clamp to [0,1] first, then scale)."""
     batch = _as_float32_cpu_batch(t, "tensor_to_video_frame_rgb")
     if batch.shape[0] != 1:
         raise ValueError(f"tensor_to_video_frame_rgb takes one image, got a batch of {batch.shape[0]}")
@@ -276,7 +276,7 @@ def tensor_to_video_frame_rgb(t: torch.Tensor) -> np.ndarray:
 
 def write_image_atomic(path: PathLike, img_bgr: np.ndarray, jpeg_quality: int = 95) -> None:
     """Encode ``img_bgr`` by the extension of ``path`` (``cv2.imencode``; JPEG quality 95 is
-    OpenCV's default, spec 6) and write it atomically. Raises ``UsageError`` for an extension
+    OpenCV's default) and write it atomically. Raises ``UsageError`` for an extension
     OpenCV cannot write or a folder that is missing or not writable."""
     target = Path(path)
     is_jpeg = target.suffix.lower() in (".jpg", ".jpeg")

@@ -1,4 +1,4 @@
-"""The three original programs as functions over a `BlendGAN` pipeline (spec section 7).
+"""The three original programs as functions over a `BlendGAN` pipeline.
 
 Each job takes already-resolved inputs (paths, numbers), writes its outputs atomically with the
 original names and layouts, and records what happened in a report object (`written`, `skipped`,
@@ -51,7 +51,7 @@ def load_sample_zs(path, pics):
 
 def generate_image_pairs(bg, outdir, report, *, pics=20, truncation=0.75, truncation_mean=4096, style_img=None,
                          sample_zs=None, add_weight_index=6, seed=0, skip_existing=False):
-    """`{i:06d}.jpg` = [face | stylized face] for `pics` latent codes (spec 7.1)."""
+    """`{i:06d}.jpg` = [face | stylized face] for `pics` latent codes."""
     outdir = Path(outdir)
     rng = torch.Generator().manual_seed(seed)  # CPU stream: the same numbers on every device
     if bg.truncation is not None:
@@ -93,7 +93,7 @@ def _read_face(path, aligner):
 
 def style_transfer_folder(bg, faces, styles, outdir, report, *, add_weight_index=6, skip_existing=False,
                           aligner=None):
-    """`{face}_v_{style}.jpg` = [face | style | stylized] for every face x style (spec 7.2).
+    """`{face}_v_{style}.jpg` = [face | style | stylized] for every face x style.
 
     Each style is read and embedded once and each face encoded once; generation is batched over the
     styles of one face. Faces and styles are encoded at their own resolution, as in the original."""
@@ -137,7 +137,7 @@ def style_transfer_folder(bg, faces, styles, outdir, report, *, add_weight_index
 # --------------------------------------------------------------------------- gen_video
 
 def video_frames(bg, face_bgr, style_bgrs, add_weight_index=7):
-    """gen_video's frames (H x 3W x 3 uint8 RGB) for one face and its chosen styles, streamed (spec 7.3).
+    """gen_video's frames (H x 3W x 3 uint8 RGB) for one face and its chosen styles, streamed.
 
     `face_bgr` and `style_bgrs` are already resized to size x size; they are encoded as such."""
     size = bg.size
@@ -165,7 +165,7 @@ def frames_per_video(n_styles=VIDEO_STYLES_PER_FACE):
 
 def gen_video(bg, faces, styles, outdir, report, *, add_weight_index=7, seed=0, codec="h264", frames_dir=None,
               skip_existing=False, aligner=None):
-    """`{face}.mp4`: 227 frames morphing through 8 randomly chosen styles per face (spec 7.3)."""
+    """`{face}.mp4`: 227 frames morphing through 8 randomly chosen styles per face."""
     from .video import FrameDumper, VideoWriter
 
     outdir = Path(outdir)

@@ -224,5 +224,5 @@ class BlendGAN:
 
 
 def video_alphas():
-    """gen_video's 31 blend factors: 0, sigmoid(-5.0 ... 4.5 step 0.5), then ten 1s (spec 7.3)."""
+    """gen_video's 31 blend factors: 0, sigmoid(-5.0 ... 4.5 step 0.5), then ten 1s."""
     return [0.0] + [float(1.0 / (1.0 + np.exp(-a))) for a in np.arange(-5, 5, 0.5)] + [1.0] * 10

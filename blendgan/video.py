@@ -24,7 +24,7 @@ from blendgan.images import write_image_atomic
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Codec choices: "h264" (libx264, yuv420p, plays in browsers) or "mp4v" (MPEG-4 Part 2 through
-#: OpenCV, what the original's XVID request ends up as in an .mp4 container; spec 7.3).
+#: OpenCV, what the original's XVID request ends up as in an .mp4 container).
 CODECS = ("h264", "mp4v")
 
 

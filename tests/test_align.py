@@ -1,4 +1,4 @@
-"""FFHQ face alignment (blendgan.align, `blendgan align`), checked against the face-alignment spec.
+"""FFHQ face alignment (blendgan.align, `blendgan align`), checked against the original's geometry and reference outputs.
 
 Tests that run dlib skip when the optional extra (dlib + the 68-point model) is not installed.
 """
@@ -45,7 +45,7 @@ def photo(name):
 
 
 def package_source(name):
-    """The untouched source photo inside its package (the spec's worked examples use these)."""
+    """The untouched source photo inside its package (the reference alignments use these)."""
     package, parts = {"astronaut": ("skimage", ("data", "astronaut.png")),
                       "grace_hopper": ("matplotlib", ("mpl-data", "sample_data", "grace_hopper.jpg"))}[name]
     spec = importlib.util.find_spec(package)
@@ -54,13 +54,13 @@ def package_source(name):
 
 
 def ints_with_mean(mean, n=6):
-    """n integers whose float mean is exactly the mean of the spec's integer landmarks."""
+    """n integers whose float mean is exactly the mean of the reference's integer landmarks."""
     total = int(round(mean * n))
     return [total // n + 1] * (total % n) + [total // n] * (n - total % n)
 
 
 def synthetic_landmarks(eye_left, eye_right, mouth_left, mouth_right):
-    """68 points that reproduce the spec's eye means and mouth corners (the only ones used, A.3)."""
+    """68 points that reproduce the reference eye means and mouth corners (the only landmarks used)."""
     lm = np.zeros((68, 2), np.int64)
     lm[36:42] = np.stack([ints_with_mean(eye_left[0]), ints_with_mean(eye_left[1])], 1)
     lm[42:48] = np.stack([ints_with_mean(eye_right[0]), ints_with_mean(eye_right[1])], 1)
@@ -68,7 +68,7 @@ def synthetic_landmarks(eye_left, eye_right, mouth_left, mouth_right):
     return lm
 
 
-# Spec A.10: eye means / mouth corners, qsize, crop box, QUAD data (after cropping, +0.5).
+# The reference alignment of the bundled photo: eye means / mouth corners, qsize, crop box, QUAD data (after cropping, +0.5).
 WORKED = {
     "astronaut": dict(lm=((203 + 1 / 3, 101.5), (246.5, 103.5), (200, 139), (245, 141)), qsize=172.852,
                       crop=(116, 0), quad=(27.6032, 15.7284, 18.1534, 188.3218, 190.7468, 197.7716, 200.1966, 25.1782),
@@ -81,11 +81,11 @@ WORKED = {
 
 
 def expected_eye_positions(landmarks, size):
-    """Where the crop square of spec A.4 puts the two eye centres in a size×size output.
+    """Where the crop square puts the two eye centres in a size×size output.
 
-    Written from the spec independently of blendgan.align: the output spans the square of side
+    Written independently of blendgan.align: the output spans the square of side
     2s centred on c, with axes x̂ = (e_x + m_y, e_y − m_x)/|·| and ŷ = perp(x̂); output pixel k
-    has its centre at (k + 0.5)/size of the square (A.7)."""
+    has its centre at (k + 0.5)/size of the square."""
     lm = np.asarray(landmarks, np.float64)
     eye_l, eye_r = lm[36:42].mean(0), lm[42:48].mean(0)
     eye_avg = (eye_l + eye_r) / 2
@@ -117,14 +117,14 @@ def test_quad_matches_spec_worked_example(name):
     w = WORKED[name]
     quad, qsize = ffhq_quad(synthetic_landmarks(*w["lm"]))
     assert qsize == pytest.approx(w["qsize"], abs=1e-3)
-    corners = quad + 0.5 - np.array(w["crop"], np.float64)  # what A.7 hands to Pillow after the crop
+    corners = quad + 0.5 - np.array(w["crop"], np.float64)  # what the warp hands to Pillow after the crop
     np.testing.assert_allclose(corners.flatten(), w["quad"], atol=1e-4)
     # corners are top-left, bottom-left, bottom-right, top-right of an upright square
     assert quad[0, 1] < quad[1, 1] and quad[3, 0] > quad[0, 0] and quad[2, 1] > quad[3, 1]
 
 
 def test_padding_fills_the_area_outside_the_photo():
-    """A face cut at the top-left corner (spec A.10's padding case): with padding the area beyond
+    """A face cut at the top-left corner (the padding case): with padding the area beyond
     the photo is reflected and blended, without it the warp leaves it black."""
     w = WORKED["grace_hopper"]
     cut = np.ascontiguousarray(photo("grace_hopper")[150:, 170:])
@@ -134,13 +134,13 @@ def test_padding_fills_the_area_outside_the_photo():
     assert padded.shape == plain.shape == (256, 256, 3)
     assert (plain[:8, :8] == 0).all()                      # outside the photo: black
     assert padded[:8, :8].min() > 20                       # padded: filled with image colours
-    # away from the cut edges (beyond the blur fade-in of A.6 step 4) the photo is unchanged
+    # away from the cut edges (beyond the blur fade-in) the photo is unchanged
     centre = (slice(150, 256), slice(100, 256))
     assert np.abs(padded[centre].astype(int) - plain[centre]).mean() < 0.5
 
 
 def test_big_face_is_shrunk_first():
-    """A.5: a face much larger than the output goes through the shrink step and still frames the
+    """A face much larger than the output goes through the shrink step and still frames the
     same face as the original-size photo."""
     w = WORKED["astronaut"]
     img = photo("astronaut")
@@ -240,7 +240,7 @@ def aligned_1024(aligner, faithful_aligner):
 @needs_dlib
 @pytest.mark.parametrize("name", NAMES)
 def test_faithful_reproduces_the_original_bytes(name, faithful_aligner):
-    """Spec A.10: same landmarks (dlib 20.0.1) + Pillow 13 -> the original's output, byte for byte."""
+    """Same landmarks (dlib 20.0.1) + Pillow 13 -> the original's output, byte for byte."""
     src = package_source(name)
     if src is None:
         pytest.skip(f"source photo of {name} not installed")
@@ -249,7 +249,7 @@ def test_faithful_reproduces_the_original_bytes(name, faithful_aligner):
     w = WORKED[name]
     if not (np.allclose(eye_l, w["lm"][0]) and np.allclose(eye_r, w["lm"][1])
             and Image.__version__.split(".")[0] == "13"):
-        pytest.skip("dlib landmarks or Pillow version differ from the spec's reference run")
+        pytest.skip("dlib landmarks or Pillow version differ from the reference run")
     out = faithful_aligner.align(src)
     assert hashlib.md5(out.tobytes()).hexdigest() == w["md5"]
 
@@ -262,7 +262,7 @@ def test_eyes_land_where_ffhq_puts_them(name, aligner, aligned_1024):
     source_faces = aligner.detect(img)
     assert len(source_faces) >= 1
     want = expected_eye_positions(aligner.choose(source_faces).landmarks, 1024)
-    # FFHQ framing (spec A.4 with 2|e| > 1.8|m| for these faces): the eyes are 1/4 of the side apart
+    # FFHQ framing (the eye-to-eye term dominates, 2|e| > 1.8|m|, for these faces): the eyes are 1/4 of the side apart
     assert np.linalg.norm(want[1] - want[0]) == pytest.approx(256, abs=0.01)
     found = aligner.detect(out)
     assert len(found) == 1
@@ -299,7 +299,7 @@ def test_default_takes_the_largest_face_faithful_the_best_scoring(aligner, faith
     faces = aligner.detect(canvas)
     assert len(faces) == 2
     scores = [f.score for f in faces]
-    assert scores == sorted(scores, reverse=True)  # detector order = descending score (A.2.3)
+    assert scores == sorted(scores, reverse=True)  # detector order = descending score
     assert faces[0].area < faces[1].area, "composite no longer has the smaller face scoring higher"
 
     aligner, faithful_aligner = with_small_warp(aligner), with_small_warp(faithful_aligner)

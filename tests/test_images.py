@@ -1,4 +1,4 @@
-"""blendgan.images: listing, reading like cv2.imread, tensor conversions (spec 6), atomic writes."""
+"""blendgan.images: listing, reading like cv2.imread, tensor conversions, atomic writes."""
 
 import os
 from pathlib import Path
@@ -116,7 +116,7 @@ def test_round_trip_uint8_tensor_uint8_is_exact_or_one_lower():
     np.testing.assert_array_equal(back, expected)
     np.testing.assert_array_equal(frame, expected)
     diff = img.astype(int) - back.astype(int)
-    assert set(np.unique(diff)) <= {0, 1}  # spec 6: a pixel may come back one level lower
+    assert set(np.unique(diff)) <= {0, 1}  # ten2cv truncates: a pixel may come back one level lower
     assert diff[img == 0].max() == 0 and diff[img == 255].max() == 0
     assert diff.sum() > 0  # the float32 quirk is reproduced, not "fixed" by rounding
 

@@ -35,7 +35,7 @@ def std_kernel(factor=1):
 
 # ------------------------------------------------------------------------------------------- upfirdn2d
 
-# (up, down, pad): the four configurations of spec 1.1, then ones that exercise the other code paths
+# (up, down, pad): the four configurations the models use, then ones that exercise the other code paths
 # (asymmetric pads, up and down together, larger factors, transposed-conv fallback)
 FIR_CONFIGS = [(2, 1, (2, 1)), (1, 2, (1, 1)), (1, 1, (1, 1)), (1, 1, (2, 2)),
                (1, 1, (0, 3)), (2, 2, (1, 1)), (3, 1, (2, 1)), (2, 1, (0, 0)), (2, 1, (4, 0)), (1, 3, (2, 0))]

@@ -1,4 +1,4 @@
-"""`blendgan pairs` = the original generate_image_pairs.py (spec 7.1), same flags and outputs."""
+"""`blendgan pairs` = the original generate_image_pairs.py, same flags and outputs."""
 from ._common import (RunReport, add_blend_arguments, add_checkpoint_arguments, add_runtime_arguments,
                       add_size_argument, build_pipeline, default_outdir, make_outdir)
 

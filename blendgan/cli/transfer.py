@@ -1,4 +1,4 @@
-"""`blendgan transfer` = the original style_transfer_folder.py (spec 7.2), same flags and outputs."""
+"""`blendgan transfer` = the original style_transfer_folder.py, same flags and outputs."""
 from ._common import add_folder_job_arguments, start_folder_job
 
 HELP = "stylize every face image with every style image: <face>_v_<style>.jpg = [face | style | result]"

@@ -1,4 +1,4 @@
-"""`blendgan video` = the original gen_video.py (spec 7.3), same flags; H.264 mp4 by default."""
+"""`blendgan video` = the original gen_video.py, same flags; H.264 mp4 by default."""
 from ._common import add_folder_job_arguments, make_outdir, start_folder_job
 
 HELP = "one video per face morphing through 8 random style images: <face>.mp4 (227 frames, 30 fps)"

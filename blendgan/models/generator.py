@@ -1,5 +1,5 @@
 """BlendGAN generator: StyleGAN2 synthesis + face mapping net `style` + style mapping net `embedding`
-+ Weighted Blending Module `add_weight` + the style encoder `embedder` (spec section 2).
++ Weighted Blending Module `add_weight` + the style encoder `embedder`.
 """
 import math
 import random
@@ -14,7 +14,7 @@ SUPPORTED_SIZES = tuple(2 ** i for i in range(3, 11))  # 8 ... 1024
 
 
 def channels_for(channel_multiplier=2):
-    """Channel table of spec 2.1, keyed by resolution."""
+    """Channels per resolution, as in the original model.py (512 up to 32 px, then halving)."""
     cm = channel_multiplier
     return {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm,
             1024: 16 * cm}
@@ -51,7 +51,7 @@ class NoiseBuffers(nn.Module):
 
 
 class Generator(nn.Module):
-    """BlendGAN generator with the original state-dict layout and `forward` keywords (spec 2.6)."""
+    """BlendGAN generator with the original state-dict layout and `forward` keywords."""
 
     def __init__(self, size, style_dim=512, n_mlp=8, channel_multiplier=2, blur_kernel=(1, 3, 3, 1), lr_mlp=0.01):
         super().__init__()
@@ -63,7 +63,7 @@ class Generator(nn.Module):
         self.num_layers = 2 * self.log_size - 3
         channels = channels_for(channel_multiplier)
 
-        # Registration order = the original state-dict order (spec 2.2).
+        # Registration order = the original state-dict order.
         self.add_weight = nn.Parameter(torch.ones(1, self.n_latent, 1))
         self.embedder = StyleEncoder(style_dim)
         self.embedding = mapping_network(style_dim, n_mlp, lr_mlp)
@@ -109,7 +109,7 @@ class Generator(nn.Module):
         """WBM weights a [1, n_latent, 1]: add_weight clamped to [0, 1], first `add_weight_index` layers = 1.
 
         The original clamps the parameter in place; clamping a copy gives the same numbers without
-        changing the module (spec 2.6 step 7)."""
+        changing the module."""
         a = self.add_weight.clamp(0, 1)
         if add_weight_index is not None:
             a = a.clone()
@@ -146,7 +146,7 @@ class Generator(nn.Module):
         return image, None
 
     def _per_layer_latent(self, styles, inject_index):
-        """[N, n_latent, 512] from one (2-D or 3-D) or two (style mixing) latents (spec 2.6 step 5)."""
+        """[N, n_latent, 512] from one (2-D or 3-D) or two (style mixing) latents."""
         if len(styles) < 2:
             s = styles[0]
             return s if s.ndim == 3 else s.unsqueeze(1).repeat(1, self.n_latent, 1)
@@ -157,7 +157,7 @@ class Generator(nn.Module):
         return torch.cat([first, second], 1)
 
     def synthesis(self, latent, noise):
-        """Synthesis network on per-layer latents [N, n_latent, 512] (spec 2.6 step 8)."""
+        """Synthesis network on per-layer latents [N, n_latent, 512]."""
         noise = [self._noise_map(n, latent, i) for i, n in enumerate(noise)]
         x = self.input(latent.shape[0])
         x = self.conv1(x, latent[:, 0], noise[0])

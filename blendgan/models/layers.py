@@ -1,4 +1,4 @@
-"""StyleGAN2 building blocks with the original state-dict names (spec sections 1-2).
+"""StyleGAN2 building blocks with the original state-dict names.
 
 Every layer that has a fast and a reference implementation reads `self.reference` (default False) to
 choose; `use_reference_ops(model, True)` flips it on a whole model (tests, benchmarks).
@@ -88,14 +88,14 @@ def _weight_key(weight):
 
 
 class PixelNorm(nn.Module):
-    """x * rsqrt(mean(x^2 over features) + 1e-8) (spec 1.4)."""
+    """x * rsqrt(mean(x^2 over features) + 1e-8)."""
 
     def forward(self, x):
         return x * torch.rsqrt(torch.mean(x * x, dim=1, keepdim=True) + 1e-8)
 
 
 class EqualLinear(OpsSwitch):
-    """Linear layer with equalized learning rate (spec 1.2). Keys: `weight [out, in]`, `bias [out]`."""
+    """Linear layer with equalized learning rate. Keys: `weight [out, in]`, `bias [out]`."""
 
     def __init__(self, in_dim, out_dim, bias_init=0.0, lr_mul=1.0, activation=None):
         super().__init__()
@@ -161,7 +161,7 @@ class Blur(OpsSwitch):
 
 
 class ModulatedConv2d(OpsSwitch):
-    """Modulated convolution (spec 2.3). Keys: `weight [1, out, in, k, k]`, `modulation.*`,
+    """Modulated convolution. Keys: `weight [1, out, in, k, k]`, `modulation.*`,
     and `blur.kernel` for the upsampling variant."""
 
     def __init__(self, in_channel, out_channel, kernel_size, style_dim, demodulate=True, upsample=False,
@@ -232,7 +232,7 @@ class ConstantInput(nn.Module):
 
 
 class StyledConv(OpsSwitch):
-    """Modulated conv + noise + fused leaky ReLU (spec 2.4).
+    """Modulated conv + noise + fused leaky ReLU.
 
     The fast path runs all of it as one `ops.modulated_conv2d_fast` call (noise, bias and activation in
     the convolution's epilogue); the reference path chains the three sub-modules."""
@@ -256,7 +256,7 @@ class StyledConv(OpsSwitch):
 
 
 class ToRGB(OpsSwitch):
-    """1x1 modulated conv without demodulation, plus bias, plus the upsampled skip image (spec 2.4).
+    """1x1 modulated conv without demodulation, plus bias, plus the upsampled skip image.
 
     Registration order (bias, upsample, conv) mirrors the original state-dict order."""
 

@@ -1,4 +1,4 @@
-"""pSp face encoder: IR-SE50 GradualStyleEncoder and the pooling / latent_avg wrapper (spec section 4)."""
+"""pSp face encoder: IR-SE50 GradualStyleEncoder and the pooling / latent_avg wrapper."""
 import math
 
 import torch
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from .layers import EqualLinear
 
 PSP_INPUT_SIZE = 256
-# (in, depth, units) of the four IR-SE50 stages; the first unit of each stage has stride 2 (spec 4.2)
+# (in, depth, units) of the four IR-SE50 stages; the first unit of each stage has stride 2
 IR_SE50_STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))
 TAP_UNITS = (6, 20, 23)  # c1, c2, c3
 COARSE_END, MIDDLE_END = 3, 7
@@ -88,7 +88,7 @@ class GradualStyleBlock(nn.Module):
 
 
 class GradualStyleEncoder(nn.Module):
-    """IR-SE50 feature pyramid -> n_styles latent codes [N, n_styles, 512] (spec 4.2)."""
+    """IR-SE50 feature pyramid -> n_styles latent codes [N, n_styles, 512]."""
 
     def __init__(self, n_styles):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Self-supervised style encoder: VGG19 taps -> Gram matrices -> 610304-d vector -> 4-layer MLP (spec 3).
+"""Self-supervised style encoder: VGG19 taps -> Gram matrices -> 610304-d vector -> 4-layer MLP.
 
 Lives inside the generator under `embedder.`; also usable on its own (`style_encoder.pt`).
 """
@@ -46,7 +46,7 @@ class VGGFeatureExtractor(nn.Module):
 
 
 def gram_vector(features):
-    """Concatenated, row-major flattened Gram matrices F·Fᵀ / (C·H·W) of each feature map (spec 3.2)."""
+    """Concatenated, row-major flattened Gram matrices F·Fᵀ / (C·H·W) of each feature map."""
     grams = []
     for f in features:
         n, c, h, w = f.shape
@@ -64,7 +64,7 @@ class GramEmbedder(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d((STYLE_POOL_SIZE, STYLE_POOL_SIZE))
 
     def forward(self, image):
-        # No ImageNet normalisation: the [-1, 1] image goes straight into VGG (spec 8.3).
+        # No ImageNet normalisation: the [-1, 1] image goes straight into VGG.
         return gram_vector(self.feature_extractor(self.pool(image)))
 
 

@@ -1,4 +1,4 @@
-"""Fused leaky ReLU: bias, leaky ReLU with slope 0.2, then gain sqrt(2) (spec section 1.3)."""
+"""Fused leaky ReLU: bias, leaky ReLU with slope 0.2, then gain sqrt(2)."""
 import math
 
 import torch

@@ -1,7 +1,8 @@
-"""Modulated (and demodulated) convolution of StyleGAN2 (spec section 2.3).
+"""Modulated (and demodulated) convolution of StyleGAN2 (Karras et al. 2020, eq. 1-3; the original
+model.py's ModulatedConv2d).
 
 `modulated_conv2d_reference` builds one kernel per sample and runs one grouped convolution, the
-straightforward form of the spec's math.
+straightforward form of the math.
 """
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,7 @@ def modulated_conv2d(x, weight, styles, **kwargs):
 
 
 # ----------------------------------------------------------------------------------------------- fast path
-# The same math rearranged (spec 2.3), exact up to rounding:
+# The same math rearranged, exact up to rounding:
 #   demod[b, o] = rsqrt(scale^2 * sum_i s[b, i]^2 * sum_{kh,kw} w[o, i]^2 + eps)   (no [N, out, in, k, k] tensor)
 #   conv(x_b, scale * w * s_b * demod_b) = demod_b * conv(scale * s_b * x_b, w)   (modulate data, not weights)
 # The per-sample style and demodulation factors are folded into whichever side is smaller: into a

@@ -1,4 +1,4 @@
-"""FIR upsample -> pad -> filter -> downsample (spec section 1.1).
+"""FIR upsample -> pad -> filter -> downsample (StyleGAN2's upfirdn2d, the original op/upfirdn2d.py).
 
 `upfirdn2d_reference` is the plain definition (zero insertion, zero padding, a true 2-D convolution,
 subsampling) and is what every faster variant is tested against.
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 
 def make_kernel(taps, scale=1.0):
-    """Normalized 2-D FIR kernel: outer product of the 1-D taps divided by its sum, times `scale` (spec 1.1).
+    """Normalized 2-D FIR kernel: outer product of the 1-D taps divided by its sum, times `scale`.
 
     The arithmetic runs on the CPU and only the result moves to the default device: under
     `torch.device("meta")` (how checkpoints are loaded) meta-tensor math would import torch._dynamo,
@@ -60,7 +60,7 @@ def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
 def _fir_weight(kernel, like, flip=True):
     """[1, 1, kh, kw] FIR weight in x's dtype/device.
 
-    `flip=True` turns F.conv2d's cross-correlation into the true convolution of spec 1.1;
+    `flip=True` turns F.conv2d's cross-correlation into the true convolution of the definition;
     conv_transpose2d scatters without flipping, so it takes the kernel as is (`flip=False`)."""
     k = torch.flip(kernel, [0, 1]) if flip else kernel
     return k.to(device=like.device, dtype=like.dtype)[None, None]
@@ -91,7 +91,7 @@ def upfirdn2d_fast(x, kernel, up=1, down=1, pad=(0, 0), bias=None):
     """upfirdn2d as one depthwise convolution over all planes.
 
     - up == 1: pad, then a strided conv with the flipped kernel (stride = down keeps every down-th
-      sample starting at 0, exactly step 4 of spec 1.1); symmetric pads go into the conv itself.
+      sample starting at 0, as the definition's subsampling does); symmetric pads go into the conv itself.
     - up > 1: zero insertion + pad + filter is a transposed conv with stride `up`, padding kh-1-p0 and
       output_padding p1-p0+up-1, whenever those are valid; otherwise zeros are inserted explicitly and
       the up == 1 path runs.

@@ -130,7 +130,7 @@ def generator_parts(ckpt, source, size=None, channel_multiplier=2):
 def _generator_size(sd):
     aw = sd.get("add_weight")
     if isinstance(aw, torch.Tensor) and aw.ndim == 3:
-        return _size_from_n_latent(aw.shape[1])  # add_weight is [1, n_latent, 1] (spec 2.2)
+        return _size_from_n_latent(aw.shape[1])  # add_weight is [1, n_latent, 1]
     levels = {m.group(1) for k in sd if isinstance(k, str) and (m := re.match(r"to_rgbs\.(\d+)\.", k))}
     return 2 ** (len(levels) + 2) if levels else None  # one ToRGB per resolution 8 ... size
 
@@ -147,7 +147,7 @@ def psp_parts(ckpt, source, size=None):
     """(PSPEncoder state dict incl. latent_avg [n_styles, 512], n_styles, size), checked."""
     sd = ckpt["state_dict"] if isinstance(ckpt.get("state_dict"), Mapping) else ckpt
     # The original keeps keys whose first len('encoder') characters are 'encoder' and drops
-    # len('encoder') + 1 characters (spec 4.1); other prefixes are ignored.
+    # len('encoder') + 1 characters; other prefixes are ignored.
     n = len("encoder")
     inner = {k[n + 1:]: v for k, v in sd.items() if isinstance(k, str) and k[:n] == "encoder"}
     hint = kind_hint(ckpt, "psp_encoder")
