@@ -16,8 +16,11 @@ the machine ceiling measured in the same run (a large matmul, a 512-channel 3x3 
 per section, errors (max |fast - reference| / max |reference|; reduced precision against fp32 on the
 same inputs) and a profiler breakdown, and writes a Markdown table to benchmarks/results/.
 
-Weights: the conformance recipe (../shared/conformance beside the checkout, or --conformance DIR) in
-float32; without it, randomly initialised models of the same shapes (said so in the output).
+Weights: the conformance fixture's recipe weights in float32, made from the model's keys (tests/helpers.py);
+with --random-weights, randomly initialised models of the same shapes (said so in the output).
+
+The measurement machinery (alternating runs, peak memory, FLOPs, ceiling, profiler, report) is in
+measure.py; each benchmark below is a function that builds its variants and reports a table.
 
 Memory: the reference FIR (pad-and-convolve on [N*C, 1, H, W] planes, im2col) needs ~4 GB per 1024 px
 image, so by default (--max-reference-gb 6) a batched reference that needs more (batch 4: ~16 GB) runs
@@ -26,8 +29,6 @@ its images one at a time instead, in the same alternation as the fast path.
 import argparse
 import datetime
 import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -42,9 +43,12 @@ def _import_torch():
     (it has no effect if torch was already in use)."""
     global torch, Generator, PSPEncoder, use_reference_ops, set_style_matrix_dtype, from_state_dict
     global prepare_for_inference, release_freed_memory, reuse_freed_memory
+    global CPU_TIMES, Report, alternate, ceiling, count_flops, fmt_s, machine_info, mem_available_mb
+    global memory_allows, profile_self_time, rel_err, rss_mb, sync
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    for folder in (ROOT, ROOT / "benchmarks", ROOT / "tests"):  # blendgan, measure.py, the recipe weights
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     import torch
 
     from blendgan import Generator, PSPEncoder
@@ -53,13 +57,13 @@ def _import_torch():
     from blendgan.models.loading import from_state_dict
     from blendgan.allocator import release_freed_memory, reuse_freed_memory
     from blendgan.models import prepare_for_inference
+    from measure import (CPU_TIMES, Report, alternate, ceiling, count_flops, fmt_s, machine_info,  # noqa: F401
+                         mem_available_mb, memory_allows, profile_self_time, rel_err, rss_mb, sync)
 
 
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_CONFORMANCE = ROOT.parent / "shared" / "conformance"
 SEED_G, SEED_P = 1234, 5678
 SIZE = 1024
-STYLE_MATRIX = "embedder.embedder_mlp.0.weight"
 REDUCED = {"cpu": ("bf16", "bfloat16"), "cuda": ("fp16", "float16")}  # dtype names: torch is imported late
 
 
@@ -75,8 +79,6 @@ def add_arguments(parser):
     parser.add_argument("--batches", default=None, help="generator batch sizes, e.g. 1,4 (default: cpu 1,4; cuda 1,8)")
     parser.add_argument("--sizes", default="64,128,256,512", help="generator sizes for the batch-1 sweep")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--conformance", type=Path, default=None, help="conformance folder with the recipe (default: ../shared/conformance beside the checkout, "
-                             "else random weights)")
     parser.add_argument("--random-weights", action="store_true", help="use random weights even if the recipe is present")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: results/...)")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -87,209 +89,27 @@ def add_arguments(parser):
                         help="leave glibc's default of returning large freed blocks to the OS (slower)")
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reset_peak(device):
-    """Start a new peak-memory window (RSS high-water mark on Linux; CUDA allocator peak)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def _proc_mb(path, field):
-    """A kB field of a /proc file (e.g. VmHWM of /proc/self/status) in MB; None where unavailable."""
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def peak_mb(device):
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    peak = _proc_mb("/proc/self/status", "VmHWM")
-    if peak is not None:
-        return peak
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_mb():
-    rss = _proc_mb("/proc/self/status", "VmRSS")
-    return float("nan") if rss is None else rss
-
-
-def rel_err(out, ref):
-    out, ref = out.detach().double().cpu(), ref.detach().double().cpu()
-    return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
-
-
-def alternate(variants, device, runs, warmup=1, memory=True):
-    """Time each callable `runs` times, interleaved, after `warmup` calls each; then (memory=True) one
-    more call each for its peak memory, after handing freed heap memory back to the OS, so each
-    variant's peak is its own and not memory kept from earlier work.
-
-    Returns {name: (median_s, [times], last_output, peak_mb)}; median CPU seconds go to CPU_TIMES."""
-    times = {name: [] for name in variants}
-    cpu = {name: [] for name in variants}
-    outputs, peaks = {}, {name: float("nan") for name in variants}
-    for i in range(warmup + runs):
-        for name, fn in variants.items():
-            outputs.pop(name, None)
-            sync(device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            with torch.inference_mode():
-                outputs[name] = fn()
-            sync(device)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - t0)
-                cpu[name].append(time.process_time() - c0)
-    if memory:
-        for name, fn in variants.items():
-            keep = outputs.pop(name)
-            release_freed_memory()
-            reset_peak(device)
-            with torch.inference_mode():
-                fn()
-            sync(device)
-            peaks[name] = peak_mb(device)
-            outputs[name] = keep
-    CPU_TIMES.update({n: statistics.median(cpu[n]) for n in variants})
-    return {n: (statistics.median(times[n]), times[n], outputs[n], peaks[n]) for n in variants}
-
-
-CPU_TIMES = {}  # median process CPU seconds of the last `alternate` call, per variant
-
-
 REFERENCE_MB_PER_IMAGE = 4000  # measured ~3.0 GB working set per 1024 px image on the reference path
 SKIPPED = []  # notes on reference runs skipped for their memory needs
 MAX_REFERENCE_MB = [6 * 1024]  # set from --max-reference-gb
 
 
-def mem_available_mb():
-    available = _proc_mb("/proc/meminfo", "MemAvailable")
-    return float("inf") if available is None else available
-
-
-def memory_allows(device, need_mb, margin_mb=2048):
-    """Whether `need_mb` more resident memory fits (CPU; CUDA runs use GPU memory)."""
-    return device.type != "cpu" or mem_available_mb() >= need_mb + margin_mb
-
-
-def count_flops(fn):
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def machine_info(device, reuse):
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "logical cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    info["freed memory kept for reuse (glibc mallopt, blendgan.allocator.reuse_freed_memory)"] = reuse
-    info["THP_MEM_ALLOC_ENABLE"] = os.environ.get("THP_MEM_ALLOC_ENABLE")
-    info["huge pages in use"] = thp_in_use()
-    return info
-
-
-def thp_in_use():
-    """Whether a fresh 64 MB tensor landed on transparent huge pages (Linux only)."""
-    try:
-        before = _anon_huge_kb()
-        t = torch.ones(16 * 2 ** 20)
-        after = _anon_huge_kb()
-        del t
-        return after > before
-    except (OSError, ValueError):
-        return "unknown"
-
-
-def _anon_huge_kb():
-    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-        if line.startswith("AnonHugePages:"):
-            return int(line.split()[1])
-    raise ValueError("no AnonHugePages line")
-
-
-def ceiling(device, dtypes):
-    """GFLOP/s of a 4096^2 x 4096 matmul and a 512->512 3x3 conv on 64x64 (batch 1), median of 5."""
-    rows = []
-    for label, dtype in dtypes:
-        a = torch.randn(4096, 4096, device=device, dtype=dtype)
-        x = torch.randn(1, 512, 64, 64, device=device, dtype=dtype)
-        w = torch.randn(512, 512, 3, 3, device=device, dtype=dtype)
-        res = alternate({"matmul": lambda: a @ a,
-                         "conv": lambda: torch.nn.functional.conv2d(x, w, padding=1)}, device, runs=5)
-        rows.append((label, 2 * 4096 ** 3 / res["matmul"][0] / 1e9, 2 * 9 * 512 * 512 * 64 * 64 / res["conv"][0] / 1e9))
-        del a, x, w
-    return rows
-
-
 # ------------------------------------------------------------------------------------------ models
-
-def conformance_module(folder):
-    if folder is None or not (folder / "check_conformance.py").is_file():
-        return None
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    import check_conformance
-
-    return check_conformance
-
-
-def recipe_generator_sd(cc):
-    """float32 recipe weights of generator_1024; the 512 x 610304 matrix (1000 x randn) is drawn a
-    few rows at a time so only ~1.3 GB is ever held (recipe_tensor would hold 2.5 GB of float64)."""
-    sd = {}
-    for key, shape, dtype in cc.load_keys(f"generator_{SIZE}"):
-        if cc.recipe_rule(key, shape) == 7:
-            gen = torch.Generator().manual_seed(cc._seed_for(key, SEED_G))
-            t = torch.empty(shape, dtype=torch.float32)
-            for i in range(0, shape[0], 32):
-                t[i:i + 32] = torch.randn((min(32, shape[0] - i), shape[1]), generator=gen, dtype=torch.float64) * 1000
-            sd[key] = t
-        else:
-            v = cc.recipe_tensor(key, shape, SEED_G)
-            sd[key] = v if "int" in dtype else v.float()
-    return sd
-
 
 def build_models(args):
     """(generator state dict (float32), psp wrapper state dict (float32), description)."""
-    cc = None if args.random_weights else conformance_module(args.conformance or DEFAULT_CONFORMANCE)
     n_styles = 2 * (SIZE.bit_length() - 1) - 2
-    if cc is not None:
-        gsd = recipe_generator_sd(cc)
-        psd = {f"encoder.{k}": (v if "int" in dtype else v.float()) for (k, _, dtype), v in
-               zip(cc.load_keys(f"psp_encoder_{SIZE}"),
-                   cc.recipe_state_dict(cc.load_keys(f"psp_encoder_{SIZE}"), SEED_P).values())}
-        psd["latent_avg"] = cc.recipe_tensor("latent_avg", [n_styles, 512], SEED_P).float()
+    if not args.random_weights:
+        import helpers  # the tests' recipe weights (the conformance fixture's recipe, made from the keys)
+
+        gsd = dict(helpers.generator_state_dict(SIZE, SEED_G))
+        inner, latent_avg = helpers.psp_state_dict(SIZE, SEED_P)
+        psd = {**{f"encoder.{k}": v for k, v in inner.items()}, "latent_avg": latent_avg}
         return gsd, psd, f"conformance recipe (seeds {SEED_G}/{SEED_P}, float32)"
     torch.manual_seed(0)
     gsd = dict(Generator(SIZE).state_dict())
     psd = dict(PSPEncoder(n_styles).state_dict())
-    return gsd, psd, "RANDOM initialisation (conformance recipe not found): same shapes, not real weights"
+    return gsd, psd, "RANDOM initialisation: same shapes, not real weights"
 
 
 def sub_generator_sd(gsd, size, dtype=None, keep_embedder=True):
@@ -322,26 +142,6 @@ def generator(gsd, size, device, dtype=None):
 
 
 # ------------------------------------------------------------------------------------------ sections
-
-class Report:
-    def __init__(self):
-        self.lines = []
-
-    def add(self, text=""):
-        print(text, flush=True)
-        self.lines.append(text)
-
-    def table(self, header, rows):
-        self.add("| " + " | ".join(header) + " |")
-        self.add("|" + "|".join(" --- " for _ in header) + "|")
-        for r in rows:
-            self.add("| " + " | ".join(str(c) for c in r) + " |")
-        self.add()
-
-
-def fmt_s(x):
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
-
 
 def gen_inputs(batch, device, dtype, seed=7):
     g = torch.Generator().manual_seed(seed)
@@ -540,56 +340,31 @@ def bench_end_to_end(rep, gsd, psd, g32, pe, device, runs, reduced):
                                randomize_noise=False)[0])
         return torch.cat(out)
 
-    try:
-        from blendgan.pipeline import BlendGAN
+    from blendgan.pipeline import BlendGAN
 
-        how = "blendgan.pipeline.BlendGAN (each face and style encoded once, generator batches of 4)"
-    except ImportError:
-        BlendGAN = None
-        how = "the models directly (pipeline not importable): each face and style encoded once, batches of 8"
+    how = "blendgan.pipeline.BlendGAN (each face and style encoded once, generator batches of 4)"
 
     def fast_with(g, p, precision):
         def fast():
             use_reference_ops(g, False)
             use_reference_ops(p, False)
-            if BlendGAN is not None:
-                bg = BlendGAN.from_models(g, p, device=str(device), precision=precision)
-                codes = [bg.encode_face_bgr(f) for f in faces]
-                zs = torch.cat([bg.embed_style_bgr(s) for s in styles])
-                return torch.cat([bg.stylize(c, zs, add_weight_index=6) for c in codes])
-            dt = rdtype if precision != "fp32" else torch.float32
-            codes = [p(images.bgr_to_tensor(f).to(device, dt)) for f in faces]
-            zs = torch.cat([g.embedder(images.bgr_to_tensor(s).to(device, dt)) for s in styles])
-            return torch.cat([g([c.expand(len(styles), -1, -1)], input_is_latent=True, z_embed=zs,
-                                add_weight_index=6, randomize_noise=False)[0] for c in codes]).float()
+            bg = BlendGAN.from_models(g, p, device=str(device), precision=precision)
+            codes = [bg.encode_face_bgr(f) for f in faces]
+            zs = torch.cat([bg.embed_style_bgr(s) for s in styles])
+            return torch.cat([bg.stylize(c, zs, add_weight_index=6) for c in codes])
         return fast
 
     # the reduced-precision pipeline gets its own models (the pipeline casts them in place)
     n_styles = psd["latent_avg"].shape[0]
     g_low = from_state_dict(lambda: Generator(SIZE), dict(gsd))
     p_low = from_state_dict(lambda: PSPEncoder(n_styles), dict(psd))
-    if BlendGAN is None:
-        g_low, p_low = g_low.to(device, rdtype), p_low.to(device, rdtype)
     variants = {"original": original, "fast fp32": fast_with(g32, pe, "fp32"),
                 f"fast {label}": fast_with(g_low, p_low, label)}
-    times = {n: [] for n in variants}
-    cpus = {n: [] for n in variants}
-    outs, peaks = {}, {n: 0.0 for n in variants}
-    for _ in range(runs):
-        for name, fn in variants.items():
-            outs.pop(name, None)
-            release_freed_memory()
-            reset_peak(device)
-            sync(device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            with torch.inference_mode():
-                outs[name] = fn()
-            sync(device)
-            times[name].append(time.perf_counter() - t0)
-            cpus[name].append(time.process_time() - c0)
-            peaks[name] = max(peaks[name], peak_mb(device))
-    med = {n: statistics.median(v) for n, v in times.items()}
-    cmed = {n: statistics.median(v) for n, v in cpus.items()}
+    res = alternate(variants, device, runs, warmup=0, peak_in_runs=True)
+    med = {n: r[0] for n, r in res.items()}
+    cmed = {n: CPU_TIMES[n] for n in variants}
+    outs = {n: r[2] for n, r in res.items()}
+    peaks = {n: r[3] for n, r in res.items()}
     rep.add(f"Fast path: {how}. Median of {runs} alternating run(s) per variant; no separate warm-up (the "
             "sections above warmed up). Error: all 32 images against the original's.")
     rep.add()
@@ -601,67 +376,25 @@ def bench_end_to_end(rep, gsd, psd, g32, pe, device, runs, reduced):
                      fmt_s(cmed[name]), f"{cmed['original'] / cmed[name]:.2f}", f"{peaks[name]:.0f}", err])
     rep.table(["path", "s total", "s / image", "speed-up", "CPU s", "CPU-time ratio", "peak RSS MB",
                "max rel. error"], rows)
-    del g_low, p_low, outs
+    del g_low, p_low, outs, res
     release_freed_memory()
 
 
 def bench_profile(rep, g32, glow, device, reduced):
-    from torch.profiler import ProfilerActivity, profile
-
     label, rdtype = reduced
     rep.add(f"## Where the time goes: fast path, generator {SIZE} px, batch 1 (torch.profiler, self time)")
     rep.add()
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for name, g, dtype in [("fp32", g32, torch.float32), (label, glow, rdtype)]:
         z, ze = gen_inputs(1, device, dtype)
         use_reference_ops(g, False)
-        with torch.inference_mode():
-            g([z], z_embed=ze, add_weight_index=6, randomize_noise=False)
-            with profile(activities=acts, record_shapes=True) as prof:
-                g([z], z_embed=ze, add_weight_index=6, randomize_noise=False)
-                sync(device)
-        attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-        events = [e for e in prof.key_averages(group_by_input_shape=True) if getattr(e, attr, 0) > 0]
-        total = sum(getattr(e, attr) for e in events)
-        by_kind = {}
-        for e in events:
-            kind = classify(e)
-            by_kind[kind] = by_kind.get(kind, 0) + getattr(e, attr)
+        total, by_kind, top = profile_self_time(
+            lambda: g([z], z_embed=ze, add_weight_index=6, randomize_noise=False), device)
         rep.add(f"### {name}: {total / 1e3:.0f} ms of {'GPU' if device.type == 'cuda' else 'CPU'} op time "
                 "(summed over threads' op spans, so not wall time)")
         rep.add()
-        rep.table(["kind", "ms", "%"], [[k, f"{v / 1e3:.0f}", f"{100 * v / total:.1f}"]
-                                        for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])])
-        top = sorted(events, key=lambda e: -getattr(e, attr))[:12]
+        rep.table(["kind", "ms", "%"], [[k, f"{v / 1e3:.0f}", f"{100 * v / total:.1f}"] for k, v in by_kind])
         rep.table(["op", "input shapes", "calls", "ms", "%"],
-                  [[e.key, short_shapes(e.input_shapes), e.count, f"{getattr(e, attr) / 1e3:.1f}",
-                    f"{100 * getattr(e, attr) / total:.1f}"] for e in top])
-
-
-def classify(event):
-    """Coarse kind of a profiled op from its name and input shapes."""
-    name, shapes = event.key, event.input_shapes or []
-    w = shapes[1] if len(shapes) > 1 and isinstance(shapes[1], list) else []
-    if "conv" in name or "convolution" in name:
-        if len(w) == 4 and w[1] == 1 and w[2] == 4:
-            return "FIR blur / upsample (depthwise 4x4)"
-        # on CPU, oneDNN's plain convs show up as aten::mkldnn_convolution while transposed ones keep
-        # their time in aten::_convolution itself
-        if "transpose" in name or name == "aten::_convolution":
-            return "transposed 3x3 conv (upsampling)"
-        if len(w) == 4 and w[2] == 1:
-            return "1x1 conv (ToRGB)"
-        return "3x3 conv"
-    if name in ("aten::add_", "aten::add", "aten::leaky_relu_", "aten::addcmul", "aten::mul", "aten::mul_",
-                "aten::copy_", "aten::clone", "aten::fill_"):
-        return "elementwise / copies"
-    if name in ("aten::mm", "aten::addmm", "aten::linear", "aten::bmm"):
-        return "matmul (mapping, modulation, demodulation)"
-    return "other"
-
-
-def short_shapes(shapes):
-    return str([s for s in (shapes or [])[:2]]).replace(" ", "")
+                  [[key, shapes, calls, f"{t / 1e3:.1f}", f"{100 * t / total:.1f}"] for key, shapes, calls, t in top])
 
 
 # ------------------------------------------------------------------------------------------ main

@@ -269,12 +269,12 @@ class FaceAligner:
                              f'use {PREDICTOR_NAME} from pip install "blendgan[align]"') from None
         self._rectangle = dlib.rectangle
 
-    def _prepare(self, image: np.ndarray) -> np.ndarray:
+    def _input_bgr(self, image: np.ndarray) -> np.ndarray:
         return _check_faithful_input(image) if self.faithful else to_bgr8(image)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces with landmarks, in detector order (descending score)."""
-        bgr = self._prepare(image)
+        bgr = self._input_bgr(image)
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # BGR weights, OpenCV fixed point
         faces = []
         for rect, score in self._find_boxes(grey):
@@ -310,7 +310,7 @@ class FaceAligner:
 
     def align_detailed(self, image: np.ndarray, output_size: int = 1024) -> Alignment:
         """Like ``align`` but also returns all detected faces and the one used."""
-        bgr = self._prepare(image)
+        bgr = self._input_bgr(image)
         faces = self.detect(bgr)
         face = self.choose(faces)
         if face is None:

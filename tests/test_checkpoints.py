@@ -374,6 +374,22 @@ def test_pickle_that_runs_code_is_refused_and_does_not_run(tmp_path):
         assert not marker.exists()
 
 
+def test_plain_pickle_is_refused_in_one_line_without_torch_warnings(tmp_path, capsys):
+    import pickle
+    import warnings
+
+    marker = tmp_path / "payload_ran"
+    path = tmp_path / "blendgan.pt"
+    path.write_bytes(pickle.dumps({"g_ema": {}, "x": Payload(marker)}, protocol=4))  # not torch.save's format
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run_module(info_cli, [str(path)]) == 2
+    assert [str(w.message) for w in caught] == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was refused: loading it would run Python code" in err[0]
+    assert not marker.exists()
+
+
 def test_only_namespace_is_allowed(tmp_path):
     from fractions import Fraction
 

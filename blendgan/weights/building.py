@@ -15,7 +15,7 @@ from .layouts import generator_parts, psp_parts, read_truncation, style_parts
 from .reading import open_checkpoint
 
 
-def _prepared(sd, dtype):
+def _cast_contiguous(sd, dtype):
     """Tensors ready for assignment: floating ones in `dtype` (None keeps the file's), contiguous."""
     out = {}
     for k, v in sd.items():
@@ -26,7 +26,7 @@ def _prepared(sd, dtype):
 
 
 def _build(factory, sd, dtype):
-    model = from_state_dict(factory, _prepared(sd, dtype))
+    model = from_state_dict(factory, _cast_contiguous(sd, dtype))
     return model.requires_grad_(False)
 
 
@@ -39,7 +39,7 @@ def generator_from_checkpoint(ckpt, size=None, channel_multiplier=2, *, source="
         if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1:] != (512,) or latent_avg.ndim > 2:
             shape = list(latent_avg.shape) if isinstance(latent_avg, torch.Tensor) else type(latent_avg).__name__
             raise CheckpointError(f"{source}: latent_avg is {shape}, expected a [1, 512] tensor; {how_to_redownload(source)}")
-        latent_avg = _prepared({"x": latent_avg.reshape(1, 512) if latent_avg.ndim == 1 else latent_avg},
+        latent_avg = _cast_contiguous({"x": latent_avg.reshape(1, 512) if latent_avg.ndim == 1 else latent_avg},
                                dtype)["x"]
     truncation = read_truncation(ckpt, source)
     info = {"kind": "generator", "size": size, "channel_multiplier": channel_multiplier,

@@ -172,7 +172,9 @@ def read_file(p):
 
 def _torch_load(p, mmap):
     try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)), warnings.catch_warnings():
+            # a plain pickle (not torch.save's protocol 2) draws a two-line UserWarning before our verdict
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         msg = str(err)
