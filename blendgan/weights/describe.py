@@ -1,8 +1,8 @@
 """What `blendgan info` prints about one file: kind, size, tensors, sha256, manifest and load check."""
 import math
+from collections.abc import Mapping
 
 import torch
-from collections.abc import Mapping
 
 from ..errors import CheckpointError
 from .layouts import check_checkpoint, guess_kind, read_truncation

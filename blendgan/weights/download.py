@@ -8,6 +8,9 @@ recorded in `manifest.json` (file name -> sha256, size, kind) which the loaders 
 The URL is a template with `{id}` (Google Drive file id), `{name}` and `{filename}` fields: Google Drive by
 default, `$BLENDGAN_WEIGHTS_URL` or the `url_template` argument otherwise (e.g. a mirror, or a local server
 in tests). gdown handles both: the Drive confirmation pages for Drive links, plain streaming otherwise.
+
+`fetch_if_missing` is the first-use path of the commands: a published file missing from the weights folder
+is downloaded this way before it is loaded, unless `$BLENDGAN_OFFLINE` is set.
 """
 import os
 import sys
