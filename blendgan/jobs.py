@@ -54,6 +54,8 @@ def generate_image_pairs(bg, outdir, report, *, pics=20, truncation=0.75, trunca
                          skip_existing=False, layout="pairs", shard_size=0, random_noise=False, ctx=None):
     """`{i:06d}.jpg` = [face | stylized face] for `pics` random faces (spec 7.1), at any scale.
 
+    `add_weight_index`: an int, a (low, high) range or its text form '4-8' (drawn per pair).
+
     Pair i is drawn from `(seed, i)` alone (`blendgan.pairset`), so the files do not depend on the batch
     size, the number of processes or where a run resumed. `ctx` (`blendgan.distributed.Context`) gives
     this process its share: units (pairs, or tar shards) dealt round-robin over the ranks. Also writes
@@ -62,8 +64,12 @@ def generate_image_pairs(bg, outdir, report, *, pics=20, truncation=0.75, trunca
     outdir = Path(outdir)
     if bg.truncation is not None:
         truncation = float(bg.truncation)  # the checkpoint's value wins, as in the original
-    awi = (pairset.parse_add_weight_index(add_weight_index) if isinstance(add_weight_index, str)
-           else (int(add_weight_index), int(add_weight_index)))
+    if isinstance(add_weight_index, str):
+        awi = pairset.parse_add_weight_index(add_weight_index)
+    elif isinstance(add_weight_index, (tuple, list)):
+        awi = (int(add_weight_index[0]), int(add_weight_index[1]))
+    else:
+        awi = (int(add_weight_index), int(add_weight_index))
     if style_img is not None and style_dir is not None:
         raise UsageError("give either --style_img (one image for every pair) or --style_img_path (a folder), not both")
     mean_latent = None

@@ -187,15 +187,15 @@ class BlendGAN:
         `noise`: optional per-layer noise maps [N, 1, r, r] (both images of a pair get the same maps);
         default: the generator's stored maps, as in the original."""
         z, z_embed = self._pair(z, z_embed)
-        trunc = {}
+        extra = {}
         if noise is not None:
-            trunc["noise"] = [self._to_model(m) for m in noise]
+            extra["noise"] = [self._to_model(m) for m in noise]
         if truncation < 1:
             if truncation_latent is None:
                 raise UsageError("truncation < 1 needs a truncation centre (latent_avg or mean_latent)")
-            trunc = dict(truncation=truncation, truncation_latent=self._to_model(truncation_latent))
-        plain = self._generate(z, **trunc)
-        styled = self._generate(z, z_embed=self._to_model(z_embed), add_weight_index=add_weight_index, **trunc)
+            extra.update(truncation=truncation, truncation_latent=self._to_model(truncation_latent))
+        plain = self._generate(z, **extra)
+        styled = self._generate(z, z_embed=self._to_model(z_embed), add_weight_index=add_weight_index, **extra)
         return plain, styled
 
     def noise_shapes(self):

@@ -6,6 +6,7 @@ whatever the number of processes or the batch size.
 import argparse
 
 from .. import distributed
+from ..errors import UsageError
 from ._common import (RunReport, add_checkpoint_arguments, add_runtime_arguments, add_size_argument, build_pipeline,
                       default_outdir, make_outdir)
 
@@ -60,6 +61,11 @@ def add_arguments(parser):
 
 
 def run(args):
+    from ..pairset import parse_add_weight_index
+
+    args.add_weight_index = parse_add_weight_index(args.add_weight_index)  # flag errors before any loading
+    if args.shard_size < 0 or args.pics < 0:
+        raise UsageError("--pics and --shard_size must be 0 or more")
     ctx = distributed.setup(args.device)
     try:
         report = RunReport("pairs")
