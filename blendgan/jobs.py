@@ -6,6 +6,7 @@ original names and layouts, and records what happened in a report object (`writt
 """
 import random
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,7 @@ def generate_image_pairs(bg, outdir, report, *, pics=20, truncation=0.75, trunca
     if style == ("latent", False):  # the original: one random style code for the whole run
         shared_style = pairset.style_code({"style_seed": pairset.derive_seed(seed, "style")})
     writer = None
+    started, cpu_started = time.perf_counter(), time.process_time()
     for r in range(rounds):
         made, error = 0, None
         if r < len(steps):
@@ -141,6 +143,11 @@ def generate_image_pairs(bg, outdir, report, *, pics=20, truncation=0.75, trunca
         report.written += made
         bar.update(done)
     bar.close()
+    seconds = time.perf_counter() - started
+    made, cpu_ms = ctx.all_reduce_sum([report.written, round(1000 * (time.process_time() - cpu_started))])
+    if ctx.is_main and made:
+        report.note(f"pairs: generated {made} in {seconds:.1f}s on {ctx.world_size} process(es): "
+                    f"{made / seconds:.3f} pairs/s, {cpu_ms / 1000 / made:.2f} CPU s/pair")
     lines = [pairset.record_line(records[i]) for i in sorted(records)]
     if ctx.world_size == 1:
         pairset.write_manifest_single(outdir, lines)

@@ -299,6 +299,8 @@ def merge_parts(outdir, world_size):
             f.close()
     for p in parts:
         p.unlink()
+    for stale in Path(outdir).glob(".manifest.part-*.jsonl"):  # left by an interrupted run with other ranks
+        stale.unlink(missing_ok=True)
 
 
 def check_earlier_manifest(outdir, expected):

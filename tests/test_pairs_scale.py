@@ -160,8 +160,12 @@ def test_skip_existing_makes_exactly_the_missing_pairs(weights, styles, work, on
             (out / name).unlink()
     made = []
     original = images.write_image_atomic
-    monkeypatch.setattr(images, "write_image_atomic",
-                        lambda path, *a, **k: made.append(Path(path).relative_to(out).as_posix()) or original(path, *a, **k))
+
+    def spy(path, *args, **kwargs):
+        made.append(Path(path).relative_to(out).as_posix())
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(images, "write_image_atomic", spy)
     assert main(flags(weights, styles, out, "--skip_existing")) == 0
     assert sorted(made) == sorted(n for n in want if Path(n).stem in removed)
     assert tree(out) == want
