@@ -107,7 +107,9 @@ def generate_image_pairs(bg, outdir, report, *, pics=20, truncation=0.75, trunca
     todo = [u for u in mine if not (skip_existing and outputs.unit_done(u))]
     report.skipped += len(records) - sum(len(u) for u in todo)
 
-    steps = _steps(todo, bg.batch_size * (awi[1] - awi[0] + 1), sharded=bool(outputs.shard_size))
+    # a step gathers enough pairs to batch each add_weight_index of a range, at most 32 (memory at 1024 px)
+    window = min(bg.batch_size * (awi[1] - awi[0] + 1), max(bg.batch_size, 32))
+    steps = _steps(todo, window, sharded=bool(outputs.shard_size))
     rounds = ctx.all_reduce_max(len(steps))  # every rank joins every round's count, even when out of work
     bar = _progress(total=ctx.all_reduce_sum([sum(map(len, todo))])[0], desc="pairs", unit="pair",
                     disable=not ctx.is_main)
