@@ -274,10 +274,9 @@ def tensor_to_video_frame_rgb(t: torch.Tensor) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def write_image_atomic(path: PathLike, img_bgr: np.ndarray, jpeg_quality: int = 95) -> None:
-    """Encode ``img_bgr`` by the extension of ``path`` (``cv2.imencode``; JPEG quality 95 is
-    OpenCV's default) and write it atomically. Raises ``UsageError`` for an extension
-    OpenCV cannot write or a folder that is missing or not writable."""
+def encode_image(path: PathLike, img_bgr: np.ndarray, jpeg_quality: int = 95) -> bytes:
+    """The bytes of ``img_bgr`` encoded by the extension of ``path`` (``cv2.imencode``; JPEG quality 95
+    is OpenCV's default). Raises ``UsageError`` for an extension OpenCV cannot write."""
     target = Path(path)
     is_jpeg = target.suffix.lower() in (".jpg", ".jpeg")
     params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if is_jpeg else []
@@ -290,4 +289,11 @@ def write_image_atomic(path: PathLike, img_bgr: np.ndarray, jpeg_quality: int = 
             f"{target}: cannot encode this image as {target.suffix or 'a file without extension'!r}; "
             "use a .jpg or .png file name"
         )
-    write_bytes_atomic(target, buf.tobytes())
+    return buf.tobytes()
+
+
+def write_image_atomic(path: PathLike, img_bgr: np.ndarray, jpeg_quality: int = 95) -> None:
+    """Encode ``img_bgr`` by the extension of ``path`` (``encode_image``) and write it atomically.
+    Raises ``UsageError`` for an extension OpenCV cannot write or a folder that is missing or not
+    writable."""
+    write_bytes_atomic(path, encode_image(path, img_bgr, jpeg_quality))

@@ -6,13 +6,14 @@ original names and layouts, and records what happened in a report object (`writt
 """
 import random
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import images
+from . import distributed, images, pairset
 from .errors import BlendGANError, UsageError
 from .pipeline import video_alphas
 
@@ -50,36 +51,176 @@ def load_sample_zs(path, pics):
 
 
 def generate_image_pairs(bg, outdir, report, *, pics=20, truncation=0.75, truncation_mean=4096, style_img=None,
-                         sample_zs=None, add_weight_index=6, seed=0, skip_existing=False):
-    """`{i:06d}.jpg` = [face | stylized face] for `pics` latent codes."""
+                         style_dir=None, style_per_pair=False, sample_zs=None, add_weight_index=6, seed=0,
+                         skip_existing=False, layout="pairs", shard_size=0, random_noise=False, ctx=None):
+    """`{i:06d}.jpg` = [face | stylized face] for `pics` random faces, at any scale.
+
+    `add_weight_index`: an int, a (low, high) range or its text form '4-8' (drawn per pair).
+
+    Pair i is drawn from `(seed, i)` alone (`blendgan.pairset`), so the files do not depend on the batch
+    size, the number of processes or where a run resumed. `ctx` (`blendgan.distributed.Context`) gives
+    this process its share: units (pairs, or tar shards) dealt round-robin over the ranks. Also writes
+    `manifest.jsonl` (one record per pair, merged from the ranks' parts by rank 0)."""
+    ctx = ctx or distributed.Context(device=bg.device)
     outdir = Path(outdir)
-    rng = torch.Generator().manual_seed(seed)  # CPU stream: the same numbers on every device
     if bg.truncation is not None:
         truncation = float(bg.truncation)  # the checkpoint's value wins, as in the original
+    if isinstance(add_weight_index, str):
+        awi = pairset.parse_add_weight_index(add_weight_index)
+    elif isinstance(add_weight_index, (tuple, list)):
+        awi = (int(add_weight_index[0]), int(add_weight_index[1]))
+    else:
+        awi = (int(add_weight_index), int(add_weight_index))
+    if style_img is not None and style_dir is not None:
+        raise UsageError("give either --style_img (one image for every pair) or --style_img_path (a folder), not both")
     mean_latent = None
     if truncation < 1:
-        mean_latent = bg.latent_avg if bg.latent_avg is not None else bg.mean_latent(truncation_mean, rng)
+        if bg.latent_avg is not None:
+            mean_latent = bg.latent_avg
+        else:
+            rng = pairset.generator_for(pairset.derive_seed(seed, "mean_latent"))
+            mean_latent = bg.mean_latent(truncation_mean, rng)
         mean_latent = mean_latent.reshape(1, -1).float()
-    if style_img is not None:
-        style = bg.embed_style_bgr(images.read_image_bgr(style_img))  # reference-guided
-    else:
-        style = torch.randn(1, 512, generator=rng)  # latent-guided: the random vector is the z_embed
-    if sample_zs is not None:
-        zs = load_sample_zs(sample_zs, pics)
-    else:
-        zs = torch.cat([torch.randn(1, 512, generator=rng) for _ in range(pics)])
-    targets = [outdir / f"{i:06d}.jpg" for i in range(pics)]
-    todo = [i for i, t in enumerate(targets) if not (skip_existing and t.exists())]
-    report.skipped += pics - len(todo)
-    bar = _progress(total=len(todo), desc="pairs", unit="img")
-    for chunk in _chunks(todo, bg.batch_size):
-        plain, styled = bg.sample_pair(zs[chunk], style, truncation=truncation, truncation_latent=mean_latent,
-                                       add_weight_index=add_weight_index)
-        for i, a, b in zip(chunk, images.tensors_to_bgr(plain), images.tensors_to_bgr(styled)):
-            images.write_image_atomic(targets[i], images.hconcat([a, b]))
-            report.written += 1
-        bar.update(len(chunk))
+    style_codes = {}  # manifest style name -> z_embed [1, 512]
+    if style_img is not None:  # reference-guided, one image
+        style_codes[str(style_img)] = bg.embed_style_bgr(images.read_image_bgr(style_img))
+        style = ("image", str(style_img))
+    elif style_dir is not None:  # reference-guided, one image of the folder per pair
+        style = ("folder", _embed_style_folder(bg, style_dir, style_codes, report if ctx.is_main else None))
+    else:  # latent-guided: the random vector is the z_embed
+        style = ("latent", bool(style_per_pair))
+    zs = load_sample_zs(sample_zs, pics) if sample_zs is not None else None
+    recipe = pairset.PairRecipe(seed=seed, truncation=truncation, add_weight_index=awi, style=style,
+                                sample_zs=None if sample_zs is None else str(sample_zs), random_noise=random_noise)
+    outputs = pairset.Outputs(outdir, layout, shard_size, pics)
+    outputs.prepare()
+
+    mine = distributed.interleave(outputs.units(), ctx.rank, ctx.world_size)
+    records = {i: outputs.locate(recipe.draws(i)) for unit in mine for i in unit}
+    failure = None
+    try:  # this rank's share only: the ranks agree before going on, so none waits forever
+        if skip_existing:
+            pairset.check_earlier_manifest(outdir, records)
+    except BlendGANError as err:
+        failure = err
+    _stop_if_any_failed(ctx, failure)
+    todo = [u for u in mine if not (skip_existing and outputs.unit_done(u))]
+    report.skipped += len(records) - sum(len(u) for u in todo)
+
+    # a step gathers enough pairs to batch each add_weight_index of a range, at most 32 (memory at 1024 px)
+    window = min(bg.batch_size * (awi[1] - awi[0] + 1), max(bg.batch_size, 32))
+    steps = _steps(todo, window, sharded=bool(outputs.shard_size))
+    rounds = ctx.all_reduce_max(len(steps))  # every rank joins every round's count, even when out of work
+    bar = _progress(total=ctx.all_reduce_sum([sum(map(len, todo))])[0], desc="pairs", unit="pair",
+                    disable=not ctx.is_main)
+    shared_style = None
+    if style == ("latent", False):  # the original: one random style code for the whole run
+        shared_style = pairset.style_code({"style_seed": pairset.derive_seed(seed, "style")})
+    writer = None
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for r in range(rounds):
+        made, error = 0, None
+        if r < len(steps):
+            unit, part, opens, closes = steps[r]
+            try:
+                if opens:
+                    writer = outputs.open_unit(unit)
+                recs = [records[i] for i in part]
+                faces, styled = _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation)
+                for rec, a, b in zip(recs, faces, styled):
+                    writer.add(rec, a, b)
+                if closes:
+                    writer.commit()
+                    writer = None
+                made = len(part)
+            except BaseException as err:  # noqa: BLE001 - told to the other ranks, then raised
+                if writer is not None:
+                    writer.abort()
+                    writer = None
+                error = err
+        done, failures = ctx.all_reduce_sum([made, error is not None])
+        if failures:
+            bar.close()
+        _stop_if_any_failed(ctx, error, reduced=failures)
+        report.written += made
+        bar.update(done)
     bar.close()
+    seconds = time.perf_counter() - started
+    made, cpu_ms = ctx.all_reduce_sum([report.written, round(1000 * (time.process_time() - cpu_started))])
+    if ctx.is_main and made:
+        report.note(f"pairs: generated {made} in {seconds:.1f}s on {ctx.world_size} process(es): "
+                    f"{made / seconds:.3f} pairs/s, {cpu_ms / 1000 / made:.2f} CPU s/pair")
+    lines = [pairset.record_line(records[i]) for i in sorted(records)]
+    if ctx.world_size == 1:
+        pairset.write_manifest_single(outdir, lines)
+    else:
+        pairset.write_part(outdir, ctx.rank, ctx.world_size, lines)
+        ctx.barrier()
+        if ctx.is_main:
+            pairset.merge_parts(outdir, ctx.world_size)
+
+
+def _steps(todo, window, sharded):
+    """Work of one rank as (unit, pairs, opens unit, closes unit): up to `window` pairs a step. A tar shard
+    is one unit spread over steps; loose pairs are packed into full windows across units."""
+    if sharded:
+        return [(u, u[s:s + window], s == 0, s + window >= len(u)) for u in todo for s in range(0, len(u), window)]
+    flat = [i for u in todo for i in u]
+    return [(flat[s:s + window], flat[s:s + window], True, True) for s in range(0, len(flat), window)]
+
+
+def _stop_if_any_failed(ctx, error, reduced=None):
+    """Raise this rank's error, or a note that another rank failed (`reduced`: the failure count already summed)."""
+    failed = reduced if reduced is not None else ctx.all_reduce_sum([error is not None])[0]
+    if error is not None:
+        raise error
+    if failed:
+        raise UsageError("pairs: stopped because another process failed (its error is printed above)")
+
+
+def _embed_style_folder(bg, folder, style_codes, report):
+    """Sorted names of the readable images of a folder; their style codes into `style_codes` (once each)."""
+    found, _ = images.list_images(folder)
+    if not found:
+        raise UsageError(f"--style_img_path {folder}: no images found (jpg, png, bmp, webp, tif)")
+    root = Path(folder) if Path(folder).is_dir() else Path(folder).parent
+    names = []
+    for path in _progress(found, desc="styles", unit="img", disable=report is None):
+        try:
+            z = bg.embed_style_bgr(images.read_image_bgr(path))
+        except BlendGANError as err:
+            if report is not None:
+                report.fail(path, err)
+            continue
+        name = Path(path).relative_to(root).as_posix()
+        style_codes[name] = z.float().cpu()
+        names.append(name)
+    if not names:
+        raise UsageError(f"--style_img_path {folder}: none of the images could be read")
+    bg.clear_caches()  # the codes are kept here; the pipeline's cache would also hold them
+    return tuple(names)
+
+
+def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation):
+    """(faces, stylized) as BGR arrays for the records, in order; batched per add_weight_index."""
+    z = torch.cat([zs[r["index"]:r["index"] + 1] if zs is not None else pairset.face_code(r) for r in recs])
+    if recs[0]["style_image"] is not None:
+        z_embed = torch.cat([style_codes[r["style_image"]].float().cpu() for r in recs])
+    elif shared_style is not None:
+        z_embed = shared_style.expand(len(recs), -1)
+    else:
+        z_embed = torch.cat([pairset.style_code(r) for r in recs])
+    noise = pairset.noise_maps(recs, bg.noise_shapes()) if recs[0]["noise_seed"] is not None else None
+    faces, styled = [None] * len(recs), [None] * len(recs)
+    for awi in dict.fromkeys(r["add_weight_index"] for r in recs):
+        pos = [k for k, r in enumerate(recs) if r["add_weight_index"] == awi]
+        sel = torch.tensor(pos)
+        plain, styl = bg.sample_pair(z[sel], z_embed[sel], truncation=truncation, truncation_latent=mean_latent,
+                                     add_weight_index=awi,
+                                     noise=None if noise is None else [m[sel] for m in noise])
+        for k, a, b in zip(pos, images.tensors_to_bgr(plain), images.tensors_to_bgr(styl)):
+            faces[k], styled[k] = a, b
+    return faces, styled
 
 
 # --------------------------------------------------------------------------- style_transfer_folder

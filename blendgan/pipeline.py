@@ -169,8 +169,7 @@ class BlendGAN:
         n = styles.shape[0]
         out = []
         for start in range(0, n, self.batch_size):
-            chunk = {k: (v[start:start + self.batch_size] if torch.is_tensor(v) and v.shape[0] == n else v)
-                     for k, v in kwargs.items()}
+            chunk = {k: _batch_slice(v, n, start, self.batch_size) for k, v in kwargs.items()}
             with torch.inference_mode():
                 image, _ = self.generator([self._to_model(styles[start:start + self.batch_size])],
                                           randomize_noise=False, **chunk)
@@ -187,17 +186,26 @@ class BlendGAN:
         """The face as the generator sees it (pSp inversion, no style)."""
         return self._generate(self._to_model(face_codes), input_is_latent=True)
 
-    def sample_pair(self, z, z_embed, truncation=1.0, truncation_latent=None, add_weight_index=6):
-        """generate_image_pairs: (face, stylized face) for latent z [N, 512] and style code [N|1, 512]."""
+    def sample_pair(self, z, z_embed, truncation=1.0, truncation_latent=None, add_weight_index=6, noise=None):
+        """generate_image_pairs: (face, stylized face) for latent z [N, 512] and style code [N|1, 512].
+
+        `noise`: optional per-layer noise maps [N, 1, r, r] (both images of a pair get the same maps);
+        default: the generator's stored maps, as in the original."""
         z, z_embed = self._pair(z, z_embed)
-        trunc = {}
+        extra = {}
+        if noise is not None:
+            extra["noise"] = [self._to_model(m) for m in noise]
         if truncation < 1:
             if truncation_latent is None:
                 raise UsageError("truncation < 1 needs a truncation centre (latent_avg or mean_latent)")
-            trunc = dict(truncation=truncation, truncation_latent=self._to_model(truncation_latent))
-        plain = self._generate(z, **trunc)
-        styled = self._generate(z, z_embed=self._to_model(z_embed), add_weight_index=add_weight_index, **trunc)
+            extra.update(truncation=truncation, truncation_latent=self._to_model(truncation_latent))
+        plain = self._generate(z, **extra)
+        styled = self._generate(z, z_embed=self._to_model(z_embed), add_weight_index=add_weight_index, **extra)
         return plain, styled
+
+    def noise_shapes(self):
+        """Shapes [1, 1, r, r] of the generator's per-layer noise maps (for drawing random ones)."""
+        return [tuple(b.shape) for b in self.generator.noises.maps()]
 
     def mean_latent(self, n, generator=None):
         """Mean mapped latent of n random z drawn on the CPU generator (device-independent)."""
@@ -221,6 +229,15 @@ class BlendGAN:
             a = a.expand(n, *a.shape[1:])
             b = b.expand(n, *b.shape[1:])
         return a, b
+
+
+def _batch_slice(value, n, start, size):
+    """Rows start:start+size of a per-sample tensor (or list of them, e.g. noise maps); anything else as is."""
+    if torch.is_tensor(value) and value.ndim and value.shape[0] == n:
+        return value[start:start + size]
+    if isinstance(value, (list, tuple)) and value and all(torch.is_tensor(v) and v.shape[0] == n for v in value):
+        return [v[start:start + size] for v in value]
+    return value
 
 
 def video_alphas():

@@ -206,7 +206,8 @@ def test_pairs_with_sample_zs_and_style_image(weights, models, written, tmp_path
     status = main(["pairs", "--ckpt", str(weights["blendgan"]), "--pics", "3", "--sample_zs", str(tmp_path / "zs.pt"),
                    "--style_img", str(style), "--outdir", str(out), "--device", "cpu"])
     assert status == 0
-    assert sorted(p.name for p in out.iterdir()) == ["000000.jpg", "000001.jpg", "000002.jpg"]
+    # the original names and layout, plus the manifest of what each file is
+    assert sorted(p.name for p in out.iterdir()) == ["000000.jpg", "000001.jpg", "000002.jpg", "manifest.jsonl"]
     latent_avg = torch.load(weights["blendgan"], weights_only=True)["latent_avg"]
     with torch.no_grad():
         z_embed = g.embedder(images.bgr_to_tensor(images.read_image_bgr(style)))

@@ -186,7 +186,23 @@ def _conv(x, wgt, upsample, blur_kernel, blur_pad, k, bias):
     """One weight on x: [out, in, k, k] for a plain conv; [in, out, k, k] for upsampling, which is a
     stride-2 transposed conv followed by the depthwise FIR blur."""
     if not upsample:
+        if k == 1:
+            return _pointwise(x, wgt, bias)
         return F.conv2d(x, wgt, bias, padding=k // 2)
     t = F.conv_transpose2d(x, wgt, stride=2)
     # the bias goes after the blur: near the borders blurring a constant does not give that constant
     return upfirdn2d_fast(t, blur_kernel, pad=blur_pad, bias=bias)
+
+
+def _pointwise(x, wgt, bias):
+    """1x1 convolution as one matrix product over the pixels (channels-last view of x).
+
+    oneDNN splits the channel sum of a 1x1 conv with few outputs (ToRGB: 3) across threads, so its
+    rounding depends on the thread count; the matrix product does not, which keeps images identical
+    whatever the number of threads (e.g. one process with 2 threads vs 2 processes with 1)."""
+    n, c, h, w = x.shape
+    out_ch = wgt.shape[0]
+    pixels = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    weight = wgt.reshape(out_ch, c).t()
+    out = torch.matmul(pixels, weight) if bias is None else torch.addmm(bias.to(x.dtype), pixels, weight)
+    return out.reshape(n, h, w, out_ch).permute(0, 3, 1, 2)  # NCHW shape, channels-last memory

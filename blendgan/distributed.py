@@ -1,0 +1,129 @@
+"""Small helpers for running one command on many processes with `torchrun` (one process per GPU).
+
+Without `torchrun` everything here is a no-op on a single process, so callers do not branch:
+
+    ctx = distributed.setup("auto")          # reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun
+    mine = distributed.interleave(range(n), ctx.rank, ctx.world_size)
+    ...
+    total = ctx.all_reduce_sum([done, failed])
+    ctx.barrier()
+    ctx.close()
+
+Processes talk through `torch.distributed` (gloo on CPU, nccl on CUDA, initialised from the
+environment `torchrun` sets). Nothing heavy is imported at module import time.
+"""
+import os
+from dataclasses import dataclass, field
+
+
+def launched_world():
+    """(rank, world_size, local_rank) from the torchrun environment, (0, 1, 0) when not launched by it."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        return 0, 1, 0
+    if world < 1 or not 0 <= rank < world:
+        return 0, 1, 0
+    return rank, world, local
+
+
+def interleave(items, rank, world_size):
+    """This rank's share of `items`: every world_size-th one starting at `rank` (a round-robin deal)."""
+    return list(items)[rank::world_size]
+
+
+@dataclass
+class Context:
+    """Where this process stands: its rank, the number of processes, the device it owns."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: object = None
+    backend: str = None
+    _group_owned: bool = field(default=False, repr=False)
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.world_size > 1
+
+    def all_reduce_sum(self, values):
+        """Element-wise sum of a list of ints over all ranks (every rank must call it the same number of times)."""
+        if not self.distributed:
+            return [int(v) for v in values]
+        import torch
+        import torch.distributed as dist
+
+        where = self.device if self.backend == "nccl" else "cpu"
+        t = torch.tensor([int(v) for v in values], dtype=torch.int64, device=where)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return [int(v) for v in t.cpu().tolist()]
+
+    def all_reduce_max(self, value):
+        """The largest of one int over all ranks."""
+        if not self.distributed:
+            return int(value)
+        import torch
+        import torch.distributed as dist
+
+        where = self.device if self.backend == "nccl" else "cpu"
+        t = torch.tensor([int(value)], dtype=torch.int64, device=where)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+
+    def barrier(self):
+        if self.distributed:
+            import torch.distributed as dist
+
+            if self.backend == "nccl":
+                dist.barrier(device_ids=[self.device.index])
+            else:
+                dist.barrier()
+
+    def close(self):
+        """Tear down the process group this context created (idempotent)."""
+        if self._group_owned:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            self._group_owned = False
+
+
+def setup(device="auto"):
+    """Context for this process; under torchrun also initialises the default process group.
+
+    `device` is the user's --device: with several processes, 'auto'/'cuda' become cuda:LOCAL_RANK (one
+    GPU per process) and the backend is nccl; on CPU the backend is gloo. Single process: the device
+    is resolved as usual and nothing is initialised."""
+    from .pipeline import resolve_device
+
+    rank, world, local = launched_world()
+    if world == 1:
+        return Context(device=resolve_device(device))
+    import torch
+    import torch.distributed as dist
+
+    name = (device or "auto").lower()
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        resolved = torch.device("cuda", local % torch.cuda.device_count())
+    elif name == "auto":
+        resolved = torch.device("cpu")
+    else:
+        resolved = resolve_device(name)
+    backend = "nccl" if resolved.type == "cuda" else "gloo"
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    owned = False
+    if not dist.is_initialized():
+        kwargs = {"device_id": resolved} if backend == "nccl" else {}
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world, **kwargs)
+        owned = True
+    return Context(rank=rank, world_size=world, local_rank=local, device=resolved, backend=backend,
+                   _group_owned=owned)
