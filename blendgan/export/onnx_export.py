@@ -3,9 +3,10 @@
 The graphs are the export forms of `blendgan.export.graphs`. Two exporters are supported:
 
 - ``dynamo`` (default): torch.export-based `torch.onnx.export(..., dynamo=True)`, the maintained path;
-  needs the `onnxscript` package. Writes weights of large models (the style encoder's 1.25 GB matrix) to
-  a side file ``<name>.onnx.data`` so the protobuf stays far below its 2 GB limit.
-- ``torchscript``: the legacy tracer (`dynamo=False`), kept for old runtimes/opsets.
+  needs the `onnxscript` package. The weights go to a side file ``<name>.onnx.data`` (ONNX external
+  data), so the protobuf stays far below its 2 GB limit (the style encoder's matrix alone is 1.25 GB);
+  keep the two files together.
+- ``torchscript``: the legacy tracer (`dynamo=False`), kept for old runtimes/opsets; one file per model.
 
 Files are written in a hidden temporary folder beside the target and moved into place when complete
 (weights file first, model file last), so an interrupted export never leaves a half-written model.
@@ -24,13 +25,8 @@ from .graphs import EncoderGraph, FixedStyleGeneratorGraph, GeneratorGraph, refe
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
-EXTERNAL_DATA_MIN_BYTES = 256 << 20  # weights above this go to <name>.onnx.data
 EXAMPLE_BATCH = 2  # a batch of 1 could be specialised by the capture; the batch axis is dynamic anyway
 ENCODER_INPUT_SIZE = 256  # what PSPEncoder / StyleEncoder pool every image to
-
-
-def _param_bytes(module):
-    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
 
 
 @contextlib.contextmanager
@@ -48,7 +44,6 @@ def export_module(module, args, path, *, input_names, output_names, batched, ops
     if exporter not in EXPORTERS:
         raise UsageError(f"--exporter {exporter!r}: choose one of {', '.join(EXPORTERS)}")
     path = Path(path)
-    external = _param_bytes(module) >= EXTERNAL_DATA_MIN_BYTES
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent))
     except OSError as err:
@@ -63,7 +58,7 @@ def export_module(module, args, path, *, input_names, output_names, batched, ops
                 program = torch.onnx.export(module, tuple(args), dynamo=True, opset_version=opset,
                                             input_names=list(input_names), output_names=list(output_names),
                                             dynamic_shapes=shapes, verbose=False)
-                program.save(target, external_data=external)
+                program.save(target, external_data=True)
             else:
                 axes = {name: {0: "batch"} for name in [*batched, *output_names]}
                 torch.onnx.export(module, tuple(args), str(target), dynamo=False, opset_version=opset,
