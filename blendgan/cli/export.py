@@ -15,7 +15,7 @@ FIXED_STYLE_FILE = "generator_fixed_style.onnx"
 
 EPILOG = """examples:
   blendgan export --ckpt pretrained_models/blendgan.pt --psp_encoder_ckpt pretrained_models/psp_encoder.pt --outdir onnx/
-  blendgan export --outdir onnx_anime/ --style_img test_imgs/style_imgs/anime.png --parts generator
+  blendgan export --outdir onnx_cartoon/ --style_img test_imgs/style_imgs/cartoon_astronaut.jpg --parts generator
 """
 
 
