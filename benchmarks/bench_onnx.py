@@ -1,7 +1,7 @@
 """onnxruntime vs the PyTorch fast path on this machine's CPU, same inputs, one process.
 
-    python benchmarks/onnx.py                      # generator at 256 and 1024 + both encoders, fp32
-    python benchmarks/onnx.py --sizes 256 --runs 3 --no-encoders
+    python benchmarks/bench_onnx.py                      # generator at 256 and 1024 + both encoders, fp32
+    python benchmarks/bench_onnx.py --sizes 256 --runs 3 --no-encoders
 
 Models are randomly initialised (timing does not depend on the values). For each model: export with
 `blendgan.export` (dynamo exporter, fp32), one warm-up call each, then `--runs` calls alternating
@@ -96,7 +96,7 @@ def main(argv=None):
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}, "
         f"load average at the end {load[0]:.1f} (other processes share the CPU when > 0).",
-        f"Median of {args.runs} alternating runs after one warm-up; random weights; `python benchmarks/onnx.py`.", "",
+        f"Median of {args.runs} alternating runs after one warm-up; random weights; `python benchmarks/bench_onnx.py`.", "",
         "| model | PyTorch fast path (s) | onnxruntime (s) | ort / torch | max rel. diff | export (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
         *[f"| {name} | {a:.3f} | {b:.3f} | {b / a:.2f} | {e:.1e} | {x:.0f} |" for name, a, b, e, x in rows], ""]
