@@ -246,6 +246,19 @@ def _one_error_line(capsys):
     return err[0]
 
 
+def test_export_folder_holds_only_complete_files(exported_64):
+    """Temporary folders are gone after the export; every model has its weights file beside it."""
+    import json
+
+    names = sorted(p.name for p in exported_64.iterdir())
+    models = ["generator", "generator_fixed_style", "psp_encoder", "style_encoder"]
+    assert names == sorted(["blendgan_onnx.json", *[f"{m}.onnx" for m in models],
+                            *[f"{m}.onnx.data" for m in models]])
+    info = json.loads((exported_64 / "blendgan_onnx.json").read_text())
+    assert info["size"] == 64 and info["n_latent"] == 10 and sorted(info["models"]) == models
+    assert info["fixed_style"]["add_weight_index"] == ADD_WEIGHT_INDEX
+
+
 def test_export_refuses_a_checkpoint_of_another_kind(recipe_checkpoints, tmp_path, capsys):
     psp = recipe_checkpoints(64)["psp_encoder"]
     assert run_export("--ckpt", psp, "--psp_encoder_ckpt", psp, "--outdir", tmp_path / "out") == 2
