@@ -285,3 +285,8 @@ def test_runner_bad_input_lines(exported_64, tmp_path, test_pngs):
                          "--out", tmp_path / "x.png")
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and str(broken) in proc.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_export_refuses_an_opset_the_exporter_cannot_write(tmp_path, capsys):
+    assert run_export("--ckpt", tmp_path / "unused.pt", "--outdir", tmp_path, "--opset", "12") == 2
+    assert "--exporter torchscript" in _one_error_line(capsys)

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--add_weight_index", type=int, default=6,
                         help=f"blending index baked into {FIXED_STYLE_FILE} (generator.onnx takes it as an input; "
                              "default: %(default)s)")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 18)")
+    parser.add_argument("--opset", type=int, default=None,
+                        help="ONNX opset (default: 18; dynamo 18 to 23, torchscript 9 to 20)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
                         help="weights and inputs/outputs in float32 or float16 (fp16: for GPU runtimes; "
                              "default: %(default)s)")
@@ -60,6 +61,14 @@ def _check_export_deps(exporter):
             missing.append(name)
     if missing:
         raise UsageError(f"exporting needs {', '.join(missing)}: pip install 'blendgan[export]'")
+
+
+def _check_opset(opset, exporter):
+    """The opsets torch.onnx (2.9 ... 2.13) writes: dynamo 18 ... 23, the legacy tracer 9 ... 20."""
+    low, high = (18, 23) if exporter == "dynamo" else (9, 20)
+    if not low <= opset <= high:
+        hint = "; older opsets need --exporter torchscript" if exporter == "dynamo" and opset < low else ""
+        raise UsageError(f"--opset {opset}: the {exporter} exporter writes opsets {low} to {high}{hint}")
 
 
 def _writable_outdir(path):
@@ -112,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     parts = _parts(args.parts)
     _check_export_deps(args.exporter)
     opset = args.opset or DEFAULT_OPSET
+    _check_opset(opset, args.exporter)
     outdir = _writable_outdir(args.outdir)
     style_bgr = images.read_image_bgr(args.style_img) if args.style_img else None
     options = dict(opset=opset, exporter=args.exporter)
