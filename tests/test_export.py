@@ -75,9 +75,10 @@ def exported_256(recipe_checkpoints, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def runner_64(exported_64):
-    """The runner's model set on the size-64 export (sessions created on first use, shared)."""
+    """The runner's model set on the size-64 export; its sessions (the style encoder's holds 1.3 GB) are
+    created on first use and dropped after each test: loading them takes well under a second."""
     return OnnxBlendGAN(exported_64)
 
 
@@ -87,7 +88,11 @@ def exported(request):
 
 
 def session(folder, name):
-    return ort.InferenceSession(str(Path(folder) / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    """An onnxruntime session without weight prepacking (it would keep a second copy of the weights;
+    memory is shared with other test runs)."""
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.disable_prepacking", "1")
+    return ort.InferenceSession(str(Path(folder) / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
 
 
 # --------------------------------------------------------------------------- numpy preprocessing
