@@ -27,6 +27,7 @@ COMMANDS = {
     "convert": "convert",
     "info": "info",
     "bench": "bench",
+    "export": "export",
 }
 
 
