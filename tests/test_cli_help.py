@@ -61,9 +61,15 @@ def test_every_flag_has_a_help_line_with_its_default(name):
 def test_help_ends_with_examples(name):
     text = parser_of(name).format_help().rstrip().splitlines()
     examples = text[text.index("examples:") + 1:]
-    assert 1 <= len(examples) <= 2 and all(line.startswith(f"  blendgan {name}") for line in examples), text[-4:]
+    command = f"blendgan {name}"
+    # `blendgan NAME ...`, or a launcher line `torchrun ... -m blendgan NAME ...`
+    assert 1 <= len(examples) <= 2 and all(line.startswith(f"  {command}") or
+                                           (line.startswith("  torchrun ") and f" -m {command}" in line)
+                                           for line in examples), text[-4:]
     for line in examples:  # the examples parse
-        parser_of(name).parse_args(line.split()[2:])
+        words = line.split()
+        start = next(i for i in range(len(words) - 1) if words[i:i + 2] == ["blendgan", name])
+        parser_of(name).parse_args(words[start + 2:])
 
 
 def test_scripts_show_their_own_command_line():

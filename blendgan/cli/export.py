@@ -13,15 +13,13 @@ PARTS = ("generator", "psp_encoder", "style_encoder")
 MANIFEST = "blendgan_onnx.json"
 FIXED_STYLE_FILE = "generator_fixed_style.onnx"
 
-EPILOG = """examples:
-  blendgan export --ckpt pretrained_models/blendgan.pt --psp_encoder_ckpt pretrained_models/psp_encoder.pt --outdir onnx/
-  blendgan export --outdir onnx_cartoon/ --style_img test_imgs/style_imgs/cartoon_astronaut.jpg --parts generator
+EXAMPLES = """
+blendgan export --ckpt pretrained_models/blendgan.pt --psp_encoder_ckpt pretrained_models/psp_encoder.pt --outdir onnx/
+blendgan export --outdir onnx_cartoon/ --style_img test_imgs/style_imgs/cartoon_astronaut.jpg --parts generator
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     _common.add_size_argument(parser)
     _common.add_checkpoint_arguments(parser)
     parser.add_argument("--channel_multiplier", type=int, default=2, help="generator channel multiplier (default: 2)")
