@@ -174,12 +174,17 @@ def test_skip_existing_resumes_and_keeps_earlier_outputs(weights, tmp_path, caps
 
 def test_killed_run_leaves_no_partial_outputs(weights, tmp_path):
     out = tmp_path / "out"
+    many_styles = tmp_path / "styles"  # 8 copies of each style: a run far longer than the wait for its first file
+    many_styles.mkdir()
+    for path in sorted(STYLES.glob("*.*")):
+        for i in range(8):
+            shutil.copy(path, many_styles / f"{path.stem}_{i}{path.suffix}")
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "style_transfer_folder.py"),
                              *weight_flags(weights), "--input_img_path", str(FACES), "--style_img_path",
-                             str(STYLES), "--outdir", str(out), "--batch_size", "1"],
+                             str(many_styles), "--outdir", str(out), "--batch_size", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
-        deadline = time.time() + 300
+        deadline = time.time() + 600  # loading alone can take minutes on a busy machine
         while time.time() < deadline and proc.poll() is None and not (out.exists() and any(out.glob("*.jpg"))):
             time.sleep(0.05)
         running = proc.poll() is None
@@ -189,7 +194,7 @@ def test_killed_run_leaves_no_partial_outputs(weights, tmp_path):
     assert running and proc.returncode == -signal.SIGKILL, "the run ended before it could be killed mid-way"
     finished = list(out.glob("*.jpg"))
     assert finished, "the run did not get to write anything before the deadline"
-    n_pairs = len(list(FACES.glob("*.*"))) * len(list(STYLES.glob("*.*")))
+    n_pairs = len(list(FACES.glob("*.*"))) * len(list(many_styles.iterdir()))
     assert len(finished) < n_pairs, "every output was written: the kill did not interrupt the run"
     for p in finished:  # every file under a final name is complete
         assert images.read_image_bgr(p).shape == (SIZE, 3 * SIZE, 3)
