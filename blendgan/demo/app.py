@@ -29,26 +29,24 @@ ADD_WEIGHT_INFO = ("How many of the generator's first layers keep the face's own
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-class _UploadImage(gr.Image):
-    """gr.Image whose preprocessing passes files Pillow cannot open on as they are (the service then reads
-    them with OpenCV or says what is wrong) instead of failing with Pillow's exception."""
+def upload_image(**kwargs):
+    """An image input handing over the uploaded file untouched (a path; no mode conversion), so 16-bit, CMYK
+    and EXIF-rotated files are decoded by the service the way the commands decode them. Files Pillow cannot
+    open are passed on as well (instead of failing with Pillow's exception): the service reads them with
+    OpenCV or says what is wrong."""
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    preprocess = component.preprocess
 
-    is_template = True  # the browser side is the ordinary image component
-
-
-    def preprocess(self, payload):
+    def passing_preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except Exception:  # noqa: BLE001 - not decodable by Pillow: the service gives the message
             if payload is not None and getattr(payload, "path", None):
                 return str(payload.path)
             raise
 
-
-def UploadImage(**kwargs):  # noqa: N802 - a component constructor
-    """An image input handing over the uploaded file untouched (a path; no mode conversion), so 16-bit, CMYK
-    and EXIF-rotated files are decoded by the service the way the commands decode them."""
-    return _UploadImage(type="filepath", image_mode=None, **kwargs)
+    component.preprocess = passing_preprocess
+    return component
 
 
 @contextlib.contextmanager
@@ -169,13 +167,13 @@ def build_app(service):
         with gr.Tab("Stylize"):
             with gr.Row(equal_height=False):
                 with gr.Column():
-                    face_in = UploadImage(label="Face photo (aligned automatically)", elem_id="face_input",
-                                          sources=["upload", "webcam", "clipboard"])
+                    face_in = upload_image(label="Face photo (aligned automatically)", elem_id="face_input",
+                                           sources=["upload", "webcam", "clipboard"])
                     random_face_btn = gr.Button("Random face", elem_id="random_face")
                     face_used = gr.Image(label="Face as the model sees it", interactive=False, elem_id="face_used",
                                          format="png", buttons=["fullscreen"], height=256)
                 with gr.Column():
-                    style_in = UploadImage(label="Style image", elem_id="style_input", sources=["upload", "clipboard"])
+                    style_in = upload_image(label="Style image", elem_id="style_input", sources=["upload", "clipboard"])
                     if styles:
                         gr.Examples([[p] for p in styles], inputs=[style_in], label="Bundled styles")
                     random_style_btn = gr.Button("Random style", elem_id="random_style")
@@ -190,11 +188,11 @@ def build_app(service):
         with gr.Tab("Interpolation video"):
             with gr.Row(equal_height=False):
                 with gr.Column():
-                    video_face = UploadImage(label="Face photo", elem_id="video_face",
-                                             sources=["upload", "webcam", "clipboard"])
+                    video_face = upload_image(label="Face photo", elem_id="video_face",
+                                              sources=["upload", "webcam", "clipboard"])
                 with gr.Column():
-                    style_a = UploadImage(label="From style", elem_id="video_style_a", sources=["upload", "clipboard"])
-                    style_b = UploadImage(label="To style", elem_id="video_style_b", sources=["upload", "clipboard"])
+                    style_a = upload_image(label="From style", elem_id="video_style_a", sources=["upload", "clipboard"])
+                    style_b = upload_image(label="To style", elem_id="video_style_b", sources=["upload", "clipboard"])
                     if len(styles) >= 2:
                         gr.Examples([[a, b] for a, b in zip(styles, styles[1:] + styles[:1])],
                                     inputs=[style_a, style_b], label="Bundled style pairs")
