@@ -281,7 +281,7 @@ def chromium_path():
     pytest.skip("chromium not installed (apt-get install chromium) ")
 
 
-def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference, aligned_photo, tmp_path):
+def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference, aligned_photo, bad_files, tmp_path):
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
@@ -293,6 +293,9 @@ def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else outside.append(r.url))
             page.goto(url)
+            # a photo without a face: a message in the page, then the page goes on working
+            page.locator("#face_input input[type=file]").set_input_files(str(bad_files / "no_face.png"))
+            page.get_by_text("no face found in 'no_face.png'").wait_for(timeout=120_000)
             page.locator("#face_input input[type=file]").set_input_files(str(PHOTO))
             page.locator("#style_input input[type=file]").set_input_files(str(STYLE))
             page.wait_for_selector("#face_used img", timeout=120_000)  # the aligned crop appears on upload
