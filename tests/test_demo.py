@@ -216,6 +216,18 @@ def test_random_face_and_style_are_reproducible_latent_guided_codes(served):
     assert a.shape == (SIZE, SIZE, 3) and not np.array_equal(a, b)
 
 
+def test_face_codes_from_z_are_the_generators_own_mapping_and_truncation(served):
+    """A random face as codes gives what the generator gives for z itself (generate_image_pairs' path)."""
+    import torch
+
+    bg = served[1].pipeline
+    rng = torch.Generator().manual_seed(11)
+    z, centre, z_embed = (torch.randn(1, 512, generator=rng) for _ in range(3))
+    codes = bg.face_codes_from_z(z, 0.7, centre)
+    _, direct = bg.sample_pair(z, z_embed, truncation=0.7, truncation_latent=centre, add_weight_index=6)
+    assert torch.equal(bg.stylize(codes, z_embed, add_weight_index=6), direct)
+
+
 def test_interpolation_video_is_h264_and_starts_and_ends_at_the_two_styles(served):
     from blendgan.video import read_video
 
