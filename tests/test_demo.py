@@ -4,6 +4,7 @@ The app runs in this process on a free local port with recipe checkpoints at siz
 as PNG files, which are lossless for 8-bit RGB, so they must equal the pipeline's own output exactly.
 """
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -321,9 +322,20 @@ def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference
             src = page.locator("#result img").get_attribute("src")
             png = page.request.get(src).body()
             page.screenshot(path=str(tmp_path / "web_app.png"), full_page=True)
+            # "Random style": a latent-guided style code, its seed shown, the result regenerated with it
+            page.click("#random_style")
+            page.get_by_text("a random style code (seed").wait_for(timeout=120_000)
+            seed = int(re.search(r"seed (\d+)", page.locator("#style_note").inner_text()).group(1))
+            page.wait_for_function("old => { const i = document.querySelector('#result img'); "
+                                   "return i && i.src !== old; }", arg=src, timeout=120_000)
+            png_random = page.request.get(page.locator("#result img").get_attribute("src")).body()
         finally:
             browser.close()
     got = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
     assert np.array_equal(got, expected(reference, aligned_photo, STYLE, 3))
+    got_random = cv2.imdecode(np.frombuffer(png_random, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    codes = reference.encode_face_bgr(images.resize_square(aligned_photo, SIZE))
+    want_random = reference.stylize(codes, served[1].random_style(seed), add_weight_index=3)
+    assert np.array_equal(got_random, reference.to_rgb(want_random)[0])
     assert (tmp_path / "web_app.png").stat().st_size > 10_000
     assert outside == []  # the page loads nothing from the internet

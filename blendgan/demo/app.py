@@ -101,14 +101,12 @@ def build_app(service):
         with user_messages():
             index = service.check_add_weight_index(index)
             progress(0.0, desc="face")
-            codes, face_rgb, note = face_source(face_path, face_seed)
+            codes, face_rgb, _ = face_source(face_path, face_seed)
             progress(0.4, desc="style")
             z = style_source(style_path, style_seed)
             progress(0.6, desc="generating")
             result = service.stylize_codes(codes, z, index)
-        if note:
-            gr.Info(note)
-        return face_rgb, result
+        return face_rgb, result  # (the alignment note was shown when the face was uploaded)
 
     def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, progress=gr.Progress()):
         """After a random face/style: generate when both inputs are there, else leave the page as it is."""
