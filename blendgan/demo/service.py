@@ -8,8 +8,10 @@ aligned square (256/512/1024 px), resized to the generator's size, then encoded.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import tempfile
 import uuid
 import threading
@@ -265,4 +267,5 @@ class DemoService:
     def _new_video_path(self):
         if self._video_dir is None:
             self._video_dir = Path(tempfile.mkdtemp(prefix="blendgan-demo-"))
+            atexit.register(shutil.rmtree, self._video_dir, True)  # the page's copies live in Gradio's cache
         return str(self._video_dir / f"interpolation_{uuid.uuid4().hex[:12]}.mp4")
