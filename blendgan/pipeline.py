@@ -207,6 +207,18 @@ class BlendGAN:
         """Shapes [1, 1, r, r] of the generator's per-layer noise maps (for drawing random ones)."""
         return [tuple(b.shape) for b in self.generator.noises.maps()]
 
+    def face_codes_from_z(self, z, truncation=1.0, truncation_latent=None):
+        """Face codes [N, n_latent, 512] of random latents z [N, 512] (a latent-guided face, the original
+        GUI's random face): w = mapping(z), pulled towards `truncation_latent` when truncation < 1."""
+        with torch.inference_mode():
+            w = self.generator.style(self._to_model(z))
+            if truncation < 1:
+                if truncation_latent is None:
+                    raise UsageError("truncation < 1 needs a truncation centre (latent_avg or mean_latent)")
+                centre = self._to_model(truncation_latent.reshape(1, -1))
+                w = centre + truncation * (w - centre)
+        return self._to_output(w).unsqueeze(1).repeat(1, self.n_latent, 1)
+
     def mean_latent(self, n, generator=None):
         """Mean mapped latent of n random z drawn on the CPU generator (device-independent)."""
         z = torch.randn(n, 512, generator=generator)

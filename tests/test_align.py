@@ -240,7 +240,7 @@ def aligned_1024(aligner, faithful_aligner):
 @needs_dlib
 @pytest.mark.parametrize("name", NAMES)
 def test_faithful_reproduces_the_original_bytes(name, faithful_aligner):
-    """Same landmarks (dlib 20.0.1) + Pillow 13 -> the original's output, byte for byte."""
+    """Same landmarks (dlib 20.0.1) + Pillow 13 (or 12) -> the original's output, byte for byte."""
     src = package_source(name)
     if src is None:
         pytest.skip(f"source photo of {name} not installed")
@@ -248,7 +248,7 @@ def test_faithful_reproduces_the_original_bytes(name, faithful_aligner):
     eye_l, eye_r = eye_centres(faces[0].landmarks)
     w = WORKED[name]
     if not (np.allclose(eye_l, w["lm"][0]) and np.allclose(eye_r, w["lm"][1])
-            and Image.__version__.split(".")[0] == "13"):
+            and Image.__version__.split(".")[0] in ("12", "13")):  # same bytes on Pillow 12.3 (Gradio pins < 13)
         pytest.skip("dlib landmarks or Pillow version differ from the reference run")
     out = faithful_aligner.align(src)
     assert hashlib.md5(out.tobytes()).hexdigest() == w["md5"]

@@ -16,5 +16,5 @@ else
   echo "setup: no torch found, installing the CPU build torch==2.13.0"
   $pip install --quiet "torch==2.13.0"
 fi
-$pip install --quiet -e ".[align,test,export,onnx]"
+$pip install --quiet -e ".[align,demo,test,export,onnx]"
 echo "setup: done ($VENV)"

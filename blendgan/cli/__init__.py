@@ -28,6 +28,7 @@ COMMANDS = {
     "info": "info",
     "bench": "bench",
     "export": "export",
+    "demo": "demo",
 }
 
 

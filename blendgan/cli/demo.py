@@ -1,0 +1,56 @@
+"""`blendgan demo`: the local web app (Gradio) over the pipeline; this module only parses flags and launches."""
+from ._common import add_checkpoint_arguments, weight_path
+
+HELP = "local web app: upload a face and an artwork, get the stylized face (and an interpolation video)"
+
+EXAMPLES = """
+blendgan demo --port 7860
+blendgan demo --precision bf16 --port 8080 --ckpt my/blendgan.pt --psp_encoder_ckpt my/psp_encoder.pt
+"""
+
+
+def add_arguments(parser):
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default: %(default)s, this machine only; 0.0.0.0 opens it to "
+                             "the network)")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps (default: %(default)s)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) "
+                             "(default: %(default)s)")
+    parser.add_argument("--predictor", default=None,
+                        help="dlib shape_predictor_68_face_landmarks.dat for face alignment "
+                             "(default: the one from blendgan[align])")
+
+
+def run(args):
+    from ..errors import BlendGANError, UsageError
+
+    try:
+        from ..demo.app import build_app, launch
+    except ImportError as err:
+        raise UsageError(f'the web app needs Gradio ({err.name} is missing): pip install "blendgan[demo]"') from None
+    from ..demo.service import DemoService
+
+    def path_of(flag_value, name):
+        # a failed first-use download leaves the default path: the page then names the missing file
+        try:
+            return weight_path(flag_value, name, download=not args.no_download)
+        except BlendGANError as err:
+            print(f"warning: {err}")
+            return weight_path(flag_value, name, download=False)
+
+    service = DemoService.load(path_of(args.ckpt, "blendgan"), path_of(args.psp_encoder_ckpt, "psp_encoder"),
+                               args.style_encoder_ckpt or None, device=args.device, precision=args.precision,
+                               predictor=args.predictor)
+    if service.ready and service.pipeline.device.type == "cpu":
+        from ..allocator import reuse_freed_memory
+
+        reuse_freed_memory()  # a long-running generating program (see blendgan/allocator.py)
+    if not service.ready:
+        print(f"warning: {service.load_error}; the page opens and says so")
+    print(f"blendgan demo: http://{args.host}:{args.port} ({service.describe()}); Ctrl+C stops it")
+    launch(build_app(service), host=args.host, port=args.port, quiet=True)
+    return 0

@@ -1,0 +1,227 @@
+"""The Gradio page over a `DemoService`: layout and event wiring only (the work is in service.py).
+
+Two tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider)
+and "Interpolation video" (a face morphing between two styles, H.264 mp4 played in the page). Every model
+event runs in one queue ("model", one job at a time), so concurrent users wait their turn. The HTTP API
+has one documented endpoint, ``stylize(face image, style image, add_weight_index) -> image``.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import os
+import secrets
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no telemetry, no version check
+
+import gradio as gr  # noqa: E402
+
+from ..errors import BlendGANError  # noqa: E402
+from .service import DEFAULT_ADD_WEIGHT_INDEX, VIDEO_ADD_WEIGHT_INDEX, bundled_style_images  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+MODEL_QUEUE = "model"
+ADD_WEIGHT_INFO = ("How many of the generator's first layers keep the face's own code: higher keeps more of the "
+                   "face (pose, shape, identity), lower takes more of the style.")
+# system fonts only: the page needs nothing from the internet
+THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+def upload_image(**kwargs):
+    """An image input handing over the uploaded file untouched (a path; no mode conversion), so 16-bit, CMYK
+    and EXIF-rotated files are decoded by the service the way the commands decode them. Files Pillow cannot
+    open are passed on as well (instead of failing with Pillow's exception): the service reads them with
+    OpenCV or says what is wrong."""
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    preprocess = component.preprocess
+
+    def passing_preprocess(payload):
+        try:
+            return preprocess(payload)
+        except Exception:  # noqa: BLE001 - not decodable by Pillow: the service gives the message
+            if payload is not None and getattr(payload, "path", None):
+                return str(payload.path)
+            raise
+
+    component.preprocess = passing_preprocess
+    return component
+
+
+@contextlib.contextmanager
+def user_messages():
+    """Problems the user can fix become a message box; anything else is logged and reported in one line."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except BlendGANError as err:
+        raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
+    except Exception as err:  # noqa: BLE001 - the page shows one line, the server log has the traceback
+        log.exception("demo request failed")
+        raise gr.Error(html.escape(f"internal error ({type(err).__name__}: {err}); details are in the server's "
+                                   "log", quote=False), print_exception=False) from None
+
+
+def _progress_callback(progress):
+    return lambda fraction, desc: progress(fraction, desc=desc)
+
+
+def _status_markdown(service):
+    if service.ready:
+        return f"Model: {service.describe()}."
+    return (f"**The model is not loaded**, so nothing can be generated yet: {html.escape(service.load_error, quote=False)}. "
+            "Then restart `blendgan demo`.")
+
+
+def build_app(service):
+    """The page (a `gr.Blocks`) over `service`; start it with `launch`."""
+    styles = [str(p) for p in bundled_style_images()]
+    n_latent = service.n_latent
+
+    def face_source(face_path, face_seed):
+        """(face codes, RGB face as encoded, note) from an upload or, without one, the random face's seed."""
+        if face_path:
+            face_bgr, note = service.prepare_face(face_path)
+            return service.face_codes(face_bgr), face_bgr[:, :, ::-1].copy(), note
+        if face_seed is not None:
+            codes, rgb = service.random_face(face_seed)
+            return codes, rgb, None
+        raise gr.Error("Upload a face photo (or click “Random face”) first.", print_exception=False)
+
+    def style_source(style_path, style_seed, what="style image"):
+        if style_path:
+            return service.style_code(service.prepare_style(style_path))
+        if style_seed is not None:
+            return service.random_style(style_seed)
+        raise gr.Error(f"Upload a {what} (or pick one of the bundled styles) first.", print_exception=False)
+
+    def on_stylize(face_path, style_path, index, face_seed, style_seed, progress=gr.Progress()):
+        with user_messages():
+            index = service.check_add_weight_index(index)
+            progress(0.0, desc="face")
+            codes, face_rgb, _ = face_source(face_path, face_seed)
+            progress(0.4, desc="style")
+            z = style_source(style_path, style_seed)
+            progress(0.6, desc="generating")
+            result = service.stylize_codes(codes, z, index)
+        return face_rgb, result  # (the alignment note was shown when the face was uploaded)
+
+    def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, progress=gr.Progress()):
+        """After a random face/style: generate when both inputs are there, else leave the page as it is."""
+        if not service.ready or not (face_path or face_seed is not None) or not (style_path or style_seed is not None):
+            return gr.skip(), gr.skip()
+        return on_stylize(face_path, style_path, index, face_seed, style_seed, progress)
+
+    def on_face_change(face_path, face_seed):
+        """Show the aligned crop of a new upload (and forget the random face); report "no face found" now."""
+        if not face_path:
+            return gr.skip(), face_seed
+        if not service.ready:
+            return gr.skip(), None
+        with user_messages():
+            face_bgr, note = service.prepare_face(face_path)
+        if note:
+            gr.Info(note)
+        return face_bgr[:, :, ::-1].copy(), None
+
+    def on_style_change(style_path, style_seed):
+        if not style_path:
+            return style_seed, gr.skip()
+        return None, ""
+
+    def on_random_face():
+        seed = secrets.randbelow(2 ** 31)
+        with user_messages():
+            _, rgb = service.random_face(seed)
+        return None, seed, rgb
+
+    def on_random_style():
+        seed = secrets.randbelow(2 ** 31)
+        return None, seed, f"Style: a random style code (seed {seed})."
+
+    def on_api_stylize(face_path, style_path, index, progress=gr.Progress()):
+        with user_messages():
+            _, result, _ = service.stylize(face_path, style_path, index, _progress_callback(progress))
+        return result
+
+    def on_video(face_path, style_a, style_b, index, progress=gr.Progress()):
+        with user_messages():
+            index = service.check_add_weight_index(index)
+            progress(0.0, desc="encoding")
+            codes, _, _ = face_source(face_path, None)
+            z_from = style_source(style_a, None, "first style image")
+            z_to = style_source(style_b, None, "second style image")
+            return service.interpolation_video(codes, z_from, z_to, index, _progress_callback(progress))
+
+    model = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+    ui = dict(api_visibility="private")
+    with gr.Blocks(title="BlendGAN", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown("## BlendGAN: a face in the style of any artwork")
+        gr.Markdown(_status_markdown(service), elem_id="status")
+        face_seed = gr.State(None)
+        style_seed = gr.State(None)
+        with gr.Tab("Stylize"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    face_in = upload_image(label="Face photo (aligned automatically)", elem_id="face_input",
+                                           sources=["upload", "webcam", "clipboard"])
+                    random_face_btn = gr.Button("Random face", elem_id="random_face")
+                    face_used = gr.Image(label="Face as the model sees it", interactive=False, elem_id="face_used",
+                                         format="png", buttons=["fullscreen"], height=256)
+                with gr.Column():
+                    style_in = upload_image(label="Style image", elem_id="style_input", sources=["upload", "clipboard"])
+                    if styles:
+                        gr.Examples([[p] for p in styles], inputs=[style_in], label="Bundled styles")
+                    random_style_btn = gr.Button("Random style", elem_id="random_style")
+                    style_note = gr.Markdown("", elem_id="style_note")
+                with gr.Column():
+                    result = gr.Image(label="Result", interactive=False, format="png", elem_id="result",
+                                      buttons=["download", "fullscreen"], height=256)
+                    index = gr.Slider(0, n_latent, value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent), step=1,
+                                      label="add_weight_index", info=ADD_WEIGHT_INFO, elem_id="add_weight_index")
+                    run_btn = gr.Button("Stylize", variant="primary", elem_id="stylize")
+                    api_btn = gr.Button(visible=False)  # carries the documented `stylize` endpoint
+        with gr.Tab("Interpolation video"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    video_face = upload_image(label="Face photo", elem_id="video_face",
+                                              sources=["upload", "webcam", "clipboard"])
+                with gr.Column():
+                    style_a = upload_image(label="From style", elem_id="video_style_a", sources=["upload", "clipboard"])
+                    style_b = upload_image(label="To style", elem_id="video_style_b", sources=["upload", "clipboard"])
+                    if len(styles) >= 2:
+                        gr.Examples([[a, b] for a, b in zip(styles, styles[1:] + styles[:1])],
+                                    inputs=[style_a, style_b], label="Bundled style pairs")
+                with gr.Column():
+                    video = gr.Video(label="Interpolation (H.264)", autoplay=True, loop=True, elem_id="video",
+                                     interactive=False)
+                    video_index = gr.Slider(0, n_latent, value=min(VIDEO_ADD_WEIGHT_INDEX, n_latent), step=1,
+                                            label="add_weight_index", info=ADD_WEIGHT_INFO)
+                    video_btn = gr.Button("Make video", variant="primary", elem_id="make_video")
+
+        stylize_inputs = [face_in, style_in, index, face_seed, style_seed]
+        run_btn.click(on_stylize, stylize_inputs, [face_used, result], **model, **ui)
+        face_in.change(on_face_change, [face_in, face_seed], [face_used, face_seed], **model, **ui)
+        style_in.change(on_style_change, [style_in, style_seed], [style_seed, style_note], **ui)
+        random_face_btn.click(on_random_face, None, [face_in, face_seed, face_used], **model, **ui).then(
+            on_stylize_if_ready, stylize_inputs, [face_used, result], **model, **ui)
+        random_style_btn.click(on_random_style, None, [style_in, style_seed, style_note], **ui).then(
+            on_stylize_if_ready, stylize_inputs, [face_used, result], **model, **ui)
+        api_btn.click(on_api_stylize, [face_in, style_in, index], result, api_name="stylize",
+                      api_description="Stylize a face photo (aligned automatically) with a style image; "
+                                      f"add_weight_index 0 ... {n_latent}.", **model)
+        video_btn.click(on_video, [video_face, style_a, style_b, video_index], video, **model, **ui)
+    return app
+
+
+def launch(app, host="127.0.0.1", port=7860, block=True, quiet=False):
+    """Start the page on host:port with the model queue; `block=False` returns once the server is up."""
+    app.queue(default_concurrency_limit=1)
+    styles = bundled_style_images()
+    app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, ssr_mode=False,
+               mcp_server=False, pwa=False, enable_monitoring=False, theme=THEME, quiet=quiet,
+               run_history=False, allowed_paths=[str(styles[0].parent)] if styles else None,
+               footer_links=["api", "settings"])
+    return app

@@ -1,0 +1,271 @@
+"""What the web app does, without the web: one BlendGAN pipeline, face alignment and input checks.
+
+The service knows nothing about Gradio. It takes uploaded files (paths), seeds and slider values, and
+returns RGB arrays, code tensors or a video path; anything a user can get wrong raises a
+``BlendGANError`` whose message is the one line the page shows. Uploads are prepared as the original
+notebook GUI does: decoded like ``cv2.imdecode(..., IMREAD_COLOR)``, FFHQ-aligned unless already an
+aligned square (256/512/1024 px), resized to the generator's size, then encoded.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from PIL import Image
+
+from .. import images
+from ..errors import BlendGANError, InputImageError, UsageError
+
+MAX_PIXELS = 100_000_000      # larger uploads are refused before decoding (a 6000 x 4000 photo is 24 MP)
+ALIGN_SIZE = 1024             # the original GUI aligns at 1024, then resizes to the generator's size
+ALIGNED_CACHE_SIZE = 32       # uploads whose alignment is remembered (it takes seconds on big photos)
+RANDOM_FACE_TRUNCATION = 0.7  # random faces are drawn near the average face, as generate_image_pairs does
+MEAN_LATENT_SAMPLES = 4096
+DEFAULT_ADD_WEIGHT_INDEX = 6
+VIDEO_ADD_WEIGHT_INDEX = 7    # gen_video's default
+VIDEO_FPS = 30
+VIDEOS_KEPT = 4               # older interpolation videos of this process are deleted
+
+
+def bundled_style_images():
+    """The style images of a source checkout (test_imgs/style_imgs), or [] when installed without them."""
+    folder = Path(__file__).resolve().parents[2] / "test_imgs" / "style_imgs"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if images.is_image_file(p))
+
+
+def _upload_name(path):
+    """The name the user gave the file (upload caches keep it as the last path component)."""
+    return Path(path).name
+
+
+class DemoService:
+    """One loaded pipeline (or the reason it could not be loaded) and the operations of the web app.
+
+    Model calls are serialised by a lock (the web layer also queues them); the pipeline's caches of
+    face and style codes, and this service's cache of aligned uploads, are reused across requests."""
+
+    def __init__(self, pipeline=None, load_error=None, predictor=None):
+        self.pipeline = pipeline
+        self.load_error = load_error if pipeline is None else None
+        self._predictor = predictor
+        self._aligner = None
+        self._aligned = OrderedDict()  # content key of an upload -> (aligned BGR at ALIGN_SIZE, faces found)
+        self._mean_latent = None
+        self._lock = threading.RLock()
+        self._video_dir = None
+        self._videos = []
+
+    @classmethod
+    def load(cls, ckpt, psp_encoder_ckpt, style_encoder_ckpt=None, *, device="auto", precision="fp32",
+             predictor=None):
+        """Load the weights; when they are missing or bad the service still starts and `load_error` says why."""
+        from ..pipeline import BlendGAN, resolve_device, resolve_dtype
+
+        resolve_dtype(precision, resolve_device(device))  # a bad flag is an error now, not a message in the page
+        try:
+            pipeline = BlendGAN.from_checkpoints(ckpt, psp_encoder_ckpt, style_encoder_ckpt or None,
+                                                 device=device, precision=precision)
+        except BlendGANError as err:
+            return cls(None, str(err), predictor)
+        return cls(pipeline, None, predictor)
+
+    # ------------------------------------------------------------------ what the page needs to know
+    @property
+    def ready(self):
+        return self.pipeline is not None
+
+    @property
+    def size(self):
+        return self.pipeline.size if self.ready else 1024
+
+    @property
+    def n_latent(self):
+        """Number of per-layer codes of the generator: add_weight_index ranges over 0 ... n_latent."""
+        return self.pipeline.n_latent if self.ready else 18
+
+    def describe(self):
+        """One line: what is loaded, for the page header."""
+        if not self.ready:
+            return "no model loaded"
+        bg = self.pipeline
+        return f"{bg.size} px generator, {bg.device.type}, {bg.precision}"
+
+    def _need_pipeline(self):
+        if not self.ready:
+            raise UsageError(f"the model is not loaded: {self.load_error}")
+        return self.pipeline
+
+    # ------------------------------------------------------------------ uploads
+    def read_upload(self, path, what):
+        """An uploaded file as H x W x 3 uint8 BGR, or InputImageError naming the upload and the fix."""
+        if not path:
+            raise InputImageError(f"no {what} given: upload an image")
+        name = _upload_name(path)
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+        except Exception:  # noqa: BLE001 - decoding is retried below, which gives the precise reason
+            width = height = 0
+        if width * height > MAX_PIXELS:
+            raise InputImageError(f"{what} {name!r} is {width}x{height} ({width * height / 1e6:.0f} MP); "
+                                  f"the limit is {MAX_PIXELS / 1e6:.0f} MP: downscale it first")
+        try:
+            return images.read_image_bgr(path)
+        except InputImageError as err:
+            reason = str(err).split(": ", 1)[-1] if str(err).startswith(str(path)) else str(err)
+            raise InputImageError(f"{what} {name!r}: {reason}; upload a JPEG, PNG or WebP image") from None
+
+    def _get_aligner(self):
+        if self._aligner is None:
+            from ..align import FaceAligner
+
+            try:
+                self._aligner = FaceAligner(self._predictor)
+            except UsageError as err:
+                raise UsageError(f"this photo needs face alignment, which is not available ({err}); "
+                                 "or upload an already aligned square crop of 256, 512 or 1024 px") from None
+        return self._aligner
+
+    def align_face(self, image_bgr, name="the photo"):
+        """(aligned BGR, number of faces found): unchanged when already an aligned square, else FFHQ-aligned
+        at 1024 px (the largest face). InputImageError when there is no face."""
+        from ..align import is_prealigned
+
+        if is_prealigned(image_bgr):
+            return image_bgr, None
+        key = hashlib.sha1(image_bgr.tobytes() + repr(image_bgr.shape).encode()).hexdigest()
+        if key not in self._aligned:
+            found = self._get_aligner().align_detailed(image_bgr, ALIGN_SIZE)
+            self._aligned[key] = (found.image, len(found.faces))
+            while len(self._aligned) > ALIGNED_CACHE_SIZE:
+                self._aligned.popitem(last=False)
+        self._aligned.move_to_end(key)
+        aligned, n_faces = self._aligned[key]
+        if aligned is None:
+            raise InputImageError(f"no face found in {name}: upload a photo with a clear, frontal face, "
+                                  "or an already aligned square crop (256, 512 or 1024 px)")
+        return aligned, n_faces
+
+    def prepare_face(self, path):
+        """An uploaded face -> (BGR at the generator's size as encoded, note for the user or None)."""
+        bg = self._need_pipeline()
+        image = self.read_upload(path, "face photo")
+        aligned, n_faces = self.align_face(image, repr(_upload_name(path)))
+        note = None
+        if n_faces is not None:
+            note = "face aligned (FFHQ crop)"
+            if n_faces > 1:
+                note = f"{n_faces} faces found; aligned the largest"
+        return images.resize_square(aligned, bg.size), note
+
+    def prepare_style(self, path):
+        """An uploaded style image -> BGR at the generator's size (as the original GUI embeds it)."""
+        bg = self._need_pipeline()
+        return images.resize_square(self.read_upload(path, "style image"), bg.size)
+
+    # ------------------------------------------------------------------ codes
+    def face_codes(self, face_bgr):
+        with self._lock:
+            return self._need_pipeline().encode_face_bgr(face_bgr)
+
+    def style_code(self, style_bgr):
+        with self._lock:
+            return self._need_pipeline().embed_style_bgr(style_bgr)
+
+    def random_face(self, seed):
+        """(face codes, RGB picture of the face) for a latent-guided random face drawn from `seed`."""
+        import torch
+
+        with self._lock:
+            bg = self._need_pipeline()
+            if self._mean_latent is None:
+                self._mean_latent = (bg.latent_avg.reshape(1, -1).float() if bg.latent_avg is not None else
+                                     bg.mean_latent(MEAN_LATENT_SAMPLES, torch.Generator().manual_seed(0)))
+            z = torch.randn(1, 512, generator=torch.Generator().manual_seed(int(seed)))
+            codes = bg.face_codes_from_z(z, RANDOM_FACE_TRUNCATION, self._mean_latent)
+            return codes, bg.to_rgb(bg.reconstruct(codes))[0]
+
+    @staticmethod
+    def random_style(seed):
+        """A random style code z_embed [1, 512] (latent-guided style, as generate_image_pairs without a style image)."""
+        import torch
+
+        return torch.randn(1, 512, generator=torch.Generator().manual_seed(int(seed)))
+
+    def check_add_weight_index(self, value):
+        """The slider value as an int within 0 ... n_latent."""
+        try:
+            index = int(round(float(value)))
+        except (TypeError, ValueError):
+            raise UsageError(f"add_weight_index must be a whole number from 0 to {self.n_latent}") from None
+        if not 0 <= index <= self.n_latent:
+            raise UsageError(f"add_weight_index {index} is outside 0 ... {self.n_latent} "
+                             f"(the {self.size} px generator has {self.n_latent} layers)")
+        return index
+
+    # ------------------------------------------------------------------ results
+    def stylize_codes(self, face_codes, z_embed, add_weight_index):
+        """RGB uint8 image of a face code with a style code."""
+        index = self.check_add_weight_index(add_weight_index)
+        with self._lock:
+            bg = self._need_pipeline()
+            return bg.to_rgb(bg.stylize(face_codes, z_embed, add_weight_index=index))[0]
+
+    def stylize(self, face_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None):
+        """(aligned face RGB, stylized RGB, note) for two uploaded files: the HTTP API's `stylize`."""
+        progress = progress or (lambda fraction, desc: None)
+        index = self.check_add_weight_index(add_weight_index)
+        progress(0.0, "reading and aligning the face")
+        face, note = self.prepare_face(face_path)
+        progress(0.3, "reading the style")
+        style = self.prepare_style(style_path)
+        progress(0.4, "encoding")
+        codes, z = self.face_codes(face), self.style_code(style)
+        progress(0.6, "generating")
+        return images.bgr_to_rgb_array(face), self.stylize_codes(codes, z, index), note
+
+    def interpolation_video(self, face_codes, z_from, z_to, add_weight_index=VIDEO_ADD_WEIGHT_INDEX,
+                            progress=None, alphas=None):
+        """H.264 mp4 (path) of the face as the style code moves through lerp(z_from, z_to, alpha) for each
+        alpha; by default gen_video's blend factors there and back (62 frames, about 2 s at 30 fps)."""
+        from ..pipeline import video_alphas
+        from ..video import VideoWriter
+
+        progress = progress or (lambda fraction, desc: None)
+        index = self.check_add_weight_index(add_weight_index)
+        if alphas is None:
+            alphas = video_alphas() + video_alphas()[::-1]
+        alphas = [float(a) for a in alphas]
+        with self._lock:
+            bg = self._need_pipeline()
+            target = self._new_video_path()
+            with VideoWriter(target, bg.size, bg.size, fps=VIDEO_FPS, codec="h264") as writer:
+                for start in range(0, len(alphas), bg.batch_size):
+                    chunk = alphas[start:start + bg.batch_size]
+                    progress(start / len(alphas), f"frames {start + 1}-{start + len(chunk)} of {len(alphas)}")
+                    out = bg.interpolate(face_codes, z_from, z_to, chunk, add_weight_index=index)
+                    for frame in images.tensors_to_video_frames_rgb(out):
+                        writer.write(frame)
+            self._videos.append(target)
+            while len(self._videos) > VIDEOS_KEPT:
+                old = self._videos.pop(0)
+                try:
+                    os.remove(old)
+                except OSError:
+                    pass
+        return target
+
+    def _new_video_path(self):
+        if self._video_dir is None:
+            self._video_dir = Path(tempfile.mkdtemp(prefix="blendgan-demo-"))
+            atexit.register(shutil.rmtree, self._video_dir, True)  # the page's copies live in Gradio's cache
+        return str(self._video_dir / f"interpolation_{uuid.uuid4().hex[:12]}.mp4")

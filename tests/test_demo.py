@@ -1,0 +1,341 @@
+"""`blendgan demo`: the web app over the pipeline, through its HTTP API (gradio_client) and a real browser.
+
+The app runs in this process on a free local port with recipe checkpoints at size 64. Results come back
+as PNG files, which are lossless for 8-bit RGB, so they must equal the pipeline's own output exactly.
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from blendgan import images  # noqa: E402
+from blendgan.demo.service import DemoService  # noqa: E402
+from blendgan.pipeline import BlendGAN  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FACE = ROOT / "test_imgs" / "face_imgs" / "astronaut.jpg"        # aligned 256 x 256: used as it is
+PHOTO = ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"       # 512 x 600 photo: aligned by the app
+STYLE = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
+STYLE_2 = ROOT / "test_imgs" / "style_imgs" / "pencil_grace_hopper.jpg"
+SIZE = 64
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_rgb(path):
+    return images.read_image_bgr(path)[:, :, ::-1]
+
+
+def expected(bg, face_bgr, style_path, add_weight_index):
+    """What `BlendGAN.stylize` gives for an aligned face (BGR) and a style file, both resized as the GUI does."""
+    face = images.resize_square(face_bgr, bg.size)
+    style = images.resize_square(images.read_image_bgr(style_path), bg.size)
+    out = bg.stylize(bg.encode_face_bgr(face), bg.embed_style_bgr(style), add_weight_index=add_weight_index)
+    return bg.to_rgb(out)[0]
+
+
+@pytest.fixture(scope="module")
+def weights(recipe_checkpoints):
+    return recipe_checkpoints(SIZE)
+
+
+@pytest.fixture(scope="module")
+def reference(weights):
+    """An independent pipeline over the same files: the numbers the app must reproduce."""
+    return BlendGAN.from_checkpoints(weights["blendgan"], weights["psp_encoder"], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def served(weights):
+    """(url, service) of the app running in this process."""
+    from blendgan.demo.app import build_app, launch
+
+    service = DemoService.load(weights["blendgan"], weights["psp_encoder"], device="cpu")
+    assert service.ready, service.load_error
+    app = launch(build_app(service), port=free_port(), block=False, quiet=True)
+    yield app.local_url, service
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(served, tmp_path_factory):
+    return Client(served[0], verbose=False, analytics_enabled=False,
+                  download_files=str(tmp_path_factory.mktemp("client_downloads")))
+
+
+@pytest.fixture(scope="module")
+def aligned_photo():
+    """The photo FFHQ-aligned at 1024 by blendgan.align directly (what the app must feed the encoder)."""
+    from blendgan.align import FaceAligner
+
+    return FaceAligner().align(images.read_image_bgr(PHOTO), 1024)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad_uploads")
+    (d / "notes.jpg").write_bytes(b"this is text, not a JPEG\n" * 20)
+    # a non-square picture without a face (so it is sent to the aligner): a colour gradient
+    ramp = np.linspace(0, 255, 320, dtype=np.uint8)
+    cv2.imwrite(str(d / "no_face.png"), np.dstack([np.tile(ramp, (240, 1))] * 3))
+    return d
+
+
+def stylize(client, face, style, index):
+    return client.predict(handle_file(str(face)), handle_file(str(style)), index, api_name="/stylize")
+
+
+# --------------------------------------------------------------------------- HTTP API
+
+def test_api_lists_stylize_with_three_inputs(client, served):
+    api = client.view_api(print_info=False, return_format="dict")
+    assert list(api["named_endpoints"]) == ["/stylize"]  # the UI's own events are not part of the API
+    params = api["named_endpoints"]["/stylize"]["parameters"]
+    assert len(params) == 3
+    slider = params[2]
+    assert slider["parameter_default"] == 6
+    # the slider covers exactly 0 ... n_latent of the loaded generator (10 codes at 64 px)
+    assert served[1].n_latent == 10
+    with pytest.raises(AppError, match="maximum"):
+        stylize(client, FACE, STYLE, 11)
+
+
+def test_api_stylize_equals_the_pipeline_and_reuses_encodings(client, served, reference, tmp_path):
+    want = expected(reference, images.read_image_bgr(FACE), STYLE, 4)
+    got = read_rgb(stylize(client, FACE, STYLE, 4))
+    assert got.shape == (SIZE, SIZE, 3)
+    assert np.array_equal(got, want)
+
+    # the same face as a 16-bit PNG decodes to the same 8-bit pixels: same result, and the encoder's cache
+    # is hit (no second pSp pass)
+    face16 = tmp_path / "face16.png"
+    bgr = images.read_image_bgr(FACE)
+    cv2.imwrite(str(face16), bgr.astype(np.uint16) * 257)
+    assert cv2.imread(str(face16), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    calls = []
+    hook = served[1].pipeline.psp_encoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        got16 = read_rgb(stylize(client, face16, STYLE, 4))
+    finally:
+        hook.remove()
+    assert calls == []
+    assert np.array_equal(got16, want)
+
+
+def test_api_aligns_a_photo_and_matches_the_pipeline_on_the_aligned_crop(client, reference, aligned_photo):
+    want = expected(reference, aligned_photo, STYLE_2, 6)
+    assert np.array_equal(read_rgb(stylize(client, PHOTO, STYLE_2, 6)), want)
+
+
+def test_bad_uploads_give_a_message_and_the_app_stays_usable(client, bad_files, reference):
+    with pytest.raises(AppError, match="face photo 'notes.jpg': not a readable image"):
+        stylize(client, bad_files / "notes.jpg", STYLE, 6)
+    with pytest.raises(AppError, match="style image 'notes.jpg': not a readable image"):
+        stylize(client, FACE, bad_files / "notes.jpg", 6)
+    with pytest.raises(AppError, match="no face found in 'no_face.png'"):
+        stylize(client, bad_files / "no_face.png", STYLE, 6)
+    got = read_rgb(stylize(client, FACE, STYLE, 5))
+    assert np.array_equal(got, expected(reference, images.read_image_bgr(FACE), STYLE, 5))
+
+
+def test_concurrent_requests_are_queued_not_crashed(client, reference):
+    jobs = [client.submit(handle_file(str(FACE)), handle_file(str(STYLE)), i, api_name="/stylize") for i in (2, 3)]
+    results = [read_rgb(job.result(timeout=300)) for job in jobs]
+    for i, got in zip((2, 3), results):
+        assert np.array_equal(got, expected(reference, images.read_image_bgr(FACE), STYLE, i))
+
+
+# --------------------------------------------------------------------------- service: inputs and extras
+
+def test_big_cmyk_and_oversized_uploads(served, tmp_path):
+    service = served[1]
+    # a 6000 x 4000 photo with the face somewhere in it: aligned like the small photo
+    photo = images.read_image_bgr(PHOTO)
+    big = np.full((4000, 6000, 3), 127, np.uint8)
+    face = cv2.resize(photo, (1707, 2000))
+    big[1000:3000, 3000:4707] = face
+    cv2.imwrite(str(tmp_path / "big.jpg"), big)
+    aligned, note = service.prepare_face(str(tmp_path / "big.jpg"))
+    assert aligned.shape == (SIZE, SIZE, 3) and note == "face aligned (FFHQ crop)"
+    small, _ = service.prepare_face(str(PHOTO))
+    # same face, same framing: equal at 16 x 16 up to landmark noise (~6 grey levels; another face: ~60)
+    coarse = lambda img: cv2.resize(img, (16, 16), interpolation=cv2.INTER_AREA).astype(int)  # noqa: E731
+    assert np.abs(coarse(aligned) - coarse(small)).mean() < 12
+
+    # CMYK JPEG (print workflows): decoded to the right colours
+    Image.open(STYLE).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
+    style = service.prepare_style(str(tmp_path / "cmyk.jpg"))
+    plain = service.prepare_style(str(STYLE))
+    assert np.abs(style.astype(int) - plain.astype(int)).mean() < 6
+
+    # more pixels than the limit: refused from the header, before decoding
+    huge = Image.new("L", (1, 1))
+    huge.save(tmp_path / "huge.png")
+    data = bytearray((tmp_path / "huge.png").read_bytes())
+    data[16:24] = (12000).to_bytes(4, "big") + (9000).to_bytes(4, "big")  # IHDR width, height
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the header chunk's checksum
+    (tmp_path / "huge.png").write_bytes(bytes(data))
+    with pytest.raises(Exception, match=r"12000x9000 \(108 MP\); the limit is 100 MP"):
+        service.prepare_face(str(tmp_path / "huge.png"))
+
+
+def test_random_face_and_style_are_reproducible_latent_guided_codes(served):
+    service = served[1]
+    codes, face = service.random_face(7)
+    again, face_again = service.random_face(7)
+    other, _ = service.random_face(8)
+    assert codes.shape == (1, service.n_latent, 512)
+    assert np.array_equal(face, face_again) and not np.array_equal(codes.numpy(), other.numpy())
+    # one w for every layer (a mapped z), as generate_image_pairs uses it
+    assert (codes - codes[:, :1]).abs().max() == 0
+    z = service.random_style(3)
+    assert z.shape == (1, 512) and np.array_equal(z.numpy(), service.random_style(3).numpy())
+    a = service.stylize_codes(codes, z, 6)
+    b = service.stylize_codes(codes, service.random_style(4), 6)
+    assert a.shape == (SIZE, SIZE, 3) and not np.array_equal(a, b)
+
+
+def test_face_codes_from_z_are_the_generators_own_mapping_and_truncation(served):
+    """A random face as codes gives what the generator gives for z itself (generate_image_pairs' path)."""
+    import torch
+
+    bg = served[1].pipeline
+    rng = torch.Generator().manual_seed(11)
+    z, centre, z_embed = (torch.randn(1, 512, generator=rng) for _ in range(3))
+    codes = bg.face_codes_from_z(z, 0.7, centre)
+    _, direct = bg.sample_pair(z, z_embed, truncation=0.7, truncation_latent=centre, add_weight_index=6)
+    assert torch.equal(bg.stylize(codes, z_embed, add_weight_index=6), direct)
+
+
+def test_interpolation_video_is_h264_and_starts_and_ends_at_the_two_styles(served):
+    from blendgan.video import read_video
+
+    service = served[1]
+    face, _ = service.prepare_face(str(FACE))
+    codes = service.face_codes(face)
+    z_a = service.style_code(service.prepare_style(str(STYLE)))
+    z_b = service.style_code(service.prepare_style(str(STYLE_2)))
+    path = service.interpolation_video(codes, z_a, z_b, 7, alphas=[0.0, 0.5, 1.0])
+    frames, meta = read_video(path)
+    assert meta["codec"] == "h264" and meta["size"] == (SIZE, SIZE) and len(frames) == 3
+    first = images.tensors_to_video_frames_rgb(service.pipeline.stylize(codes, z_a, add_weight_index=7))[0]
+    last = images.tensors_to_video_frames_rgb(service.pipeline.stylize(codes, z_b, add_weight_index=7))[0]
+    # recipe weights give noise-like pictures that H.264 cannot keep, so compare distances, not pixels
+    dist = lambda a, b: np.abs(cv2.GaussianBlur(a, (5, 5), 0).astype(int) - cv2.GaussianBlur(b, (5, 5), 0)).mean()  # noqa: E731
+    assert dist(frames[0], first) < dist(frames[0], last)  # measured 13.7 vs 18.2 (deterministic)
+    assert dist(frames[2], last) < dist(frames[2], first)  # 13.8 vs 17.1
+
+
+# --------------------------------------------------------------------------- the command, weights missing
+
+def test_demo_command_without_weights_opens_the_page_and_says_what_is_missing(tmp_path):
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    cmd = [sys.executable, "-m", "blendgan", "demo", "--ckpt", str(tmp_path / "blendgan.pt"),
+           "--psp_encoder_ckpt", str(tmp_path / "psp_encoder.pt"), "--port", str(port), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None, "".join(output)
+            try:
+                page = urllib.request.urlopen(url + "config", timeout=5).read().decode()
+                break
+            except OSError:
+                assert time.time() < deadline, "".join(output)
+                time.sleep(0.5)
+        assert "The model is not loaded" in page and "blendgan.pt not found" in page
+        assert "blendgan download" in page
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path))
+        with pytest.raises(AppError, match="the model is not loaded: checkpoint .*blendgan.pt not found"):
+            stylize(client, FACE, STYLE, 6)
+        assert urllib.request.urlopen(url, timeout=10).status == 200  # still serving after the failed call
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in "".join(output)
+
+
+# --------------------------------------------------------------------------- a real browser
+
+def chromium_path():
+    """Debian's chromium (CI installs it); a missing browser fails in CI and skips elsewhere."""
+    path = os.environ.get("BLENDGAN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail("chromium is not installed (CI must run the browser test: apt-get install chromium)")
+    pytest.skip("chromium not installed (apt-get install chromium) ")
+
+
+def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference, aligned_photo, bad_files, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    url = served[0].rstrip("/")
+    outside = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else outside.append(r.url))
+            page.goto(url)
+            # a photo without a face: a message in the page, then the page goes on working
+            page.locator("#face_input input[type=file]").set_input_files(str(bad_files / "no_face.png"))
+            page.get_by_text("no face found in 'no_face.png'").wait_for(timeout=120_000)
+            page.locator("#face_input input[type=file]").set_input_files(str(PHOTO))
+            page.locator("#style_input input[type=file]").set_input_files(str(STYLE))
+            page.wait_for_selector("#face_used img", timeout=120_000)  # the aligned crop appears on upload
+            slider = page.locator("#add_weight_index input[type=range]")
+            slider.focus()
+            for _ in range(3):
+                page.keyboard.press("ArrowLeft")  # 6 -> 3
+            assert page.locator("#add_weight_index input[type=number]").input_value() == "3"
+            page.click("#stylize")
+            page.wait_for_selector("#result img", timeout=120_000)
+            src = page.locator("#result img").get_attribute("src")
+            png = page.request.get(src).body()
+            page.screenshot(path=str(tmp_path / "web_app.png"), full_page=True)
+            # "Random style": a latent-guided style code, its seed shown, the result regenerated with it
+            page.click("#random_style")
+            page.get_by_text("a random style code (seed").wait_for(timeout=120_000)
+            seed = int(re.search(r"seed (\d+)", page.locator("#style_note").inner_text()).group(1))
+            page.wait_for_function("old => { const i = document.querySelector('#result img'); "
+                                   "return i && i.src !== old; }", arg=src, timeout=120_000)
+            png_random = page.request.get(page.locator("#result img").get_attribute("src")).body()
+        finally:
+            browser.close()
+    got = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    assert np.array_equal(got, expected(reference, aligned_photo, STYLE, 3))
+    got_random = cv2.imdecode(np.frombuffer(png_random, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    codes = reference.encode_face_bgr(images.resize_square(aligned_photo, SIZE))
+    want_random = reference.stylize(codes, served[1].random_style(seed), add_weight_index=3)
+    assert np.array_equal(got_random, reference.to_rgb(want_random)[0])
+    assert (tmp_path / "web_app.png").stat().st_size > 10_000
+    assert outside == []  # the page loads nothing from the internet
