@@ -50,7 +50,7 @@ def main(argv=None):
 
     from blendgan.export import export_generator, export_psp_encoder, export_style_encoder
     from blendgan.models import Generator, PSPEncoder, n_latent_for_size
-    from blendgan.ops import prepare_for_inference
+    from blendgan.models import prepare_for_inference
 
     torch.manual_seed(0)
     rows = []
