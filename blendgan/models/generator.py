@@ -56,7 +56,7 @@ class Generator(nn.Module):
     """BlendGAN generator with the original state-dict layout and `forward` keywords (spec 2.6)."""
 
     def __init__(self, size, style_dim=512, n_mlp=8, channel_multiplier=2, blur_kernel=(1, 3, 3, 1), lr_mlp=0.01,
-                 max_channels=512):
+                 max_channels=512, with_style_encoder=True):
         super().__init__()
         if size not in SUPPORTED_SIZES:
             raise ValueError(f"size must be a power of two between 8 and 1024, got {size}")
@@ -69,7 +69,9 @@ class Generator(nn.Module):
 
         # Registration order = the original state-dict order (spec 2.2).
         self.add_weight = nn.Parameter(torch.ones(1, self.n_latent, 1))
-        self.embedder = StyleEncoder(style_dim)
+        # A trainer keeps the frozen style encoder outside the trained module (with_style_encoder=False:
+        # no `embedder.*` entries); forward then needs `z_embed` instead of `style_image`.
+        self.embedder = StyleEncoder(style_dim) if with_style_encoder else None
         self.embedding = mapping_network(style_dim, n_mlp, lr_mlp)
         self.style = mapping_network(style_dim, n_mlp, lr_mlp)
         self.input = ConstantInput(channels[4])
