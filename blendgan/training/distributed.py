@@ -80,19 +80,20 @@ def mean_of(values, ctx, device):
 
 
 def average_gradients(params, ctx):
-    """Average `.grad` over processes with one flat all-reduce (parameters without a gradient count as
-    zero), as DistributedDataParallel does after backward; done by hand like StyleGAN3's training loop so
-    one optimiser step may combine several forward passes and parameters a phase does not touch."""
-    params = [p for p in params if p.requires_grad]
+    """Average `.grad` over processes with one flat all-reduce, as DistributedDataParallel does after
+    backward; done by hand like StyleGAN3's training loop so one optimiser step may combine several forward
+    passes. Parameters a pass does not reach keep `grad = None` (Adam then leaves them and their moments
+    alone, as in a single process); every process runs the same computation, so the set is the same."""
+    params = [p for p in params if p.grad is not None]
     if not ctx.distributed or not params:
         return
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= ctx.world_size
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
+        p.grad.copy_(flat[offset:offset + n].view_as(p))
         offset += n
 
 

@@ -134,6 +134,31 @@ def style_codes(embedder, folder, ctx, device, batch=STYLE_CODE_BATCH):
     return torch.stack([merged[r] for r in range(2 * n)])
 
 
+def style_codes_key(folder, embedder, cfg):
+    """What the cached codes depend on: the style files (name, bytes, mtime), the size and the encoder
+    (a hash of its small layers and a strided sample of its large matrix)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in embedder.state_dict().items():
+        sample = t.reshape(-1)[::9973] if t.numel() > 1 << 20 else t.reshape(-1)
+        h.update(name.encode())
+        h.update(sample.detach().float().cpu().numpy().tobytes())
+    files = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.files]
+    return {"files": files, "size": cfg.size, "encoder": h.hexdigest()}
+
+
+def cached_style_codes(path, key):
+    """The codes saved in `path` when they were made for `key`, else None."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged cache is simply recomputed
+        return None
+    return saved["codes"] if saved.get("key") == key else None
+
+
 @torch.no_grad()
 def sample_grid(g_ema, cfg, codes, folder, device, dtype):
     """Rows: fixed face codes; first column G(z), then one column per fixed style image G(z, z_s);
@@ -216,8 +241,14 @@ def _train(cfg, ctx, log_file):
     g, g_ema = g.to(device, dtype).train(), g_ema.to(device, dtype).eval().requires_grad_(False)
     ds = {k: d.to(device, dtype).train() for k, d in ds.items()}
 
-    # -- the style codes, once per style image (and its mirror image)
-    codes = style_codes(embedder.to(device), styles, ctx, device)
+    # -- the style codes, once per style image (and its mirror image); kept in RUN/style_codes.pt
+    key = style_codes_key(styles, embedder, cfg)
+    codes = cached_style_codes(run.style_codes, key)
+    if codes is None:
+        codes = style_codes(embedder.to(device), styles, ctx, device)
+        if ctx.is_main:
+            run.create()
+            save_snapshot(run.style_codes, {"key": key, "codes": codes})
     if device.type != "cpu":
         embedder.to("cpu")  # only the snapshots need it from now on
 
@@ -301,7 +332,7 @@ def _train(cfg, ctx, log_file):
             pl_loss, mean_path_length = losses.path_length_penalty(lengths, mean_path_length, batch_mean=batch_mean)
             _step([g], [g_optim], g_scaler, cfg.path_regularize * cfg.g_reg_every * pl_loss, ctx)
             g.add_weight.data.clamp_(0, 1)
-            last_reg.update({"path_length": float(batch_mean), "path_loss": float(pl_loss),
+            last_reg.update({"path_length": float(batch_mean), "path_loss": pl_loss.item(),
                              "mean_path_length": mean_path_length})
             last_reg["path_loss"] = distributed.mean_of({"x": last_reg["path_loss"]}, ctx, device)["x"]
 

@@ -27,6 +27,7 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.samples = self.path / "samples"
         self.log = self.path / "log.jsonl"
+        self.style_codes = self.path / "style_codes.pt"  # cache of the frozen style encoder's codes
 
     def create(self):
         """Make the folders (the main process only)."""
