@@ -48,7 +48,7 @@ def test_state_dict_layout_is_the_originals(kind, size):
 
 @needs_fixture
 @pytest.mark.parametrize("kind", list(SEEDS))
-@pytest.mark.parametrize("reference", [False, True])
+@pytest.mark.parametrize("reference", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_outputs_and_input_gradients_match_the_original(kind, reference):
     from blendgan.models.loading import from_state_dict
 
@@ -70,3 +70,73 @@ def test_max_channels_caps_widths_but_keeps_keys():
     assert max(max(v.shape) for k, v in narrow.state_dict().items() if k != "l_style.weight") <= 16 * 16
     assert narrow.state_dict()["final_conv.0.weight"].shape == (16, 17, 3, 3)
     assert narrow.state_dict()["l_style.weight"].shape == (16, 512)
+
+
+def _randomised(module, seed):
+    """Every float parameter drawn at random (biases too, so none of the checks sees zeros); fp64."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * (0.1 if "bias" in name else 1))
+    return module
+
+
+def _grads_both_ways(module, fn, inputs):
+    """{reference flag: (value, grads of value w.r.t. inputs and parameters)} for fn(module, *inputs)."""
+    out = {}
+    for reference in (False, True):
+        use_reference_ops(module, reference)
+        xs = [x.detach().clone().requires_grad_(True) for x in inputs]
+        value = fn(module, *xs)
+        params = [p for p in module.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(value, [*xs, *params], allow_unused=True)
+        out[reference] = (value.detach(), [g for g in grads if g is not None])
+    use_reference_ops(module, False)
+    return out
+
+
+@pytest.mark.parametrize("cls", [Discriminator, ProjectionDiscriminator])
+def test_r1_training_gradients_fast_equal_reference(cls):
+    """The D update with R1 differentiates through an input gradient (double backward): the fast ops must
+    give the reference ops' numbers there too."""
+    from blendgan.training import losses
+
+    d = _randomised(cls(32, max_channels=8).double(), seed=11)
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    z = torch.randn(4, 512, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def loss(module, image):
+        pred = module(image) if cls is Discriminator else module(image, z)
+        return losses.d_logistic_loss(pred, -pred) + losses.r1_penalty(pred, image)
+
+    res = _grads_both_ways(d, loss, [x])
+    torch.testing.assert_close(res[False][0], res[True][0], rtol=1e-10, atol=1e-12)
+    assert len(res[False][1]) == len(list(d.parameters())) + 1
+    for a, b in zip(res[False][1], res[True][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_generator_path_length_gradients_fast_equal_reference():
+    """The path-length penalty differentiates the generator's Jacobian (double backward through the
+    modulated convolutions, noise and activations): fast == reference, and forward leaves state alone."""
+    from blendgan.models import Generator
+    from blendgan.training import losses
+
+    g = _randomised(Generator(16, max_channels=8, with_style_encoder=False).double(), seed=12)
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(2, 512, dtype=torch.float64, generator=gen)
+    ze = torch.randn(2, 512, dtype=torch.float64, generator=gen)
+    noise = [torch.randn(2, 1, *b.shape[2:], dtype=torch.float64, generator=gen) for b in g.noises.maps()]
+    y = torch.randn(2, 3, 16, 16, dtype=torch.float64, generator=gen)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+
+    def loss(module, codes):
+        img, latents = module([codes], noise=noise, return_latents=True, z_embed=ze)[:2]
+        pl = losses.path_lengths(img, latents, y)
+        return losses.path_length_penalty(pl, 0.5)[0] + losses.g_nonsaturating_loss(img.mean((1, 2, 3))[:, None])
+
+    res = _grads_both_ways(g, loss, [z])
+    torch.testing.assert_close(res[False][0], res[True][0], rtol=1e-10, atol=1e-12)
+    for a, b in zip(res[False][1], res[True][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items())

@@ -59,3 +59,16 @@ def make_style_encoder(path, seed=0):
             sd[k] = torch.randn(v.shape, generator=g)
     torch.save(sd, path)
     return path
+
+
+def make_psp_encoder(path, size=64, seed=0):
+    """psp_encoder.pt layout ({'state_dict': {'encoder.*'}, 'latent_avg'}) with random weights."""
+    from blendgan.models import PSPEncoder
+    from blendgan.models.generator import n_latent_for_size
+
+    n = n_latent_for_size(size)
+    torch.manual_seed(seed)
+    enc = PSPEncoder(n)
+    sd = {k: v for k, v in enc.state_dict().items() if k.startswith("encoder.")}
+    torch.save({"state_dict": sd, "latent_avg": torch.randn(n, 512) * 0.1}, path)
+    return path
