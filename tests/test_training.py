@@ -38,19 +38,26 @@ def run_cli(argv):
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory):
-    """Face and style folders (with one corrupt file among the faces), a random style encoder, the cache
-    of its codes, and the reference run S: one process, batch 4, K steps."""
+def data_env(tmp_path_factory):
+    """Face and style folders (one face folder with a corrupt file among the images, one without) and a
+    random style encoder."""
     root = tmp_path_factory.mktemp("train")
     faces = train_helpers.make_folder(root / "faces", 6, kind="faces")
     (faces / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    styles = train_helpers.make_folder(root / "styles", 3, kind="styles", seed=1)
+    clean = train_helpers.make_folder(root / "clean_faces", 2, kind="faces")
+    styles = train_helpers.make_folder(root / "styles", 2, kind="styles", seed=1)
     se = train_helpers.make_style_encoder(root / "style_encoder.pt")
     data = ["--faces", str(faces), "--styles", str(styles), "--style_encoder_ckpt", str(se)]
-    s_run = root / "S"
-    code, err = run_cli(["train", "generator", *data, *TRAIN, "--outdir", str(s_run), "--batch", "4"])
+    return {"root": root, "data": data, "faces": faces, "clean_faces": clean, "styles": styles, "se": se}
+
+
+@pytest.fixture(scope="session")
+def env(data_env):
+    """data_env + the reference run S: one process, batch 4, K steps (it also makes the style-code cache)."""
+    s_run = data_env["root"] / "S"
+    code, err = run_cli(["train", "generator", *data_env["data"], *TRAIN, "--outdir", str(s_run), "--batch", "4"])
     assert code == 0, err
-    return {"root": root, "data": data, "S": s_run, "S_err": err, "faces": faces, "styles": styles, "se": se}
+    return {**data_env, "S": s_run, "S_err": err}
 
 
 def new_run(env, name):
@@ -191,6 +198,25 @@ def test_snapshot_works_in_the_inference_commands(env, tmp_path):
     assert torch.equal(gen_sd["convs.0.conv.weight"], state["g_ema"]["convs.0.conv.weight"].float())
     torch.testing.assert_close(bg.latent_avg, state["latent_avg"])
 
+    # fine-tuning: the same weights as a plain blendgan.pt ({'g_ema', 'latent_avg'}) are a valid --init
+    from blendgan.training.config import GeneratorConfig
+    from blendgan.training.generator_init import (apply_init, build_discriminators, build_generator, load_init,
+                                                  load_style_encoder)
+
+    plain = tmp_path / "blendgan.pt"
+    torch.save({"g_ema": state["g_ema"], "latent_avg": state["latent_avg"]}, plain)
+    cfg = GeneratorConfig(size=64, max_channels=16, init=str(plain))
+    init = load_init(cfg)
+    assert init.kind == "blendgan"
+    g, g_ema, ds = build_generator(cfg).double(), build_generator(cfg).double(), build_discriminators(cfg)
+    apply_init(init, g, g_ema, ds)
+    assert torch.equal(g.add_weight, state["g_ema"]["add_weight"])
+    assert torch.equal(g_ema.embedding[2].weight, state["g_ema"]["embedding.2.weight"])
+    enc = load_style_encoder(cfg, init)  # the style encoder comes from the file when no --style_encoder_ckpt
+    assert torch.equal(enc.embedder_mlp[3].weight, state["g_ema"]["embedder.embedder_mlp.3.weight"])
+    del init, enc
+    plain.unlink()
+
     psp = train_helpers.make_psp_encoder(tmp_path / "psp_encoder.pt", size=64)
     out = tmp_path / "out"
     code, err = run_cli(["transfer", "--ckpt", str(ckpt), "--psp_encoder_ckpt", str(psp), "--input_img_path",
@@ -211,14 +237,15 @@ def _fails(argv, *words):
     return lines[0]
 
 
-def test_bad_folders_fail_in_one_line_before_any_work(env, tmp_path):
+def test_bad_folders_fail_in_one_line_before_any_work(data_env, tmp_path):
+    env = data_env
     empty = tmp_path / "empty"
     empty.mkdir()
     se = ["--style_encoder_ckpt", str(env["se"])]
     base = ["train", "generator", *TRAIN, *se, "--batch", "2"]
     _fails([*base, "--faces", str(empty), "--styles", str(env["styles"]), "--outdir", str(tmp_path / "a")],
            str(empty), "no image files")
-    _fails([*base, "--faces", str(env["faces"]), "--styles", str(tmp_path / "missing"), "--outdir",
+    _fails([*base, "--faces", str(env["clean_faces"]), "--styles", str(tmp_path / "missing"), "--outdir",
             str(tmp_path / "b")], "missing", "no such file or folder")
     junk = tmp_path / "junk"
     junk.mkdir()
@@ -228,13 +255,18 @@ def test_bad_folders_fail_in_one_line_before_any_work(env, tmp_path):
     assert not any((tmp_path / n).exists() for n in "abc")  # nothing written
 
 
-def test_resume_without_a_snapshot_and_existing_runs_are_refused(env, tmp_path):
+def test_resume_without_a_snapshot_and_existing_runs_are_refused(data_env, tmp_path):
     _fails(["train", "generator", "--outdir", str(tmp_path / "nothing"), "--resume"], "no snapshot to resume")
-    before = sorted((env["S"] / "checkpoints").iterdir())
-    stamp = [p.stat().st_mtime_ns for p in before]
-    _fails(["train", "generator", *env["data"], *TRAIN, "--batch", "4", "--outdir", str(env["S"])],
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "000007.pt").write_bytes(b"an earlier run's snapshot")
+    _fails(["train", "generator", *data_env["data"], *TRAIN, "--batch", "2", "--outdir", str(run)],
            "already holds snapshots", "--resume")
-    assert [p.stat().st_mtime_ns for p in sorted((env["S"] / "checkpoints").iterdir())] == stamp
+    assert (run / "checkpoints" / "000007.pt").read_bytes() == b"an earlier run's snapshot"
+    assert sorted(p.name for p in run.rglob("*")) == ["000007.pt", "checkpoints"]  # nothing written
+    # a truncated snapshot is refused with one line, not loaded
+    (run / "config.json").write_text("{}")
+    _fails(["train", "generator", "--outdir", str(run), "--resume"], "000007.pt")
 
 
 def _stylegan2_checkpoint(path, size, max_channels=16):
@@ -250,7 +282,8 @@ def _stylegan2_checkpoint(path, size, max_channels=16):
     return g, d
 
 
-def test_init_from_stylegan2_and_wrong_inits(env, tmp_path):
+def test_init_from_stylegan2_and_wrong_inits(data_env, tmp_path):
+    env = data_env
     from blendgan.training.config import GeneratorConfig
     from blendgan.training.generator_init import (apply_init, build_discriminators, build_generator,
                                                   load_init)
@@ -269,14 +302,15 @@ def test_init_from_stylegan2_and_wrong_inits(env, tmp_path):
         assert torch.equal(ds[name].final_linear[0].weight, d_sd["final_linear.0.weight"])
     assert torch.equal(ds["d_style_latent"].final_conv[0].weight, d_sd["final_conv.0.weight"])
 
-    base = ["train", "generator", *env["data"], *TRAIN, "--batch", "2"]
+    base = ["train", "generator", "--faces", str(env["clean_faces"]), "--styles", str(env["styles"]),
+            "--style_encoder_ckpt", str(env["se"]), *TRAIN, "--batch", "2"]
     other = tmp_path / "sg2_32.pt"
     _stylegan2_checkpoint(other, 32)
     _fails([*base, "--init", str(other), "--outdir", str(tmp_path / "x")], "32x32", "--size 64")
     _fails([*base, "--init", str(good), "--max_channels", "32", "--outdir", str(tmp_path / "y")],
            "16 channels", "--max_channels 16")
     _fails([*base, "--init", str(env["se"]), "--outdir", str(tmp_path / "z")], "not a StyleGAN2 or BlendGAN")
-    _fails(["train", "generator", "--faces", str(env["faces"]), "--styles", str(env["styles"]), *TRAIN,
+    _fails(["train", "generator", "--faces", str(env["clean_faces"]), "--styles", str(env["styles"]), *TRAIN,
             "--batch", "2", "--init", str(good), "--outdir", str(tmp_path / "w")], "--style_encoder_ckpt")
     assert not any((tmp_path / n).exists() for n in "xyzw")
 

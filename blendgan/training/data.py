@@ -8,7 +8,6 @@ batch B see the same samples as one process with batch N·B (see `global_positio
 """
 import sys
 
-import numpy as np
 import torch
 
 from .. import images
@@ -30,6 +29,16 @@ def sample_generator(seed, stream, position):
     return torch.Generator().manual_seed(key % 2 ** 63)
 
 
+def check_folder(path, what):
+    """UsageError (one line) unless `path` is a folder or file with at least one image file name; cheap
+    (no decoding), so every folder is checked before any work."""
+    files, _ = images.list_images(path)
+    if not files:
+        raise UsageError(f"{path}: no image files in the {what} folder ({', '.join(images.IMAGE_EXTENSIONS)}); "
+                         f"point --{what} at a folder of aligned face images")
+    return files
+
+
 class ImageFolder:
     """The usable images of one folder, resized to `size` x `size`, as [-1, 1] RGB tensors.
 
@@ -39,10 +48,7 @@ class ImageFolder:
 
     def __init__(self, path, size, what, ctx, log=None):
         self.path, self.size, self.what = path, int(size), what
-        files, _ = images.list_images(path)
-        if not files:
-            raise UsageError(f"{path}: no image files in the {what} folder ({', '.join(images.IMAGE_EXTENSIONS)}); "
-                             f"point --{what} at a folder of aligned face images")
+        files = check_folder(path, what)
         self.cache = len(files) * self.size * self.size * 3 <= CACHE_LIMIT_BYTES
         mine = {}
         problems = []
@@ -58,14 +64,14 @@ class ImageFolder:
         for part, probs in gathered:
             loaded.update(part)
             bad += probs
+        if not loaded:
+            raise UsageError(f"{path}: none of the {len(files)} files in the {what} folder is a readable image "
+                             f"(first: {bad[0]}); point --{what} at a folder of aligned face images")
         if ctx.is_main:
             for msg in bad:
                 print(f"skipped: {msg}", file=log or sys.stderr)
         self.files = [files[i] for i in sorted(loaded)]
         self._pixels = [loaded[i] for i in sorted(loaded)] if self.cache else None
-        if not self.files:
-            raise UsageError(f"{path}: none of the {len(files)} files in the {what} folder is a readable image; "
-                             f"point --{what} at a folder of aligned face images")
 
     def _load(self, file):
         img = images.read_image_bgr(file)  # raises InputImageError naming the file
@@ -117,4 +123,4 @@ def batch_of(folder, draws):
     return torch.stack([folder.tensor(i, f) for i, f in draws])
 
 
-__all__ = ["ImageFolder", "Sampler", "batch_of", "global_positions", "sample_generator", "np"]
+__all__ = ["ImageFolder", "Sampler", "batch_of", "check_folder", "global_positions", "sample_generator"]

@@ -221,6 +221,8 @@ def _train(cfg, ctx, log_file):
         raise UsageError("--faces DIR and --styles DIR are required (folders of aligned face images)")
 
     # -- data: checked before any other work (a folder without usable images is an error)
+    data.check_folder(cfg.faces, "faces")
+    data.check_folder(cfg.styles, "styles")
     faces = data.ImageFolder(cfg.faces, cfg.size, "faces", ctx, log_file)
     styles = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, log_file)
     face_sampler = data.Sampler(len(faces), cfg.seed, stream=1)
