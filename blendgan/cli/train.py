@@ -2,6 +2,7 @@
 Blending Module) against three discriminators; `style-encoder` and `psp` are for later trainers.
 Several processes: `torchrun --nproc_per_node N -m blendgan train generator ...`."""
 import argparse
+import os
 
 HELP = "train networks: `train generator` (BlendGAN generator + WBM vs three discriminators; torchrun for multi-GPU)"
 
@@ -99,5 +100,6 @@ def run(args):
     names = {f.name for f in dataclasses.fields(GeneratorConfig)}
     cfg = GeneratorConfig(**{k: v for k, v in vars(args).items() if k in names})
     step = train_generator(cfg)
-    print(f"trained to step {step}: {cfg.outdir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(f"trained to step {step}: {cfg.outdir}")
     return 0

@@ -1,7 +1,7 @@
 """Plain-dataclass settings of a training run, saved as RUN/config.json (every setting, JSON types only)."""
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
@@ -86,4 +86,4 @@ def merged_for_resume(saved, given):
 
 
 __all__ = ["RunConfig", "GeneratorConfig", "RESUME_OVERRIDES", "save_config", "load_config", "merged_for_resume",
-           "to_dict", "field"]
+           "to_dict"]

@@ -247,12 +247,10 @@ def _train(cfg, ctx, log_file):
     key = style_codes_key(styles, embedder, cfg)
     codes = cached_style_codes(run.style_codes, key)
     if codes is None:
-        codes = style_codes(embedder.to(device), styles, ctx, device)
+        codes = style_codes(_on_device(embedder, device), styles, ctx, device)
         if ctx.is_main:
             run.create()
             save_snapshot(run.style_codes, {"key": key, "codes": codes})
-    if device.type != "cpu":
-        embedder.to("cpu")  # only the snapshots need it from now on
 
     # -- optimisers with the lazy-regularisation correction
     g_lr, g_betas = losses.lazy_regularization(cfg.lr, (0.0, 0.99), cfg.g_reg_every)
@@ -401,6 +399,17 @@ def _state(cfg, step, g, g_ema, embedder, ds, g_optim, d_optims, g_scaler, d_sca
         "config": config_mod.to_dict(cfg),
     }
     return state
+
+
+def _on_device(embedder, device):
+    """The style encoder on `device` for computing codes; on the CPU the (memory-mapped) module itself, else
+    a device copy made tensor by tensor, so the CPU copy that the snapshots write is never duplicated."""
+    if device.type == "cpu":
+        return embedder
+    from ..models import StyleEncoder
+    from ..models.loading import from_state_dict
+
+    return from_state_dict(StyleEncoder, {k: v.to(device) for k, v in embedder.state_dict().items()})
 
 
 def _fixed_generator(g, seed):
