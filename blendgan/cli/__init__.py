@@ -29,6 +29,7 @@ COMMANDS = {
     "bench": "bench",
     "export": "export",
     "demo": "demo",
+    "train": "train",
 }
 
 

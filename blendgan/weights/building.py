@@ -11,7 +11,7 @@ from ..errors import CheckpointError
 from ..models import Generator, PSPEncoder, StyleEncoder
 from ..models.loading import from_state_dict
 from .home import how_to_redownload
-from .layouts import generator_parts, psp_parts, read_truncation, style_parts
+from .layouts import generator_max_channels, generator_parts, psp_parts, read_truncation, style_parts
 from .reading import open_checkpoint
 
 
@@ -33,7 +33,9 @@ def _build(factory, sd, dtype):
 def generator_from_checkpoint(ckpt, size=None, channel_multiplier=2, *, source="checkpoint", dtype=torch.float32):
     """(Generator, info) from an already-read checkpoint dict; see `load_generator`."""
     sd, size = generator_parts(ckpt, source, size, channel_multiplier)
-    model = _build(lambda: Generator(size, channel_multiplier=channel_multiplier), sd, dtype)
+    max_channels = generator_max_channels(sd)
+    model = _build(lambda: Generator(size, channel_multiplier=channel_multiplier, max_channels=max_channels), sd,
+                   dtype)
     latent_avg = ckpt.get("latent_avg") if isinstance(ckpt.get("g_ema"), Mapping) else None
     if latent_avg is not None:
         if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1:] != (512,) or latent_avg.ndim > 2:
@@ -42,7 +44,7 @@ def generator_from_checkpoint(ckpt, size=None, channel_multiplier=2, *, source="
         latent_avg = _cast_contiguous({"x": latent_avg.reshape(1, 512) if latent_avg.ndim == 1 else latent_avg},
                                dtype)["x"]
     truncation = read_truncation(ckpt, source)
-    info = {"kind": "generator", "size": size, "channel_multiplier": channel_multiplier,
+    info = {"kind": "generator", "size": size, "channel_multiplier": channel_multiplier, "max_channels": max_channels,
             "latent_avg": latent_avg, "truncation": truncation, "path": source}
     return model, info
 

@@ -83,11 +83,11 @@ def _check_state_dict(expected, got, source, what, hint=""):
 
 
 @lru_cache(maxsize=None)
-def _expected_shapes(kind, arg, channel_multiplier=2):
+def _expected_shapes(kind, arg, channel_multiplier=2, max_channels=512):
     """{key: shape} of a model's state dict, from a meta-device instance (no memory allocated)."""
     with torch.device("meta"):
         if kind == "generator":
-            model = Generator(arg, channel_multiplier=channel_multiplier)
+            model = Generator(arg, channel_multiplier=channel_multiplier, max_channels=max_channels)
         elif kind == "psp_encoder":
             model = PSPEncoder(arg)
         else:
@@ -122,8 +122,10 @@ def generator_parts(ckpt, source, size=None, channel_multiplier=2):
     cm = _channel_multiplier(sd)
     if cm is not None and cm != channel_multiplier:
         hint += f"; its layer widths are those of channel multiplier {cm}: pass --channel_multiplier {cm}"
-    what = f"a {size}x{size} BlendGAN generator (channel multiplier {channel_multiplier})"
-    _check_state_dict(_expected_shapes("generator", size, channel_multiplier), sd, source, what, hint)
+    max_channels = generator_max_channels(sd)
+    what = f"a {size}x{size} BlendGAN generator (channel multiplier {channel_multiplier}" + \
+        (f", at most {max_channels} channels)" if max_channels != 512 else ")")
+    _check_state_dict(_expected_shapes("generator", size, channel_multiplier, max_channels), sd, source, what, hint)
     return sd, size
 
 
@@ -133,6 +135,15 @@ def _generator_size(sd):
         return _size_from_n_latent(aw.shape[1])  # add_weight is [1, n_latent, 1]
     levels = {m.group(1) for k in sd if isinstance(k, str) and (m := re.match(r"to_rgbs\.(\d+)\.", k))}
     return 2 ** (len(levels) + 2) if levels else None  # one ToRGB per resolution 8 ... size
+
+
+def generator_max_channels(sd):
+    """The width cap of a narrow generator trained with `max_channels` (the constant input's channels);
+    512 (the official networks) when absent or not narrower."""
+    t = sd.get("input.input")
+    if isinstance(t, torch.Tensor) and t.ndim == 4 and 0 < t.shape[1] < 512:
+        return int(t.shape[1])
+    return 512
 
 
 def _channel_multiplier(sd):
