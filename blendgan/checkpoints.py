@@ -432,13 +432,13 @@ def _check_state_dict(expected, got, source, what, hint=""):
 
 
 @lru_cache(maxsize=None)
-def _expected_shapes(kind, arg, channel_multiplier=2):
+def _expected_shapes(kind, arg, channel_multiplier=2, max_channels=512):
     """{key: shape} of a model's state dict, from a meta-device instance (no memory allocated)."""
     from .models import Generator, PSPEncoder, StyleEncoder
 
     with torch.device("meta"):
         if kind == "generator":
-            model = Generator(arg, channel_multiplier=channel_multiplier)
+            model = Generator(arg, channel_multiplier=channel_multiplier, max_channels=max_channels)
         elif kind == "psp_encoder":
             model = PSPEncoder(arg)
         else:
@@ -475,9 +475,20 @@ def _generator_parts(ckpt, source, size=None, channel_multiplier=2):
     cm = _channel_multiplier(sd)
     if cm is not None and cm != channel_multiplier:
         hint += f"; its layer widths are those of channel multiplier {cm}: pass --channel_multiplier {cm}"
-    what = f"a {size}x{size} BlendGAN generator (channel multiplier {channel_multiplier})"
-    _check_state_dict(_expected_shapes("generator", size, channel_multiplier), sd, source, what, hint)
+    max_channels = _max_channels(sd)
+    what = f"a {size}x{size} BlendGAN generator (channel multiplier {channel_multiplier}" + \
+        (f", at most {max_channels} channels)" if max_channels != 512 else ")")
+    _check_state_dict(_expected_shapes("generator", size, channel_multiplier, max_channels), sd, source, what, hint)
     return sd, size
+
+
+def _max_channels(sd):
+    """The width cap of a narrow generator trained with `max_channels` (the constant input's channels);
+    512 (the official networks) when absent or not narrower."""
+    t = sd.get("input.input")
+    if isinstance(t, torch.Tensor) and t.ndim == 4 and 0 < t.shape[1] < 512:
+        return int(t.shape[1])
+    return 512
 
 
 def _generator_size(sd):
@@ -597,7 +608,9 @@ def generator_from_checkpoint(ckpt, size=None, channel_multiplier=2, *, source="
     from .models import Generator
 
     sd, size = _generator_parts(ckpt, source, size, channel_multiplier)
-    model = _build(lambda: Generator(size, channel_multiplier=channel_multiplier), sd, dtype)
+    max_channels = _max_channels(sd)
+    model = _build(lambda: Generator(size, channel_multiplier=channel_multiplier, max_channels=max_channels), sd,
+                   dtype)
     latent_avg = ckpt.get("latent_avg") if isinstance(ckpt.get("g_ema"), Mapping) else None
     if latent_avg is not None:
         if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1:] != (512,) or latent_avg.ndim > 2:
@@ -606,7 +619,7 @@ def generator_from_checkpoint(ckpt, size=None, channel_multiplier=2, *, source="
         latent_avg = _prepared({"x": latent_avg.reshape(1, 512) if latent_avg.ndim == 1 else latent_avg},
                                dtype)["x"]
     truncation = _truncation(ckpt, source)
-    info = {"kind": "generator", "size": size, "channel_multiplier": channel_multiplier,
+    info = {"kind": "generator", "size": size, "channel_multiplier": channel_multiplier, "max_channels": max_channels,
             "latent_avg": latent_avg, "truncation": truncation, "path": source}
     return model, info
 

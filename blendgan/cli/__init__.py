@@ -25,6 +25,7 @@ COMMANDS = {
     "convert": "convert",
     "info": "info",
     "bench": "bench",
+    "train": "train",
 }
 
 

@@ -13,11 +13,13 @@ from .style_encoder import StyleEncoder
 SUPPORTED_SIZES = tuple(2 ** i for i in range(3, 11))  # 8 ... 1024
 
 
-def channels_for(channel_multiplier=2):
-    """Channel table of spec 2.1, keyed by resolution."""
+def channels_for(channel_multiplier=2, max_channels=512):
+    """Channel table of spec 2.1, keyed by resolution; `max_channels` caps every width (512 = the
+    official networks; smaller values give narrow models for experiments and tests)."""
     cm = channel_multiplier
-    return {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm,
-            1024: 16 * cm}
+    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm,
+             1024: 16 * cm}
+    return {res: min(c, int(max_channels)) for res, c in table.items()}
 
 
 def n_latent_for_size(size):
@@ -53,7 +55,8 @@ class NoiseBuffers(nn.Module):
 class Generator(nn.Module):
     """BlendGAN generator with the original state-dict layout and `forward` keywords (spec 2.6)."""
 
-    def __init__(self, size, style_dim=512, n_mlp=8, channel_multiplier=2, blur_kernel=(1, 3, 3, 1), lr_mlp=0.01):
+    def __init__(self, size, style_dim=512, n_mlp=8, channel_multiplier=2, blur_kernel=(1, 3, 3, 1), lr_mlp=0.01,
+                 max_channels=512, with_style_encoder=True):
         super().__init__()
         if size not in SUPPORTED_SIZES:
             raise ValueError(f"size must be a power of two between 8 and 1024, got {size}")
@@ -61,11 +64,14 @@ class Generator(nn.Module):
         self.log_size = int(math.log2(size))
         self.n_latent = n_latent_for_size(size)
         self.num_layers = 2 * self.log_size - 3
-        channels = channels_for(channel_multiplier)
+        self.channel_multiplier, self.max_channels = channel_multiplier, int(max_channels)
+        channels = channels_for(channel_multiplier, max_channels)
 
         # Registration order = the original state-dict order (spec 2.2).
         self.add_weight = nn.Parameter(torch.ones(1, self.n_latent, 1))
-        self.embedder = StyleEncoder(style_dim)
+        # A trainer keeps the frozen style encoder outside the trained module (with_style_encoder=False:
+        # no `embedder.*` entries); forward then needs `z_embed` instead of `style_image`.
+        self.embedder = StyleEncoder(style_dim) if with_style_encoder else None
         self.embedding = mapping_network(style_dim, n_mlp, lr_mlp)
         self.style = mapping_network(style_dim, n_mlp, lr_mlp)
         self.input = ConstantInput(channels[4])

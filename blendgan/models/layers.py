@@ -276,3 +276,23 @@ class ToRGB(OpsSwitch):
         residual = self.upsample(skip) if skip is not None else None
         return ops.modulated_conv2d_fast(x, self.conv.weight, self.conv.modulation(w), scale=self.conv.scale,
                                          demodulate=False, bias=self.bias, residual=residual, **self.conv.derived())
+
+
+class EqualConv2d(nn.Module):
+    """Convolution with equalized learning rate: weight `[out, in, k, k]` ~ N(0, 1) scaled by
+    1/sqrt(in·k²) at run time, optional bias `[out]` (the discriminators' layers)."""
+
+    def __init__(self, in_channel, out_channel, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(random_normal(out_channel, in_channel, kernel_size, kernel_size))
+        self.scale = 1 / math.sqrt(in_channel * kernel_size ** 2)
+        self.stride, self.padding = stride, padding
+        self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
+
+    def forward(self, x):
+        return torch.nn.functional.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride,
+                                          padding=self.padding)
+
+    def extra_repr(self):
+        out, inp, k, _ = self.weight.shape
+        return f"{inp}, {out}, {k}, stride={self.stride}, padding={self.padding}"

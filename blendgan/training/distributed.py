@@ -1,0 +1,121 @@
+"""One process or many (torchrun): process group setup, rank-0-only writing, reductions.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; without them the run is a single
+process and every helper here is a no-op. The backend is NCCL on CUDA and gloo on CPU.
+"""
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..errors import UsageError
+
+
+@dataclass
+class Context:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self):
+        """Only this process writes files and shows progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.world_size > 1
+
+
+def launched_by_torchrun():
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def init(device="auto"):
+    """Context for this process; joins the process group when started by torchrun."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda was given but no CUDA GPU is available; use --device cpu")
+        dev = torch.device("cuda", local if dev.index is None else dev.index)
+        torch.cuda.set_device(dev)
+    if world > 1 and launched_by_torchrun() and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world,
+                                device_id=dev if dev.type == "cuda" else None)
+    return Context(rank, world, local, dev)
+
+
+def shutdown(ctx):
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx):
+    if ctx.distributed:
+        dist.barrier()
+
+
+def all_reduce_mean_(tensor, ctx):
+    """In place: the mean over processes (identity for one process)."""
+    if ctx.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor /= ctx.world_size
+    return tensor
+
+
+def mean_of(values, ctx, device):
+    """{name: float} -> the same names with the mean over processes (one all-reduce)."""
+    if not values:
+        return {}
+    names = sorted(values)
+    t = torch.tensor([float(values[k]) for k in names], dtype=torch.float64, device=device)
+    all_reduce_mean_(t, ctx)
+    return dict(zip(names, t.tolist()))
+
+
+def average_gradients(params, ctx):
+    """Average `.grad` over processes with one flat all-reduce (parameters without a gradient count as
+    zero), as DistributedDataParallel does after backward; done by hand like StyleGAN3's training loop so
+    one optimiser step may combine several forward passes and parameters a phase does not touch."""
+    params = [p for p in params if p.requires_grad]
+    if not ctx.distributed or not params:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= ctx.world_size
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
+
+
+def broadcast_params(module, ctx):
+    """Make every process start from rank 0's parameters and buffers."""
+    if ctx.distributed:
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src=0)
+
+
+def all_gather_objects(obj, ctx):
+    """[obj of rank 0, obj of rank 1, ...] (a one-element list for one process)."""
+    if not ctx.distributed:
+        return [obj]
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj, ctx):
+    """Rank 0's `obj` on every process."""
+    if not ctx.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

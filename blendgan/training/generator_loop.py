@@ -1,0 +1,399 @@
+"""Training loop of the BlendGAN generator (StyleGAN2 + Weighted Blending Module) against three
+discriminators: D_face (natural faces), D_style (artworks vs stylized faces) and D_style_latent (is a
+stylized face consistent with its style code z_s). Read top to bottom: `train_generator` is the whole run.
+
+One step, per global batch (StyleGAN2 practice, rosinality's train.py; see the README's Training section):
+  natural branch   x_f' = G(z_f)          vs real faces x_f     for D_face
+  stylized branch  x_fs = G(z_f, z_s)     vs real artworks x_s  for D_style, and (x_fs, z_s) vs (x_s, z_s)
+                   with z_s = E(x_s) of the frozen style encoder, computed once per image before training
+  1. D step: logistic loss of the three discriminators (weights --face_weight, --style_weight,
+     --style_latent_weight); every --d_reg_every steps lazy R1 on the real images.
+  2. G step: the three non-saturating terms; every --g_reg_every steps the path-length penalty on the
+     natural branch (half batch); then add_weight is projected onto [0, 1].
+  3. g_ema follows G (half-life --ema_kimg thousand images, with ramp-up).
+Several processes (torchrun) average their gradients after every backward pass; every random draw is a
+function of the seed and the global sample position, so N processes x batch B compute what one process
+with batch N·B computes (up to the order of floating-point sums).
+"""
+import contextlib
+import copy
+import time
+
+import torch
+
+from ..errors import UsageError
+from ..images import hconcat, tensors_to_bgr, write_image_atomic
+from . import config as config_mod
+from . import data, distributed, losses
+from .generator_init import (D_NAMES, apply_init, build_discriminators, build_generator, inference_state_dict,
+                             load_init, load_style_encoder)
+from .rundir import JsonLog, Progress, RunDir, load_snapshot, rng_state, save_snapshot, set_rng_state
+
+# random streams (see data.sample_generator)
+D_CODES, G_CODES, PL_CODES, FIXED_CODES = 1, 2, 3, 9
+STYLE_CODE_BATCH = 8
+LATENT_AVG_SAMPLES = 4096
+
+
+# ----------------------------------------------------------------------------- small helpers
+def compute_dtype(precision):
+    return torch.float64 if precision == "fp64" else torch.float32
+
+
+def autocast(precision, device):
+    """Mixed precision of the main passes (the regularisation passes always run in the parameters' dtype)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def requires_grad(modules, flag):
+    for m in modules:
+        m.requires_grad_(flag)
+
+
+def draw_codes(g, seed, stream, positions, mixing, device, dtype):
+    """Per sample: face codes z1, z2, the style-mixing crossover layer (n_latent = no mixing) and noise
+    maps, each from the sample's own generator (stylegan2-ada mixes per sample; rosinality per batch)."""
+    z1, z2, cut, noise = [], [], [], [[] for _ in range(g.num_layers)]
+    for p in positions:
+        gen = data.sample_generator(seed, stream, p)
+        z1.append(torch.randn(g.style_dim, generator=gen))
+        z2.append(torch.randn(g.style_dim, generator=gen))
+        mix = bool(torch.rand((), generator=gen) < mixing)
+        cross = int(torch.randint(1, g.n_latent, (), generator=gen))  # rosinality: randint(1, n_latent - 1)
+        cut.append(cross if mix else g.n_latent)
+        for i, b in enumerate(g.noises.maps()):
+            noise[i].append(torch.randn(b.shape[1:], generator=gen))
+    to = dict(device=device, dtype=dtype)
+    return (torch.stack(z1).to(**to), torch.stack(z2).to(**to), torch.tensor(cut, device=device),
+            [torch.stack(n).to(**to) for n in noise])
+
+
+def synthesize(g, codes, z_s=None):
+    """(images, per-layer latents [N, n_latent, 512]) for draw_codes' codes; with z_s the WBM blends in
+    the style branch (the latents returned are then the blended ones)."""
+    z1, z2, cut, noise = codes
+    w1, w2 = g.style(z1), g.style(z2)
+    first = torch.arange(g.n_latent, device=z1.device)[None, :] < cut[:, None]
+    latent = torch.where(first[..., None], w1[:, None], w2[:, None])
+    out = g([latent], input_is_latent=True, noise=noise, z_embed=z_s, return_latents=True)
+    return out[0], out[1]
+
+
+def d_terms(ds, cfg, real_f, real_s, z_s, fake_f, fake_s):
+    """{'d_face', 'd_style', 'd_style_latent'} logistic losses and their weighted sum 'd_total'."""
+    t = {"d_face": losses.d_logistic_loss(ds["d_face"](real_f), ds["d_face"](fake_f)),
+         "d_style": losses.d_logistic_loss(ds["d_style"](real_s), ds["d_style"](fake_s)),
+         "d_style_latent": losses.d_logistic_loss(ds["d_style_latent"](real_s, z_s),
+                                                  ds["d_style_latent"](fake_s, z_s))}
+    t["d_total"] = cfg.face_weight * t["d_face"] + cfg.style_weight * t["d_style"] + \
+        cfg.style_latent_weight * t["d_style_latent"]
+    return t
+
+
+def g_terms(ds, cfg, z_s, fake_f, fake_s):
+    t = {"g_face": losses.g_nonsaturating_loss(ds["d_face"](fake_f)),
+         "g_style": losses.g_nonsaturating_loss(ds["d_style"](fake_s)),
+         "g_style_latent": losses.g_nonsaturating_loss(ds["d_style_latent"](fake_s, z_s))}
+    t["g_total"] = cfg.face_weight * t["g_face"] + cfg.style_weight * t["g_style"] + \
+        cfg.style_latent_weight * t["g_style_latent"]
+    return t
+
+
+@torch.no_grad()
+def update_ema(g_ema, g, cfg, images_seen, images_per_step):
+    """stylegan2-ada's EMA: half-life ema_kimg·1000 images, at most ema_rampup × images seen."""
+    ema_nimg = cfg.ema_kimg * 1000
+    if cfg.ema_rampup > 0:
+        ema_nimg = min(ema_nimg, images_seen * cfg.ema_rampup)
+    beta = 0.5 ** (images_per_step / max(ema_nimg, 1e-8))
+    for p_ema, p in zip(g_ema.parameters(), g.parameters()):
+        p_ema.copy_(p.detach().lerp(p_ema, beta))
+    for b_ema, b in zip(g_ema.buffers(), g.buffers()):
+        b_ema.copy_(b)
+
+
+@torch.no_grad()
+def style_codes(embedder, folder, ctx, device, batch=STYLE_CODE_BATCH):
+    """[2·n, 512] float32 codes z_s = E(x) of every style image, unflipped (row 2i) and mirrored (2i + 1):
+    the frozen encoder runs once per image and orientation; the processes share the work."""
+    n = len(folder)
+    rows = [r for r in range(2 * n) if r % ctx.world_size == ctx.rank]
+    mine = {}
+    for k in range(0, len(rows), batch):
+        chunk = rows[k:k + batch]
+        x = torch.stack([folder.tensor(r // 2, flip=bool(r % 2)) for r in chunk]).to(device)
+        for r, code in zip(chunk, embedder(x).float().cpu()):
+            mine[r] = code
+    merged = {}
+    for part in distributed.all_gather_objects(mine, ctx):
+        merged.update(part)
+    return torch.stack([merged[r] for r in range(2 * n)])
+
+
+@torch.no_grad()
+def sample_grid(g_ema, cfg, codes, folder, device, dtype):
+    """Rows: fixed face codes; first column G(z), then one column per fixed style image G(z, z_s);
+    a top row shows the style images themselves. -> BGR uint8 array."""
+    n_styles = min(cfg.sample_styles, len(folder))
+    z = draw_codes(g_ema, cfg.seed, FIXED_CODES, range(cfg.sample_rows), 0.0, device, dtype)
+    columns = [synthesize(g_ema, z)[0]]
+    for k in range(n_styles):
+        z_s = codes[2 * k].to(device=device, dtype=dtype).expand(cfg.sample_rows, -1)
+        columns.append(synthesize(g_ema, z, z_s)[0])
+    top = [torch.full((3, cfg.size, cfg.size), 1.0)] + [folder.tensor(k) for k in range(n_styles)]
+    rows = [hconcat(tensors_to_bgr(torch.stack(top)))]
+    for r in range(cfg.sample_rows):
+        rows.append(hconcat(tensors_to_bgr(torch.stack([c[r].float().cpu() for c in columns]))))
+    import numpy as np
+
+    return np.concatenate(rows, axis=0)
+
+
+def check_settings(cfg, ctx):
+    if cfg.batch < 1 or cfg.iters < 1:
+        raise UsageError("--batch and --iters must be at least 1")
+    group = min(cfg.batch, cfg.mbstd_group)
+    if group < 1 or cfg.batch % group:
+        raise UsageError(f"--batch {cfg.batch} (per process) must be a multiple of the minibatch-stddev group "
+                         f"{group} (--mbstd_group {cfg.mbstd_group})")
+    if cfg.precision not in ("fp32", "bf16", "fp16", "fp64"):
+        raise UsageError(f"--precision {cfg.precision}: use fp32, bf16, fp16 (CUDA) or fp64")
+    if cfg.precision == "fp16" and ctx.device.type != "cuda":
+        raise UsageError("--precision fp16 needs a CUDA GPU (its gradient scaler); use bf16 or fp32 on the CPU")
+    if cfg.size & (cfg.size - 1) or not 8 <= cfg.size <= 1024:
+        raise UsageError(f"--size {cfg.size}: must be a power of two between 8 and 1024")
+
+
+# ----------------------------------------------------------------------------- the run
+def train_generator(cfg, log_file=None):
+    """Run (or resume) a generator training run as configured; returns the final step."""
+    ctx = distributed.init(cfg.device)
+    try:
+        return _train(cfg, ctx, log_file)
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _train(cfg, ctx, log_file):
+    run = RunDir(cfg.outdir)
+    # -- settings: a resumed run takes the saved ones (except the run-time few)
+    snapshot = None
+    if cfg.resume:
+        snap_path = run.latest_snapshot()
+        if not run.config.is_file():
+            raise UsageError(f"{run.config}: missing; {run.path} is not a complete training run folder")
+        cfg = config_mod.merged_for_resume(config_mod.load_config(type(cfg), run.config), cfg)
+        snapshot = load_snapshot(snap_path)
+    elif run.snapshots():
+        raise UsageError(f"{run.path} already holds snapshots; continue it with --resume or pass another --outdir")
+    check_settings(cfg, ctx)
+    device, dtype = ctx.device, compute_dtype(cfg.precision)
+    if not cfg.faces or not cfg.styles:
+        raise UsageError("--faces DIR and --styles DIR are required (folders of aligned face images)")
+
+    # -- data: checked before any other work (a folder without usable images is an error)
+    faces = data.ImageFolder(cfg.faces, cfg.size, "faces", ctx, log_file)
+    styles = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, log_file)
+    face_sampler = data.Sampler(len(faces), cfg.seed, stream=1)
+    style_sampler = data.Sampler(len(styles), cfg.seed, stream=2)
+
+    # -- networks: G (without the style encoder), g_ema, three discriminators; the frozen encoder apart
+    init = load_init(cfg) if snapshot is None else None
+    embedder = load_style_encoder(cfg, init) if snapshot is None else _snapshot_embedder(snapshot, run)
+    torch.manual_seed(cfg.seed)
+    g = build_generator(cfg)
+    g_ema = copy.deepcopy(g)
+    ds = build_discriminators(cfg)
+    if init is not None:
+        apply_init(init, g, g_ema, ds, source=cfg.init)
+    del init
+    for d in ds.values():
+        d.stddev_group = cfg.mbstd_group
+    g, g_ema = g.to(device, dtype).train(), g_ema.to(device, dtype).eval().requires_grad_(False)
+    ds = {k: d.to(device, dtype).train() for k, d in ds.items()}
+
+    # -- the style codes, once per style image (and its mirror image)
+    codes = style_codes(embedder.to(device), styles, ctx, device)
+    if device.type != "cpu":
+        embedder.to("cpu")  # only the snapshots need it from now on
+
+    # -- optimisers with the lazy-regularisation correction
+    g_lr, g_betas = losses.lazy_regularization(cfg.lr, (0.0, 0.99), cfg.g_reg_every)
+    d_lr, d_betas = losses.lazy_regularization(cfg.lr, (0.0, 0.99), cfg.d_reg_every)
+    g_optim = torch.optim.Adam(g.parameters(), lr=g_lr, betas=g_betas)
+    d_optims = {k: torch.optim.Adam(d.parameters(), lr=d_lr, betas=d_betas) for k, d in ds.items()}
+    scaler_on = cfg.precision == "fp16"
+    g_scaler, d_scaler = (torch.amp.GradScaler(device.type, enabled=scaler_on) for _ in range(2))
+
+    start, mean_path_length, last_reg, elapsed_before = 0, 0.0, {}, 0.0
+    images_per_step = cfg.batch * ctx.world_size
+    if snapshot is not None:
+        start, mean_path_length, last_reg, elapsed_before = _restore(snapshot, cfg, g, g_ema, ds, g_optim, d_optims,
+                                                                     g_scaler, d_scaler, images_per_step)
+        del snapshot
+    else:
+        for m in (g, g_ema, *ds.values()):
+            distributed.broadcast_params(m, ctx)
+
+    log = JsonLog(run.log, enabled=ctx.is_main)
+    if ctx.is_main:
+        run.create()
+        config_mod.save_config(cfg, run.config)
+        log.truncate_after(start)
+    distributed.barrier(ctx)
+
+    progress = Progress(cfg.iters, start, images_per_step, enabled=ctx.is_main and cfg.progress)
+    t_start, t_last, step_last = time.perf_counter(), time.perf_counter(), start
+    cast = autocast(cfg.precision, device)
+    for step in range(start, cfg.iters):
+        positions = data.global_positions(step, cfg.batch, ctx)
+        real_f = data.batch_of(faces, face_sampler.draw(positions)).to(device, dtype)
+        draws = style_sampler.draw(positions)
+        real_s = data.batch_of(styles, draws).to(device, dtype)
+        z_s = codes[[2 * i + int(f) for i, f in draws]].to(device, dtype)
+        values = {}
+
+        # 1. discriminators
+        requires_grad([g], False)
+        requires_grad(ds.values(), True)
+        d_codes = draw_codes(g, cfg.seed, D_CODES, positions, cfg.mixing, device, dtype)
+        with torch.no_grad(), cast:
+            fake_f, _ = synthesize(g, d_codes)
+            fake_s, _ = synthesize(g, d_codes, z_s)
+        with cast:
+            terms = d_terms(ds, cfg, real_f, real_s, z_s, fake_f.to(dtype), fake_s.to(dtype))
+        _step([*ds.values()], d_optims.values(), d_scaler, terms["d_total"], ctx)
+        values.update({k: v.item() for k, v in terms.items()})
+
+        if cfg.r1 > 0 and step % cfg.d_reg_every == 0:
+            reals = {"face": real_f.detach().requires_grad_(True), "style": real_s.detach().requires_grad_(True)}
+            r1 = {"r1_face": losses.r1_penalty(ds["d_face"](reals["face"]), reals["face"]),
+                  "r1_style": losses.r1_penalty(ds["d_style"](reals["style"]), reals["style"]),
+                  "r1_style_latent": losses.r1_penalty(ds["d_style_latent"](reals["style"], z_s), reals["style"])}
+            total = cfg.r1 / 2 * cfg.d_reg_every * sum(r1.values())
+            _step([*ds.values()], d_optims.values(), d_scaler, total, ctx)
+            last_reg.update(distributed.mean_of({k: v.item() for k, v in r1.items()}, ctx, device))
+
+        # 2. generator
+        requires_grad([g], True)
+        requires_grad(ds.values(), False)
+        g_codes = draw_codes(g, cfg.seed, G_CODES, positions, cfg.mixing, device, dtype)
+        with cast:
+            fake_f, _ = synthesize(g, g_codes)
+            fake_s, _ = synthesize(g, g_codes, z_s)
+            terms = g_terms(ds, cfg, z_s, fake_f.to(dtype), fake_s.to(dtype))
+        _step([g], [g_optim], g_scaler, terms["g_total"], ctx)
+        values.update({k: v.item() for k, v in terms.items()})
+        g.add_weight.data.clamp_(0, 1)  # the WBM weights live in [0, 1]
+
+        if cfg.path_regularize > 0 and step % cfg.g_reg_every == 0:
+            n = max(1, cfg.batch // cfg.path_batch_shrink)
+            pl_codes = draw_codes(g, cfg.seed, PL_CODES, positions[:n], cfg.mixing, device, dtype)
+            fake, latents = synthesize(g, pl_codes)
+            pl_noise = torch.stack([torch.randn(fake.shape[1:], generator=data.sample_generator(
+                cfg.seed, PL_CODES + 100, p)) for p in positions[:n]]).to(device, dtype)
+            lengths = losses.path_lengths(fake, latents, pl_noise)
+            batch_mean = distributed.all_reduce_mean_(lengths.detach().mean().clone(), ctx)
+            pl_loss, mean_path_length = losses.path_length_penalty(lengths, mean_path_length, batch_mean=batch_mean)
+            _step([g], [g_optim], g_scaler, cfg.path_regularize * cfg.g_reg_every * pl_loss, ctx)
+            g.add_weight.data.clamp_(0, 1)
+            last_reg.update({"path_length": float(batch_mean), "path_loss": float(pl_loss),
+                             "mean_path_length": mean_path_length})
+            last_reg["path_loss"] = distributed.mean_of({"x": last_reg["path_loss"]}, ctx, device)["x"]
+
+        # 3. EMA
+        update_ema(g_ema, g, cfg, (step + 1) * images_per_step, images_per_step)
+
+        # -- log, samples, snapshot (main process writes)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.iters:
+            now = time.perf_counter()
+            record = {"step": done, "kimg": done * images_per_step / 1000,
+                      **distributed.mean_of(values, ctx, device), **last_reg,
+                      "add_weight": [round(float(a), 6) for a in g.add_weight.detach().flatten()],
+                      "images_per_s": (done - step_last) * images_per_step / max(now - t_last, 1e-9),
+                      "elapsed_s": elapsed_before + now - t_start}
+            t_last, step_last = now, done
+            log.write(record)
+            progress.step({"d": f"{record['d_total']:.3f}", "g": f"{record['g_total']:.3f}"})
+        else:
+            progress.step()
+        if ctx.is_main and (done % cfg.sample_every == 0 or done == cfg.iters):
+            write_image_atomic(run.sample_path(done), sample_grid(g_ema, cfg, codes, styles, device, dtype))
+        if done % cfg.snapshot_every == 0 or done == cfg.iters:
+            if ctx.is_main:
+                state = _state(cfg, done, g, g_ema, embedder, ds, g_optim, d_optims, g_scaler, d_scaler,
+                               mean_path_length, last_reg, elapsed_before + time.perf_counter() - t_start,
+                               images_per_step, faces, styles)
+                save_snapshot(run.snapshot_path(done), state)
+            distributed.barrier(ctx)
+    progress.close()
+    return cfg.iters
+
+
+def _step(modules, optims, scaler, loss, ctx):
+    """zero grads, backward, average over processes, optimiser step(s)."""
+    for m in modules:
+        m.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    for m in modules:
+        distributed.average_gradients(m.parameters(), ctx)
+    for opt in optims:
+        scaler.step(opt)
+    scaler.update()
+
+
+def _state(cfg, step, g, g_ema, embedder, ds, g_optim, d_optims, g_scaler, d_scaler, mean_path_length, last_reg,
+           elapsed, images_per_step, faces, styles):
+    with torch.no_grad():
+        latent_avg = g_ema.mean_latent(LATENT_AVG_SAMPLES, generator=_fixed_generator(g_ema, cfg.seed))
+    state = {
+        # inference entries (blendgan.pt layout): every inference command takes this file as --ckpt
+        "g_ema": {k: v.detach().cpu() for k, v in inference_state_dict(g_ema, embedder).items()},
+        "latent_avg": latent_avg.float().cpu(),
+        # training state
+        "g": {k: v.detach().cpu() for k, v in g.state_dict().items()},
+        **{name: {k: v.detach().cpu() for k, v in ds[name].state_dict().items()} for name in D_NAMES},
+        "g_optim": g_optim.state_dict(),
+        **{f"{name}_optim": d_optims[name].state_dict() for name in D_NAMES},
+        "g_scaler": g_scaler.state_dict(), "d_scaler": d_scaler.state_dict(),
+        "step": step, "mean_path_length": mean_path_length, "last_regularization": dict(last_reg),
+        "elapsed_s": elapsed, "rng": rng_state(),
+        "data": {"images_seen": step * images_per_step, "images_per_step": images_per_step,
+                 "faces": len(faces), "styles": len(styles)},
+        "config": config_mod.to_dict(cfg),
+    }
+    return state
+
+
+def _fixed_generator(g, seed):
+    return torch.Generator(device=g.input.input.device).manual_seed(int(seed) + 12345)
+
+
+def _snapshot_embedder(snapshot, run):
+    from .. import checkpoints
+
+    return checkpoints.style_encoder_from_checkpoint(snapshot, source=str(run.checkpoints), dtype=None).eval() \
+        .requires_grad_(False)
+
+
+def _restore(snapshot, cfg, g, g_ema, ds, g_optim, d_optims, g_scaler, d_scaler, images_per_step):
+    saved = snapshot["data"]["images_per_step"]
+    if saved != images_per_step:
+        raise UsageError(f"the run was trained with {saved} images per step (batch x processes); resume it with "
+                         f"the same global batch (now {images_per_step})")
+    g.load_state_dict(snapshot["g"])
+    g_ema.load_state_dict({k: v for k, v in snapshot["g_ema"].items() if not k.startswith("embedder.")})
+    for name in D_NAMES:
+        ds[name].load_state_dict(snapshot[name])
+        d_optims[name].load_state_dict(snapshot[f"{name}_optim"])
+    g_optim.load_state_dict(snapshot["g_optim"])
+    g_scaler.load_state_dict(snapshot["g_scaler"])
+    d_scaler.load_state_dict(snapshot["d_scaler"])
+    set_rng_state(snapshot["rng"])
+    return (int(snapshot["step"]), float(snapshot["mean_path_length"]), dict(snapshot["last_regularization"]),
+            float(snapshot["elapsed_s"]))
