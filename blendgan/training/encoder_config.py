@@ -2,7 +2,8 @@
 
 Choices the paper leaves open, with their reasons (see the README's Training section):
 - style encoder: SimCLR's NT-Xent at temperature 0.5 (SimCLR's value for small batches; 0.1 suits batches of
-  thousands), Adam lr 3e-4, views rendered at 256 px (the size the encoder pools every image to).
+  thousands), Adam lr 0.002 (StyleGAN2's rate for equalised-learning-rate layers), views rendered at 256 px
+  (the size the encoder pools every image to).
 - pSp: pixel2style2pixel's recipe (L2 1, perceptual 0.8, identity 0.1, W-norm off, Adam lr 1e-4, batch 8).
 """
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ class StyleEncoderConfig(RunConfig):
     init: str = ""                 # style_encoder.pt / blendgan.pt, or torchvision's vgg19 file (new MLP)
     batch: int = 16
     iters: int = 20000
-    lr: float = 3e-4
+    lr: float = 0.002
     temperature: float = 0.5
     size: int = 256                # images are read and views rendered at size x size
     crop_scale_min: float = 0.35   # smallest crop, as a fraction of the image area

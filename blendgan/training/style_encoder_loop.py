@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import ops
 from ..errors import UsageError
 from ..images import hconcat, tensors_to_bgr, write_image_atomic
 from ..models.projector import Projector
@@ -59,6 +60,25 @@ def view_pair(images, positions, cfg):
     return views.apply_views(images, first, cfg.size), views.apply_views(images, second, cfg.size)
 
 
+FROZEN_BLOCK_COLUMNS = 16384
+
+
+def frozen_equal_linear(layer, x):
+    """EqualLinear forward for a whole batch in one pass over the weight, which may be stored in a lower
+    precision (upcast a block of columns at a time). The module's own forward multiplies one row at a
+    time (batch invariance at inference), re-reading the 610304-wide matrix for every row."""
+    w = layer.weight
+    if w.dtype == x.dtype:
+        out = F.linear(x, w)
+    else:
+        out = torch.zeros(x.shape[0], w.shape[0], dtype=x.dtype, device=x.device)
+        for c in range(0, w.shape[1], FROZEN_BLOCK_COLUMNS):
+            out.addmm_(x[:, c:c + FROZEN_BLOCK_COLUMNS], w[:, c:c + FROZEN_BLOCK_COLUMNS].to(x.dtype).t())
+    out = out * layer.scale
+    bias = layer.bias.to(x.dtype) * layer.lr_mul
+    return ops.fused_leaky_relu(out, bias) if layer.activation else out + bias
+
+
 def encode(encoder, images, frozen_layers):
     """Style codes z [N, 512]: Gram vector of the frozen VGG19 at the images' own size (the inference
     encoder pools every image to 256 first; views are rendered at --size, 256 by default), then the MLP
@@ -66,7 +86,7 @@ def encode(encoder, images, frozen_layers):
     with torch.no_grad():
         h = gram_vector(encoder.embedder.feature_extractor(images))
         for layer in encoder.embedder_mlp[:frozen_layers]:
-            h = layer(h)
+            h = frozen_equal_linear(layer, h)
     for layer in encoder.embedder_mlp[frozen_layers:]:
         h = layer(h)
     return h
@@ -101,8 +121,11 @@ def build_networks(cfg, snapshot, run, device, dtype):
     if snapshot is not None:
         projector.load_state_dict(snapshot["projector"])
     encoder.requires_grad_(False).eval()
-    if dtype != torch.float32:
-        encoder.to(dtype)
+    # the VGG19 computes in `dtype`; the MLP layers keep their stored dtype (the trainable ones are cast by
+    # make_trainable, frozen ones are upcast block by block), so fp64 checks never hold a 2.5 GB matrix
+    encoder.embedder.to(dtype)
+    for p in encoder.embedder.parameters():  # fresh memory: kernels must not depend on where a file put it
+        p.data = p.data.clone()
     return encoder.to(device), projector.to(device, dtype).train()
 
 
@@ -177,7 +200,7 @@ def _train(cfg, ctx, log_file):
         loss.backward()
         distributed.average_gradients(params, ctx)
         optim.step()
-        values = {"loss": float(loss), "retrieval_top1": contrastive.retrieval_top1(z1, z2)}
+        values = {"loss": loss.item(), "retrieval_top1": contrastive.retrieval_top1(z1, z2)}
 
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.iters:
