@@ -12,6 +12,8 @@ latent_avg is the checkpoint's `latent_avg` (else the mean of 4096 mapped codes,
 Snapshots have the psp_encoder.pt layout (`state_dict` with `encoder.*`, `latent_avg`), so
 checkpoints/NNNNNN.pt is accepted as `--psp_encoder_ckpt` by every command.
 """
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,6 +40,8 @@ def check_settings(cfg, ctx):
         raise UsageError("--faces DIR is required (a folder of aligned face photos)")
     if not cfg.ckpt:
         raise UsageError("--ckpt FILE is required: the frozen generator (blendgan.pt)")
+    if not Path(cfg.ckpt).expanduser().is_file():
+        raise UsageError(f"--ckpt {cfg.ckpt}: file not found (the frozen generator, blendgan.pt)")
     if cfg.input_size < 16 or cfg.input_size & (cfg.input_size - 1):
         raise UsageError(f"--input_size {cfg.input_size}: a power of two, at least 16")
 
