@@ -77,7 +77,7 @@ def make_tiny_blendgan(path, style_encoder_sd, size=16, max_channels=16, seed=0)
 
     torch.manual_seed(seed)
     g = Generator(size, max_channels=max_channels, with_style_encoder=False)
-    sd = {"add_weight": g.add_weight.detach()}
+    sd = {"add_weight": torch.full_like(g.add_weight.detach(), 0.5)}  # half face, half style: styles show
     sd.update({f"embedder.{k}": v for k, v in style_encoder_sd.items()})
     sd.update({k: v.detach() for k, v in g.state_dict().items() if k != "add_weight"})
     with torch.no_grad():
