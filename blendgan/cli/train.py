@@ -1,10 +1,14 @@
 """`blendgan train <trainer>`: train networks. `generator` trains the BlendGAN generator (with its Weighted
-Blending Module) against three discriminators; `style-encoder` and `psp` are for later trainers.
+Blending Module) against three discriminators; `style-encoder` trains the style encoder
+(self-supervised, contrastive) and `psp` the pSp face encoder (flags in train_encoders.py).
 Several processes: `torchrun --nproc_per_node N -m blendgan train generator ...`."""
 import argparse
 import os
 
-HELP = "train networks: `train generator` (BlendGAN generator + WBM vs three discriminators; torchrun for multi-GPU)"
+from .train_encoders import ENCODER_TRAINERS, run_encoder_trainer
+
+HELP = ("train networks: `train generator` (BlendGAN generator + WBM vs three discriminators), `train style-encoder`, "
+        "`train psp`; torchrun for multi-GPU")
 
 GENERATOR_EPILOG = """examples:
   blendgan train generator --faces ffhq/ --styles aahq/ --outdir runs/ffhq256 --size 256 \\
@@ -77,6 +81,7 @@ def _generator_flags(p):
 
 TRAINERS["generator"] = ("train the BlendGAN generator (+ WBM) against D_face, D_style and D_style_latent",
                          _generator_flags, GENERATOR_EPILOG)
+TRAINERS.update(ENCODER_TRAINERS)
 
 
 def add_arguments(parser):
@@ -90,6 +95,8 @@ def add_arguments(parser):
 def run(args):
     from ..errors import UsageError
 
+    if getattr(args, "trainer", None) in ENCODER_TRAINERS:
+        return run_encoder_trainer(args)
     if getattr(args, "trainer", None) != "generator":
         raise UsageError("name a trainer: `blendgan train generator --help`")
     import dataclasses

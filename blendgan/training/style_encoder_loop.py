@@ -1,0 +1,228 @@
+"""Self-supervised training of the style encoder (contrastive, SimCLR-style), read top to bottom:
+`train_style_encoder` is the whole run.
+
+One step, per global batch of artworks x:
+  two style-preserving views v1, v2 of every artwork (crops, flips, small rotations and zooms; views.py),
+  z = E(v) = MLP(Gram(VGG19(v))) with the VGG19 frozen, p = Projector(z),
+  loss = NT-Xent(p1, p2) over the projections of every process (gathered with their gradients).
+The VGG19 never trains; the MLP (but its first --frozen_mlp_layers layers) and the projection head do.
+The snapshot's `state_dict` is the whole style encoder, so checkpoints/NNNNNN.pt is accepted as
+`--style_encoder_ckpt` by every command; the projection head is kept only for resuming.
+
+Every random draw (image order, views) is a function of the seed and the global sample position, so a
+resumed run continues exactly and N processes x batch B compute what one process with batch N·B computes
+(up to the order of floating-point sums).
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+from ..errors import UsageError
+from ..images import hconcat, tensors_to_bgr, write_image_atomic
+from ..models.projector import Projector
+from ..models.style_encoder import gram_vector
+from . import config as config_mod
+from . import contrastive, data, distributed, views
+from .encoder_runs import (Progress, StepClock, autocast, check_common, check_images_per_step, compute_dtype,
+                           open_run, start_run)
+from .rundir import rng_state, save_snapshot, set_rng_state
+
+VIEW_STREAM = 21
+STYLE_STREAM = 22
+
+
+def check_settings(cfg, ctx):
+    check_common(cfg, ctx)
+    if not cfg.styles:
+        raise UsageError("--styles DIR is required (a folder of artworks)")
+    if not cfg.temperature > 0:
+        raise UsageError(f"--temperature {cfg.temperature}: must be positive")
+    if not 0 <= cfg.frozen_mlp_layers <= 4:
+        raise UsageError(f"--frozen_mlp_layers {cfg.frozen_mlp_layers}: must be 0 ... 4 (the MLP has four layers)")
+    if cfg.size < 32:
+        raise UsageError(f"--size {cfg.size}: at least 32 (VGG19 halves it four times before relu5_4)")
+    if not 0 < cfg.crop_scale_min <= 1:
+        raise UsageError(f"--crop_scale_min {cfg.crop_scale_min}: must be in (0, 1]")
+
+
+def view_config(cfg):
+    return views.ViewConfig(scale=(cfg.crop_scale_min, 1.0), max_rotation=cfg.max_rotation)
+
+
+def view_pair(images, positions, cfg):
+    """Two views of every image; each sample's view parameters come from its own (seed, position) stream."""
+    params = [views.sample_view_params(2, data.sample_generator(cfg.seed, VIEW_STREAM, p), view_config(cfg))
+              for p in positions]
+    first = {k: torch.cat([q[k][:1] for q in params]) for k in params[0]}
+    second = {k: torch.cat([q[k][1:] for q in params]) for k in params[0]}
+    return views.apply_views(images, first, cfg.size), views.apply_views(images, second, cfg.size)
+
+
+FROZEN_BLOCK_COLUMNS = 16384
+
+
+def frozen_equal_linear(layer, x):
+    """EqualLinear forward for a whole batch in one pass over the weight, which may be stored in a lower
+    precision (upcast a block of columns at a time). The module's own forward multiplies one row at a
+    time (batch invariance at inference), re-reading the 610304-wide matrix for every row."""
+    w = layer.weight
+    if w.dtype == x.dtype:
+        out = F.linear(x, w)
+    else:
+        out = torch.zeros(x.shape[0], w.shape[0], dtype=x.dtype, device=x.device)
+        for c in range(0, w.shape[1], FROZEN_BLOCK_COLUMNS):
+            out.addmm_(x[:, c:c + FROZEN_BLOCK_COLUMNS], w[:, c:c + FROZEN_BLOCK_COLUMNS].to(x.dtype).t())
+    out = out * layer.scale
+    bias = layer.bias.to(x.dtype) * layer.lr_mul
+    return ops.fused_leaky_relu(out, bias) if layer.activation else out + bias
+
+
+def encode(encoder, images, frozen_layers):
+    """Style codes z [N, 512]: Gram vector of the frozen VGG19 at the images' own size (the inference
+    encoder pools every image to 256 first; views are rendered at --size, 256 by default), then the MLP
+    whose first `frozen_layers` layers run without gradients."""
+    with torch.no_grad():
+        h = gram_vector(encoder.embedder.feature_extractor(images))
+        for layer in encoder.embedder_mlp[:frozen_layers]:
+            h = frozen_equal_linear(layer, h)
+    for layer in encoder.embedder_mlp[frozen_layers:]:
+        h = layer(h)
+    return h
+
+
+def make_trainable(encoder, frozen_layers, dtype):
+    """The parameters that train (MLP layers from `frozen_layers` on), as fresh writable tensors."""
+    params = []
+    for layer in encoder.embedder_mlp[frozen_layers:]:
+        for name, p in list(layer.named_parameters(recurse=False)):
+            fresh = nn.Parameter(p.detach().to(dtype).clone(), requires_grad=True)
+            setattr(layer, name, fresh)
+            params.append(fresh)
+    return params
+
+
+def build_networks(cfg, snapshot, run, device, dtype):
+    """(encoder, projector): from the snapshot when resuming, else from --init (and fresh for the rest)."""
+    from ..checkpoints import style_encoder_from_checkpoint
+
+    from .vgg_weights import load_style_encoder_init
+
+    torch.manual_seed(cfg.seed)
+    if snapshot is not None:
+        encoder = style_encoder_from_checkpoint(snapshot, source=str(run.checkpoints), dtype=None)
+    else:
+        if not cfg.init:
+            raise UsageError("--init FILE is required: the frozen VGG19 comes from a style_encoder.pt, a blendgan.pt "
+                             "or torchvision's vgg19 weights file (vgg19-dcbb9e9d.pth)")
+        encoder, _ = load_style_encoder_init(cfg.init)
+    projector = Projector()
+    if snapshot is not None:
+        projector.load_state_dict(snapshot["projector"])
+    encoder.requires_grad_(False).eval()
+    # the VGG19 computes in `dtype`; the MLP layers keep their stored dtype (the trainable ones are cast by
+    # make_trainable, frozen ones are upcast block by block), so fp64 checks never hold a 2.5 GB matrix
+    encoder.embedder.to(dtype)
+    for p in encoder.embedder.parameters():  # fresh memory: kernels must not depend on where a file put it
+        p.data = p.data.clone()
+    return encoder.to(device), projector.to(device, dtype).train()
+
+
+@torch.no_grad()
+def retrieval_sheet(encoder, cfg, folder, device, dtype):
+    """Rows: a query artwork, then its nearest neighbours by style code (cosine) among the first
+    --sample_pool artworks. -> BGR uint8 array."""
+    n = min(cfg.sample_pool, len(folder))
+    k = min(cfg.sample_neighbours, n - 1)
+    imgs = torch.stack([folder.tensor(i) for i in range(n)])
+    x = F.interpolate(imgs, size=(cfg.size, cfg.size), mode="bilinear", align_corners=False) \
+        if imgs.shape[-1] != cfg.size else imgs
+    z = torch.cat([encode(encoder, x[i:i + 8].to(device, dtype), 4) for i in range(0, n, 8)]).float().cpu()
+    z = F.normalize(z, dim=1)
+    sim = z @ z.t()
+    sim.fill_diagonal_(float("-inf"))
+    rows = []
+    for q in range(min(cfg.sample_queries, n)):
+        order = sim[q].argsort(descending=True)[:k].tolist()
+        rows.append(hconcat(tensors_to_bgr(torch.stack([imgs[q]] + [imgs[j] for j in order]))))
+    return np.concatenate(rows, axis=0)
+
+
+def train_style_encoder(cfg, log_file=None):
+    """Run (or resume) a style-encoder training run as configured; returns the final step."""
+    ctx = distributed.init(cfg.device)
+    try:
+        return _train(cfg, ctx, log_file)
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _train(cfg, ctx, log_file):
+    cfg, run, snapshot = open_run(cfg)
+    check_settings(cfg, ctx)
+    device, dtype = ctx.device, compute_dtype(cfg.precision)
+    folder = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, log_file)
+    if len(folder) < 2:
+        raise UsageError(f"{cfg.styles}: contrastive training needs at least 2 artworks, found {len(folder)}")
+    sampler = data.Sampler(len(folder), cfg.seed, stream=STYLE_STREAM, flips=False)  # the views flip
+
+    encoder, projector = build_networks(cfg, snapshot, run, device, dtype)
+    params = make_trainable(encoder, cfg.frozen_mlp_layers, dtype) + list(projector.parameters())
+    optim = torch.optim.Adam(params, lr=cfg.lr)
+    images_per_step = cfg.batch * ctx.world_size
+    start, elapsed_before = 0, 0.0
+    if snapshot is not None:
+        check_images_per_step(snapshot, images_per_step)
+        optim.load_state_dict(snapshot["optim"])
+        set_rng_state(snapshot["rng"])
+        start, elapsed_before = int(snapshot["step"]), float(snapshot["elapsed_s"])
+        del snapshot
+    else:
+        for layer in [*encoder.embedder_mlp[cfg.frozen_mlp_layers:], projector]:
+            distributed.broadcast_params(layer, ctx)
+
+    log = start_run(cfg, run, ctx, start)
+    progress = Progress(cfg.iters, start, images_per_step, enabled=ctx.is_main and cfg.progress)
+    clock = StepClock(start, images_per_step, elapsed_before)
+    cast = autocast(cfg.precision, device)
+    for step in range(start, cfg.iters):
+        positions = data.global_positions(step, cfg.batch, ctx)
+        x = data.batch_of(folder, sampler.draw(positions)).to(device, dtype)
+        v1, v2 = view_pair(x, positions, cfg)
+        with cast:
+            z = encode(encoder, torch.cat([v1, v2]), cfg.frozen_mlp_layers)
+            p = projector(z)
+        z1, z2 = contrastive.gather_with_grad(z[:cfg.batch]), contrastive.gather_with_grad(z[cfg.batch:])
+        p1, p2 = contrastive.gather_with_grad(p[:cfg.batch]), contrastive.gather_with_grad(p[cfg.batch:])
+        loss = contrastive.nt_xent(p1.to(dtype), p2.to(dtype), cfg.temperature)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients(params, ctx)
+        optim.step()
+        values = {"loss": loss.item(), "retrieval_top1": contrastive.retrieval_top1(z1, z2)}
+
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.iters:
+            record = {"step": done, "kimg": done * images_per_step / 1000, **values,
+                      "images_per_s": clock.rate(done), "elapsed_s": clock.elapsed()}
+            log.write(record)
+            progress.step({"loss": f"{values['loss']:.3f}", "top1": f"{values['retrieval_top1']:.2f}"})
+        else:
+            progress.step()
+        if ctx.is_main and (done % cfg.sample_every == 0 or done == cfg.iters):
+            write_image_atomic(run.sample_path(done), retrieval_sheet(encoder, cfg, folder, device, dtype))
+        if done % cfg.snapshot_every == 0 or done == cfg.iters:
+            if ctx.is_main:
+                save_snapshot(run.snapshot_path(done), {
+                    # inference entry: the whole style encoder (bare StyleEncoder keys), --style_encoder_ckpt
+                    "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+                    # training state
+                    "projector": {k: v.detach().cpu() for k, v in projector.state_dict().items()},
+                    "optim": optim.state_dict(), "step": done, "elapsed_s": clock.elapsed(), "rng": rng_state(),
+                    "data": {"images_seen": done * images_per_step, "images_per_step": images_per_step,
+                             "styles": len(folder)},
+                    "config": config_mod.to_dict(cfg)})
+            distributed.barrier(ctx)
+    progress.close()
+    return cfg.iters

@@ -1,0 +1,248 @@
+"""`blendgan train style-encoder` and `blendgan train psp` end to end on data made here: learning, exact
+resume, 2 processes = 1 process, snapshots accepted by the inference commands, bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from blendgan import images
+from blendgan.checkpoints import read_checkpoint, style_encoder_from_checkpoint
+from blendgan.cli import main
+from blendgan.training import views
+from blendgan.training.rundir import read_log
+from blendgan.training.style_encoder_loop import encode
+from encoder_training_helpers import ROOT, contents, make_artworks, make_faces, make_tiny_blendgan
+from train_helpers import make_style_encoder
+
+VIEW = 32          # style views rendered at 32 px: VGG19 at 32 px keeps the CPU steps short
+GEN_SIZE = 16      # tiny narrow generator (max_channels 16) for pSp
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("encoders")
+    se = make_style_encoder(d / "style_encoder.pt")
+    c = contents(12, 64, seed=1)
+    train = make_artworks(d / "art", c[:8])
+    held = make_artworks(d / "held", c[8:])
+    faces = make_faces(d / "faces", 4, 64, seed=3)
+    blendgan = make_tiny_blendgan(d / "blendgan.pt", read_checkpoint(se), size=GEN_SIZE, max_channels=16)
+    return {"dir": d, "style_encoder": se, "art": d / "art", "train": train, "held": held, "faces": faces,
+            "blendgan": blendgan}
+
+
+def argv_of(flags):
+    argv = []
+    for k, v in flags.items():
+        argv += [f"--{k}"] if v is True else [f"--{k}", str(v)]
+    return argv + ["--no_progress"]
+
+
+def style_flags(data, outdir, **kw):
+    flags = {"styles": data["art"], "init": data["style_encoder"], "outdir": outdir, "size": VIEW, "batch": 4,
+             "iters": 2, "lr": 0.002, "frozen_mlp_layers": 1, "snapshot_every": 1000, "sample_every": 1000,
+             "log_every": 1, "device": "cpu", **kw}
+    return ["train", "style-encoder", *argv_of(flags)]
+
+
+def psp_flags(data, outdir, **kw):
+    flags = {"faces": data["faces"], "ckpt": data["blendgan"], "outdir": outdir, "input_size": 32, "batch": 4,
+             "iters": 2, "lr": 0.0003, "id_lambda": 0, "snapshot_every": 1000, "sample_every": 1000, "log_every": 1,
+             "device": "cpu", **kw}
+    return ["train", "psp", *argv_of(flags)]
+
+
+def held_out_style_retrieval(path, held):
+    """Fraction of held-out artworks (new contents, the same styles) whose nearest neighbour by style code,
+    among the artworks of the other contents, has their style (chance: 1/4). Views from their own stream."""
+    enc = style_encoder_from_checkpoint(read_checkpoint(path), dtype=None)
+    x = torch.cat([images.bgr_to_tensor(images.read_image_bgr(f)) for f, _ in held])
+    style = torch.tensor([s for _, s in held])
+    content = torch.tensor([int(f.name[1:3]) for f, _ in held])
+    v = views.random_views(x, torch.Generator().manual_seed(99), VIEW)
+    with torch.no_grad():
+        z = F.normalize(encode(enc, v, 4), dim=1)
+    sim = z @ z.t()
+    sim[content[:, None] == content[None, :]] = -2.0
+    return (style[sim.argmax(1)] == style).float().mean().item()
+
+
+def trained_tensors(snapshot_path, extra=("projector",)):
+    ckpt = read_checkpoint(snapshot_path)
+    out = {k: v for k, v in ckpt["state_dict"].items() if v.shape[-1] != 610304}
+    for name in extra:
+        out.update({f"{name}.{k}": v for k, v in ckpt[name].items()})
+    return out
+
+
+def torchrun(args, nproc=2):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node",
+           str(nproc), "-m", "blendgan", *args]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------ style encoder
+
+def test_style_encoder_learns_on_artworks_and_keeps_held_out_styles_apart(data, tmp_path):
+    """30 steps lower the contrastive loss; held-out artworks (new contents in the same stroke styles) are
+    still retrieved by style well above chance (1/4). With random VGG19 weights and a frozen random
+    610304-wide layer, a few dozen CPU steps do not measurably raise the held-out accuracy itself."""
+    before = held_out_style_retrieval(data["style_encoder"], data["held"])
+    out = tmp_path / "run"
+    assert main(style_flags(data, out, iters=30, batch=8, sample_every=30)) == 0
+    after = held_out_style_retrieval(out / "checkpoints" / "000030.pt", data["held"])
+    log = read_log(out / "log.jsonl")
+    assert [r["step"] for r in log] == list(range(1, 31))
+    assert all({"loss", "retrieval_top1", "images_per_s"} <= set(r) for r in log)
+    first, last = log[:10], log[-10:]
+    assert sum(r["loss"] for r in last) < sum(r["loss"] for r in first) - 1.0  # mean drops by > 0.1
+    assert after > 0.25, (before, after)  # chance: 1/4
+    assert (out / "samples" / "000030.jpg").is_file() and json.loads((out / "config.json").read_text())["size"] == VIEW
+
+
+@pytest.fixture(scope="module")
+def style_run(data, tmp_path_factory):
+    """4 steps in fp64 (batch 4), snapshots at 2 and 4: the reference of the resume and 2-process tests."""
+    out = tmp_path_factory.mktemp("style_run") / "run"
+    assert main(style_flags(data, out, iters=4, snapshot_every=2, precision="fp64")) == 0
+    return out
+
+
+def test_style_encoder_resume_is_exact(data, style_run, tmp_path):
+    out = tmp_path / "run"
+    assert main(style_flags(data, out, iters=2, precision="fp64")) == 0
+    assert main(style_flags(data, out, iters=4, resume=True)) == 0  # settings (fp64 ...) come from config.json
+    # Every piece of state is restored (the step-2 snapshots are bit-identical); the resumed process computes
+    # on freshly allocated tensors, and BLAS kernels may round differently for other memory alignments, so
+    # the later steps agree to fp64 rounding (measured ~1e-11 relative), not bit for bit.
+    a2, b2 = (trained_tensors(p / "checkpoints" / "000002.pt") for p in (style_run, out))
+    assert all(torch.equal(a2[k], b2[k]) for k in a2)
+    a, b = trained_tensors(style_run / "checkpoints" / "000004.pt"), trained_tensors(out / "checkpoints" / "000004.pt")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-8, atol=1e-10) for k in a)
+    oa, ob = (read_checkpoint(p / "checkpoints" / "000004.pt")["optim"]["state"] for p in (style_run, out))
+    assert all(torch.allclose(oa[i]["exp_avg_sq"], ob[i]["exp_avg_sq"], rtol=1e-7, atol=1e-30) for i in oa)
+    assert [r["step"] for r in read_log(out / "log.jsonl")] == [1, 2, 3, 4]
+    assert [r["loss"] for r in read_log(style_run / "log.jsonl")] == pytest.approx(
+        [r["loss"] for r in read_log(out / "log.jsonl")], rel=1e-9)
+
+
+def test_style_encoder_two_processes_equal_one(data, style_run, tmp_path):
+    out = tmp_path / "run"
+    torchrun(style_flags(data, out, iters=2, batch=2, precision="fp64"))
+    a, b = trained_tensors(style_run / "checkpoints" / "000002.pt"), trained_tensors(out / "checkpoints" / "000002.pt")
+    assert all(torch.allclose(a[k], b[k], rtol=1e-9, atol=1e-11) for k in a)
+    assert read_log(out / "log.jsonl")[0]["loss"] == pytest.approx(read_log(style_run / "log.jsonl")[0]["loss"],
+                                                                    rel=1e-10)
+
+
+def test_style_encoder_snapshot_is_accepted_by_pairs(data, style_run, tmp_path):
+    style = data["train"][0][0]
+    outs = {}
+    for name, enc in (("trained", style_run / "checkpoints" / "000004.pt"), ("init", data["style_encoder"])):
+        assert main(["pairs", "--ckpt", str(data["blendgan"]), "--style_encoder_ckpt", str(enc), "--style_img",
+                     str(style), "--pics", "1", "--truncation", "1", "--add_weight_index", "0", "--outdir", str(tmp_path / name),
+                     "--device", "cpu"]) == 0
+        outs[name] = images.read_image_bgr(tmp_path / name / "000000.jpg")
+    assert outs["trained"].shape == (GEN_SIZE, 2 * GEN_SIZE, 3)
+    assert (outs["trained"][:, GEN_SIZE:].astype(int) - outs["init"][:, GEN_SIZE:]).__abs__().max() > 0
+
+
+def test_style_encoder_bad_input_is_one_line_and_overwrites_nothing(data, style_run, tmp_path, capsys):
+    snap = style_run / "checkpoints" / "000004.pt"
+    stamp = (snap.stat().st_size, snap.stat().st_mtime_ns)
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (style_flags(data, style_run), "--resume"),                        # a run folder with snapshots
+        (style_flags(data, tmp_path / "a", init=""), "--init"),
+        (style_flags(data, tmp_path / "b", init=tmp_path / "none.pt"), "none.pt"),
+        (style_flags(data, tmp_path / "c", styles=tmp_path / "empty"), "empty"),
+        (style_flags(data, tmp_path / "d", temperature=0), "--temperature"),
+        (style_flags(data, tmp_path / "e", resume=True), "no snapshot"),
+    ]
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err
+    assert (snap.stat().st_size, snap.stat().st_mtime_ns) == stamp
+    assert not (tmp_path / "a" / "checkpoints").exists()
+
+
+# ------------------------------------------------------------------------------ pSp
+
+def test_psp_lowers_its_reconstruction_loss(data, tmp_path):
+    out = tmp_path / "run"
+    assert main(psp_flags(data, out, iters=12, sample_every=12)) == 0
+    log = read_log(out / "log.jsonl")
+    assert len(log) == 12 and all({"loss", "l2", "perceptual", "images_per_s"} <= set(r) for r in log)
+    halves = [sum(r["loss"] for r in log[i:i + 6]) / 6 for i in (0, 6)]
+    assert halves[1] < halves[0] and log[-1]["loss"] < log[0]["loss"], halves
+    sheet = images.read_image_bgr(out / "samples" / "000012.jpg")
+    assert sheet.shape == (4 * GEN_SIZE, 2 * GEN_SIZE, 3)  # rows of input | reconstruction
+
+
+@pytest.fixture(scope="module")
+def psp_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("psp_run") / "run"
+    assert main(psp_flags(data, out, iters=4, snapshot_every=2, w_norm_lambda=0.01)) == 0
+    return out
+
+
+def psp_tensors(path):
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_psp_resume_is_exact(data, psp_run, tmp_path):
+    out = tmp_path / "run"
+    assert main(psp_flags(data, out, iters=2, w_norm_lambda=0.01)) == 0
+    assert main(psp_flags(data, out, iters=4, resume=True)) == 0
+    a, b = psp_tensors(psp_run / "checkpoints" / "000004.pt"), psp_tensors(out / "checkpoints" / "000004.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in read_log(psp_run / "log.jsonl")] == [r["loss"] for r in read_log(out / "log.jsonl")]
+
+
+def test_psp_two_processes_equal_one(data, psp_run, tmp_path):
+    out = tmp_path / "run"
+    torchrun(psp_flags(data, out, iters=2, batch=2, w_norm_lambda=0.01))
+    a, b = psp_tensors(psp_run / "checkpoints" / "000002.pt"), psp_tensors(out / "checkpoints" / "000002.pt")
+    worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+    assert worst < 1e-4, worst
+    assert read_log(out / "log.jsonl")[0]["loss"] == pytest.approx(read_log(psp_run / "log.jsonl")[0]["loss"],
+                                                                    rel=1e-5)
+
+
+def test_psp_snapshot_is_accepted_by_transfer(data, psp_run, tmp_path):
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    shutil.copy(data["train"][0][0], styles / "s.png")
+    out = tmp_path / "out"
+    assert main(["transfer", "--ckpt", str(data["blendgan"]), "--psp_encoder_ckpt",
+                 str(psp_run / "checkpoints" / "000004.pt"), "--input_img_path", str(data["faces"]),
+                 "--style_img_path", str(styles), "--outdir", str(out), "--device", "cpu"]) == 0
+    made = sorted(p.name for p in out.iterdir())
+    assert made == [f"face_{i:02d}_v_s.jpg" for i in range(4)]
+    assert images.read_image_bgr(out / made[0]).shape == (GEN_SIZE, 3 * GEN_SIZE, 3)
+
+
+def test_psp_bad_input_is_one_line_and_overwrites_nothing(data, psp_run, tmp_path, capsys):
+    snap = psp_run / "checkpoints" / "000004.pt"
+    stamp = (snap.stat().st_size, snap.stat().st_mtime_ns)
+    cases = [
+        (psp_flags(data, psp_run), "--resume"),
+        (psp_flags(data, tmp_path / "a", id_lambda=0.1), "--id_weights"),
+        (psp_flags(data, tmp_path / "b", id_lambda=0.1, id_weights=tmp_path / "ir_se50.pth"), "ir_se50.pth"),
+        (psp_flags(data, tmp_path / "c", ckpt=tmp_path / "missing.pt"), "missing.pt"),
+        (psp_flags(data, tmp_path / "d", faces=tmp_path / "nofaces"), "nofaces"),
+        (psp_flags(data, tmp_path / "e", init=data["style_encoder"]), "style_encoder.pt"),
+    ]
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err
+    assert (snap.stat().st_size, snap.stat().st_mtime_ns) == stamp
