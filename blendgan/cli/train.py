@@ -18,6 +18,11 @@ GENERATOR_EPILOG = """examples:
   blendgan train generator --outdir runs/ft --resume          # continue from the highest snapshot
 """
 
+EXAMPLES = """
+blendgan train generator --faces ffhq/ --styles aahq/ --outdir runs/ffhq256 --size 256 --init stylegan2-ffhq-256.pt --style_encoder_ckpt pretrained_models/style_encoder.pt
+blendgan train style-encoder --styles aahq/ --outdir runs/style --init pretrained_models/style_encoder.pt
+"""
+
 # trainer name -> (help, function adding its flags)
 TRAINERS = {}
 
@@ -85,7 +90,8 @@ TRAINERS.update(ENCODER_TRAINERS)
 
 
 def add_arguments(parser):
-    sub = parser.add_subparsers(dest="trainer", metavar="TRAINER")
+    sub = parser.add_subparsers(dest="trainer", metavar="TRAINER",
+                                help="what to train; `blendgan train TRAINER --help` lists its flags")
     for name, (help_, flags, epilog) in TRAINERS.items():
         p = sub.add_parser(name, help=help_, description=help_, epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
