@@ -119,18 +119,24 @@ def test_style_encoder_resume_is_exact(data, style_run, tmp_path):
     out = tmp_path / "run"
     assert main(style_flags(data, out, iters=2, precision="fp64")) == 0
     assert main(style_flags(data, out, iters=4, resume=True)) == 0  # settings (fp64 ...) come from config.json
-    # Every piece of state is restored (the step-2 snapshots are bit-identical); the resumed process computes
-    # on freshly allocated tensors, and BLAS kernels may round differently for other memory alignments, so
-    # the later steps agree to fp64 rounding (measured ~1e-11 relative), not bit for bit.
+    # Every piece of state is restored: the step-2 snapshots are bit-identical. The resumed process then
+    # computes on freshly allocated tensors whose BLAS rounding can differ in the last bits, and Adam's m/sqrt(v)
+    # turns such rounding in near-zero gradients into larger but still tiny steps: measured <= 5e-8 of each
+    # tensor's largest value after two more steps. A state that was not restored (RNG, data position, optimiser
+    # moments) moves parameters by about the learning rate (1e-3 of their size), far above the 1e-6 bound.
     a2, b2 = (trained_tensors(p / "checkpoints" / "000002.pt") for p in (style_run, out))
     assert all(torch.equal(a2[k], b2[k]) for k in a2)
     a, b = trained_tensors(style_run / "checkpoints" / "000004.pt"), trained_tensors(out / "checkpoints" / "000004.pt")
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-8, atol=1e-10) for k in a)
+
+    def close(x, y):
+        return float((x - y).abs().max()) <= 1e-6 * float(x.abs().max()) + 1e-30
+
+    assert a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
     oa, ob = (read_checkpoint(p / "checkpoints" / "000004.pt")["optim"]["state"] for p in (style_run, out))
-    assert all(torch.allclose(oa[i]["exp_avg_sq"], ob[i]["exp_avg_sq"], rtol=1e-7, atol=1e-30) for i in oa)
+    assert all(close(oa[i]["exp_avg_sq"], ob[i]["exp_avg_sq"]) for i in oa)
     assert [r["step"] for r in read_log(out / "log.jsonl")] == [1, 2, 3, 4]
     assert [r["loss"] for r in read_log(style_run / "log.jsonl")] == pytest.approx(
-        [r["loss"] for r in read_log(out / "log.jsonl")], rel=1e-9)
+        [r["loss"] for r in read_log(out / "log.jsonl")], rel=1e-6)
 
 
 def test_style_encoder_two_processes_equal_one(data, style_run, tmp_path):
