@@ -56,6 +56,16 @@ def shutdown(ctx):
         dist.destroy_process_group()
 
 
+def run_in_process_group(train, cfg, log_file=None):
+    """`train(cfg, ctx, log_file)` inside this process's group (torchrun or a single process), which is
+    closed however the run ends; returns what `train` returns. Every trainer's entry point uses it."""
+    ctx = init(cfg.device)
+    try:
+        return train(cfg, ctx, log_file)
+    finally:
+        shutdown(ctx)
+
+
 def barrier(ctx):
     if ctx.distributed:
         dist.barrier()

@@ -196,11 +196,7 @@ def check_settings(cfg, ctx):
 # ----------------------------------------------------------------------------- the run
 def train_generator(cfg, log_file=None):
     """Run (or resume) a generator training run as configured; returns the final step."""
-    ctx = distributed.init(cfg.device)
-    try:
-        return _train(cfg, ctx, log_file)
-    finally:
-        distributed.shutdown(ctx)
+    return distributed.run_in_process_group(_train, cfg, log_file)
 
 
 def _train(cfg, ctx, log_file):

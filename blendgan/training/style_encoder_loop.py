@@ -151,11 +151,7 @@ def retrieval_sheet(encoder, cfg, folder, device, dtype):
 
 def train_style_encoder(cfg, log_file=None):
     """Run (or resume) a style-encoder training run as configured; returns the final step."""
-    ctx = distributed.init(cfg.device)
-    try:
-        return _train(cfg, ctx, log_file)
-    finally:
-        distributed.shutdown(ctx)
+    return distributed.run_in_process_group(_train, cfg, log_file)
 
 
 def _train(cfg, ctx, log_file):
