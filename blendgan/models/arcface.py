@@ -9,7 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .psp_encoder import IR_SE50_STAGES, BottleneckIRSE, FrozenBatchNorm2d
+from .psp_encoder import FrozenBatchNorm2d, ir_se50_trunk
 
 ARCFACE_INPUT_SIZE = 112
 
@@ -23,12 +23,7 @@ class ArcFaceIRSE50(nn.Module):
 
     def __init__(self, embedding_dim=512):
         super().__init__()
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), FrozenBatchNorm2d(64), nn.PReLU(64))
-        units = []
-        for in_ch, depth, count in IR_SE50_STAGES:
-            units.append(BottleneckIRSE(in_ch, depth, 2))
-            units += [BottleneckIRSE(depth, depth, 1) for _ in range(count - 1)]
-        self.body = nn.Sequential(*units)
+        self.input_layer, self.body = ir_se50_trunk()
         self.output_layer = nn.Sequential(FrozenBatchNorm2d(512), nn.Dropout(0.0), nn.Flatten(),
                                           nn.Linear(512 * 7 * 7, embedding_dim), FrozenBatchNorm1d(embedding_dim))
 

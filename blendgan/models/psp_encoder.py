@@ -71,6 +71,17 @@ class BottleneckIRSE(nn.Module):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
+def ir_se50_trunk():
+    """(input_layer, body) of IR-SE50: 3x3 conv + BN + PReLU, then the 24 SE bottleneck units of
+    IR_SE50_STAGES (each stage opens with a stride-2 unit). Shared by the pSp encoder and ArcFace."""
+    input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), FrozenBatchNorm2d(64), nn.PReLU(64))
+    units = []
+    for in_ch, depth, count in IR_SE50_STAGES:
+        units.append(BottleneckIRSE(in_ch, depth, 2))
+        units += [BottleneckIRSE(depth, depth, 1) for _ in range(count - 1)]
+    return input_layer, nn.Sequential(*units)
+
+
 class GradualStyleBlock(nn.Module):
     """log2(spatial) x [3x3 stride-2 conv + LeakyReLU(0.01)] down to 1x1, then EqualLinear."""
 
@@ -93,12 +104,7 @@ class GradualStyleEncoder(nn.Module):
     def __init__(self, n_styles):
         super().__init__()
         self.n_styles = n_styles
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), FrozenBatchNorm2d(64), nn.PReLU(64))
-        units = []
-        for in_ch, depth, count in IR_SE50_STAGES:
-            units.append(BottleneckIRSE(in_ch, depth, 2))
-            units += [BottleneckIRSE(depth, depth, 1) for _ in range(count - 1)]
-        self.body = nn.Sequential(*units)
+        self.input_layer, self.body = ir_se50_trunk()
         self.styles = nn.ModuleList(
             GradualStyleBlock(512, 512, 16 if j < COARSE_END else 32 if j < MIDDLE_END else 64)
             for j in range(n_styles))
