@@ -60,7 +60,8 @@ def main(run, out):
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     grids = sorted((run / "samples").glob("*.jpg"))
     panel = plot(log)
-    parts = [panel] + [fit_height(cv2.imread(str(g)), panel.shape[0]) for g in (grids[0], grids[-1])]
+    # the grids are JPEG decodes: 6 bits per channel are invisible there and keep the PNG small
+    parts = [panel] + [fit_height(cv2.imread(str(g)) & 0xFC, panel.shape[0]) for g in (grids[0], grids[-1])]
     sep = np.full((panel.shape[0], 6, 3), 255, np.uint8)
     cv2.imwrite(str(out), np.concatenate([p for part in parts for p in (part, sep)][:-1], axis=1),
                 [cv2.IMWRITE_PNG_COMPRESSION, 9])
