@@ -3,6 +3,7 @@
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; without them the run is a single
 process and every helper here is a no-op. The backend is NCCL on CUDA and gloo on CPU.
 """
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -89,22 +90,33 @@ def mean_of(values, ctx, device):
     return dict(zip(names, t.tolist()))
 
 
-def average_gradients(params, ctx):
-    """Average `.grad` over processes with one flat all-reduce, as DistributedDataParallel does after
-    backward; done by hand like StyleGAN3's training loop so one optimiser step may combine several forward
-    passes. Parameters a pass does not reach keep `grad = None` (Adam then leaves them and their moments
-    alone, as in a single process); every process runs the same computation, so the set is the same."""
-    params = [p for p in params if p.grad is not None]
-    if not ctx.distributed or not params:
-        return
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= ctx.world_size
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[offset:offset + n].view_as(p))
-        offset += n
+def wrap(module, ctx, find_unused_parameters=False):
+    """`module` in DistributedDataParallel when several processes train, the module itself on one.
+
+    Call the wrapper (its forward) for every pass whose backward must be averaged over processes: DDP
+    averages each parameter's gradient during that backward (bucketed all-reduces, NCCL or gloo). Its
+    construction makes every process start from rank 0's parameters. Buffers are not
+    re-broadcast before each forward (noise maps are constants; BatchNorm statistics are frozen). Passes
+    that must not synchronise (frozen networks, sampling) call the inner module (`unwrap`). Every
+    parameter that requires grad must receive a gradient in the backward of each wrapper forward, or be
+    absent from that forward's graph with `find_unused_parameters=True`."""
+    if not ctx.distributed:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    # torch >= 2.13 names the per-forward buffer broadcast `forward_sync_buffers` (`broadcast_buffers` before)
+    names = inspect.signature(DistributedDataParallel).parameters
+    no_sync = {"forward_sync_buffers" if "forward_sync_buffers" in names else "broadcast_buffers": False}
+    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters,
+                                   **no_sync)
+
+
+def unwrap(module):
+    """The module inside a DistributedDataParallel wrapper (the module itself when not wrapped)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 def broadcast_params(module, ctx):

@@ -11,15 +11,18 @@ One step, per global batch (StyleGAN2 practice, rosinality's train.py; see the R
   2. G step: the three non-saturating terms; every --g_reg_every steps the path-length penalty on the
      natural branch (half batch); then add_weight is projected onto [0, 1].
   3. g_ema follows G (half-life --ema_kimg thousand images, with ramp-up).
-Several processes (torchrun) average their gradients after every backward pass; every random draw is a
-function of the seed and the global sample position, so N processes x batch B compute what one process
-with batch N·B computes (up to the order of floating-point sums).
+Several processes (torchrun): G (through GeneratorPass) and each discriminator are wrapped in
+DistributedDataParallel, which averages their gradients during every backward pass; the frozen networks
+of a step are called unwrapped. Every random draw is a function of the seed and the global sample position,
+so N processes x batch B compute what one process with batch N·B computes (up to the order of
+floating-point sums).
 """
 import contextlib
 import copy
 import time
 
 import torch
+from torch import nn
 
 from ..errors import UsageError
 from ..images import hconcat, tensors_to_bgr, write_image_atomic
@@ -81,6 +84,26 @@ def synthesize(g, codes, z_s=None):
     latent = torch.where(first[..., None], w1[:, None], w2[:, None])
     out = g([latent], input_is_latent=True, noise=noise, z_embed=z_s, return_latents=True)
     return out[0], out[1]
+
+
+class GeneratorPass(nn.Module):
+    """The generator's trained passes as one forward each, so that a DistributedDataParallel wrapper sees
+    every parameter its backward reaches in the forward it was called with:
+      forward(codes, z_s)               -> (natural images, stylized images)  (the G step: every parameter)
+      forward(codes, pl_noise=noise)    -> (path lengths, natural images)     (path-length regularisation:
+                                           natural branch, so the style mapping and the WBM are unused)
+    The path lengths differentiate the images w.r.t. the latents inside the forward (a DDP wrapper passes its
+    outputs through an autograd function, so the latents it returns are not those the images came from)."""
+
+    def __init__(self, g):
+        super().__init__()
+        self.g = g
+
+    def forward(self, codes, z_s=None, pl_noise=None):
+        if pl_noise is not None:
+            fake, latents = synthesize(self.g, codes)
+            return losses.path_lengths(fake, latents, pl_noise), fake
+        return synthesize(self.g, codes)[0], synthesize(self.g, codes, z_s)[0]
 
 
 def d_terms(ds, cfg, real_f, real_s, z_s, fake_f, fake_s):
@@ -262,9 +285,11 @@ def _train(cfg, ctx, log_file):
         start, mean_path_length, last_reg, elapsed_before = _restore(snapshot, cfg, g, g_ema, ds, g_optim, d_optims,
                                                                      g_scaler, d_scaler, images_per_step)
         del snapshot
-    else:
-        for m in (g, g_ema, *ds.values()):
-            distributed.broadcast_params(m, ctx)
+    # several processes: DDP averages the gradients of G and of each discriminator during backward; its
+    # construction gives every process rank 0's weights (g_ema is not trained: broadcast once)
+    distributed.broadcast_params(g_ema, ctx)
+    g_pass = distributed.wrap(GeneratorPass(g), ctx, find_unused_parameters=True)  # path length: WBM unused
+    ds_sync = {k: distributed.wrap(d, ctx) for k, d in ds.items()}
 
     log = JsonLog(run.log, enabled=ctx.is_main)
     if ctx.is_main:
@@ -289,44 +314,46 @@ def _train(cfg, ctx, log_file):
         requires_grad(ds.values(), True)
         d_codes = draw_codes(g, cfg.seed, D_CODES, positions, cfg.mixing, device, dtype)
         with torch.no_grad(), cast:
-            fake_f, _ = synthesize(g, d_codes)
-            fake_s, _ = synthesize(g, d_codes, z_s)
+            fake_f, fake_s = distributed.unwrap(g_pass)(d_codes, z_s)
         with cast:
-            terms = d_terms(ds, cfg, real_f, real_s, z_s, fake_f.to(dtype), fake_s.to(dtype))
-        _step([*ds.values()], d_optims.values(), d_scaler, terms["d_total"], ctx)
+            terms = d_terms(ds_sync, cfg, real_f, real_s, z_s, fake_f.to(dtype), fake_s.to(dtype))
+        _step([*ds.values()], d_optims.values(), d_scaler, terms["d_total"])
         values.update({k: v.item() for k, v in terms.items()})
 
         if cfg.r1 > 0 and step % cfg.d_reg_every == 0:
             reals = {"face": real_f.detach().requires_grad_(True), "style": real_s.detach().requires_grad_(True)}
-            r1 = {"r1_face": losses.r1_penalty(ds["d_face"](reals["face"]), reals["face"]),
-                  "r1_style": losses.r1_penalty(ds["d_style"](reals["style"]), reals["style"]),
-                  "r1_style_latent": losses.r1_penalty(ds["d_style_latent"](reals["style"], z_s), reals["style"])}
-            total = cfg.r1 / 2 * cfg.d_reg_every * sum(r1.values())
-            _step([*ds.values()], d_optims.values(), d_scaler, total, ctx)
+            preds = {"r1_face": (ds_sync["d_face"](reals["face"]), reals["face"]),
+                     "r1_style": (ds_sync["d_style"](reals["style"]), reals["style"]),
+                     "r1_style_latent": (ds_sync["d_style_latent"](reals["style"], z_s), reals["style"])}
+            r1 = {k: losses.r1_penalty(pred, x) for k, (pred, x) in preds.items()}
+            # + 0·D(x): the backward then reaches every D parameter (the R1 gradient misses e.g. the last bias),
+            # as DDP needs; a zero gradient leaves Adam's update at zero (beta1 = 0). rosinality does the same.
+            total = cfg.r1 / 2 * cfg.d_reg_every * sum(r1.values()) + 0 * sum(p[0].sum() for p, _ in preds.values())
+            _step([*ds.values()], d_optims.values(), d_scaler, total)
             last_reg.update(distributed.mean_of({k: v.item() for k, v in r1.items()}, ctx, device))
 
         # 2. generator
         requires_grad([g], True)
         requires_grad(ds.values(), False)
         g_codes = draw_codes(g, cfg.seed, G_CODES, positions, cfg.mixing, device, dtype)
-        with cast:
-            fake_f, _ = synthesize(g, g_codes)
-            fake_s, _ = synthesize(g, g_codes, z_s)
+        with cast:  # the frozen discriminators are called directly: no gradient of theirs to synchronise
+            fake_f, fake_s = g_pass(g_codes, z_s)
             terms = g_terms(ds, cfg, z_s, fake_f.to(dtype), fake_s.to(dtype))
-        _step([g], [g_optim], g_scaler, terms["g_total"], ctx)
+        _step([g], [g_optim], g_scaler, terms["g_total"])
         values.update({k: v.item() for k, v in terms.items()})
         g.add_weight.data.clamp_(0, 1)  # the WBM weights live in [0, 1]
 
         if cfg.path_regularize > 0 and step % cfg.g_reg_every == 0:
             n = max(1, cfg.batch // cfg.path_batch_shrink)
             pl_codes = draw_codes(g, cfg.seed, PL_CODES, positions[:n], cfg.mixing, device, dtype)
-            fake, latents = synthesize(g, pl_codes)
-            pl_noise = torch.stack([torch.randn(fake.shape[1:], generator=data.sample_generator(
+            pl_noise = torch.stack([torch.randn(3, cfg.size, cfg.size, generator=data.sample_generator(
                 cfg.seed, PL_CODES + 100, p)) for p in positions[:n]]).to(device, dtype)
-            lengths = losses.path_lengths(fake, latents, pl_noise)
+            lengths, fake = g_pass(pl_codes, pl_noise=pl_noise)
             batch_mean = distributed.all_reduce_mean_(lengths.detach().mean().clone(), ctx)
             pl_loss, mean_path_length = losses.path_length_penalty(lengths, mean_path_length, batch_mean=batch_mean)
-            _step([g], [g_optim], g_scaler, cfg.path_regularize * cfg.g_reg_every * pl_loss, ctx)
+            # + 0·G(z): every parameter of the natural branch gets a gradient (the path length misses the
+            # additive ones, e.g. ToRGB biases), as DDP needs; rosinality's train.py adds the same term
+            _step([g], [g_optim], g_scaler, cfg.path_regularize * cfg.g_reg_every * pl_loss + 0 * fake[0, 0, 0, 0])
             g.add_weight.data.clamp_(0, 1)
             last_reg.update({"path_length": float(batch_mean), "path_loss": pl_loss.item(),
                              "mean_path_length": mean_path_length})
@@ -362,13 +389,11 @@ def _train(cfg, ctx, log_file):
     return cfg.iters
 
 
-def _step(modules, optims, scaler, loss, ctx):
-    """zero grads, backward, average over processes, optimiser step(s)."""
+def _step(modules, optims, scaler, loss):
+    """zero grads, backward (DDP averages the gradients over processes meanwhile), optimiser step(s)."""
     for m in modules:
         m.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
-    for m in modules:
-        distributed.average_gradients(m.parameters(), ctx)
     for opt in optims:
         scaler.step(opt)
     scaler.update()

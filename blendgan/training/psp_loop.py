@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..errors import UsageError
 from ..images import hconcat, tensors_to_bgr, write_image_atomic
 from ..models.generator import n_latent_for_size
-from ..models.psp_encoder import PSPEncoder
+from ..models.psp_encoder import MIDDLE_END, PSPEncoder
 from . import config as config_mod
 from . import data, distributed
 from .encoder_runs import (Progress, StepClock, autocast, check_common, check_images_per_step, compute_dtype,
@@ -85,9 +85,10 @@ def build_encoder(cfg, snapshot, run, size, latent_avg):
     return enc
 
 
-def reconstruct(enc, g, x, input_size):
-    """(y_hat, offsets): the encoder sees x pooled to input_size (inference pools to 256)."""
-    offsets = enc.encoder(F.adaptive_avg_pool2d(x, (input_size, input_size)))
+def reconstruct(enc, g, x, input_size, body=None):
+    """(y_hat, offsets): the encoder sees x pooled to input_size (inference pools to 256). `body`: the module
+    computing the offsets, `enc.encoder` or its DistributedDataParallel wrapper."""
+    offsets = (body or enc.encoder)(F.adaptive_avg_pool2d(x, (input_size, input_size)))
     y_hat, _ = g([offsets + enc.latent_avg], input_is_latent=True, randomize_noise=False)
     return y_hat, offsets
 
@@ -134,8 +135,9 @@ def _train(cfg, ctx, log_file):
         set_rng_state(snapshot["rng"])
         start, elapsed_before = int(snapshot["step"]), float(snapshot["elapsed_s"])
         del snapshot
-    else:
-        distributed.broadcast_params(enc, ctx)
+    # several processes: DDP averages the encoder's gradients (its construction broadcasts rank 0's weights);
+    # generators below 64 px have no fine-level codes, so the encoder's fine lateral layer gets no gradient
+    body = distributed.wrap(enc.encoder, ctx, find_unused_parameters=enc.encoder.n_styles <= MIDDLE_END)
 
     log = start_run(cfg, run, ctx, start)
     progress = Progress(cfg.iters, start, images_per_step, enabled=ctx.is_main and cfg.progress)
@@ -145,11 +147,10 @@ def _train(cfg, ctx, log_file):
         positions = data.global_positions(step, cfg.batch, ctx)
         x = data.batch_of(folder, sampler.draw(positions)).to(device, dtype)
         with cast:
-            y_hat, offsets = reconstruct(enc, g, x, cfg.input_size)
+            y_hat, offsets = reconstruct(enc, g, x, cfg.input_size, body)
             total, terms = loss_fn(loss_view(y_hat.to(dtype)), loss_view(x), offsets.to(dtype))
         optim.zero_grad(set_to_none=True)
         total.backward()
-        distributed.average_gradients(params, ctx)
         optim.step()
         values = distributed.mean_of({"loss": float(total), **{k: float(v) for k, v in terms.items()}}, ctx, device)
 

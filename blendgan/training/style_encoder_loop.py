@@ -92,6 +92,24 @@ def encode(encoder, images, frozen_layers):
     return h
 
 
+class TrainedPass(nn.Module):
+    """z = encode(views), p = Projector(z) as one forward whose registered parameters are only those that
+    train (the MLP layers from `frozen_layers` on, the projection head): a DistributedDataParallel wrapper
+    then averages just their gradients and broadcasts just them at construction, never the frozen VGG19
+    and 610304-wide layer, which are held outside the module tree."""
+
+    def __init__(self, encoder, projector, frozen_layers):
+        super().__init__()
+        self.trained = nn.ModuleList(encoder.embedder_mlp[frozen_layers:])
+        self.projector = projector
+        self._frozen = (encoder, frozen_layers)  # a tuple: not registered as a submodule
+
+    def forward(self, views):
+        encoder, frozen_layers = self._frozen
+        z = encode(encoder, views, frozen_layers)
+        return z, self.projector(z)
+
+
 def make_trainable(encoder, frozen_layers, dtype):
     """The parameters that train (MLP layers from `frozen_layers` on), as fresh writable tensors."""
     params = []
@@ -174,9 +192,8 @@ def _train(cfg, ctx, log_file):
         set_rng_state(snapshot["rng"])
         start, elapsed_before = int(snapshot["step"]), float(snapshot["elapsed_s"])
         del snapshot
-    else:
-        for layer in [*encoder.embedder_mlp[cfg.frozen_mlp_layers:], projector]:
-            distributed.broadcast_params(layer, ctx)
+    # several processes: DDP averages the trained parameters' gradients (its construction broadcasts rank 0's)
+    trained = distributed.wrap(TrainedPass(encoder, projector, cfg.frozen_mlp_layers), ctx)
 
     log = start_run(cfg, run, ctx, start)
     progress = Progress(cfg.iters, start, images_per_step, enabled=ctx.is_main and cfg.progress)
@@ -187,14 +204,12 @@ def _train(cfg, ctx, log_file):
         x = data.batch_of(folder, sampler.draw(positions)).to(device, dtype)
         v1, v2 = view_pair(x, positions, cfg)
         with cast:
-            z = encode(encoder, torch.cat([v1, v2]), cfg.frozen_mlp_layers)
-            p = projector(z)
+            z, p = trained(torch.cat([v1, v2]))
         z1, z2 = contrastive.gather_with_grad(z[:cfg.batch]), contrastive.gather_with_grad(z[cfg.batch:])
         p1, p2 = contrastive.gather_with_grad(p[:cfg.batch]), contrastive.gather_with_grad(p[cfg.batch:])
         loss = contrastive.nt_xent(p1.to(dtype), p2.to(dtype), cfg.temperature)
         optim.zero_grad(set_to_none=True)
         loss.backward()
-        distributed.average_gradients(params, ctx)
         optim.step()
         values = {"loss": loss.item(), "retrieval_top1": contrastive.retrieval_top1(z1, z2)}
 
