@@ -99,10 +99,33 @@ def _apply(rows, src, dst):
             out.add_(src[j], alpha=c)
 
 
-CHUNK_ELEMENTS = 1 << 21  # transformed input per chunk (~8 MB in float32): the chunk's passes stay in cache
+CHUNK_ELEMENTS = 1 << 19  # transformed input per chunk (~2 MB in float32): a chunk's passes stay in a core's cache
 
 
-def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_into_weight=None):
+class _Workers:
+    """Threads that each run whole chunks with single-threaded ops (torch's thread count is a per-thread
+    setting). The transforms are ~40 small element-wise passes per chunk; run as parallel ops, each
+    would end in a barrier of all threads, which a busy machine stalls; chunks per thread have none."""
+
+    def __init__(self):
+        self.pool, self.size = None, 0
+
+    def get(self, size):
+        if self.pool is None or self.size != size:
+            from concurrent.futures import ThreadPoolExecutor
+
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+            self.pool = ThreadPoolExecutor(size, thread_name_prefix="winograd",
+                                           initializer=lambda: torch.set_num_threads(1))
+            self.size = size
+        return self.pool
+
+
+_WORKERS = _Workers()
+
+
+def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_into_weight=None, threads=None):
     """3x3 convolution, stride 1, padding 1, of x [N, in, H, W] with the transformed weight `u`
     ([(m+2)^2, in, out], see `weight_transform`).
 
@@ -110,9 +133,10 @@ def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_
     the output channels, then `bias` [out] is added. They are folded into a per-sample copy of `u` when
     that is smaller than one sample's activations (`fold_into_weight`, default: decided by size), else
     into the copy that pads the input and into the output. Returns [N, out, H, W] in channels-last
-    memory format. Samples run one after another and each in chunks of tile rows, so that a chunk's
-    transforms stay in cache and a sample's result does not depend on the batch it came in. Not
-    differentiable (writes through out=): callers use a direct convolution under autograd.
+    memory format. Samples run one after another, each in chunks of tile rows shared out over
+    `threads` worker threads (default: torch's thread count) so that a chunk's transforms stay in one
+    core's cache; a sample's result does not depend on the batch it came in. Not differentiable
+    (writes through out=): callers use a direct convolution under autograd.
     """
     n, c, h, w = x.shape
     a = m + 2
@@ -127,15 +151,21 @@ def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_
     out_scale = None if out_scale is None else out_scale.to(dtype)
     bias = None if bias is None else bias.to(dtype)
     tr = max(1, min(th, CHUNK_ELEMENTS // (a * a * tw * max(c, o))))
-    bufs = dict(
-        xp=torch.zeros((m * th + 2, m * tw + 2, c), dtype=dtype, device=dev),  # borders stay zero
-        r=torch.empty((a, tr, m * tw + 2, c), dtype=dtype, device=dev),
-        v=torch.empty((a, a, tr, tw, c), dtype=dtype, device=dev),
-        p=torch.empty((a * a, tr * tw, o), dtype=dtype, device=dev),
-        z=torch.empty((m, a, tr, tw, o), dtype=dtype, device=dev),
-    )
+    chunks = [(t0, min(tr, th - t0)) for t0 in range(0, th, tr)]
+    threads = max(1, min(threads or torch.get_num_threads(), len(chunks)))
+    parts = [chunks[i::threads] for i in range(threads)]
+
+    def buffers():
+        return dict(r=torch.empty((a, tr, m * tw + 2, c), dtype=dtype, device=dev),
+                    v=torch.empty((a, a, tr, tw, c), dtype=dtype, device=dev),
+                    p=torch.empty((a * a, tr * tw, o), dtype=dtype, device=dev),
+                    z=torch.empty((m, a, tr, tw, o), dtype=dtype, device=dev))
+
+    bufs = [buffers() for _ in parts]
+    xp = torch.zeros((m * th + 2, m * tw + 2, c), dtype=dtype, device=dev)  # borders stay zero
     out = torch.empty((n, m * th, m * tw, o), dtype=dtype, device=dev)
     rows = (_rows(transform_matrices(m)[0]), _rows(transform_matrices(m)[2]))
+    pool = _WORKERS.get(threads) if threads > 1 else None
     for b in range(n):
         s_in = None if in_scale is None else in_scale[b]
         s_out = None if out_scale is None else out_scale[b]
@@ -146,25 +176,34 @@ def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_
             if s_out is not None:
                 ub = ub * s_out[None, None, :]
             s_in = s_out = None
-        _one_sample(x[b].permute(1, 2, 0), ub, m, s_in, s_out, bias, out[b], bufs, rows, tr)
+        src = x[b].permute(1, 2, 0)
+        if s_in is None:
+            xp[1:h + 1, 1:w + 1].copy_(src)
+        else:
+            torch.mul(src, s_in, out=xp[1:h + 1, 1:w + 1])
+        jobs = [(xp, ub, m, s_out, bias, out[b], bufs[i], rows, part) for i, part in enumerate(parts)]
+        if pool is None:
+            _chunks(*jobs[0])
+        else:  # grad and inference modes are per thread: the workers take the caller's
+            inference = torch.is_inference_mode_enabled()
+            for f in [pool.submit(_in_mode, inference, *job) for job in jobs]:
+                f.result()
     if m * th != h or m * tw != w:
         out = out[:, :h, :w].contiguous()
     return out.permute(0, 3, 1, 2)
 
 
-def _one_sample(x, u, m, in_scale, out_scale, bias, out, bufs, rows, tr):
-    """One sample: x [H, W, in] (a view), result into out [m*th, m*tw, out]."""
-    h, w, c = x.shape
-    a, o = m + 2, u.shape[2]
-    th, tw = out.shape[0] // m, out.shape[1] // m
+def _in_mode(inference, *job):
+    with torch.inference_mode(inference), torch.no_grad():
+        _chunks(*job)
+
+
+def _chunks(xp, u, m, out_scale, bias, out, bufs, rows, chunks):
+    """Tile-row chunks (t0, count) of one sample: padded input xp [m*th+2, m*tw+2, in] -> out [m*th, m*tw, out]."""
+    a, o, c = m + 2, u.shape[2], xp.shape[2]
+    tw = out.shape[1] // m
     rows_b, rows_a = rows
-    xp = bufs["xp"]
-    if in_scale is None:
-        xp[1:h + 1, 1:w + 1].copy_(x)
-    else:
-        torch.mul(x, in_scale, out=xp[1:h + 1, 1:w + 1])
-    for t0 in range(0, th, tr):
-        k = min(tr, th - t0)
+    for t0, k in chunks:
         r, v, z = bufs["r"][:, :k], bufs["v"][:, :, :k], bufs["z"][:, :, :k]
         # input transform B^T d B, separably: rows of the tiles, then their columns
         _apply(rows_b, [xp[m * t0 + i:m * (t0 + k) + i:m] for i in range(a)], list(r))
