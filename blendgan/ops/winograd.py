@@ -150,9 +150,11 @@ def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_
     in_scale = None if in_scale is None else in_scale.to(dtype)
     out_scale = None if out_scale is None else out_scale.to(dtype)
     bias = None if bias is None else bias.to(dtype)
-    tr = max(1, min(th, CHUNK_ELEMENTS // (a * a * tw * max(c, o))))
+    threads = max(1, threads or torch.get_num_threads())
+    # at least one chunk per thread: a chunk run with multi-threaded ops ends every pass in a barrier
+    tr = max(1, min(-(-th // threads), CHUNK_ELEMENTS // (a * a * tw * max(c, o))))
     chunks = [(t0, min(tr, th - t0)) for t0 in range(0, th, tr)]
-    threads = max(1, min(threads or torch.get_num_threads(), len(chunks)))
+    threads = min(threads, len(chunks))
     parts = [chunks[i::threads] for i in range(threads)]
 
     def buffers():
