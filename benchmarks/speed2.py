@@ -26,36 +26,35 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (the shared machinery: timing alternation, models, report)
+import bench  # noqa: E402  (models and inputs; bench._import_torch() loads measure.py's machinery into it)
 
-SECTIONS = ("layers", "upsample", "generator", "profile", "quality")
+measure = None  # benchmarks/measure.py, imported by run()
+SECTIONS = ("layers", "upsample", "generator", "profile", "breakdown", "quality")
 
 
 def add_arguments(parser):
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per variant after one warm-up (default 3)")
     parser.add_argument("--sizes", default="64,128,256,512", help="generator sizes for the error sweep")
-    parser.add_argument("--conformance", type=Path, default=None, help="conformance folder with the recipe")
     parser.add_argument("--random-weights", action="store_true", help="do not use the recipe even if present")
     parser.add_argument("--out", type=Path, default=bench.RESULTS / "speed2_cpu.md", help="Markdown output")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--note", default="", help="a line to add under the title (e.g. machine load)")
 
 
+STYLE_MATRIX = "embedder.embedder_mlp.0.weight"  # the style encoder's 610304 x 512 matrix
+
+
 def generator_sd(args):
     """float32 generator_1024 weights (recipe or random) with the style matrix left unallocated."""
     torch = bench.torch
-    cc = None if args.random_weights else bench.conformance_module(args.conformance or bench.DEFAULT_CONFORMANCE)
-    if cc is None:
+    if args.random_weights:
         torch.manual_seed(0)
-        return dict(bench.Generator(bench.SIZE).state_dict()), "RANDOM initialisation (recipe not found)"
-    sd = {}
-    for key, shape, dtype in cc.load_keys(f"generator_{bench.SIZE}"):
-        if key == bench.STYLE_MATRIX:
-            sd[key] = torch.empty(shape)  # never touched: z_embed is given
-        else:
-            v = cc.recipe_tensor(key, shape, bench.SEED_G)
-            sd[key] = v if "int" in dtype else v.float()
+        return dict(bench.Generator(bench.SIZE).state_dict()), "RANDOM initialisation"
+    import helpers  # the tests' recipe weights (the conformance fixture's recipe, made from the keys)
+
+    shape = dict((k, s) for k, s, _ in helpers.model_keys("generator", bench.SIZE))[STYLE_MATRIX]
+    sd = dict(helpers.generator_state_dict(bench.SIZE, bench.SEED_G, embedder={STYLE_MATRIX: torch.empty(shape)}))
     return sd, f"conformance recipe (seed {bench.SEED_G}, float32)"
 
 
@@ -198,14 +197,14 @@ def section_generator(rep, gsd, runs, sizes):
         return f
 
     variants = {"reference fp32": lambda: bench.use_reference_ops(g, True)([z], **call)[0],
-                "fast fp32, direct conv only (previous)": fast(False),
-                "fast fp32, Winograd (default)": fast(True),
+                "fast fp32, direct conv (default)": fast(False),
+                "fast fp32, Winograd (opt-in)": fast(True),
                 "fast bf16": lambda: glow([z.bfloat16()], z_embed=ze.bfloat16(), add_weight_index=6,
                                           randomize_noise=False)[0]}
     res = bench.alternate(variants, cpu, runs)
     flops = bench.count_flops(fast(False))
     t_ref, c_ref = medians(res, "reference fp32")
-    out_ref, out_fast = res["reference fp32"][2], res["fast fp32, Winograd (default)"][2]
+    out_ref, out_fast = res["reference fp32"][2], res["fast fp32, Winograd (opt-in)"][2]
     rows = []
     for name in variants:
         t, c = medians(res, name)
@@ -216,7 +215,7 @@ def section_generator(rep, gsd, runs, sizes):
                      f"{flops / t / 1e9:.0f}", f"{res[name][3]:.0f}", err])
     rep.table(["path", "s / image", "speed-up", "CPU s", "CPU-time ratio", "effective GFLOP/s (direct FLOPs)",
                "peak RSS MB", "max rel. error"], rows)
-    off, on = "fast fp32, direct conv only (previous)", "fast fp32, Winograd (default)"
+    off, on = "fast fp32, direct conv (default)", "fast fp32, Winograd (opt-in)"
     row1024 = [size, bench.fmt_s(t_ref), bench.fmt_s(res[off][0]), bench.fmt_s(res[on][0]),
                f"{bench.CPU_TIMES[off] / bench.CPU_TIMES[on]:.2f}", f"{c_ref / bench.CPU_TIMES[on]:.2f}",
                f"{bench.rel_err(res[off][2], out_ref):.1e}", f"{bench.rel_err(out_fast, out_ref):.1e}"]
@@ -276,7 +275,7 @@ def section_profile(rep, g):
                 len((e.input_shapes or [[]])[0]) in (3, 5):  # the transforms work on 3-D / 5-D views
             k = "Winograd transforms + epilogue (elementwise)"
         else:
-            k = bench.classify(e)
+            k = measure.classify(e)
         kinds[k] = kinds.get(k, 0) + e.self_cpu_time_total
     rep.add(f"{total / 1e3:.0f} ms of CPU op time (summed over the ops' spans, not wall time).")
     rep.add()
@@ -284,13 +283,189 @@ def section_profile(rep, g):
                                     for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])])
     top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:14]
     rep.table(["op", "input shapes", "calls", "ms", "%"],
-              [[e.key, bench.short_shapes(e.input_shapes), e.count, f"{e.self_cpu_time_total / 1e3:.1f}",
+              [[e.key, measure.short_shapes(e.input_shapes), e.count, f"{e.self_cpu_time_total / 1e3:.1f}",
                 f"{100 * e.self_cpu_time_total / total:.1f}"] for e in top])
+
+
+# ------------------------------------------------------------------------------------------ breakdown
+
+BREAKDOWN_KINDS = ("3x3 conv", "transposed 3x3 conv", "blur after upsampling", "ToRGB (1x1 + skip upsampling)",
+                   "noise / bias / lrelu", "modulation / demodulation", "other")
+
+
+def _label_layers(g, clock=None):
+    """Forward hooks on each synthesis layer (and its modulation linear, and the ToRGB skip upsampling),
+    labelled 'L|<kind>|<resolution>|<part>': with `clock` (a dict) they add each call's process CPU
+    seconds to clock[label]; without, they wrap the call in a torch.profiler.record_function range."""
+    torch = bench.torch
+    handles = []
+
+    def wrap(module, label):
+        def pre(mod, args):
+            if clock is None:
+                mod._bench_rf = torch.profiler.record_function(label)
+                mod._bench_rf.__enter__()
+            else:
+                mod._bench_t0 = time.process_time()
+
+        def post(mod, args, out):
+            if clock is None:
+                mod._bench_rf.__exit__(None, None, None)
+            else:
+                clock[label] = clock.get(label, 0.0) + time.process_time() - mod._bench_t0
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post))
+
+    layers = [("3x3", 4, g.conv1), ("torgb", 4, g.to_rgb1)]
+    for j, rgb in enumerate(g.to_rgbs):
+        r = 2 ** (j + 3)
+        layers += [("up", r, g.convs[2 * j]), ("3x3", r, g.convs[2 * j + 1]), ("torgb", r, rgb)]
+    for kind, r, m in layers:
+        wrap(m, f"L|{kind}|{r}|layer")
+        wrap(m.conv.modulation, f"L|{kind}|{r}|modulation")
+        if kind == "torgb" and hasattr(m, "upsample"):
+            wrap(m.upsample, f"L|{kind}|{r}|skip")
+    return handles
+
+
+def _op_kind(layer, part, e, winograd_on):
+    """Breakdown kind of one profiled op inside a labelled layer (see BREAKDOWN_KINDS)."""
+    name, shapes = e.name, [s for s in (e.input_shapes or []) if isinstance(s, list)]
+    if part == "modulation":
+        return "modulation / demodulation"
+    if layer == "torgb":
+        return "ToRGB (1x1 + skip upsampling)" if part == "skip" or "mm" in name or "conv" in name or \
+            name in ("aten::add", "aten::add_") else "other"
+    nd = len(shapes[0]) if shapes else 0
+    if "conv" in name:
+        w = shapes[1] if len(shapes) > 1 else []
+        if len(w) == 4 and w[1] == 1 and w[2] == 4:
+            return "blur after upsampling"
+        return "transposed 3x3 conv" if layer == "up" else "3x3 conv"
+    if name == "aten::bmm" or (winograd_on and layer == "3x3" and nd in (3, 5)):
+        return "3x3 conv"  # Winograd: GEMMs, transforms (3-D / 5-D views), padding copy and scatter epilogue
+    if name in ("aten::add_", "aten::add", "aten::leaky_relu_", "aten::leaky_relu", "aten::addcmul", "aten::where",
+                "aten::gt", "aten::mul_") and nd == 4:
+        return "noise / bias / lrelu"
+    if name in ("aten::mm", "aten::matmul", "aten::addmm", "aten::rsqrt", "aten::cat", "aten::square", "aten::sum",
+                "aten::pow", "aten::mul", "aten::add") and nd in (1, 2, 5):
+        return "modulation / demodulation"
+    return "other"
+
+
+def layer_breakdown(g, z, ze, reference=False, winograd_on=True, runs=3):
+    """Process CPU ms of one generator call split by resolution x BREAKDOWN_KINDS, and its total.
+
+    Each layer's CPU time (its own, without its labelled sub-ranges) is the median over `runs` timed
+    calls (hooks around the layers, no profiler); it is split over that layer's ops in proportion to
+    their self CPU time in one profiled call (ops on Winograd worker threads count where their span
+    falls). CPU time, unlike wall time, moves little with other load on a shared machine."""
+    torch = bench.torch
+    from torch.profiler import profile
+
+    from blendgan.ops import winograd
+
+    old = winograd.set_enabled(winograd_on)
+    bench.use_reference_ops(g, reference)
+    kw = dict(z_embed=ze, add_weight_index=6, randomize_noise=False)
+    clocks, totals = [], []
+    try:
+        with torch.inference_mode():
+            g([z], **kw)
+            for _ in range(runs):
+                clock = {}
+                handles = _label_layers(g, clock)
+                c0 = time.process_time()
+                g([z], **kw)
+                totals.append(time.process_time() - c0)
+                for h in handles:
+                    h.remove()
+                clocks.append(clock)
+            handles = _label_layers(g)
+            with profile(record_shapes=True) as prof:
+                g([z], **kw)
+            for h in handles:
+                h.remove()
+    finally:
+        winograd.set_enabled(old)
+    cpu = {k: statistics.median(c[k] for c in clocks) for k in clocks[0]}
+    own = dict(cpu)
+    for k, v in cpu.items():  # a layer's own time: without its modulation / skip sub-ranges
+        if not k.endswith("|layer"):
+            parent = k.rsplit("|", 1)[0] + "|layer"
+            own[parent] -= v
+    events = list(prof.events())
+    labels = [e for e in events if e.name.startswith("L|")]
+    ops = [e for e in events if not e.name.startswith("L|") and e.self_cpu_time_total > 0]
+
+    def innermost(e):
+        best = None
+        for lab in labels:
+            if lab.time_range.start <= e.time_range.start and e.time_range.end <= lab.time_range.end:
+                if best is None or lab.time_range.elapsed_us() < best.time_range.elapsed_us():
+                    best = lab
+        return best
+
+    shares = {}  # label -> {kind: self us}
+    for e in ops:
+        lab = innermost(e)
+        if lab is None:
+            continue
+        _, layer, _, part = lab.name.split("|")
+        kind = _op_kind(layer, part, e, winograd_on and not reference)
+        d = shares.setdefault(lab.name, {})
+        d[kind] = d.get(kind, 0.0) + e.self_cpu_time_total
+    table = {}  # resolution -> kind -> ms
+    for label, sec in own.items():
+        _, layer, res, part = label.split("|")
+        sh = shares.get(label) or {"other": 1.0}
+        total_self = sum(sh.values())
+        row = table.setdefault(int(res), {})
+        for kind, us in sh.items():
+            row[kind] = row.get(kind, 0.0) + max(sec, 0.0) * 1e3 * us / total_self
+    return statistics.median(totals) * 1e3, table
+
+
+def section_breakdown(rep, gsd):
+    torch = bench.torch
+    rep.add(f"## Per resolution and kind of op: generator {bench.SIZE} px with a style, fp32, batch 1 "
+            "(torch.profiler)")
+    rep.add()
+    rep.add("Process CPU ms (summed over threads; moves little with other load, unlike wall time): each "
+            "layer's CPU time is the median of 3 timed calls (hooks around the layers), split over its ops in "
+            "proportion to their self time in one torch.profiler call. 'outside' = mapping, style embedding "
+            "and blend, noise maps. Reference = the straightforward math (the original's way: grouped "
+            "per-sample conv, pad-and-convolve FIR), same weights, same process.")
+    rep.add()
+    g = _fast_model(gsd, bench.SIZE)
+    z, ze = bench.gen_inputs(1, torch.device("cpu"), torch.float32)
+    variants = [("reference", True, False), ("fast, Winograd off", False, False), ("fast, Winograd on", False, True)]
+    results = {}
+    for name, ref, on in variants:
+        results[name] = layer_breakdown(g, z, ze, reference=ref, winograd_on=on)
+        bench.release_freed_memory()
+    res_list = sorted(results[variants[0][0]][1])
+    for name, _, _ in variants:
+        total, table = results[name]
+        rows = []
+        totals = dict.fromkeys(BREAKDOWN_KINDS, 0.0)
+        for r in res_list:
+            row = table.get(r, {})
+            rows.append([r] + [f"{row.get(k, 0.0):.0f}" for k in BREAKDOWN_KINDS] + [f"{sum(row.values()):.0f}"])
+            for k in BREAKDOWN_KINDS:
+                totals[k] += row.get(k, 0.0)
+        rows.append(["all"] + [f"{totals[k]:.0f}" for k in BREAKDOWN_KINDS] + [f"{sum(totals.values()):.0f}"])
+        layers = sum(totals.values())
+        rep.add(f"### {name}: {total:.0f} CPU ms per call, {total - layers:.0f} outside the layers")
+        rep.add()
+        rep.table(["resolution"] + [f"{k} ms" for k in BREAKDOWN_KINDS] + ["layers ms"], rows)
+    return results
 
 
 # ------------------------------------------------------------------------------------------ quality
 
 def psnr_and_off(a, b):
+    """(PSNR dB, share of pixels off by > 2 levels, max abs diff) of uint8 images a against b."""
     import numpy as np
 
     a, b = np.stack(a).astype(np.float64), np.stack(b).astype(np.float64)
@@ -299,38 +474,77 @@ def psnr_and_off(a, b):
     return psnr, float((np.abs(a - b) > 2).mean()), float(np.abs(a - b).max())
 
 
-def section_quality(rep, gsd, runs, n_images=4):
+def scale_to_rgb(g, factor):
+    """Multiply every ToRGB layer's weight and bias by `factor`: the image (the sum of the ToRGB
+    outputs, each linear in its weight and bias, upsampled) is then exactly `factor` times as large."""
     torch = bench.torch
+    with torch.no_grad():  # new tensors: the parameters may share memory with the state dict
+        for rgb in [g.to_rgb1, *g.to_rgbs]:
+            rgb.conv.weight.data = rgb.conv.weight.data * factor
+            rgb.bias.data = rgb.bias.data * factor
+    return bench.prepare_for_inference(g)
+
+
+def section_quality(rep, gsd, runs, n_images=3, weights="recipe"):
+    torch = bench.torch
+    import numpy as np
+
     from blendgan import images
     from blendgan.models.mixed_precision import keep_float32
 
     cpu = torch.device("cpu")
-    rep.add(f"## bf16 image quality against fp32 ({bench.SIZE} px, {n_images} images, uint8 through ten2cv)")
-    rep.add()
-    g32 = _fast_model(gsd, bench.SIZE)
-    z, ze = bench.gen_inputs(n_images, cpu, torch.float32, seed=11)
+    size = bench.SIZE
     kw = dict(add_weight_index=6, randomize_noise=False)
-    with torch.inference_mode():
-        ref = [images.tensor_to_bgr(g32([z[i:i + 1]], z_embed=ze[i:i + 1], **kw)[0]) for i in range(n_images)]
+    z, ze = bench.gen_inputs(n_images, cpu, torch.float32, seed=11)
+
+    def images_of(m, dtype):
+        with torch.inference_mode():
+            return [m([z[i:i + 1].to(dtype)], z_embed=ze[i:i + 1].to(dtype), **kw)[0].float() for i in range(n_images)]
+
+    g32 = _fast_model(gsd, size)
+    raw = images_of(g32, torch.float32)
+    peak = max(float(t.abs().max()) for t in raw)
+    clipped_raw = float(np.mean([float((t.abs() > 1).float().mean()) for t in raw]))
+    # range-matched proxy: a trained generator's images sit inside [-1, 1]; the recipe weights' do not
+    # (they saturate). One factor for all images maps the largest |value| to 0.95.
+    factor = 0.95 / peak
+    scale_to_rgb(g32, factor)
+    ref = images_of(g32, torch.float32)
+    ref_u8 = [images.tensor_to_bgr(t) for t in ref]
     del g32
     bench.release_freed_memory()
-    configs = [("bf16 (demodulation already accumulated in fp32)", {}),
+    rep.add(f"## bf16 image quality against fp32 ({size} px, {n_images} images, range-matched {weights} generator)")
+    rep.add()
+    rep.add(f"Proxy for generated faces: the {weights} weights' raw images saturate ({100 * clipped_raw:.0f} % of "
+            f"values outside [-1, 1], largest |value| {peak:.1f}), so the uint8 conversion hides most "
+            f"differences. Every ToRGB weight and bias is multiplied by {factor:.3g} (the same factor in "
+            "fp32 and bf16), which scales the image exactly (ToRGB and the skip sum are linear) and puts it "
+            "inside [-1, 1] like a trained generator's; the synthesis layers are unchanged. Columns: PSNR "
+            "and pixels off by > 2 grey levels of the uint8 images (the original ten2cv conversion), and "
+            "the same on the float images over their own range (max - min of fp32, no clipping). bf16 "
+            "already accumulates the modulation and demodulation factors in fp32 (blendgan.ops: "
+            "_compute_dtype); 'fp32 demodulation' is therefore the plain bf16 row.")
+    rep.add()
+    configs = [("bf16 (modulation / demodulation factors in fp32)", {}),
+               ("bf16 + fp32 latent MLPs (mapping, style embedding)", dict(to_rgb=False, latents=True)),
                ("bf16 + fp32 ToRGB", dict(to_rgb=True)),
+               ("bf16 + fp32 latent MLPs + ToRGB", dict(to_rgb=True, latents=True)),
                ("bf16 + fp32 last resolution (its two convs + ToRGB)", dict(to_rgb=True, last_resolutions=1)),
-               ("bf16 + fp32 last two resolutions", dict(to_rgb=True, last_resolutions=2))]
-    rows = []
-    timings = {}
-    models = {}
+               ("bf16 + fp32 latent MLPs + last resolution", dict(to_rgb=True, last_resolutions=1, latents=True))]
+    rng = max(float(t.max()) for t in ref) - min(float(t.min()) for t in ref)
+    rows, timings, models = [], {}, {}
     for name, cfg in configs:
-        m = _fast_model(gsd, bench.SIZE, torch.bfloat16)
+        m = _fast_model(gsd, size, torch.bfloat16)
         if cfg:
             keep_float32(m, **cfg)
-            bench.prepare_for_inference(m)
+        scale_to_rgb(m, factor)
         models[name] = m
-        with torch.inference_mode():
-            outs = [images.tensor_to_bgr(m([z[i:i + 1].bfloat16()], z_embed=ze[i:i + 1].bfloat16(), **kw)[0])
-                    for i in range(n_images)]
-        rows.append([name, *psnr_and_off(outs, ref)])
+        outs = images_of(m, torch.bfloat16)
+        p, off, mx = psnr_and_off([images.tensor_to_bgr(t) for t in outs], ref_u8)
+        err = torch.stack(outs) - torch.stack(ref)
+        fpsnr = 20 * math.log10(rng / float(err.double().square().mean().sqrt()))
+        foff = float((err.abs() * 255 / rng > 2).float().mean())
+        rows.append([name, p, off, mx, fpsnr, foff])
         if len(models) == 2 or name == configs[-1][0]:  # time two models at a time (memory)
             zz, zze = z[:1].bfloat16(), ze[:1].bfloat16()
             res = bench.alternate({n: (lambda mm=mm: mm([zz], z_embed=zze, **kw)[0]) for n, mm in models.items()},
@@ -339,18 +553,25 @@ def section_quality(rep, gsd, runs, n_images=4):
             models.clear()
             bench.release_freed_memory()
     base = timings[configs[0][0]]
-    rep.table(["variant", "PSNR dB", "pixels off by > 2 levels", "max abs diff (levels)", "s / image",
-               "CPU s", "CPU time vs plain bf16"],
-              [[n, f"{p:.2f}", f"{100 * o:.2f} %", f"{mx:.0f}", bench.fmt_s(timings[n][0]), bench.fmt_s(timings[n][1]),
-                f"{timings[n][1] / base[1]:.2f}"] for n, p, o, mx in rows])
+    rep.table(["variant", "PSNR dB (uint8)", "pixels off > 2 levels", "max abs diff (levels)",
+               "PSNR dB (float, fp32 range)", "off > 2 levels (float)", "s / image", "CPU s",
+               "CPU time vs plain bf16"],
+              [[n, f"{p:.2f}", f"{100 * o:.2f} %", f"{mx:.0f}", f"{fp:.2f}", f"{100 * fo:.2f} %",
+                bench.fmt_s(timings[n][0]), bench.fmt_s(timings[n][1]), f"{timings[n][1] / base[1]:.2f}"]
+               for n, p, o, mx, fp, fo in rows])
+    rep.add(f"fp32 images of the range-matched generator: {100 * float(np.mean([float((t.abs() > 1).float().mean()) for t in ref])):.2f} % "
+            "of values outside [-1, 1].")
+    rep.add()
 
 
 # ------------------------------------------------------------------------------------------ main
 
 def run(args):
+    global measure
     bench._import_torch()
+    import measure  # after _import_torch, which sets the huge-page allocation before torch loads
     torch = bench.torch
-    from blendgan.ops import reuse_freed_memory
+    from blendgan.allocator import reuse_freed_memory
 
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
@@ -371,12 +592,17 @@ def run(args):
     rep.add(f"Machine ceiling at start: fp32 matmul {ceil[0][1]:.0f} / 512-ch 3x3 conv {ceil[0][2]:.0f} GFLOP/s.")
     rep.add()
     reuse_freed_memory()
+    from blendgan.ops import winograd
+
+    # the Winograd path is opt-in (off by default): switched on here so that the models get their
+    # transformed weights when prepared; each variant below sets it on or off for its own calls
+    winograd.set_enabled(True)
     if "layers" in sections:
         section_layers(rep, args.runs)
     if "upsample" in sections:
         section_upsample(rep, args.runs)
     gsd = None
-    if {"generator", "profile", "quality"} & set(sections):
+    if {"generator", "profile", "breakdown", "quality"} & set(sections):
         t0 = time.time()
         gsd, desc = generator_sd(args)
         rep.add(f"Weights: {desc}, built in {time.time() - t0:.0f} s.")
@@ -388,8 +614,19 @@ def run(args):
         section_profile(rep, g or _fast_model(gsd, bench.SIZE))
     del g
     bench.release_freed_memory()
+    if "breakdown" in sections:
+        section_breakdown(rep, gsd)
+        bench.release_freed_memory()
     if "quality" in sections:
-        section_quality(rep, gsd, args.runs)
+        section_quality(rep, gsd, args.runs, weights="recipe")
+        del gsd
+        bench.release_freed_memory()
+        # StyleGAN2's initialisation: demodulated layers keep unit-scale activations, as a trained
+        # generator's do (the recipe's are not so conditioned); the style matrix is never used
+        torch.manual_seed(0)
+        gsd = dict(bench.Generator(bench.SIZE).state_dict())
+        gsd[STYLE_MATRIX] = torch.empty(gsd[STYLE_MATRIX].shape)
+        section_quality(rep, gsd, args.runs, weights="randomly initialised (StyleGAN2 init)")
     ceil = bench.ceiling(torch.device("cpu"), [("fp32", torch.float32)])
     rep.add(f"Machine ceiling at the end: fp32 matmul {ceil[0][1]:.0f} / conv {ceil[0][2]:.0f} GFLOP/s; load average "
             f"{bench.os.getloadavg()}; total {time.time() - started:.0f} s. Compare CPU-time ratios of alternated "

@@ -3,10 +3,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from blendgan.models import use_reference_ops
-from blendgan.ops import modulated_conv2d_fast, modulated_conv2d_reference, prepare_for_inference, winograd
+from blendgan.models import prepare_for_inference, use_reference_ops
+from blendgan.ops import modulated_conv2d_fast, modulated_conv2d_reference, winograd
 
 from test_fast_path import inputs, random_generator, rel_err
+
+
+@pytest.fixture(autouse=True)
+def winograd_on():
+    """The path is opt-in (off by default): these tests switch it on and restore the setting."""
+    old = winograd.set_enabled(True)
+    yield
+    winograd.set_enabled(old)
 
 
 @pytest.mark.parametrize("m", [2, 4])
@@ -135,3 +143,35 @@ def test_generator_float32_with_winograd_within_1e4_of_reference(g256, size, bat
     fast = run(g, "z_embed_awi6", batch, torch.float32)
     assert torch.equal(fast, unprepared)  # the cached transformed weights change nothing
     assert rel_err(fast, ref) <= 1e-4
+
+
+@pytest.mark.parametrize("shape", [(1, 128, 8, 8), (2, 128, 64, 40)])  # 8 px: 2 tile rows (threads > chunks)
+def test_result_does_not_depend_on_the_thread_count(shape):
+    """1 or 2 torch threads, 2 or 3 workers: the same bits (images must not depend on the thread count,
+    e.g. one process with 2 threads against 2 processes with 1)."""
+    gen = torch.Generator().manual_seed(3)
+    n, c = shape[:2]
+    x = torch.randn(shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    u = winograd.weight_transform(torch.randn(c, c, 3, 3, generator=gen) / 34, winograd.TILE)
+    s_in, s_out = torch.rand(n, c, generator=gen) + 0.5, torch.rand(n, c, generator=gen) + 0.5
+    caller_threads = torch.get_num_threads()
+    outs = []
+    try:
+        for torch_threads, workers in [(1, None), (2, None), (2, 3)]:  # None: torch's thread count
+            torch.set_num_threads(torch_threads)
+            outs.append(winograd.winograd_conv3x3(x, u, winograd.TILE, in_scale=s_in, out_scale=s_out,
+                                                  threads=workers))
+    finally:
+        torch.set_num_threads(caller_threads)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+
+
+def test_off_switch_keeps_the_direct_path_and_stores_no_transformed_weight():
+    x, weight, styles, scale = _modconv_args(1, 128, 128, 16)
+    with torch.inference_mode():
+        on = modulated_conv2d_fast(x, weight, styles, scale=scale)
+        winograd.set_enabled(False)
+        assert winograd.choose_tile(x, weight) is None
+        assert winograd.prepared_weight(weight) is None
+        off = modulated_conv2d_fast(x, weight, styles, scale=scale)
+    assert not torch.equal(on, off) and rel_err(on, off) <= 1e-5  # other rounding: another algorithm ran

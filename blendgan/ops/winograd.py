@@ -16,6 +16,8 @@ Modulation uses the activation form of the modulated convolution: the style scal
 (folded into the copy that pads the input) and the demodulation factors scale the output channels
 (folded into the scatter), so the transformed weight never depends on the sample.
 """
+import os
+
 import torch
 
 # Transform matrices (interpolation points 0, +-1, [+-2,] infinity), from Lavin & Gray (2016).
@@ -135,7 +137,7 @@ def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_
     into the copy that pads the input and into the output. Returns [N, out, H, W] in channels-last
     memory format. Samples run one after another, each in chunks of tile rows shared out over
     `threads` worker threads (default: torch's thread count) so that a chunk's transforms stay in one
-    core's cache; a sample's result does not depend on the batch it came in. Not differentiable
+    core's cache; a sample's result depends neither on the batch it came in nor on the thread count. Not differentiable
     (writes through out=): callers use a direct convolution under autograd.
     """
     n, c, h, w = x.shape
@@ -151,8 +153,10 @@ def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_
     out_scale = None if out_scale is None else out_scale.to(dtype)
     bias = None if bias is None else bias.to(dtype)
     threads = max(1, threads or torch.get_num_threads())
-    # at least one chunk per thread: a chunk run with multi-threaded ops ends every pass in a barrier
-    tr = max(1, min(-(-th // threads), CHUNK_ELEMENTS // (a * a * tw * max(c, o))))
+    # The chunk size depends only on the layer's shape, never on the thread count, and every chunk
+    # runs on a worker with single-threaded ops: each GEMM then has the same shape and rounding
+    # whatever the number of threads (images identical for 1 process x 2 threads and 2 x 1).
+    tr = max(1, min(th, CHUNK_ELEMENTS // (a * a * tw * max(c, o))))
     chunks = [(t0, min(tr, th - t0)) for t0 in range(0, th, tr)]
     threads = min(threads, len(chunks))
     parts = [chunks[i::threads] for i in range(threads)]
@@ -167,7 +171,7 @@ def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_
     xp = torch.zeros((m * th + 2, m * tw + 2, c), dtype=dtype, device=dev)  # borders stay zero
     out = torch.empty((n, m * th, m * tw, o), dtype=dtype, device=dev)
     rows = (_rows(transform_matrices(m)[0]), _rows(transform_matrices(m)[2]))
-    pool = _WORKERS.get(threads) if threads > 1 else None
+    pool = _WORKERS.get(threads)
     for b in range(n):
         s_in = None if in_scale is None else in_scale[b]
         s_out = None if out_scale is None else out_scale[b]
@@ -184,12 +188,10 @@ def winograd_conv3x3(x, u, m, *, in_scale=None, out_scale=None, bias=None, fold_
         else:
             torch.mul(src, s_in, out=xp[1:h + 1, 1:w + 1])
         jobs = [(xp, ub, m, s_out, bias, out[b], bufs[i], rows, part) for i, part in enumerate(parts)]
-        if pool is None:
-            _chunks(*jobs[0])
-        else:  # grad and inference modes are per thread: the workers take the caller's
-            inference = torch.is_inference_mode_enabled()
-            for f in [pool.submit(_in_mode, inference, *job) for job in jobs]:
-                f.result()
+        # grad and inference modes are per thread: the workers take the caller's
+        inference = torch.is_inference_mode_enabled()
+        for f in [pool.submit(_in_mode, inference, *job) for job in jobs]:
+            f.result()
     if m * th != h or m * tw != w:
         out = out[:, :h, :w].contiguous()
     return out.permute(0, 3, 1, 2)
@@ -224,21 +226,31 @@ def _chunks(xp, u, m, out_scale, bias, out, bufs, rows, chunks):
 
 
 # ------------------------------------------------------------------------------------------ dispatch
-# Where F(4x4, 3x3) beat oneDNN's direct convolution on a 2-core AVX-512 CPU in float32, batch 1
-# (benchmarks/speed2.py --layers): 128-512 channels from 8 x 8 up. With fewer channels the GEMMs are
-# too thin to pay for the transforms' passes over 2.25x the activations (64 channels at 512 px: slower).
-# Other dtypes keep the direct convolution: float64 gains nothing, and in bfloat16 / float16 the
-# transforms' coefficients (up to 8 and 1/24) cost several bits of an already short mantissa.
+# Where F(4x4, 3x3) beat oneDNN's direct convolution layer by layer on a 2-core AVX-512 CPU in float32,
+# batch 1 (benchmarks/speed2.py --sections layers): 128-512 channels from 8 x 8 up. With fewer channels
+# the GEMMs are too thin to pay for the transforms' passes over 2.25x the activations. Other dtypes keep
+# the direct convolution: float64 gains nothing, and in bfloat16 / float16 the transforms' coefficients
+# (up to 8 and 1/24) cost several bits of an already short mantissa.
+#
+# OFF by default: on the whole 1024 px generator the per-layer gains did not add up to a faster image
+# (benchmarks/results/speed2_cpu.md). Opt in with the environment variable BLENDGAN_WINOGRAD=1 (read at
+# import) or `set_enabled(True)` before the models are prepared (`prepare_for_inference` then stores the
+# transformed weights; without them each call transforms the weight again).
 MIN_CHANNELS = 128
 MIN_SIZE = 8
 TILE = 4
-_enabled = [True]
+_enabled = [os.environ.get("BLENDGAN_WINOGRAD", "0").strip().lower() in ("1", "true", "yes", "on")]
 
 
 def set_enabled(enabled):
-    """Switch the Winograd path on or off process-wide (benchmarks, tests); returns the old setting."""
+    """Switch the Winograd path on or off process-wide; returns the old setting."""
     old, _enabled[0] = _enabled[0], bool(enabled)
     return old
+
+
+def enabled():
+    """Whether the Winograd path is on (BLENDGAN_WINOGRAD=1 or `set_enabled(True)`)."""
+    return _enabled[0]
 
 
 def choose_tile(x, weight):
@@ -255,10 +267,11 @@ def choose_tile(x, weight):
 
 def prepared_weight(weight, upsample=False):
     """The transformed weight a modulated conv (weight [1, out, in, k, k]) would use on the Winograd
-    path, to be computed once per layer (`prepare_for_inference`), or None where that path never runs.
+    path, to be computed once per layer (`prepare_for_inference`), or None where that path does not run
+    (also while it is switched off).
     It takes 4x the weight's memory (36 instead of 9 taps)."""
     out_ch, in_ch, k = weight.shape[1], weight.shape[2], weight.shape[3]
-    if upsample or k != 3 or weight.device.type != "cpu" or weight.dtype != torch.float32:
+    if not _enabled[0] or upsample or k != 3 or weight.device.type != "cpu" or weight.dtype != torch.float32:
         return None
     if min(in_ch, out_ch) < MIN_CHANNELS:
         return None
