@@ -485,7 +485,7 @@ def scale_to_rgb(g, factor):
     return bench.prepare_for_inference(g)
 
 
-def section_quality(rep, gsd, runs, n_images=3, weights="recipe"):
+def section_quality(rep, gsd, runs, n_images=2, weights="recipe"):
     torch = bench.torch
     import numpy as np
 
