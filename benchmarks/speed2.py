@@ -9,11 +9,15 @@ Sections (all in one process, variants alternated run by run, medians of wall-cl
 - upsample: the upsampling layers (stride-2 transposed 3x3 + 4x4 blur) as now, against a polyphase
   form with the blur folded in (four exact 3x3 phase kernels on the un-upsampled input, one conv with
   4x the output channels + pixel shuffle), direct and with Winograd F(4x4);
-- generator: the 1024 px generator with a style, batch 1: reference fp32, fast fp32 with Winograd off
-  (the previous fast path) and on (the default), fast bf16; per-size errors from 64 to 1024 px;
-- profile: where the fp32 time goes now, per kind of op;
-- quality: bf16 images against fp32 images (uint8 through the original conversion): PSNR, share of
-  pixels off by more than 2 grey levels, and the cost of keeping some layers in float32.
+- generator: the 1024 px generator with a style, batch 1: reference fp32, fast fp32 with the direct conv
+  (the default) and with Winograd (opt-in), fast bf16; per-size errors from 64 to 1024 px;
+- profile: where the fp32 time goes (Winograd on), per kind of op;
+- breakdown: per resolution x kind of op (3x3 conv, transposed conv, blur, ToRGB, noise/bias/lrelu,
+  modulation/demodulation), process CPU time of each layer split by profiler self time, for the
+  reference path and the fast path with Winograd off and on;
+- quality: bf16 images against fp32 images on range-matched generators (the ToRGB layers scaled so the
+  images sit inside [-1, 1]; recipe weights and StyleGAN2 initialisation): PSNR and share of pixels off
+  by more than 2 grey levels (uint8 and float), and the cost of keeping some layers in float32.
 
 Weights: the conformance recipe (float32) or, without it, random initialisation (said so); the style
 encoder's 610304 x 512 matrix is left unallocated (the generator runs get z_embed directly).

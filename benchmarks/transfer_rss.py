@@ -114,6 +114,29 @@ def phases_child(argv):
     return rc
 
 
+def original_child(ckpt, psp, faces, styles):
+    """The original style_transfer_folder's way, for its peak RSS: whole checkpoints read into memory
+    (torch.load, no memory map), reference ops, face and style encoded again for every pair, batch 1."""
+    import torch
+
+    from blendgan import Generator, PSPEncoder, images
+    from blendgan.models import use_reference_ops
+    from blendgan.models.loading import from_state_dict
+
+    g_sd = torch.load(ckpt, map_location="cpu", weights_only=True)["g_ema"]
+    p_ck = torch.load(psp, map_location="cpu", weights_only=True)
+    p_sd = {**p_ck["state_dict"], "latent_avg": p_ck["latent_avg"]}
+    g = use_reference_ops(from_state_dict(lambda: Generator(SIZE), g_sd), True)
+    pe = use_reference_ops(from_state_dict(lambda: PSPEncoder(p_ck["latent_avg"].shape[0]), p_sd), True)
+    with torch.inference_mode():
+        for f in sorted(Path(faces).iterdir()):
+            for s in sorted(Path(styles).iterdir()):
+                codes = pe(images.bgr_to_tensor(images.read_image_bgr(f)))
+                z = g.embedder(images.bgr_to_tensor(images.read_image_bgr(s)))
+                g([codes], input_is_latent=True, z_embed=z, add_weight_index=6, randomize_noise=False)
+    return 0
+
+
 def run(args):
     ckpt, psp, faces, styles = make_inputs(args.work, args.faces, args.styles)
     out = args.work / "out"
@@ -140,6 +163,11 @@ def run(args):
             continue  # repeated phases that change nothing
         lines.append(f"| {p['phase']} | {p['rss_mb']:.0f} | {p['peak_mb']:.0f} |")
         last = key
+    if args.original:
+        o_peak, o_wall, o_how = peak_of_command([str(Path(__file__).resolve()), "--original-child", str(ckpt), str(psp),
+                                                 str(faces), str(styles)])
+        lines += ["", f"The original's way (whole checkpoints loaded, reference ops, re-encode per pair; {o_how}): "
+                  f"**{o_peak:.0f} MB** ({o_wall:.0f} s wall); ours / original = {peak / o_peak:.0%}"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
@@ -152,12 +180,16 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--phases-child"]:
         return phases_child(argv[2:])
+    if argv[:1] == ["--original-child"]:
+        return original_child(*argv[1:5])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "blendgan-transfer-rss",
                         help="folder for the recipe checkpoints, inputs and outputs (default: TMPDIR/blendgan-transfer-rss)")
     parser.add_argument("--faces", type=int, default=2, help="number of face images (default 2)")
     parser.add_argument("--styles", type=int, default=3, help="number of style images (default 3)")
     parser.add_argument("--precision", default="fp32", help="fp32 (default) or bf16")
+    parser.add_argument("--original", action="store_true",
+                        help="also measure the original's way (re-encode per pair, reference ops; slow)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to append the table to")
     return run(parser.parse_args(argv))
 
