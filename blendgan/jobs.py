@@ -237,7 +237,10 @@ def style_transfer_folder(bg, faces, styles, outdir, report, *, add_weight_index
     """`{face}_v_{style}.jpg` = [face | style | stylized] for every face x style.
 
     Each style is read and embedded once and each face encoded once; generation is batched over the
-    styles of one face. Faces and styles are encoded at their own resolution, as in the original."""
+    styles of one face. Faces and styles are encoded at their own resolution, as in the original.
+    Memory: the encoders are not needed once their codes are made, so the style encoder's pages are
+    handed back after the styles, and the pSp encoder is dropped after every face is encoded (the
+    faces are read again for their panels); the images are the same as encoding face by face."""
     outdir = Path(outdir)
     size = bg.size
     style_items = []  # (stem, display copy, z_embed)
@@ -249,22 +252,27 @@ def style_transfer_folder(bg, faces, styles, outdir, report, *, add_weight_index
             report.fail(path, err)
     if not style_items:
         return
-    bar = _progress(total=len(faces) * len(style_items), desc="stylize", unit="img")
-    for face_path in faces:
+    bg.page_out_style_encoder()
+    work = []  # (face path, targets, indices to make, codes)
+    for face_path in _progress(faces, desc="faces", unit="img"):
         targets = [outdir / f"{Path(face_path).stem}_v_{stem}.jpg" for stem, _, _ in style_items]
         todo = [j for j, t in enumerate(targets) if not (skip_existing and t.exists())]
         report.skipped += len(targets) - len(todo)
-        bar.update(len(targets) - len(todo))
         if not todo:
             continue
         try:
-            face = _read_face(face_path, aligner)
+            work.append((face_path, targets, todo, bg.encode_face_bgr(_read_face(face_path, aligner))))
         except BlendGANError as err:
+            report.fail(face_path, err)
+    bg.release_face_encoder()
+    bar = _progress(total=sum(len(todo) for _, _, todo, _ in work), desc="stylize", unit="img")
+    for face_path, targets, todo, codes in work:
+        try:
+            face_display = images.resize_square(_read_face(face_path, aligner), size)
+        except BlendGANError as err:  # changed or removed since it was encoded
             report.fail(face_path, err)
             bar.update(len(todo))
             continue
-        codes = bg.encode_face_bgr(face)
-        face_display = images.resize_square(face, size)
         for chunk in _chunks(todo, bg.batch_size):
             z = torch.cat([style_items[j][2] for j in chunk])
             out = bg.stylize(codes, z, add_weight_index=add_weight_index)

@@ -19,6 +19,7 @@ import torch
 from . import images
 from .errors import UsageError
 from .models import prepare_for_inference
+from .models.mixed_precision import keep_float32
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BATCH_SIZE = 4
@@ -85,6 +86,11 @@ class BlendGAN:
         self.precision = precision
         self.batch_size = max(1, int(batch_size))
         self.generator = _place(generator, self.device, self.dtype)
+        if self.dtype != torch.float32:
+            # the two latent MLPs (mapping, style embedding) stay in float32: in bf16 they put ~1 %
+            # error into every layer's style; measured ~11x fewer pixels off by > 2 grey levels at
+            # 1024 px for no measurable cost (benchmarks/results/speed2_cpu.md)
+            keep_float32(self.generator, to_rgb=False, latents=True)
         self.size = generator.size
         self.n_latent = generator.n_latent
         self.psp_encoder = _place(psp_encoder, self.device, self.dtype) if psp_encoder is not None else None
@@ -144,7 +150,7 @@ class BlendGAN:
     def encode_face_bgr(self, image_bgr):
         """pSp codes [1, n_latent, 512] of a uint8 BGR image, at its own resolution (pooled to 256)."""
         if self.psp_encoder is None:
-            raise UsageError("no pSp encoder loaded: pass psp_encoder_ckpt (psp_encoder.pt)")
+            raise UsageError("no pSp encoder loaded (or released): pass psp_encoder_ckpt (psp_encoder.pt)")
         return self._encode_cached(self._face_cache, self.psp_encoder, image_bgr)
 
     def embed_style_bgr(self, image_bgr):
@@ -158,6 +164,20 @@ class BlendGAN:
     def embed_style(self, image):
         """Style code z_embed [1, 512] of an artwork (path, PIL image or RGB array)."""
         return self.embed_style_bgr(images.to_bgr(image))
+
+    def release_face_encoder(self):
+        """Drop the pSp encoder (e.g. once every face of a job is encoded): its weights, and the mapping
+        of a memory-mapped checkpoint, are freed when nothing else holds them. Cached codes stay."""
+        self.psp_encoder = None
+
+    def page_out_style_encoder(self):
+        """Hand the style encoder's weight pages back to the OS (e.g. once every style code is made):
+        those of a memory-mapped checkpoint (fp32 from .pt / .safetensors) are re-read from the file if
+        it is used again. Returns the bytes advised (0 where unavailable)."""
+        from .allocator import page_out
+
+        return page_out([t for t in [*self.style_encoder.parameters(), *self.style_encoder.buffers()]
+                         if t.device.type == "cpu"])
 
     def clear_caches(self):
         self._face_cache.clear()

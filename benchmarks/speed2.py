@@ -1,0 +1,654 @@
+"""Second speed benchmark: Winograd 3x3 convolutions, and bf16 image quality (uses bench.py's machinery).
+
+    python benchmarks/speed2.py                       # everything (~10 min on 2 quiet cores)
+    python benchmarks/speed2.py --sections layers     # only the per-layer Winograd vs direct table
+
+Sections (all in one process, variants alternated run by run, medians of wall-clock and CPU time):
+- layers: every 3x3 stride-1 layer shape of the 1024 px generator at batch 1, fp32: oneDNN's direct
+  convolution against Winograd F(2x2, 3x3) and F(4x4, 3x3), with their errors against float64;
+- upsample: the upsampling layers (stride-2 transposed 3x3 + 4x4 blur) as now, against a polyphase
+  form with the blur folded in (four exact 3x3 phase kernels on the un-upsampled input, one conv with
+  4x the output channels + pixel shuffle), direct and with Winograd F(4x4);
+- generator: the 1024 px generator with a style, batch 1: reference fp32, fast fp32 with the direct conv
+  (the default) and with Winograd (opt-in), fast bf16; per-size errors from 64 to 1024 px;
+- profile: where the fp32 time goes (Winograd on), per kind of op;
+- breakdown: per resolution x kind of op (3x3 conv, transposed conv, blur, ToRGB, noise/bias/lrelu,
+  modulation/demodulation), process CPU time of each layer split by profiler self time, for the
+  reference path and the fast path with Winograd off and on;
+- quality: bf16 images against fp32 images on range-matched generators (the ToRGB layers scaled so the
+  images sit inside [-1, 1]; recipe weights and StyleGAN2 initialisation): PSNR and share of pixels off
+  by more than 2 grey levels (uint8 and float), and the cost of keeping some layers in float32.
+
+Weights: the conformance recipe (float32) or, without it, random initialisation (said so); the style
+encoder's 610304 x 512 matrix is left unallocated (the generator runs get z_embed directly).
+"""
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (models and inputs; bench._import_torch() loads measure.py's machinery into it)
+
+measure = None  # benchmarks/measure.py, imported by run()
+SECTIONS = ("layers", "upsample", "generator", "profile", "breakdown", "quality")
+
+
+def add_arguments(parser):
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per variant after one warm-up (default 3)")
+    parser.add_argument("--sizes", default="64,128,256,512", help="generator sizes for the error sweep")
+    parser.add_argument("--random-weights", action="store_true", help="do not use the recipe even if present")
+    parser.add_argument("--out", type=Path, default=bench.RESULTS / "speed2_cpu.md", help="Markdown output")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--note", default="", help="a line to add under the title (e.g. machine load)")
+
+
+STYLE_MATRIX = "embedder.embedder_mlp.0.weight"  # the style encoder's 610304 x 512 matrix
+
+
+def generator_sd(args):
+    """float32 generator_1024 weights (recipe or random) with the style matrix left unallocated."""
+    torch = bench.torch
+    if args.random_weights:
+        torch.manual_seed(0)
+        return dict(bench.Generator(bench.SIZE).state_dict()), "RANDOM initialisation"
+    import helpers  # the tests' recipe weights (the conformance fixture's recipe, made from the keys)
+
+    shape = dict((k, s) for k, s, _ in helpers.model_keys("generator", bench.SIZE))[STYLE_MATRIX]
+    sd = dict(helpers.generator_state_dict(bench.SIZE, bench.SEED_G, embedder={STYLE_MATRIX: torch.empty(shape)}))
+    return sd, f"conformance recipe (seed {bench.SEED_G}, float32)"
+
+
+def medians(res, name):
+    return res[name][0], bench.CPU_TIMES[name]
+
+
+# ------------------------------------------------------------------------------------------ layers
+
+def section_layers(rep, runs):
+    torch = bench.torch
+    import torch.nn.functional as F
+
+    from blendgan.ops import winograd
+
+    rep.add("## 3x3 stride-1 layers of the 1024 px generator, batch 1, fp32 (style and demodulation included)")
+    rep.add()
+    rows = []
+    shapes = [(512, 4), (512, 8), (512, 16), (512, 32), (512, 64), (256, 128), (128, 256), (64, 512), (32, 1024)]
+    for c, h in shapes:
+        g = torch.Generator().manual_seed(c + h)
+        x = torch.randn(1, c, h, h, generator=g).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(c, c, 3, 3, generator=g) / math.sqrt(9 * c)
+        s_in, s_out = 1 + 0.2 * torch.rand(1, c, generator=g), 1 + 0.2 * torch.rand(1, c, generator=g)
+        bias = torch.randn(c, generator=g)
+        u2, u4 = winograd.weight_transform(w, 2), winograd.weight_transform(w, 4)
+
+        def direct():  # the fast path's direct form: per-sample weight at high resolution, else scaled input
+            wb = (w * s_in[0][None, :, None, None] * s_out[0][:, None, None, None])
+            return F.conv2d(x, wb, bias, padding=1)
+
+        variants = {"direct": direct,
+                    "F2": lambda: winograd.winograd_conv3x3(x, u2, 2, in_scale=s_in, out_scale=s_out, bias=bias),
+                    "F4": lambda: winograd.winograd_conv3x3(x, u4, 4, in_scale=s_in, out_scale=s_out, bias=bias)}
+        res = bench.alternate(variants, torch.device("cpu"), runs, memory=False)
+        cpu = dict(bench.CPU_TIMES)
+        ref = (F.conv2d(x.double() * s_in.double()[:, :, None, None], w.double(), padding=1)
+               * s_out.double()[:, :, None, None] + bias.double()[:, None, None])
+        gflop = 2 * 9 * c * c * h * h / 1e9
+        picked = winograd.choose_tile(x, w[None])
+        row = [f"{c} @ {h}x{h}", f"{gflop:.2f}"]
+        for name in variants:
+            row += [f"{res[name][0] * 1e3:.1f}", f"{cpu[name] * 1e3:.1f}", f"{bench.rel_err(res[name][2], ref):.1e}"]
+        row += [f"{cpu['direct'] / cpu['F4']:.2f}", f"F{picked}" if picked else "direct"]
+        rows.append(row)
+    rep.table(["channels @ size", "direct GFLOP", "direct ms", "CPU ms", "error", "F(2x2) ms", "CPU ms", "error",
+               "F(4x4) ms", "CPU ms", "error", "F(4x4) CPU-time gain", "fast path uses"], rows)
+    rep.add("Errors: max |out - float64 direct| / max |float64 direct|. The fast path's rule "
+            f"(blendgan.ops.winograd.choose_tile): F(4x4) for >= {winograd.MIN_CHANNELS} channels from "
+            f"{winograd.MIN_SIZE} px, fp32 on CPU; direct convolution elsewhere.")
+    rep.add()
+
+
+# ------------------------------------------------------------------------------------------ upsample
+
+def polyphase_kernel(weight, fir):
+    """Stride-2 transposed conv with weight [out, in, 3, 3] followed by the true 2-D convolution with
+    the 4x4 FIR `fir` (pads 1, 1) = four 3x3 correlations (padding 1) of the input, one per output
+    phase (a, b): returns them as [out * 4, in, 3, 3] in pixel_shuffle's channel order (o, a, b).
+    Per axis, output 2j + a takes input j + d (d = -1, 0, 1) through tap p of the weight and tap k of
+    the flipped FIR exactly when a + k - 1 - p = 2d."""
+    torch = bench.torch
+    t = torch.zeros(2, 3, 4, 3, dtype=torch.float64)
+    for a in range(2):
+        for d in range(3):
+            for k in range(4):
+                for p in range(3):
+                    t[a, d, k, p] = float(a + k - 1 - p == 2 * (d - 1))
+    f = torch.flip(fir.double(), [0, 1])
+    kern = torch.einsum("aykp,bxlq,kl,oipq->oabiyx", t, t, f, weight.double())
+    return kern.reshape(-1, *weight.shape[1:]).to(weight.dtype)
+
+
+def section_upsample(rep, runs):
+    torch = bench.torch
+    import torch.nn.functional as F
+
+    from blendgan.ops import make_kernel, upfirdn2d_fast, upfirdn2d_reference, winograd
+
+    rep.add("## Upsampling layers (transposed 3x3 stride 2 + 4x4 blur), batch 1, fp32")
+    rep.add()
+    fir = make_kernel([1, 3, 3, 1], scale=4)
+    rows = []
+    for cin, cout, h in [(512, 512, 16), (512, 512, 32), (512, 256, 64), (256, 128, 128), (128, 64, 256)]:
+        g = torch.Generator().manual_seed(cin + h)
+        x = torch.randn(1, cin, h, h, generator=g).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(cout, cin, 3, 3, generator=g) / math.sqrt(9 * cin)
+        wt = w.transpose(0, 1).contiguous()
+        kp = polyphase_kernel(w, fir)
+        u = winograd.weight_transform(kp, 4)
+
+        def now():
+            return upfirdn2d_fast(F.conv_transpose2d(x, wt, stride=2), fir, pad=(1, 1))
+
+        variants = {"now": now,
+                    "polyphase": lambda: F.pixel_shuffle(F.conv2d(x, kp, padding=1), 2),
+                    "polyphase F4": lambda: F.pixel_shuffle(winograd.winograd_conv3x3(x, u, 4), 2)}
+        res = bench.alternate(variants, torch.device("cpu"), runs, memory=False)
+        cpu = dict(bench.CPU_TIMES)
+        ref = upfirdn2d_reference(F.conv_transpose2d(x.double(), wt.double(), stride=2), fir.double(), pad=(1, 1))
+        row = [f"{cin} -> {cout} @ {h} -> {2 * h}"]
+        for name in variants:
+            row += [f"{res[name][0] * 1e3:.1f}", f"{cpu[name] * 1e3:.1f}", f"{bench.rel_err(res[name][2], ref):.1e}"]
+        rows.append(row)
+    rep.table(["layer", "now ms", "CPU ms", "error", "polyphase ms", "CPU ms", "error", "polyphase + F(4x4) ms",
+               "CPU ms", "error"], rows)
+    rep.add("The polyphase form is exact (errors are fp32 rounding against float64) but does 4x the "
+            "transposed conv's multiplications (36 instead of 9 per input pixel and channel pair); Winograd "
+            "F(4x4) brings that back to 9, the same as now, plus its transforms. The fast path keeps its "
+            "transposed conv + depthwise blur.")
+    rep.add()
+
+
+# ------------------------------------------------------------------------------------------ generator
+
+def _fast_model(gsd, size, dtype=None):
+    return bench.prepare_for_inference(bench.generator(gsd, size, bench.torch.device("cpu"), dtype))
+
+
+def section_generator(rep, gsd, runs, sizes):
+    torch = bench.torch
+    from blendgan.ops import winograd
+
+    cpu = torch.device("cpu")
+    size = bench.SIZE
+    rep.add(f"## Generator {size} px with a style, batch 1 (z_embed given, add_weight_index=6, stored noise)")
+    rep.add()
+    g = _fast_model(gsd, size)
+    glow = _fast_model(gsd, size, torch.bfloat16)
+    z, ze = bench.gen_inputs(1, cpu, torch.float32)
+    call = dict(z_embed=ze, add_weight_index=6, randomize_noise=False)
+
+    def fast(on):
+        def f():
+            old = winograd.set_enabled(on)
+            try:
+                return bench.use_reference_ops(g, False)([z], **call)[0]
+            finally:
+                winograd.set_enabled(old)
+        return f
+
+    variants = {"reference fp32": lambda: bench.use_reference_ops(g, True)([z], **call)[0],
+                "fast fp32, direct conv (default)": fast(False),
+                "fast fp32, Winograd (opt-in)": fast(True),
+                "fast bf16": lambda: glow([z.bfloat16()], z_embed=ze.bfloat16(), add_weight_index=6,
+                                          randomize_noise=False)[0]}
+    res = bench.alternate(variants, cpu, runs)
+    flops = bench.count_flops(fast(False))
+    t_ref, c_ref = medians(res, "reference fp32")
+    out_ref, out_fast = res["reference fp32"][2], res["fast fp32, Winograd (opt-in)"][2]
+    rows = []
+    for name in variants:
+        t, c = medians(res, name)
+        base = out_fast if name == "fast bf16" else out_ref
+        err = "-" if name == "reference fp32" else \
+            f"{bench.rel_err(res[name][2], base):.1e} vs {'fast fp32' if name == 'fast bf16' else 'reference'}"
+        rows.append([name, bench.fmt_s(t), f"{t_ref / t:.2f}", bench.fmt_s(c), f"{c_ref / c:.2f}",
+                     f"{flops / t / 1e9:.0f}", f"{res[name][3]:.0f}", err])
+    rep.table(["path", "s / image", "speed-up", "CPU s", "CPU-time ratio", "effective GFLOP/s (direct FLOPs)",
+               "peak RSS MB", "max rel. error"], rows)
+    off, on = "fast fp32, direct conv (default)", "fast fp32, Winograd (opt-in)"
+    row1024 = [size, bench.fmt_s(t_ref), bench.fmt_s(res[off][0]), bench.fmt_s(res[on][0]),
+               f"{bench.CPU_TIMES[off] / bench.CPU_TIMES[on]:.2f}", f"{c_ref / bench.CPU_TIMES[on]:.2f}",
+               f"{bench.rel_err(res[off][2], out_ref):.1e}", f"{bench.rel_err(out_fast, out_ref):.1e}"]
+    del res, glow, out_ref, out_fast
+    bench.release_freed_memory()
+    rep.add("### Per size: Winograd on vs off (batch 1)")
+    rep.add()
+    rows = []
+    for s in sizes:
+        gs = _fast_model(gsd, s)
+        zz, zze = bench.gen_inputs(1, cpu, torch.float32, seed=s)
+        kw = dict(z_embed=zze, add_weight_index=6, randomize_noise=False)
+
+        def run_s(on, ref=False):
+            def f():
+                old = winograd.set_enabled(on)
+                try:
+                    return bench.use_reference_ops(gs, ref)([zz], **kw)[0]
+                finally:
+                    winograd.set_enabled(old)
+            return f
+
+        r = bench.alternate({"ref": run_s(False, True), "off": run_s(False), "on": run_s(True)}, cpu, runs,
+                            memory=False)
+        cpus = dict(bench.CPU_TIMES)
+        rows.append([s, bench.fmt_s(r["ref"][0]), bench.fmt_s(r["off"][0]), bench.fmt_s(r["on"][0]),
+                     f"{cpus['off'] / cpus['on']:.2f}", f"{cpus['ref'] / cpus['on']:.2f}",
+                     f"{bench.rel_err(r['off'][2], r['ref'][2]):.1e}", f"{bench.rel_err(r['on'][2], r['ref'][2]):.1e}"])
+        del gs, r
+    rows.append(row1024)
+    rep.table(["size", "reference s", "Winograd off s", "Winograd on s", "on/off CPU-time gain",
+               "CPU-time ratio vs reference", "error off vs reference", "error on vs reference"], rows)
+    return g
+
+
+# ------------------------------------------------------------------------------------------ profile
+
+def section_profile(rep, g):
+    torch = bench.torch
+    from torch.profiler import profile
+
+    rep.add(f"## Where the fp32 time goes now (generator {bench.SIZE} px, batch 1, torch.profiler self time)")
+    rep.add()
+    z, ze = bench.gen_inputs(1, torch.device("cpu"), torch.float32)
+    bench.use_reference_ops(g, False)
+    with torch.inference_mode():
+        g([z], z_embed=ze, add_weight_index=6, randomize_noise=False)
+        with profile(record_shapes=True) as prof:
+            g([z], z_embed=ze, add_weight_index=6, randomize_noise=False)
+    events = [e for e in prof.key_averages(group_by_input_shape=True) if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    kinds = {}
+    for e in events:
+        if e.key == "aten::bmm":
+            k = "Winograd GEMMs (bmm)"
+        elif e.key in ("aten::add", "aten::add_", "aten::mul", "aten::mul_") and \
+                len((e.input_shapes or [[]])[0]) in (3, 5):  # the transforms work on 3-D / 5-D views
+            k = "Winograd transforms + epilogue (elementwise)"
+        else:
+            k = measure.classify(e)
+        kinds[k] = kinds.get(k, 0) + e.self_cpu_time_total
+    rep.add(f"{total / 1e3:.0f} ms of CPU op time (summed over the ops' spans, not wall time).")
+    rep.add()
+    rep.table(["kind", "ms", "%"], [[k, f"{v / 1e3:.0f}", f"{100 * v / total:.1f}"]
+                                    for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])])
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:14]
+    rep.table(["op", "input shapes", "calls", "ms", "%"],
+              [[e.key, measure.short_shapes(e.input_shapes), e.count, f"{e.self_cpu_time_total / 1e3:.1f}",
+                f"{100 * e.self_cpu_time_total / total:.1f}"] for e in top])
+
+
+# ------------------------------------------------------------------------------------------ breakdown
+
+BREAKDOWN_KINDS = ("3x3 conv", "transposed 3x3 conv", "blur after upsampling", "ToRGB (1x1 + skip upsampling)",
+                   "noise / bias / lrelu", "modulation / demodulation", "other")
+
+
+def _label_layers(g, clock=None):
+    """Forward hooks on each synthesis layer (and its modulation linear, and the ToRGB skip upsampling),
+    labelled 'L|<kind>|<resolution>|<part>': with `clock` (a dict) they add each call's process CPU
+    seconds to clock[label]; without, they wrap the call in a torch.profiler.record_function range."""
+    torch = bench.torch
+    handles = []
+
+    def wrap(module, label):
+        def pre(mod, args):
+            if clock is None:
+                mod._bench_rf = torch.profiler.record_function(label)
+                mod._bench_rf.__enter__()
+            else:
+                mod._bench_t0 = time.process_time()
+
+        def post(mod, args, out):
+            if clock is None:
+                mod._bench_rf.__exit__(None, None, None)
+            else:
+                clock[label] = clock.get(label, 0.0) + time.process_time() - mod._bench_t0
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post))
+
+    layers = [("3x3", 4, g.conv1), ("torgb", 4, g.to_rgb1)]
+    for j, rgb in enumerate(g.to_rgbs):
+        r = 2 ** (j + 3)
+        layers += [("up", r, g.convs[2 * j]), ("3x3", r, g.convs[2 * j + 1]), ("torgb", r, rgb)]
+    for kind, r, m in layers:
+        wrap(m, f"L|{kind}|{r}|layer")
+        wrap(m.conv.modulation, f"L|{kind}|{r}|modulation")
+        if kind == "torgb" and hasattr(m, "upsample"):
+            wrap(m.upsample, f"L|{kind}|{r}|skip")
+    return handles
+
+
+def _op_kind(layer, part, e, winograd_on):
+    """Breakdown kind of one profiled op inside a labelled layer (see BREAKDOWN_KINDS)."""
+    name, shapes = e.name, [s for s in (e.input_shapes or []) if isinstance(s, list)]
+    if part == "modulation":
+        return "modulation / demodulation"
+    if layer == "torgb":
+        return "ToRGB (1x1 + skip upsampling)" if part == "skip" or "mm" in name or "conv" in name or \
+            name in ("aten::add", "aten::add_") else "other"
+    nd = len(shapes[0]) if shapes else 0
+    if "conv" in name:
+        w = shapes[1] if len(shapes) > 1 else []
+        if len(w) == 4 and w[1] == 1 and w[2] == 4:
+            return "blur after upsampling"
+        return "transposed 3x3 conv" if layer == "up" else "3x3 conv"
+    if name == "aten::bmm" or (winograd_on and layer == "3x3" and nd in (3, 5)):
+        return "3x3 conv"  # Winograd: GEMMs, transforms (3-D / 5-D views), padding copy and scatter epilogue
+    if name in ("aten::add_", "aten::add", "aten::leaky_relu_", "aten::leaky_relu", "aten::addcmul", "aten::where",
+                "aten::gt", "aten::mul_") and nd == 4:
+        return "noise / bias / lrelu"
+    if name in ("aten::mm", "aten::matmul", "aten::addmm", "aten::rsqrt", "aten::cat", "aten::square", "aten::sum",
+                "aten::pow", "aten::mul", "aten::add") and nd in (1, 2, 5):
+        return "modulation / demodulation"
+    return "other"
+
+
+def layer_breakdown(g, z, ze, reference=False, winograd_on=True, runs=3):
+    """Process CPU ms of one generator call split by resolution x BREAKDOWN_KINDS, and its total.
+
+    Each layer's CPU time (its own, without its labelled sub-ranges) is the median over `runs` timed
+    calls (hooks around the layers, no profiler); it is split over that layer's ops in proportion to
+    their self CPU time in one profiled call (ops on Winograd worker threads count where their span
+    falls). CPU time, unlike wall time, moves little with other load on a shared machine."""
+    torch = bench.torch
+    from torch.profiler import profile
+
+    from blendgan.ops import winograd
+
+    old = winograd.set_enabled(winograd_on)
+    bench.use_reference_ops(g, reference)
+    kw = dict(z_embed=ze, add_weight_index=6, randomize_noise=False)
+    clocks, totals = [], []
+    try:
+        with torch.inference_mode():
+            g([z], **kw)
+            for _ in range(runs):
+                clock = {}
+                handles = _label_layers(g, clock)
+                c0 = time.process_time()
+                g([z], **kw)
+                totals.append(time.process_time() - c0)
+                for h in handles:
+                    h.remove()
+                clocks.append(clock)
+            handles = _label_layers(g)
+            with profile(record_shapes=True) as prof:
+                g([z], **kw)
+            for h in handles:
+                h.remove()
+    finally:
+        winograd.set_enabled(old)
+    cpu = {k: statistics.median(c[k] for c in clocks) for k in clocks[0]}
+    own = dict(cpu)
+    for k, v in cpu.items():  # a layer's own time: without its modulation / skip sub-ranges
+        if not k.endswith("|layer"):
+            parent = k.rsplit("|", 1)[0] + "|layer"
+            own[parent] -= v
+    events = list(prof.events())
+    labels = [e for e in events if e.name.startswith("L|")]
+    ops = [e for e in events if not e.name.startswith("L|") and e.self_cpu_time_total > 0]
+
+    def innermost(e):
+        best = None
+        for lab in labels:
+            if lab.time_range.start <= e.time_range.start and e.time_range.end <= lab.time_range.end:
+                if best is None or lab.time_range.elapsed_us() < best.time_range.elapsed_us():
+                    best = lab
+        return best
+
+    shares = {}  # label -> {kind: self us}
+    for e in ops:
+        lab = innermost(e)
+        if lab is None:
+            continue
+        _, layer, _, part = lab.name.split("|")
+        kind = _op_kind(layer, part, e, winograd_on and not reference)
+        d = shares.setdefault(lab.name, {})
+        d[kind] = d.get(kind, 0.0) + e.self_cpu_time_total
+    table = {}  # resolution -> kind -> ms
+    for label, sec in own.items():
+        _, layer, res, part = label.split("|")
+        sh = shares.get(label) or {"other": 1.0}
+        total_self = sum(sh.values())
+        row = table.setdefault(int(res), {})
+        for kind, us in sh.items():
+            row[kind] = row.get(kind, 0.0) + max(sec, 0.0) * 1e3 * us / total_self
+    return statistics.median(totals) * 1e3, table
+
+
+def section_breakdown(rep, gsd):
+    torch = bench.torch
+    rep.add(f"## Per resolution and kind of op: generator {bench.SIZE} px with a style, fp32, batch 1 "
+            "(torch.profiler)")
+    rep.add()
+    rep.add("Process CPU ms (summed over threads; moves little with other load, unlike wall time): each "
+            "layer's CPU time is the median of 3 timed calls (hooks around the layers), split over its ops in "
+            "proportion to their self time in one torch.profiler call. 'outside' = mapping, style embedding "
+            "and blend, noise maps. Reference = the straightforward math (the original's way: grouped "
+            "per-sample conv, pad-and-convolve FIR), same weights, same process.")
+    rep.add()
+    g = _fast_model(gsd, bench.SIZE)
+    z, ze = bench.gen_inputs(1, torch.device("cpu"), torch.float32)
+    variants = [("reference", True, False), ("fast, Winograd off", False, False), ("fast, Winograd on", False, True)]
+    results = {}
+    for name, ref, on in variants:
+        results[name] = layer_breakdown(g, z, ze, reference=ref, winograd_on=on)
+        bench.release_freed_memory()
+    res_list = sorted(results[variants[0][0]][1])
+    for name, _, _ in variants:
+        total, table = results[name]
+        rows = []
+        totals = dict.fromkeys(BREAKDOWN_KINDS, 0.0)
+        for r in res_list:
+            row = table.get(r, {})
+            rows.append([r] + [f"{row.get(k, 0.0):.0f}" for k in BREAKDOWN_KINDS] + [f"{sum(row.values()):.0f}"])
+            for k in BREAKDOWN_KINDS:
+                totals[k] += row.get(k, 0.0)
+        rows.append(["all"] + [f"{totals[k]:.0f}" for k in BREAKDOWN_KINDS] + [f"{sum(totals.values()):.0f}"])
+        layers = sum(totals.values())
+        rep.add(f"### {name}: {total:.0f} CPU ms per call, {total - layers:.0f} outside the layers")
+        rep.add()
+        rep.table(["resolution"] + [f"{k} ms" for k in BREAKDOWN_KINDS] + ["layers ms"], rows)
+    return results
+
+
+# ------------------------------------------------------------------------------------------ quality
+
+def psnr_and_off(a, b):
+    """(PSNR dB, share of pixels off by > 2 levels, max abs diff) of uint8 images a against b."""
+    import numpy as np
+
+    a, b = np.stack(a).astype(np.float64), np.stack(b).astype(np.float64)
+    mse = float(((a - b) ** 2).mean())
+    psnr = float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    return psnr, float((np.abs(a - b) > 2).mean()), float(np.abs(a - b).max())
+
+
+def scale_to_rgb(g, factor):
+    """Multiply every ToRGB layer's weight and bias by `factor`: the image (the sum of the ToRGB
+    outputs, each linear in its weight and bias, upsampled) is then exactly `factor` times as large."""
+    torch = bench.torch
+    with torch.no_grad():  # new tensors: the parameters may share memory with the state dict
+        for rgb in [g.to_rgb1, *g.to_rgbs]:
+            rgb.conv.weight.data = rgb.conv.weight.data * factor
+            rgb.bias.data = rgb.bias.data * factor
+    return bench.prepare_for_inference(g)
+
+
+def section_quality(rep, gsd, runs, n_images=2, weights="recipe"):
+    torch = bench.torch
+    import numpy as np
+
+    from blendgan import images
+    from blendgan.models.mixed_precision import keep_float32
+
+    cpu = torch.device("cpu")
+    size = bench.SIZE
+    kw = dict(add_weight_index=6, randomize_noise=False)
+    z, ze = bench.gen_inputs(n_images, cpu, torch.float32, seed=11)
+
+    def images_of(m, dtype):
+        with torch.inference_mode():
+            return [m([z[i:i + 1].to(dtype)], z_embed=ze[i:i + 1].to(dtype), **kw)[0].float() for i in range(n_images)]
+
+    g32 = _fast_model(gsd, size)
+    raw = images_of(g32, torch.float32)
+    peak = max(float(t.abs().max()) for t in raw)
+    clipped_raw = float(np.mean([float((t.abs() > 1).float().mean()) for t in raw]))
+    # range-matched proxy: a trained generator's images sit inside [-1, 1]; the recipe weights' do not
+    # (they saturate). One factor for all images maps the largest |value| to 0.95.
+    factor = 0.95 / peak
+    scale_to_rgb(g32, factor)
+    ref = images_of(g32, torch.float32)
+    ref_u8 = [images.tensor_to_bgr(t) for t in ref]
+    del g32
+    bench.release_freed_memory()
+    rep.add(f"## bf16 image quality against fp32 ({size} px, {n_images} images, range-matched {weights} generator)")
+    rep.add()
+    rep.add(f"Proxy for generated faces: the {weights} weights' raw images saturate ({100 * clipped_raw:.0f} % of "
+            f"values outside [-1, 1], largest |value| {peak:.1f}), so the uint8 conversion hides most "
+            f"differences. Every ToRGB weight and bias is multiplied by {factor:.3g} (the same factor in "
+            "fp32 and bf16), which scales the image exactly (ToRGB and the skip sum are linear) and puts it "
+            "inside [-1, 1] like a trained generator's; the synthesis layers are unchanged. Columns: PSNR "
+            "and pixels off by > 2 grey levels of the uint8 images (the original ten2cv conversion), and "
+            "the same on the float images over their own range (max - min of fp32, no clipping). bf16 "
+            "already accumulates the modulation and demodulation factors in fp32 (blendgan.ops: "
+            "_compute_dtype); 'fp32 demodulation' is therefore the plain bf16 row.")
+    rep.add()
+    configs = [("bf16 (modulation / demodulation factors in fp32)", {}),
+               ("bf16 + fp32 latent MLPs (mapping, style embedding)", dict(to_rgb=False, latents=True)),
+               ("bf16 + fp32 ToRGB", dict(to_rgb=True)),
+               ("bf16 + fp32 latent MLPs + ToRGB", dict(to_rgb=True, latents=True)),
+               ("bf16 + fp32 last resolution (its two convs + ToRGB)", dict(to_rgb=True, last_resolutions=1)),
+               ("bf16 + fp32 latent MLPs + last resolution", dict(to_rgb=True, last_resolutions=1, latents=True))]
+    rng = max(float(t.max()) for t in ref) - min(float(t.min()) for t in ref)
+    rows, timings, models = [], {}, {}
+    for name, cfg in configs:
+        m = _fast_model(gsd, size, torch.bfloat16)
+        if cfg:
+            keep_float32(m, **cfg)
+        scale_to_rgb(m, factor)
+        models[name] = m
+        outs = images_of(m, torch.bfloat16)
+        p, off, mx = psnr_and_off([images.tensor_to_bgr(t) for t in outs], ref_u8)
+        err = torch.stack(outs) - torch.stack(ref)
+        fpsnr = 20 * math.log10(rng / float(err.double().square().mean().sqrt()))
+        foff = float((err.abs() * 255 / rng > 2).float().mean())
+        rows.append([name, p, off, mx, fpsnr, foff])
+        if len(models) == 2 or name == configs[-1][0]:  # time two models at a time (memory)
+            zz, zze = z[:1].bfloat16(), ze[:1].bfloat16()
+            res = bench.alternate({n: (lambda mm=mm: mm([zz], z_embed=zze, **kw)[0]) for n, mm in models.items()},
+                                  cpu, runs, memory=False)
+            timings.update({n: (res[n][0], bench.CPU_TIMES[n]) for n in models})
+            models.clear()
+            bench.release_freed_memory()
+    base = timings[configs[0][0]]
+    rep.table(["variant", "PSNR dB (uint8)", "pixels off > 2 levels", "max abs diff (levels)",
+               "PSNR dB (float, fp32 range)", "off > 2 levels (float)", "s / image", "CPU s",
+               "CPU time vs plain bf16"],
+              [[n, f"{p:.2f}", f"{100 * o:.2f} %", f"{mx:.0f}", f"{fp:.2f}", f"{100 * fo:.2f} %",
+                bench.fmt_s(timings[n][0]), bench.fmt_s(timings[n][1]), f"{timings[n][1] / base[1]:.2f}"]
+               for n, p, o, mx, fp, fo in rows])
+    rep.add(f"fp32 images of the range-matched generator: {100 * float(np.mean([float((t.abs() > 1).float().mean()) for t in ref])):.2f} % "
+            "of values outside [-1, 1].")
+    rep.add()
+
+
+# ------------------------------------------------------------------------------------------ main
+
+def run(args):
+    global measure
+    bench._import_torch()
+    import measure  # after _import_torch, which sets the huge-page allocation before torch loads
+    torch = bench.torch
+    from blendgan.allocator import reuse_freed_memory
+
+    sections = [s for s in args.sections.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"--sections: unknown {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    rep = bench.Report()
+    started = time.time()
+    rep.add("# Speed, round two: Winograd 3x3 convolutions and bf16 quality (cpu)")
+    rep.add()
+    rep.add("Command: `python benchmarks/speed2.py " + " ".join(sys.argv[1:]) + "`")
+    rep.add()
+    if args.note:
+        rep.add(args.note)
+        rep.add()
+    rep.table(["", ""], [[k, v] for k, v in bench.machine_info(torch.device("cpu"), True).items()] +
+              [["load average at start", bench.os.getloadavg()]])
+    ceil = bench.ceiling(torch.device("cpu"), [("fp32", torch.float32)])
+    rep.add(f"Machine ceiling at start: fp32 matmul {ceil[0][1]:.0f} / 512-ch 3x3 conv {ceil[0][2]:.0f} GFLOP/s.")
+    rep.add()
+    reuse_freed_memory()
+    from blendgan.ops import winograd
+
+    # the Winograd path is opt-in (off by default): switched on here so that the models get their
+    # transformed weights when prepared; each variant below sets it on or off for its own calls
+    winograd.set_enabled(True)
+    if "layers" in sections:
+        section_layers(rep, args.runs)
+    if "upsample" in sections:
+        section_upsample(rep, args.runs)
+    gsd = None
+    if {"generator", "profile", "breakdown", "quality"} & set(sections):
+        t0 = time.time()
+        gsd, desc = generator_sd(args)
+        rep.add(f"Weights: {desc}, built in {time.time() - t0:.0f} s.")
+        rep.add()
+    g = None
+    if "generator" in sections:
+        g = section_generator(rep, gsd, args.runs, [int(s) for s in args.sizes.split(",") if s])
+    if "profile" in sections:
+        section_profile(rep, g or _fast_model(gsd, bench.SIZE))
+    del g
+    bench.release_freed_memory()
+    if "breakdown" in sections:
+        section_breakdown(rep, gsd)
+        bench.release_freed_memory()
+    if "quality" in sections:
+        section_quality(rep, gsd, args.runs, weights="recipe")
+        del gsd
+        bench.release_freed_memory()
+        # StyleGAN2's initialisation: demodulated layers keep unit-scale activations, as a trained
+        # generator's do (the recipe's are not so conditioned); the style matrix is never used
+        torch.manual_seed(0)
+        gsd = dict(bench.Generator(bench.SIZE).state_dict())
+        gsd[STYLE_MATRIX] = torch.empty(gsd[STYLE_MATRIX].shape)
+        section_quality(rep, gsd, args.runs, weights="randomly initialised (StyleGAN2 init)")
+    ceil = bench.ceiling(torch.device("cpu"), [("fp32", torch.float32)])
+    rep.add(f"Machine ceiling at the end: fp32 matmul {ceil[0][1]:.0f} / conv {ceil[0][2]:.0f} GFLOP/s; load average "
+            f"{bench.os.getloadavg()}; total {time.time() - started:.0f} s. Compare CPU-time ratios of alternated "
+            "variants rather than absolute seconds on a shared machine.")
+    if not args.no_write:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text("\n".join(rep.lines) + "\n")
+        tmp.replace(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
