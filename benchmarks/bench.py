@@ -464,12 +464,7 @@ def run(args):
     rep.add(f"Total benchmark time {time.time() - started:.0f} s; load average at end {load1}. Times are wall "
             "clock; on a shared machine compare ratios (alternating runs) rather than absolute seconds.")
     if not args.no_write:
-        out = args.out or RESULTS / f"{device.type}-{datetime.datetime.now().strftime('%Y%m%d-%H%M')}.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text("\n".join(rep.lines) + "\n")
-        os.replace(tmp, out)
-        print(f"wrote {out}")
+        rep.write(args.out or RESULTS / f"{device.type}-{datetime.datetime.now().strftime('%Y%m%d-%H%M')}.md")
     return 0
 
 

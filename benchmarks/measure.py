@@ -190,6 +190,15 @@ class Report:
             self.add("| " + " | ".join(str(c) for c in r) + " |")
         self.add()
 
+    def write(self, path):
+        """Save the report as Markdown (atomically: a stopped run leaves no half table)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("\n".join(self.lines) + "\n")
+        os.replace(tmp, path)
+        print(f"wrote {path}")
+
 
 def fmt_s(x):
     return f"{x:.3f}" if x < 10 else f"{x:.1f}"

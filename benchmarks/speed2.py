@@ -636,11 +636,7 @@ def run(args):
             f"{bench.os.getloadavg()}; total {time.time() - started:.0f} s. Compare CPU-time ratios of alternated "
             "variants rather than absolute seconds on a shared machine.")
     if not args.no_write:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text("\n".join(rep.lines) + "\n")
-        tmp.replace(args.out)
-        print(f"wrote {args.out}")
+        rep.write(args.out)
     return 0
 
 
