@@ -1,60 +1,23 @@
-"""One process or many (torchrun): process group setup, rank-0-only writing, reductions.
+"""One process or many (torchrun) for the trainers: DDP wrapping, rank-0-only writing, reductions.
 
-torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; without them the run is a single
-process and every helper here is a no-op. The backend is NCCL on CUDA and gloo on CPU.
+The process group is set up by `blendgan.distributed.setup` (shared with the `pairs` command): torchrun sets
+RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; without them the run is a single process and
+every helper here is a no-op. The backend is NCCL on CUDA and gloo on CPU.
 """
 import inspect
-import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from ..errors import UsageError
-
-
-@dataclass
-class Context:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self):
-        """Only this process writes files and shows progress."""
-        return self.rank == 0
-
-    @property
-    def distributed(self):
-        return self.world_size > 1
-
-
-def launched_by_torchrun():
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+from .. import distributed as launch
 
 
 def init(device="auto"):
-    """Context for this process; joins the process group when started by torchrun."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda was given but no CUDA GPU is available; use --device cpu")
-        dev = torch.device("cuda", local if dev.index is None else dev.index)
-        torch.cuda.set_device(dev)
-    if world > 1 and launched_by_torchrun() and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world,
-                                device_id=dev if dev.type == "cuda" else None)
-    return Context(rank, world, local, dev)
-
-
-def shutdown(ctx):
-    if ctx.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+    """Context for this process (`blendgan.distributed.Context`); joins the process group under torchrun.
+    'auto' trains on CUDA when there is a GPU, else on the CPU."""
+    if device == "auto" and not torch.cuda.is_available():
+        device = "cpu"
+    return launch.setup(device)
 
 
 def run_in_process_group(train, cfg, log_file=None):
@@ -64,12 +27,11 @@ def run_in_process_group(train, cfg, log_file=None):
     try:
         return train(cfg, ctx, log_file)
     finally:
-        shutdown(ctx)
+        ctx.close()
 
 
 def barrier(ctx):
-    if ctx.distributed:
-        dist.barrier()
+    ctx.barrier()
 
 
 def all_reduce_mean_(tensor, ctx):
