@@ -203,14 +203,24 @@ def test_style_encoder_bad_input_is_one_line_and_overwrites_nothing(data, style_
 
 # ------------------------------------------------------------------------------ pSp
 
+def moving_average(values, window):
+    return [sum(values[i:i + window]) / window for i in range(len(values) - window + 1)]
+
+
 def test_psp_lowers_its_reconstruction_loss(data, tmp_path):
+    """36 steps at pSp's lr 1e-4 on 4 faces (identity term off): the loss falls on average and its moving
+    average (window 6) never rises by more than noise. Measured: first-third mean 3.0, last third 1.8."""
     out = tmp_path / "run"
-    assert main(psp_flags(data, out, iters=12, sample_every=12)) == 0
+    assert main(psp_flags(data, out, iters=36, lr=1e-4, sample_every=36)) == 0
     log = read_log(out / "log.jsonl")
-    assert len(log) == 12 and all({"loss", "l2", "perceptual", "images_per_s"} <= set(r) for r in log)
-    halves = [sum(r["loss"] for r in log[i:i + 6]) / 6 for i in (0, 6)]
-    assert halves[1] < halves[0] and log[-1]["loss"] < log[0]["loss"], halves
-    sheet = images.read_image_bgr(out / "samples" / "000012.jpg")
+    assert len(log) == 36 and all({"loss", "l2", "perceptual", "images_per_s"} <= set(r) for r in log)
+    loss = [r["loss"] for r in log]
+    first, last = sum(loss[:12]) / 12, sum(loss[-12:]) / 12
+    assert last < 0.8 * first, (first, last)
+    avg = moving_average(loss, 6)
+    assert all(b < a + 0.02 * first for a, b in zip(avg, avg[1:])), avg
+    assert sum(r["l2"] for r in log[-12:]) < 0.8 * sum(r["l2"] for r in log[:12])
+    sheet = images.read_image_bgr(out / "samples" / "000036.jpg")
     assert sheet.shape == (4 * GEN_SIZE, 2 * GEN_SIZE, 3)  # rows of input | reconstruction
     free(out)
 
