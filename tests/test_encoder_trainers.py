@@ -1,5 +1,10 @@
 """`blendgan train style-encoder` and `blendgan train psp` end to end on data made here: learning, exact
-resume, 2 processes = 1 process, snapshots accepted by the inference commands, bad input."""
+resume, 2 processes = 1 process, snapshots accepted by the inference commands, bad input.
+
+Disk: a style-encoder snapshot holds the whole encoder (VGG19 and the 610304-wide layer, ~0.8 GB here) and a
+pSp snapshot the encoder with Adam's moments (~1.1 GB), so every run folder is deleted as soon as it has been
+compared, resumed runs start from a hard link of the reference run's snapshot, and the shared runs are
+removed when the module ends."""
 import json
 import os
 import shutil
@@ -23,6 +28,25 @@ VIEW = 32          # style views rendered at 32 px: VGG19 at 32 px keeps the CPU
 GEN_SIZE = 16      # tiny narrow generator (max_channels 16) for pSp
 
 
+def free(path):
+    """Delete a run folder once compared (snapshots are large; pytest keeps its temporary folders)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def resume_copy(run, step, out):
+    """A run folder holding `run`'s settings, log and step-`step` snapshot (hard-linked: no copy on disk), as
+    an interrupted run would have left it; resuming it must then reproduce `run` exactly."""
+    (out / "checkpoints").mkdir(parents=True)
+    for name in ("config.json", "log.jsonl"):
+        shutil.copy(run / name, out / name)
+    snap = f"checkpoints/{step:06d}.pt"
+    try:
+        os.link(run / snap, out / snap)
+    except OSError:
+        shutil.copy(run / snap, out / snap)
+    return out
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("encoders")
@@ -32,8 +56,9 @@ def data(tmp_path_factory):
     held = make_artworks(d / "held", c[8:])
     faces = make_faces(d / "faces", 4, 64, seed=3)
     blendgan = make_tiny_blendgan(d / "blendgan.pt", read_checkpoint(se), size=GEN_SIZE, max_channels=16)
-    return {"dir": d, "style_encoder": se, "art": d / "art", "train": train, "held": held, "faces": faces,
-            "blendgan": blendgan}
+    yield {"dir": d, "style_encoder": se, "art": d / "art", "train": train, "held": held, "faces": faces,
+           "blendgan": blendgan}
+    free(d)
 
 
 def argv_of(flags):
@@ -105,6 +130,7 @@ def test_style_encoder_learns_on_artworks_and_keeps_held_out_styles_apart(data, 
     assert sum(r["loss"] for r in last) < sum(r["loss"] for r in first) - 1.0  # mean drops by > 0.1
     assert after > 0.25, (before, after)  # chance: 1/4
     assert (out / "samples" / "000030.jpg").is_file() and json.loads((out / "config.json").read_text())["size"] == VIEW
+    free(out)
 
 
 @pytest.fixture(scope="module")
@@ -112,31 +138,25 @@ def style_run(data, tmp_path_factory):
     """4 steps in fp64 (batch 4), snapshots at 2 and 4: the reference of the resume and 2-process tests."""
     out = tmp_path_factory.mktemp("style_run") / "run"
     assert main(style_flags(data, out, iters=4, snapshot_every=2, precision="fp64")) == 0
-    return out
+    yield out
+    free(out)
 
 
-def test_style_encoder_resume_is_exact(data, style_run, tmp_path):
-    out = tmp_path / "run"
-    assert main(style_flags(data, out, iters=2, precision="fp64")) == 0
-    assert main(style_flags(data, out, iters=4, resume=True)) == 0  # settings (fp64 ...) come from config.json
-    # Every piece of state is restored: the step-2 snapshots are bit-identical. The resumed process then
-    # computes on freshly allocated tensors whose BLAS rounding can differ in the last bits, and Adam's m/sqrt(v)
-    # turns such rounding in near-zero gradients into larger but still tiny steps: measured <= 5e-8 of each
-    # tensor's largest value after two more steps. A state that was not restored (RNG, data position, optimiser
-    # moments) moves parameters by about the learning rate (1e-3 of their size), far above the 1e-6 bound.
-    a2, b2 = (trained_tensors(p / "checkpoints" / "000002.pt") for p in (style_run, out))
-    assert all(torch.equal(a2[k], b2[k]) for k in a2)
-    a, b = trained_tensors(style_run / "checkpoints" / "000004.pt"), trained_tensors(out / "checkpoints" / "000004.pt")
-
-    def close(x, y):
-        return float((x - y).abs().max()) <= 1e-6 * float(x.abs().max()) + 1e-30
-
-    assert a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+def test_style_encoder_resume_is_exact(style_run, tmp_path):
+    """Resumed from the step-2 snapshot of the reference run, steps 3-4 give bit-identical weights, optimiser
+    moments and losses (every piece of state, the projection head in the run's precision included, is
+    restored; any rounding of it shows here)."""
+    out = resume_copy(style_run, 2, tmp_path / "run")
+    assert main(["train", "style-encoder", "--outdir", str(out), "--resume", "--iters", "4", "--log_every", "1",
+                 "--no_progress", "--device", "cpu"]) == 0
+    a, b = (trained_tensors(p / "checkpoints" / "000004.pt") for p in (style_run, out))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     oa, ob = (read_checkpoint(p / "checkpoints" / "000004.pt")["optim"]["state"] for p in (style_run, out))
-    assert all(close(oa[i]["exp_avg_sq"], ob[i]["exp_avg_sq"]) for i in oa)
-    assert [r["step"] for r in read_log(out / "log.jsonl")] == [1, 2, 3, 4]
-    assert [r["loss"] for r in read_log(style_run / "log.jsonl")] == pytest.approx(
-        [r["loss"] for r in read_log(out / "log.jsonl")], rel=1e-6)
+    assert oa.keys() == ob.keys() and all(torch.equal(oa[i][m], ob[i][m]) for i in oa for m in oa[i])
+    la, lb = read_log(style_run / "log.jsonl"), read_log(out / "log.jsonl")
+    assert [r["step"] for r in lb] == [1, 2, 3, 4]
+    assert [(r["loss"], r["retrieval_top1"]) for r in la] == [(r["loss"], r["retrieval_top1"]) for r in lb]
+    free(out)
 
 
 def test_style_encoder_two_processes_equal_one(data, style_run, tmp_path):
@@ -146,6 +166,7 @@ def test_style_encoder_two_processes_equal_one(data, style_run, tmp_path):
     assert all(torch.allclose(a[k], b[k], rtol=1e-9, atol=1e-11) for k in a)
     assert read_log(out / "log.jsonl")[0]["loss"] == pytest.approx(read_log(style_run / "log.jsonl")[0]["loss"],
                                                                     rel=1e-10)
+    free(out)
 
 
 def test_style_encoder_snapshot_is_accepted_by_pairs(data, style_run, tmp_path):
@@ -182,35 +203,50 @@ def test_style_encoder_bad_input_is_one_line_and_overwrites_nothing(data, style_
 
 # ------------------------------------------------------------------------------ pSp
 
+def moving_average(values, window):
+    return [sum(values[i:i + window]) / window for i in range(len(values) - window + 1)]
+
+
 def test_psp_lowers_its_reconstruction_loss(data, tmp_path):
+    """36 steps at pSp's lr 1e-4 on 4 faces (identity term off): the loss falls on average and its moving
+    average (window 6) never rises by more than noise. Measured: first-third mean 3.0, last third 1.8."""
     out = tmp_path / "run"
-    assert main(psp_flags(data, out, iters=12, sample_every=12)) == 0
+    assert main(psp_flags(data, out, iters=36, lr=1e-4, sample_every=36)) == 0
     log = read_log(out / "log.jsonl")
-    assert len(log) == 12 and all({"loss", "l2", "perceptual", "images_per_s"} <= set(r) for r in log)
-    halves = [sum(r["loss"] for r in log[i:i + 6]) / 6 for i in (0, 6)]
-    assert halves[1] < halves[0] and log[-1]["loss"] < log[0]["loss"], halves
-    sheet = images.read_image_bgr(out / "samples" / "000012.jpg")
+    assert len(log) == 36 and all({"loss", "l2", "perceptual", "images_per_s"} <= set(r) for r in log)
+    loss = [r["loss"] for r in log]
+    first, last = sum(loss[:12]) / 12, sum(loss[-12:]) / 12
+    assert last < 0.8 * first, (first, last)
+    avg = moving_average(loss, 6)
+    assert all(b < a + 0.02 * first for a, b in zip(avg, avg[1:])), avg
+    assert sum(r["l2"] for r in log[-12:]) < 0.8 * sum(r["l2"] for r in log[:12])
+    sheet = images.read_image_bgr(out / "samples" / "000036.jpg")
     assert sheet.shape == (4 * GEN_SIZE, 2 * GEN_SIZE, 3)  # rows of input | reconstruction
+    free(out)
 
 
 @pytest.fixture(scope="module")
 def psp_run(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("psp_run") / "run"
     assert main(psp_flags(data, out, iters=4, snapshot_every=2, w_norm_lambda=0.01)) == 0
-    return out
+    yield out
+    free(out)
 
 
 def psp_tensors(path):
     return read_checkpoint(path)["state_dict"]
 
 
-def test_psp_resume_is_exact(data, psp_run, tmp_path):
-    out = tmp_path / "run"
-    assert main(psp_flags(data, out, iters=2, w_norm_lambda=0.01)) == 0
-    assert main(psp_flags(data, out, iters=4, resume=True)) == 0
+def test_psp_resume_is_exact(psp_run, tmp_path):
+    out = resume_copy(psp_run, 2, tmp_path / "run")
+    assert main(["train", "psp", "--outdir", str(out), "--resume", "--iters", "4", "--log_every", "1",
+                 "--no_progress", "--device", "cpu"]) == 0
     a, b = psp_tensors(psp_run / "checkpoints" / "000004.pt"), psp_tensors(out / "checkpoints" / "000004.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    oa, ob = (read_checkpoint(p / "checkpoints" / "000004.pt")["optim"]["state"] for p in (psp_run, out))
+    assert oa.keys() == ob.keys() and all(torch.equal(oa[i][m], ob[i][m]) for i in oa for m in oa[i])
     assert [r["loss"] for r in read_log(psp_run / "log.jsonl")] == [r["loss"] for r in read_log(out / "log.jsonl")]
+    free(out)
 
 
 def test_psp_two_processes_equal_one(data, psp_run, tmp_path):
@@ -221,6 +257,7 @@ def test_psp_two_processes_equal_one(data, psp_run, tmp_path):
     assert worst < 1e-4, worst
     assert read_log(out / "log.jsonl")[0]["loss"] == pytest.approx(read_log(psp_run / "log.jsonl")[0]["loss"],
                                                                     rel=1e-5)
+    free(out)
 
 
 def test_psp_snapshot_is_accepted_by_transfer(data, psp_run, tmp_path):

@@ -1,6 +1,9 @@
-"""Picture of a training run: the loss curves of RUN/log.jsonl beside the first and the last sample grid.
+"""Picture of training runs: per run, one row with the curves of RUN/log.jsonl beside its first and last
+sample sheet. Works for the generator's runs and for the encoder trainers' (style-encoder: loss and retrieval
+top-1; psp: loss, L2, perceptual).
 
     python tools/training_figure.py RUN docs/training_run.png
+    python tools/training_figure.py STYLE_RUN PSP_RUN docs/encoder_training.png
 
 Drawn with OpenCV only (no plotting library needed).
 """
@@ -13,6 +16,14 @@ import numpy as np
 
 CURVES = {"d_face": (200, 80, 0), "d_style": (0, 140, 255), "d_style_latent": (0, 0, 200),
           "g_face": (160, 160, 0), "g_style": (200, 0, 200), "g_style_latent": (60, 60, 60)}
+ENCODER_CURVES = {"loss": (200, 80, 0), "retrieval_top1": (0, 140, 255), "l2": (0, 0, 200),
+                  "perceptual": (200, 0, 200)}
+
+
+def curves_of(log):
+    """The curves a log has: the generator's six terms, else the encoder trainers' ones."""
+    keys = CURVES if all(k in log[0] for k in CURVES) else ENCODER_CURVES
+    return {k: c for k, c in keys.items() if k in log[0]}
 
 
 def running_mean(values, window):
@@ -23,19 +34,20 @@ def running_mean(values, window):
 
 
 def plot(log, width=520, height=360, margin=44):
+    curves = curves_of(log)
     img = np.full((height, width, 3), 255, np.uint8)
     steps = [r["step"] for r in log]
-    window = max(1, len(log) // 20)  # per-step GAN losses are noisy: draw their running mean
-    smooth = {k: running_mean(np.array([r[k] for r in log], np.float64), window) for k in CURVES}
-    values = [v for k in CURVES for v in smooth[k]]
+    window = max(1, len(log) // 20)  # per-step losses are noisy: draw their running mean
+    smooth = {k: running_mean(np.array([r[k] for r in log], np.float64), window) for k in curves}
+    values = [v for k in curves for v in smooth[k]]
     lo, hi = min(values), max(values)
     x = lambda s: int(margin + (s - steps[0]) / max(steps[-1] - steps[0], 1) * (width - margin - 10))  # noqa: E731
     y = lambda v: int(height - margin - (v - lo) / max(hi - lo, 1e-9) * (height - margin - 30))  # noqa: E731
     cv2.rectangle(img, (margin, 30), (width - 10, height - margin), (0, 0, 0), 1)
-    for k, color in CURVES.items():
-        pts = np.array([[x(s), y(v)] for s, v in zip(steps, smooth[k])], np.int32)
+    for k, color in curves.items():
+        pts = np.array([[x(st), y(v)] for st, v in zip(steps, smooth[k])], np.int32)
         cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
-    for i, (k, color) in enumerate(CURVES.items()):
+    for i, (k, color) in enumerate(curves.items()):
         cv2.putText(img, k, (margin + 6 + (i % 3) * 150, 12 + (i // 3) * 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
                     color, 1, cv2.LINE_AA)
     font = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.38, color=(0, 0, 0), thickness=1)
@@ -48,24 +60,31 @@ def plot(log, width=520, height=360, margin=44):
 
 
 def fit_height(img, h):
-    """`img` at height h: shrunk when taller, else centred on white (sample pixels are never enlarged)."""
-    if img.shape[0] > h:
-        return cv2.resize(img, (int(img.shape[1] * h / img.shape[0]), h), interpolation=cv2.INTER_AREA)
-    top = (h - img.shape[0]) // 2
-    return cv2.copyMakeBorder(img, top, h - img.shape[0] - top, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    # small sheets are enlarged pixel by pixel (sharp, and a PNG of flat blocks stays small)
+    interp = cv2.INTER_NEAREST if h > img.shape[0] else cv2.INTER_AREA
+    return cv2.resize(img, (int(img.shape[1] * h / img.shape[0]), h), interpolation=interp)
 
 
-def main(run, out):
+def row(run):
     run = Path(run)
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     grids = sorted((run / "samples").glob("*.jpg"))
     panel = plot(log)
     # the grids are JPEG decodes: 6 bits per channel are invisible there and keep the PNG small
-    parts = [panel] + [fit_height(cv2.imread(str(g)) & 0xFC, panel.shape[0]) for g in (grids[0], grids[-1])]
+    parts = [panel] + [fit_height(cv2.imread(str(g)) & 0xFC, panel.shape[0])
+                       for g in dict.fromkeys((grids[0], grids[-1]))]
     sep = np.full((panel.shape[0], 6, 3), 255, np.uint8)
-    cv2.imwrite(str(out), np.concatenate([p for part in parts for p in (part, sep)][:-1], axis=1),
-                [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return np.concatenate([p for part in parts for p in (part, sep)][:-1], axis=1)
+
+
+def main(*args):
+    """main(RUN, ..., OUT): one row per run, stacked."""
+    *runs, out = args
+    rows = [row(r) for r in runs]
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    cv2.imwrite(str(out), np.concatenate(rows, axis=0)[:-6], [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])

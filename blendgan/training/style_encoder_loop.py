@@ -135,7 +135,9 @@ def build_networks(cfg, snapshot, run, device, dtype):
             raise UsageError("--init FILE is required: the frozen VGG19 comes from a style_encoder.pt, a blendgan.pt "
                              "or torchvision's vgg19 weights file (vgg19-dcbb9e9d.pth)")
         encoder, _ = load_style_encoder_init(cfg.init)
-    projector = Projector()
+    # the projector is made in the training dtype before its saved state is copied in: loading an fp64
+    # run's state into a float32 module would round it, and a resumed run would drift from a straight one
+    projector = Projector().to(dtype)
     if snapshot is not None:
         projector.load_state_dict(snapshot["projector"])
     encoder.requires_grad_(False).eval()

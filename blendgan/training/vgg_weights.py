@@ -63,8 +63,9 @@ def load_vgg19_features(path):
 
 def load_style_encoder_init(path):
     """(StyleEncoder, kind) to start training from. kind 'style_encoder': the whole encoder of a
-    style_encoder.pt / blendgan.pt (tensors memory-mapped, frozen); kind 'torchvision': the VGG19 of
-    torchvision's file and a freshly initialised MLP (from the global torch RNG: seed it first)."""
+    style_encoder.pt / blendgan.pt (tensors memory-mapped in the file's own dtypes, so a frozen layer stored
+    in bfloat16 stays so, frozen); kind 'torchvision': the VGG19 of torchvision's file and a freshly
+    initialised MLP (from the global torch RNG: seed it first)."""
     src = resolve_checkpoint_path(path)
     ckpt = read_checkpoint(src)
     if is_torchvision_vgg19(ckpt):
@@ -72,4 +73,4 @@ def load_style_encoder_init(path):
         encoder = StyleEncoder()
         encoder.embedder.feature_extractor.vgg_layers.load_state_dict(features)
         return encoder.requires_grad_(False).eval(), "torchvision"
-    return style_encoder_from_checkpoint(ckpt, source=src), "style_encoder"
+    return style_encoder_from_checkpoint(ckpt, source=src, dtype=None), "style_encoder"
