@@ -214,3 +214,19 @@ def test_linear_with_reduced_precision_storage(storage, batch_shape):
     out = ops.linear(x, w, block_columns=4096)  # several blocks, the last one partial
     assert out.dtype == torch.float32 and out.shape == (*batch_shape, 6)
     assert rel_err(out, ref) <= 2e-5
+
+
+@pytest.mark.parametrize("needs_grad", ["x", "weight"])
+def test_linear_with_mixed_dtypes_trains(needs_grad):
+    """bf16 activations times a float32 weight wider than one block (a discriminator's last layer under
+    autocast): the backward pass gets the gradients of the plain definition."""
+    x = randn(3, 50, seed=72, dtype=torch.float32).bfloat16().requires_grad_(needs_grad == "x")
+    w = randn(6, 50, seed=73, dtype=torch.float32).requires_grad_(needs_grad == "weight")
+    upstream = randn(3, 6, seed=74, dtype=torch.float32).bfloat16()
+    out = ops.linear(x, w, block_columns=16)  # four blocks
+    (out * upstream).sum().backward()
+    leaf = x if needs_grad == "x" else w
+    x64, w64 = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    (torch.nn.functional.linear(x64, w64) * upstream.double()).sum().backward()
+    exact = x64.grad if needs_grad == "x" else w64.grad
+    assert leaf.grad.dtype == leaf.dtype and rel_err(leaf.grad.float(), exact.float()) <= 1e-2  # bf16 rounding

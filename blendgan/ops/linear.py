@@ -25,6 +25,10 @@ def linear(x, weight, block_columns=BLOCK_COLUMNS):
         return torch.cat([linear(row[None], weight, block_columns) for row in x])
     if weight.dtype == x.dtype:
         return F.linear(x, weight)
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        # training (e.g. bf16 autocast activations, float32 weights): autograd keeps every block of the
+        # cast weight, so the reused buffer below would be overwritten before the backward pass
+        return F.linear(x, weight.to(x.dtype))
     lead, in_dim = x.shape[:-1], x.shape[-1]
     rows = x.reshape(-1, in_dim)
     out = torch.zeros(rows.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
