@@ -17,7 +17,6 @@ of a step are called unwrapped. Every random draw is a function of the seed and 
 so N processes x batch B compute what one process with batch N·B computes (up to the order of
 floating-point sums).
 """
-import contextlib
 import copy
 import time
 
@@ -30,7 +29,8 @@ from . import config as config_mod
 from . import data, distributed, losses
 from .generator_init import (D_NAMES, apply_init, build_discriminators, build_generator, inference_state_dict,
                              load_init, load_style_encoder)
-from .rundir import JsonLog, Progress, RunDir, load_snapshot, rng_state, save_snapshot, set_rng_state
+from .rundir import Progress, rng_state, save_snapshot, set_rng_state
+from .runs import autocast, check_images_per_step, compute_dtype, open_run, start_run
 
 # random streams (see data.sample_generator)
 D_CODES, G_CODES, PL_CODES, FIXED_CODES = 1, 2, 3, 9
@@ -39,19 +39,6 @@ LATENT_AVG_SAMPLES = 4096
 
 
 # ----------------------------------------------------------------------------- small helpers
-def compute_dtype(precision):
-    return torch.float64 if precision == "fp64" else torch.float32
-
-
-def autocast(precision, device):
-    """Mixed precision of the main passes (the regularisation passes always run in the parameters' dtype)."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 def requires_grad(modules, flag):
     for m in modules:
         m.requires_grad_(flag)
@@ -223,17 +210,8 @@ def train_generator(cfg, log_file=None):
 
 
 def _train(cfg, ctx, log_file):
-    run = RunDir(cfg.outdir)
     # -- settings: a resumed run takes the saved ones (except the run-time few)
-    snapshot = None
-    if cfg.resume:
-        snap_path = run.latest_snapshot()
-        if not run.config.is_file():
-            raise UsageError(f"{run.config}: missing; {run.path} is not a complete training run folder")
-        cfg = config_mod.merged_for_resume(config_mod.load_config(type(cfg), run.config), cfg)
-        snapshot = load_snapshot(snap_path)
-    elif run.snapshots():
-        raise UsageError(f"{run.path} already holds snapshots; continue it with --resume or pass another --outdir")
+    cfg, run, snapshot = open_run(cfg)
     check_settings(cfg, ctx)
     device, dtype = ctx.device, compute_dtype(cfg.precision)
     if not cfg.faces or not cfg.styles:
@@ -291,12 +269,7 @@ def _train(cfg, ctx, log_file):
     g_pass = distributed.wrap(GeneratorPass(g), ctx, find_unused_parameters=True)  # path length: WBM unused
     ds_sync = {k: distributed.wrap(d, ctx) for k, d in ds.items()}
 
-    log = JsonLog(run.log, enabled=ctx.is_main)
-    if ctx.is_main:
-        run.create()
-        config_mod.save_config(cfg, run.config)
-        log.truncate_after(start)
-    distributed.barrier(ctx)
+    log = start_run(cfg, run, ctx, start)
 
     progress = Progress(cfg.iters, start, images_per_step, enabled=ctx.is_main and cfg.progress)
     t_start, t_last, step_last = time.perf_counter(), time.perf_counter(), start
@@ -445,10 +418,7 @@ def _snapshot_embedder(snapshot, run):
 
 
 def _restore(snapshot, cfg, g, g_ema, ds, g_optim, d_optims, g_scaler, d_scaler, images_per_step):
-    saved = snapshot["data"]["images_per_step"]
-    if saved != images_per_step:
-        raise UsageError(f"the run was trained with {saved} images per step (batch x processes); resume it with "
-                         f"the same global batch (now {images_per_step})")
+    check_images_per_step(snapshot, images_per_step)
     g.load_state_dict(snapshot["g"])
     g_ema.load_state_dict({k: v for k, v in snapshot["g_ema"].items() if not k.startswith("embedder.")})
     for name in D_NAMES:

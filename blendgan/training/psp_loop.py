@@ -24,7 +24,7 @@ from ..models.generator import n_latent_for_size
 from ..models.psp_encoder import MIDDLE_END, PSPEncoder
 from . import config as config_mod
 from . import data, distributed
-from .encoder_runs import (Progress, StepClock, autocast, check_common, check_images_per_step, compute_dtype,
+from .runs import (Progress, StepClock, autocast, check_common, check_images_per_step, compute_dtype,
                            open_run, start_run)
 from .psp_losses import PSPLossWeights, build_psp_loss, load_arcface
 from .rundir import rng_state, save_snapshot, set_rng_state

@@ -25,7 +25,7 @@ from ..models.projector import Projector
 from ..models.style_encoder import gram_vector
 from . import config as config_mod
 from . import contrastive, data, distributed, views
-from .encoder_runs import (Progress, StepClock, autocast, check_common, check_images_per_step, compute_dtype,
+from .runs import (Progress, StepClock, autocast, check_common, check_images_per_step, compute_dtype,
                            open_run, start_run)
 from .rundir import rng_state, save_snapshot, set_rng_state
 

@@ -1,5 +1,5 @@
-"""What the two encoder trainers share beyond the common training stack: precision handling, opening or
-resuming a run folder, and the timing/logging bookkeeping of one step."""
+"""What the three trainers share around their loops: precision handling, opening or resuming a run folder,
+and the timing/logging bookkeeping of one step."""
 import contextlib
 import time
 
