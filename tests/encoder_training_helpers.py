@@ -32,7 +32,8 @@ def _dots(period):
     return render
 
 
-STYLES = (_hatching(0, 8), _hatching(90, 8), _hatching(45, 12), _dots(10))
+STYLES = (_hatching(0, 8), _hatching(90, 8), _hatching(45, 12), _dots(10),
+          _hatching(135, 6), _dots(6), _hatching(0, 16), _hatching(60, 10))
 
 
 def contents(n, size=64, seed=0):

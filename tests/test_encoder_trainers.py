@@ -51,9 +51,9 @@ def resume_copy(run, step, out):
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("encoders")
     se = make_style_encoder(d / "style_encoder.pt")
-    c = contents(12, 64, seed=1)
-    train = make_artworks(d / "art", c[:8])
-    held = make_artworks(d / "held", c[8:])
+    c = contents(5, 64, seed=1)
+    train = make_artworks(d / "art", c[:1])   # one content in the 8 stroke styles: only style tells them apart
+    held = make_artworks(d / "held", c[1:])   # four new contents in the same styles
     faces = make_faces(d / "faces", 4, 64, seed=3)
     blendgan = make_tiny_blendgan(d / "blendgan.pt", read_checkpoint(se), size=GEN_SIZE, max_channels=16)
     yield {"dir": d, "style_encoder": se, "art": d / "art", "train": train, "held": held, "faces": faces,
@@ -82,19 +82,40 @@ def psp_flags(data, outdir, **kw):
     return ["train", "psp", *argv_of(flags)]
 
 
-def held_out_style_retrieval(path, held):
-    """Fraction of held-out artworks (new contents, the same styles) whose nearest neighbour by style code,
-    among the artworks of the other contents, has their style (chance: 1/4). Views from their own stream."""
+def codes_of_views(path, artworks, n_views, seed, scale_min):
+    """Unit style codes of `n_views` fresh views of every artwork (their own random stream, never drawn
+    in training), with the artworks' style and content indices."""
     enc = style_encoder_from_checkpoint(read_checkpoint(path), dtype=None)
-    x = torch.cat([images.bgr_to_tensor(images.read_image_bgr(f)) for f, _ in held])
-    style = torch.tensor([s for _, s in held])
-    content = torch.tensor([int(f.name[1:3]) for f, _ in held])
-    v = views.random_views(x, torch.Generator().manual_seed(99), VIEW)
+    x = torch.cat([images.bgr_to_tensor(images.read_image_bgr(f)) for f, _ in artworks])
+    g = torch.Generator().manual_seed(seed)
+    cfg = views.ViewConfig(scale=(scale_min, 1.0))
+    v = torch.cat([views.random_views(x, g, VIEW, cfg) for _ in range(n_views)])
     with torch.no_grad():
         z = F.normalize(encode(enc, v, 4), dim=1)
+    style = torch.tensor([s for _, s in artworks]).repeat(n_views)
+    content = torch.tensor([int(f.name[1:3]) for f, _ in artworks]).repeat(n_views)
+    return z, style, content
+
+
+def style_retrieval(z, style, exclude):
+    """Fraction of views whose most similar view (cosine), among those not excluded, has their style."""
     sim = z @ z.t()
-    sim[content[:, None] == content[None, :]] = -2.0
+    sim[exclude] = -2.0
     return (style[sim.argmax(1)] == style).float().mean().item()
+
+
+def held_out_view_retrieval(path, artworks, scale_min):
+    """Style retrieval among 4 held-out views of each training artwork (one content, so only style can
+    match a view to its own artwork's). Chance: 3 of the other 8 * 4 - 1 views share a view's style."""
+    z, style, _ = codes_of_views(path, artworks, 4, 77, scale_min)
+    return style_retrieval(z, style, torch.eye(len(z), dtype=torch.bool))
+
+
+def cross_content_retrieval(path, artworks):
+    """Style retrieval across contents: each view of a new content against the views of the other
+    contents (chance: 1/8)."""
+    z, style, content = codes_of_views(path, artworks, 2, 99, 0.35)
+    return style_retrieval(z, style, content[:, None] == content[None, :])
 
 
 def trained_tensors(snapshot_path, extra=("projector",)):
@@ -115,20 +136,26 @@ def torchrun(args, nproc=2):
 
 # ------------------------------------------------------------------------------ style encoder
 
-def test_style_encoder_learns_on_artworks_and_keeps_held_out_styles_apart(data, tmp_path):
-    """30 steps lower the contrastive loss; held-out artworks (new contents in the same stroke styles) are
-    still retrieved by style well above chance (1/4). With random VGG19 weights and a frozen random
-    610304-wide layer, a few dozen CPU steps do not measurably raise the held-out accuracy itself."""
-    before = held_out_style_retrieval(data["style_encoder"], data["held"])
+def test_style_encoder_learns_style_from_views_it_never_saw(data, tmp_path):
+    """One content in 8 stroke styles: 30 steps raise style retrieval on held-out views of the artworks
+    from 0.62 to 0.84 (measured; chance 0.10) and lower the loss; on four new contents in the same styles
+    retrieval stays well above chance (0.34 -> 0.41, chance 0.125). Views keep >= 70 % of the 64 px
+    artwork (the default 35 % crop of a 64 px picture is a 38 px patch, too small to hold the strokes
+    at 32 px: with it the gain is 0.53 -> 0.56), temperature 0.1 (0.5 gives 0.62 -> 0.78)."""
+    before = held_out_view_retrieval(data["style_encoder"], data["train"], 0.7)
     out = tmp_path / "run"
-    assert main(style_flags(data, out, iters=30, batch=8, sample_every=30)) == 0
-    after = held_out_style_retrieval(out / "checkpoints" / "000030.pt", data["held"])
+    assert main(style_flags(data, out, iters=30, batch=8, sample_every=30, temperature=0.1,
+                            crop_scale_min=0.7)) == 0
+    snap = out / "checkpoints" / "000030.pt"
+    after = held_out_view_retrieval(snap, data["train"], 0.7)
     log = read_log(out / "log.jsonl")
     assert [r["step"] for r in log] == list(range(1, 31))
     assert all({"loss", "retrieval_top1", "images_per_s"} <= set(r) for r in log)
     first, last = log[:10], log[-10:]
-    assert sum(r["loss"] for r in last) < sum(r["loss"] for r in first) - 1.0  # mean drops by > 0.1
-    assert after > 0.25, (before, after)  # chance: 1/4
+    assert sum(r["loss"] for r in last) < sum(r["loss"] for r in first) - 2.0  # mean drops by > 0.2
+    assert sum(r["retrieval_top1"] for r in last) > sum(r["retrieval_top1"] for r in first) + 1.0
+    assert after >= before + 0.1 and after >= 0.7, (before, after)  # chance: 3/31
+    assert cross_content_retrieval(snap, data["held"]) > 0.25  # chance: 1/8
     assert (out / "samples" / "000030.jpg").is_file() and json.loads((out / "config.json").read_text())["size"] == VIEW
     free(out)
 

@@ -55,7 +55,8 @@ def style_encoder_flags(p):
     a("--init", "where the frozen VGG19 (and a starting MLP) come from: style_encoder.pt or blendgan.pt, or "
                 "torchvision's vgg19 weights file (vgg19-dcbb9e9d.pth; the MLP then starts random)")
     a("--temperature", "NT-Xent temperature (cosine similarities are divided by it)")
-    a("--size", "images are read and their views rendered at size x size (inference pools to 256)")
+    a("--size", "views are rendered at size x size (inference pools to 256)")
+    a("--read_size", "artworks are read at this size, views cropped from them (0: 2 x --size)")
     a("--crop_scale_min", "smallest random crop, as a fraction of the image area")
     a("--max_rotation", "largest random rotation of a view, in degrees")
     a("--frozen_mlp_layers", "first MLP layers kept fixed; 1 freezes the 610304-wide layer (~5 GB less memory)")

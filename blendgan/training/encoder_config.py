@@ -3,7 +3,9 @@
 Choices the paper leaves open, with their reasons (see the README's Training section):
 - style encoder: SimCLR's NT-Xent at temperature 0.5 (SimCLR's value for small batches; 0.1 suits batches of
   thousands), Adam lr 0.002 (StyleGAN2's rate for equalised-learning-rate layers), views rendered at 256 px
-  (the size the encoder pools every image to).
+  (the size the encoder pools every image to) from artworks read at twice that size: a crop of a third of the
+  area is then downsampled, never upsampled, and keeps its strokes (upsampled crops are blurred, which alters
+  the very texture the encoder must learn; measured in the README).
 - pSp: pixel2style2pixel's recipe (L2 1, perceptual 0.8, identity 0.1, W-norm off, Adam lr 1e-4, batch 8).
 """
 from dataclasses import dataclass
@@ -21,7 +23,8 @@ class StyleEncoderConfig(RunConfig):
     iters: int = 20000
     lr: float = 0.002
     temperature: float = 0.5
-    size: int = 256                # images are read and views rendered at size x size
+    size: int = 256                # views are rendered at size x size
+    read_size: int = 0             # artworks are read at this size (0: 2 x size), so crops keep their detail
     crop_scale_min: float = 0.35   # smallest crop, as a fraction of the image area
     max_rotation: float = 10.0     # degrees
     frozen_mlp_layers: int = 0     # first MLP layers kept fixed (1: the 610304-wide layer, ~5 GB less memory)

@@ -43,8 +43,15 @@ def check_settings(cfg, ctx):
         raise UsageError(f"--frozen_mlp_layers {cfg.frozen_mlp_layers}: must be 0 ... 4 (the MLP has four layers)")
     if cfg.size < 32:
         raise UsageError(f"--size {cfg.size}: at least 32 (VGG19 halves it four times before relu5_4)")
+    if cfg.read_size and cfg.read_size < cfg.size:
+        raise UsageError(f"--read_size {cfg.read_size}: at least --size {cfg.size} (0: twice --size)")
     if not 0 < cfg.crop_scale_min <= 1:
         raise UsageError(f"--crop_scale_min {cfg.crop_scale_min}: must be in (0, 1]")
+
+
+def read_size(cfg):
+    """The size artworks are read at: views are cropped from them and rendered at --size."""
+    return cfg.read_size or 2 * cfg.size
 
 
 def view_config(cfg):
@@ -156,7 +163,7 @@ def retrieval_sheet(encoder, cfg, folder, device, dtype):
     n = min(cfg.sample_pool, len(folder))
     k = min(cfg.sample_neighbours, n - 1)
     imgs = torch.stack([folder.tensor(i) for i in range(n)])
-    x = F.interpolate(imgs, size=(cfg.size, cfg.size), mode="bilinear", align_corners=False) \
+    x = F.interpolate(imgs, size=(cfg.size, cfg.size), mode="bilinear", align_corners=False, antialias=True) \
         if imgs.shape[-1] != cfg.size else imgs
     z = torch.cat([encode(encoder, x[i:i + 8].to(device, dtype), 4) for i in range(0, n, 8)]).float().cpu()
     z = F.normalize(z, dim=1)
@@ -165,7 +172,7 @@ def retrieval_sheet(encoder, cfg, folder, device, dtype):
     rows = []
     for q in range(min(cfg.sample_queries, n)):
         order = sim[q].argsort(descending=True)[:k].tolist()
-        rows.append(hconcat(tensors_to_bgr(torch.stack([imgs[q]] + [imgs[j] for j in order]))))
+        rows.append(hconcat(tensors_to_bgr(torch.stack([x[q]] + [x[j] for j in order]))))
     return np.concatenate(rows, axis=0)
 
 
@@ -178,7 +185,7 @@ def _train(cfg, ctx, log_file):
     cfg, run, snapshot = open_run(cfg)
     check_settings(cfg, ctx)
     device, dtype = ctx.device, compute_dtype(cfg.precision)
-    folder = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, log_file)
+    folder = data.ImageFolder(cfg.styles, read_size(cfg), "styles", ctx, log_file)
     if len(folder) < 2:
         raise UsageError(f"{cfg.styles}: contrastive training needs at least 2 artworks, found {len(folder)}")
     sampler = data.Sampler(len(folder), cfg.seed, stream=STYLE_STREAM, flips=False)  # the views flip
