@@ -218,6 +218,7 @@ def test_style_encoder_bad_input_is_one_line_and_overwrites_nothing(data, style_
         (style_flags(data, tmp_path / "b", init=tmp_path / "none.pt"), "none.pt"),
         (style_flags(data, tmp_path / "c", styles=tmp_path / "empty"), "empty"),
         (style_flags(data, tmp_path / "d", temperature=0), "--temperature"),
+        (style_flags(data, tmp_path / "f", read_size=16), "--read_size"),
         (style_flags(data, tmp_path / "e", resume=True), "no snapshot"),
     ]
     for argv, needle in cases:
