@@ -12,6 +12,7 @@ as paths, PIL images or NumPy arrays (RGB) and go out as tensors in [-1, 1] (con
     bg.to_rgb(image)[0]                                         # H x W x 3 uint8 RGB
 """
 import hashlib
+import shutil
 
 import numpy as np
 import torch
@@ -70,6 +71,15 @@ def _place(model, device, dtype):
     return prepare_for_inference(model)
 
 
+def compile_generator(generator, device):
+    """torch.compile (inductor) of a prepared generator; on CPU inductor builds C++ kernels, so a missing
+    compiler is a UsageError now rather than a traceback at the first image."""
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise UsageError("--compile: torch.compile needs a C++ compiler on CPU and none was found (g++, c++, "
+                         "clang++); install one (e.g. apt install g++) or leave out --compile")
+    return torch.compile(generator)
+
+
 class BlendGAN:
     """Generator + encoders on one device/dtype, with caches of face codes and style codes.
 
@@ -80,7 +90,7 @@ class BlendGAN:
     """
 
     def __init__(self, generator, psp_encoder=None, style_encoder=None, *, device="auto", precision="fp32",
-                 latent_avg=None, truncation=None, batch_size=DEFAULT_BATCH_SIZE):
+                 latent_avg=None, truncation=None, batch_size=DEFAULT_BATCH_SIZE, compile=False):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
         self.precision = precision
@@ -105,6 +115,9 @@ class BlendGAN:
         self.truncation = truncation
         self._face_cache = {}
         self._style_cache = {}
+        # torch.compile (inductor) of the generator: ~25 s per new call signature on 2 CPU cores, then
+        # 1.04-1.06x faster at 64-1024 px (benchmarks/results/compile_cpu.md): for long jobs only
+        self._run_generator = compile_generator(self.generator, self.device) if compile else self.generator
 
     @classmethod
     def from_checkpoints(cls, ckpt, psp_encoder_ckpt=None, style_encoder_ckpt=None, *, size=None,
@@ -191,7 +204,7 @@ class BlendGAN:
         for start in range(0, n, self.batch_size):
             chunk = {k: _batch_slice(v, n, start, self.batch_size) for k, v in kwargs.items()}
             with torch.inference_mode():
-                image, _ = self.generator([self._to_model(styles[start:start + self.batch_size])],
+                image, _ = self._run_generator([self._to_model(styles[start:start + self.batch_size])],
                                           randomize_noise=False, **chunk)
             out.append(self._to_output(image))
         return torch.cat(out)

@@ -139,3 +139,25 @@ def test_pipeline_takes_the_models_over_and_keeps_their_weights(models):
     added = {n for n, _ in g.named_buffers()} - set(g.state_dict())
     assert added and all(n.endswith(("weight_sq", "weight_t")) for n in added)  # the fast path's derived buffers
     assert {n for n, _ in psp.named_buffers()} >= buffers_before
+
+
+def test_compiled_generator_matches_eager(models):
+    """--compile: the torch.compile'd generator gives the eager pipeline's images (to float32 rounding)."""
+    g, psp = models
+    eager = BlendGAN.from_models(g, psp, device="cpu", batch_size=2)
+    compiled = BlendGAN.from_models(g, psp, device="cpu", batch_size=2, compile=True)
+    codes = eager.encode_face_bgr(images.read_image_bgr(FACES[0]))
+    zs = torch.cat([eager.embed_style_bgr(images.read_image_bgr(p)) for p in STYLES[:4]])
+    a, b = eager.stylize(codes, zs), compiled.stylize(codes, zs)
+    assert a.shape == b.shape == (4, 3, 64, 64)
+    assert float((a - b).abs().max() / a.abs().max()) < 1e-4
+    assert not torch.equal(a[0], a[1])
+
+
+def test_compile_without_a_cxx_compiler_is_one_line(models, monkeypatch):
+    import blendgan.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline.shutil, "which", lambda name: None)
+    g, psp = models
+    with pytest.raises(UsageError, match="--compile: torch.compile needs a C\\+\\+ compiler"):
+        BlendGAN.from_models(g, psp, device="cpu", compile=True)

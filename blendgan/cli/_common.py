@@ -20,6 +20,9 @@ def add_runtime_arguments(parser, batch_default=4):
                         help="generator calls batched together (outputs are identical to batch 1)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of every random draw (drawn on the CPU: same images on every device)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the generator: ~25 s to compile per batch shape on 2 CPU cores, then "
+                             "~1.05x faster (benchmarks/results/compile_cpu.md); for long jobs only (default: off)")
 
 
 def add_align_argument(parser):
@@ -61,7 +64,8 @@ def build_pipeline(args, need_psp=True):
         weight_path(getattr(args, "psp_encoder_ckpt", ""), "psp_encoder", download) if need_psp else None,
         getattr(args, "style_encoder_ckpt", None) or None,
         size=args.size, channel_multiplier=args.channel_multiplier,
-        device=args.device, precision=args.precision, batch_size=args.batch_size)
+        device=args.device, precision=args.precision, batch_size=args.batch_size,
+        compile=getattr(args, "compile", False))
     if pipeline.device.type == "cpu":
         reuse_freed_memory()  # a generating program: keep freed activations for the next image (blendgan/allocator.py)
     return pipeline

@@ -193,7 +193,12 @@ class ModulatedConv2d(OpsSwitch):
     def derived(self):
         """{'weight_sq': ..., 'weight_t': ..., 'weight_winograd': ...} when still valid for the current weight, else {}."""
         key = getattr(self, "_derived_key", None)
-        if key is None or key != _weight_key(self.weight):
+        if key is None:
+            return {}
+        # Under torch.compile the check is left out: it guards on data pointers, which differ per layer
+        # and made dynamo recompile every layer until its limit. Compiling is for inference on prepared,
+        # frozen weights (the pipeline's --compile), where the buffers cannot be stale.
+        if not torch.compiler.is_compiling() and key != _weight_key(self.weight):
             return {}
         return {"weight_sq": self.weight_sq, "weight_t": self.weight_t, "weight_winograd": self.weight_winograd}
 
