@@ -205,7 +205,7 @@ class BlendGAN:
             chunk = {k: _batch_slice(v, n, start, self.batch_size) for k, v in kwargs.items()}
             with torch.inference_mode():
                 image, _ = self._run_generator([self._to_model(styles[start:start + self.batch_size])],
-                                          randomize_noise=False, **chunk)
+                                               randomize_noise=False, **chunk)
             out.append(self._to_output(image))
         return torch.cat(out)
 

@@ -152,8 +152,7 @@ def _train(cfg, ctx, log_file):
         optim.zero_grad(set_to_none=True)
         total.backward()
         optim.step()
-        values = distributed.mean_of({"loss": total.item(), **{k: float(v.detach()) for k, v in terms.items()}}, ctx,
-                                     device)
+        values = distributed.mean_of({"loss": total.item(), **{k: v.item() for k, v in terms.items()}}, ctx, device)
 
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.iters:
