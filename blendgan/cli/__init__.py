@@ -30,6 +30,7 @@ COMMANDS = {
     "export": "export",
     "demo": "demo",
     "train": "train",
+    "eval": "eval",
 }
 
 
