@@ -42,6 +42,7 @@ class Options:
     seed: int = 0
     log: object = None                   # where skip notes go (stderr)
     notes: list = field(default_factory=list)
+    networks: object = None              # the loaded networks, kept for the next call with these options
 
 
 def parse_metrics(text):
@@ -130,6 +131,12 @@ class _Networks:
         return self._cache[name]
 
 
+def _networks(opts):
+    if opts.networks is None:
+        opts.networks = _Networks(opts)
+    return opts.networks
+
+
 def _weights(path, flag, what):
     from ..weights.home import default_weight_path
 
@@ -191,7 +198,7 @@ def evaluate_folders(real_dir, fake_dir, metrics, opts=None, ctx=None):
     fake_files = list_folder(fake_dir, "--fake")
     needs_real = [m for m in metrics if m != "diversity"]
     real_files = list_folder(real_dir, "--real") if needs_real else []
-    nets = _Networks(opts)
+    nets = _networks(opts)
     out = {}
     if {"fid", "kid"} & set(metrics):
         real = real_inception_features(real_files, nets, opts, ctx)
@@ -271,7 +278,7 @@ def evaluate_generator(generator, n, real_dir, metrics, opts=None, ctx=None, dev
                          "not generated images")
     if n < 2:
         raise UsageError(f"--n {n}: at least 2 generated images are needed")
-    nets = _Networks(opts)
+    nets = _networks(opts)
     out = {}
     if {"fid", "kid"} & set(metrics):
         real = real_inception_features(list_folder(real_dir, "--real"), nets, opts, ctx)
