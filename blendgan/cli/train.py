@@ -41,7 +41,8 @@ def _generator_flags(p):
     a("--styles", "folder of artworks / style images, aligned the same way", type=str)
     a("--outdir", "run folder: config.json, checkpoints/, samples/, log.jsonl", type=str)
     a("--resume", "continue the run in --outdir from its highest snapshot with its saved settings (only "
-                  "--iters, --device, --*_every, --no_progress may change)", action="store_true")
+                  "--iters, --device, --*_every, --no_progress, --metrics, --inception may change)",
+      action="store_true")
     g = p.add_argument_group("networks")
     a = add_to(g)
     a("--size", "image size (power of two)", type=int)
@@ -77,6 +78,10 @@ def _generator_flags(p):
     a("--log_every", "steps between log.jsonl lines", type=int)
     a("--sample_rows", "face codes (rows) in the sample grid", type=int)
     a("--sample_styles", "style images (columns) in the sample grid", type=int)
+    a("--metrics", "metrics at each snapshot, appended to metric-NAME.jsonl: fid or kid + generated images, "
+                   "e.g. fid5k,kid5k (docs/metrics.md; empty: none)", type=str)
+    a("--inception", "inception-2015-12-05.pt for --metrics (empty: $BLENDGAN_HOME/inception-2015-12-05.pt)",
+      type=str)
     a("--seed", "seed of every random draw (data order, flips, codes, noise, initial weights)", type=int)
     a("--device", "auto (cuda if available, else cpu), cpu, cuda", type=str)
     a("--precision", "fp32, bf16 (autocast), fp16 (autocast + gradient scaler, CUDA only), fp64 (checks)",

@@ -52,10 +52,13 @@ class GeneratorConfig(RunConfig):
     init_embedding: str = "copy"   # new `embedding` mapping when --init is a plain StyleGAN2: copy | random
     sample_rows: int = 4
     sample_styles: int = 4
+    metrics: str = ""              # at each snapshot, e.g. fid5k,kid5k (blendgan.metrics.snapshot)
+    inception: str = ""            # inception-2015-12-05.pt for them ('' = $BLENDGAN_HOME)
 
 
 # settings a resumed run may change (everything else comes from RUN/config.json)
-RESUME_OVERRIDES = ("iters", "device", "snapshot_every", "sample_every", "log_every", "progress", "resume")
+RESUME_OVERRIDES = ("iters", "device", "snapshot_every", "sample_every", "log_every", "progress", "resume", "metrics",
+                    "inception")
 
 
 def to_dict(cfg):

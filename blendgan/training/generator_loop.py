@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..images import hconcat, tensors_to_bgr, write_image_atomic
+from ..metrics.snapshot import SnapshotMetrics
 from . import config as config_mod
 from . import data, distributed, losses
 from .generator_init import (D_NAMES, apply_init, build_discriminators, build_generator, inference_state_dict,
@@ -220,6 +221,9 @@ def _train(cfg, ctx, log_file):
     # -- data: checked before any other work (a folder without usable images is an error)
     data.check_folder(cfg.faces, "faces")
     data.check_folder(cfg.styles, "styles")
+    # --metrics: the Inception file is checked now, not at the first snapshot
+    measure = SnapshotMetrics(cfg.metrics, cfg.faces, run.path, cfg.size, ctx, inception=cfg.inception, seed=cfg.seed,
+                              log=log_file)
     faces = data.ImageFolder(cfg.faces, cfg.size, "faces", ctx, log_file)
     styles = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, log_file)
     face_sampler = data.Sampler(len(faces), cfg.seed, stream=1)
@@ -358,6 +362,8 @@ def _train(cfg, ctx, log_file):
                                images_per_step, faces, styles)
                 save_snapshot(run.snapshot_path(done), state)
             distributed.barrier(ctx)
+            if measure:
+                measure(g_ema, done, done * images_per_step / 1000, run.snapshot_path(done))
     progress.close()
     return cfg.iters
 
