@@ -1,8 +1,10 @@
 """`blendgan train generator --metrics`: FID/KID of the EMA generator at every snapshot of a tiny run, written
 to RUN/metric-<name>.jsonl with the best snapshot named; a missing Inception file stops the run before step 0."""
 import contextlib
+import importlib.util
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from metrics_helpers import make_stand_in, sha256
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_helpers  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["--size", "64", "--max_channels", "16", "--iters", "4", "--log_every", "1", "--r1", "1", "--d_reg_every",
          "2", "--g_reg_every", "2", "--mbstd_group", "2", "--precision", "fp64", "--no_progress", "--sample_every",
          "100", "--snapshot_every", "2", "--sample_rows", "2", "--sample_styles", "2", "--batch", "2"]
@@ -40,7 +43,7 @@ def data(tmp_path_factory):
     return root, ["--faces", str(faces), "--styles", str(styles), "--style_encoder_ckpt", str(se)], net
 
 
-def test_metrics_are_logged_at_every_snapshot(data, monkeypatch):
+def test_metrics_are_logged_at_every_snapshot(data, monkeypatch, tmp_path):
     root, flags, net = data
     monkeypatch.setattr(inception, "SHA256", sha256(net))  # the stand-in is accepted as the published file
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
@@ -56,8 +59,8 @@ def test_metrics_are_logged_at_every_snapshot(data, monkeypatch):
         assert records[-1]["best"] == {k: best[k] for k in ("step", "snapshot", "value")}
         assert f"{name} " in err and "best" in err
     # the logged value is the metric of the snapshot's g_ema, recomputed from the file
-    from blendgan.training.generator_init import build_generator
     from blendgan.training.config import GeneratorConfig
+    from blendgan.training.generator_init import build_generator
 
     snap = load_snapshot(run / "checkpoints" / "000004.pt")
     cfg = GeneratorConfig(size=64, max_channels=16)
@@ -67,6 +70,15 @@ def test_metrics_are_logged_at_every_snapshot(data, monkeypatch):
     again = evaluate_generator(g.eval(), 6, flags[1], ["fid", "kid"], opts)
     assert again["fid"] == pytest.approx(read_metric_log(run, "fid6")[-1]["value"], rel=1e-9)
     assert json.loads((run / "config.json").read_text())["metrics"] == "fid6,kid6"
+    # the training figure tool draws a metrics panel beside the loss curves
+    spec = importlib.util.spec_from_file_location("training_figure", ROOT / "tools" / "training_figure.py")
+    figure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figure)
+    panel = figure.metric_panel(run)
+    assert panel is not None and (panel < 128).any(axis=2).sum() > 500  # curves and labels drawn
+    plain = tmp_path / "plain"
+    shutil.copytree(run, plain, ignore=shutil.ignore_patterns("metric-*", "checkpoints"))
+    assert figure.row(run).shape[1] == figure.row(plain).shape[1] + panel.shape[1] + 6
 
 
 def test_a_missing_inception_file_stops_the_run_at_once(data, tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
-"""Picture of training runs: per run, one row with the curves of RUN/log.jsonl beside its first and last
-sample sheet. Works for the generator's runs and for the encoder trainers' (style-encoder: loss and retrieval
+"""Picture of training runs: per run, one row with the curves of RUN/log.jsonl, the metrics of
+RUN/metric-*.jsonl (`--metrics`, best snapshot circled) if any, and its first and last sample sheet. Works for the generator's runs and for the encoder trainers' (style-encoder: loss and retrieval
 top-1; psp: loss, L2, perceptual).
 
     python tools/training_figure.py RUN docs/training_run.png
@@ -59,6 +59,45 @@ def plot(log, width=520, height=360, margin=44):
     return img
 
 
+METRIC_COLORS = [(200, 80, 0), (0, 140, 255), (0, 0, 200), (200, 0, 200)]
+
+
+def metric_panel(run, width=360, height=360, margin=44):
+    """Value per snapshot of each RUN/metric-NAME.jsonl (each on its own scale), best snapshot circled; None
+    when the run has no metrics."""
+    logs = {}
+    for f in sorted(Path(run).glob("metric-*.jsonl")):
+        records = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        if records:
+            logs[f.stem[len("metric-"):]] = records
+    if not logs:
+        return None
+    img = np.full((height, width, 3), 255, np.uint8)
+    steps = [r["step"] for records in logs.values() for r in records]
+    s0, s1 = min(steps), max(steps)
+    cv2.rectangle(img, (margin, 30), (width - 10, height - margin), (0, 0, 0), 1)
+    font = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.38, thickness=1, lineType=cv2.LINE_AA)
+    for i, (name, records) in enumerate(logs.items()):
+        color = METRIC_COLORS[i % len(METRIC_COLORS)]
+        values = [r["value"] for r in records]
+        lo, hi = min(values), max(values)
+        x = lambda s: int(margin + (s - s0) / max(s1 - s0, 1) * (width - margin - 10))  # noqa: E731
+        y = lambda v: int(height - margin - (v - lo) / max(hi - lo, 1e-12) * (height - margin - 30))  # noqa: E731
+        pts = np.array([[x(r["step"]), y(r["value"])] for r in records], np.int32)
+        cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, tuple(int(c) for c in p), 2, color, -1, cv2.LINE_AA)
+        best = min(records, key=lambda r: r["value"])
+        cv2.circle(img, (x(best["step"]), y(best["value"])), 6, color, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{name} {lo:.3g}..{hi:.3g}, best step {best['step']}", (margin, 12 + i * 13),
+                    color=color, **font)
+    cv2.putText(img, f"step {s0}", (margin, height - margin + 16), color=(0, 0, 0), **font)
+    cv2.putText(img, f"step {s1}", (width - 80, height - margin + 16), color=(0, 0, 0), **font)
+    cv2.putText(img, "metrics at snapshots (own scales)", (margin + 40, height - margin + 32), color=(0, 0, 0),
+                **font)
+    return img
+
+
 def fit_height(img, h):
     # small sheets are enlarged pixel by pixel (sharp, and a PNG of flat blocks stays small)
     interp = cv2.INTER_NEAREST if h > img.shape[0] else cv2.INTER_AREA
@@ -70,8 +109,9 @@ def row(run):
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     grids = sorted((run / "samples").glob("*.jpg"))
     panel = plot(log)
+    metrics = metric_panel(run, height=panel.shape[0])
     # the grids are JPEG decodes: 6 bits per channel are invisible there and keep the PNG small
-    parts = [panel] + [fit_height(cv2.imread(str(g)) & 0xFC, panel.shape[0])
+    parts = [panel] + ([metrics] if metrics is not None else []) + [fit_height(cv2.imread(str(g)) & 0xFC, panel.shape[0])
                        for g in dict.fromkeys((grids[0], grids[-1]))]
     sep = np.full((panel.shape[0], 6, 3), 255, np.uint8)
     return np.concatenate([p for part in parts for p in (part, sep)][:-1], axis=1)
