@@ -82,7 +82,7 @@ def metric_panel(run, width=360, height=360, margin=44):
         values = [r["value"] for r in records]
         lo, hi = min(values), max(values)
         x = lambda s: int(margin + (s - s0) / max(s1 - s0, 1) * (width - margin - 10))  # noqa: E731
-        y = lambda v: int(height - margin - (v - lo) / max(hi - lo, 1e-12) * (height - margin - 30))  # noqa: E731
+        y = lambda v, lo=lo, hi=hi: int(height - margin - (v - lo) / max(hi - lo, 1e-12) * (height - margin - 30))  # noqa: E731
         pts = np.array([[x(r["step"]), y(r["value"])] for r in records], np.int32)
         cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
         for p in pts:
