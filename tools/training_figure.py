@@ -1,6 +1,7 @@
 """Picture of training runs: per run, one row with the curves of RUN/log.jsonl, the metrics of
-RUN/metric-*.jsonl (`--metrics`, best snapshot circled) if any, and its first and last sample sheet. Works for the generator's runs and for the encoder trainers' (style-encoder: loss and retrieval
-top-1; psp: loss, L2, perceptual).
+RUN/metric-*.jsonl (`--metrics`, best snapshot circled) if any, and its first and last sample sheet. Works for
+the generator's runs and for the encoder trainers' (style-encoder: loss and retrieval top-1; psp: loss, L2,
+perceptual).
 
     python tools/training_figure.py RUN docs/training_run.png
     python tools/training_figure.py STYLE_RUN PSP_RUN docs/encoder_training.png
@@ -82,7 +83,8 @@ def metric_panel(run, width=360, height=360, margin=44):
         values = [r["value"] for r in records]
         lo, hi = min(values), max(values)
         x = lambda s: int(margin + (s - s0) / max(s1 - s0, 1) * (width - margin - 10))  # noqa: E731
-        y = lambda v, lo=lo, hi=hi: int(height - margin - (v - lo) / max(hi - lo, 1e-12) * (height - margin - 30))  # noqa: E731
+        span = (height - margin - 30) / max(hi - lo, 1e-12)
+        y = lambda v, lo=lo, span=span: int(height - margin - (v - lo) * span)  # noqa: E731
         pts = np.array([[x(r["step"]), y(r["value"])] for r in records], np.int32)
         cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
         for p in pts:
@@ -111,8 +113,8 @@ def row(run):
     panel = plot(log)
     metrics = metric_panel(run, height=panel.shape[0])
     # the grids are JPEG decodes: 6 bits per channel are invisible there and keep the PNG small
-    parts = [panel] + ([metrics] if metrics is not None else []) + [fit_height(cv2.imread(str(g)) & 0xFC, panel.shape[0])
-                       for g in dict.fromkeys((grids[0], grids[-1]))]
+    sheets = [fit_height(cv2.imread(str(g)) & 0xFC, panel.shape[0]) for g in dict.fromkeys((grids[0], grids[-1]))]
+    parts = [panel] + ([metrics] if metrics is not None else []) + sheets
     sep = np.full((panel.shape[0], 6, 3), 255, np.uint8)
     return np.concatenate([p for part in parts for p in (part, sep)][:-1], axis=1)
 
