@@ -83,3 +83,23 @@ def test_style_recon_and_diversity_through_the_api(recipe_checkpoints, tmp_path)
     assert swapped["recon_l2"] == pytest.approx(np.mean(((a / 127.5 - 1) - (b / 127.5 - 1)) ** 2), rel=1e-5)
     assert swapped["recon_perceptual"] > 0
     assert same["diversity"] == pytest.approx(swapped["recon_perceptual"], rel=1e-5)  # one pair: (x, y)
+
+
+def test_arcface_weights_by_path(tmp_path):
+    import torch
+
+    from blendgan.errors import CheckpointError
+    from blendgan.models.arcface import ArcFaceIRSE50
+
+    torch.manual_seed(0)
+    torch.save(ArcFaceIRSE50().state_dict(), tmp_path / "model_ir_se50.pth")  # pSp's layout, random weights
+    astronaut, hopper = rgb("astronaut"), rgb("grace_hopper")
+    write(tmp_path / "real", "a.png", astronaut)
+    write(tmp_path / "same", "a.png", astronaut)
+    write(tmp_path / "other", "a.png", hopper)
+    opts = Options(arcface=str(tmp_path / "model_ir_se50.pth"), cache_dir="off")
+    assert evaluate_folders(tmp_path / "real", tmp_path / "same", ["id"], opts)["id"] == pytest.approx(1, abs=1e-6)
+    assert evaluate_folders(tmp_path / "real", tmp_path / "other", ["id"], opts)["id"] < 1 - 1e-4
+    torch.save({"not": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(CheckpointError, match="not an ArcFace IR-SE50 weights file.*--arcface"):
+        evaluate_folders(tmp_path / "real", tmp_path / "same", ["id"], Options(arcface=str(tmp_path / "wrong.pth")))

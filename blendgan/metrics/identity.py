@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import CheckpointError, UsageError
 
 DLIB_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_LANDMARKS5 = "shape_predictor_5_face_landmarks.dat"
@@ -98,7 +98,10 @@ class ArcFaceEmbedder:
         if not p.is_file():
             raise UsageError(f"--arcface {p}: file not found; it is pSp's model_ir_se50.pth (the ArcFace IR-SE50 "
                              "weights of pixel2style2pixel's identity loss); leave out --arcface to use dlib's model")
-        self.net = load_arcface(p).to(device)
+        try:
+            self.net = load_arcface(p).to(device)
+        except CheckpointError as err:  # its message names the pSp trainer's flag
+            raise CheckpointError(str(err).replace("--id_weights", "--arcface")) from None
         self.device = device
 
     def __call__(self, images):
