@@ -151,8 +151,8 @@ def folders(tmp_path_factory):
 
 def opts_for(stand_in, cache_dir, **kw):
     path, digest = stand_in
-    return Options(inception=str(path), inception_sha256=digest, cache_dir=str(cache_dir), batch=4,
-                   kid_subsets=10, **kw)
+    kw = {"batch": 4, "kid_subsets": 10, **kw}
+    return Options(inception=str(path), inception_sha256=digest, cache_dir=str(cache_dir), **kw)
 
 
 def test_fid_and_kid_rank_sets_as_expected(stand_in, folders, tmp_path):
@@ -239,3 +239,22 @@ def test_command_prints_a_table_and_writes_json(stand_in, folders, tmp_path, cap
     assert set(values) == {"fid", "kid"}
     assert f"fid  {values['fid']:.6g}" in table and f"kid  {values['kid']:.6g}" in table
     assert values == evaluate_folders(real, fake, ["fid", "kid"], opts_for(stand_in, tmp_path / "c"))
+
+
+def test_command_generates_on_the_fly(stand_in, folders, recipe_checkpoints, tmp_path, monkeypatch):
+    from blendgan.checkpoints import load_generator
+    from blendgan.metrics.evaluate import evaluate_generator
+
+    real, _, _ = folders
+    ckpt = recipe_checkpoints(64)["blendgan"]
+    monkeypatch.setattr(inception, "SHA256", stand_in[1])
+    out = tmp_path / "m.json"
+    assert run_eval("--ckpt", ckpt, "--n", 5, "--real", real, "--inception", stand_in[0], "--device", "cpu",
+                    "--no_cache", "--json", out, "--seed", 3) == 0
+    values = json.loads(out.read_text())
+    g, _ = load_generator(ckpt)
+    expected = evaluate_generator(g.eval(), 5, real, ["fid", "kid"], opts_for(stand_in, "off", seed=3, kid_subsets=100,
+                                                                              batch=16))
+    assert values == expected
+    assert run_eval("--ckpt", ckpt, "--n", 5, "--real", real, "--fake", real, "--metrics", "id", "--device",
+                    "cpu") == 2
