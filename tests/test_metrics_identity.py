@@ -103,3 +103,34 @@ def test_arcface_weights_by_path(tmp_path):
     torch.save({"not": torch.zeros(1)}, tmp_path / "wrong.pth")
     with pytest.raises(CheckpointError, match="not an ArcFace IR-SE50 weights file.*--arcface"):
         evaluate_folders(tmp_path / "real", tmp_path / "same", ["id"], Options(arcface=str(tmp_path / "wrong.pth")))
+
+
+@needs_dlib
+def test_transfer_panels(recipe_checkpoints, tmp_path, capsys):
+    from blendgan.cli import main
+    from blendgan.metrics.evaluate import evaluate_panels
+
+    ckpt = str(recipe_checkpoints(64)["blendgan"])
+    astronaut, hopper = rgb("astronaut"), rgb("grace_hopper")
+    art = [np.ascontiguousarray(cv2.resize(cv2.imread(str(p)), (256, 256))[:, :, ::-1])
+           for p in sorted((ROOT / "test_imgs" / "style_imgs").glob("*.jpg"))[:2]]
+    kept, lost = tmp_path / "kept", tmp_path / "lost"
+    # [face | style | result] as `blendgan transfer` writes them; "results" here: a shifted face / another face
+    write(kept, "a_v_s.jpg", np.hstack([astronaut, art[0], shifted_rescaled(astronaut)]))
+    write(kept, "b_v_s.jpg", np.hstack([hopper, art[1], shifted_rescaled(hopper, 1.05, -4, 6)]))
+    write(lost, "a_v_s.jpg", np.hstack([astronaut, art[0], hopper]))
+    write(lost, "b_v_s.jpg", np.hstack([hopper, art[1], astronaut]))
+    write(lost, "c_odd.png", np.hstack([astronaut, astronaut[:, :100]]))  # not a row of squares: skipped
+    opts = Options(style_encoder=ckpt, cache_dir="off")
+    good = evaluate_panels(kept, ["id", "style"], opts)
+    bad = evaluate_panels(lost, ["id"], opts)
+    assert good["id"] > 0.95 and bad["id"] < good["id"] - 0.05
+    assert "c_odd.png: 356 x 256 is not a row of square panels" in capsys.readouterr().err
+    # style: the middle square against the last; a result equal to its reference scores 1
+    same = tmp_path / "same"
+    write(same, "a.png", np.hstack([astronaut, art[0], art[0]]))
+    assert evaluate_panels(same, ["style"], opts)["style"] == pytest.approx(1, abs=1e-6)
+    assert good["style"] < 1 - 1e-4
+    assert main(["eval", "--metrics", "id", "--panels", str(kept), "--fake", str(kept)]) == 2
+    assert main(["eval", "--metrics", "recon", "--panels", str(kept), "--device", "cpu"]) == 2
+    assert "not computed from panels" in capsys.readouterr().err

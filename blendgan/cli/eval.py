@@ -9,6 +9,7 @@ HELP = "quality metrics: FID/KID (Inception), identity (dlib/ArcFace), style, di
 EXAMPLES = """
 blendgan eval --metrics fid,kid --real data/ffhq256 --fake results/faces --inception inception-2015-12-05.pt
 blendgan eval --metrics id,style,recon --real inputs/ --fake results/ --ckpt pretrained_models/blendgan.pt --json m.json
+blendgan eval --metrics id,style --panels results/style_transfer --ckpt pretrained_models/blendgan.pt
 """
 
 
@@ -18,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", default="", help="folder of reference images (faces for fid/kid; the inputs of "
                         "paired metrics: id, style, recon pair --real and --fake files by name) (default: none)")
     parser.add_argument("--fake", default="", help="folder of images to score (default: none)")
+    parser.add_argument("--panels", default="", help="instead of --fake: folder of panels as `blendgan transfer` "
+                        "writes them, [face | style | result] (or [face | result]): id compares the face with the "
+                        "result, style the style with the result (default: none)")
     parser.add_argument("--ckpt", default="", help="blendgan.pt: with --n, generate the fake images on the fly; "
                         "also the default style encoder and VGG19 for style, diversity, recon (default: none)")
     parser.add_argument("--n", type=int, default=0, help="images to generate with --ckpt (default: 0 = use --fake)")
@@ -55,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..errors import UsageError
     from ..files import write_bytes_atomic
-    from ..metrics.evaluate import Options, evaluate_folders, evaluate_generator, parse_metrics
+    from ..metrics.evaluate import Options, evaluate_folders, evaluate_generator, evaluate_panels, parse_metrics
 
     metrics = parse_metrics(args.metrics)
     if args.n and not args.ckpt:
         raise UsageError("--n generates images with a checkpoint: pass --ckpt blendgan.pt too (or --fake DIR)")
-    if not args.n and not args.fake:
-        raise UsageError("pass --fake DIR (images to score) or --ckpt FILE --n N (generate them)")
+    if sum(map(bool, (args.n, args.fake, args.panels))) != 1:
+        raise UsageError("pass one of --fake DIR (images to score), --panels DIR (transfer outputs) or "
+                         "--ckpt FILE --n N (generate them)")
     if args.batch_size < 1:
         raise UsageError("--batch_size must be at least 1")
     ctx = distributed.setup(args.device)
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             generator, _ = load_generator(args.ckpt)
             generator = generator.to(ctx.device).eval()
             values = evaluate_generator(generator, args.n, args.real, metrics, opts, ctx, device=ctx.device)
+        elif args.panels:
+            values = evaluate_panels(args.panels, metrics, opts, ctx, real_dir=args.real)
         else:
             values = evaluate_folders(args.real, args.fake, metrics, opts, ctx)
         if ctx.is_main:

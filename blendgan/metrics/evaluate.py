@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import distributed
-from ..errors import UsageError
+from ..errors import InputImageError, UsageError
 from . import cache, sharing, stats
 
 UNPAIRED = ("fid", "kid", "diversity")
@@ -225,11 +225,15 @@ def evaluate_folders(real_dir, fake_dir, metrics, opts=None, ctx=None):
     return out
 
 
-def _pair_rows(pairs, fn, opts, ctx, label):
-    return sharing.map_rows(lambda p: (read_rgb(p[0]), read_rgb(p[1])), fn, pairs, ctx, opts.batch, label, opts.log)
+def _read_pair(p):
+    return read_rgb(p[0]), read_rgb(p[1])
 
 
-def _cosine(pairs, embed, opts, ctx, label):
+def _pair_rows(pairs, fn, opts, ctx, label, load=_read_pair):
+    return sharing.map_rows(load, fn, pairs, ctx, opts.batch, label, opts.log)
+
+
+def _cosine(pairs, embed, opts, ctx, label, load=_read_pair):
     from .identity import cosine
 
     def both(loaded):
@@ -237,13 +241,72 @@ def _cosine(pairs, embed, opts, ctx, label):
         e = embed([a for a, _ in loaded] + [b for _, b in loaded])
         return cosine(e[:n], e[n:])[:, None]
 
-    rows = _need(_ok(_pair_rows(pairs, both, opts, ctx, label)), 1, f"{label} pairs")
+    rows = _need(_ok(_pair_rows(pairs, both, opts, ctx, label, load)), 1, f"{label} pairs")
     return float(rows.mean())
 
 
 def _paired_distance(pairs, nets, opts, ctx, column, what):
     rows = _need(_ok(_pair_rows(pairs, nets.get("perceptual"), opts, ctx, what)), 1, f"{what} pairs")
     return float(rows[:, column].mean())
+
+
+# ----------------------------------------------------------------------------- panels: [face | (style |) result]
+PANEL_METRICS = ("fid", "kid", "id", "style", "diversity")
+
+
+def split_panel(path):
+    """The squares of a panel file (a row of k >= 2 equal squares, as `blendgan transfer` writes [face | style |
+    result] and `blendgan pairs` [face | stylized]); InputImageError for an image of another shape."""
+    rgb = read_rgb(path)
+    h, w = rgb.shape[:2]
+    k = w // h
+    if k < 2 or w != k * h:
+        raise InputImageError(f"{path}: {w} x {h} is not a row of square panels (width = k x height, k >= 2)")
+    return [rgb[:, i * h:(i + 1) * h] for i in range(k)]
+
+
+def evaluate_panels(panel_dir, metrics, opts=None, ctx=None, real_dir=None):
+    """{metric: value} over panel files: id between the first square (the input face) and the last (the result),
+    style between the middle square of 3-square panels (the reference) and the last; fid, kid and diversity on
+    the last squares (fid and kid against `real_dir`)."""
+    opts = opts or Options()
+    ctx = ctx or distributed.Context()
+    metrics = parse_metrics(",".join(metrics))
+    bad = [m for m in metrics if m not in PANEL_METRICS]
+    if bad:
+        raise UsageError(f"{', '.join(bad)}: not computed from panels (--panels takes {', '.join(PANEL_METRICS)})")
+    files = list_folder(panel_dir, "--panels")
+    nets = _networks(opts)
+    out = {}
+
+    def result(f):
+        return split_panel(f)[-1]
+
+    if {"fid", "kid"} & set(metrics):
+        real = real_inception_features(list_folder(real_dir, "--real"), nets, opts, ctx)
+        fake = sharing.map_rows(result, nets.get("inception"), files, ctx, opts.batch, "panels", opts.log)
+        out.update(fid_kid(real, fake, metrics, opts))
+    if "id" in metrics:
+        out["id"] = _cosine(files, nets.get("identity"), opts, ctx, "id", lambda f: (split_panel(f)[0], result(f)))
+
+    def style_pair(f):
+        squares = split_panel(f)
+        if len(squares) != 3:
+            raise InputImageError(f"{f}: {len(squares)} squares; the style metric needs [face | style | result]")
+        return squares[1], squares[2]
+
+    if "style" in metrics:
+        out["style"] = _cosine(files, nets.get("style"), opts, ctx, "style", style_pair)
+    if "diversity" in metrics:
+        pairs = [(files[a], files[b]) for a, b in diversity_pairs(len(files), opts)]
+        rows = _pair_rows(pairs, nets.get("perceptual"), opts, ctx, "diversity",
+                          lambda p: (result(p[0]), result(p[1])))
+        out["diversity"] = float(_need(_ok(rows), 1, "diversity pairs")[:, 1].mean())
+    if "id" in metrics:
+        undetected = ctx.all_reduce_sum([getattr(nets.get("identity"), "undetected", 0)])[0]
+        if undetected:
+            opts.notes.append(f"id: no face detected in {undetected} images; the aligned-face box was used")
+    return out
 
 
 # ----------------------------------------------------------------------------- images made on the fly
