@@ -8,7 +8,6 @@ import argparse
 HELP = "quality metrics: FID/KID (Inception), identity (dlib/ArcFace), style, diversity, reconstruction"
 EXAMPLES = """
 blendgan eval --metrics fid,kid --real data/ffhq256 --fake results/faces --inception inception-2015-12-05.pt
-blendgan eval --metrics id,style,recon --real inputs/ --fake results/ --ckpt pretrained_models/blendgan.pt --json m.json
 blendgan eval --metrics id,style --panels results/style_transfer --ckpt pretrained_models/blendgan.pt
 """
 
