@@ -154,7 +154,8 @@ def real_inception_features(files, nets, opts, ctx):
     cache_dir = opts.cache_dir or cache.default_cache_dir()
     key = cache.content_key(files, net.digest, {"convention": CONVENTION, "real_size": opts.real_size})
     hit = cache.load(cache_dir, key) if use_cache else None
-    if hit is not None:
+    # every process must take the same branch (the computation is collective): use the cache only if all have it
+    if ctx.all_reduce_max(int(hit is None)) == 0:
         features, skipped = hit
         if ctx.is_main:
             for s in skipped:
