@@ -27,8 +27,11 @@ from blendgan.models import Generator
 
 inception, digest, real, fake, run_dir, out = sys.argv[1:]
 ctx = distributed.setup("cpu")
-opts = lambda: Options(inception=inception, inception_sha256=digest, batch=3, cache_dir="off")
-values = {"folders": evaluate_folders(real, fake, ["fid", "kid", "id"], opts(), ctx)}
+cache = str(__import__("pathlib").Path(out).parent / "cache")  # the 1-process run writes it, the 2-process run reads
+opts = lambda: Options(inception=inception, inception_sha256=digest, batch=3, cache_dir=cache)
+folder_opts = opts()
+values = {"folders": evaluate_folders(real, fake, ["fid", "kid", "id"], folder_opts, ctx)}
+print("notes:", folder_opts.notes, file=sys.stderr)
 torch.manual_seed(0)
 g = Generator(64, max_channels=16, with_style_encoder=False).eval()
 values["generated"] = evaluate_generator(g, 7, real, ["fid", "kid"], opts(), ctx)
@@ -71,6 +74,7 @@ def test_one_and_two_processes_give_the_same_numbers(setup):
     one, run1, err1 = run_torchrun(setup, 1)
     two, run2, err2 = run_torchrun(setup, 2)
     assert one == two
+    assert "from the cache" not in err1 and "from the cache" in err2  # the second run skipped the reference folder
     assert set(one["folders"]) == {"fid", "kid", "id"} and set(one["snapshot"]) == {"fid7", "kid7"}
     assert one["snapshot"] == {"fid7": one["generated"]["fid"], "kid7": one["generated"]["kid"]}
     for err in (err1, err2):  # the broken file is reported once per metric, by the process that met it
