@@ -233,6 +233,49 @@ class DemoService:
         progress(0.6, "generating")
         return images.bgr_to_rgb_array(face), self.stylize_codes(codes, z, index), note
 
+    def is_whole_photo(self, path):
+        """True for an upload that is a photo to stylize whole (not an already aligned square crop)."""
+        from ..align import is_prealigned
+
+        return bool(path) and not is_prealigned(self.read_upload(path, "face photo"))
+
+    def stylize_photo(self, photo_path, style, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None):
+        """(whole photo RGB with every face stylized and pasted back, note) for an uploaded photo and a style
+        (an uploaded file's path, or a style code [1, 512]): the HTTP API's `stylize_photo`. Raises
+        InputImageError when no face is found; the note says how many faces were stylized or skipped."""
+        import torch
+
+        progress = progress or (lambda fraction, desc: None)
+        index = self.check_add_weight_index(add_weight_index)
+        progress(0.0, "reading the photo")
+        bg = self._need_pipeline()
+        picture = self.read_upload(photo_path, "photo")
+        z = style if torch.is_tensor(style) else self.style_code(self.prepare_style(style))
+        progress(0.2, "finding faces")
+        with self._lock:
+            result, records = bg.stylize_photo(images.bgr_to_rgb_array(picture), z,
+                                               aligner=self._get_photo_aligner(), add_weight_index=index)
+        done = [r for r in records if r.stylized is not None]
+        small = [r for r in records if r.skipped and "--min_face" in r.skipped]
+        if not done:
+            hint = " (the faces found are too small)" if small else ""
+            raise InputImageError(f"no face found in {_upload_name(photo_path)!r}{hint}: upload a photo with a "
+                                  "clear face")
+        note = f"{len(done)} face{'s' * (len(done) != 1)} stylized"
+        if small:
+            note += f"; {len(small)} too small to stylize left as they are"
+        return result, note
+
+    def _get_photo_aligner(self):
+        if getattr(self, "_photo_aligner", None) is None:
+            from ..photo import make_aligner
+
+            try:
+                self._photo_aligner = make_aligner(predictor_path=self._predictor)
+            except UsageError as err:
+                raise UsageError(f"whole photos need face detection, which is not available ({err})") from None
+        return self._photo_aligner
+
     def interpolation_video(self, face_codes, z_from, z_to, add_weight_index=VIDEO_ADD_WEIGHT_INDEX,
                             progress=None, alphas=None):
         """H.264 mp4 (path) of the face as the style code moves through lerp(z_from, z_to, alpha) for each
