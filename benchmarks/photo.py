@@ -117,7 +117,8 @@ def main():
     import measure
 
     rep = measure.Report()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                            check=False)
     rep.add("## Whole photo, 4000 x 3000, three faces, 1024 px generator (`blendgan stylize`)")
     rep.add()
     rep.add(f"Command: `python benchmarks/photo.py {' '.join(sys.argv[1:])}` at commit {commit.stdout.strip()}; "
@@ -129,7 +130,8 @@ def main():
         make_photo(photo)
         for precision in args.precisions:
             done = subprocess.run([sys.executable, __file__, "--child", "--precision", precision, "--photo",
-                                   str(photo), "--runs", str(args.runs)], capture_output=True, text=True, cwd=ROOT)
+                                   str(photo), "--runs", str(args.runs)], capture_output=True, text=True, cwd=ROOT,
+                                  check=False)
             if done.returncode:
                 sys.exit(done.stderr)
             r = json.loads(done.stdout.strip().splitlines()[-1])

@@ -179,7 +179,7 @@ def paste_face(photo: np.ndarray, face: np.ndarray, mask: np.ndarray, placement:
     found = photo_mask(mask, placement)
     if found is None:
         return
-    (x0, y0, x1, y1), weight = found
+    (x0, y0, _, _), weight = found
     rows, cols = np.nonzero(weight.any(axis=1))[0], np.nonzero(weight.any(axis=0))[0]
     if not len(rows):
         return

@@ -3,18 +3,16 @@ pasted back where it was, the rest of the photo untouched.
 
 Geometry is checked without dlib (landmarks moved by a known similarity transform); the round trip, the
 several-faces photo and the command use dlib's real detector and landmark model on the bundled photos."""
-import io
 
 import cv2
 import numpy as np
 import pytest
-import torch
+from helpers import ROOT
 from PIL import Image
 
 from blendgan import images, photo
 from blendgan.align import align_landmarks, align_landmarks_placed, ffhq_quad
 from blendgan.cli import main
-from helpers import ROOT
 
 PHOTOS = ROOT / "test_imgs" / "photos"
 STYLES = ROOT / "test_imgs" / "style_imgs"

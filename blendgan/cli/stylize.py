@@ -1,7 +1,16 @@
 """`blendgan stylize`: people's own photos, whole, with every face stylized and pasted back."""
-from ._common import (add_blend_arguments, add_checkpoint_arguments, add_runtime_arguments, add_size_argument,
-                      build_pipeline, default_outdir, list_inputs, make_outdir, RunReport)
 from ..errors import UsageError
+from ._common import (
+    RunReport,
+    add_blend_arguments,
+    add_checkpoint_arguments,
+    add_runtime_arguments,
+    add_size_argument,
+    build_pipeline,
+    default_outdir,
+    list_inputs,
+    make_outdir,
+)
 
 HELP = "stylize every face of your photos and paste it back: <photo>_v_<style>.<ext>, the whole photo"
 EXAMPLES = """
