@@ -130,7 +130,8 @@ def stylize(client, face, style, index):
 
 def test_api_lists_stylize_with_three_inputs(client, served):
     api = client.view_api(print_info=False, return_format="dict")
-    assert list(api["named_endpoints"]) == ["/stylize", "/stylize_photo"]  # the UI's own events are not part of the API
+    # the UI's own events are not part of the API
+    assert list(api["named_endpoints"]) == ["/stylize", "/stylize_photo", "/stylize_video"]
     params = api["named_endpoints"]["/stylize"]["parameters"]
     assert len(params) == 3
     slider = params[2]
@@ -178,6 +179,26 @@ def test_api_stylize_photo_returns_the_pipelines_whole_photo(client, reference, 
     with pytest.raises(AppError, match="no face found in 'no_face.png'"):
         client.predict(handle_file(str(bad_files / "no_face.png")), handle_file(str(STYLE)), 5,
                        api_name="/stylize_photo")
+
+
+def test_api_stylize_video_returns_the_clip_stylized_and_refuses_long_ones(client, served, tmp_path):
+    from helpers import make_face_clip
+
+    from blendgan.video import probe_video
+
+    clip = make_face_clip(tmp_path / "clip.mp4", seconds=0.75, fps=8)
+    got = client.predict({"video": handle_file(str(clip))}, handle_file(str(STYLE)), 6, api_name="/stylize_video")
+    path = got["video"] if isinstance(got, dict) else got
+    info, source = probe_video(path), probe_video(clip)
+    assert (info["n_frames"], info["fps"], info["size"]) == (source["n_frames"], source["fps"], source["size"])
+    assert info["audio"] == "aac"
+    service = served[1]
+    limit, service.max_video_seconds = service.max_video_seconds, 0.5
+    try:
+        with pytest.raises(AppError, match=r"0.8 s long; this server takes clips of up to 0.5 s"):
+            client.predict({"video": handle_file(str(clip))}, handle_file(str(STYLE)), 6, api_name="/stylize_video")
+    finally:
+        service.max_video_seconds = limit
 
 
 def test_bad_uploads_give_a_message_and_the_app_stays_usable(client, bad_files, reference):

@@ -1,11 +1,13 @@
 """The Gradio page over a `DemoService`: layout and event wiring only (the work is in service.py).
 
-Two tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider; an
-uploaded photo also comes back whole, every face stylized and pasted back) and "Interpolation video" (a
-face morphing between two styles, H.264 mp4 played in the page). Every model event runs in one queue
-("model", one job at a time), so concurrent users wait their turn. The HTTP API has two documented
-endpoints, ``stylize(face image, style image, add_weight_index) -> image`` (the aligned face, stylized)
-and ``stylize_photo(photo, style image, add_weight_index) -> image`` (the whole photo).
+Three tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider;
+an uploaded photo also comes back whole, every face stylized and pasted back), "Your video" (a clip with
+every face stylized, played in the page) and "Interpolation video" (a face morphing between two styles,
+H.264 mp4 played in the page). Every model event runs in one queue
+("model", one job at a time), so concurrent users wait their turn. The HTTP API has three documented
+endpoints, ``stylize(face image, style image, add_weight_index) -> image`` (the aligned face, stylized),
+``stylize_photo(photo, style image, add_weight_index) -> image`` (the whole photo) and
+``stylize_video(clip, style image, add_weight_index) -> video``.
 """
 from __future__ import annotations
 
@@ -158,6 +160,10 @@ def build_app(service):
             result, _ = service.stylize_photo(photo_path, style_path, index, _progress_callback(progress))
         return result
 
+    def on_stylize_video(video_path, style_path, index, progress=gr.Progress()):
+        with user_messages():
+            return service.stylize_video(video_path, style_path, index, _progress_callback(progress))
+
     def on_video(face_path, style_a, style_b, index, progress=gr.Progress()):
         with user_messages():
             index = service.check_add_weight_index(index)
@@ -198,6 +204,22 @@ def build_app(service):
             whole_photo = gr.Image(label="Whole photo: every face stylized and pasted back", interactive=False,
                                    format="png", elem_id="whole_photo", buttons=["download", "fullscreen"])
             photo_api_btn = gr.Button(visible=False)  # carries the documented `stylize_photo` endpoint
+        with gr.Tab("Your video"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    clip_in = gr.Video(label=f"Clip (up to {service.max_video_seconds:g} s)", sources=["upload"],
+                                       elem_id="clip_input")
+                with gr.Column():
+                    clip_style = upload_image(label="Style image", elem_id="clip_style",
+                                              sources=["upload", "clipboard"])
+                    if styles:
+                        gr.Examples([[p] for p in styles], inputs=[clip_style], label="Bundled styles")
+                with gr.Column():
+                    clip_out = gr.Video(label="Stylized clip (H.264, with its sound)", autoplay=True,
+                                        elem_id="clip_output", interactive=False)
+                    clip_index = gr.Slider(0, n_latent, value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent), step=1,
+                                           label="add_weight_index", info=ADD_WEIGHT_INFO)
+                    clip_btn = gr.Button("Stylize video", variant="primary", elem_id="stylize_video")
         with gr.Tab("Interpolation video"):
             with gr.Row(equal_height=False):
                 with gr.Column():
@@ -232,6 +254,9 @@ def build_app(service):
                             api_description="Stylize every face of a photo with a style image and paste them "
                                             f"back: the whole photo at its own size; add_weight_index 0 ... "
                                             f"{n_latent}.", **model)
+        clip_btn.click(on_stylize_video, [clip_in, clip_style, clip_index], clip_out, api_name="stylize_video",
+                       api_description="Stylize every face of a short clip and paste them back: an H.264 mp4 "
+                                       "with the clip's sound.", **model)
         video_btn.click(on_video, [video_face, style_a, style_b, video_index], video, **model, **ui)
     return app
 
