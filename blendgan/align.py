@@ -61,6 +61,44 @@ class Alignment:
     face: Face | None
 
 
+@dataclass(frozen=True, eq=False)
+class CropPlacement:
+    """Where an aligned square crop sits in its photo, as the alignment made it.
+
+    ``corners``: 4×2 float64 photo coordinates of the crop's top-left, bottom-left, bottom-right and
+    top-right corners in the continuous convention (pixel ``i`` covers ``[i, i + 1)``); the crop is a
+    similarity transform of the photo, so three corners define it. ``content``: the photo rectangle
+    (x0, y0, x1, y1), same convention, whose pixels reached the crop untouched; outside it the crop holds
+    the alignment's reflected, blurred padding, which is not photo content. ``photo_size``: (width, height).
+    """
+
+    corners: np.ndarray
+    content: tuple[float, float, float, float]
+    photo_size: tuple[int, int]
+
+    @property
+    def side(self) -> float:
+        """The crop's side in photo pixels (how large the face is in the photo)."""
+        return float(np.hypot(*(self.corners[3] - self.corners[0])))
+
+    def crop_to_photo(self, crop_size: int) -> np.ndarray:
+        """2×3 affine matrix from pixel indices of a ``crop_size``² crop to photo pixel indices (OpenCV's
+        convention: pixel centres at integers)."""
+        top_left, bottom_left, _, top_right = self.corners
+        a = np.stack([(top_right - top_left) / crop_size, (bottom_left - top_left) / crop_size], axis=1)
+        b = top_left + a @ np.array([0.5, 0.5]) - 0.5
+        return np.concatenate([a, b[:, None]], axis=1)
+
+    def photo_to_crop(self, crop_size: int) -> np.ndarray:
+        """The inverse of ``crop_to_photo``: photo pixel indices to crop pixel indices."""
+        return cv2.invertAffineTransform(self.crop_to_photo(crop_size))
+
+    def shifted(self, dx: float, dy: float) -> "CropPlacement":
+        """The same placement in a photo whose origin moved by (dx, dy) (e.g. a region of interest)."""
+        x0, y0, x1, y1 = self.content
+        return CropPlacement(self.corners - [dx, dy], (x0 - dx, y0 - dy, x1 - dx, y1 - dy), self.photo_size)
+
+
 # --------------------------------------------------------------------------- model files
 
 
@@ -191,14 +229,25 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int =
     """FFHQ-align ``image`` (H×W×3 uint8, any channel order, kept) given one face's 68
     landmarks; returns ``output_size``² ×3 uint8. With the defaults and ``output_size=1024`` this is
     the original ``get_crop_image`` after landmark detection."""
+    return align_landmarks_placed(image, landmarks, output_size, transform_size, enable_padding)[0]
+
+
+def align_landmarks_placed(image: np.ndarray, landmarks: np.ndarray, output_size: int = 1024,
+                           transform_size: int = TRANSFORM_SIZE,
+                           enable_padding: bool = True) -> tuple[np.ndarray, CropPlacement]:
+    """``align_landmarks`` that also returns where the crop sits in ``image`` (``CropPlacement``): the
+    pixels are the same; the placement is what pasting a generated face back into the photo needs."""
     quad, qsize = ffhq_quad(landmarks)
     img = Image.fromarray(np.ascontiguousarray(image), "RGB")  # "RGB" is only a label
+    height, width = image.shape[:2]
+    scale = np.array([1.0, 1.0])  # shrunk image size / photo size, per axis
 
     # shrink: very large faces are first reduced by an integer factor.
     shrink = int(np.floor(qsize / output_size * 0.5))
     if shrink > 1:
         size = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
         img = img.resize(size, Image.Resampling.LANCZOS)
+        scale = np.array([size[0] / width, size[1] / height])
         quad /= shrink
         qsize /= shrink
 
@@ -206,9 +255,13 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int =
     border = max(int(np.rint(qsize * 0.1)), 3)
     x0, y0, x1, y1 = _int_bounds(quad)
     crop = (max(x0 - border, 0), max(y0 - border, 0), min(x1 + border, img.size[0]), min(y1 + border, img.size[1]))
+    offset = np.zeros(2)  # shrunk-image coordinates = working coordinates + offset
     if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
         img = img.crop(crop)
         quad -= crop[0:2]
+        offset += crop[0:2]
+    # the photo area the crop takes pixels from untouched, in shrunk-image coordinates (x0, y0, x1, y1)
+    content = np.array([offset[0], offset[1], offset[0] + img.size[0], offset[1] + img.size[1]])
 
     # pad where the quad (plus border) leaves the image.
     x0, y0, x1, y1 = _int_bounds(quad)
@@ -218,13 +271,19 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int =
         pad = tuple(max(p, least) for p in pad)
         img = _pad_and_blend(img, pad, qsize)
         quad += pad[0:2]
+        offset -= pad[0:2]
+        # _pad_and_blend blurs the photo's own pixels up to a third of the pad width from each edge
+        content += np.array([pad[0], pad[1], -pad[2], -pad[3]]) / 3.0
 
     # warp the quad onto transform_size² (corners +0.5: Pillow's continuous convention), resize.
     img = img.transform((transform_size, transform_size), Image.Transform.QUAD,
                         (quad + 0.5).flatten(), Image.Resampling.BILINEAR)
     if output_size < transform_size:
         img = img.resize((output_size, output_size), Image.Resampling.LANCZOS)
-    return np.asarray(img)
+    # back to the photo's continuous coordinates (pixel i covers [i, i + 1))
+    corners = (quad + 0.5 + offset) / scale
+    content = np.concatenate([content[:2] / scale, content[2:] / scale])
+    return np.asarray(img), CropPlacement(corners, tuple(float(v) for v in content), (width, height))
 
 
 # --------------------------------------------------------------------------- detector + aligner
@@ -255,12 +314,13 @@ class FaceAligner:
     """
 
     def __init__(self, predictor_path: str | os.PathLike | None = None, faithful: bool = False,
-                 transform_size: int = TRANSFORM_SIZE):
+                 transform_size: int = TRANSFORM_SIZE, detect_max_side: int | None = DETECT_MAX_SIDE):
         self.predictor_path = find_predictor(predictor_path)
         dlib = _import_dlib()
         self.faithful = faithful
         self.transform_size = transform_size
-        self.detect_max_side = None if faithful else DETECT_MAX_SIDE
+        # larger photos are searched for faces on a copy shrunk to this side (landmarks use full resolution)
+        self.detect_max_side = None if faithful else detect_max_side
         self._detector = dlib.get_frontal_face_detector()
         try:
             self._predictor = dlib.shape_predictor(str(self.predictor_path))
@@ -318,6 +378,13 @@ class FaceAligner:
         # the original never asks for more than transform_size; warp large enough for bigger outputs
         out = align_landmarks(bgr, face.landmarks, output_size, max(self.transform_size, output_size))
         return Alignment(out, faces, face)
+
+    def align_face(self, image: np.ndarray, face: Face, output_size: int = 1024,
+                   transform_size: int | None = None) -> tuple[np.ndarray, CropPlacement]:
+        """One detected face of ``image`` aligned (BGR, as ``align``) and where the crop sits in the photo.
+        ``transform_size``: the intermediate warp size (default: the aligner's, as ``align``)."""
+        return align_landmarks_placed(self._input_bgr(image), face.landmarks, output_size,
+                                      max(transform_size or self.transform_size, output_size))
 
     def align(self, image: np.ndarray, output_size: int = 1024) -> np.ndarray | None:
         """The aligned face as ``output_size``² ×3 uint8 BGR, or ``None`` when no face is found."""

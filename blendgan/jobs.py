@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -356,3 +357,67 @@ def gen_video(bg, faces, styles, outdir, report, *, add_weight_index=7, seed=0, 
                 if dumper is not None:
                     dumper.write(frame)
         report.written += 1
+
+
+# --------------------------------------------------------------------------- whole photos
+
+PANEL_MAX_HEIGHT = 2048  # side-by-side panels of larger photos are shrunk to this height
+
+
+def stylize_photos(bg, photos, style_img, outdir, report, *, faces="all", min_face=None, min_score=None,
+                   keep_faceless=False, save_crops=False, panel=False, skip_existing=False, aligner=None,
+                   **controls):
+    """`{photo}_v_{style}{ext}`: each photo at its own size and format with every face stylized and pasted back.
+
+    `style_img`: the artwork's path. `controls` go to `BlendGAN.stylize` (e.g. `add_weight_index`). A photo in
+    which no face is found is a failure unless `keep_faceless`, which writes it unchanged. `save_crops` also
+    writes each face's aligned and stylized squares; `panel` a [photo | result] picture."""
+    from . import photo as photo_mod
+
+    outdir = Path(outdir)
+    try:
+        z_embed = bg.embed_style_bgr(images.read_image_bgr(style_img))
+    except BlendGANError as err:
+        raise UsageError(f"--style_img {err}") from None
+    style_stem = Path(style_img).stem
+    aligner = aligner or bg.face_aligner()
+    options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
+    for path in _progress(photos, desc="photos", unit="photo"):
+        path = Path(path)
+        target = outdir / f"{path.stem}_v_{style_stem}{path.suffix}"
+        if skip_existing and target.exists():
+            report.skipped += 1
+            continue
+        try:
+            picture = images.read_image_bgr(path)
+            records = photo_mod.find_faces(aligner, picture, faces, **options)
+        except BlendGANError as err:
+            report.fail(path, err)
+            continue
+        for item in records:
+            if item.skipped and "--min_face" in item.skipped:
+                report.note(f"{path}: skipped a {item.skipped}")
+        if not any(item.aligned is not None for item in records):
+            if not keep_faceless:
+                report.fail(path, "no face found to stylize; pass --keep_faceless to write such photos unchanged")
+                continue
+            report.note(f"{path}: no face found; written unchanged (--keep_faceless)")
+        result = photo_mod.stylize_faces(bg, picture, records, z_embed, **controls)
+        images.write_image_atomic(target, result)
+        report.written += 1
+        if save_crops:
+            for k, item in enumerate(r for r in records if r.stylized is not None):
+                stem = target.with_suffix("").name
+                images.write_image_atomic(outdir / f"{stem}_face{k}_aligned.png", item.aligned)
+                images.write_image_atomic(outdir / f"{stem}_face{k}_stylized.png", item.stylized)
+        if panel:
+            images.write_image_atomic(outdir / f"{target.stem}_panel.jpg", _side_by_side(picture, result))
+
+
+def _side_by_side(left, right):
+    """[left | right] at most PANEL_MAX_HEIGHT high."""
+    pair = np.concatenate([left, right], axis=1)
+    if pair.shape[0] > PANEL_MAX_HEIGHT:
+        scale = PANEL_MAX_HEIGHT / pair.shape[0]
+        pair = cv2.resize(pair, (round(pair.shape[1] * scale), PANEL_MAX_HEIGHT), interpolation=cv2.INTER_AREA)
+    return pair

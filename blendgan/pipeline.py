@@ -215,6 +215,35 @@ class BlendGAN:
         return self._generate(face_codes, input_is_latent=True, z_embed=self._to_model(z_embed),
                               add_weight_index=add_weight_index)
 
+    def stylize_photo(self, image, style, faces="all", *, min_face=None, min_score=None, aligner=None,
+                      **controls):
+        """A whole photo with every face stylized and pasted back: ``(photo, records)``.
+
+        ``image``: a photo (path, PIL image or H x W x 3 RGB array), any size. ``style``: an artwork (path, PIL,
+        RGB array) or a style code ``z_embed`` [1, 512]. ``faces``: ``"all"``, ``"largest"`` or K (the K
+        largest). ``controls`` go to ``stylize`` (e.g. ``add_weight_index``). Returns the photo as an
+        H x W x 3 uint8 RGB array at its own size, and one ``blendgan.photo.PhotoFace`` per detection (its
+        placement, aligned crop, stylized face and mask, or why it was skipped), in detector order."""
+        from . import photo
+
+        if torch.is_tensor(style):
+            z_embed = style.reshape(1, -1)
+        else:
+            z_embed = self.embed_style(style)
+        bgr = images.to_bgr(image)
+        options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
+        records = photo.find_faces(aligner or self.face_aligner(), bgr, faces, **options)
+        result = photo.stylize_faces(self, bgr, records, z_embed, **controls)
+        return images.bgr_to_rgb_array(result), records
+
+    def face_aligner(self):
+        """The FFHQ face aligner (dlib detector + landmarks), loaded on first use and kept."""
+        if getattr(self, "_aligner", None) is None:
+            from .photo import make_aligner
+
+            self._aligner = make_aligner()
+        return self._aligner
+
     def reconstruct(self, face_codes):
         """The face as the generator sees it (pSp inversion, no style)."""
         return self._generate(self._to_model(face_codes), input_is_latent=True)

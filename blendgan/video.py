@@ -56,7 +56,7 @@ class VideoWriter:
 
     # -- lifecycle
 
-    def open(self) -> "VideoWriter":
+    def open(self) -> VideoWriter:
         """Start the encoder on a temporary file next to ``path`` (called by ``__enter__``)."""
         if self._tmp is not None:
             raise RuntimeError("VideoWriter is already open")
@@ -73,7 +73,12 @@ class VideoWriter:
     def _open_h264(self):
         import imageio_ffmpeg
 
-        output_params = ["-crf", str(self.crf), "-preset", "medium", "-movflags", "+faststart"]
+        if self.path.suffix.lower() == ".h264":
+            # a raw stream (segments to be joined): no container, and no B-frames, whose display order needs
+            # timestamps a raw stream does not carry (with them the joined file dropped and reordered frames)
+            output_params = ["-crf", str(self.crf), "-preset", "medium", "-bf", "0", "-f", "h264"]
+        else:
+            output_params = ["-crf", str(self.crf), "-preset", "medium", "-movflags", "+faststart"]
         if self.width % 2 or self.height % 2:
             output_params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         gen = imageio_ffmpeg.write_frames(
@@ -150,7 +155,7 @@ class VideoWriter:
                 self._tmp.unlink()
             self._tmp = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self.open()
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -191,7 +196,7 @@ class FrameDumper:
     def close(self) -> None:
         """Nothing to finish (each frame is complete when written); for symmetry with VideoWriter."""
 
-    def __enter__(self) -> "FrameDumper":
+    def __enter__(self) -> FrameDumper:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -226,3 +231,109 @@ def read_video(path: PathLike, max_frames: int | None = None) -> tuple[list[np.n
     meta["n_frames"] = len(frames)
     meta["size"] = (width, height)
     return frames, meta
+
+
+# --------------------------------------------------------------------------- reading people's own videos
+
+#: file extensions `blendgan stylize` treats as videos
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".m4v")
+
+
+def is_video_file(path: PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _video_error(path: PathLike, err: Exception) -> InputVideoError:
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    detail = next((ln for ln in reversed(lines) if "Invalid data" in ln or "could not" in ln.lower()),
+                  lines[-1] if lines else type(err).__name__)
+    return InputVideoError(f"{path}: not a readable video ({detail[:160]}); use an mp4, mov, webm, mkv, avi or gif")
+
+
+class InputVideoError(BlendGANError):
+    """One input video could not be used; a run over several inputs reports it and goes on."""
+
+    exit_code = 1
+
+
+def probe_video(path: PathLike) -> dict:
+    """``fps``, ``size`` (width, height), ``n_frames``, ``duration`` (s) and ``audio`` (codec name or None) of
+    a video file, decoding it once to count the frames. Raises ``InputVideoError`` for anything unreadable."""
+    import imageio_ffmpeg
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputVideoError(f"{p}: video file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            reader = imageio_ffmpeg.read_frames(str(p))
+            try:
+                meta = dict(next(reader))
+            finally:
+                reader.close()
+            n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(p))
+    except (OSError, RuntimeError, StopIteration, ValueError) as err:
+        raise _video_error(p, err) from None
+    if not n_frames or not meta.get("fps"):
+        raise InputVideoError(f"{p}: no video frames could be decoded; use an mp4, mov, webm, mkv, avi or gif")
+    return {"fps": float(meta["fps"]), "size": tuple(meta["size"]), "n_frames": int(n_frames),
+            "duration": n_frames / float(meta["fps"]), "audio": meta.get("audio_codec")}
+
+
+def iter_video_frames(path: PathLike, stop: int | None = None):
+    """Stream the frames of a video as H×W×3 uint8 RGB arrays (one at a time; memory does not grow with the
+    clip), up to frame ``stop``. Raises ``InputVideoError`` when decoding fails before the end."""
+    import imageio_ffmpeg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            reader = imageio_ffmpeg.read_frames(str(path))
+            meta = next(reader)
+        except (OSError, RuntimeError, StopIteration) as err:
+            raise _video_error(path, err) from None
+        width, height = meta["size"]
+        try:
+            for t, raw in enumerate(reader):
+                if stop is not None and t >= stop:
+                    break
+                yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+        except (OSError, RuntimeError) as err:
+            raise _video_error(path, err) from None
+        finally:
+            reader.close()
+
+
+def join_segments(segments: list[PathLike], target: PathLike, fps: float, audio_from: PathLike | None = None,
+                  audio_start: float = 0.0, audio_duration: float | None = None) -> None:
+    """Join raw H.264 segments (``.h264`` files of one size and encoder setting, each starting with a key
+    frame) into the mp4 ``target`` without re-encoding the picture, at ``fps`` frames per second, with the
+    audio of ``audio_from`` (from ``audio_start`` for ``audio_duration`` seconds, as AAC) when given.
+    Raw streams are joined byte by byte, so the frame timing is the constant ``fps`` (an mp4 per segment
+    would carry each segment's own end time into the joined file). Written atomically."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    target = Path(target)
+    tmp = temp_sibling(target)
+    stream = tmp.with_name(tmp.name + ".h264")
+    with open(stream, "wb") as joined:
+        joined.writelines(Path(s).read_bytes() for s in segments)
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-framerate", f"{fps:.6f}",
+           "-f", "h264", "-i", str(stream)]
+    if audio_from is not None:
+        cmd += ["-ss", f"{audio_start:.6f}"] + (["-t", f"{audio_duration:.6f}"] if audio_duration else [])
+        cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
+    cmd += ["-c:v", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BlendGANError(f"{target}: joining the video segments failed ({done.stderr.strip()[:200]})")
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            stream.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink()

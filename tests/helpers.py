@@ -227,3 +227,39 @@ def session_recipe_files(tmp_path_factory):
     if base not in _SESSIONS:
         _SESSIONS[base] = RecipeFiles(base / "recipe_files")
     return _SESSIONS[base]
+
+
+def make_face_clip(path, seconds=2.0, fps=10, size=(480, 360), tone=True, photo="grace_hopper"):
+    """A short video made from a bundled photo: a slow pan and zoom towards the face (H.264), with a 440 Hz tone
+    of the same duration as its audio when `tone`. Deterministic for a given ffmpeg build."""
+    import subprocess
+
+    import cv2
+    import imageio_ffmpeg
+    import numpy as np
+
+    src = cv2.imread(str(ROOT / "test_imgs" / "photos" / f"{photo}.jpg"))[:, :, ::-1]
+    width, height = size
+    n = int(round(seconds * fps))
+    silent = Path(str(path) + ".silent.mp4")
+    writer = imageio_ffmpeg.write_frames(str(silent), size, fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                         macro_block_size=1, ffmpeg_log_level="error",
+                                         output_params=["-crf", "12", "-preset", "fast"])
+    writer.send(None)
+    for t in range(n):
+        a = t / max(n - 1, 1)
+        scale = height / src.shape[0] * (1.0 + 0.15 * a)  # zoom in by 15 %
+        cx, cy = 256 + 12 * a, 260 - 8 * a                 # pan across the face
+        m = np.array([[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]])
+        frame = cv2.warpAffine(np.ascontiguousarray(src), m, size, flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT)
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    if not tone:
+        silent.replace(path)
+        return Path(path)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(silent),
+                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={n / fps}", "-c:v", "copy", "-c:a", "aac",
+                    "-shortest", str(path)], check=True)
+    silent.unlink()
+    return Path(path)

@@ -102,6 +102,26 @@ def bad_files(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def two_faces(tmp_path_factory):
+    """A PNG with both bundled photos side by side: two faces to find, stylize and paste back."""
+    a = images.read_image_bgr(ROOT / "test_imgs" / "photos" / "astronaut.jpg")
+    b = images.read_image_bgr(PHOTO)
+    canvas = np.full((620, a.shape[1] + b.shape[1] + 20, 3), 127, np.uint8)
+    canvas[10:10 + a.shape[0], :a.shape[1]] = a
+    canvas[10:10 + b.shape[0], a.shape[1] + 20:] = b
+    path = tmp_path_factory.mktemp("two_faces") / "two_faces.png"
+    cv2.imwrite(str(path), canvas)
+    return path
+
+
+def expected_photo(bg, photo_path, style_path, add_weight_index):
+    """What `BlendGAN.stylize_photo` gives for a photo and a style file resized as the GUI does (RGB)."""
+    z = bg.embed_style_bgr(images.resize_square(images.read_image_bgr(style_path), bg.size))
+    result, records = bg.stylize_photo(photo_path, z, add_weight_index=add_weight_index)
+    return result, records
+
+
 def stylize(client, face, style, index):
     return client.predict(handle_file(str(face)), handle_file(str(style)), index, api_name="/stylize")
 
@@ -110,7 +130,8 @@ def stylize(client, face, style, index):
 
 def test_api_lists_stylize_with_three_inputs(client, served):
     api = client.view_api(print_info=False, return_format="dict")
-    assert list(api["named_endpoints"]) == ["/stylize"]  # the UI's own events are not part of the API
+    # the UI's own events are not part of the API
+    assert list(api["named_endpoints"]) == ["/stylize", "/stylize_photo", "/stylize_video"]
     params = api["named_endpoints"]["/stylize"]["parameters"]
     assert len(params) == 3
     slider = params[2]
@@ -146,6 +167,38 @@ def test_api_stylize_equals_the_pipeline_and_reuses_encodings(client, served, re
 def test_api_aligns_a_photo_and_matches_the_pipeline_on_the_aligned_crop(client, reference, aligned_photo):
     want = expected(reference, aligned_photo, STYLE_2, 6)
     assert np.array_equal(read_rgb(stylize(client, PHOTO, STYLE_2, 6)), want)
+
+
+def test_api_stylize_photo_returns_the_pipelines_whole_photo(client, reference, two_faces, bad_files):
+    got = read_rgb(client.predict(handle_file(str(two_faces)), handle_file(str(STYLE)), 5,
+                                  api_name="/stylize_photo"))
+    want, records = expected_photo(reference, two_faces, STYLE, 5)
+    assert sum(r.stylized is not None for r in records) == 2
+    assert got.shape == want.shape == (620, 1044, 3)
+    assert np.array_equal(got, want)
+    with pytest.raises(AppError, match="no face found in 'no_face.png'"):
+        client.predict(handle_file(str(bad_files / "no_face.png")), handle_file(str(STYLE)), 5,
+                       api_name="/stylize_photo")
+
+
+def test_api_stylize_video_returns_the_clip_stylized_and_refuses_long_ones(client, served, tmp_path):
+    from helpers import make_face_clip
+
+    from blendgan.video import probe_video
+
+    clip = make_face_clip(tmp_path / "clip.mp4", seconds=0.75, fps=8)
+    got = client.predict({"video": handle_file(str(clip))}, handle_file(str(STYLE)), 6, api_name="/stylize_video")
+    path = got["video"] if isinstance(got, dict) else got
+    info, source = probe_video(path), probe_video(clip)
+    assert (info["n_frames"], info["fps"], info["size"]) == (source["n_frames"], source["fps"], source["size"])
+    assert info["audio"] == "aac"
+    service = served[1]
+    limit, service.max_video_seconds = service.max_video_seconds, 0.5
+    try:
+        with pytest.raises(AppError, match=r"0.8 s long; this server takes clips of up to 0.5 s"):
+            client.predict({"video": handle_file(str(clip))}, handle_file(str(STYLE)), 6, api_name="/stylize_video")
+    finally:
+        service.max_video_seconds = limit
 
 
 def test_bad_uploads_give_a_message_and_the_app_stays_usable(client, bad_files, reference):
@@ -339,3 +392,26 @@ def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference
     assert np.array_equal(got_random, reference.to_rgb(want_random)[0])
     assert (tmp_path / "web_app.png").stat().st_size > 10_000
     assert outside == []  # the page loads nothing from the internet
+
+
+def test_browser_two_face_photo_comes_back_whole(served, reference, two_faces):
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(served[0])
+            page.locator("#face_input input[type=file]").set_input_files(str(two_faces))
+            page.locator("#style_input input[type=file]").set_input_files(str(STYLE))
+            page.wait_for_selector("#face_used img", timeout=120_000)
+            page.click("#stylize")
+            page.wait_for_selector("#whole_photo img", timeout=180_000)
+            page.get_by_text("2 faces stylized").wait_for(timeout=60_000)
+            png = page.request.get(page.locator("#whole_photo img").get_attribute("src")).body()
+        finally:
+            browser.close()
+    got = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    want, _ = expected_photo(reference, two_faces, STYLE, 6)
+    assert np.array_equal(got, want)

@@ -22,6 +22,7 @@ COMMANDS = {
     "pairs": "pairs",         # generate_image_pairs
     "transfer": "transfer",   # style_transfer_folder
     "video": "video",         # gen_video
+    "stylize": "stylize",     # whole photos: every face stylized and pasted back
     "align": "align",
     "download": "download",
     "convert": "convert",

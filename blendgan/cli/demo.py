@@ -20,6 +20,8 @@ def add_arguments(parser):
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                         help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) "
                              "(default: %(default)s)")
+    parser.add_argument("--max_video_seconds", type=float, default=10.0,
+                        help="longest clip the 'Your video' tab takes, in seconds")
     parser.add_argument("--predictor", default=None,
                         help="dlib shape_predictor_68_face_landmarks.dat for face alignment "
                              "(default: the one from blendgan[align])")
@@ -27,6 +29,9 @@ def add_arguments(parser):
 
 def run(args):
     from ..errors import BlendGANError, UsageError
+
+    if args.max_video_seconds <= 0:
+        raise UsageError(f"--max_video_seconds {args.max_video_seconds}: use a positive number of seconds")
 
     try:
         from ..demo.app import build_app, launch
@@ -44,7 +49,7 @@ def run(args):
 
     service = DemoService.load(path_of(args.ckpt, "blendgan"), path_of(args.psp_encoder_ckpt, "psp_encoder"),
                                args.style_encoder_ckpt or None, device=args.device, precision=args.precision,
-                               predictor=args.predictor)
+                               predictor=args.predictor, max_video_seconds=args.max_video_seconds)
     if service.ready and service.pipeline.device.type == "cpu":
         from ..allocator import reuse_freed_memory
 

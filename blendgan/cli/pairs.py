@@ -11,7 +11,7 @@ from ._common import (RunReport, add_checkpoint_arguments, add_runtime_arguments
 HELP = "random faces and their stylized versions: <i:06d>.jpg = [face | stylized face]"
 
 EXAMPLES = """
-blendgan pairs --pics 8 --style_img test_imgs/style_imgs/cartoon.jpg --seed 3
+blendgan pairs --pics 8 --style_img test_imgs/style_imgs/cartoon_astronaut.jpg --seed 3
 torchrun --nproc_per_node 8 -m blendgan pairs --pics 1000000 --style_img_path styles/ --add_weight_index 4-8 --shard_size 1000 --skip_existing --outdir data/pairs
 """
 

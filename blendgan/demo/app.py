@@ -1,9 +1,13 @@
 """The Gradio page over a `DemoService`: layout and event wiring only (the work is in service.py).
 
-Two tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider)
-and "Interpolation video" (a face morphing between two styles, H.264 mp4 played in the page). Every model
-event runs in one queue ("model", one job at a time), so concurrent users wait their turn. The HTTP API
-has one documented endpoint, ``stylize(face image, style image, add_weight_index) -> image``.
+Three tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider;
+an uploaded photo also comes back whole, every face stylized and pasted back), "Your video" (a clip with
+every face stylized, played in the page) and "Interpolation video" (a face morphing between two styles,
+H.264 mp4 played in the page). Every model event runs in one queue
+("model", one job at a time), so concurrent users wait their turn. The HTTP API has three documented
+endpoints, ``stylize(face image, style image, add_weight_index) -> image`` (the aligned face, stylized),
+``stylize_photo(photo, style image, add_weight_index) -> image`` (the whole photo) and
+``stylize_video(clip, style image, add_weight_index) -> video``.
 """
 from __future__ import annotations
 
@@ -106,12 +110,17 @@ def build_app(service):
             z = style_source(style_path, style_seed)
             progress(0.6, desc="generating")
             result = service.stylize_codes(codes, z, index)
-        return face_rgb, result  # (the alignment note was shown when the face was uploaded)
+            whole = None
+            if face_path and service.is_whole_photo(face_path):
+                progress(0.8, desc="the whole photo")
+                whole, note = service.stylize_photo(face_path, z, index)
+                gr.Info(note)
+        return face_rgb, result, whole  # (the alignment note was shown when the face was uploaded)
 
     def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, progress=gr.Progress()):
         """After a random face/style: generate when both inputs are there, else leave the page as it is."""
         if not service.ready or not (face_path or face_seed is not None) or not (style_path or style_seed is not None):
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         return on_stylize(face_path, style_path, index, face_seed, style_seed, progress)
 
     def on_face_change(face_path, face_seed):
@@ -145,6 +154,15 @@ def build_app(service):
         with user_messages():
             _, result, _ = service.stylize(face_path, style_path, index, _progress_callback(progress))
         return result
+
+    def on_api_stylize_photo(photo_path, style_path, index, progress=gr.Progress()):
+        with user_messages():
+            result, _ = service.stylize_photo(photo_path, style_path, index, _progress_callback(progress))
+        return result
+
+    def on_stylize_video(video_path, style_path, index, progress=gr.Progress()):
+        with user_messages():
+            return service.stylize_video(video_path, style_path, index, _progress_callback(progress))
 
     def on_video(face_path, style_a, style_b, index, progress=gr.Progress()):
         with user_messages():
@@ -183,6 +201,25 @@ def build_app(service):
                                       label="add_weight_index", info=ADD_WEIGHT_INFO, elem_id="add_weight_index")
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="stylize")
                     api_btn = gr.Button(visible=False)  # carries the documented `stylize` endpoint
+            whole_photo = gr.Image(label="Whole photo: every face stylized and pasted back", interactive=False,
+                                   format="png", elem_id="whole_photo", buttons=["download", "fullscreen"])
+            photo_api_btn = gr.Button(visible=False)  # carries the documented `stylize_photo` endpoint
+        with gr.Tab("Your video"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    clip_in = gr.Video(label=f"Clip (up to {service.max_video_seconds:g} s)", sources=["upload"],
+                                       elem_id="clip_input")
+                with gr.Column():
+                    clip_style = upload_image(label="Style image", elem_id="clip_style",
+                                              sources=["upload", "clipboard"])
+                    if styles:
+                        gr.Examples([[p] for p in styles], inputs=[clip_style], label="Bundled styles")
+                with gr.Column():
+                    clip_out = gr.Video(label="Stylized clip (H.264, with its sound)", autoplay=True,
+                                        elem_id="clip_output", interactive=False)
+                    clip_index = gr.Slider(0, n_latent, value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent), step=1,
+                                           label="add_weight_index", info=ADD_WEIGHT_INFO)
+                    clip_btn = gr.Button("Stylize video", variant="primary", elem_id="stylize_video")
         with gr.Tab("Interpolation video"):
             with gr.Row(equal_height=False):
                 with gr.Column():
@@ -202,16 +239,24 @@ def build_app(service):
                     video_btn = gr.Button("Make video", variant="primary", elem_id="make_video")
 
         stylize_inputs = [face_in, style_in, index, face_seed, style_seed]
-        run_btn.click(on_stylize, stylize_inputs, [face_used, result], **model, **ui)
+        stylize_outputs = [face_used, result, whole_photo]
+        run_btn.click(on_stylize, stylize_inputs, stylize_outputs, **model, **ui)
         face_in.change(on_face_change, [face_in, face_seed], [face_used, face_seed], **model, **ui)
         style_in.change(on_style_change, [style_in, style_seed], [style_seed, style_note], **ui)
         random_face_btn.click(on_random_face, None, [face_in, face_seed, face_used], **model, **ui).then(
-            on_stylize_if_ready, stylize_inputs, [face_used, result], **model, **ui)
+            on_stylize_if_ready, stylize_inputs, stylize_outputs, **model, **ui)
         random_style_btn.click(on_random_style, None, [style_in, style_seed, style_note], **ui).then(
-            on_stylize_if_ready, stylize_inputs, [face_used, result], **model, **ui)
+            on_stylize_if_ready, stylize_inputs, stylize_outputs, **model, **ui)
         api_btn.click(on_api_stylize, [face_in, style_in, index], result, api_name="stylize",
                       api_description="Stylize a face photo (aligned automatically) with a style image; "
                                       f"add_weight_index 0 ... {n_latent}.", **model)
+        photo_api_btn.click(on_api_stylize_photo, [face_in, style_in, index], whole_photo, api_name="stylize_photo",
+                            api_description="Stylize every face of a photo with a style image and paste them "
+                                            f"back: the whole photo at its own size; add_weight_index 0 ... "
+                                            f"{n_latent}.", **model)
+        clip_btn.click(on_stylize_video, [clip_in, clip_style, clip_index], clip_out, api_name="stylize_video",
+                       api_description="Stylize every face of a short clip and paste them back: an H.264 mp4 "
+                                       "with the clip's sound.", **model)
         video_btn.click(on_video, [video_face, style_a, style_b, video_index], video, **model, **ui)
     return app
 

@@ -9,12 +9,13 @@ aligned square (256/512/1024 px), resized to the generator's size, then encoded.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
-import uuid
 import threading
+import uuid
 from collections import OrderedDict
 from pathlib import Path
 
@@ -32,6 +33,7 @@ DEFAULT_ADD_WEIGHT_INDEX = 6
 VIDEO_ADD_WEIGHT_INDEX = 7    # gen_video's default
 VIDEO_FPS = 30
 VIDEOS_KEPT = 4               # older interpolation videos of this process are deleted
+MAX_VIDEO_SECONDS = 10.0      # longest clip the video tab takes (blendgan demo --max_video_seconds)
 
 
 def bundled_style_images():
@@ -53,7 +55,8 @@ class DemoService:
     Model calls are serialised by a lock (the web layer also queues them); the pipeline's caches of
     face and style codes, and this service's cache of aligned uploads, are reused across requests."""
 
-    def __init__(self, pipeline=None, load_error=None, predictor=None):
+    def __init__(self, pipeline=None, load_error=None, predictor=None, max_video_seconds=MAX_VIDEO_SECONDS):
+        self.max_video_seconds = float(max_video_seconds)
         self.pipeline = pipeline
         self.load_error = load_error if pipeline is None else None
         self._predictor = predictor
@@ -66,7 +69,7 @@ class DemoService:
 
     @classmethod
     def load(cls, ckpt, psp_encoder_ckpt, style_encoder_ckpt=None, *, device="auto", precision="fp32",
-             predictor=None):
+             predictor=None, max_video_seconds=MAX_VIDEO_SECONDS):
         """Load the weights; when they are missing or bad the service still starts and `load_error` says why."""
         from ..pipeline import BlendGAN, resolve_device, resolve_dtype
 
@@ -75,8 +78,8 @@ class DemoService:
             pipeline = BlendGAN.from_checkpoints(ckpt, psp_encoder_ckpt, style_encoder_ckpt or None,
                                                  device=device, precision=precision)
         except BlendGANError as err:
-            return cls(None, str(err), predictor)
-        return cls(pipeline, None, predictor)
+            return cls(None, str(err), predictor, max_video_seconds)
+        return cls(pipeline, None, predictor, max_video_seconds)
 
     # ------------------------------------------------------------------ what the page needs to know
     @property
@@ -232,6 +235,93 @@ class DemoService:
         codes, z = self.face_codes(face), self.style_code(style)
         progress(0.6, "generating")
         return images.bgr_to_rgb_array(face), self.stylize_codes(codes, z, index), note
+
+    def is_whole_photo(self, path):
+        """True for an upload that is a photo to stylize whole (not an already aligned square crop)."""
+        from ..align import is_prealigned
+
+        return bool(path) and not is_prealigned(self.read_upload(path, "face photo"))
+
+    def stylize_photo(self, photo_path, style, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None):
+        """(whole photo RGB with every face stylized and pasted back, note) for an uploaded photo and a style
+        (an uploaded file's path, or a style code [1, 512]): the HTTP API's `stylize_photo`. Raises
+        InputImageError when no face is found; the note says how many faces were stylized or skipped."""
+        import torch
+
+        progress = progress or (lambda fraction, desc: None)
+        index = self.check_add_weight_index(add_weight_index)
+        progress(0.0, "reading the photo")
+        bg = self._need_pipeline()
+        picture = self.read_upload(photo_path, "photo")
+        z = style if torch.is_tensor(style) else self.style_code(self.prepare_style(style))
+        progress(0.2, "finding faces")
+        with self._lock:
+            result, records = bg.stylize_photo(images.bgr_to_rgb_array(picture), z,
+                                               aligner=self._get_photo_aligner(), add_weight_index=index)
+        done = [r for r in records if r.stylized is not None]
+        small = [r for r in records if r.skipped and "--min_face" in r.skipped]
+        if not done:
+            hint = " (the faces found are too small)" if small else ""
+            raise InputImageError(f"no face found in {_upload_name(photo_path)!r}{hint}: upload a photo with a "
+                                  "clear face")
+        note = f"{len(done)} face{'s' * (len(done) != 1)} stylized"
+        if small:
+            note += f"; {len(small)} too small to stylize left as they are"
+        return result, note
+
+    def stylize_video(self, video_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None):
+        """H.264 mp4 (path) of an uploaded clip with every face stylized and pasted back, its sound kept.
+        Clips longer than ``max_video_seconds`` are refused with a message saying the limit."""
+        from ..video import InputVideoError, probe_video
+        from ..video_job import stylize_video
+
+        progress = progress or (lambda fraction, desc: None)
+        index = self.check_add_weight_index(add_weight_index)
+        if not video_path:
+            raise InputImageError("no video given: upload a short clip (mp4, mov, webm, mkv, avi or gif)")
+        name = _upload_name(video_path)
+        try:
+            info = probe_video(video_path)
+        except InputVideoError as err:
+            raise InputVideoError(f"video {name!r}: {str(err).split(': ', 1)[-1]}") from None
+        if info["duration"] > self.max_video_seconds + 1e-6:
+            raise UsageError(f"video {name!r} is {info['duration']:.1f} s long; this server takes clips of up to "
+                             f"{self.max_video_seconds:g} s (cut it, or start the server with a larger "
+                             "blendgan demo --max_video_seconds)")
+        progress(0.05, "encoding the style")
+        z = self.style_code(self.prepare_style(style_path))
+        with self._lock:
+            bg = self._need_pipeline()
+            target = Path(self._new_video_path().replace("interpolation_", "stylized_"))
+
+            class _Quiet:
+                written = skipped = failed = 0
+
+                def note(self, message):
+                    pass
+
+                def fail(self, path, reason):
+                    raise InputVideoError(str(reason))
+
+            progress(0.1, "finding, stylizing and pasting back the faces")
+            measured = stylize_video(bg, video_path, z, target, _Quiet(), aligner=self._get_photo_aligner(),
+                                     add_weight_index=index)
+            if not measured["frames_with_faces"]:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+                raise InputImageError(f"no face found in any frame of {name!r}: upload a clip with a clear face")
+            self._videos.append(str(target))
+        return str(target)
+
+    def _get_photo_aligner(self):
+        if getattr(self, "_photo_aligner", None) is None:
+            from ..photo import make_aligner
+
+            try:
+                self._photo_aligner = make_aligner(predictor_path=self._predictor)
+            except UsageError as err:
+                raise UsageError(f"whole photos need face detection, which is not available ({err})") from None
+        return self._photo_aligner
 
     def interpolation_video(self, face_codes, z_from, z_to, add_weight_index=VIDEO_ADD_WEIGHT_INDEX,
                             progress=None, alphas=None):

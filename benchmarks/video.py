@@ -1,0 +1,115 @@
+"""Your own video (`blendgan stylize VIDEO`): a 720p clip with one face, 30 fps.
+
+    python benchmarks/video.py                         # 10 s clip; 1024 px fp32 and bf16, 256 px fp32
+    python benchmarks/video.py --seconds 2             # a shorter clip (frames/s is what it reports)
+
+Each configuration runs in a child process over the same job the command runs
+(`blendgan.video_job.stylize_video`): pass 1 (decode, detect, landmarks, tracking, smoothing), pass 2
+(decode, align, encode, smooth codes, generate, paste back, H.264 encode) and the final join with the audio.
+The networks' calls (pSp encoder, generator) are timed where the pipeline makes them; the rest is "outside
+the networks". Random weights (same shapes as the real ones): timing does not depend on their values; the
+face is found by dlib's real detector in a clip made from a bundled photo (`tests/helpers.make_face_clip`).
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def child(args):
+    import torch
+
+    from blendgan.allocator import reuse_freed_memory
+    from blendgan.models import Generator, PSPEncoder
+    from blendgan.models.generator import n_latent_for_size
+    from blendgan.photo import make_aligner
+    from blendgan.pipeline import BlendGAN
+    from blendgan.video_job import stylize_video
+
+    torch.manual_seed(0)
+    bg = BlendGAN(Generator(args.size), PSPEncoder(n_latent_for_size(args.size)), device="cpu",
+                  precision=args.precision)
+    reuse_freed_memory()
+    spent = {"networks": 0.0}
+
+    def timed(fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent["networks"] += time.perf_counter() - t0
+        return wrapper
+
+    bg.encode_face_bgr = timed(bg.encode_face_bgr)
+    bg.stylize = timed(bg.stylize)
+    z = torch.randn(1, 512, generator=torch.Generator().manual_seed(0))
+
+    class Report:
+        def note(self, message):
+            print(message, file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        measured = stylize_video(bg, args.clip, z, Path(out) / "out.mp4", Report(), aligner=make_aligner())
+        total = time.perf_counter() - t0
+    print(json.dumps({"total": total, "networks": spent["networks"], "frames": measured["frames"],
+                      "flicker": measured["flicker"],
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--configs", nargs="+", default=["1024:fp32", "1024:bf16", "256:fp32"],
+                        help="generator size:precision pairs")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, default=1024, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--clip", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "video_cpu.md"))
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    import measure
+    from helpers import make_face_clip
+
+    rep = measure.Report()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                            check=False)
+    rep.add(f"## Your video: {args.seconds:g} s of 1280 x 720 at 30 fps, one face (`blendgan stylize VIDEO`)")
+    rep.add()
+    rep.add(f"Command: `python benchmarks/video.py {' '.join(sys.argv[1:])}` at commit {commit.stdout.strip()}; "
+            f"load average at start {os.getloadavg()[0]:.2f}")
+    rep.add()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_face_clip(Path(tmp) / "clip.mp4", seconds=args.seconds, fps=30, size=(1280, 720))
+        for config in args.configs:
+            size, precision = config.split(":")
+            done = subprocess.run([sys.executable, __file__, "--child", "--size", size, "--precision", precision,
+                                   "--clip", str(clip)], capture_output=True, text=True, cwd=ROOT, check=False)
+            if done.returncode:
+                sys.exit(done.stderr[-3000:])
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            outside = r["total"] - r["networks"]
+            rows.append([size, precision, r["frames"], f"{r['total']:.1f}", f"{r['frames'] / r['total']:.3f}",
+                         f"{r['total'] / r['frames']:.2f}", f"{100 * outside / r['total']:.1f} %",
+                         f"{r['peak_rss_mb']:.0f}"])
+    rep.table(["generator", "precision", "frames", "total s", "frames/s", "s/frame", "outside the networks",
+               "peak RSS MB"], rows)
+    rep.add(f"load average at end {os.getloadavg()[0]:.2f}")
+    rep.write(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""`blendgan stylize`: people's own photos and videos, whole, with every face stylized and pasted back."""
+import argparse
+
+from ..errors import UsageError
+from ._common import (
+    RunReport,
+    add_blend_arguments,
+    add_checkpoint_arguments,
+    add_runtime_arguments,
+    add_size_argument,
+    build_pipeline,
+    default_outdir,
+    make_outdir,
+)
+
+HELP = "stylize every face of your photos and videos and paste it back: <name>_v_<style>.<ext>, the whole picture"
+EXAMPLES = """
+blendgan stylize test_imgs/photos/grace_hopper.jpg --style_img test_imgs/style_imgs/cartoon_astronaut.jpg
+blendgan stylize test_imgs/photos --style_img test_imgs/style_imgs/pencil_grace_hopper.jpg --faces largest --panel
+blendgan stylize clip.mp4 --style_img test_imgs/style_imgs/cartoon_astronaut.jpg --start 0 --end 2
+"""
+
+
+def _faces(value):
+    if value in ("all", "largest"):
+        return value
+    try:
+        k = int(value)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: use all, largest or a number of faces >= 1")
+    return k
+
+
+def add_arguments(parser):
+    parser.add_argument("inputs", nargs="+", metavar="PHOTO_OR_VIDEO",
+                        help="photos (jpg, png, bmp, webp, tif), videos (mp4, mov, webm, mkv, avi, gif) or folders")
+    parser.add_argument("--style_img", required=True, help="the artwork whose style the faces take (required)")
+    parser.add_argument("--faces", type=_faces, default="all",
+                        help="which faces: all, largest, or K (the K largest)")
+    parser.add_argument("--min_face", type=float, default=None,
+                        help="skip faces whose aligned square is smaller than this many photo pixels, with a note "
+                             "(default: 96)")
+    parser.add_argument("--min_score", type=float, default=None,
+                        help="ignore face detections scoring below this (dlib HOG score; default: 0.3)")
+    parser.add_argument("--detect_size", type=int, default=1024,
+                        help="search for faces on a copy of the picture at most this many pixels long; raise it to "
+                             "find small faces in large group photos (slower)")
+    parser.add_argument("--keep_faceless", action="store_true",
+                        help="write photos without any face unchanged instead of reporting them as failed")
+    parser.add_argument("--save_crops", action="store_true",
+                        help="also write each face's aligned and stylized squares (<photo>_v_<style>_face<k>_*.png)")
+    parser.add_argument("--panel", action="store_true",
+                        help="also write a side-by-side picture [photo | result] (<photo>_v_<style>_panel.jpg)")
+    video = parser.add_argument_group("videos")
+    video.add_argument("--smooth", type=float, default=2.0,
+                       help="smoothing over time of each face's landmarks and codes: a Gaussian's width in frames "
+                            "(0: off, each frame on its own)")
+    video.add_argument("--start", type=float, default=0.0, help="first second of the video to stylize")
+    video.add_argument("--end", type=float, default=None, help="stylize up to this second (default: the end)")
+    video.add_argument("--frames_dir", type=str, default=None,
+                       help="also write every stylized frame as PNG to FRAMES_DIR/<video>/000000.png ...")
+    video.add_argument("--segment_frames", type=int, default=48, help=argparse.SUPPRESS)  # tests: small segments
+    add_size_argument(parser)
+    add_checkpoint_arguments(parser)
+    add_blend_arguments(parser, add_weight_index=6)
+    parser.add_argument("--outdir", type=str, default=default_outdir("stylize"), help="output folder")
+    parser.add_argument("--skip_existing", action="store_true",
+                        help="keep outputs that already exist; a killed video run resumes where it stopped")
+    add_runtime_arguments(parser)
+
+
+def split_inputs(given, report):
+    """(photos, videos) from files and folders; other files in folders are noted and skipped."""
+    from pathlib import Path
+
+    from ..images import is_image_file
+    from ..video import is_video_file
+
+    photos, videos = [], []
+    for item in given:
+        p = Path(item)
+        if p.is_dir():
+            entries = sorted(e for e in p.iterdir() if not e.name.startswith("."))
+        elif p.exists():
+            entries = [p]
+        else:
+            raise UsageError(f"{p}: no such file or folder; check the path")
+        for e in entries:
+            if e.is_file() and is_video_file(e):
+                videos.append(e)
+            elif e.is_file() and is_image_file(e):
+                photos.append(e)
+            elif p.is_dir():
+                report.note(f"ignored (not a photo or video): {e}")
+            else:
+                raise UsageError(f"{e}: not a photo or video file name (jpg, png, bmp, webp, tif; mp4, mov, webm, "
+                                 "mkv, avi, gif)")
+    if not photos and not videos:
+        raise UsageError(f"{' '.join(map(str, given))}: no photos or videos found")
+    return photos, videos
+
+
+def run(args):
+    from pathlib import Path
+
+    from .. import distributed, images, jobs
+    from ..errors import BlendGANError
+    from ..photo import make_aligner
+    from ..video_job import stylize_video
+
+    if args.detect_size < 64:
+        raise UsageError(f"--detect_size {args.detect_size}: use at least 64 (pixels)")
+    if args.smooth < 0:
+        raise UsageError(f"--smooth {args.smooth}: use 0 (off) or a positive number of frames")
+    if args.start < 0 or (args.end is not None and args.end <= args.start):
+        raise UsageError(f"--start {args.start} / --end {args.end}: need 0 <= start < end (seconds)")
+    report = RunReport("stylize")
+    photos, videos = split_inputs(args.inputs, report)
+    if not Path(args.style_img).is_file():
+        raise UsageError(f"--style_img {args.style_img}: file not found")
+    ctx = distributed.setup(args.device)
+    try:
+        args.device = str(ctx.device)
+        aligner = make_aligner(args.detect_size)
+        bg = build_pipeline(args)
+        outdir = make_outdir(args.outdir)
+        controls = {"add_weight_index": args.add_weight_index}
+        if photos and ctx.is_main:
+            jobs.stylize_photos(bg, photos, args.style_img, outdir, report, faces=args.faces, min_face=args.min_face,
+                                min_score=args.min_score, keep_faceless=args.keep_faceless,
+                                save_crops=args.save_crops, panel=args.panel, skip_existing=args.skip_existing,
+                                aligner=aligner, **controls)
+        if videos:
+            try:
+                z_embed = bg.embed_style_bgr(images.read_image_bgr(args.style_img))
+            except BlendGANError as err:
+                raise UsageError(f"--style_img {err}") from None
+            style_stem = Path(args.style_img).stem
+            for path in videos:
+                target = outdir / f"{path.stem}_v_{style_stem}.mp4"
+                if args.skip_existing and target.exists():
+                    report.skipped += 1
+                    continue
+                frames_dir = Path(args.frames_dir) / path.stem if args.frames_dir else None
+                try:
+                    stylize_video(bg, path, z_embed, target, report, aligner=aligner, faces=args.faces,
+                                  min_face=args.min_face, min_score=args.min_score, smooth=args.smooth,
+                                  start=args.start, end=args.end, skip_existing=args.skip_existing,
+                                  frames_dir=frames_dir, ctx=ctx, segment_frames=max(1, args.segment_frames),
+                                  **controls)
+                except BlendGANError as err:
+                    if isinstance(err, UsageError):
+                        raise
+                    report.fail(path, err)
+                    continue
+                report.written += 1
+        if not ctx.is_main:
+            return 1 if report.failed else 0
+        return report.summary()
+    finally:
+        ctx.close()
