@@ -100,7 +100,7 @@ def runnable(line):
     return bool(named) and all(a.startswith(REPO_DIRS) and list(ROOT.glob(a.rstrip("/"))) for a in named)
 
 
-RUNS = [(w, line) for w, line in EXAMPLES if runnable(line)]
+RUNS = list({line: (w, line) for w, line in EXAMPLES if runnable(line)}.values())  # each distinct line once
 
 
 def test_some_examples_run():
