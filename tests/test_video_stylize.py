@@ -12,10 +12,11 @@ import time
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from helpers import ROOT, make_face_clip
 
 from blendgan.cli import main
 from blendgan.video import probe_video, read_video
+
+from helpers import ROOT, make_face_clip
 
 STYLE = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
 SIZE = 64
@@ -71,7 +72,8 @@ def stylized(weights, clip, tmp_path_factory):
 def test_video_keeps_frames_rate_size_and_sound(clip, stylized):
     video, frames_dir = stylized
     src, out = probe_video(clip), probe_video(video)
-    assert (out["n_frames"], out["fps"], out["size"]) == (src["n_frames"], src["fps"], src["size"]) == (12, 8.0, (480, 360))
+    shape = (12, 8.0, (480, 360))
+    assert (out["n_frames"], out["fps"], out["size"]) == (src["n_frames"], src["fps"], src["size"]) == shape
     assert out["audio"] == "aac" and abs(audio_seconds(video) - audio_seconds(clip)) < 0.05
     assert sorted(os.listdir(video.parent)) == [video.name]  # the work folder is gone
     decoded_in, _ = read_video(clip)
