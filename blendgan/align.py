@@ -93,7 +93,7 @@ class CropPlacement:
         """The inverse of ``crop_to_photo``: photo pixel indices to crop pixel indices."""
         return cv2.invertAffineTransform(self.crop_to_photo(crop_size))
 
-    def shifted(self, dx: float, dy: float) -> "CropPlacement":
+    def shifted(self, dx: float, dy: float) -> CropPlacement:
         """The same placement in a photo whose origin moved by (dx, dy) (e.g. a region of interest)."""
         x0, y0, x1, y1 = self.content
         return CropPlacement(self.corners - [dx, dy], (x0 - dx, y0 - dy, x1 - dx, y1 - dy), self.photo_size)

@@ -27,7 +27,8 @@ def box_iou(a, b) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def link_tracks(boxes_per_frame: list[list[tuple]], min_iou: float = MIN_IOU, max_gap: int = MAX_GAP) -> list[list[int]]:
+def link_tracks(boxes_per_frame: list[list[tuple]], min_iou: float = MIN_IOU,
+                max_gap: int = MAX_GAP) -> list[list[int]]:
     """Track ids (0, 1, ...) for every face of every frame, from the faces' boxes: greedy matching of each
     frame's faces to the open tracks by box overlap, best pairs first."""
     ids, open_tracks, next_id = [], {}, 0  # open: id -> (last box, last frame)

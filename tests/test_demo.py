@@ -182,9 +182,9 @@ def test_api_stylize_photo_returns_the_pipelines_whole_photo(client, reference, 
 
 
 def test_api_stylize_video_returns_the_clip_stylized_and_refuses_long_ones(client, served, tmp_path):
-    from helpers import make_face_clip
-
     from blendgan.video import probe_video
+
+    from helpers import make_face_clip
 
     clip = make_face_clip(tmp_path / "clip.mp4", seconds=0.75, fps=8)
     got = client.predict({"video": handle_file(str(clip))}, handle_file(str(STYLE)), 6, api_name="/stylize_video")

@@ -7,12 +7,13 @@ several-faces photo and the command use dlib's real detector and landmark model 
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT
 from PIL import Image
 
 from blendgan import images, photo
 from blendgan.align import align_landmarks, align_landmarks_placed, ffhq_quad
 from blendgan.cli import main
+
+from helpers import ROOT
 
 PHOTOS = ROOT / "test_imgs" / "photos"
 STYLES = ROOT / "test_imgs" / "style_imgs"
@@ -89,7 +90,8 @@ def test_placement_recovers_a_known_similarity_transform(angle, scale, tx, ty, c
     inside[y0 + 2:y1 - 2, x0 + 2:x1 - 2] = 1  # photo content, away from the padding's blurred band
     valid = cv2.warpAffine(inside, placement.crop_to_photo(output), (output, output),
                            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP).astype(bool)
-    valid[:output // 8], valid[-output // 8:], valid[:, :output // 8], valid[:, -output // 8:] = False, False, False, False
+    edge = output // 8
+    valid[:edge], valid[-edge:], valid[:, :edge], valid[:, -edge:] = False, False, False, False
     assert valid.mean() > 0.08
     assert psnr(back[valid], crop[valid]) > 30
     # and the crop itself is the one align_landmarks makes

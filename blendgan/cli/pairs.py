@@ -5,8 +5,15 @@ whatever the number of processes or the batch size.
 """
 from .. import distributed
 from ..errors import UsageError
-from ._common import (RunReport, add_checkpoint_arguments, add_runtime_arguments, add_size_argument, build_pipeline,
-                      default_outdir, make_outdir)
+from ._common import (
+    RunReport,
+    add_checkpoint_arguments,
+    add_runtime_arguments,
+    add_size_argument,
+    build_pipeline,
+    default_outdir,
+    make_outdir,
+)
 
 HELP = "random faces and their stylized versions: <i:06d>.jpg = [face | stylized face]"
 
