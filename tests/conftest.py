@@ -5,10 +5,9 @@ Recipe generator weights are expensive (the 610304x512 style matrix takes ~10 s 
 float64), so the `embedder.*` entries, identical for every generator size with the same seed, are
 generated once per session and shared by every size and dtype that needs them.
 """
+import helpers
 import pytest
 import torch
-
-import helpers
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +96,7 @@ def recipe_checkpoints(tmp_path_factory):
 @pytest.fixture(scope="session")
 def recipe_models(tmp_path_factory):
     """Factory (size, seed=1234) -> (Generator, PSPEncoder) in float32 built directly from the recipe state
-    dicts, without blendgan.checkpoints: the 'model API' reference that command outputs are compared with."""
+    dicts, without blendgan.weights: the 'model API' reference that command outputs are compared with."""
     from blendgan.models import Generator, PSPEncoder
     from blendgan.models.loading import from_state_dict
 

@@ -411,9 +411,9 @@ def _fixed_generator(g, seed):
 
 
 def _snapshot_embedder(snapshot, run):
-    from .. import checkpoints
+    from .. import weights
 
-    return checkpoints.style_encoder_from_checkpoint(snapshot, source=str(run.checkpoints), dtype=None).eval() \
+    return weights.style_encoder_from_checkpoint(snapshot, source=str(run.checkpoints), dtype=None).eval() \
         .requires_grad_(False)
 
 

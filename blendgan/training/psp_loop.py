@@ -52,7 +52,7 @@ def loss_weights(cfg):
 
 def load_frozen_generator(cfg, device, dtype):
     """(generator without its style encoder, latent_avg [1, 512]) from --ckpt."""
-    from ..checkpoints import load_generator
+    from ..weights import load_generator
 
     g, info = load_generator(cfg.ckpt, dtype=None)
     g.embedder = None  # the face branch needs no style encoder; its 1.25 GB stay unread on disk
@@ -66,7 +66,7 @@ def load_frozen_generator(cfg, device, dtype):
 
 def build_encoder(cfg, snapshot, run, size, latent_avg):
     """PSPEncoder in fresh writable memory: from the snapshot, --init, or new (seeded; body from ArcFace)."""
-    from ..checkpoints import psp_encoder_from_checkpoint, read_checkpoint
+    from ..weights import psp_encoder_from_checkpoint, read_checkpoint
 
     n_styles = n_latent_for_size(size)
     torch.manual_seed(cfg.seed)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import checkpoints
+from .. import weights
 from ..errors import CheckpointError, UsageError
 from ..files import open_atomic, write_bytes_atomic
 
@@ -73,7 +73,7 @@ def save_snapshot(path, state):
 def load_snapshot(path):
     """A training snapshot, read safely (memory-mapped); a truncated, foreign or non-training file is a
     CheckpointError naming it."""
-    ckpt = checkpoints.read_checkpoint(path, prefer_safetensors=False)
+    ckpt = weights.read_checkpoint(path, prefer_safetensors=False)
     if ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a training snapshot of blendgan (no '{FORMAT}' format entry); "
                               "resume needs the run folder's own checkpoints/NNNNNN.pt")

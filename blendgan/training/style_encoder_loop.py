@@ -130,7 +130,7 @@ def make_trainable(encoder, frozen_layers, dtype):
 
 def build_networks(cfg, snapshot, run, device, dtype):
     """(encoder, projector): from the snapshot when resuming, else from --init (and fresh for the rest)."""
-    from ..checkpoints import style_encoder_from_checkpoint
+    from ..weights import style_encoder_from_checkpoint
 
     from .vgg_weights import load_style_encoder_init
 
