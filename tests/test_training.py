@@ -16,7 +16,7 @@ import torch
 
 from blendgan.cli import main
 from blendgan.training import losses
-from blendgan.training.rundir import read_log
+from blendgan.training.runs import read_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_helpers  # noqa: E402
@@ -143,6 +143,7 @@ def test_reference_run_outputs_and_unreadable_file_reported_once(env):
     assert [p.name for p in (run / "checkpoints").iterdir()] == [f"{K:06d}.pt"]
 
 
+@pytest.mark.distributed
 def test_two_processes_equal_one_process_with_the_double_batch(env):
     """torchrun, 2 gloo processes x batch 2 == 1 process x batch 4 after K steps. Same computation by
     construction: every random draw (image, flip, codes, mixing, noise) is a function of the global sample
@@ -200,8 +201,13 @@ def test_snapshot_works_in_the_inference_commands(env, tmp_path):
 
     # fine-tuning: the same weights as a plain blendgan.pt ({'g_ema', 'latent_avg'}) are a valid --init
     from blendgan.training.config import GeneratorConfig
-    from blendgan.training.generator_init import (apply_init, build_discriminators, build_generator, load_init,
-                                                  load_style_encoder)
+    from blendgan.training.generator_init import (
+        apply_init,
+        build_discriminators,
+        build_generator,
+        load_init,
+        load_style_encoder,
+    )
 
     plain = tmp_path / "blendgan.pt"
     torch.save({"g_ema": state["g_ema"], "latent_avg": state["latent_avg"]}, plain)
@@ -285,8 +291,7 @@ def _stylegan2_checkpoint(path, size, max_channels=16):
 def test_init_from_stylegan2_and_wrong_inits(data_env, tmp_path):
     env = data_env
     from blendgan.training.config import GeneratorConfig
-    from blendgan.training.generator_init import (apply_init, build_discriminators, build_generator,
-                                                  load_init)
+    from blendgan.training.generator_init import apply_init, build_discriminators, build_generator, load_init
 
     good = tmp_path / "sg2_64.pt"
     g_sd, d_sd = _stylegan2_checkpoint(good, 64)
@@ -320,3 +325,84 @@ def test_help_shows_defaults_and_an_example(capsys):
         main(["train", "generator", "--help"])
     text = capsys.readouterr().out
     assert "--r1" in text and "(default: 10.0)" in text and "torchrun --nproc_per_node" in text
+
+
+# ----------------------------------------------------------------------------- killed runs
+KILL_STEPS = 6
+KILL_TRAIN = [*TRAIN, "--iters", str(KILL_STEPS), "--snapshot_every", "2", "--batch", "2"]
+
+
+def _launch(argv):
+    return subprocess.Popen([sys.executable, "-m", "blendgan", "train", "generator", *argv], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"})
+
+
+def _tensors(snap):
+    """Every tensor of a snapshot but the clock, by a flat name (optimiser moments included)."""
+    out = {}
+
+    def walk(prefix, value):
+        if isinstance(value, torch.Tensor):
+            out[prefix] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}/{k}", v)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{prefix}/{i}", v)
+
+    walk("", {k: v for k, v in snap.items() if k not in ("elapsed_s", "config")})
+    return out
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(env):
+    """SIGKILL (up to 3 times) at random moments (start-up, steps, snapshot writes), then the README's resume line
+    `blendgan train generator --outdir RUN --resume` until the run ends: its last snapshot equals that of the
+    run made without interruption, tensor for tensor (networks, optimiser moments, random states), and so do
+    its log and settings (the resume lines give no schedule: the saved one is kept)."""
+    import random
+    import time
+
+    seed = random.SystemRandom().randrange(1 << 30)
+    rng = random.Random(seed)
+    straight = new_run(env, "KS")
+    t0 = time.perf_counter()
+    proc = _launch([*env["data"], *KILL_TRAIN, "--outdir", str(straight)])
+    assert proc.wait(timeout=900) == 0, proc.stderr.read()[-3000:]
+    duration = time.perf_counter() - t0
+
+    run = new_run(env, "KK")
+    first = [*env["data"], *KILL_TRAIN, "--outdir", str(run)]
+    kills, launches = 0, 0
+    while True:
+        started = (run / "config.json").is_file()
+        # before its settings are saved a run has nothing to resume: it is started again, as the error says
+        proc = _launch(["--outdir", str(run), "--resume"] if started else first)
+        launches += 1
+        try:
+            code = proc.wait(timeout=rng.uniform(0.2, 0.8 * duration) if kills < 3 else 900)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # SIGKILL: no clean-up of any kind
+            proc.wait()
+            kills += 1
+            continue
+        assert code == 0, (seed, proc.stderr.read()[-3000:])
+        break
+
+    a = torch.load(straight / "checkpoints" / f"{KILL_STEPS:06d}.pt", weights_only=True)
+    b = torch.load(run / "checkpoints" / f"{KILL_STEPS:06d}.pt", weights_only=True)
+    ta, tb = _tensors(a), _tensors(b)
+    assert ta.keys() == tb.keys() and len(ta) > 100
+    different = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not different, (seed, different[:5])
+    assert a["step"] == b["step"] == KILL_STEPS and a["mean_path_length"] == b["mean_path_length"]
+    assert json.loads((run / "config.json").read_text()) == {
+        **json.loads((straight / "config.json").read_text()), "outdir": str(run), "resume": True}
+    strip = lambda log: [{k: v for k, v in r.items() if k not in TIMING} for r in log]  # noqa: E731
+    assert strip(read_log(run / "log.jsonl")) == strip(read_log(straight / "log.jsonl"))
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"{s:06d}.pt" for s in (2, 4, 6)]
+    # a resume that starts when the rest of the run is shorter than the time drawn for its kill ends the loop
+    # early; under 2 kills the test would not show much (the run folder was left `started` by them)
+    assert kills >= 2 and started, (seed, kills)
