@@ -26,7 +26,6 @@ COMMANDS = {
     "download": "download",
     "convert": "convert",
     "info": "info",
-    "bench": "bench",
     "export": "export",
     "demo": "demo",
     "train": "train",
