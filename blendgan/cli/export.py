@@ -4,6 +4,7 @@ import json
 import time
 from pathlib import Path
 
+from ..defaults import ADD_WEIGHT_INDEX
 from ..errors import UsageError
 from . import _common
 
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated subset of generator, psp_encoder, style_encoder (default: %(default)s)")
     parser.add_argument("--style_img", default=None,
                         help=f"also write {FIXED_STYLE_FILE}: this style baked in, face codes -> image (default: none)")
-    parser.add_argument("--add_weight_index", type=int, default=6,
+    parser.add_argument("--add_weight_index", type=int, default=ADD_WEIGHT_INDEX,
                         help=f"blending index baked into {FIXED_STYLE_FILE} (generator.onnx takes it as an input; "
                              "default: %(default)s)")
     parser.add_argument("--opset", type=int, default=None,
