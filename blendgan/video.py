@@ -56,7 +56,7 @@ class VideoWriter:
 
     # -- lifecycle
 
-    def open(self) -> "VideoWriter":
+    def open(self) -> VideoWriter:
         """Start the encoder on a temporary file next to ``path`` (called by ``__enter__``)."""
         if self._tmp is not None:
             raise RuntimeError("VideoWriter is already open")
@@ -150,7 +150,7 @@ class VideoWriter:
                 self._tmp.unlink()
             self._tmp = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self.open()
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -191,7 +191,7 @@ class FrameDumper:
     def close(self) -> None:
         """Nothing to finish (each frame is complete when written); for symmetry with VideoWriter."""
 
-    def __enter__(self) -> "FrameDumper":
+    def __enter__(self) -> FrameDumper:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
