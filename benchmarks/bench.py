@@ -49,6 +49,13 @@ def _import_torch():
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
     import torch
+
+    from blendgan import Generator, PSPEncoder
+    from blendgan.allocator import release_freed_memory, reuse_freed_memory
+    from blendgan.models import prepare_for_inference, use_reference_ops
+    from blendgan.models.layers import set_style_matrix_dtype
+    from blendgan.models.loading import from_state_dict
+
     from measure import (  # noqa: F401
         CPU_TIMES,
         Report,
@@ -64,12 +71,6 @@ def _import_torch():
         rss_mb,
         sync,
     )
-
-    from blendgan import Generator, PSPEncoder
-    from blendgan.allocator import release_freed_memory, reuse_freed_memory
-    from blendgan.models import prepare_for_inference, use_reference_ops
-    from blendgan.models.layers import set_style_matrix_dtype
-    from blendgan.models.loading import from_state_dict
 
 
 RESULTS = ROOT / "benchmarks" / "results"

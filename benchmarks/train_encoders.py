@@ -45,8 +45,9 @@ def make_data(folder):
 def generator_file(folder, se, size, width, cache):
     key = (size, width)
     if key not in cache:
-        import encoder_training_helpers as helpers
         import torch
+
+        import encoder_training_helpers as helpers
 
         cache[key] = helpers.make_tiny_blendgan(folder / f"blendgan_{size}_{width}.pt",
                                                 torch.load(se, mmap=True, weights_only=True), size=size,

@@ -5,9 +5,10 @@ Recipe generator weights are expensive (the 610304x512 style matrix takes ~10 s 
 float64), so the `embedder.*` entries, identical for every generator size with the same seed, are
 generated once per session and shared by every size and dtype that needs them.
 """
-import helpers
 import pytest
 import torch
+
+import helpers
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import helpers
 import pytest
 import torch
 
@@ -21,6 +20,8 @@ from blendgan.errors import CheckpointError
 from blendgan.models import Generator, PSPEncoder
 from blendgan.models.loading import from_state_dict
 from blendgan.weights import manifest
+
+import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 

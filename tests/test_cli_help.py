@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
 
 from blendgan.cli import COMMANDS, HelpFormatter, _epilog
+
+from helpers import ROOT
 
 NO_TORCH = """
 import sys

@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT
 
 from blendgan import images, jobs
 from blendgan.cli import main
 from blendgan.pipeline import video_alphas
+
+from helpers import ROOT
 
 FACES = ROOT / "test_imgs" / "face_imgs"
 STYLES = ROOT / "test_imgs" / "style_imgs"

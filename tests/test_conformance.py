@@ -8,12 +8,13 @@ import json
 
 import pytest
 import torch
-from helpers import CONFORMANCE
 
 from blendgan import Generator, GradualStyleEncoder, PSPEncoder
 from blendgan.models import use_reference_ops
 from blendgan.models.loading import from_state_dict
 from blendgan.ops import fused_leaky_relu, fused_leaky_relu_reference, upfirdn2d, upfirdn2d_reference
+
+from helpers import CONFORMANCE
 
 try:
     CASES = json.loads((CONFORMANCE / "cases.json").read_text())["cases"]

@@ -6,7 +6,6 @@ import http.server
 import threading
 from pathlib import Path
 
-import helpers
 import pytest
 import torch
 
@@ -16,6 +15,8 @@ from blendgan.cli import run_module
 from blendgan.errors import CheckpointError
 from blendgan.weights import download as dl
 from blendgan.weights import home
+
+import helpers
 
 QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
               b"Too many users have viewed or downloaded this file recently.</body></html>")

@@ -14,8 +14,6 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from encoder_training_helpers import ROOT, contents, make_artworks, make_faces, make_tiny_blendgan
-from train_helpers import make_style_encoder
 
 from blendgan import images
 from blendgan.cli import main
@@ -24,8 +22,12 @@ from blendgan.training.runs import read_log
 from blendgan.training.style_encoder_loop import encode
 from blendgan.weights import read_checkpoint, style_encoder_from_checkpoint
 
+from encoder_training_helpers import ROOT, contents, make_artworks, make_faces, make_tiny_blendgan
+from train_helpers import make_style_encoder
+
 VIEW = 32          # style views rendered at 32 px: VGG19 at 32 px keeps the CPU steps short
 GEN_SIZE = 16      # tiny narrow generator (max_channels 16) for pSp
+pytestmark = pytest.mark.slow  # whole training runs with GB-sized snapshots
 
 
 def free(path):

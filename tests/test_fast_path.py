@@ -18,6 +18,8 @@ from blendgan import Generator
 from blendgan.models import use_reference_ops
 from blendgan.models.layers import ModulatedConv2d, OpsSwitch, StyledConv, ToRGB
 
+from helpers import rel_err
+
 STYLE_MATRIX = "embedder.embedder_mlp.0.weight"
 
 
@@ -72,10 +74,6 @@ def run(g, call, batch, dtype):
     z, z2, ze = inputs(batch, dtype)
     with torch.no_grad():
         return g(randomize_noise=False, **CALLS[call](z, z2, ze))[0]
-
-
-def rel_err(a, b):
-    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
 
 
 @pytest.fixture(scope="module")

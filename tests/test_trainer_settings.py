@@ -2,17 +2,16 @@
 intervals, rates and sizes are refused in one line before any work by all three trainers; a resume keeps the
 saved settings but for the run-time flags actually given; the flags and their help come from the fields."""
 import argparse
-import contextlib
 import dataclasses
-import io
 import json
 
 import pytest
 
-from blendgan.cli import main
 from blendgan.cli import train as train_cli
 from blendgan.errors import UsageError
 from blendgan.training import config, loop
+
+from helpers import run_cli
 
 TRAINERS = {"generator": config.GeneratorConfig, "style-encoder": config.StyleEncoderConfig,
             "psp": config.PSPConfig}
@@ -29,13 +28,6 @@ BAD = {
             ("--batch", "0"), ("--iters", "-5"), ("--l2_lambda", "-1"), ("--input_size", "0"),
             ("--sample_rows", "0")],
 }
-
-
-def run_cli(argv):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, err.getvalue()
 
 
 @pytest.mark.parametrize("trainer,flag,value", [(t, f, v) for t, cases in BAD.items() for f, v in cases])

@@ -1,8 +1,6 @@
 """`blendgan train generator` on a CPU at size 64 with 16-channel networks: loss terms on hand-checkable
 cases, two processes equal one process with the doubled batch, resume equals an uninterrupted run, a
 snapshot works in the inference commands, and bad input fails with one line before any work."""
-import contextlib
-import io
 import json
 import math
 import os
@@ -20,6 +18,7 @@ from blendgan.training.runs import read_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_helpers  # noqa: E402
+from helpers import run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 2  # steps of the comparison runs (step 0 runs both lazy regularisations, step 1 neither)
@@ -27,14 +26,6 @@ TRAIN = ["--size", "64", "--max_channels", "16", "--iters", str(K), "--log_every
          "--d_reg_every", "2", "--g_reg_every", "2", "--mbstd_group", "2", "--precision", "fp64", "--no_progress",
          "--sample_every", "100", "--snapshot_every", "100", "--sample_rows", "2", "--sample_styles", "2"]
 TIMING = ("images_per_s", "elapsed_s")
-
-
-def run_cli(argv):
-    """(exit status, stderr) of `blendgan ...` run in this process."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, err.getvalue()
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +119,7 @@ def test_lazy_regularization_correction():
 
 
 # ----------------------------------------------------------------------------- runs
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_reference_run_outputs_and_unreadable_file_reported_once(env):
     run = env["S"]
     assert env["S_err"].count("skipped:") == 1 and "broken.jpg" in env["S_err"]
@@ -168,6 +160,7 @@ def test_two_processes_equal_one_process_with_the_double_batch(env):
     assert json.loads((run / "config.json").read_text())["batch"] == 2
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_resume_equals_an_uninterrupted_run(env):
     run = new_run(env, "R")
     code, err = run_cli(["train", "generator", *env["data"], *TRAIN, "--outdir", str(run), "--batch", "4",
@@ -187,6 +180,7 @@ def test_resume_equals_an_uninterrupted_run(env):
     assert json.loads((run / "config.json").read_text())["iters"] == K
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_snapshot_works_in_the_inference_commands(env, tmp_path):
     from blendgan import BlendGAN
 
@@ -243,6 +237,7 @@ def _fails(argv, *words):
     return lines[0]
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_bad_folders_fail_in_one_line_before_any_work(data_env, tmp_path):
     env = data_env
     empty = tmp_path / "empty"
@@ -261,6 +256,7 @@ def test_bad_folders_fail_in_one_line_before_any_work(data_env, tmp_path):
     assert not any((tmp_path / n).exists() for n in "abc")  # nothing written
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_resume_without_a_snapshot_and_existing_runs_are_refused(data_env, tmp_path):
     _fails(["train", "generator", "--outdir", str(tmp_path / "nothing"), "--resume"], "no snapshot to resume")
     run = tmp_path / "run"
@@ -288,6 +284,7 @@ def _stylegan2_checkpoint(path, size, max_channels=16):
     return g, d
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_init_from_stylegan2_and_wrong_inits(data_env, tmp_path):
     env = data_env
     from blendgan.training.config import GeneratorConfig
