@@ -1,6 +1,7 @@
 """The settings every trainer shares (blendgan/training/config.py, loop.py, cli/train.py): out-of-range
 intervals, rates and sizes are refused in one line before any work by all three trainers; a resume keeps the
 saved settings but for the run-time flags actually given; the flags and their help come from the fields."""
+
 import argparse
 import dataclasses
 import json
@@ -13,20 +14,49 @@ from blendgan.training import config, loop
 
 from helpers import run_cli
 
-TRAINERS = {"generator": config.GeneratorConfig, "style-encoder": config.StyleEncoderConfig,
-            "psp": config.PSPConfig}
+TRAINERS = {"generator": config.GeneratorConfig, "style-encoder": config.StyleEncoderConfig, "psp": config.PSPConfig}
 # flags each trainer must refuse (shared run settings first, then the trainer's own)
 BAD = {
-    "generator": [("--log_every", "0"), ("--snapshot_every", "0"), ("--sample_every", "-3"), ("--lr", "0"),
-                  ("--lr", "-0.002"), ("--batch", "0"), ("--iters", "0"), ("--d_reg_every", "0"),
-                  ("--g_reg_every", "0"), ("--path_batch_shrink", "0"), ("--mbstd_group", "0"), ("--r1", "-1"),
-                  ("--size", "0"), ("--sample_rows", "0")],
-    "style-encoder": [("--log_every", "0"), ("--snapshot_every", "0"), ("--sample_every", "0"), ("--lr", "0"),
-                      ("--batch", "-1"), ("--iters", "0"), ("--temperature", "0"), ("--size", "0"),
-                      ("--read_size", "-1"), ("--crop_scale_min", "0"), ("--sample_pool", "0")],
-    "psp": [("--log_every", "0"), ("--snapshot_every", "0"), ("--sample_every", "0"), ("--lr", "0"),
-            ("--batch", "0"), ("--iters", "-5"), ("--l2_lambda", "-1"), ("--input_size", "0"),
-            ("--sample_rows", "0")],
+    "generator": [
+        ("--log_every", "0"),
+        ("--snapshot_every", "0"),
+        ("--sample_every", "-3"),
+        ("--lr", "0"),
+        ("--lr", "-0.002"),
+        ("--batch", "0"),
+        ("--iters", "0"),
+        ("--d_reg_every", "0"),
+        ("--g_reg_every", "0"),
+        ("--path_batch_shrink", "0"),
+        ("--mbstd_group", "0"),
+        ("--r1", "-1"),
+        ("--size", "0"),
+        ("--sample_rows", "0"),
+    ],
+    "style-encoder": [
+        ("--log_every", "0"),
+        ("--snapshot_every", "0"),
+        ("--sample_every", "0"),
+        ("--lr", "0"),
+        ("--batch", "-1"),
+        ("--iters", "0"),
+        ("--temperature", "0"),
+        ("--size", "0"),
+        ("--read_size", "-1"),
+        ("--crop_scale_min", "0"),
+        ("--sample_pool", "0"),
+    ],
+    "psp": [
+        ("--log_every", "0"),
+        ("--snapshot_every", "0"),
+        ("--sample_every", "0"),
+        ("--lr", "0"),
+        ("--batch", "0"),
+        ("--iters", "-5"),
+        ("--l2_lambda", "-1"),
+        ("--input_size", "0"),
+        ("--sample_rows", "0"),
+    ],
 }
 
 
@@ -37,8 +67,9 @@ def test_out_of_range_settings_are_one_line_errors_before_any_work(trainer, flag
     code, err = run_cli(["train", trainer, "--outdir", str(out), flag, value, "--device", "cpu"])
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith(f"error: {flag} {value}") and ("at least 1" in lines[0] or "positive" in lines[0]
-                                                              or "negative" in lines[0]), lines[0]
+    assert lines[0].startswith(f"error: {flag} {value}") and (
+        "at least 1" in lines[0] or "positive" in lines[0] or "negative" in lines[0]
+    ), lines[0]
     assert not out.exists()
 
 
@@ -68,8 +99,18 @@ def test_every_setting_is_a_flag_with_its_help_and_default(trainer):
 def saved_run(tmp_path, **settings):
     out = tmp_path / "run"
     out.mkdir()
-    cfg = config.GeneratorConfig(outdir=str(out), faces="f", styles="s", size=64, iters=12, snapshot_every=2,
-                                 sample_every=3, log_every=1, lr=0.01, **settings)
+    cfg = config.GeneratorConfig(
+        outdir=str(out),
+        faces="f",
+        styles="s",
+        size=64,
+        iters=12,
+        snapshot_every=2,
+        sample_every=3,
+        log_every=1,
+        lr=0.01,
+        **settings,
+    )
     config.save_config(cfg, out / "config.json")
     return out, cfg
 
@@ -86,8 +127,9 @@ def test_resume_keeps_the_saved_schedule_unless_a_run_time_flag_is_given(tmp_pat
     cfg, folder, snapshot = loop.open_run(*parsed("--outdir", str(out), "--resume"))
     assert snapshot is None and folder.path == out  # no snapshot yet: the run starts from its saved settings
     assert cfg == dataclasses.replace(saved, resume=True)
-    cfg, _, _ = loop.open_run(*parsed("--outdir", str(out), "--resume", "--iters", "20", "--log_every", "5",
-                                      "--no_progress"))
+    cfg, _, _ = loop.open_run(
+        *parsed("--outdir", str(out), "--resume", "--iters", "20", "--log_every", "5", "--no_progress")
+    )
     assert cfg == dataclasses.replace(saved, resume=True, iters=20, log_every=5, progress=False)
     # a setting that is not run-time may be repeated, not changed
     cfg, _, _ = loop.open_run(*parsed("--outdir", str(out), "--resume", "--lr", "0.01", "--size", "64"))

@@ -12,6 +12,7 @@ Choices the paper leaves open, with their reasons (see the README's Training sec
   the very texture the encoder must learn; measured in the README).
 - pSp: pixel2style2pixel's recipe (L2 1, perceptual 0.8, identity 0.1, W-norm off, Adam lr 1e-4, batch 8).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,14 +26,20 @@ from ..errors import UsageError
 from ..files import write_bytes_atomic
 
 # flag groups, in the order `--help` lists them
-DATA, NETWORKS, OPTIMISATION, LOSSES, RUNTIME = ("data and networks", "networks", "optimisation",
-                                                 "loss weights", "outputs and runtime")
+DATA, NETWORKS, OPTIMISATION, LOSSES, RUNTIME = (
+    "data and networks",
+    "networks",
+    "optimisation",
+    "loss weights",
+    "outputs and runtime",
+)
 GROUPS = (DATA, NETWORKS, OPTIMISATION, LOSSES, RUNTIME)
 POSITIVE, NON_NEGATIVE = "positive", "non-negative"
 
 
-def setting(default: Any, help: str, group: str = RUNTIME, check: str | None = None,
-            choices: tuple | None = None) -> Any:
+def setting(
+    default: Any, help: str, group: str = RUNTIME, check: str | None = None, choices: tuple | None = None
+) -> Any:
     """A dataclass field whose metadata holds its flag's help text, group, choices and range check
     (`POSITIVE`: > 0, i.e. at least 1 for whole numbers; `NON_NEGATIVE`: >= 0)."""
     return field(default=default, metadata={"help": help, "group": group, "check": check, "choices": choices})
@@ -42,23 +49,29 @@ def setting(default: Any, help: str, group: str = RUNTIME, check: str | None = N
 class RunConfig:
     """Settings every trainer has."""
 
-    outdir: str = setting("runs/train", "run folder: config.json, checkpoints/NNNNNN.pt, samples/NNNNNN.jpg, "
-                          "log.jsonl")
+    outdir: str = setting("runs/train", "run folder: config.json, checkpoints/NNNNNN.pt, samples/NNNNNN.jpg, log.jsonl")
     batch: int = setting(4, "images per process and step", OPTIMISATION, POSITIVE)
-    iters: int = setting(800000, "total steps of the run (a resumed run stops where a straight run would)",
-                         OPTIMISATION, POSITIVE)
+    iters: int = setting(
+        800000, "total steps of the run (a resumed run stops where a straight run would)", OPTIMISATION, POSITIVE
+    )
     seed: int = setting(0, "seed of every random draw (data order, flips, views, codes, noise, initial weights)")
     device: str = setting("auto", "auto (cuda if available, else cpu), cpu, cuda")
-    precision: str = setting("fp32", "fp32, bf16 (autocast), fp16 (autocast + gradient scaler, CUDA only), "
-                             "fp64 (checks)", choices=TRAINING_PRECISIONS)
-    snapshot_every: int = setting(5000, "steps between snapshots checkpoints/NNNNNN.pt (and at the end)",
-                                  check=POSITIVE)
-    sample_every: int = setting(1000, "steps between sample sheets samples/NNNNNN.jpg (and at the end)",
-                                check=POSITIVE)
+    precision: str = setting(
+        "fp32",
+        "fp32, bf16 (autocast), fp16 (autocast + gradient scaler, CUDA only), fp64 (checks)",
+        choices=TRAINING_PRECISIONS,
+    )
+    snapshot_every: int = setting(
+        5000, "steps between snapshots checkpoints/NNNNNN.pt (and at the end)", check=POSITIVE
+    )
+    sample_every: int = setting(1000, "steps between sample sheets samples/NNNNNN.jpg (and at the end)", check=POSITIVE)
     log_every: int = setting(10, "steps between log.jsonl lines", check=POSITIVE)
-    resume: bool = setting(False, "continue the run in --outdir from its highest snapshot (or from its start when "
-                           "it has none yet) with its saved settings; only the flags given among --iters, "
-                           "--device, --*_every, --no_progress change them")
+    resume: bool = setting(
+        False,
+        "continue the run in --outdir from its highest snapshot (or from its start when "
+        "it has none yet) with its saved settings; only the flags given among --iters, "
+        "--device, --*_every, --no_progress change them",
+    )
     progress: bool = setting(True, "no progress bar")
 
 
@@ -66,19 +79,25 @@ class RunConfig:
 class GeneratorConfig(RunConfig):
     """`blendgan train generator`: StyleGAN2 practice (rosinality / stylegan2-ada) unless noted."""
 
-    faces: str = setting("", "folder of natural face images, FFHQ-aligned (any format the other commands read)",
-                         DATA)
+    faces: str = setting("", "folder of natural face images, FFHQ-aligned (any format the other commands read)", DATA)
     styles: str = setting("", "folder of artworks / style images, aligned the same way", DATA)
     size: int = setting(1024, "image size (power of two)", NETWORKS, POSITIVE)
-    init: str = setting("", "start from rosinality's StyleGAN2 checkpoint (g/g_ema/d) or a blendgan.pt to "
-                        "fine-tune; empty: random initialisation", NETWORKS)
-    style_encoder_ckpt: str = setting("", "frozen style encoder (style_encoder.pt or a blendgan.pt); needed unless "
-                                      "--init holds one", NETWORKS)
+    init: str = setting(
+        "",
+        "start from rosinality's StyleGAN2 checkpoint (g/g_ema/d) or a blendgan.pt to "
+        "fine-tune; empty: random initialisation",
+        NETWORKS,
+    )
+    style_encoder_ckpt: str = setting(
+        "", "frozen style encoder (style_encoder.pt or a blendgan.pt); needed unless --init holds one", NETWORKS
+    )
     channel_multiplier: int = setting(2, "StyleGAN2 channel multiplier (2 = config-f)", NETWORKS, POSITIVE)
-    max_channels: int = setting(512, "cap of every layer's width (512 = the official networks; e.g. 64 for smoke "
-                                "tests)", NETWORKS, POSITIVE)
-    lr: float = setting(0.002, "Adam learning rate (betas 0, 0.99; lazy-regularisation corrected)", OPTIMISATION,
-                        POSITIVE)
+    max_channels: int = setting(
+        512, "cap of every layer's width (512 = the official networks; e.g. 64 for smoke tests)", NETWORKS, POSITIVE
+    )
+    lr: float = setting(
+        0.002, "Adam learning rate (betas 0, 0.99; lazy-regularisation corrected)", OPTIMISATION, POSITIVE
+    )
     r1: float = setting(10.0, "R1 weight gamma (StyleGAN2 uses 10 at 1024)", OPTIMISATION, NON_NEGATIVE)
     path_regularize: float = setting(2.0, "path-length penalty weight", OPTIMISATION, NON_NEGATIVE)
     path_batch_shrink: int = setting(2, "path-length batch = batch / this", OPTIMISATION, POSITIVE)
@@ -86,16 +105,24 @@ class GeneratorConfig(RunConfig):
     g_reg_every: int = setting(4, "lazy path-length interval (steps)", OPTIMISATION, POSITIVE)
     mixing: float = setting(0.9, "style-mixing probability (face branch, per sample)", OPTIMISATION, NON_NEGATIVE)
     face_weight: float = setting(1.0, "weight of the D_face term (natural faces)", OPTIMISATION, NON_NEGATIVE)
-    style_weight: float = setting(1.0, "weight of the D_style term (artworks vs stylized faces)", OPTIMISATION,
-                                  NON_NEGATIVE)
-    style_latent_weight: float = setting(1.0, "weight of the D_style_latent term (stylized face consistent with "
-                                         "z_s)", OPTIMISATION, NON_NEGATIVE)
+    style_weight: float = setting(
+        1.0, "weight of the D_style term (artworks vs stylized faces)", OPTIMISATION, NON_NEGATIVE
+    )
+    style_latent_weight: float = setting(
+        1.0, "weight of the D_style_latent term (stylized face consistent with z_s)", OPTIMISATION, NON_NEGATIVE
+    )
     mbstd_group: int = setting(4, "minibatch-stddev group size per process", OPTIMISATION, POSITIVE)
     ema_kimg: float = setting(10.0, "g_ema half-life in thousands of images", OPTIMISATION, NON_NEGATIVE)
-    ema_rampup: float = setting(0.05, "g_ema half-life at most this fraction of the images seen (0 = off)",
-                                OPTIMISATION, NON_NEGATIVE)
-    init_embedding: str = setting("copy", "the new style mapping `embedding` when --init is a plain StyleGAN2: "
-                                  "copy of the face mapping `style`, or random", NETWORKS, choices=("copy", "random"))
+    ema_rampup: float = setting(
+        0.05, "g_ema half-life at most this fraction of the images seen (0 = off)", OPTIMISATION, NON_NEGATIVE
+    )
+    init_embedding: str = setting(
+        "copy",
+        "the new style mapping `embedding` when --init is a plain StyleGAN2: "
+        "copy of the face mapping `style`, or random",
+        NETWORKS,
+        choices=("copy", "random"),
+    )
     sample_rows: int = setting(4, "face codes (rows) in the sample grid", check=POSITIVE)
     sample_styles: int = setting(4, "style images (columns) in the sample grid", check=NON_NEGATIVE)
 
@@ -105,25 +132,34 @@ class StyleEncoderConfig(RunConfig):
     """`blendgan train style-encoder`: contrastive self-supervised training of the style encoder's MLP."""
 
     styles: str = setting("", "folder of artworks (any format the other commands read)", DATA)
-    init: str = setting("", "where the frozen VGG19 (and a starting MLP) come from: style_encoder.pt or "
-                        "blendgan.pt, or torchvision's vgg19 weights file (vgg19-dcbb9e9d.pth; the MLP then starts "
-                        "random)", DATA)
+    init: str = setting(
+        "",
+        "where the frozen VGG19 (and a starting MLP) come from: style_encoder.pt or "
+        "blendgan.pt, or torchvision's vgg19 weights file (vgg19-dcbb9e9d.pth; the MLP then starts "
+        "random)",
+        DATA,
+    )
     batch: int = setting(16, "images per process and step", OPTIMISATION, POSITIVE)
-    iters: int = setting(20000, "total steps of the run (a resumed run stops where a straight run would)",
-                         OPTIMISATION, POSITIVE)
+    iters: int = setting(
+        20000, "total steps of the run (a resumed run stops where a straight run would)", OPTIMISATION, POSITIVE
+    )
     lr: float = setting(0.002, "Adam learning rate", OPTIMISATION, POSITIVE)
     temperature: float = setting(0.5, "NT-Xent temperature (cosine similarities are divided by it)", DATA, POSITIVE)
     size: int = setting(256, "views are rendered at size x size (inference pools to 256)", DATA, POSITIVE)
-    read_size: int = setting(0, "artworks are read at this size, views cropped from them (0: 2 x --size)", DATA,
-                             NON_NEGATIVE)
+    read_size: int = setting(
+        0, "artworks are read at this size, views cropped from them (0: 2 x --size)", DATA, NON_NEGATIVE
+    )
     crop_scale_min: float = setting(0.35, "smallest random crop, as a fraction of the image area", DATA, POSITIVE)
     max_rotation: float = setting(10.0, "largest random rotation of a view, in degrees", DATA, NON_NEGATIVE)
-    frozen_mlp_layers: int = setting(0, "first MLP layers kept fixed; 1 freezes the 610304-wide layer (~5 GB less "
-                                     "memory)", DATA, NON_NEGATIVE)
-    snapshot_every: int = setting(1000, "steps between snapshots checkpoints/NNNNNN.pt (and at the end)",
-                                  check=POSITIVE)
-    sample_every: int = setting(500, "steps between retrieval sheets samples/NNNNNN.jpg (and at the end)",
-                                check=POSITIVE)
+    frozen_mlp_layers: int = setting(
+        0, "first MLP layers kept fixed; 1 freezes the 610304-wide layer (~5 GB less memory)", DATA, NON_NEGATIVE
+    )
+    snapshot_every: int = setting(
+        1000, "steps between snapshots checkpoints/NNNNNN.pt (and at the end)", check=POSITIVE
+    )
+    sample_every: int = setting(
+        500, "steps between retrieval sheets samples/NNNNNN.jpg (and at the end)", check=POSITIVE
+    )
     sample_queries: int = setting(4, "query artworks (rows) of the retrieval sheet", check=POSITIVE)
     sample_neighbours: int = setting(5, "nearest neighbours shown per query", check=POSITIVE)
     sample_pool: int = setting(32, "the sheet searches the first this many artworks", check=POSITIVE)
@@ -134,29 +170,41 @@ class PSPConfig(RunConfig):
     """`blendgan train psp`: pixel2style2pixel encoder against the frozen generator's face branch."""
 
     faces: str = setting("", "folder of aligned face photos (FFHQ alignment; `blendgan align` makes them)", DATA)
-    ckpt: str = setting("", "the frozen generator, blendgan.pt (its face branch; its VGG19 serves the perceptual "
-                        "loss)", DATA)
+    ckpt: str = setting(
+        "", "the frozen generator, blendgan.pt (its face branch; its VGG19 serves the perceptual loss)", DATA
+    )
     init: str = setting("", "psp_encoder.pt to continue from; empty: a new encoder", DATA)
-    id_weights: str = setting("", "ArcFace IR-SE50 weights for the identity loss (pSp's model_ir_se50.pth); "
-                              "required unless --id_lambda 0", DATA)
-    vgg_weights: str = setting("", "VGG19 of the perceptual loss (blendgan.pt, style_encoder.pt or torchvision's "
-                               "vgg19 file); empty: the one inside --ckpt", DATA)
+    id_weights: str = setting(
+        "",
+        "ArcFace IR-SE50 weights for the identity loss (pSp's model_ir_se50.pth); required unless --id_lambda 0",
+        DATA,
+    )
+    vgg_weights: str = setting(
+        "",
+        "VGG19 of the perceptual loss (blendgan.pt, style_encoder.pt or torchvision's "
+        "vgg19 file); empty: the one inside --ckpt",
+        DATA,
+    )
     batch: int = setting(8, "images per process and step", OPTIMISATION, POSITIVE)
-    iters: int = setting(500000, "total steps of the run (a resumed run stops where a straight run would)",
-                         OPTIMISATION, POSITIVE)
+    iters: int = setting(
+        500000, "total steps of the run (a resumed run stops where a straight run would)", OPTIMISATION, POSITIVE
+    )
     lr: float = setting(1e-4, "Adam learning rate", OPTIMISATION, POSITIVE)
     l2_lambda: float = setting(1.0, "weight of the pixel MSE", LOSSES, NON_NEGATIVE)
-    lpips_lambda: float = setting(0.8, "weight of the VGG perceptual loss (uncalibrated, not LPIPS); 0 disables it",
-                                  LOSSES, NON_NEGATIVE)
+    lpips_lambda: float = setting(
+        0.8, "weight of the VGG perceptual loss (uncalibrated, not LPIPS); 0 disables it", LOSSES, NON_NEGATIVE
+    )
     id_lambda: float = setting(0.1, "weight of the ArcFace identity loss; 0 disables it", LOSSES, NON_NEGATIVE)
-    w_norm_lambda: float = setting(0.0, "weight of the W-norm of the codes' offsets from latent_avg; 0 disables it",
-                                   LOSSES, NON_NEGATIVE)
-    input_size: int = setting(256, "the encoder sees faces pooled to this size (inference pools to 256)", DATA,
-                              POSITIVE)
-    snapshot_every: int = setting(5000, "steps between snapshots checkpoints/NNNNNN.pt (and at the end)",
-                                  check=POSITIVE)
-    sample_every: int = setting(1000, "steps between sample sheets samples/NNNNNN.jpg (and at the end)",
-                                check=POSITIVE)
+    w_norm_lambda: float = setting(
+        0.0, "weight of the W-norm of the codes' offsets from latent_avg; 0 disables it", LOSSES, NON_NEGATIVE
+    )
+    input_size: int = setting(
+        256, "the encoder sees faces pooled to this size (inference pools to 256)", DATA, POSITIVE
+    )
+    snapshot_every: int = setting(
+        5000, "steps between snapshots checkpoints/NNNNNN.pt (and at the end)", check=POSITIVE
+    )
+    sample_every: int = setting(1000, "steps between sample sheets samples/NNNNNN.jpg (and at the end)", check=POSITIVE)
     sample_rows: int = setting(4, "faces (rows of input | reconstruction) in the sample sheet", check=POSITIVE)
 
 
@@ -214,12 +262,26 @@ def merged_for_resume(saved: Config, given: Config, names: set[str]) -> Config:
     `given`; any other setting given with a value unlike the saved one is a UsageError (the run keeps its own)."""
     for name in sorted(names - set(RESUME_OVERRIDES) - {"outdir", "resume"}):
         if getattr(given, name) != getattr(saved, name):
-            raise UsageError(f"--{name} {getattr(given, name)}: this run was made with {getattr(saved, name)!r} "
-                             "and a resumed run keeps its settings (only --iters, --device, --*_every and "
-                             "--no_progress may change)")
+            raise UsageError(
+                f"--{name} {getattr(given, name)}: this run was made with {getattr(saved, name)!r} "
+                "and a resumed run keeps its settings (only --iters, --device, --*_every and "
+                "--no_progress may change)"
+            )
     changed = {k: getattr(given, k) for k in RESUME_OVERRIDES if k in names}
     return dataclasses.replace(saved, outdir=given.outdir, resume=True, **changed)
 
 
-__all__ = ["RunConfig", "GeneratorConfig", "StyleEncoderConfig", "PSPConfig", "RESUME_OVERRIDES", "setting",
-           "check_ranges", "given_settings", "save_config", "load_config", "merged_for_resume", "to_dict"]
+__all__ = [
+    "RunConfig",
+    "GeneratorConfig",
+    "StyleEncoderConfig",
+    "PSPConfig",
+    "RESUME_OVERRIDES",
+    "setting",
+    "check_ranges",
+    "given_settings",
+    "save_config",
+    "load_config",
+    "merged_for_resume",
+    "to_dict",
+]

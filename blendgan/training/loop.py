@@ -20,6 +20,7 @@ as soon as its inputs are checked) with these methods:
                          states, data sizes and settings)
     data_sizes()         {name: number of images} recorded in each snapshot
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,14 +57,17 @@ def open_run(cfg: config_mod.Config, given: set[str]) -> tuple[config_mod.Config
     snaps = folder.snapshots()
     if not cfg.resume:
         if snaps:
-            raise UsageError(f"{folder.path} already holds snapshots; continue it with --resume or pass another "
-                             "--outdir")
+            raise UsageError(
+                f"{folder.path} already holds snapshots; continue it with --resume or pass another --outdir"
+            )
         return cfg, folder, None
     if not folder.config.is_file():
         if snaps:
             raise UsageError(f"{folder.config}: missing; {folder.path} is not a complete training run folder")
-        raise UsageError(f"{folder.path}: no snapshot to resume from and no saved settings (config.json); start the "
-                         "run without --resume, or pass the --outdir of an earlier run")
+        raise UsageError(
+            f"{folder.path}: no snapshot to resume from and no saved settings (config.json); start the "
+            "run without --resume, or pass the --outdir of an earlier run"
+        )
     cfg = config_mod.merged_for_resume(config_mod.load_config(type(cfg), folder.config), cfg, given)
     return cfg, folder, load_snapshot(snaps[-1][1]) if snaps else None
 
@@ -102,8 +106,14 @@ class Progress:
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total_steps * images_per_step, initial=start_step * images_per_step,
-                            unit="img", unit_scale=True, dynamic_ncols=True, smoothing=0.1)
+            self.bar = tqdm(
+                total=total_steps * images_per_step,
+                initial=start_step * images_per_step,
+                unit="img",
+                unit_scale=True,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            )
 
     def step(self, postfix: dict | None = None) -> None:
         if self.bar is not None:
@@ -119,8 +129,9 @@ class Progress:
 class Run:
     """One training run in this process: settings, folder, snapshot to resume from, device and precision."""
 
-    def __init__(self, cfg: config_mod.RunConfig, ctx: distributed.Context, folder: RunDir, snapshot: dict | None,
-                 log_file=None):
+    def __init__(
+        self, cfg: config_mod.RunConfig, ctx: distributed.Context, folder: RunDir, snapshot: dict | None, log_file=None
+    ):
         self.cfg, self.ctx, self.folder, self.snapshot, self.log_file = cfg, ctx, folder, snapshot, log_file
         self.device, self.dtype = ctx.device, compute_dtype(cfg.precision)
         self.cast = autocast(cfg.precision, ctx.device)
@@ -129,8 +140,10 @@ class Run:
         if snapshot is not None:
             saved = snapshot["data"]["images_per_step"]
             if saved != self.images_per_step:
-                raise UsageError(f"the run was trained with {saved} images per step (batch x processes); resume it "
-                                 f"with the same global batch (now {self.images_per_step})")
+                raise UsageError(
+                    f"the run was trained with {saved} images per step (batch x processes); resume it "
+                    f"with the same global batch (now {self.images_per_step})"
+                )
             self.start, self.elapsed_before = int(snapshot["step"]), float(snapshot["elapsed_s"])
         self._log = None
 
@@ -161,8 +174,13 @@ class Run:
             values = trainer.step(step, data.global_positions(step, cfg.batch, ctx))
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.iters:
-                record = {"step": done, "kimg": done * self.images_per_step / 1000, **trainer.log_values(values),
-                          "images_per_s": clock.rate(done), "elapsed_s": clock.elapsed()}
+                record = {
+                    "step": done,
+                    "kimg": done * self.images_per_step / 1000,
+                    **trainer.log_values(values),
+                    "images_per_s": clock.rate(done),
+                    "elapsed_s": clock.elapsed(),
+                }
                 self._log.write(record)
                 progress.step(trainer.postfix(record))
             else:
@@ -172,24 +190,35 @@ class Run:
             if done % cfg.snapshot_every == 0 or done == cfg.iters:
                 if ctx.is_main:
                     state = trainer.state()
-                    save_snapshot(self.folder.snapshot_path(done), {
-                        **state, "step": done, "elapsed_s": clock.elapsed(), "rng": rng_state(),
-                        "data": {"images_seen": done * self.images_per_step,
-                                 "images_per_step": self.images_per_step, **trainer.data_sizes()},
-                        "config": config_mod.to_dict(cfg)})
+                    save_snapshot(
+                        self.folder.snapshot_path(done),
+                        {
+                            **state,
+                            "step": done,
+                            "elapsed_s": clock.elapsed(),
+                            "rng": rng_state(),
+                            "data": {
+                                "images_seen": done * self.images_per_step,
+                                "images_per_step": self.images_per_step,
+                                **trainer.data_sizes(),
+                            },
+                            "config": config_mod.to_dict(cfg),
+                        },
+                    )
                 distributed.barrier(ctx)
         progress.close()
         return cfg.iters
 
 
-def train(trainer_cls: Callable[[Run], Any], cfg: config_mod.RunConfig, given: set[str] | None = None,
-          log_file=None) -> int:
+def train(
+    trainer_cls: Callable[[Run], Any], cfg: config_mod.RunConfig, given: set[str] | None = None, log_file=None
+) -> int:
     """Run (or resume) a training run of `trainer_cls` on this process (or its torchrun group); returns the
     final step. `given`: the names of the settings the user gave (on resume only those among the run-time ones
     change the saved run); None takes those that differ from their defaults (the Python API)."""
     given = config_mod.given_settings(cfg) if given is None else set(given)
     cfg, folder, snapshot = open_run(cfg, given)
-    config_mod.check_ranges(cfg)
+    config_mod.check_ranges(cfg)  # before joining a process group: a bad flag is refused at once
     ctx = distributed.init(cfg.device)
     try:
         check_settings(cfg, ctx)
