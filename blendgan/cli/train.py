@@ -58,7 +58,7 @@ def _config_class(trainer):
     return getattr(config, TRAINERS[trainer][1])
 
 
-def add_config_flags(parser, cls):
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """One flag per field of the settings dataclass `cls`, in the groups of blendgan.training.config.GROUPS,
     with the field's help and default; flags not given stay out of the parsed arguments."""
     from ..training.config import GROUPS
@@ -81,7 +81,7 @@ def add_config_flags(parser, cls):
             parser._action_groups.remove(group)
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="trainer", metavar="TRAINER",
                                 help="what to train; `blendgan train TRAINER --help` lists its flags")
     for name, (help_, _, epilog, _) in TRAINERS.items():
@@ -90,14 +90,14 @@ def add_arguments(parser):
         add_config_flags(p, _config_class(name))
 
 
-def config_from_args(cls, args):
+def config_from_args(cls: type, args: argparse.Namespace) -> tuple:
     """(settings, names of the settings given on the command line)."""
     names = {f.name for f in dataclasses.fields(cls)}
     given = {k: v for k, v in vars(args).items() if k in names}
     return cls(**given), set(given)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import importlib
 
     from ..errors import UsageError
