@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,17 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra tests
+
+# the daily subset: no browser, ONNX export, multi-process, torch.compile or long tests (`make test` runs all)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -ra -m "not (browser or export or distributed or compile or slow)" tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# not run over the whole tree yet (branches in flight); `ruff format FILES` for files you change
+format: $(STAMP)
+	$(BIN)/ruff format .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

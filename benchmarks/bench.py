@@ -3,7 +3,6 @@
     python benchmarks/bench.py                 # everything on CPU (fp32 + bf16), ~10 min on 2 cores
     python benchmarks/bench.py --quick         # generator batch 1, size sweep and encoders only
     python benchmarks/bench.py --device cuda   # fp32 + fp16, batch 1 and 8
-    blendgan bench ...                         # the same, from a source checkout
 
 In one process it times (warm-up, then the median of several alternating runs) the fast path and the
 reference path (the math done the straightforward way: pad-and-convolve FIR, one grouped modulated
@@ -52,13 +51,26 @@ def _import_torch():
     import torch
 
     from blendgan import Generator, PSPEncoder
-    from blendgan.models import use_reference_ops
+    from blendgan.allocator import release_freed_memory, reuse_freed_memory
+    from blendgan.models import prepare_for_inference, use_reference_ops
     from blendgan.models.layers import set_style_matrix_dtype
     from blendgan.models.loading import from_state_dict
-    from blendgan.allocator import release_freed_memory, reuse_freed_memory
-    from blendgan.models import prepare_for_inference
-    from measure import (CPU_TIMES, Report, alternate, ceiling, count_flops, fmt_s, machine_info,  # noqa: F401
-                         mem_available_mb, memory_allows, profile_self_time, rel_err, rss_mb, sync)
+
+    from measure import (  # noqa: F401
+        CPU_TIMES,
+        Report,
+        alternate,
+        ceiling,
+        count_flops,
+        fmt_s,
+        machine_info,
+        mem_available_mb,
+        memory_allows,
+        profile_self_time,
+        rel_err,
+        rss_mb,
+        sync,
+    )
 
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -79,7 +91,8 @@ def add_arguments(parser):
     parser.add_argument("--batches", default=None, help="generator batch sizes, e.g. 1,4 (default: cpu 1,4; cuda 1,8)")
     parser.add_argument("--sizes", default="64,128,256,512", help="generator sizes for the batch-1 sweep")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--random-weights", action="store_true", help="use random weights even if the recipe is present")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="use random weights even if the recipe is present")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: results/...)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--max-reference-gb", type=float, default=6.0,
@@ -275,7 +288,7 @@ def bench_encoders(rep, gsd, psd, device, runs, reduced, quick):
         res = alternate({"ref": lambda: use_reference_ops(m, True)(img),
                          "fast": lambda: use_reference_ops(m, False)(img),
                          "low": lambda: ml(img.to(rdtype))}, device, runs)
-        (tr, _, o_r, pr), (tf, _, o_f, pf), (tl, _, o_l, pl) = res["ref"], res["fast"], res["low"]
+        (tr, _, o_r, _), (tf, _, o_f, pf), (tl, _, o_l, _) = res["ref"], res["fast"], res["low"]
         rows.append([name, fmt_s(tr), fmt_s(tf), f"{tr / tf:.2f}", f"{flops / tf / 1e9:.0f}", fmt_s(tl),
                      f"{tr / tl:.2f}", f"{flops / 1e9:.1f}", f"{pf:.0f}", f"{rel_err(o_f, o_r):.1e}",
                      f"{rel_err(o_l, o_f):.1e}"])

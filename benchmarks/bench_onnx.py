@@ -49,8 +49,7 @@ def main(argv=None):
     import torch
 
     from blendgan.export import export_generator, export_psp_encoder, export_style_encoder
-    from blendgan.models import Generator, PSPEncoder, n_latent_for_size
-    from blendgan.models import prepare_for_inference
+    from blendgan.models import Generator, PSPEncoder, n_latent_for_size, prepare_for_inference
 
     torch.manual_seed(0)
     rows = []
@@ -93,10 +92,12 @@ def main(argv=None):
     load = os.getloadavg()
     lines = [
         "# onnxruntime vs PyTorch fast path (CPU, fp32)", "",
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}, "
         f"load average at the end {load[0]:.1f} (other processes share the CPU when > 0).",
-        f"Median of {args.runs} alternating runs after one warm-up; random weights; `python benchmarks/bench_onnx.py`.", "",
+        f"Median of {args.runs} alternating runs after one warm-up; random weights; "
+        "`python benchmarks/bench_onnx.py`.", "",
         "| model | PyTorch fast path (s) | onnxruntime (s) | ort / torch | max rel. diff | export (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
         *[f"| {name} | {a:.3f} | {b:.3f} | {b / a:.2f} | {e:.1e} | {x:.0f} |" for name, a, b, e, x in rows], ""]

@@ -3,7 +3,8 @@
     python benchmarks/compile_gain.py --sizes 256,1024
 
 For each size: the recipe generator (float32, z_embed given, batch 1) prepared as the pipeline does;
-the first call of `torch.compile(generator)` is the compile time (inductor's cache emptied first); then eager and compiled calls
+the first call of `torch.compile(generator)` is the compile time (inductor's cache emptied first); then eager and
+compiled calls
 alternate (measure.alternate: medians of wall-clock and process CPU time) and the outputs are compared.
 Inductor needs a C++ compiler on CPU; an error is printed and recorded instead of a row.
 """
@@ -48,7 +49,8 @@ def run(args):
             compile_s, compile_cpu = time.perf_counter() - t0, time.process_time() - c0
         except Exception as err:  # noqa: BLE001  (recorded in the table instead)
             traceback.print_exc()
-            rows.append([size, "-", "-", "-", "-", "-", f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"])
+            reason = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
+            rows.append([size, "-", "-", "-", "-", "-", reason])
             continue
         res = measure.alternate({"eager": lambda: g([z], **kw)[0], "compiled": lambda: compiled([z], **kw)[0]},
                                 cpu, args.runs, memory=False)

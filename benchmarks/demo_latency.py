@@ -45,9 +45,9 @@ def main(argv=None):
     import torch
     from gradio_client import Client, handle_file
 
+    from blendgan.allocator import reuse_freed_memory
     from blendgan.demo.app import build_app, launch
     from blendgan.demo.service import DemoService
-    from blendgan.allocator import reuse_freed_memory
 
     reuse_freed_memory()  # as `blendgan demo` does on CPU
     if args.ckpt:

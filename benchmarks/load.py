@@ -30,7 +30,7 @@ def rss_kb(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 import torch
-from blendgan import checkpoints
+from blendgan import weights as checkpoints
 from blendgan.models import Generator
 path, how = sys.argv[1], sys.argv[2]
 before = rss_kb("VmRSS")
@@ -97,7 +97,7 @@ def main(argv=None):
     parser.add_argument("--no-original", action="store_true", help="skip the original scripts' way of loading")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from blendgan import checkpoints
+    from blendgan import weights as checkpoints
 
     with tempfile.TemporaryDirectory(prefix="blendgan-load-") as tmp:
         files = list(args.files)

@@ -1,23 +1,20 @@
-"""Second speed benchmark: Winograd 3x3 convolutions, and bf16 image quality (uses bench.py's machinery).
+"""Second speed benchmark: where the 1024 px time goes, and bf16 image quality (uses bench.py's machinery).
 
-    python benchmarks/speed2.py                       # everything (~10 min on 2 quiet cores)
-    python benchmarks/speed2.py --sections layers     # only the per-layer Winograd vs direct table
+    python benchmarks/speed2.py                       # everything
+    python benchmarks/speed2.py --sections breakdown  # only the per-resolution table
 
 Sections (all in one process, variants alternated run by run, medians of wall-clock and CPU time):
-- layers: every 3x3 stride-1 layer shape of the 1024 px generator at batch 1, fp32: oneDNN's direct
-  convolution against Winograd F(2x2, 3x3) and F(4x4, 3x3), with their errors against float64;
-- upsample: the upsampling layers (stride-2 transposed 3x3 + 4x4 blur) as now, against a polyphase
-  form with the blur folded in (four exact 3x3 phase kernels on the un-upsampled input, one conv with
-  4x the output channels + pixel shuffle), direct and with Winograd F(4x4);
-- generator: the 1024 px generator with a style, batch 1: reference fp32, fast fp32 with the direct conv
-  (the default) and with Winograd (opt-in), fast bf16; per-size errors from 64 to 1024 px;
-- profile: where the fp32 time goes (Winograd on), per kind of op;
+- generator: the 1024 px generator with a style, batch 1: reference fp32, fast fp32, fast bf16; per-size
+  errors from 64 to 1024 px;
 - breakdown: per resolution x kind of op (3x3 conv, transposed conv, blur, ToRGB, noise/bias/lrelu,
   modulation/demodulation), process CPU time of each layer split by profiler self time, for the
-  reference path and the fast path with Winograd off and on;
+  reference path and the fast path;
 - quality: bf16 images against fp32 images on range-matched generators (the ToRGB layers scaled so the
   images sit inside [-1, 1]; recipe weights and StyleGAN2 initialisation): PSNR and share of pixels off
   by more than 2 grey levels (uint8 and float), and the cost of keeping some layers in float32.
+
+The Winograd and polyphase experiments this script also ran are described in benchmarks/README.md (their
+code was removed from the package: no end-to-end gain).
 
 Weights: the conformance recipe (float32) or, without it, random initialisation (said so); the style
 encoder's 610304 x 512 matrix is left unallocated (the generator runs get z_embed directly).
@@ -33,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (models and inputs; bench._import_torch() loads measure.py's machinery into it)
 
 measure = None  # benchmarks/measure.py, imported by run()
-SECTIONS = ("layers", "upsample", "generator", "profile", "breakdown", "quality")
+SECTIONS = ("generator", "breakdown", "quality")
 
 
 def add_arguments(parser):
@@ -68,120 +65,12 @@ def medians(res, name):
 
 # ------------------------------------------------------------------------------------------ layers
 
-def section_layers(rep, runs):
-    torch = bench.torch
-    import torch.nn.functional as F
-
-    from blendgan.ops import winograd
-
-    rep.add("## 3x3 stride-1 layers of the 1024 px generator, batch 1, fp32 (style and demodulation included)")
-    rep.add()
-    rows = []
-    shapes = [(512, 4), (512, 8), (512, 16), (512, 32), (512, 64), (256, 128), (128, 256), (64, 512), (32, 1024)]
-    for c, h in shapes:
-        g = torch.Generator().manual_seed(c + h)
-        x = torch.randn(1, c, h, h, generator=g).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(c, c, 3, 3, generator=g) / math.sqrt(9 * c)
-        s_in, s_out = 1 + 0.2 * torch.rand(1, c, generator=g), 1 + 0.2 * torch.rand(1, c, generator=g)
-        bias = torch.randn(c, generator=g)
-        u2, u4 = winograd.weight_transform(w, 2), winograd.weight_transform(w, 4)
-
-        def direct():  # the fast path's direct form: per-sample weight at high resolution, else scaled input
-            wb = (w * s_in[0][None, :, None, None] * s_out[0][:, None, None, None])
-            return F.conv2d(x, wb, bias, padding=1)
-
-        variants = {"direct": direct,
-                    "F2": lambda: winograd.winograd_conv3x3(x, u2, 2, in_scale=s_in, out_scale=s_out, bias=bias),
-                    "F4": lambda: winograd.winograd_conv3x3(x, u4, 4, in_scale=s_in, out_scale=s_out, bias=bias)}
-        res = bench.alternate(variants, torch.device("cpu"), runs, memory=False)
-        cpu = dict(bench.CPU_TIMES)
-        ref = (F.conv2d(x.double() * s_in.double()[:, :, None, None], w.double(), padding=1)
-               * s_out.double()[:, :, None, None] + bias.double()[:, None, None])
-        gflop = 2 * 9 * c * c * h * h / 1e9
-        picked = winograd.choose_tile(x, w[None])
-        row = [f"{c} @ {h}x{h}", f"{gflop:.2f}"]
-        for name in variants:
-            row += [f"{res[name][0] * 1e3:.1f}", f"{cpu[name] * 1e3:.1f}", f"{bench.rel_err(res[name][2], ref):.1e}"]
-        row += [f"{cpu['direct'] / cpu['F4']:.2f}", f"F{picked}" if picked else "direct"]
-        rows.append(row)
-    rep.table(["channels @ size", "direct GFLOP", "direct ms", "CPU ms", "error", "F(2x2) ms", "CPU ms", "error",
-               "F(4x4) ms", "CPU ms", "error", "F(4x4) CPU-time gain", "fast path uses"], rows)
-    rep.add("Errors: max |out - float64 direct| / max |float64 direct|. The fast path's rule "
-            f"(blendgan.ops.winograd.choose_tile): F(4x4) for >= {winograd.MIN_CHANNELS} channels from "
-            f"{winograd.MIN_SIZE} px, fp32 on CPU; direct convolution elsewhere.")
-    rep.add()
-
-
-# ------------------------------------------------------------------------------------------ upsample
-
-def polyphase_kernel(weight, fir):
-    """Stride-2 transposed conv with weight [out, in, 3, 3] followed by the true 2-D convolution with
-    the 4x4 FIR `fir` (pads 1, 1) = four 3x3 correlations (padding 1) of the input, one per output
-    phase (a, b): returns them as [out * 4, in, 3, 3] in pixel_shuffle's channel order (o, a, b).
-    Per axis, output 2j + a takes input j + d (d = -1, 0, 1) through tap p of the weight and tap k of
-    the flipped FIR exactly when a + k - 1 - p = 2d."""
-    torch = bench.torch
-    t = torch.zeros(2, 3, 4, 3, dtype=torch.float64)
-    for a in range(2):
-        for d in range(3):
-            for k in range(4):
-                for p in range(3):
-                    t[a, d, k, p] = float(a + k - 1 - p == 2 * (d - 1))
-    f = torch.flip(fir.double(), [0, 1])
-    kern = torch.einsum("aykp,bxlq,kl,oipq->oabiyx", t, t, f, weight.double())
-    return kern.reshape(-1, *weight.shape[1:]).to(weight.dtype)
-
-
-def section_upsample(rep, runs):
-    torch = bench.torch
-    import torch.nn.functional as F
-
-    from blendgan.ops import make_kernel, upfirdn2d_fast, upfirdn2d_reference, winograd
-
-    rep.add("## Upsampling layers (transposed 3x3 stride 2 + 4x4 blur), batch 1, fp32")
-    rep.add()
-    fir = make_kernel([1, 3, 3, 1], scale=4)
-    rows = []
-    for cin, cout, h in [(512, 512, 16), (512, 512, 32), (512, 256, 64), (256, 128, 128), (128, 64, 256)]:
-        g = torch.Generator().manual_seed(cin + h)
-        x = torch.randn(1, cin, h, h, generator=g).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(cout, cin, 3, 3, generator=g) / math.sqrt(9 * cin)
-        wt = w.transpose(0, 1).contiguous()
-        kp = polyphase_kernel(w, fir)
-        u = winograd.weight_transform(kp, 4)
-
-        def now():
-            return upfirdn2d_fast(F.conv_transpose2d(x, wt, stride=2), fir, pad=(1, 1))
-
-        variants = {"now": now,
-                    "polyphase": lambda: F.pixel_shuffle(F.conv2d(x, kp, padding=1), 2),
-                    "polyphase F4": lambda: F.pixel_shuffle(winograd.winograd_conv3x3(x, u, 4), 2)}
-        res = bench.alternate(variants, torch.device("cpu"), runs, memory=False)
-        cpu = dict(bench.CPU_TIMES)
-        ref = upfirdn2d_reference(F.conv_transpose2d(x.double(), wt.double(), stride=2), fir.double(), pad=(1, 1))
-        row = [f"{cin} -> {cout} @ {h} -> {2 * h}"]
-        for name in variants:
-            row += [f"{res[name][0] * 1e3:.1f}", f"{cpu[name] * 1e3:.1f}", f"{bench.rel_err(res[name][2], ref):.1e}"]
-        rows.append(row)
-    rep.table(["layer", "now ms", "CPU ms", "error", "polyphase ms", "CPU ms", "error", "polyphase + F(4x4) ms",
-               "CPU ms", "error"], rows)
-    rep.add("The polyphase form is exact (errors are fp32 rounding against float64) but does 4x the "
-            "transposed conv's multiplications (36 instead of 9 per input pixel and channel pair); Winograd "
-            "F(4x4) brings that back to 9, the same as now, plus its transforms. The fast path keeps its "
-            "transposed conv + depthwise blur.")
-    rep.add()
-
-
-# ------------------------------------------------------------------------------------------ generator
-
 def _fast_model(gsd, size, dtype=None):
     return bench.prepare_for_inference(bench.generator(gsd, size, bench.torch.device("cpu"), dtype))
 
 
 def section_generator(rep, gsd, runs, sizes):
     torch = bench.torch
-    from blendgan.ops import winograd
-
     cpu = torch.device("cpu")
     size = bench.SIZE
     rep.add(f"## Generator {size} px with a style, batch 1 (z_embed given, add_weight_index=6, stored noise)")
@@ -190,25 +79,14 @@ def section_generator(rep, gsd, runs, sizes):
     glow = _fast_model(gsd, size, torch.bfloat16)
     z, ze = bench.gen_inputs(1, cpu, torch.float32)
     call = dict(z_embed=ze, add_weight_index=6, randomize_noise=False)
-
-    def fast(on):
-        def f():
-            old = winograd.set_enabled(on)
-            try:
-                return bench.use_reference_ops(g, False)([z], **call)[0]
-            finally:
-                winograd.set_enabled(old)
-        return f
-
     variants = {"reference fp32": lambda: bench.use_reference_ops(g, True)([z], **call)[0],
-                "fast fp32, direct conv (default)": fast(False),
-                "fast fp32, Winograd (opt-in)": fast(True),
+                "fast fp32": lambda: bench.use_reference_ops(g, False)([z], **call)[0],
                 "fast bf16": lambda: glow([z.bfloat16()], z_embed=ze.bfloat16(), add_weight_index=6,
                                           randomize_noise=False)[0]}
     res = bench.alternate(variants, cpu, runs)
-    flops = bench.count_flops(fast(False))
+    flops = bench.count_flops(variants["fast fp32"])
     t_ref, c_ref = medians(res, "reference fp32")
-    out_ref, out_fast = res["reference fp32"][2], res["fast fp32, Winograd (opt-in)"][2]
+    out_ref, out_fast = res["reference fp32"][2], res["fast fp32"][2]
     rows = []
     for name in variants:
         t, c = medians(res, name)
@@ -219,76 +97,25 @@ def section_generator(rep, gsd, runs, sizes):
                      f"{flops / t / 1e9:.0f}", f"{res[name][3]:.0f}", err])
     rep.table(["path", "s / image", "speed-up", "CPU s", "CPU-time ratio", "effective GFLOP/s (direct FLOPs)",
                "peak RSS MB", "max rel. error"], rows)
-    off, on = "fast fp32, direct conv (default)", "fast fp32, Winograd (opt-in)"
-    row1024 = [size, bench.fmt_s(t_ref), bench.fmt_s(res[off][0]), bench.fmt_s(res[on][0]),
-               f"{bench.CPU_TIMES[off] / bench.CPU_TIMES[on]:.2f}", f"{c_ref / bench.CPU_TIMES[on]:.2f}",
-               f"{bench.rel_err(res[off][2], out_ref):.1e}", f"{bench.rel_err(out_fast, out_ref):.1e}"]
-    del res, glow, out_ref, out_fast
+    del res, out_ref, out_fast
+    glow = None  # free the bf16 copy (the variants' closures are not called again)
     bench.release_freed_memory()
-    rep.add("### Per size: Winograd on vs off (batch 1)")
+    rep.add("### Per size (batch 1)")
     rep.add()
     rows = []
     for s in sizes:
         gs = _fast_model(gsd, s)
         zz, zze = bench.gen_inputs(1, cpu, torch.float32, seed=s)
         kw = dict(z_embed=zze, add_weight_index=6, randomize_noise=False)
-
-        def run_s(on, ref=False):
-            def f():
-                old = winograd.set_enabled(on)
-                try:
-                    return bench.use_reference_ops(gs, ref)([zz], **kw)[0]
-                finally:
-                    winograd.set_enabled(old)
-            return f
-
-        r = bench.alternate({"ref": run_s(False, True), "off": run_s(False), "on": run_s(True)}, cpu, runs,
+        r = bench.alternate({"ref": lambda: bench.use_reference_ops(gs, True)([zz], **kw)[0],
+                             "fast": lambda: bench.use_reference_ops(gs, False)([zz], **kw)[0]}, cpu, runs,
                             memory=False)
         cpus = dict(bench.CPU_TIMES)
-        rows.append([s, bench.fmt_s(r["ref"][0]), bench.fmt_s(r["off"][0]), bench.fmt_s(r["on"][0]),
-                     f"{cpus['off'] / cpus['on']:.2f}", f"{cpus['ref'] / cpus['on']:.2f}",
-                     f"{bench.rel_err(r['off'][2], r['ref'][2]):.1e}", f"{bench.rel_err(r['on'][2], r['ref'][2]):.1e}"])
-        del gs, r
-    rows.append(row1024)
-    rep.table(["size", "reference s", "Winograd off s", "Winograd on s", "on/off CPU-time gain",
-               "CPU-time ratio vs reference", "error off vs reference", "error on vs reference"], rows)
+        rows.append([s, bench.fmt_s(r["ref"][0]), bench.fmt_s(r["fast"][0]), f"{cpus['ref'] / cpus['fast']:.2f}",
+                     f"{bench.rel_err(r['fast'][2], r['ref'][2]):.1e}"])
+        gs = r = None
+    rep.table(["size", "reference s", "fast s", "CPU-time ratio vs reference", "error vs reference"], rows)
     return g
-
-
-# ------------------------------------------------------------------------------------------ profile
-
-def section_profile(rep, g):
-    torch = bench.torch
-    from torch.profiler import profile
-
-    rep.add(f"## Where the fp32 time goes now (generator {bench.SIZE} px, batch 1, torch.profiler self time)")
-    rep.add()
-    z, ze = bench.gen_inputs(1, torch.device("cpu"), torch.float32)
-    bench.use_reference_ops(g, False)
-    with torch.inference_mode():
-        g([z], z_embed=ze, add_weight_index=6, randomize_noise=False)
-        with profile(record_shapes=True) as prof:
-            g([z], z_embed=ze, add_weight_index=6, randomize_noise=False)
-    events = [e for e in prof.key_averages(group_by_input_shape=True) if e.self_cpu_time_total > 0]
-    total = sum(e.self_cpu_time_total for e in events)
-    kinds = {}
-    for e in events:
-        if e.key == "aten::bmm":
-            k = "Winograd GEMMs (bmm)"
-        elif e.key in ("aten::add", "aten::add_", "aten::mul", "aten::mul_") and \
-                len((e.input_shapes or [[]])[0]) in (3, 5):  # the transforms work on 3-D / 5-D views
-            k = "Winograd transforms + epilogue (elementwise)"
-        else:
-            k = measure.classify(e)
-        kinds[k] = kinds.get(k, 0) + e.self_cpu_time_total
-    rep.add(f"{total / 1e3:.0f} ms of CPU op time (summed over the ops' spans, not wall time).")
-    rep.add()
-    rep.table(["kind", "ms", "%"], [[k, f"{v / 1e3:.0f}", f"{100 * v / total:.1f}"]
-                                    for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])])
-    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:14]
-    rep.table(["op", "input shapes", "calls", "ms", "%"],
-              [[e.key, measure.short_shapes(e.input_shapes), e.count, f"{e.self_cpu_time_total / 1e3:.1f}",
-                f"{100 * e.self_cpu_time_total / total:.1f}"] for e in top])
 
 
 # ------------------------------------------------------------------------------------------ breakdown
@@ -332,7 +159,7 @@ def _label_layers(g, clock=None):
     return handles
 
 
-def _op_kind(layer, part, e, winograd_on):
+def _op_kind(layer, part, e):
     """Breakdown kind of one profiled op inside a labelled layer (see BREAKDOWN_KINDS)."""
     name, shapes = e.name, [s for s in (e.input_shapes or []) if isinstance(s, list)]
     if part == "modulation":
@@ -346,8 +173,6 @@ def _op_kind(layer, part, e, winograd_on):
         if len(w) == 4 and w[1] == 1 and w[2] == 4:
             return "blur after upsampling"
         return "transposed 3x3 conv" if layer == "up" else "3x3 conv"
-    if name == "aten::bmm" or (winograd_on and layer == "3x3" and nd in (3, 5)):
-        return "3x3 conv"  # Winograd: GEMMs, transforms (3-D / 5-D views), padding copy and scatter epilogue
     if name in ("aten::add_", "aten::add", "aten::leaky_relu_", "aten::leaky_relu", "aten::addcmul", "aten::where",
                 "aten::gt", "aten::mul_") and nd == 4:
         return "noise / bias / lrelu"
@@ -357,41 +182,35 @@ def _op_kind(layer, part, e, winograd_on):
     return "other"
 
 
-def layer_breakdown(g, z, ze, reference=False, winograd_on=True, runs=3):
+def layer_breakdown(g, z, ze, reference=False, runs=3):
     """Process CPU ms of one generator call split by resolution x BREAKDOWN_KINDS, and its total.
 
     Each layer's CPU time (its own, without its labelled sub-ranges) is the median over `runs` timed
     calls (hooks around the layers, no profiler); it is split over that layer's ops in proportion to
-    their self CPU time in one profiled call (ops on Winograd worker threads count where their span
-    falls). CPU time, unlike wall time, moves little with other load on a shared machine."""
+    their self CPU time in one profiled call. CPU time, unlike wall time, moves little with other load on a shared
+    machine."""
     torch = bench.torch
     from torch.profiler import profile
 
-    from blendgan.ops import winograd
-
-    old = winograd.set_enabled(winograd_on)
     bench.use_reference_ops(g, reference)
     kw = dict(z_embed=ze, add_weight_index=6, randomize_noise=False)
     clocks, totals = [], []
-    try:
-        with torch.inference_mode():
+    with torch.inference_mode():
+        g([z], **kw)
+        for _ in range(runs):
+            clock = {}
+            handles = _label_layers(g, clock)
+            c0 = time.process_time()
             g([z], **kw)
-            for _ in range(runs):
-                clock = {}
-                handles = _label_layers(g, clock)
-                c0 = time.process_time()
-                g([z], **kw)
-                totals.append(time.process_time() - c0)
-                for h in handles:
-                    h.remove()
-                clocks.append(clock)
-            handles = _label_layers(g)
-            with profile(record_shapes=True) as prof:
-                g([z], **kw)
+            totals.append(time.process_time() - c0)
             for h in handles:
                 h.remove()
-    finally:
-        winograd.set_enabled(old)
+            clocks.append(clock)
+        handles = _label_layers(g)
+        with profile(record_shapes=True) as prof:
+            g([z], **kw)
+        for h in handles:
+            h.remove()
     cpu = {k: statistics.median(c[k] for c in clocks) for k in clocks[0]}
     own = dict(cpu)
     for k, v in cpu.items():  # a layer's own time: without its modulation / skip sub-ranges
@@ -416,7 +235,7 @@ def layer_breakdown(g, z, ze, reference=False, winograd_on=True, runs=3):
         if lab is None:
             continue
         _, layer, _, part = lab.name.split("|")
-        kind = _op_kind(layer, part, e, winograd_on and not reference)
+        kind = _op_kind(layer, part, e)
         d = shares.setdefault(lab.name, {})
         d[kind] = d.get(kind, 0.0) + e.self_cpu_time_total
     table = {}  # resolution -> kind -> ms
@@ -443,13 +262,13 @@ def section_breakdown(rep, gsd):
     rep.add()
     g = _fast_model(gsd, bench.SIZE)
     z, ze = bench.gen_inputs(1, torch.device("cpu"), torch.float32)
-    variants = [("reference", True, False), ("fast, Winograd off", False, False), ("fast, Winograd on", False, True)]
+    variants = [("reference", True), ("fast", False)]
     results = {}
-    for name, ref, on in variants:
-        results[name] = layer_breakdown(g, z, ze, reference=ref, winograd_on=on)
+    for name, ref in variants:
+        results[name] = layer_breakdown(g, z, ze, reference=ref)
         bench.release_freed_memory()
     res_list = sorted(results[variants[0][0]][1])
-    for name, _, _ in variants:
+    for name, _ in variants:
         total, table = results[name]
         rows = []
         totals = dict.fromkeys(BREAKDOWN_KINDS, 0.0)
@@ -563,7 +382,8 @@ def section_quality(rep, gsd, runs, n_images=2, weights="recipe"):
               [[n, f"{p:.2f}", f"{100 * o:.2f} %", f"{mx:.0f}", f"{fp:.2f}", f"{100 * fo:.2f} %",
                 bench.fmt_s(timings[n][0]), bench.fmt_s(timings[n][1]), f"{timings[n][1] / base[1]:.2f}"]
                for n, p, o, mx, fp, fo in rows])
-    rep.add(f"fp32 images of the range-matched generator: {100 * float(np.mean([float((t.abs() > 1).float().mean()) for t in ref])):.2f} % "
+    outside = 100 * float(np.mean([float((t.abs() > 1).float().mean()) for t in ref]))
+    rep.add(f"fp32 images of the range-matched generator: {outside:.2f} % "
             "of values outside [-1, 1].")
     rep.add()
 
@@ -583,7 +403,7 @@ def run(args):
         raise SystemExit(f"--sections: unknown {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     rep = bench.Report()
     started = time.time()
-    rep.add("# Speed, round two: Winograd 3x3 convolutions and bf16 quality (cpu)")
+    rep.add("# Speed, round two: per-resolution breakdown and bf16 quality (cpu)")
     rep.add()
     rep.add("Command: `python benchmarks/speed2.py " + " ".join(sys.argv[1:]) + "`")
     rep.add()
@@ -596,27 +416,14 @@ def run(args):
     rep.add(f"Machine ceiling at start: fp32 matmul {ceil[0][1]:.0f} / 512-ch 3x3 conv {ceil[0][2]:.0f} GFLOP/s.")
     rep.add()
     reuse_freed_memory()
-    from blendgan.ops import winograd
-
-    # the Winograd path is opt-in (off by default): switched on here so that the models get their
-    # transformed weights when prepared; each variant below sets it on or off for its own calls
-    winograd.set_enabled(True)
-    if "layers" in sections:
-        section_layers(rep, args.runs)
-    if "upsample" in sections:
-        section_upsample(rep, args.runs)
     gsd = None
-    if {"generator", "profile", "breakdown", "quality"} & set(sections):
+    if {"generator", "breakdown", "quality"} & set(sections):
         t0 = time.time()
         gsd, desc = generator_sd(args)
         rep.add(f"Weights: {desc}, built in {time.time() - t0:.0f} s.")
         rep.add()
-    g = None
     if "generator" in sections:
-        g = section_generator(rep, gsd, args.runs, [int(s) for s in args.sizes.split(",") if s])
-    if "profile" in sections:
-        section_profile(rep, g or _fast_model(gsd, bench.SIZE))
-    del g
+        section_generator(rep, gsd, args.runs, [int(s) for s in args.sizes.split(",") if s])
     bench.release_freed_memory()
     if "breakdown" in sections:
         section_breakdown(rep, gsd)

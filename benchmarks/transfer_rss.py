@@ -18,8 +18,8 @@ import re
 import resource
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -184,7 +184,8 @@ def main(argv=None):
         return original_child(*argv[1:5])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "blendgan-transfer-rss",
-                        help="folder for the recipe checkpoints, inputs and outputs (default: TMPDIR/blendgan-transfer-rss)")
+                        help="folder for the recipe checkpoints, inputs and outputs "
+                             "(default: TMPDIR/blendgan-transfer-rss)")
     parser.add_argument("--faces", type=int, default=2, help="number of face images (default 2)")
     parser.add_argument("--styles", type=int, default=3, help="number of style images (default 3)")
     parser.add_argument("--precision", default="fp32", help="fp32 (default) or bf16")

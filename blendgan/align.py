@@ -265,7 +265,8 @@ def align_landmarks_placed(image: np.ndarray, landmarks: np.ndarray, output_size
 
     # pad where the quad (plus border) leaves the image.
     x0, y0, x1, y1 = _int_bounds(quad)
-    pad = (max(border - x0, 0), max(border - y0, 0), max(x1 - img.size[0] + border, 0), max(y1 - img.size[1] + border, 0))
+    pad = (max(border - x0, 0), max(border - y0, 0),
+           max(x1 - img.size[0] + border, 0), max(y1 - img.size[1] + border, 0))
     if enable_padding and max(pad) > border - 4:
         least = int(np.rint(qsize * 0.3))
         pad = tuple(max(p, least) for p in pad)

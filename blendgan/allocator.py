@@ -2,9 +2,9 @@
 
 A 1024 px generator forward creates ~1 GB of fresh 30-130 MB activation tensors. glibc serves blocks
 that large with mmap and returns them with munmap, so every call faults all of that memory in again,
-page by page, zero-filled by the kernel: measured ~250k page faults and ~0.4 s of kernel time per
-forward on 2 cores (~25 % of the wall time). `reuse_freed_memory()` keeps freed blocks in the heap for
-the next call instead (0 faults after the first call; 1.13 s -> 0.85 s per 1024 px image, fp32).
+page by page, zero-filled by the kernel (page faults and kernel time measured in benchmarks/README.md).
+`reuse_freed_memory()` keeps freed blocks in the heap for the next call instead (no faults after the
+first call).
 The cost: the process's resident memory stays at its peak until it exits, so call it from programs
 that generate (the command-line tools, the benchmark), not from a library import.
 

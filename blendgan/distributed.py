@@ -1,4 +1,4 @@
-"""Small helpers for running one command on many processes with `torchrun` (one process per GPU).
+"""Running one command or trainer on many processes with `torchrun` (one process per GPU).
 
 Without `torchrun` everything here is a no-op on a single process, so callers do not branch:
 
@@ -10,7 +10,8 @@ Without `torchrun` everything here is a no-op on a single process, so callers do
     ctx.close()
 
 Processes talk through `torch.distributed` (gloo on CPU, nccl on CUDA, initialised from the
-environment `torchrun` sets). Nothing heavy is imported at module import time.
+environment `torchrun` sets). The trainers' part (DDP wrapping, reductions of tensors and objects) is at the
+end. Nothing heavy is imported at module import time.
 """
 import os
 from dataclasses import dataclass, field
@@ -127,3 +128,102 @@ def setup(device="auto"):
         owned = True
     return Context(rank=rank, world_size=world, local_rank=local, device=resolved, backend=backend,
                    _group_owned=owned)
+
+
+# ----------------------------------------------------------------------------- trainers
+def init(device="auto"):
+    """Context for this process (`blendgan.distributed.Context`); joins the process group under torchrun.
+    'auto' trains on CUDA when there is a GPU, else on the CPU."""
+    import torch
+
+    if device == "auto" and not torch.cuda.is_available():
+        device = "cpu"
+    return setup(device)
+
+
+def barrier(ctx):
+    ctx.barrier()
+
+
+def all_reduce_mean_(tensor, ctx):
+    """In place: the mean over processes (identity for one process)."""
+    if ctx.distributed:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor /= ctx.world_size
+    return tensor
+
+
+def mean_of(values, ctx, device):
+    """{name: float} -> the same names with the mean over processes (one all-reduce)."""
+    if not values:
+        return {}
+    import torch
+
+    names = sorted(values)
+    t = torch.tensor([float(values[k]) for k in names], dtype=torch.float64, device=device)
+    all_reduce_mean_(t, ctx)
+    return dict(zip(names, t.tolist()))
+
+
+def wrap(module, ctx, find_unused_parameters=False):
+    """`module` in DistributedDataParallel when several processes train, the module itself on one.
+
+    Call the wrapper (its forward) for every pass whose backward must be averaged over processes: DDP
+    averages each parameter's gradient during that backward (bucketed all-reduces, NCCL or gloo). Its
+    construction makes every process start from rank 0's parameters. Buffers are not
+    re-broadcast before each forward (noise maps are constants; BatchNorm statistics are frozen). Passes
+    that must not synchronise (frozen networks, sampling) call the inner module (`unwrap`). Every
+    parameter that requires grad must receive a gradient in the backward of each wrapper forward, or be
+    absent from that forward's graph with `find_unused_parameters=True`."""
+    if not ctx.distributed:
+        return module
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    # torch >= 2.13 names the per-forward buffer broadcast `forward_sync_buffers` (`broadcast_buffers` before)
+    names = inspect.signature(DistributedDataParallel).parameters
+    no_sync = {"forward_sync_buffers" if "forward_sync_buffers" in names else "broadcast_buffers": False}
+    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters,
+                                   **no_sync)
+
+
+def unwrap(module):
+    """The module inside a DistributedDataParallel wrapper (the module itself when not wrapped)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def broadcast_params(module, ctx):
+    """Make every process start from rank 0's parameters and buffers."""
+    if ctx.distributed:
+        import torch.distributed as dist
+
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src=0)
+
+
+def all_gather_objects(obj, ctx):
+    """[obj of rank 0, obj of rank 1, ...] (a one-element list for one process)."""
+    if not ctx.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj, ctx):
+    """Rank 0's `obj` on every process."""
+    if not ctx.distributed:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -4,10 +4,14 @@ Each job takes already-resolved inputs (paths, numbers), writes its outputs atom
 original names and layouts, and records what happened in a report object (`written`, `skipped`,
 `fail(path, reason)`, `note(msg)`); the commands in `blendgan.cli` only parse flags and call these.
 """
+from __future__ import annotations
+
+import os
 import random
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence, Union
 
 import cv2
 import numpy as np
@@ -15,11 +19,30 @@ import torch
 from tqdm import tqdm
 
 from . import distributed, images, pairset
+from .defaults import ADD_WEIGHT_INDEX, LATENT_AVG_SAMPLES, VIDEO_ADD_WEIGHT_INDEX, VIDEO_FPS
 from .errors import BlendGANError, UsageError
 from .pipeline import video_alphas
 
+if TYPE_CHECKING:
+    from .pipeline import BlendGAN
+
+PathLike = Union[str, "os.PathLike[str]"]
+# aligner(image_bgr, path) -> the FFHQ-aligned face (blendgan.cli._common.make_aligner)
+Aligner = Callable[[np.ndarray, Path], np.ndarray]
+
+
+class Report(Protocol):
+    """What a job records (blendgan.cli._common.RunReport is the commands' one)."""
+
+    written: int
+    skipped: int
+
+    def fail(self, path: PathLike, reason: str) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
 VIDEO_STYLES_PER_FACE = 8
-VIDEO_FPS = 30
 VIDEO_HOLD_FRAMES = 10
 
 
@@ -35,7 +58,7 @@ def _progress(iterable=None, **kwargs):
 
 # --------------------------------------------------------------------------- generate_image_pairs
 
-def load_sample_zs(path, pics):
+def load_sample_zs(path: PathLike, pics: int) -> torch.Tensor:
     """The `--sample_zs` file: a [pics, 1, 512] / [pics, 512] tensor or a list of [1, 512] tensors."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
@@ -51,9 +74,13 @@ def load_sample_zs(path, pics):
     return torch.stack([r.reshape(512).float() for r in rows[:pics]])
 
 
-def generate_image_pairs(bg, outdir, report, *, pics=20, truncation=0.75, truncation_mean=4096, style_img=None,
-                         style_dir=None, style_per_pair=False, sample_zs=None, add_weight_index=6, seed=0,
-                         skip_existing=False, layout="pairs", shard_size=0, random_noise=False, ctx=None):
+def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics: int = 20, truncation: float = 0.75,
+                         truncation_mean: int = LATENT_AVG_SAMPLES, style_img: PathLike | None = None,
+                         style_dir: PathLike | None = None, style_per_pair: bool = False,
+                         sample_zs: torch.Tensor | None = None,
+                         add_weight_index: int | tuple[int, int] | str = ADD_WEIGHT_INDEX, seed: int = 0,
+                         skip_existing: bool = False, layout: str = "pairs", shard_size: int = 0,
+                         random_noise: bool = False, ctx: distributed.Context | None = None) -> None:
     """`{i:06d}.jpg` = [face | stylized face] for `pics` random faces, at any scale.
 
     `add_weight_index`: an int, a (low, high) range or its text form '4-8' (drawn per pair).
@@ -233,8 +260,9 @@ def _read_face(path, aligner):
     return img
 
 
-def style_transfer_folder(bg, faces, styles, outdir, report, *, add_weight_index=6, skip_existing=False,
-                          aligner=None):
+def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdir: PathLike,
+                          report: Report, *, add_weight_index: int = ADD_WEIGHT_INDEX, skip_existing: bool = False,
+                          aligner: Aligner | None = None) -> None:
     """`{face}_v_{style}.jpg` = [face | style | stylized] for every face x style.
 
     Each style is read and embedded once and each face encoded once; generation is batched over the
@@ -286,7 +314,8 @@ def style_transfer_folder(bg, faces, styles, outdir, report, *, add_weight_index
 
 # --------------------------------------------------------------------------- gen_video
 
-def video_frames(bg, face_bgr, style_bgrs, add_weight_index=7):
+def video_frames(bg: BlendGAN, face_bgr: np.ndarray, style_bgrs: Sequence[np.ndarray],
+                 add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX) -> Iterator[np.ndarray]:
     """gen_video's frames (H x 3W x 3 uint8 RGB) for one face and its chosen styles, streamed.
 
     `face_bgr` and `style_bgrs` are already resized to size x size; they are encoded as such."""
@@ -309,12 +338,13 @@ def video_frames(bg, face_bgr, style_bgrs, add_weight_index=7):
         yield frame
 
 
-def frames_per_video(n_styles=VIDEO_STYLES_PER_FACE):
+def frames_per_video(n_styles: int = VIDEO_STYLES_PER_FACE) -> int:
     return (n_styles - 1) * len(video_alphas()) + VIDEO_HOLD_FRAMES
 
 
-def gen_video(bg, faces, styles, outdir, report, *, add_weight_index=7, seed=0, codec="h264", frames_dir=None,
-              skip_existing=False, aligner=None):
+def gen_video(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdir: PathLike, report: Report, *,
+              add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX, seed: int = 0, codec: str = "h264",
+              frames_dir: PathLike | None = None, skip_existing: bool = False, aligner: Aligner | None = None) -> None:
     """`{face}.mp4`: 227 frames morphing through 8 randomly chosen styles per face."""
     from .video import FrameDumper, VideoWriter
 

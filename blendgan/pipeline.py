@@ -26,7 +26,7 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 DEFAULT_BATCH_SIZE = 4
 
 
-def resolve_device(device="auto"):
+def resolve_device(device: "str | torch.device | None" = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then CPU; anything else must be available."""
     if isinstance(device, torch.device):
         return device
@@ -47,7 +47,7 @@ def resolve_device(device="auto"):
         raise UsageError(f"--device {device!r} is not a device name (auto, cpu, cuda, cuda:N, mps)") from err
 
 
-def resolve_dtype(precision, device):
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     """fp32 everywhere; bf16 on CPU/CUDA; fp16 on GPUs only (it is ~100x slower than fp32 on CPU)."""
     if precision not in PRECISIONS:
         raise UsageError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
@@ -71,7 +71,7 @@ def _place(model, device, dtype):
     return prepare_for_inference(model)
 
 
-def compile_generator(generator, device):
+def compile_generator(generator: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """torch.compile (inductor) of a prepared generator; on CPU inductor builds C++ kernels, so a missing
     compiler is a UsageError now rather than a traceback at the first image."""
     if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
@@ -89,8 +89,10 @@ class BlendGAN:
     `copy.deepcopy` of a module you train or use elsewhere in another dtype.
     """
 
-    def __init__(self, generator, psp_encoder=None, style_encoder=None, *, device="auto", precision="fp32",
-                 latent_avg=None, truncation=None, batch_size=DEFAULT_BATCH_SIZE, compile=False):
+    def __init__(self, generator: torch.nn.Module, psp_encoder: "torch.nn.Module | None" = None,
+                 style_encoder: "torch.nn.Module | None" = None, *, device: "str | torch.device" = "auto",
+                 precision: str = "fp32", latent_avg: "torch.Tensor | None" = None, truncation: "float | None" = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, compile: bool = False) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
         self.precision = precision
@@ -120,8 +122,9 @@ class BlendGAN:
         self._run_generator = compile_generator(self.generator, self.device) if compile else self.generator
 
     @classmethod
-    def from_checkpoints(cls, ckpt, psp_encoder_ckpt=None, style_encoder_ckpt=None, *, size=None,
-                         channel_multiplier=2, **kwargs):
+    def from_checkpoints(cls, ckpt: "images.PathLike", psp_encoder_ckpt: "images.PathLike | None" = None,
+                         style_encoder_ckpt: "images.PathLike | None" = None, *, size: "int | None" = None,
+                         channel_multiplier: int = 2, **kwargs) -> "BlendGAN":
         """Load `blendgan.pt` (+ `psp_encoder.pt`, + optional `style_encoder.pt`) and build the pipeline."""
         from .weights.building import load_generator, load_psp_encoder, load_style_encoder
 
@@ -132,7 +135,8 @@ class BlendGAN:
                    **kwargs)
 
     @classmethod
-    def from_models(cls, generator, psp_encoder=None, style_encoder=None, **kwargs):
+    def from_models(cls, generator: torch.nn.Module, psp_encoder: "torch.nn.Module | None" = None,
+                    style_encoder: "torch.nn.Module | None" = None, **kwargs) -> "BlendGAN":
         """Build the pipeline from already constructed models (e.g. `blendgan.checkpoints` loaders).
 
         The modules are taken over (moved in place, frozen, see the class docstring), not copied."""
@@ -147,7 +151,7 @@ class BlendGAN:
         return t.detach().to(device="cpu", dtype=torch.float32)
 
     @staticmethod
-    def to_rgb(image_tensor):
+    def to_rgb(image_tensor: torch.Tensor) -> "list[np.ndarray]":
         """[N, 3, H, W] in [-1, 1] -> list of H x W x 3 uint8 RGB arrays (the original's conversion)."""
         return [images.bgr_to_rgb_array(b) for b in images.tensors_to_bgr(image_tensor)]
 
@@ -160,30 +164,30 @@ class BlendGAN:
                 cache[key] = model(self._to_model(images.bgr_to_tensor(image_bgr)))
         return cache[key]
 
-    def encode_face_bgr(self, image_bgr):
+    def encode_face_bgr(self, image_bgr: np.ndarray) -> torch.Tensor:
         """pSp codes [1, n_latent, 512] of a uint8 BGR image, at its own resolution (pooled to 256)."""
         if self.psp_encoder is None:
             raise UsageError("no pSp encoder loaded (or released): pass psp_encoder_ckpt (psp_encoder.pt)")
         return self._encode_cached(self._face_cache, self.psp_encoder, image_bgr)
 
-    def embed_style_bgr(self, image_bgr):
+    def embed_style_bgr(self, image_bgr: np.ndarray) -> torch.Tensor:
         """Style code z_embed [1, 512] of a uint8 BGR image, at its own resolution (pooled to 256)."""
         return self._encode_cached(self._style_cache, self.style_encoder, image_bgr)
 
-    def encode_face(self, image):
+    def encode_face(self, image: "images.PathLike | images.Image.Image | np.ndarray") -> torch.Tensor:
         """pSp codes of a face (path, PIL image or H x W x 3 RGB array; FFHQ-aligned)."""
         return self.encode_face_bgr(images.to_bgr(image))
 
-    def embed_style(self, image):
+    def embed_style(self, image: "images.PathLike | images.Image.Image | np.ndarray") -> torch.Tensor:
         """Style code z_embed [1, 512] of an artwork (path, PIL image or RGB array)."""
         return self.embed_style_bgr(images.to_bgr(image))
 
-    def release_face_encoder(self):
+    def release_face_encoder(self) -> None:
         """Drop the pSp encoder (e.g. once every face of a job is encoded): its weights, and the mapping
         of a memory-mapped checkpoint, are freed when nothing else holds them. Cached codes stay."""
         self.psp_encoder = None
 
-    def page_out_style_encoder(self):
+    def page_out_style_encoder(self) -> int:
         """Hand the style encoder's weight pages back to the OS (e.g. once every style code is made):
         those of a memory-mapped checkpoint (fp32 from .pt / .safetensors) are re-read from the file if
         it is used again. Returns the bytes advised (0 where unavailable)."""
@@ -192,7 +196,7 @@ class BlendGAN:
         return page_out([t for t in [*self.style_encoder.parameters(), *self.style_encoder.buffers()]
                          if t.device.type == "cpu"])
 
-    def clear_caches(self):
+    def clear_caches(self) -> None:
         self._face_cache.clear()
         self._style_cache.clear()
 
@@ -209,7 +213,7 @@ class BlendGAN:
             out.append(self._to_output(image))
         return torch.cat(out)
 
-    def stylize(self, face_codes, z_embed, add_weight_index=6):
+    def stylize(self, face_codes: torch.Tensor, z_embed: torch.Tensor, add_weight_index: int = 6) -> torch.Tensor:
         """Images [N, 3, size, size] from pSp codes [N|1, n_latent, 512] and style codes [N|1, 512]."""
         face_codes, z_embed = self._pair(face_codes, z_embed)
         return self._generate(face_codes, input_is_latent=True, z_embed=self._to_model(z_embed),
@@ -244,11 +248,13 @@ class BlendGAN:
             self._aligner = make_aligner()
         return self._aligner
 
-    def reconstruct(self, face_codes):
+    def reconstruct(self, face_codes: torch.Tensor) -> torch.Tensor:
         """The face as the generator sees it (pSp inversion, no style)."""
         return self._generate(self._to_model(face_codes), input_is_latent=True)
 
-    def sample_pair(self, z, z_embed, truncation=1.0, truncation_latent=None, add_weight_index=6, noise=None):
+    def sample_pair(self, z: torch.Tensor, z_embed: torch.Tensor, truncation: float = 1.0,
+                    truncation_latent: "torch.Tensor | None" = None, add_weight_index: int = 6,
+                    noise: "list[torch.Tensor] | None" = None) -> "tuple[torch.Tensor, torch.Tensor]":
         """generate_image_pairs: (face, stylized face) for latent z [N, 512] and style code [N|1, 512].
 
         `noise`: optional per-layer noise maps [N, 1, r, r] (both images of a pair get the same maps);
@@ -265,11 +271,12 @@ class BlendGAN:
         styled = self._generate(z, z_embed=self._to_model(z_embed), add_weight_index=add_weight_index, **extra)
         return plain, styled
 
-    def noise_shapes(self):
+    def noise_shapes(self) -> "list[tuple[int, ...]]":
         """Shapes [1, 1, r, r] of the generator's per-layer noise maps (for drawing random ones)."""
         return [tuple(b.shape) for b in self.generator.noises.maps()]
 
-    def face_codes_from_z(self, z, truncation=1.0, truncation_latent=None):
+    def face_codes_from_z(self, z: torch.Tensor, truncation: float = 1.0,
+                          truncation_latent: "torch.Tensor | None" = None) -> torch.Tensor:
         """Face codes [N, n_latent, 512] of random latents z [N, 512] (a latent-guided face, the original
         GUI's random face): w = mapping(z), pulled towards `truncation_latent` when truncation < 1."""
         with torch.inference_mode():
@@ -281,14 +288,15 @@ class BlendGAN:
                 w = centre + truncation * (w - centre)
         return self._to_output(w).unsqueeze(1).repeat(1, self.n_latent, 1)
 
-    def mean_latent(self, n, generator=None):
+    def mean_latent(self, n: int, generator: "torch.Generator | None" = None) -> torch.Tensor:
         """Mean mapped latent of n random z drawn on the CPU generator (device-independent)."""
         z = torch.randn(n, 512, generator=generator)
         with torch.inference_mode():
             w = torch.cat([self.generator.style(self._to_model(c)) for c in z.split(1024)])
         return w.float().mean(0, keepdim=True)
 
-    def interpolate(self, face_codes, z_from, z_to, alphas, add_weight_index=7):
+    def interpolate(self, face_codes: torch.Tensor, z_from: torch.Tensor, z_to: torch.Tensor,
+                    alphas: "list[float] | tuple[float, ...]", add_weight_index: int = 7) -> torch.Tensor:
         """Images for style codes torch.lerp(z_from, z_to, alpha) for each alpha, in order."""
         z = torch.stack([torch.lerp(z_from.reshape(-1), z_to.reshape(-1), float(a)) for a in alphas])
         return self.stylize(face_codes, z, add_weight_index=add_weight_index)
@@ -314,6 +322,6 @@ def _batch_slice(value, n, start, size):
     return value
 
 
-def video_alphas():
+def video_alphas() -> "list[float]":
     """gen_video's 31 blend factors: 0, sigmoid(-5.0 ... 4.5 step 0.5), then ten 1s."""
     return [0.0] + [float(1.0 / (1.0 + np.exp(-a))) for a in np.arange(-5, 5, 0.5)] + [1.0] * 10

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from blendgan.cli import video, run_module  # noqa: E402
+from blendgan.cli import run_module, video  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_module(video, prog="gen_video.py"))

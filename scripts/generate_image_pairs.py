@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Drop-in replacement for the original generate_image_pairs.py: same flags, same outputs (see `blendgan pairs --help`)."""
+"""Drop-in replacement for the original generate_image_pairs.py: same flags, same outputs (see
+`blendgan pairs --help`)."""
 import sys
 from pathlib import Path
 

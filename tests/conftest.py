@@ -97,7 +97,7 @@ def recipe_checkpoints(tmp_path_factory):
 @pytest.fixture(scope="session")
 def recipe_models(tmp_path_factory):
     """Factory (size, seed=1234) -> (Generator, PSPEncoder) in float32 built directly from the recipe state
-    dicts, without blendgan.checkpoints: the 'model API' reference that command outputs are compared with."""
+    dicts, without blendgan.weights: the 'model API' reference that command outputs are compared with."""
     from blendgan.models import Generator, PSPEncoder
     from blendgan.models.loading import from_state_dict
 

@@ -34,6 +34,25 @@ GENERATOR_SEED = 1234  # seed N for blendgan.pt and N + 1 for psp_encoder.pt
 STYLE_MATRIX = "embedder.embedder_mlp.0.weight"  # the 512 x 610304 Gram-vector projection
 
 
+def rel_err(a, b):
+    """max |a - b| / max |b| of two tensors of one shape, in float64 (the tests' error measure)."""
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30))
+
+
+def run_cli(argv):
+    """(exit status, stderr) of `blendgan ARGV` run in this process."""
+    import contextlib
+    import io
+
+    from blendgan.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, err.getvalue()
+
+
 def conformance():
     """The fixture's check_conformance module (numeric conformance tests only), or None when it is absent."""
     if not (CONFORMANCE / "check_conformance.py").is_file():

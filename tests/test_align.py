@@ -1,4 +1,5 @@
-"""FFHQ face alignment (blendgan.align, `blendgan align`), checked against the original's geometry and reference outputs.
+"""FFHQ face alignment (blendgan.align, `blendgan align`), checked against the original's geometry and reference
+outputs.
 
 Tests that run dlib skip when the optional extra (dlib + the 68-point model) is not installed.
 """
@@ -68,7 +69,8 @@ def synthetic_landmarks(eye_left, eye_right, mouth_left, mouth_right):
     return lm
 
 
-# The reference alignment of the bundled photo: eye means / mouth corners, qsize, crop box, QUAD data (after cropping, +0.5).
+# The reference alignment of the bundled photo: eye means / mouth corners, qsize, crop box, QUAD data (after
+# cropping, +0.5).
 WORKED = {
     "astronaut": dict(lm=((203 + 1 / 3, 101.5), (246.5, 103.5), (200, 139), (245, 141)), qsize=172.852,
                       crop=(116, 0), quad=(27.6032, 15.7284, 18.1534, 188.3218, 190.7468, 197.7716, 200.1966, 25.1782),
@@ -204,7 +206,8 @@ def test_env_var_points_at_the_model(monkeypatch, tmp_path):
 
 
 def test_cli_reports_missing_extra_in_one_line(tmp_path, capsys):
-    status = run_module(align_cli, [str(PHOTOS), "--outdir", str(tmp_path / "out"), "--predictor", str(tmp_path / "x.dat")])
+    status = run_module(align_cli, [str(PHOTOS), "--outdir", str(tmp_path / "out"),
+                                    "--predictor", str(tmp_path / "x.dat")])
     err = capsys.readouterr().err
     assert status == 2
     assert err.count("\n") == 1 and "x.dat" in err and "Traceback" not in err
@@ -292,7 +295,8 @@ def test_faithful_and_default_agree_on_a_single_face(name, aligned_1024):
 @needs_dlib
 def test_default_takes_the_largest_face_faithful_the_best_scoring(aligner, faithful_aligner):
     """Grace Hopper at full size beside a half-size astronaut, whose face scores higher."""
-    grace, small = photo("grace_hopper"), cv2.resize(photo("astronaut"), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    grace = photo("grace_hopper")
+    small = cv2.resize(photo("astronaut"), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     canvas = np.full((600, 512 + small.shape[1], 3), 128, np.uint8)
     canvas[:, :512] = grace
     canvas[:small.shape[0], 512:] = small

@@ -1,4 +1,4 @@
-"""blendgan.checkpoints: the original file layouts load into models that compute exactly what the recipe
+"""blendgan.weights: the original file layouts load into models that compute exactly what the recipe
 weights compute; every kind of bad file is refused with one line naming the file and the fix; nothing in
 a checkpoint can run code; safetensors round-trips bit for bit; manifests are enforced."""
 import argparse
@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-import helpers
-from blendgan import checkpoints as ck
-from blendgan.weights import manifest
+from blendgan import weights as ck
 from blendgan.cli import convert as convert_cli
 from blendgan.cli import info as info_cli
 from blendgan.cli import run_module
 from blendgan.errors import CheckpointError
 from blendgan.models import Generator, PSPEncoder
 from blendgan.models.loading import from_state_dict
+from blendgan.weights import manifest
+
+import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -473,7 +474,7 @@ def test_info_command(tiny, tmp_path, capsys):
 RSS_SCRIPT = r"""
 import json, sys, time
 import psutil, torch
-from blendgan import checkpoints
+from blendgan import weights as checkpoints
 
 
 def peak_rss():

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from blendgan.cli import COMMANDS, HelpFormatter, _epilog
+
 from helpers import ROOT
 
 NO_TORCH = """

@@ -17,6 +17,7 @@ import torch
 from blendgan import images, jobs
 from blendgan.cli import main
 from blendgan.pipeline import video_alphas
+
 from helpers import ROOT
 
 FACES = ROOT / "test_imgs" / "face_imgs"
@@ -281,8 +282,9 @@ def test_video_command(weights, models, tmp_path, codec, expected_codec):
     pngs = sorted((frames_dir / face.stem).glob("*.png"))
     assert len(pngs) == 227
     dumped = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in pngs]
-    # Lossy codecs (yuv420p halves the colour resolution of these 64 px frames): the photo panels survive; the generated panel of random recipe
-    # weights is saturated noise, so it is compared after a blur (codecs keep low frequencies).
+    # Lossy codecs (yuv420p halves the colour resolution of these 64 px frames): the photo panels survive; the
+    # generated panel of random recipe weights is saturated noise, so it is compared after a blur (codecs keep low
+    # frequencies).
     photo = max(np.abs(a[:, :2 * SIZE].astype(int) - b[:, :2 * SIZE].astype(int)).mean()
                 for a, b in zip(dumped, decoded))
     blurred = max(np.abs(low_pass(a[:, 2 * SIZE:]) - low_pass(b[:, 2 * SIZE:])).mean()

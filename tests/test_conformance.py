@@ -13,6 +13,7 @@ from blendgan import Generator, GradualStyleEncoder, PSPEncoder
 from blendgan.models import use_reference_ops
 from blendgan.models.loading import from_state_dict
 from blendgan.ops import fused_leaky_relu, fused_leaky_relu_reference, upfirdn2d, upfirdn2d_reference
+
 from helpers import CONFORMANCE
 
 try:
@@ -151,6 +152,7 @@ def style_embed_outputs(g, image, segments):
     }
 
 
+@pytest.mark.slow  # the 610304-wide style matrix in float64 (2.5 GB)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_style_embed_case(cc, recipe, impl):
     case = cc.load_case("style_embed")
@@ -173,6 +175,7 @@ def test_generator_cases(cc, recipe, name, impl):
     assert torch.equal(g.add_weight, before)
 
 
+@pytest.mark.slow  # IR-SE50 in float64 on 256 px faces
 @pytest.mark.parametrize("impl", IMPLS)
 def test_psp_case(cc, recipe, impl):
     case = cc.load_case("psp64")
@@ -183,6 +186,7 @@ def test_psp_case(cc, recipe, impl):
     compare(cc, got, case["expected"], "psp64")
 
 
+@pytest.mark.slow  # IR-SE50 in float64
 def test_psp_is_pure_in_train_mode(cc, recipe):
     """BatchNorm statistics are frozen: train() neither changes the output nor the buffers."""
     case = cc.load_case("psp64")
@@ -222,6 +226,7 @@ def test_style_embed_float32(cc, recipe):
     compare(cc, got, case["expected"], "style_embed", rtol=FLOAT32_RTOL)
 
 
+@pytest.mark.slow  # IR-SE50 at 256 px
 def test_psp_float32(cc, recipe):
     case = cc.load_case("psp64")
     enc = psp(recipe, 64, torch.float32, "fast")

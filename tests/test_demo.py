@@ -347,6 +347,7 @@ def chromium_path():
     pytest.skip("chromium not installed (apt-get install chromium) ")
 
 
+@pytest.mark.browser
 def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference, aligned_photo, bad_files, tmp_path):
     from playwright.sync_api import sync_playwright
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import helpers
-from blendgan import checkpoints as ck
-from blendgan.weights import download as dl
-from blendgan.weights import home
+from blendgan import weights as ck
 from blendgan.cli import download as download_cli
 from blendgan.cli import run_module
 from blendgan.errors import CheckpointError
+from blendgan.weights import download as dl
+from blendgan.weights import home
+
+import helpers
 
 QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
               b"Too many users have viewed or downloaded this file recently.</body></html>")
@@ -108,7 +109,7 @@ def server():
 def small_files(server, tmp_path_factory):
     """The three published names served as small files with the right keys and shapes (size 64)."""
     src = tmp_path_factory.mktemp("served")
-    for name, w in ck.OFFICIAL_WEIGHTS.items():
+    for w in ck.OFFICIAL_WEIGHTS.values():
         path = helpers.save(helpers.shape_only_checkpoint(w.kind, 64), src / w.filename)
         server.files[w.filename] = path.read_bytes()
     return server.files

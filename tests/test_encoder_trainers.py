@@ -16,16 +16,18 @@ import torch
 import torch.nn.functional as F
 
 from blendgan import images
-from blendgan.checkpoints import read_checkpoint, style_encoder_from_checkpoint
 from blendgan.cli import main
 from blendgan.training import views
-from blendgan.training.rundir import read_log
+from blendgan.training.runs import read_log
 from blendgan.training.style_encoder_loop import encode
+from blendgan.weights import read_checkpoint, style_encoder_from_checkpoint
+
 from encoder_training_helpers import ROOT, contents, make_artworks, make_faces, make_tiny_blendgan
 from train_helpers import make_style_encoder
 
 VIEW = 32          # style views rendered at 32 px: VGG19 at 32 px keeps the CPU steps short
 GEN_SIZE = 16      # tiny narrow generator (max_channels 16) for pSp
+pytestmark = pytest.mark.slow  # whole training runs with GB-sized snapshots
 
 
 def free(path):
@@ -186,6 +188,7 @@ def test_style_encoder_resume_is_exact(style_run, tmp_path):
     free(out)
 
 
+@pytest.mark.distributed
 def test_style_encoder_two_processes_equal_one(data, style_run, tmp_path):
     out = tmp_path / "run"
     torchrun(style_flags(data, out, iters=2, batch=2, precision="fp64"))
@@ -201,7 +204,8 @@ def test_style_encoder_snapshot_is_accepted_by_pairs(data, style_run, tmp_path):
     outs = {}
     for name, enc in (("trained", style_run / "checkpoints" / "000004.pt"), ("init", data["style_encoder"])):
         assert main(["pairs", "--ckpt", str(data["blendgan"]), "--style_encoder_ckpt", str(enc), "--style_img",
-                     str(style), "--pics", "1", "--truncation", "1", "--add_weight_index", "0", "--outdir", str(tmp_path / name),
+                     str(style), "--pics", "1", "--truncation", "1", "--add_weight_index", "0",
+                     "--outdir", str(tmp_path / name),
                      "--device", "cpu"]) == 0
         outs[name] = images.read_image_bgr(tmp_path / name / "000000.jpg")
     assert outs["trained"].shape == (GEN_SIZE, 2 * GEN_SIZE, 3)
@@ -277,6 +281,7 @@ def test_psp_resume_is_exact(psp_run, tmp_path):
     free(out)
 
 
+@pytest.mark.distributed
 def test_psp_two_processes_equal_one(data, psp_run, tmp_path):
     out = tmp_path / "run"
     torchrun(psp_flags(data, out, iters=2, batch=2, w_norm_lambda=0.01))

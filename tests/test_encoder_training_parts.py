@@ -13,8 +13,7 @@ from blendgan.models.arcface import ArcFaceIRSE50
 from blendgan.models.projector import Projector
 from blendgan.models.style_encoder import vgg19_features
 from blendgan.training import contrastive, views
-from blendgan.training.psp_losses import (PSPLossWeights, build_psp_loss, identity_crop, load_arcface,
-                                          w_norm)
+from blendgan.training.psp_losses import PSPLossWeights, build_psp_loss, identity_crop, load_arcface, w_norm
 from blendgan.training.vgg_weights import load_vgg19_features
 
 # ------------------------------------------------------------------------------ projection head

@@ -15,6 +15,7 @@ import torch
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
+pytestmark = pytest.mark.export  # every test here exports or runs ONNX models
 
 from blendgan import images  # noqa: E402
 from blendgan.cli import main as cli_main  # noqa: E402
@@ -178,7 +179,8 @@ def test_baked_style_model_is_the_generator_with_that_style(exported_64, recipe_
     assert rel_err(fixed.run(None, {"codes": codes.numpy()})[0], ref) < TOLERANCE
 
 
-@pytest.mark.parametrize("flags,tolerance", [(("--precision", "fp16"), 1e-2), (("--exporter", "torchscript"), TOLERANCE)])
+@pytest.mark.parametrize("flags,tolerance",
+                         [(("--precision", "fp16"), 1e-2), (("--exporter", "torchscript"), TOLERANCE)])
 def test_generator_export_variants(flags, tolerance, recipe_checkpoints, recipe_models, tmp_path):
     """fp16 files (float16 inputs/outputs) and the legacy exporter give the PyTorch model's images."""
     assert run_export("--ckpt", recipe_checkpoints(64)["blendgan"], "--outdir", tmp_path, "--parts", "generator",
@@ -233,7 +235,8 @@ def test_runner_without_torch_gives_the_pipelines_image(exported_64, recipe_chec
 def test_runner_api_batches(runner_64, test_pngs):
     models = runner_64
     codes = models.encode_face(read_rgb(test_pngs["face"]))
-    z = np.concatenate([models.embed_style(read_rgb(test_pngs["style"])), np.random.default_rng(0).standard_normal((1, 512), dtype=np.float32)])
+    z = np.concatenate([models.embed_style(read_rgb(test_pngs["style"])),
+                        np.random.default_rng(0).standard_normal((1, 512), dtype=np.float32)])
     both = models.stylize(codes, z)
     assert both.shape == (2, 3, 64, 64)
     single = models.stylize(codes, z[1:])

@@ -18,6 +18,8 @@ from blendgan import Generator
 from blendgan.models import use_reference_ops
 from blendgan.models.layers import ModulatedConv2d, OpsSwitch, StyledConv, ToRGB
 
+from helpers import rel_err
+
 STYLE_MATRIX = "embedder.embedder_mlp.0.weight"
 
 
@@ -74,10 +76,6 @@ def run(g, call, batch, dtype):
         return g(randomize_noise=False, **CALLS[call](z, z2, ze))[0]
 
 
-def rel_err(a, b):
-    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
-
-
 @pytest.fixture(scope="module")
 def g32():
     # float64 convolutions are slow on CPU, so the float64 checks use size 32 (all 512-channel layers);
@@ -116,6 +114,7 @@ def test_generator_explicit_and_batched_noise(g32):
     assert rel_err(fast, ref) <= 1e-11
 
 
+@pytest.mark.slow  # a 128 px generator in float64
 def test_generator128_high_resolution_path_float64_and_float32():
     """Channel multiplier 1 at 128 px: 128-256 channel layers take the per-sample-weight path."""
     g = random_generator(128, seed=3, channel_multiplier=1)
@@ -161,6 +160,7 @@ def test_fast_path_changes_no_state_dict_key_or_shape():
     assert [(k, v.shape) for k, v in a.state_dict().items()] == [(k, v.shape) for k, v in b.state_dict().items()]
 
 
+@pytest.mark.slow  # several generator builds
 def test_prepare_for_inference_gives_the_same_numbers_and_notices_weight_changes():
     from blendgan.models import prepare_for_inference
 
@@ -189,6 +189,7 @@ def test_prepare_for_inference_gives_the_same_numbers_and_notices_weight_changes
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+@pytest.mark.slow  # large allocations in a child process
 def test_reuse_freed_memory_stops_refaulting_large_blocks():
     """With reuse_freed_memory() a repeated workload of 64 MB tensors gets its memory from the heap
     instead of fresh zero-filled pages (run in a child process: the setting is process-wide)."""
@@ -220,6 +221,7 @@ def test_reuse_freed_memory_stops_refaulting_large_blocks():
     assert counts["on"] < counts["off"] / 3, counts
 
 
+@pytest.mark.slow  # IR-SE50 in float64
 def test_psp_encoder_fast_equals_reference():
     """The pSp encoder has no resampling ops; its EqualLinear heads still go through the switch."""
     from blendgan.models import GradualStyleEncoder
@@ -234,6 +236,7 @@ def test_psp_encoder_fast_equals_reference():
     assert rel_err(fast, ref) <= 1e-12
 
 
+@pytest.mark.slow  # backward through a generator in float64
 def test_fast_path_is_differentiable_like_the_reference():
     """With autograd on (e.g. latent optimisation) the fast path gives the reference's gradients."""
     g = random_generator(16, seed=9)

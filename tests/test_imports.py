@@ -100,3 +100,20 @@ def test_the_scan_finds_circles_through_late_and_relative_imports(tmp_path):
     assert find_cycle(graph) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
     (pkg / "c.py").write_text("import os\n")
     assert find_cycle(import_graph(pkg)) is None
+
+
+def test_weights_is_the_one_door_and_stays_torch_free_until_used():
+    import subprocess
+    import sys
+
+    script = ("import sys\nsys.modules['torch'] = None\nimport blendgan.weights as w\n"
+              "from blendgan.weights import HOME_ENV, weights_dir, OFFICIAL_WEIGHTS\nprint(sorted(w.__all__)[:2])\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import blendgan.weights as w
+
+    for name in w.__all__:  # every public name resolves to its module's object
+        assert getattr(w, name) is not None, name
+    assert w.load_generator.__module__ == "blendgan.weights.building"
+    for shim in ("checkpoints", "download", "safetensors_file"):  # the old doors are gone
+        assert not (ROOT / "blendgan" / f"{shim}.py").exists()

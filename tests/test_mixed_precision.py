@@ -2,10 +2,9 @@
 import copy
 
 import torch
+from test_fast_path import random_generator, rel_err, run
 
 from blendgan.models.mixed_precision import keep_float32
-
-from test_fast_path import random_generator, rel_err, run
 
 
 def test_keep_float32_layers_compute_in_float32_and_reduce_the_error():

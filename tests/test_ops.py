@@ -12,13 +12,10 @@ import torch
 from blendgan import ops
 from blendgan.ops.modulated_conv import _fold_into_weight
 
+from helpers import rel_err
+
 TOL = {torch.float64: 1e-12, torch.float32: 2e-5}
 DTYPES = [torch.float64, torch.float32]
-
-
-def rel_err(a, b):
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30))
 
 
 def gen(seed):

@@ -81,6 +81,7 @@ def one_process(weights, styles, work):
 
 # ------------------------------------------------------------------------------------------ invariance
 
+@pytest.mark.distributed
 def test_same_files_for_batch_size_and_process_count(weights, styles, work, one_process):
     batch_one = work / "one_b1"
     assert main(flags(weights, styles, batch_one, "--batch_size", "1")) == 0

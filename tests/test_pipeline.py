@@ -6,6 +6,7 @@ import torch
 from blendgan import images
 from blendgan.errors import UsageError
 from blendgan.pipeline import BlendGAN, resolve_device, resolve_dtype, video_alphas
+
 from helpers import ROOT
 
 FACES = sorted((ROOT / "test_imgs" / "face_imgs").glob("*.*"))
@@ -141,6 +142,7 @@ def test_pipeline_takes_the_models_over_and_keeps_their_weights(models):
     assert {n for n, _ in psp.named_buffers()} >= buffers_before
 
 
+@pytest.mark.compile
 def test_compiled_generator_matches_eager(models):
     """--compile: the torch.compile'd generator gives the eager pipeline's images (to float32 rounding)."""
     g, psp = models

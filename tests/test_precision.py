@@ -10,11 +10,11 @@ Documented bounds (max |x - x_fp32| / max |x_fp32| on the same inputs, recipe-li
 """
 import pytest
 import torch
+from test_fast_path import inputs, random_generator
 from torch import nn
 
 from blendgan.models import GradualStyleEncoder, use_reference_ops
 from blendgan.models.layers import EqualLinear, set_style_matrix_dtype
-from test_fast_path import inputs, random_generator
 
 GEN_BF16_MAX_REL, GEN_BF16_MEAN_REL = 0.08, 0.04
 PSP_BF16_MAX_REL = 0.02

@@ -116,7 +116,8 @@ def test_malformed_files_are_refused_like_the_library_does(tmp_path, header, dat
     with pytest.raises(stf.SafetensorsFormatError) as err:
         stf.read(path)
     assert why in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(Exception):  # the reference implementation refuses the same files
+    # the reference implementation refuses the same files (its exception type varies with its version)
+    with pytest.raises(Exception):  # noqa: B017
         load_file(path)
 
 
@@ -138,7 +139,7 @@ def test_truncated_or_garbled_headers_are_refused(tmp_path, raw):
     path.write_bytes(raw)
     with pytest.raises(stf.SafetensorsFormatError):
         stf.read(path)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (the library's own exception types vary with its version)
         load_file(path)
 
 

@@ -1,8 +1,6 @@
 """`blendgan train generator` on a CPU at size 64 with 16-channel networks: loss terms on hand-checkable
 cases, two processes equal one process with the doubled batch, resume equals an uninterrupted run, a
 snapshot works in the inference commands, and bad input fails with one line before any work."""
-import contextlib
-import io
 import json
 import math
 import os
@@ -16,10 +14,11 @@ import torch
 
 from blendgan.cli import main
 from blendgan.training import losses
-from blendgan.training.rundir import read_log
+from blendgan.training.runs import read_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_helpers  # noqa: E402
+from helpers import run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 2  # steps of the comparison runs (step 0 runs both lazy regularisations, step 1 neither)
@@ -27,14 +26,6 @@ TRAIN = ["--size", "64", "--max_channels", "16", "--iters", str(K), "--log_every
          "--d_reg_every", "2", "--g_reg_every", "2", "--mbstd_group", "2", "--precision", "fp64", "--no_progress",
          "--sample_every", "100", "--snapshot_every", "100", "--sample_rows", "2", "--sample_styles", "2"]
 TIMING = ("images_per_s", "elapsed_s")
-
-
-def run_cli(argv):
-    """(exit status, stderr) of `blendgan ...` run in this process."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, err.getvalue()
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +119,7 @@ def test_lazy_regularization_correction():
 
 
 # ----------------------------------------------------------------------------- runs
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_reference_run_outputs_and_unreadable_file_reported_once(env):
     run = env["S"]
     assert env["S_err"].count("skipped:") == 1 and "broken.jpg" in env["S_err"]
@@ -143,6 +135,7 @@ def test_reference_run_outputs_and_unreadable_file_reported_once(env):
     assert [p.name for p in (run / "checkpoints").iterdir()] == [f"{K:06d}.pt"]
 
 
+@pytest.mark.distributed
 def test_two_processes_equal_one_process_with_the_double_batch(env):
     """torchrun, 2 gloo processes x batch 2 == 1 process x batch 4 after K steps. Same computation by
     construction: every random draw (image, flip, codes, mixing, noise) is a function of the global sample
@@ -167,6 +160,7 @@ def test_two_processes_equal_one_process_with_the_double_batch(env):
     assert json.loads((run / "config.json").read_text())["batch"] == 2
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_resume_equals_an_uninterrupted_run(env):
     run = new_run(env, "R")
     code, err = run_cli(["train", "generator", *env["data"], *TRAIN, "--outdir", str(run), "--batch", "4",
@@ -186,6 +180,7 @@ def test_resume_equals_an_uninterrupted_run(env):
     assert json.loads((run / "config.json").read_text())["iters"] == K
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_snapshot_works_in_the_inference_commands(env, tmp_path):
     from blendgan import BlendGAN
 
@@ -200,8 +195,13 @@ def test_snapshot_works_in_the_inference_commands(env, tmp_path):
 
     # fine-tuning: the same weights as a plain blendgan.pt ({'g_ema', 'latent_avg'}) are a valid --init
     from blendgan.training.config import GeneratorConfig
-    from blendgan.training.generator_init import (apply_init, build_discriminators, build_generator, load_init,
-                                                  load_style_encoder)
+    from blendgan.training.generator_init import (
+        apply_init,
+        build_discriminators,
+        build_generator,
+        load_init,
+        load_style_encoder,
+    )
 
     plain = tmp_path / "blendgan.pt"
     torch.save({"g_ema": state["g_ema"], "latent_avg": state["latent_avg"]}, plain)
@@ -237,6 +237,7 @@ def _fails(argv, *words):
     return lines[0]
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_bad_folders_fail_in_one_line_before_any_work(data_env, tmp_path):
     env = data_env
     empty = tmp_path / "empty"
@@ -255,6 +256,7 @@ def test_bad_folders_fail_in_one_line_before_any_work(data_env, tmp_path):
     assert not any((tmp_path / n).exists() for n in "abc")  # nothing written
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_resume_without_a_snapshot_and_existing_runs_are_refused(data_env, tmp_path):
     _fails(["train", "generator", "--outdir", str(tmp_path / "nothing"), "--resume"], "no snapshot to resume")
     run = tmp_path / "run"
@@ -282,11 +284,11 @@ def _stylegan2_checkpoint(path, size, max_channels=16):
     return g, d
 
 
+@pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_init_from_stylegan2_and_wrong_inits(data_env, tmp_path):
     env = data_env
     from blendgan.training.config import GeneratorConfig
-    from blendgan.training.generator_init import (apply_init, build_discriminators, build_generator,
-                                                  load_init)
+    from blendgan.training.generator_init import apply_init, build_discriminators, build_generator, load_init
 
     good = tmp_path / "sg2_64.pt"
     g_sd, d_sd = _stylegan2_checkpoint(good, 64)
@@ -320,3 +322,84 @@ def test_help_shows_defaults_and_an_example(capsys):
         main(["train", "generator", "--help"])
     text = capsys.readouterr().out
     assert "--r1" in text and "(default: 10.0)" in text and "torchrun --nproc_per_node" in text
+
+
+# ----------------------------------------------------------------------------- killed runs
+KILL_STEPS = 6
+KILL_TRAIN = [*TRAIN, "--iters", str(KILL_STEPS), "--snapshot_every", "2", "--batch", "2"]
+
+
+def _launch(argv):
+    return subprocess.Popen([sys.executable, "-m", "blendgan", "train", "generator", *argv], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"})
+
+
+def _tensors(snap):
+    """Every tensor of a snapshot but the clock, by a flat name (optimiser moments included)."""
+    out = {}
+
+    def walk(prefix, value):
+        if isinstance(value, torch.Tensor):
+            out[prefix] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}/{k}", v)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{prefix}/{i}", v)
+
+    walk("", {k: v for k, v in snap.items() if k not in ("elapsed_s", "config")})
+    return out
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(env):
+    """SIGKILL (up to 3 times) at random moments (start-up, steps, snapshot writes), then the README's resume line
+    `blendgan train generator --outdir RUN --resume` until the run ends: its last snapshot equals that of the
+    run made without interruption, tensor for tensor (networks, optimiser moments, random states), and so do
+    its log and settings (the resume lines give no schedule: the saved one is kept)."""
+    import random
+    import time
+
+    seed = random.SystemRandom().randrange(1 << 30)
+    rng = random.Random(seed)
+    straight = new_run(env, "KS")
+    t0 = time.perf_counter()
+    proc = _launch([*env["data"], *KILL_TRAIN, "--outdir", str(straight)])
+    assert proc.wait(timeout=900) == 0, proc.stderr.read()[-3000:]
+    duration = time.perf_counter() - t0
+
+    run = new_run(env, "KK")
+    first = [*env["data"], *KILL_TRAIN, "--outdir", str(run)]
+    kills, launches = 0, 0
+    while True:
+        started = (run / "config.json").is_file()
+        # before its settings are saved a run has nothing to resume: it is started again, as the error says
+        proc = _launch(["--outdir", str(run), "--resume"] if started else first)
+        launches += 1
+        try:
+            # the first launch is killed within 60 % of an uninterrupted run's time (so it is always killed);
+            # the next two anywhere in 80 % of it (a short resume may end first: then the loop ends)
+            code = proc.wait(timeout=rng.uniform(0.2, (0.6 if kills == 0 else 0.8) * duration) if kills < 3 else 900)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # SIGKILL: no clean-up of any kind
+            proc.wait()
+            kills += 1
+            continue
+        assert code == 0, (seed, proc.stderr.read()[-3000:])
+        break
+
+    a = torch.load(straight / "checkpoints" / f"{KILL_STEPS:06d}.pt", weights_only=True)
+    b = torch.load(run / "checkpoints" / f"{KILL_STEPS:06d}.pt", weights_only=True)
+    ta, tb = _tensors(a), _tensors(b)
+    assert ta.keys() == tb.keys() and len(ta) > 100
+    different = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not different, (seed, different[:5])
+    assert a["step"] == b["step"] == KILL_STEPS and a["mean_path_length"] == b["mean_path_length"]
+    assert json.loads((run / "config.json").read_text()) == {
+        **json.loads((straight / "config.json").read_text()), "outdir": str(run), "resume": started}
+    strip = lambda log: [{k: v for k, v in r.items() if k not in TIMING} for r in log]  # noqa: E731
+    assert strip(read_log(run / "log.jsonl")) == strip(read_log(straight / "log.jsonl"))
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"{s:06d}.pt" for s in (2, 4, 6)]
+    assert kills >= 1 and launches == kills + 1, (seed, kills, launches)

@@ -27,7 +27,6 @@ COMMANDS = {
     "download": "download",
     "convert": "convert",
     "info": "info",
-    "bench": "bench",
     "export": "export",
     "demo": "demo",
     "train": "train",

@@ -6,29 +6,29 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..defaults import PRECISIONS
 from ..errors import UsageError
-
 
 
 def add_runtime_arguments(parser, batch_default=4):
     """--device, --precision, --batch_size, --seed (improvements over the original scripts)."""
     parser.add_argument("--device", default="auto",
                         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) (default: fp32)")
     parser.add_argument("--batch_size", type=int, default=batch_default,
                         help="generator calls batched together (outputs are identical to batch 1)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of every random draw (drawn on the CPU: same images on every device)")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the generator: ~25 s to compile per batch shape on 2 CPU cores, then "
-                             "~1.05x faster (benchmarks/results/compile_cpu.md); for long jobs only (default: off)")
+                        help="torch.compile the generator: a long compile per batch shape, then slightly faster "
+                             "(benchmarks/results/compile_cpu.md); for long jobs only (default: off)")
 
 
 def add_align_argument(parser):
     parser.add_argument("--align", action="store_true",
-                        help="FFHQ-align each face photo first; square 256/512/1024 images are taken as already aligned "
-                             "(needs: pip install 'blendgan[align]')")
+                        help="FFHQ-align each face photo first; square 256/512/1024 images are taken as already "
+                             "aligned (needs: pip install 'blendgan[align]')")
 
 
 def default_outdir(command):
@@ -167,7 +167,8 @@ def add_folder_job_arguments(parser, command, add_weight_index):
 def add_blend_arguments(parser, add_weight_index):
     """--add_weight_index and --channel_multiplier (original names and defaults)."""
     parser.add_argument("--add_weight_index", type=int, default=add_weight_index,
-                        help="latent layers below this index keep the face alone; the style is blended in from here (higher: more of the face)")
+                        help="latent layers below this index keep the face alone; the style is blended in from "
+                             "here (higher: more of the face)")
     parser.add_argument("--channel_multiplier", type=int, default=2,
                         help="generator width multiplier of the checkpoint")
 

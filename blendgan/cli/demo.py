@@ -1,4 +1,5 @@
 """`blendgan demo`: the local web app (Gradio) over the pipeline; this module only parses flags and launches."""
+from ..defaults import PRECISIONS
 from ._common import add_checkpoint_arguments, weight_path
 
 HELP = "local web app: upload a face and an artwork, get the stylized face (and an interpolation video)"
@@ -17,7 +18,7 @@ def add_arguments(parser):
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
     parser.add_argument("--device", default="auto",
                         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps (default: %(default)s)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) "
                              "(default: %(default)s)")
     parser.add_argument("--max_video_seconds", type=float, default=10.0,

@@ -4,6 +4,7 @@ import json
 import time
 from pathlib import Path
 
+from ..defaults import ADD_WEIGHT_INDEX
 from ..errors import UsageError
 from . import _common
 
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated subset of generator, psp_encoder, style_encoder (default: %(default)s)")
     parser.add_argument("--style_img", default=None,
                         help=f"also write {FIXED_STYLE_FILE}: this style baked in, face codes -> image (default: none)")
-    parser.add_argument("--add_weight_index", type=int, default=6,
+    parser.add_argument("--add_weight_index", type=int, default=ADD_WEIGHT_INDEX,
                         help=f"blending index baked into {FIXED_STYLE_FILE} (generator.onnx takes it as an input; "
                              "default: %(default)s)")
     parser.add_argument("--opset", type=int, default=None,
@@ -83,7 +84,7 @@ def _writable_outdir(path):
 
 
 def _report(files, seconds):
-    from ..checkpoints import format_bytes
+    from ..weights import format_bytes
 
     sizes = ", ".join(f"{f.name} {format_bytes(f.stat().st_size)}" for f in files)
     print(f"wrote {files[0]} ({sizes}) in {seconds:.1f}s")
@@ -111,9 +112,14 @@ def _write_manifest(outdir, entries):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import checkpoints, images
-    from ..export import DEFAULT_OPSET, export_fixed_style_generator, export_generator, export_psp_encoder, \
-        export_style_encoder
+    from .. import images, weights
+    from ..export import (
+        DEFAULT_OPSET,
+        export_fixed_style_generator,
+        export_generator,
+        export_psp_encoder,
+        export_style_encoder,
+    )
     from ..export.onnx_export import ENCODER_INPUT_SIZE
 
     parts = _parts(args.parts)
@@ -125,15 +131,15 @@ def run(args: argparse.Namespace) -> int:
     options = dict(opset=opset, exporter=args.exporter)
     half = args.precision == "fp16"
 
-    generator, info = checkpoints.load_generator(_common.weight_path(args.ckpt, "blendgan"), size=args.size,
+    generator, info = weights.load_generator(_common.weight_path(args.ckpt, "blendgan"), size=args.size,
                                                  channel_multiplier=args.channel_multiplier)
     psp = None
     if "psp_encoder" in parts:
-        psp = checkpoints.load_psp_encoder(_common.weight_path(args.psp_encoder_ckpt, "psp_encoder"),
+        psp = weights.load_psp_encoder(_common.weight_path(args.psp_encoder_ckpt, "psp_encoder"),
                                            size=generator.size)
     style_encoder = generator.embedder
     if args.style_encoder_ckpt:
-        style_encoder = checkpoints.load_style_encoder(args.style_encoder_ckpt)
+        style_encoder = weights.load_style_encoder(args.style_encoder_ckpt)
     for model in (generator, psp, style_encoder):
         if model is not None:
             model.eval().requires_grad_(False)

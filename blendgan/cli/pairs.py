@@ -4,6 +4,7 @@ Under `torchrun` every process takes its share of the pairs (one GPU each); the 
 whatever the number of processes or the batch size.
 """
 from .. import distributed
+from ..defaults import LATENT_AVG_SAMPLES
 from ..errors import UsageError
 from ._common import (
     RunReport,
@@ -20,7 +21,7 @@ HELP = "random faces and their stylized versions: <i:06d>.jpg = [face | stylized
 EXAMPLES = """
 blendgan pairs --pics 8 --style_img test_imgs/style_imgs/cartoon_astronaut.jpg --seed 3
 torchrun --nproc_per_node 8 -m blendgan pairs --pics 1000000 --style_img_path styles/ --add_weight_index 4-8 --shard_size 1000 --skip_existing --outdir data/pairs
-"""
+"""  # noqa: E501 (example command lines are kept whole)
 
 
 def add_arguments(parser):
@@ -29,7 +30,7 @@ def add_arguments(parser):
     parser.add_argument("--truncation", type=float, default=0.75,
                         help="truncation of the face latents; a value stored in the checkpoint wins "
                              "(default: %(default)s)")
-    parser.add_argument("--truncation_mean", type=int, default=4096,
+    parser.add_argument("--truncation_mean", type=int, default=LATENT_AVG_SAMPLES,
                         help="samples for the mean latent when the checkpoint has no latent_avg (default: %(default)s)")
     add_checkpoint_arguments(parser, psp=False)
     parser.add_argument("--style_img", type=str, default=None,
@@ -49,7 +50,8 @@ def add_arguments(parser):
     parser.add_argument("--random_noise", action="store_true",
                         help="random noise maps per pair (shared by its two images) instead of the generator's "
                              "stored ones (default: off, as in the original)")
-    parser.add_argument("--channel_multiplier", type=int, default=2, help="generator width multiplier of the checkpoint")
+    parser.add_argument("--channel_multiplier", type=int, default=2,
+                        help="generator width multiplier of the checkpoint")
     parser.add_argument("--outdir", type=str, default=default_outdir("pairs"), help="output folder")
     parser.add_argument("--layout", choices=["pairs", "split", "both"], default=None,
                         help="pairs: <i>.jpg = [face | stylized] (the original); split: face/<i>.jpg and "

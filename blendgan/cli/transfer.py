@@ -9,7 +9,9 @@ blendgan transfer --align --input_img_path photos/ --style_img_path painting.jpg
 
 
 def add_arguments(parser):
-    add_folder_job_arguments(parser, "transfer", add_weight_index=6)
+    from ..defaults import ADD_WEIGHT_INDEX
+
+    add_folder_job_arguments(parser, "transfer", add_weight_index=ADD_WEIGHT_INDEX)
 
 
 def run(args):

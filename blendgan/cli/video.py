@@ -9,7 +9,9 @@ blendgan video --input_img_path face.jpg --style_img_path styles/ --frames_dir r
 
 
 def add_arguments(parser):
-    add_folder_job_arguments(parser, "video", add_weight_index=7)
+    from ..defaults import VIDEO_ADD_WEIGHT_INDEX
+
+    add_folder_job_arguments(parser, "video", add_weight_index=VIDEO_ADD_WEIGHT_INDEX)
     parser.add_argument("--codec", choices=["h264", "mp4v"], default="h264",
                         help="h264: browser-playable H.264/yuv420p (default); mp4v: the original's MPEG-4 Part 2")
     parser.add_argument("--frames_dir", type=str, default=None,

@@ -75,7 +75,8 @@ def _progress_callback(progress):
 def _status_markdown(service):
     if service.ready:
         return f"Model: {service.describe()}."
-    return (f"**The model is not loaded**, so nothing can be generated yet: {html.escape(service.load_error, quote=False)}. "
+    reason = html.escape(service.load_error, quote=False)
+    return (f"**The model is not loaded**, so nothing can be generated yet: {reason}. "
             "Then restart `blendgan demo`.")
 
 

@@ -22,16 +22,15 @@ from pathlib import Path
 from PIL import Image
 
 from .. import images
+from ..defaults import ADD_WEIGHT_INDEX as DEFAULT_ADD_WEIGHT_INDEX
+from ..defaults import LATENT_AVG_SAMPLES as MEAN_LATENT_SAMPLES
+from ..defaults import VIDEO_ADD_WEIGHT_INDEX, VIDEO_FPS
 from ..errors import BlendGANError, InputImageError, UsageError
 
 MAX_PIXELS = 100_000_000      # larger uploads are refused before decoding (a 6000 x 4000 photo is 24 MP)
 ALIGN_SIZE = 1024             # the original GUI aligns at 1024, then resizes to the generator's size
 ALIGNED_CACHE_SIZE = 32       # uploads whose alignment is remembered (it takes seconds on big photos)
 RANDOM_FACE_TRUNCATION = 0.7  # random faces are drawn near the average face, as generate_image_pairs does
-MEAN_LATENT_SAMPLES = 4096
-DEFAULT_ADD_WEIGHT_INDEX = 6
-VIDEO_ADD_WEIGHT_INDEX = 7    # gen_video's default
-VIDEO_FPS = 30
 VIDEOS_KEPT = 4               # older interpolation videos of this process are deleted
 MAX_VIDEO_SECONDS = 10.0      # longest clip the video tab takes (blendgan demo --max_video_seconds)
 

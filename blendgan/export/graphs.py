@@ -50,7 +50,8 @@ def reference_ops(model):
 
 
 def equal_linear(layer, x):
-    """EqualLinear (equalized learning rate, Karras et al. 2018): (x @ W^T) * scale + b * lr_mul, optional fused lrelu."""
+    """EqualLinear (equalized learning rate, Karras et al. 2018): (x @ W^T) * scale + b * lr_mul, optional fused
+    lrelu."""
     out = F.linear(x, layer.weight.to(x.dtype)) * layer.scale
     out = out + (layer.bias * layer.lr_mul).to(x.dtype)
     if layer.activation:

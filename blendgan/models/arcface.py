@@ -5,9 +5,8 @@ Same layout as the `model_ir_se50.pth` weights pSp uses (keys `input_layer.*`, `
 BatchNorm2d, dropout (inactive: the network is only ever evaluated), flatten, Linear(25088, 512),
 BatchNorm1d; the 512-d embedding is L2-normalised.
 """
-import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .psp_encoder import FrozenBatchNorm2d, ir_se50_trunk
 

@@ -30,7 +30,8 @@ def random_normal(*shape, divisor=1.0):
 
     On the meta device (checkpoints are loaded by building there and adopting the file's tensors) the
     values are left undefined: random math on meta tensors goes through Python decompositions that import
-    sympy and torch._dynamo, ~0.4-1 s and ~35-70 MB per process, for values that are thrown away.
+    sympy and torch._dynamo (time and memory per process: benchmarks/README.md), for values that are thrown
+    away.
     """
     t = torch.empty(shape)
     if not t.is_meta:
@@ -66,9 +67,8 @@ def prepare_for_inference(model, style_matrix_dtype=None):
 
     - Every ModulatedConv2d gets non-persistent buffers derived from its weight: `weight_sq`
       (sum over the taps of w^2, for the demodulation factors) and, for upsampling convs, `weight_t`
-      (the weight laid out for conv_transpose2d), and for the 3x3 convs that may take the Winograd path,
-      `weight_winograd` (the transformed weight, 4x the weight's size). The fast path then skips
-      recomputing them per call (~60 ms + ~40 ms of CPU time per 1024 px forward). They are not in the state dict, are moved by `.to()`,
+      (the weight laid out for conv_transpose2d). The fast path then skips recomputing them per call
+      (benchmarks/README.md gives the saving). They are not in the state dict, are moved by `.to()`,
       and are ignored (recomputed on the fly) as soon as the weight is replaced, re-loaded or cast,
       so results never depend on whether this was called; call it again after such changes to regain
       the saving. In-place edits through `weight.data` are not detected: call it again after those.
@@ -187,11 +187,10 @@ class ModulatedConv2d(OpsSwitch):
                                  persistent=False)
             self.register_buffer("weight_t", w[0].transpose(0, 1).contiguous() if self.upsample else None,
                                  persistent=False)
-            self.register_buffer("weight_winograd", ops.winograd.prepared_weight(w, self.upsample), persistent=False)
         self._derived_key = _weight_key(self.weight)
 
     def derived(self):
-        """{'weight_sq': ..., 'weight_t': ..., 'weight_winograd': ...} when still valid for the current weight, else {}."""
+        """{'weight_sq': ..., 'weight_t': ...} when still valid for the current weight, else {}."""
         key = getattr(self, "_derived_key", None)
         if key is None:
             return {}
@@ -200,7 +199,7 @@ class ModulatedConv2d(OpsSwitch):
         # frozen weights (the pipeline's --compile), where the buffers cannot be stale.
         if not torch.compiler.is_compiling() and key != _weight_key(self.weight):
             return {}
-        return {"weight_sq": self.weight_sq, "weight_t": self.weight_t, "weight_winograd": self.weight_winograd}
+        return {"weight_sq": self.weight_sq, "weight_t": self.weight_t}
 
     def forward(self, x, w):
         styles = self.modulation(w)

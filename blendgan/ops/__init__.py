@@ -5,10 +5,14 @@ faster implementation with the same semantics (`*_fast`); tests check them again
 """
 from .activation import fused_leaky_relu, fused_leaky_relu_reference
 from .linear import linear, linear_reference
-from .modulated_conv import (demodulation, modulated_conv2d, modulated_conv2d_fast, modulated_conv2d_reference,
-                             weight_sum_of_squares)
+from .modulated_conv import (
+    demodulation,
+    modulated_conv2d,
+    modulated_conv2d_fast,
+    modulated_conv2d_reference,
+    weight_sum_of_squares,
+)
 from .upfirdn2d import make_kernel, upfirdn2d, upfirdn2d_fast, upfirdn2d_reference
-
 
 __all__ = [
     "fused_leaky_relu", "fused_leaky_relu_reference",

@@ -7,7 +7,6 @@ straightforward form of the math.
 import torch
 import torch.nn.functional as F
 
-from . import winograd
 from .upfirdn2d import upfirdn2d_fast, upfirdn2d_reference
 
 DEMOD_EPS = 1e-8
@@ -98,7 +97,7 @@ def _memory_format(t):
 
 def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample=False, blur_kernel=None,
                           blur_pad=(1, 1), bias=None, noise=None, gain=1.0, negative_slope=None, residual=None,
-                          weight_sq=None, weight_t=None, weight_winograd=None):
+                          weight_sq=None, weight_t=None):
     """Modulated convolution with an optional fused epilogue; same numbers as the reference up to rounding.
 
     Returns `act(gain * (modconv(x) + noise) + gain * bias) + residual` where `act` is leaky ReLU with
@@ -106,8 +105,7 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
     its weight), `bias` is per output channel, `residual` is added last (the ToRGB skip image). With the
     defaults it is exactly the reference's `modulated_conv2d`. `gain` must be positive. `weight_sq`
     ([out, in], see `weight_sum_of_squares`) and `weight_t` (weight[0] as a contiguous [in, out, k, k],
-    for upsampling) and `weight_winograd` (see `winograd.weight_transform`) may be passed precomputed; they
-    must match `weight`.
+    for upsampling) may be passed precomputed; they must match `weight`.
     """
     n, in_ch, h, w = x.shape
     out_ch, k = weight.shape[1], weight.shape[3]
@@ -122,15 +120,7 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
     if noise is not None:
         noise = (noise * gain).to(x.dtype)
 
-    # --- dispatch: Winograd F(4x4, 3x3) where it measured faster than the direct conv (winograd.choose_tile);
-    # not under autograd (it writes through out=), where the direct path below runs instead
-    tile = None if upsample or _needs_grad(x, weight, styles, bias, noise) else winograd.choose_tile(x, weight)
-    if tile is not None:
-        if weight_winograd is None or weight_winograd.shape[0] != (tile + 2) ** 2:
-            weight_winograd = winograd.weight_transform(weight[0], tile)
-        out = winograd.winograd_conv3x3(x, weight_winograd.to(x.dtype), tile, in_scale=in_scale, out_scale=out_scale,
-                                        bias=bias)
-    elif _fold_into_weight(weight, in_ch, h, w):
+    if _fold_into_weight(weight, in_ch, h, w):
         # per-sample weights; each sample's result goes straight into its slice of the output
         if upsample:  # per-sample weights built directly in conv_transpose2d's [in, out, k, k] layout
             base = weight[0].transpose(0, 1) if weight_t is None else weight_t

@@ -11,8 +11,8 @@ def make_kernel(taps, scale=1.0):
     """Normalized 2-D FIR kernel: outer product of the 1-D taps divided by its sum, times `scale`.
 
     The arithmetic runs on the CPU and only the result moves to the default device: under
-    `torch.device("meta")` (how checkpoints are loaded) meta-tensor math would import torch._dynamo,
-    which costs ~1 s and ~67 MB per process.
+    `torch.device("meta")` (how checkpoints are loaded) meta-tensor math would import torch._dynamo
+    (time and memory per process: benchmarks/README.md, "Figures behind code comments").
     """
     k = torch.as_tensor(taps, dtype=torch.float32, device="cpu")
     if k.ndim == 1:
@@ -79,7 +79,7 @@ def _depthwise(x, kernel, transposed, bias, **conv_args):
     weight = _fir_weight(kernel, x, flip=not transposed)
     if _grouped_is_fast(x):
         if x.device.type == "cpu" and c > 1:
-            # oneDNN's depthwise kernels are 3-6x faster in NHWC than in NCHW (measured, 3-64 channels)
+            # oneDNN's depthwise kernels are faster in NHWC than in NCHW (benchmarks/README.md, 3-64 channels)
             x = x.contiguous(memory_format=torch.channels_last)
         return fn(x, weight.expand(c, 1, *weight.shape[2:]), bias, groups=c, **conv_args)
     out = fn(x.reshape(n * c, 1, h, w), weight, **conv_args)

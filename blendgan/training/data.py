@@ -10,9 +10,8 @@ import sys
 
 import torch
 
-from .. import images
+from .. import distributed, images
 from ..errors import InputImageError, UsageError
-from . import distributed
 
 CACHE_LIMIT_BYTES = 1 << 30  # decoded images are kept in memory while the folder's resized pixels fit
 

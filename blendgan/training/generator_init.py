@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import checkpoints
+from .. import weights
 from ..errors import CheckpointError, UsageError
 from ..models import Generator
 from ..models.discriminator import Discriminator, ProjectionDiscriminator
@@ -75,11 +75,11 @@ def load_init(cfg):
     """InitWeights for cfg.init (random when empty); one-line CheckpointError for a wrong kind or size."""
     if not cfg.init:
         return InitWeights()
-    ckpt = checkpoints.read_checkpoint(cfg.init, prefer_safetensors=False)
+    ckpt = weights.read_checkpoint(cfg.init, prefer_safetensors=False)
     src = cfg.init
     g_ema = ckpt.get("g_ema")
     if not isinstance(g_ema, Mapping):
-        kind = checkpoints.guess_kind(ckpt)
+        kind = weights.guess_kind(ckpt)
         raise CheckpointError(f"{src} is not a StyleGAN2 or BlendGAN generator checkpoint (no 'g_ema'; it looks "
                               f"like: {kind}); --init takes rosinality's StyleGAN2 .pt (g/g_ema/d) or a blendgan.pt")
     if ckpt.get("format", "").startswith("blendgan-training-snapshot"):
@@ -139,9 +139,9 @@ def load_style_encoder(cfg, init):
     """The frozen style encoder, in the file's dtypes (memory-mapped; a low-precision style matrix stays
     low-precision): --style_encoder_ckpt, else the `embedder.*` entries of the --init file."""
     if cfg.style_encoder_ckpt:
-        enc = checkpoints.load_style_encoder(cfg.style_encoder_ckpt, dtype=None)
+        enc = weights.load_style_encoder(cfg.style_encoder_ckpt, dtype=None)
     elif init.checkpoint is not None and init.kind != "stylegan2":
-        enc = checkpoints.style_encoder_from_checkpoint(init.checkpoint, source=cfg.init, dtype=None)
+        enc = weights.style_encoder_from_checkpoint(init.checkpoint, source=cfg.init, dtype=None)
     else:
         why = f"{cfg.init} is a plain StyleGAN2 checkpoint without one" if cfg.init else "no --init was given"
         raise UsageError(f"the frozen style encoder is needed and {why}: pass --style_encoder_ckpt "

@@ -1,6 +1,7 @@
 """Training loop of the BlendGAN generator (StyleGAN2 + Weighted Blending Module) against three
 discriminators: D_face (natural faces), D_style (artworks vs stylized faces) and D_style_latent (is a
-stylized face consistent with its style code z_s). Read top to bottom: `train_generator` is the whole run.
+stylized face consistent with its style code z_s). Read top to bottom: `GeneratorTrainer` is the
+trainer's part of a run on the shared skeleton (loop.py).
 
 One step, per global batch (StyleGAN2 practice, rosinality's train.py; see the README's Training section):
   natural branch   x_f' = G(z_f)          vs real faces x_f     for D_face
@@ -17,26 +18,34 @@ of a step are called unwrapped. Every random draw is a function of the seed and 
 so N processes x batch B compute what one process with batch N·B computes (up to the order of
 floating-point sums).
 """
+from __future__ import annotations
+
 import copy
-import time
 
 import torch
 from torch import nn
 
+from .. import distributed
+from ..defaults import LATENT_AVG_SAMPLES
 from ..errors import UsageError
-from ..images import hconcat, tensors_to_bgr, write_image_atomic
+from ..images import hconcat, tensors_to_bgr
 from ..metrics.snapshot import SnapshotMetrics
-from . import config as config_mod
-from . import data, distributed, losses
-from .generator_init import (D_NAMES, apply_init, build_discriminators, build_generator, inference_state_dict,
-                             load_init, load_style_encoder)
-from .rundir import Progress, rng_state, save_snapshot, set_rng_state
-from .runs import autocast, check_images_per_step, compute_dtype, open_run, start_run
+from . import data, loop, losses
+from .config import GeneratorConfig
+from .generator_init import (
+    D_NAMES,
+    apply_init,
+    build_discriminators,
+    build_generator,
+    inference_state_dict,
+    load_init,
+    load_style_encoder,
+)
+from .runs import save_snapshot
 
 # random streams (see data.sample_generator)
 D_CODES, G_CODES, PL_CODES, FIXED_CODES = 1, 2, 3, 9
 STYLE_CODE_BATCH = 8
-LATENT_AVG_SAMPLES = 4096
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -189,101 +198,99 @@ def sample_grid(g_ema, cfg, codes, folder, device, dtype):
     return np.concatenate(rows, axis=0)
 
 
-def check_settings(cfg, ctx):
-    if cfg.batch < 1 or cfg.iters < 1:
-        raise UsageError("--batch and --iters must be at least 1")
-    group = min(cfg.batch, cfg.mbstd_group)
-    if group < 1 or cfg.batch % group:
-        raise UsageError(f"--batch {cfg.batch} (per process) must be a multiple of the minibatch-stddev group "
-                         f"{group} (--mbstd_group {cfg.mbstd_group})")
-    if cfg.precision not in ("fp32", "bf16", "fp16", "fp64"):
-        raise UsageError(f"--precision {cfg.precision}: use fp32, bf16, fp16 (CUDA) or fp64")
-    if cfg.precision == "fp16" and ctx.device.type != "cuda":
-        raise UsageError("--precision fp16 needs a CUDA GPU (its gradient scaler); use bf16 or fp32 on the CPU")
-    if cfg.size & (cfg.size - 1) or not 8 <= cfg.size <= 1024:
-        raise UsageError(f"--size {cfg.size}: must be a power of two between 8 and 1024")
+class GeneratorTrainer:
+    """The generator's part of a run (blendgan.training.loop): data, networks, style codes, optimisers and the
+    D / G / EMA step."""
 
+    @staticmethod
+    def check(cfg, ctx):
+        group = min(cfg.batch, cfg.mbstd_group)
+        if cfg.batch % group:
+            raise UsageError(f"--batch {cfg.batch} (per process) must be a multiple of the minibatch-stddev group "
+                             f"{group} (--mbstd_group {cfg.mbstd_group})")
+        if cfg.size & (cfg.size - 1) or not 8 <= cfg.size <= 1024:
+            raise UsageError(f"--size {cfg.size}: must be a power of two between 8 and 1024")
+        if not cfg.faces or not cfg.styles:
+            raise UsageError("--faces DIR and --styles DIR are required (folders of aligned face images)")
 
-# ----------------------------------------------------------------------------- the run
-def train_generator(cfg, log_file=None):
-    """Run (or resume) a generator training run as configured; returns the final step."""
-    return distributed.run_in_process_group(_train, cfg, log_file)
+    def __init__(self, run):
+        cfg, ctx, snapshot = run.cfg, run.ctx, run.snapshot
+        self.run, self.cfg, self.ctx = run, cfg, ctx
+        device, dtype = run.device, run.dtype
 
+        # -- data: checked before any other work (a folder without usable images is an error)
+        data.check_folder(cfg.faces, "faces")
+        data.check_folder(cfg.styles, "styles")
+        # --metrics: the Inception file is checked now, not at the first snapshot
+        self.measure = SnapshotMetrics(cfg.metrics, cfg.faces, run.folder.path, cfg.size, ctx,
+                                       inception=cfg.inception, seed=cfg.seed, log=run.log_file)
+        self.faces = data.ImageFolder(cfg.faces, cfg.size, "faces", ctx, run.log_file)
+        self.styles = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, run.log_file)
+        self.face_sampler = data.Sampler(len(self.faces), cfg.seed, stream=1)
+        self.style_sampler = data.Sampler(len(self.styles), cfg.seed, stream=2)
 
-def _train(cfg, ctx, log_file):
-    # -- settings: a resumed run takes the saved ones (except the run-time few)
-    cfg, run, snapshot = open_run(cfg)
-    check_settings(cfg, ctx)
-    device, dtype = ctx.device, compute_dtype(cfg.precision)
-    if not cfg.faces or not cfg.styles:
-        raise UsageError("--faces DIR and --styles DIR are required (folders of aligned face images)")
+        # -- networks: G (without the style encoder), g_ema, three discriminators; the frozen encoder apart
+        init = load_init(cfg) if snapshot is None else None
+        self.embedder = load_style_encoder(cfg, init) if snapshot is None else _snapshot_embedder(snapshot, run.folder)
+        torch.manual_seed(cfg.seed)
+        g = build_generator(cfg)
+        g_ema = copy.deepcopy(g)
+        ds = build_discriminators(cfg)
+        if init is not None:
+            apply_init(init, g, g_ema, ds, source=cfg.init)
+        del init
+        for d in ds.values():
+            d.stddev_group = cfg.mbstd_group
+        self.g, self.g_ema = g.to(device, dtype).train(), g_ema.to(device, dtype).eval().requires_grad_(False)
+        self.ds = {k: d.to(device, dtype).train() for k, d in ds.items()}
+        run.write_settings()  # the inputs are usable: from here on a killed run resumes
 
-    # -- data: checked before any other work (a folder without usable images is an error)
-    data.check_folder(cfg.faces, "faces")
-    data.check_folder(cfg.styles, "styles")
-    # --metrics: the Inception file is checked now, not at the first snapshot
-    measure = SnapshotMetrics(cfg.metrics, cfg.faces, run.path, cfg.size, ctx, inception=cfg.inception, seed=cfg.seed,
-                              log=log_file)
-    faces = data.ImageFolder(cfg.faces, cfg.size, "faces", ctx, log_file)
-    styles = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, log_file)
-    face_sampler = data.Sampler(len(faces), cfg.seed, stream=1)
-    style_sampler = data.Sampler(len(styles), cfg.seed, stream=2)
+        # -- the style codes, once per style image (and its mirror image); kept in RUN/style_codes.pt
+        key = style_codes_key(self.styles, self.embedder, cfg)
+        codes = cached_style_codes(run.folder.style_codes, key)
+        if codes is None:
+            codes = style_codes(_on_device(self.embedder, device), self.styles, ctx, device)
+            if ctx.is_main:
+                save_snapshot(run.folder.style_codes, {"key": key, "codes": codes})
+        self.codes = codes
 
-    # -- networks: G (without the style encoder), g_ema, three discriminators; the frozen encoder apart
-    init = load_init(cfg) if snapshot is None else None
-    embedder = load_style_encoder(cfg, init) if snapshot is None else _snapshot_embedder(snapshot, run)
-    torch.manual_seed(cfg.seed)
-    g = build_generator(cfg)
-    g_ema = copy.deepcopy(g)
-    ds = build_discriminators(cfg)
-    if init is not None:
-        apply_init(init, g, g_ema, ds, source=cfg.init)
-    del init
-    for d in ds.values():
-        d.stddev_group = cfg.mbstd_group
-    g, g_ema = g.to(device, dtype).train(), g_ema.to(device, dtype).eval().requires_grad_(False)
-    ds = {k: d.to(device, dtype).train() for k, d in ds.items()}
+        # -- optimisers with the lazy-regularisation correction
+        g_lr, g_betas = losses.lazy_regularization(cfg.lr, (0.0, 0.99), cfg.g_reg_every)
+        d_lr, d_betas = losses.lazy_regularization(cfg.lr, (0.0, 0.99), cfg.d_reg_every)
+        self.g_optim = torch.optim.Adam(self.g.parameters(), lr=g_lr, betas=g_betas)
+        self.d_optims = {k: torch.optim.Adam(d.parameters(), lr=d_lr, betas=d_betas) for k, d in self.ds.items()}
+        scaler_on = cfg.precision == "fp16"
+        self.g_scaler, self.d_scaler = (torch.amp.GradScaler(device.type, enabled=scaler_on) for _ in range(2))
+        self.mean_path_length, self.last_reg = 0.0, {}
 
-    # -- the style codes, once per style image (and its mirror image); kept in RUN/style_codes.pt
-    key = style_codes_key(styles, embedder, cfg)
-    codes = cached_style_codes(run.style_codes, key)
-    if codes is None:
-        codes = style_codes(_on_device(embedder, device), styles, ctx, device)
-        if ctx.is_main:
-            run.create()
-            save_snapshot(run.style_codes, {"key": key, "codes": codes})
+    def restore(self, snapshot):
+        self.g.load_state_dict(snapshot["g"])
+        self.g_ema.load_state_dict({k: v for k, v in snapshot["g_ema"].items() if not k.startswith("embedder.")})
+        for name in D_NAMES:
+            self.ds[name].load_state_dict(snapshot[name])
+            self.d_optims[name].load_state_dict(snapshot[f"{name}_optim"])
+        self.g_optim.load_state_dict(snapshot["g_optim"])
+        self.g_scaler.load_state_dict(snapshot["g_scaler"])
+        self.d_scaler.load_state_dict(snapshot["d_scaler"])
+        self.mean_path_length = float(snapshot["mean_path_length"])
+        self.last_reg = dict(snapshot["last_regularization"])
 
-    # -- optimisers with the lazy-regularisation correction
-    g_lr, g_betas = losses.lazy_regularization(cfg.lr, (0.0, 0.99), cfg.g_reg_every)
-    d_lr, d_betas = losses.lazy_regularization(cfg.lr, (0.0, 0.99), cfg.d_reg_every)
-    g_optim = torch.optim.Adam(g.parameters(), lr=g_lr, betas=g_betas)
-    d_optims = {k: torch.optim.Adam(d.parameters(), lr=d_lr, betas=d_betas) for k, d in ds.items()}
-    scaler_on = cfg.precision == "fp16"
-    g_scaler, d_scaler = (torch.amp.GradScaler(device.type, enabled=scaler_on) for _ in range(2))
+    def parallel(self):
+        # several processes: DDP averages the gradients of G and of each discriminator during backward; its
+        # construction gives every process rank 0's weights (g_ema is not trained: broadcast once)
+        distributed.broadcast_params(self.g_ema, self.ctx)
+        # (find_unused_parameters: the path-length pass leaves the WBM and the style mapping unused)
+        self.g_pass = distributed.wrap(GeneratorPass(self.g), self.ctx, find_unused_parameters=True)
+        self.ds_sync = {k: distributed.wrap(d, self.ctx) for k, d in self.ds.items()}
 
-    start, mean_path_length, last_reg, elapsed_before = 0, 0.0, {}, 0.0
-    images_per_step = cfg.batch * ctx.world_size
-    if snapshot is not None:
-        start, mean_path_length, last_reg, elapsed_before = _restore(snapshot, cfg, g, g_ema, ds, g_optim, d_optims,
-                                                                     g_scaler, d_scaler, images_per_step)
-        del snapshot
-    # several processes: DDP averages the gradients of G and of each discriminator during backward; its
-    # construction gives every process rank 0's weights (g_ema is not trained: broadcast once)
-    distributed.broadcast_params(g_ema, ctx)
-    g_pass = distributed.wrap(GeneratorPass(g), ctx, find_unused_parameters=True)  # path length: WBM unused
-    ds_sync = {k: distributed.wrap(d, ctx) for k, d in ds.items()}
-
-    log = start_run(cfg, run, ctx, start)
-
-    progress = Progress(cfg.iters, start, images_per_step, enabled=ctx.is_main and cfg.progress)
-    t_start, t_last, step_last = time.perf_counter(), time.perf_counter(), start
-    cast = autocast(cfg.precision, device)
-    for step in range(start, cfg.iters):
-        positions = data.global_positions(step, cfg.batch, ctx)
-        real_f = data.batch_of(faces, face_sampler.draw(positions)).to(device, dtype)
-        draws = style_sampler.draw(positions)
-        real_s = data.batch_of(styles, draws).to(device, dtype)
-        z_s = codes[[2 * i + int(f) for i, f in draws]].to(device, dtype)
+    def step(self, step, positions):
+        cfg, ctx, g, ds, g_pass, ds_sync = self.cfg, self.ctx, self.g, self.ds, self.g_pass, self.ds_sync
+        device, dtype, cast = self.run.device, self.run.dtype, self.run.cast
+        g_scaler, d_scaler = self.g_scaler, self.d_scaler
+        real_f = data.batch_of(self.faces, self.face_sampler.draw(positions)).to(device, dtype)
+        draws = self.style_sampler.draw(positions)
+        real_s = data.batch_of(self.styles, draws).to(device, dtype)
+        z_s = self.codes[[2 * i + int(f) for i, f in draws]].to(device, dtype)
         values = {}
 
         # 1. discriminators
@@ -294,7 +301,7 @@ def _train(cfg, ctx, log_file):
             fake_f, fake_s = distributed.unwrap(g_pass)(d_codes, z_s)
         with cast:
             terms = d_terms(ds_sync, cfg, real_f, real_s, z_s, fake_f.to(dtype), fake_s.to(dtype))
-        _step([*ds.values()], d_optims.values(), d_scaler, terms["d_total"])
+        _step([*ds.values()], self.d_optims.values(), d_scaler, terms["d_total"])
         values.update({k: v.item() for k, v in terms.items()})
 
         if cfg.r1 > 0 and step % cfg.d_reg_every == 0:
@@ -306,8 +313,8 @@ def _train(cfg, ctx, log_file):
             # + 0·D(x): the backward then reaches every D parameter (the R1 gradient misses e.g. the last bias),
             # as DDP needs; a zero gradient leaves Adam's update at zero (beta1 = 0). rosinality does the same.
             total = cfg.r1 / 2 * cfg.d_reg_every * sum(r1.values()) + 0 * sum(p[0].sum() for p, _ in preds.values())
-            _step([*ds.values()], d_optims.values(), d_scaler, total)
-            last_reg.update(distributed.mean_of({k: v.item() for k, v in r1.items()}, ctx, device))
+            _step([*ds.values()], self.d_optims.values(), d_scaler, total)
+            self.last_reg.update(distributed.mean_of({k: v.item() for k, v in r1.items()}, ctx, device))
 
         # 2. generator
         requires_grad([g], True)
@@ -316,7 +323,7 @@ def _train(cfg, ctx, log_file):
         with cast:  # the frozen discriminators are called directly: no gradient of theirs to synchronise
             fake_f, fake_s = g_pass(g_codes, z_s)
             terms = g_terms(ds, cfg, z_s, fake_f.to(dtype), fake_s.to(dtype))
-        _step([g], [g_optim], g_scaler, terms["g_total"])
+        _step([g], [self.g_optim], g_scaler, terms["g_total"])
         values.update({k: v.item() for k, v in terms.items()})
         g.add_weight.data.clamp_(0, 1)  # the WBM weights live in [0, 1]
 
@@ -327,45 +334,62 @@ def _train(cfg, ctx, log_file):
                 cfg.seed, PL_CODES + 100, p)) for p in positions[:n]]).to(device, dtype)
             lengths, fake = g_pass(pl_codes, pl_noise=pl_noise)
             batch_mean = distributed.all_reduce_mean_(lengths.detach().mean().clone(), ctx)
-            pl_loss, mean_path_length = losses.path_length_penalty(lengths, mean_path_length, batch_mean=batch_mean)
+            pl_loss, self.mean_path_length = losses.path_length_penalty(lengths, self.mean_path_length,
+                                                                        batch_mean=batch_mean)
             # + 0·G(z): every parameter of the natural branch gets a gradient (the path length misses the
             # additive ones, e.g. ToRGB biases), as DDP needs; rosinality's train.py adds the same term
-            _step([g], [g_optim], g_scaler, cfg.path_regularize * cfg.g_reg_every * pl_loss + 0 * fake[0, 0, 0, 0])
+            _step([g], [self.g_optim], g_scaler,
+                  cfg.path_regularize * cfg.g_reg_every * pl_loss + 0 * fake[0, 0, 0, 0])
             g.add_weight.data.clamp_(0, 1)
-            last_reg.update({"path_length": float(batch_mean), "path_loss": pl_loss.item(),
-                             "mean_path_length": mean_path_length})
-            last_reg["path_loss"] = distributed.mean_of({"x": last_reg["path_loss"]}, ctx, device)["x"]
+            self.last_reg.update({"path_length": float(batch_mean), "path_loss": pl_loss.item(),
+                                  "mean_path_length": self.mean_path_length})
+            self.last_reg["path_loss"] = distributed.mean_of({"x": self.last_reg["path_loss"]}, ctx, device)["x"]
 
         # 3. EMA
-        update_ema(g_ema, g, cfg, (step + 1) * images_per_step, images_per_step)
+        update_ema(self.g_ema, g, cfg, (step + 1) * self.run.images_per_step, self.run.images_per_step)
+        return values
 
-        # -- log, samples, snapshot (main process writes)
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iters:
-            now = time.perf_counter()
-            record = {"step": done, "kimg": done * images_per_step / 1000,
-                      **distributed.mean_of(values, ctx, device), **last_reg,
-                      "add_weight": [round(float(a), 6) for a in g.add_weight.detach().flatten()],
-                      "images_per_s": (done - step_last) * images_per_step / max(now - t_last, 1e-9),
-                      "elapsed_s": elapsed_before + now - t_start}
-            t_last, step_last = now, done
-            log.write(record)
-            progress.step({"d": f"{record['d_total']:.3f}", "g": f"{record['g_total']:.3f}"})
-        else:
-            progress.step()
-        if ctx.is_main and (done % cfg.sample_every == 0 or done == cfg.iters):
-            write_image_atomic(run.sample_path(done), sample_grid(g_ema, cfg, codes, styles, device, dtype))
-        if done % cfg.snapshot_every == 0 or done == cfg.iters:
-            if ctx.is_main:
-                state = _state(cfg, done, g, g_ema, embedder, ds, g_optim, d_optims, g_scaler, d_scaler,
-                               mean_path_length, last_reg, elapsed_before + time.perf_counter() - t_start,
-                               images_per_step, faces, styles)
-                save_snapshot(run.snapshot_path(done), state)
-            distributed.barrier(ctx)
-            if measure:
-                measure(g_ema, done, done * images_per_step / 1000, run.snapshot_path(done))
-    progress.close()
-    return cfg.iters
+    def log_values(self, values):
+        return {**distributed.mean_of(values, self.ctx, self.run.device), **self.last_reg,
+                "add_weight": [round(float(a), 6) for a in self.g.add_weight.detach().flatten()]}
+
+    def postfix(self, record):
+        return {"d": f"{record['d_total']:.3f}", "g": f"{record['g_total']:.3f}"}
+
+    def after_snapshot(self, step, kimg, snapshot_path):
+        """--metrics of g_ema at this snapshot (every process takes part; the main one writes metric-*.jsonl)."""
+        if self.measure:
+            self.measure(self.g_ema, step, kimg, snapshot_path)
+
+    def sample(self):
+        return sample_grid(self.g_ema, self.cfg, self.codes, self.styles, self.run.device, self.run.dtype)
+
+    def data_sizes(self):
+        return {"faces": len(self.faces), "styles": len(self.styles)}
+
+    def state(self):
+        g, g_ema, ds = self.g, self.g_ema, self.ds
+        with torch.no_grad():
+            latent_avg = g_ema.mean_latent(LATENT_AVG_SAMPLES, generator=_fixed_generator(g_ema, self.cfg.seed))
+        return {
+            # inference entries (blendgan.pt layout): every inference command takes this file as --ckpt
+            "g_ema": {k: v.detach().cpu() for k, v in inference_state_dict(g_ema, self.embedder).items()},
+            "latent_avg": latent_avg.float().cpu(),
+            # training state
+            "g": {k: v.detach().cpu() for k, v in g.state_dict().items()},
+            **{name: {k: v.detach().cpu() for k, v in ds[name].state_dict().items()} for name in D_NAMES},
+            "g_optim": self.g_optim.state_dict(),
+            **{f"{name}_optim": self.d_optims[name].state_dict() for name in D_NAMES},
+            "g_scaler": self.g_scaler.state_dict(), "d_scaler": self.d_scaler.state_dict(),
+            "mean_path_length": self.mean_path_length, "last_regularization": dict(self.last_reg),
+        }
+
+
+# ----------------------------------------------------------------------------- the run
+def train_generator(cfg: GeneratorConfig, log_file=None, given: set[str] | None = None) -> int:
+    """Run (or resume) a generator training run as configured; returns the final step. `given`: the settings
+    the user gave (on resume only those change the saved run-time ones; default: those unlike the defaults)."""
+    return loop.train(GeneratorTrainer, cfg, given, log_file)
 
 
 def _step(modules, optims, scaler, loss):
@@ -376,29 +400,6 @@ def _step(modules, optims, scaler, loss):
     for opt in optims:
         scaler.step(opt)
     scaler.update()
-
-
-def _state(cfg, step, g, g_ema, embedder, ds, g_optim, d_optims, g_scaler, d_scaler, mean_path_length, last_reg,
-           elapsed, images_per_step, faces, styles):
-    with torch.no_grad():
-        latent_avg = g_ema.mean_latent(LATENT_AVG_SAMPLES, generator=_fixed_generator(g_ema, cfg.seed))
-    state = {
-        # inference entries (blendgan.pt layout): every inference command takes this file as --ckpt
-        "g_ema": {k: v.detach().cpu() for k, v in inference_state_dict(g_ema, embedder).items()},
-        "latent_avg": latent_avg.float().cpu(),
-        # training state
-        "g": {k: v.detach().cpu() for k, v in g.state_dict().items()},
-        **{name: {k: v.detach().cpu() for k, v in ds[name].state_dict().items()} for name in D_NAMES},
-        "g_optim": g_optim.state_dict(),
-        **{f"{name}_optim": d_optims[name].state_dict() for name in D_NAMES},
-        "g_scaler": g_scaler.state_dict(), "d_scaler": d_scaler.state_dict(),
-        "step": step, "mean_path_length": mean_path_length, "last_regularization": dict(last_reg),
-        "elapsed_s": elapsed, "rng": rng_state(),
-        "data": {"images_seen": step * images_per_step, "images_per_step": images_per_step,
-                 "faces": len(faces), "styles": len(styles)},
-        "config": config_mod.to_dict(cfg),
-    }
-    return state
 
 
 def _on_device(embedder, device):
@@ -416,23 +417,8 @@ def _fixed_generator(g, seed):
     return torch.Generator(device=g.input.input.device).manual_seed(int(seed) + 12345)
 
 
-def _snapshot_embedder(snapshot, run):
-    from .. import checkpoints
+def _snapshot_embedder(snapshot, folder):
+    from .. import weights
 
-    return checkpoints.style_encoder_from_checkpoint(snapshot, source=str(run.checkpoints), dtype=None).eval() \
+    return weights.style_encoder_from_checkpoint(snapshot, source=str(folder.checkpoints), dtype=None).eval() \
         .requires_grad_(False)
-
-
-def _restore(snapshot, cfg, g, g_ema, ds, g_optim, d_optims, g_scaler, d_scaler, images_per_step):
-    check_images_per_step(snapshot, images_per_step)
-    g.load_state_dict(snapshot["g"])
-    g_ema.load_state_dict({k: v for k, v in snapshot["g_ema"].items() if not k.startswith("embedder.")})
-    for name in D_NAMES:
-        ds[name].load_state_dict(snapshot[name])
-        d_optims[name].load_state_dict(snapshot[f"{name}_optim"])
-    g_optim.load_state_dict(snapshot["g_optim"])
-    g_scaler.load_state_dict(snapshot["g_scaler"])
-    d_scaler.load_state_dict(snapshot["d_scaler"])
-    set_rng_state(snapshot["rng"])
-    return (int(snapshot["step"]), float(snapshot["mean_path_length"]), dict(snapshot["last_regularization"]),
-            float(snapshot["elapsed_s"]))

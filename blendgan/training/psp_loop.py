@@ -1,5 +1,5 @@
 """pixel2style2pixel training of the pSp face encoder against the frozen BlendGAN generator's face branch,
-read top to bottom: `train_psp` is the whole run.
+read top to bottom: `PSPTrainer` is the trainer's part of a run on the shared skeleton (loop.py).
 
 One step, per global batch of real faces x (aligned like FFHQ, at the generator's size):
   offsets = Enc(pool(x)), codes = offsets + latent_avg          (W+ codes, one per generator layer)
@@ -12,30 +12,30 @@ latent_avg is the checkpoint's `latent_avg` (else the mean of 4096 mapped codes,
 Snapshots have the psp_encoder.pt layout (`state_dict` with `encoder.*`, `latent_avg`), so
 checkpoints/NNNNNN.pt is accepted as `--psp_encoder_ckpt` by every command.
 """
+from __future__ import annotations
+
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
+from ..defaults import LATENT_AVG_SAMPLES
 from ..errors import UsageError
-from ..images import hconcat, tensors_to_bgr, write_image_atomic
+from ..images import hconcat, tensors_to_bgr
 from ..models.generator import n_latent_for_size
 from ..models.psp_encoder import MIDDLE_END, PSPEncoder
-from . import config as config_mod
-from . import data, distributed
-from .runs import (Progress, StepClock, autocast, check_common, check_images_per_step, compute_dtype,
-                           open_run, start_run)
+from . import data, loop
+from .config import PSPConfig
 from .psp_losses import PSPLossWeights, build_psp_loss, load_arcface
-from .rundir import rng_state, save_snapshot, set_rng_state
 
 FACE_STREAM = 31
-LATENT_AVG_SAMPLES = 4096
 LOSS_SIZE = 256  # pSp computes its losses at 256 x 256 (smaller generators: at their own size)
 
 
 def check_settings(cfg, ctx):
-    check_common(cfg, ctx)
+    """pSp's own checks (after the shared ones of loop.check_settings)."""
     if not cfg.faces:
         raise UsageError("--faces DIR is required (a folder of aligned face photos)")
     if not cfg.ckpt:
@@ -52,7 +52,7 @@ def loss_weights(cfg):
 
 def load_frozen_generator(cfg, device, dtype):
     """(generator without its style encoder, latent_avg [1, 512]) from --ckpt."""
-    from ..checkpoints import load_generator
+    from ..weights import load_generator
 
     g, info = load_generator(cfg.ckpt, dtype=None)
     g.embedder = None  # the face branch needs no style encoder; its 1.25 GB stay unread on disk
@@ -64,16 +64,16 @@ def load_frozen_generator(cfg, device, dtype):
     return g, latent_avg.to(device, dtype).reshape(1, 512)
 
 
-def build_encoder(cfg, snapshot, run, size, latent_avg):
+def build_encoder(cfg, snapshot, folder, size, latent_avg):
     """PSPEncoder in fresh writable memory: from the snapshot, --init, or new (seeded; body from ArcFace)."""
-    from ..checkpoints import psp_encoder_from_checkpoint, read_checkpoint
+    from ..weights import psp_encoder_from_checkpoint, read_checkpoint
 
     n_styles = n_latent_for_size(size)
     torch.manual_seed(cfg.seed)
     enc = PSPEncoder(n_styles)
     if snapshot is not None or cfg.init:
         ckpt = snapshot if snapshot is not None else read_checkpoint(cfg.init)
-        source = str(run.checkpoints) if snapshot is not None else cfg.init
+        source = str(folder.checkpoints) if snapshot is not None else cfg.init
         loaded = psp_encoder_from_checkpoint(ckpt, size, source=source, dtype=None)
         enc.load_state_dict(loaded.state_dict())
     else:
@@ -108,74 +108,65 @@ def pair_sheet(enc, g, cfg, folder, device, dtype):
     return np.concatenate([hconcat(tensors_to_bgr(torch.stack([x[i], y_hat[i]]))) for i in range(n)], axis=0)
 
 
-def train_psp(cfg, log_file=None):
-    """Run (or resume) a pSp encoder training run as configured; returns the final step."""
-    return distributed.run_in_process_group(_train, cfg, log_file)
+class PSPTrainer:
+    """pSp's part of a run (blendgan.training.loop): faces, the frozen generator and losses, the encoder step."""
 
+    check = staticmethod(check_settings)
 
-def _train(cfg, ctx, log_file):
-    cfg, run, snapshot = open_run(cfg)
-    check_settings(cfg, ctx)
-    device, dtype = ctx.device, compute_dtype(cfg.precision)
-    weights = loss_weights(cfg)
-    loss_fn = build_psp_loss(weights, vgg_weights=cfg.vgg_weights or cfg.ckpt, id_weights=cfg.id_weights or None)
-    g, latent_avg = load_frozen_generator(cfg, device, dtype)
-    folder = data.ImageFolder(cfg.faces, g.size, "faces", ctx, log_file)
-    sampler = data.Sampler(len(folder), cfg.seed, stream=FACE_STREAM)
+    def __init__(self, run):
+        cfg, ctx, device, dtype = run.cfg, run.ctx, run.device, run.dtype
+        self.run, self.cfg, self.ctx = run, cfg, ctx
+        loss_fn = build_psp_loss(loss_weights(cfg), vgg_weights=cfg.vgg_weights or cfg.ckpt,
+                                 id_weights=cfg.id_weights or None)
+        self.g, latent_avg = load_frozen_generator(cfg, device, dtype)
+        self.folder = data.ImageFolder(cfg.faces, self.g.size, "faces", ctx, run.log_file)
+        self.sampler = data.Sampler(len(self.folder), cfg.seed, stream=FACE_STREAM)
+        self.enc = build_encoder(cfg, run.snapshot, run.folder, self.g.size, latent_avg).to(device, dtype).train()
+        self.loss_fn = loss_fn.to(device, dtype)
+        self.optim = torch.optim.Adam(list(self.enc.parameters()), lr=cfg.lr)
 
-    enc = build_encoder(cfg, snapshot, run, g.size, latent_avg).to(device, dtype).train()
-    loss_fn = loss_fn.to(device, dtype)
-    params = list(enc.parameters())
-    optim = torch.optim.Adam(params, lr=cfg.lr)
-    images_per_step = cfg.batch * ctx.world_size
-    start, elapsed_before = 0, 0.0
-    if snapshot is not None:
-        check_images_per_step(snapshot, images_per_step)
-        optim.load_state_dict(snapshot["optim"])
-        set_rng_state(snapshot["rng"])
-        start, elapsed_before = int(snapshot["step"]), float(snapshot["elapsed_s"])
-        del snapshot
-    # several processes: DDP averages the encoder's gradients (its construction broadcasts rank 0's weights);
-    # generators below 64 px have no fine-level codes, so the encoder's fine lateral layer gets no gradient
-    body = distributed.wrap(enc.encoder, ctx, find_unused_parameters=enc.encoder.n_styles <= MIDDLE_END)
+    def restore(self, snapshot):
+        self.optim.load_state_dict(snapshot["optim"])
 
-    log = start_run(cfg, run, ctx, start)
-    progress = Progress(cfg.iters, start, images_per_step, enabled=ctx.is_main and cfg.progress)
-    clock = StepClock(start, images_per_step, elapsed_before)
-    cast = autocast(cfg.precision, device)
-    for step in range(start, cfg.iters):
-        positions = data.global_positions(step, cfg.batch, ctx)
-        x = data.batch_of(folder, sampler.draw(positions)).to(device, dtype)
-        with cast:
-            y_hat, offsets = reconstruct(enc, g, x, cfg.input_size, body)
-            total, terms = loss_fn(loss_view(y_hat.to(dtype)), loss_view(x), offsets.to(dtype))
-        optim.zero_grad(set_to_none=True)
+    def parallel(self):
+        # several processes: DDP averages the encoder's gradients (its construction broadcasts rank 0's weights);
+        # generators below 64 px have no fine-level codes, so the encoder's fine lateral layer gets no gradient
+        enc = self.enc.encoder
+        self.body = distributed.wrap(enc, self.ctx, find_unused_parameters=enc.n_styles <= MIDDLE_END)
+
+    def step(self, step, positions):
+        run = self.run
+        x = data.batch_of(self.folder, self.sampler.draw(positions)).to(run.device, run.dtype)
+        with run.cast:
+            y_hat, offsets = reconstruct(self.enc, self.g, x, self.cfg.input_size, self.body)
+            total, terms = self.loss_fn(loss_view(y_hat.to(run.dtype)), loss_view(x), offsets.to(run.dtype))
+        self.optim.zero_grad(set_to_none=True)
         total.backward()
-        optim.step()
-        values = distributed.mean_of({"loss": total.item(), **{k: v.item() for k, v in terms.items()}}, ctx, device)
+        self.optim.step()
+        return {"loss": total.item(), **{k: v.item() for k, v in terms.items()}}
 
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iters:
-            record = {"step": done, "kimg": done * images_per_step / 1000, **values,
-                      "images_per_s": clock.rate(done), "elapsed_s": clock.elapsed()}
-            log.write(record)
-            progress.step({"loss": f"{values['loss']:.4f}"})
-        else:
-            progress.step()
-        if ctx.is_main and (done % cfg.sample_every == 0 or done == cfg.iters):
-            write_image_atomic(run.sample_path(done), pair_sheet(enc, g, cfg, folder, device, dtype))
-        if done % cfg.snapshot_every == 0 or done == cfg.iters:
-            if ctx.is_main:
-                sd = enc.state_dict()
-                save_snapshot(run.snapshot_path(done), {
-                    # inference entries (psp_encoder.pt layout), --psp_encoder_ckpt
-                    "state_dict": {f"encoder.{k}": v.detach().cpu() for k, v in enc.encoder.state_dict().items()},
-                    "latent_avg": sd["latent_avg"].detach().cpu(),
-                    # training state
-                    "optim": optim.state_dict(), "step": done, "elapsed_s": clock.elapsed(), "rng": rng_state(),
-                    "data": {"images_seen": done * images_per_step, "images_per_step": images_per_step,
-                             "faces": len(folder)},
-                    "config": config_mod.to_dict(cfg)})
-            distributed.barrier(ctx)
-    progress.close()
-    return cfg.iters
+    def log_values(self, values):
+        return distributed.mean_of(values, self.ctx, self.run.device)
+
+    def postfix(self, record):
+        return {"loss": f"{record['loss']:.4f}"}
+
+    def sample(self):
+        return pair_sheet(self.enc, self.g, self.cfg, self.folder, self.run.device, self.run.dtype)
+
+    def data_sizes(self):
+        return {"faces": len(self.folder)}
+
+    def state(self):
+        return {
+            # inference entries (psp_encoder.pt layout), --psp_encoder_ckpt
+            "state_dict": {f"encoder.{k}": v.detach().cpu() for k, v in self.enc.encoder.state_dict().items()},
+            "latent_avg": self.enc.state_dict()["latent_avg"].detach().cpu(),
+            # training state
+            "optim": self.optim.state_dict()}
+
+
+def train_psp(cfg: PSPConfig, log_file=None, given: set[str] | None = None) -> int:
+    """Run (or resume) a pSp encoder training run as configured; returns the final step. `given`: the settings
+    the user gave (on resume only those change the saved run-time ones; default: those unlike the defaults)."""
+    return loop.train(PSPTrainer, cfg, given, log_file)

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-from ..checkpoints import read_checkpoint, resolve_checkpoint_path
 from ..errors import CheckpointError, UsageError
 from ..models.arcface import ARCFACE_INPUT_SIZE, ArcFaceIRSE50
 from ..models.style_encoder import VGG19_TAPS
+from ..weights import read_checkpoint, resolve_checkpoint_path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,92 +1,126 @@
-"""What the three trainers share around their loops: precision handling, opening or resuming a run folder,
-and the timing/logging bookkeeping of one step."""
-import contextlib
-import time
+"""A training run's folder and what is written in it: config.json, checkpoints/{step:06d}.pt,
+samples/{step:06d}.jpg, log.jsonl, and the random states a snapshot carries.
 
+Every file is written atomically (blendgan.files), so a run killed at any moment leaves only complete
+files and resumes from its last complete snapshot; snapshots are read back through the safe checkpoint
+reader (weights only, truncated files refused).
+"""
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
 import torch
 
-from ..errors import UsageError
-from . import config as config_mod
-from . import distributed
-from .rundir import JsonLog, Progress, RunDir, load_snapshot
+from .. import weights
+from ..errors import CheckpointError, UsageError
+from ..files import open_atomic, write_bytes_atomic
 
-PRECISIONS = ("fp32", "bf16", "fp16", "fp64")
-
-
-def compute_dtype(precision):
-    return torch.float64 if precision == "fp64" else torch.float32
+SNAPSHOT_RE = re.compile(r"^(\d{6,})\.pt$")
+FORMAT = "blendgan-training-snapshot/1"
 
 
-def autocast(precision, device):
-    """Mixed precision of the forward passes (bf16 anywhere, fp16 on CUDA)."""
-    if precision in ("bf16", "fp16"):
-        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-    return contextlib.nullcontext()
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.checkpoints = self.path / "checkpoints"
+        self.samples = self.path / "samples"
+        self.log = self.path / "log.jsonl"
+        self.style_codes = self.path / "style_codes.pt"  # cache of the frozen style encoder's codes
+
+    def create(self):
+        """Make the folders (the main process only)."""
+        try:
+            for d in (self.path, self.checkpoints, self.samples):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"{self.path}: cannot create the run folder ({err.strerror or err}); "
+                             "pass another --outdir") from None
+
+    def snapshot_path(self, step):
+        return self.checkpoints / f"{step:06d}.pt"
+
+    def sample_path(self, step):
+        return self.samples / f"{step:06d}.jpg"
+
+    def snapshots(self):
+        """[(step, path)] of the complete snapshots, by step (temporary files of interrupted writes are hidden
+        dot-files and never match)."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir() if (m := SNAPSHOT_RE.match(p.name))]
+        return sorted(found)
+
+    def latest_snapshot(self):
+        """Path of the highest-step snapshot; UsageError when there is none."""
+        snaps = self.snapshots()
+        if not snaps:
+            raise UsageError(f"{self.path}: no snapshot to resume from (no checkpoints/NNNNNN.pt); start the run "
+                             "without --resume, or pass the --outdir of an earlier run")
+        return snaps[-1][1]
 
 
-def check_common(cfg, ctx):
-    if cfg.batch < 1 or cfg.iters < 1:
-        raise UsageError("--batch and --iters must be at least 1")
-    if cfg.snapshot_every < 1 or cfg.sample_every < 1 or cfg.log_every < 1:
-        raise UsageError("--snapshot_every, --sample_every and --log_every must be at least 1")
-    if cfg.lr <= 0:
-        raise UsageError(f"--lr {cfg.lr}: must be positive")
-    if cfg.precision not in PRECISIONS:
-        raise UsageError(f"--precision {cfg.precision}: use fp32, bf16, fp16 (CUDA) or fp64")
-    if cfg.precision == "fp16" and ctx.device.type != "cuda":
-        raise UsageError("--precision fp16 needs a CUDA GPU (its gradient scaler); use bf16 or fp32 on the CPU")
+def save_snapshot(path, state):
+    """torch.save `state` atomically (fsync, then rename over `path`)."""
+    try:
+        with open_atomic(path) as f:
+            torch.save({"format": FORMAT, **state}, f)
+    except OSError as err:
+        raise UsageError(f"{path}: cannot write the snapshot ({err.strerror or err})") from None
 
 
-def open_run(cfg):
-    """(cfg, run, snapshot or None): a resumed run takes its saved settings (but the run-time few) and its
-    highest snapshot; a new run refuses a folder that already holds snapshots (nothing is overwritten)."""
-    run = RunDir(cfg.outdir)
-    if cfg.resume:
-        snap_path = run.latest_snapshot()
-        if not run.config.is_file():
-            raise UsageError(f"{run.config}: missing; {run.path} is not a complete training run folder")
-        cfg = config_mod.merged_for_resume(config_mod.load_config(type(cfg), run.config), cfg)
-        return cfg, run, load_snapshot(snap_path)
-    if run.snapshots():
-        raise UsageError(f"{run.path} already holds snapshots; continue it with --resume or pass another --outdir")
-    return cfg, run, None
+def load_snapshot(path):
+    """A training snapshot, read safely (memory-mapped); a truncated, foreign or non-training file is a
+    CheckpointError naming it."""
+    ckpt = weights.read_checkpoint(path, prefer_safetensors=False)
+    if ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a training snapshot of blendgan (no '{FORMAT}' format entry); "
+                              "resume needs the run folder's own checkpoints/NNNNNN.pt")
+    return ckpt
 
 
-def start_run(cfg, run, ctx, start):
-    """Create the folder, write config.json, drop log lines past `start` (main process); -> JsonLog."""
-    log = JsonLog(run.log, enabled=ctx.is_main)
-    if ctx.is_main:
-        run.create()
-        config_mod.save_config(cfg, run.config)
-        log.truncate_after(start)
-    distributed.barrier(ctx)
-    return log
+def rng_state():
+    """Every global random state this process uses (torch CPU and CUDA, NumPy, Python)."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
+             "numpy_pos": int(np.random.get_state()[2]), "python": repr(random.getstate())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
-class StepClock:
-    """images/s between log lines and the run's total training time (carried over by snapshots)."""
+def set_rng_state(state):
+    import ast
 
-    def __init__(self, start_step, images_per_step, elapsed_before=0.0):
-        self.images_per_step, self.elapsed_before = images_per_step, elapsed_before
-        self.t_start = self.t_last = time.perf_counter()
-        self.step_last = start_step
-
-    def rate(self, done):
-        now = time.perf_counter()
-        r = (done - self.step_last) * self.images_per_step / max(now - self.t_last, 1e-9)
-        self.t_last, self.step_last = now, done
-        return r
-
-    def elapsed(self):
-        return self.elapsed_before + time.perf_counter() - self.t_start
+    torch.set_rng_state(state["torch"].clone())
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate(ast.literal_eval(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.clone() for s in state["cuda"]])
 
 
-def check_images_per_step(snapshot, images_per_step):
-    saved = snapshot["data"]["images_per_step"]
-    if saved != images_per_step:
-        raise UsageError(f"the run was trained with {saved} images per step (batch x processes); resume it with "
-                         f"the same global batch (now {images_per_step})")
+class JsonLog:
+    """log.jsonl: one JSON object per logged step, appended and flushed (main process only)."""
+
+    def __init__(self, path, enabled=True):
+        self.path, self.enabled = Path(path), enabled
+
+    def truncate_after(self, step):
+        """Drop lines past `step` (a resumed run rewrites what came after its snapshot)."""
+        if not self.enabled or not self.path.is_file():
+            return
+        keep = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        write_bytes_atomic(self.path, "".join(line + "\n" for line in keep).encode())
+
+    def write(self, record):
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+                f.flush()
 
 
-__all__ = ["JsonLog", "Progress", "autocast", "check_common", "check_images_per_step", "compute_dtype",
-           "open_run", "start_run", "StepClock"]
+def read_log(path):
+    """The records of a log.jsonl."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

@@ -1,5 +1,5 @@
 """Self-supervised training of the style encoder (contrastive, SimCLR-style), read top to bottom:
-`train_style_encoder` is the whole run.
+`StyleEncoderTrainer` is the trainer's part of a run on the shared skeleton (loop.py).
 
 One step, per global batch of artworks x:
   two style-preserving views v1, v2 of every artwork (crops, flips, small rotations and zooms; views.py),
@@ -13,39 +13,36 @@ Every random draw (image order, views) is a function of the seed and the global 
 resumed run continues exactly and N processes x batch B compute what one process with batch N·B computes
 (up to the order of floating-point sums).
 """
+from __future__ import annotations
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import ops
+from .. import distributed, ops
 from ..errors import UsageError
-from ..images import hconcat, tensors_to_bgr, write_image_atomic
+from ..images import hconcat, tensors_to_bgr
 from ..models.projector import Projector
 from ..models.style_encoder import gram_vector
-from . import config as config_mod
-from . import contrastive, data, distributed, views
-from .runs import (Progress, StepClock, autocast, check_common, check_images_per_step, compute_dtype,
-                           open_run, start_run)
-from .rundir import rng_state, save_snapshot, set_rng_state
+from . import contrastive, data, loop, views
+from .config import StyleEncoderConfig
 
 VIEW_STREAM = 21
 STYLE_STREAM = 22
 
 
 def check_settings(cfg, ctx):
-    check_common(cfg, ctx)
+    """The style encoder's own checks (after the shared ones of loop.check_settings)."""
     if not cfg.styles:
         raise UsageError("--styles DIR is required (a folder of artworks)")
-    if not cfg.temperature > 0:
-        raise UsageError(f"--temperature {cfg.temperature}: must be positive")
-    if not 0 <= cfg.frozen_mlp_layers <= 4:
+    if not cfg.frozen_mlp_layers <= 4:
         raise UsageError(f"--frozen_mlp_layers {cfg.frozen_mlp_layers}: must be 0 ... 4 (the MLP has four layers)")
     if cfg.size < 32:
         raise UsageError(f"--size {cfg.size}: at least 32 (VGG19 halves it four times before relu5_4)")
     if cfg.read_size and cfg.read_size < cfg.size:
         raise UsageError(f"--read_size {cfg.read_size}: at least --size {cfg.size} (0: twice --size)")
-    if not 0 < cfg.crop_scale_min <= 1:
+    if not cfg.crop_scale_min <= 1:
         raise UsageError(f"--crop_scale_min {cfg.crop_scale_min}: must be in (0, 1]")
 
 
@@ -128,15 +125,14 @@ def make_trainable(encoder, frozen_layers, dtype):
     return params
 
 
-def build_networks(cfg, snapshot, run, device, dtype):
+def build_networks(cfg, snapshot, folder, device, dtype):
     """(encoder, projector): from the snapshot when resuming, else from --init (and fresh for the rest)."""
-    from ..checkpoints import style_encoder_from_checkpoint
-
+    from ..weights import style_encoder_from_checkpoint
     from .vgg_weights import load_style_encoder_init
 
     torch.manual_seed(cfg.seed)
     if snapshot is not None:
-        encoder = style_encoder_from_checkpoint(snapshot, source=str(run.checkpoints), dtype=None)
+        encoder = style_encoder_from_checkpoint(snapshot, source=str(folder.checkpoints), dtype=None)
     else:
         if not cfg.init:
             raise UsageError("--init FILE is required: the frozen VGG19 comes from a style_encoder.pt, a blendgan.pt "
@@ -176,73 +172,67 @@ def retrieval_sheet(encoder, cfg, folder, device, dtype):
     return np.concatenate(rows, axis=0)
 
 
-def train_style_encoder(cfg, log_file=None):
-    """Run (or resume) a style-encoder training run as configured; returns the final step."""
-    return distributed.run_in_process_group(_train, cfg, log_file)
+class StyleEncoderTrainer:
+    """The style encoder's part of a run (blendgan.training.loop): artworks, encoder and projection head, the
+    contrastive step."""
 
+    check = staticmethod(check_settings)
 
-def _train(cfg, ctx, log_file):
-    cfg, run, snapshot = open_run(cfg)
-    check_settings(cfg, ctx)
-    device, dtype = ctx.device, compute_dtype(cfg.precision)
-    folder = data.ImageFolder(cfg.styles, read_size(cfg), "styles", ctx, log_file)
-    if len(folder) < 2:
-        raise UsageError(f"{cfg.styles}: contrastive training needs at least 2 artworks, found {len(folder)}")
-    sampler = data.Sampler(len(folder), cfg.seed, stream=STYLE_STREAM, flips=False)  # the views flip
+    def __init__(self, run):
+        cfg, ctx = run.cfg, run.ctx
+        self.run, self.cfg, self.ctx = run, cfg, ctx
+        self.folder = data.ImageFolder(cfg.styles, read_size(cfg), "styles", ctx, run.log_file)
+        if len(self.folder) < 2:
+            raise UsageError(f"{cfg.styles}: contrastive training needs at least 2 artworks, found {len(self.folder)}")
+        self.sampler = data.Sampler(len(self.folder), cfg.seed, stream=STYLE_STREAM, flips=False)  # the views flip
+        self.encoder, self.projector = build_networks(cfg, run.snapshot, run.folder, run.device, run.dtype)
+        params = make_trainable(self.encoder, cfg.frozen_mlp_layers, run.dtype) + list(self.projector.parameters())
+        self.optim = torch.optim.Adam(params, lr=cfg.lr)
 
-    encoder, projector = build_networks(cfg, snapshot, run, device, dtype)
-    params = make_trainable(encoder, cfg.frozen_mlp_layers, dtype) + list(projector.parameters())
-    optim = torch.optim.Adam(params, lr=cfg.lr)
-    images_per_step = cfg.batch * ctx.world_size
-    start, elapsed_before = 0, 0.0
-    if snapshot is not None:
-        check_images_per_step(snapshot, images_per_step)
-        optim.load_state_dict(snapshot["optim"])
-        set_rng_state(snapshot["rng"])
-        start, elapsed_before = int(snapshot["step"]), float(snapshot["elapsed_s"])
-        del snapshot
-    # several processes: DDP averages the trained parameters' gradients (its construction broadcasts rank 0's)
-    trained = distributed.wrap(TrainedPass(encoder, projector, cfg.frozen_mlp_layers), ctx)
+    def restore(self, snapshot):
+        self.optim.load_state_dict(snapshot["optim"])
 
-    log = start_run(cfg, run, ctx, start)
-    progress = Progress(cfg.iters, start, images_per_step, enabled=ctx.is_main and cfg.progress)
-    clock = StepClock(start, images_per_step, elapsed_before)
-    cast = autocast(cfg.precision, device)
-    for step in range(start, cfg.iters):
-        positions = data.global_positions(step, cfg.batch, ctx)
-        x = data.batch_of(folder, sampler.draw(positions)).to(device, dtype)
+    def parallel(self):
+        # several processes: DDP averages the trained parameters' gradients (its construction broadcasts rank 0's)
+        self.trained = distributed.wrap(TrainedPass(self.encoder, self.projector, self.cfg.frozen_mlp_layers),
+                                        self.ctx)
+
+    def step(self, step, positions):
+        cfg, run = self.cfg, self.run
+        x = data.batch_of(self.folder, self.sampler.draw(positions)).to(run.device, run.dtype)
         v1, v2 = view_pair(x, positions, cfg)
-        with cast:
-            z, p = trained(torch.cat([v1, v2]))
+        with run.cast:
+            z, p = self.trained(torch.cat([v1, v2]))
         z1, z2 = contrastive.gather_with_grad(z[:cfg.batch]), contrastive.gather_with_grad(z[cfg.batch:])
         p1, p2 = contrastive.gather_with_grad(p[:cfg.batch]), contrastive.gather_with_grad(p[cfg.batch:])
-        loss = contrastive.nt_xent(p1.to(dtype), p2.to(dtype), cfg.temperature)
-        optim.zero_grad(set_to_none=True)
+        loss = contrastive.nt_xent(p1.to(run.dtype), p2.to(run.dtype), cfg.temperature)
+        self.optim.zero_grad(set_to_none=True)
         loss.backward()
-        optim.step()
-        values = {"loss": loss.item(), "retrieval_top1": contrastive.retrieval_top1(z1, z2)}
+        self.optim.step()
+        return {"loss": loss.item(), "retrieval_top1": contrastive.retrieval_top1(z1, z2)}
 
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iters:
-            record = {"step": done, "kimg": done * images_per_step / 1000, **values,
-                      "images_per_s": clock.rate(done), "elapsed_s": clock.elapsed()}
-            log.write(record)
-            progress.step({"loss": f"{values['loss']:.3f}", "top1": f"{values['retrieval_top1']:.2f}"})
-        else:
-            progress.step()
-        if ctx.is_main and (done % cfg.sample_every == 0 or done == cfg.iters):
-            write_image_atomic(run.sample_path(done), retrieval_sheet(encoder, cfg, folder, device, dtype))
-        if done % cfg.snapshot_every == 0 or done == cfg.iters:
-            if ctx.is_main:
-                save_snapshot(run.snapshot_path(done), {
-                    # inference entry: the whole style encoder (bare StyleEncoder keys), --style_encoder_ckpt
-                    "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
-                    # training state
-                    "projector": {k: v.detach().cpu() for k, v in projector.state_dict().items()},
-                    "optim": optim.state_dict(), "step": done, "elapsed_s": clock.elapsed(), "rng": rng_state(),
-                    "data": {"images_seen": done * images_per_step, "images_per_step": images_per_step,
-                             "styles": len(folder)},
-                    "config": config_mod.to_dict(cfg)})
-            distributed.barrier(ctx)
-    progress.close()
-    return cfg.iters
+    def log_values(self, values):
+        return values  # computed from the projections of every process already
+
+    def postfix(self, record):
+        return {"loss": f"{record['loss']:.3f}", "top1": f"{record['retrieval_top1']:.2f}"}
+
+    def sample(self):
+        return retrieval_sheet(self.encoder, self.cfg, self.folder, self.run.device, self.run.dtype)
+
+    def data_sizes(self):
+        return {"styles": len(self.folder)}
+
+    def state(self):
+        return {
+            # inference entry: the whole style encoder (bare StyleEncoder keys), --style_encoder_ckpt
+            "state_dict": {k: v.detach().cpu() for k, v in self.encoder.state_dict().items()},
+            # training state
+            "projector": {k: v.detach().cpu() for k, v in self.projector.state_dict().items()},
+            "optim": self.optim.state_dict()}
+
+
+def train_style_encoder(cfg: StyleEncoderConfig, log_file=None, given: set[str] | None = None) -> int:
+    """Run (or resume) a style-encoder training run as configured; returns the final step. `given`: the settings
+    the user gave (on resume only those change the saved run-time ones; default: those unlike the defaults)."""
+    return loop.train(StyleEncoderTrainer, cfg, given, log_file)

@@ -4,15 +4,15 @@
 - torchvision's `vgg19` weights file (`vgg19-dcbb9e9d.pth`: keys `features.N.weight/bias`, plus a
   `classifier.*` that is ignored), mapped by key name; torchvision itself is never imported.
 
-Every file is read through blendgan.checkpoints (weights-only, memory-mapped).
+Every file is read through blendgan.weights (weights-only, memory-mapped).
 """
 from collections.abc import Mapping
 
 import torch
 
-from ..checkpoints import read_checkpoint, resolve_checkpoint_path, style_encoder_from_checkpoint
 from ..errors import CheckpointError
 from ..models.style_encoder import StyleEncoder, vgg19_features
+from ..weights import read_checkpoint, resolve_checkpoint_path, style_encoder_from_checkpoint
 
 TORCHVISION_PREFIX = "features."
 

@@ -10,6 +10,47 @@
     describe         what `blendgan info` prints
     download         fetching the published files, checked and recorded in the manifest
 
-The modules import only downwards in this list (and never each other in a circle); `blendgan.checkpoints`
-re-exports the public names in one place.
+The modules import only downwards in this list (and never each other in a circle). This package is the one
+door to the weights: every public name below can be imported from it,
+
+    from blendgan.weights import load_generator, load_psp_encoder, load_style_encoder, read_checkpoint
+
+and is only imported (with torch, where its module needs it) when first used, so that importing one
+torch-free module of the package (`blendgan.weights.home`) stays torch-free.
 """
+from __future__ import annotations
+
+import importlib
+
+# public name -> the module of this package that defines it
+_EXPORTS = {
+    "building": ("generator_from_checkpoint", "load_generator", "load_psp_encoder", "load_style_encoder",
+                 "psp_encoder_from_checkpoint", "style_encoder_from_checkpoint"),
+    "convert": ("convert_to_safetensors",),
+    "describe": ("describe_checkpoint", "format_bytes"),
+    "download": ("download_one", "download_weights", "weight_url"),
+    "home": ("HOME_ENV", "KINDS", "OFFICIAL_WEIGHTS", "WeightFile", "default_weight_path", "official_weight",
+             "weights_dir"),
+    "layouts": ("check_checkpoint", "guess_kind"),
+    "manifest": ("MANIFEST_NAME", "manifest_entry", "read_manifest", "sha256_file", "update_manifest",
+                 "verify_manifest"),
+    "reading": ("SAFE_GLOBALS", "CheckpointWarning", "html_page_kind", "read_checkpoint", "resolve_checkpoint_path",
+                "retry_later", "sniff_file"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted([*_WHERE, "CheckpointError"])
+
+
+def __getattr__(name: str):
+    if name == "CheckpointError":
+        from ..errors import CheckpointError
+
+        return CheckpointError
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

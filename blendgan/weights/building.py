@@ -3,7 +3,11 @@
 The models are built on the meta device and adopt the file's (memory-mapped) tensors, so a 1.4 GB
 generator is never held twice.
 """
+from __future__ import annotations
+
+import os
 from collections.abc import Mapping
+from typing import Union
 
 import torch
 
@@ -13,6 +17,8 @@ from ..models.loading import from_state_dict
 from .home import how_to_redownload
 from .layouts import generator_max_channels, generator_parts, psp_parts, read_truncation, style_parts
 from .reading import open_checkpoint
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _cast_contiguous(sd, dtype):
@@ -30,7 +36,9 @@ def _build(factory, sd, dtype):
     return model.requires_grad_(False)
 
 
-def generator_from_checkpoint(ckpt, size=None, channel_multiplier=2, *, source="checkpoint", dtype=torch.float32):
+def generator_from_checkpoint(ckpt: Mapping, size: int | None = None, channel_multiplier: int = 2, *,
+                              source: str = "checkpoint", dtype: torch.dtype | None = torch.float32
+                              ) -> tuple[Generator, dict]:
     """(Generator, info) from an already-read checkpoint dict; see `load_generator`."""
     sd, size = generator_parts(ckpt, source, size, channel_multiplier)
     max_channels = generator_max_channels(sd)
@@ -40,7 +48,8 @@ def generator_from_checkpoint(ckpt, size=None, channel_multiplier=2, *, source="
     if latent_avg is not None:
         if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1:] != (512,) or latent_avg.ndim > 2:
             shape = list(latent_avg.shape) if isinstance(latent_avg, torch.Tensor) else type(latent_avg).__name__
-            raise CheckpointError(f"{source}: latent_avg is {shape}, expected a [1, 512] tensor; {how_to_redownload(source)}")
+            raise CheckpointError(f"{source}: latent_avg is {shape}, expected a [1, 512] tensor; "
+                                  f"{how_to_redownload(source)}")
         latent_avg = _cast_contiguous({"x": latent_avg.reshape(1, 512) if latent_avg.ndim == 1 else latent_avg},
                                dtype)["x"]
     truncation = read_truncation(ckpt, source)
@@ -50,18 +59,21 @@ def generator_from_checkpoint(ckpt, size=None, channel_multiplier=2, *, source="
 
 
 
-def psp_encoder_from_checkpoint(ckpt, size=None, *, source="checkpoint", dtype=torch.float32):
+def psp_encoder_from_checkpoint(ckpt: Mapping, size: int | None = None, *, source: str = "checkpoint",
+                                dtype: torch.dtype | None = torch.float32) -> PSPEncoder:
     """PSPEncoder from an already-read checkpoint dict; see `load_psp_encoder`."""
     sd, n_styles, _ = psp_parts(ckpt, source, size)
     return _build(lambda: PSPEncoder(n_styles), sd, dtype)
 
 
-def style_encoder_from_checkpoint(ckpt, *, source="checkpoint", dtype=torch.float32):
+def style_encoder_from_checkpoint(ckpt: Mapping, *, source: str = "checkpoint",
+                                  dtype: torch.dtype | None = torch.float32) -> StyleEncoder:
     """StyleEncoder from an already-read checkpoint dict; see `load_style_encoder`."""
     return _build(StyleEncoder, style_parts(ckpt, source), dtype)
 
 
-def load_generator(path, size=None, channel_multiplier=2, *, dtype=torch.float32):
+def load_generator(path: PathLike, size: int | None = None, channel_multiplier: int = 2, *,
+                   dtype: torch.dtype | None = torch.float32) -> tuple[Generator, dict]:
     """Load a BlendGAN generator (`blendgan.pt` or its .safetensors) -> (Generator in eval mode, info).
 
     The size is read from the file (add_weight's shape); a `size` that disagrees is an error. info holds
@@ -72,7 +84,8 @@ def load_generator(path, size=None, channel_multiplier=2, *, dtype=torch.float32
     return generator_from_checkpoint(ckpt, size, channel_multiplier, source=src, dtype=dtype)
 
 
-def load_psp_encoder(path, size=None, *, dtype=torch.float32):
+def load_psp_encoder(path: PathLike, size: int | None = None, *,
+                     dtype: torch.dtype | None = torch.float32) -> PSPEncoder:
     """Load the pSp face encoder (`psp_encoder.pt` or its .safetensors) -> PSPEncoder in eval mode.
 
     Only `encoder.*` entries of `state_dict` (or of the top-level dict) are used; latent_avg may be
@@ -82,7 +95,7 @@ def load_psp_encoder(path, size=None, *, dtype=torch.float32):
     return psp_encoder_from_checkpoint(ckpt, size, source=src, dtype=dtype)
 
 
-def load_style_encoder(path, *, dtype=torch.float32):
+def load_style_encoder(path: PathLike, *, dtype: torch.dtype | None = torch.float32) -> StyleEncoder:
     """Load a standalone style encoder (`style_encoder.pt`; a `blendgan.pt` works too) -> StyleEncoder.
 
     Accepted layouts are listed in pretrained_models/README.md.

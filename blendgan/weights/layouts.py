@@ -5,7 +5,7 @@ by exactly what `load_state_dict` would accept.
 """
 import re
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -82,7 +82,7 @@ def _check_state_dict(expected, got, source, what, hint=""):
                               f"({shown}{'; ...' if len(wrong) > 3 else ''}){hint}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _expected_shapes(kind, arg, channel_multiplier=2, max_channels=512):
     """{key: shape} of a model's state dict, from a meta-device instance (no memory allocated)."""
     with torch.device("meta"):

@@ -57,7 +57,7 @@ _VERIFIED = set()  # (path, size, mtime_ns, sha256) already hashed by this proce
 def verify_manifest(path, *, rehash=False, digest=None):
     """Check `path` against the manifest beside it: True if it matches, None if there is no entry.
 
-    A size or sha256 mismatch raises CheckpointError. Hashing the 1.47 GB generator takes ~3 s, so a file
+    A size or sha256 mismatch raises CheckpointError. Hashing the 1.47 GB generator takes seconds, so a file
     whose size and modification time still equal those recorded when it was last hashed is not hashed
     again (the stat check `make` and `git` use; `rehash=True`, as in `blendgan info`, always hashes; a
     caller that has just hashed the file passes `digest`). After a successful hash the new time is recorded

@@ -10,13 +10,17 @@ by `blendgan convert` is given back in the layout of the `.pt` it came from:
   psp_encoder.pt    {'state_dict': {'encoder.<key>': ...}, 'latent_avg': [n, 512] | [1, 512] | [512]}
   style_encoder.pt  the style encoder's weights (see pretrained_models/README.md for the accepted layouts)
 """
+from __future__ import annotations
+
 import argparse
+import os
 import pickle
 import re
 import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Union
 
 import torch
 
@@ -24,6 +28,8 @@ from ..errors import CheckpointError
 from . import safetensors_file
 from .home import how_to_get, how_to_redownload, official_weight
 from .manifest import verify_manifest
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 # The only non-tensor class unpickled: training scripts store their flags as `opts`/`args` Namespaces.
 SAFE_GLOBALS = (argparse.Namespace,)
@@ -81,7 +87,7 @@ def retry_later(page_kind):
     return " tomorrow (Drive's download quota resets daily)" if "quota" in page_kind else ""
 
 
-def resolve_checkpoint_path(path, prefer_safetensors=True):
+def resolve_checkpoint_path(path: PathLike, prefer_safetensors: bool = True) -> Path:
     """The file a loader will read for `path`: its `.safetensors` sibling when that is present and valid.
 
     A sibling is skipped (with a CheckpointWarning) when it is older than the `.pt` file, unreadable, or
@@ -128,7 +134,7 @@ def _sibling_problem(sibling, original):
     return None
 
 
-def read_checkpoint(path, prefer_safetensors=True):
+def read_checkpoint(path: PathLike, prefer_safetensors: bool = True) -> dict:
     """Read any checkpoint file safely and return its top-level dict (tensors memory-mapped, on the CPU).
 
     `.safetensors` files come back in the layout of the original `.pt` they were converted from. Raises
@@ -138,7 +144,7 @@ def read_checkpoint(path, prefer_safetensors=True):
     return open_checkpoint(path, prefer_safetensors)[1]
 
 
-def open_checkpoint(path, prefer_safetensors=True):
+def open_checkpoint(path: PathLike, prefer_safetensors: bool = True) -> tuple[Path, dict]:
     """(path actually read, its dict): `read_checkpoint` that also says which file it read."""
     p = resolve_checkpoint_path(path, prefer_safetensors)
     verify_manifest(p)
