@@ -395,6 +395,7 @@ def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference
     assert outside == []  # the page loads nothing from the internet
 
 
+@pytest.mark.browser
 def test_browser_two_face_photo_comes_back_whole(served, reference, two_faces):
     from playwright.sync_api import sync_playwright
 

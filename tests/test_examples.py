@@ -108,6 +108,7 @@ def test_some_examples_run():
     assert {command_of(line)[0] for _, line in RUNS} >= {"stylize", "transfer"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where, line", RUNS, ids=[f"{w}: {line[:60]}" for w, line in RUNS])
 def test_bundled_example_runs(where, line, recipe_checkpoints, tmp_path, monkeypatch):
     name, args = command_of(line)

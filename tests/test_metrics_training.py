@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from metrics_helpers import make_stand_in, sha256
 
 from blendgan.cli import main
 from blendgan.metrics import inception
 from blendgan.metrics.evaluate import Options, evaluate_generator
 from blendgan.metrics.snapshot import best_record, read_metric_log
 from blendgan.training.rundir import load_snapshot
-from metrics_helpers import make_stand_in, sha256
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_helpers  # noqa: E402

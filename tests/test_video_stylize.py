@@ -69,6 +69,7 @@ def stylized(weights, clip, tmp_path_factory):
     return out / "clip_v_cartoon_astronaut.mp4", frames / "clip"
 
 
+@pytest.mark.slow
 def test_video_keeps_frames_rate_size_and_sound(clip, stylized):
     video, frames_dir = stylized
     src, out = probe_video(clip), probe_video(video)
@@ -90,6 +91,7 @@ def test_video_keeps_frames_rate_size_and_sound(clip, stylized):
         assert 10 * np.log10(255 ** 2 / np.mean(diff ** 2)) > 36
 
 
+@pytest.mark.slow
 def test_smoothing_cuts_flicker(weights, clip, recipe_models, tmp_path):
     """Naive per-frame processing (--smooth 0) against the default; measured ratio noted in docs/video.md."""
     import copy
@@ -123,6 +125,7 @@ def run_torchrun(args, nproc=2):
 
 
 @pytest.mark.distributed
+@pytest.mark.slow
 def test_two_processes_give_the_same_frames(weights, clip, tmp_path):
     """torchrun with 1 and with 2 processes (one thread each): the same frames."""
     for n in (1, 2):
@@ -135,6 +138,7 @@ def test_two_processes_give_the_same_frames(weights, clip, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(*joined))
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_video(weights, clip, stylized, tmp_path):
     out = tmp_path / "out"
     args = [sys.executable, "-m", "blendgan", "stylize", str(clip), *flags(weights, out, "--segment_frames", 5,
