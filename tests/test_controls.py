@@ -96,6 +96,7 @@ def test_distance_to_the_reconstruction_grows_with_strength(bg, codes_and_styles
 
 def mean_colour_shift(image, reference):
     """Euclidean distance between the mean RGB colours of two image batches ([-1, 1] scale)."""
+    image, reference = image.clamp(-1, 1), reference.clamp(-1, 1)  # the colours a picture can show
     return float((image.mean((2, 3)) - reference.mean((2, 3))).norm(dim=1).mean())
 
 
