@@ -1,9 +1,11 @@
 """The Gradio page over a `DemoService`: layout and event wiring only (the work is in service.py).
 
-Two tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider)
+Two tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider and
+the stylization controls of `ControlPanel`)
 and "Interpolation video" (a face morphing between two styles, H.264 mp4 played in the page). Every model
 event runs in one queue ("model", one job at a time), so concurrent users wait their turn. The HTTP API
-has one documented endpoint, ``stylize(face image, style image, add_weight_index) -> image``.
+has one documented endpoint, ``stylize(face image, style image, add_weight_index, strength=1, preserve_color=False,
+style_2=None, mix=0, layer_weights='') -> image`` (the optional controls' defaults give the original image).
 """
 from __future__ import annotations
 
@@ -75,6 +77,32 @@ def _status_markdown(service):
             "Then restart `blendgan demo`.")
 
 
+class ControlPanel:
+    """The stylization controls of the Stylize tab (issue 23), built in the current Gradio context: a strength
+    slider, a colour toggle, a second style with a mix slider and, under "Advanced", per-layer style weights.
+    `inputs` are the components in the order `service.stylize` / `values` take them."""
+
+    def __init__(self, n_latent):
+        self.strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength", elem_id="strength",
+                                  info="0 gives the face's reconstruction, 1 the full style.")
+        self.preserve_color = gr.Checkbox(value=False, label="Keep the face's colours", elem_id="preserve_color",
+                                          info="The fine (colour) layers keep the face's code.")
+        with gr.Accordion("Mix a second style", open=False, elem_id="mix_fold"):
+            self.style_2 = upload_image(label="Second style image (optional)", elem_id="style_input_2",
+                                        sources=["upload", "clipboard"])
+            self.mix = gr.Slider(0, 1, value=0.0, step=0.05, label="Second style's share", elem_id="style_mix",
+                                 info="The two styles mix in the style mapping's W space.")
+        with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+            self.layer_weights = gr.Textbox(
+                value="", label="Per-layer style weights", elem_id="layer_weights",
+                info=f"Empty: the add_weight_index slider decides. Else {n_latent} values in [0, 1] (layer 0 is "
+                     "the coarsest), or a preset: all, structure, texture.")
+
+    @property
+    def inputs(self):
+        return [self.strength, self.preserve_color, self.style_2, self.mix, self.layer_weights]
+
+
 def build_app(service):
     """The page (a `gr.Blocks`) over `service`; start it with `launch`."""
     styles = [str(p) for p in bundled_style_images()]
@@ -97,22 +125,25 @@ def build_app(service):
             return service.random_style(style_seed)
         raise gr.Error(f"Upload a {what} (or pick one of the bundled styles) first.", print_exception=False)
 
-    def on_stylize(face_path, style_path, index, face_seed, style_seed, progress=gr.Progress()):
+    def on_stylize(face_path, style_path, index, face_seed, style_seed, strength=1.0, preserve_color=False,
+                   style_2=None, mix=0.0, layer_weights="", progress=gr.Progress()):
         with user_messages():
             index = service.check_add_weight_index(index)
+            controls, mix = service.check_controls(strength, preserve_color, layer_weights, mix)
             progress(0.0, desc="face")
             codes, face_rgb, _ = face_source(face_path, face_seed)
             progress(0.4, desc="style")
             z = style_source(style_path, style_seed)
+            z_second = service.style_code(service.prepare_style(style_2)) if style_2 else None
             progress(0.6, desc="generating")
-            result = service.stylize_codes(codes, z, index)
+            result = service.stylize_codes(codes, z, index, z_second=z_second, mix=mix, **controls)
         return face_rgb, result  # (the alignment note was shown when the face was uploaded)
 
-    def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, progress=gr.Progress()):
+    def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, *controls, progress=gr.Progress()):
         """After a random face/style: generate when both inputs are there, else leave the page as it is."""
         if not service.ready or not (face_path or face_seed is not None) or not (style_path or style_seed is not None):
             return gr.skip(), gr.skip()
-        return on_stylize(face_path, style_path, index, face_seed, style_seed, progress)
+        return on_stylize(face_path, style_path, index, face_seed, style_seed, *controls, progress=progress)
 
     def on_face_change(face_path, face_seed):
         """Show the aligned crop of a new upload (and forget the random face); report "no face found" now."""
@@ -141,9 +172,12 @@ def build_app(service):
         seed = secrets.randbelow(2 ** 31)
         return None, seed, f"Style: a random style code (seed {seed})."
 
-    def on_api_stylize(face_path, style_path, index, progress=gr.Progress()):
+    def on_api_stylize(face_path, style_path, index, strength=1.0, preserve_color=False, style_2=None, mix=0.0,
+                       layer_weights="", progress=gr.Progress()):
         with user_messages():
-            _, result, _ = service.stylize(face_path, style_path, index, _progress_callback(progress))
+            _, result, _ = service.stylize(face_path, style_path, index, _progress_callback(progress),
+                                           strength=strength, preserve_color=preserve_color, style_path_2=style_2,
+                                           mix=mix, layer_weights=layer_weights)
         return result
 
     def on_video(face_path, style_a, style_b, index, progress=gr.Progress()):
@@ -181,6 +215,7 @@ def build_app(service):
                                       buttons=["download", "fullscreen"], height=256)
                     index = gr.Slider(0, n_latent, value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent), step=1,
                                       label="add_weight_index", info=ADD_WEIGHT_INFO, elem_id="add_weight_index")
+                    controls = ControlPanel(n_latent)
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="stylize")
                     api_btn = gr.Button(visible=False)  # carries the documented `stylize` endpoint
         with gr.Tab("Interpolation video"):
@@ -201,7 +236,7 @@ def build_app(service):
                                             label="add_weight_index", info=ADD_WEIGHT_INFO)
                     video_btn = gr.Button("Make video", variant="primary", elem_id="make_video")
 
-        stylize_inputs = [face_in, style_in, index, face_seed, style_seed]
+        stylize_inputs = [face_in, style_in, index, face_seed, style_seed, *controls.inputs]
         run_btn.click(on_stylize, stylize_inputs, [face_used, result], **model, **ui)
         face_in.change(on_face_change, [face_in, face_seed], [face_used, face_seed], **model, **ui)
         style_in.change(on_style_change, [style_in, style_seed], [style_seed, style_note], **ui)
@@ -209,9 +244,11 @@ def build_app(service):
             on_stylize_if_ready, stylize_inputs, [face_used, result], **model, **ui)
         random_style_btn.click(on_random_style, None, [style_in, style_seed, style_note], **ui).then(
             on_stylize_if_ready, stylize_inputs, [face_used, result], **model, **ui)
-        api_btn.click(on_api_stylize, [face_in, style_in, index], result, api_name="stylize",
+        api_btn.click(on_api_stylize, [face_in, style_in, index, *controls.inputs], result, api_name="stylize",
                       api_description="Stylize a face photo (aligned automatically) with a style image; "
-                                      f"add_weight_index 0 ... {n_latent}.", **model)
+                                      f"add_weight_index 0 ... {n_latent}; optional: strength (0 ... 1), "
+                                      "preserve_color, a second style with its share (mix), per-layer style "
+                                      "weights (text: values or a preset).", **model)
         video_btn.click(on_video, [video_face, style_a, style_b, video_index], video, **model, **ui)
     return app
 
