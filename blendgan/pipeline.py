@@ -228,7 +228,7 @@ class BlendGAN:
         face_codes, z_embed = self._pair(face_codes, z_embed)
         extra = {}
         if mix is not None:
-            extra["style_weights"] = self._to_model(mix)
+            extra["style_weights"] = mix.to(self.device)  # float32: the latent MLPs stay float32 in bf16
         amounts = controls.style_amounts(self.n_latent, add_weight_index)
         if amounts is not None:
             with torch.inference_mode():
@@ -281,7 +281,7 @@ class BlendGAN:
             extra.update(truncation=truncation, truncation_latent=self._to_model(truncation_latent))
         plain = self._generate(z, **extra)
         if mix is not None:
-            extra["style_weights"] = self._to_model(mix)
+            extra["style_weights"] = mix.to(self.device)  # float32: the latent MLPs stay float32 in bf16
         rows = [controls] if strengths is None else [
             Controls(s, layer_weights, preserve_color, controls.style_weights) for s in strengths]
         amounts = [c.style_amounts(self.n_latent, add_weight_index) for c in rows]
