@@ -80,10 +80,15 @@ def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics
                          sample_zs: torch.Tensor | None = None,
                          add_weight_index: int | tuple[int, int] | str = ADD_WEIGHT_INDEX, seed: int = 0,
                          skip_existing: bool = False, layout: str = "pairs", shard_size: int = 0,
-                         random_noise: bool = False, ctx: distributed.Context | None = None) -> None:
+                         random_noise: bool = False, ctx: distributed.Context | None = None,
+                         strength: tuple[float, float] = (1.0, 1.0), layer_weights=None, preserve_color: bool = False,
+                         style_weights: Sequence[float] | None = None) -> None:
     """`{i:06d}.jpg` = [face | stylized face] for `pics` random faces, at any scale.
 
     `add_weight_index`: an int, a (low, high) range or its text form '4-8' (drawn per pair).
+    `style_img`: one image, or a list of images mixed with `style_weights` (normalised, one per image).
+    `strength` (a value or a (low, high) range drawn per pair), `layer_weights`, `preserve_color`: the
+    stylization controls of `BlendGAN.stylize`, recorded in the manifest when not at their defaults.
 
     Pair i is drawn from `(seed, i)` alone (`blendgan.pairset`), so the files do not depend on the batch
     size, the number of processes or where a run resumed. `ctx` (`blendgan.distributed.Context`) gives
@@ -109,8 +114,22 @@ def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics
             rng = pairset.generator_for(pairset.derive_seed(seed, "mean_latent"))
             mean_latent = bg.mean_latent(truncation_mean, rng)
         mean_latent = mean_latent.reshape(1, -1).float()
+    if isinstance(style_img, (list, tuple)):
+        if len(style_img) == 1 and style_weights is None:
+            style_img = style_img[0]
+        elif not style_img:
+            style_img = None
+    strength = (float(strength),) * 2 if isinstance(strength, (int, float)) else tuple(map(float, strength))
     style_codes = {}  # manifest style name -> z_embed [1, 512]
-    if style_img is not None:  # reference-guided, one image
+    if isinstance(style_img, (list, tuple)):  # reference-guided, a mix of images
+        from .controls import Controls
+
+        weights = Controls(style_weights=tuple(style_weights) if style_weights is not None else None).mix_weights(
+            len(style_img))
+        for p in style_img:
+            style_codes[str(p)] = bg.embed_style_bgr(images.read_image_bgr(p))
+        style = ("mix", (tuple(str(p) for p in style_img), tuple(weights or [1.0])))
+    elif style_img is not None:  # reference-guided, one image
         style_codes[str(style_img)] = bg.embed_style_bgr(images.read_image_bgr(style_img))
         style = ("image", str(style_img))
     elif style_dir is not None:  # reference-guided, one image of the folder per pair
@@ -119,7 +138,8 @@ def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics
         style = ("latent", bool(style_per_pair))
     zs = load_sample_zs(sample_zs, pics) if sample_zs is not None else None
     recipe = pairset.PairRecipe(seed=seed, truncation=truncation, add_weight_index=awi, style=style,
-                                sample_zs=None if sample_zs is None else str(sample_zs), random_noise=random_noise)
+                                sample_zs=None if sample_zs is None else str(sample_zs), random_noise=random_noise,
+                                strength=strength, layer_weights=layer_weights, preserve_color=preserve_color)
     outputs = pairset.Outputs(outdir, layout, shard_size, pics)
     outputs.prepare()
 
@@ -232,7 +252,15 @@ def _embed_style_folder(bg, folder, style_codes, report):
 def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation):
     """(faces, stylized) as BGR arrays for the records, in order; batched per add_weight_index."""
     z = torch.cat([zs[r["index"]:r["index"] + 1] if zs is not None else pairset.face_code(r) for r in recs])
-    if recs[0]["style_image"] is not None:
+    controls = {}
+    if "strength" in recs[0]:  # the stylization controls (the same for every pair but the drawn strength)
+        controls = {"strength": [r["strength"] for r in recs], "layer_weights": recs[0]["layer_weights"],
+                    "preserve_color": recs[0]["preserve_color"]}
+    if recs[0].get("style_images"):  # a mix of style images: codes [N, J, 512]
+        mixed = torch.cat([style_codes[name].float().cpu() for name in recs[0]["style_images"]])
+        z_embed = mixed[None].expand(len(recs), -1, -1)
+        controls["style_weights"] = recs[0]["style_weights"]
+    elif recs[0]["style_image"] is not None:
         z_embed = torch.cat([style_codes[r["style_image"]].float().cpu() for r in recs])
     elif shared_style is not None:
         z_embed = shared_style.expand(len(recs), -1)
@@ -243,9 +271,12 @@ def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation
     for awi in dict.fromkeys(r["add_weight_index"] for r in recs):
         pos = [k for k, r in enumerate(recs) if r["add_weight_index"] == awi]
         sel = torch.tensor(pos)
+        chosen = dict(controls)
+        if "strength" in chosen:
+            chosen["strength"] = [chosen["strength"][k] for k in pos]
         plain, styl = bg.sample_pair(z[sel], z_embed[sel], truncation=truncation, truncation_latent=mean_latent,
                                      add_weight_index=awi,
-                                     noise=None if noise is None else [m[sel] for m in noise])
+                                     noise=None if noise is None else [m[sel] for m in noise], **chosen)
         for k, a, b in zip(pos, images.tensors_to_bgr(plain), images.tensors_to_bgr(styl)):
             faces[k], styled[k] = a, b
     return faces, styled
@@ -262,8 +293,13 @@ def _read_face(path, aligner):
 
 def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdir: PathLike,
                           report: Report, *, add_weight_index: int = ADD_WEIGHT_INDEX, skip_existing: bool = False,
-                          aligner: Aligner | None = None) -> None:
+                          aligner: Aligner | None = None, style_weights: Sequence[float] | None = None,
+                          **controls) -> None:
     """`{face}_v_{style}.jpg` = [face | style | stylized] for every face x style.
+
+    `style_weights` (one per style): mix all the styles into one instead, `{face}_v_{a}+{b}.jpg` with the
+    styles side by side in vertical stripes in the style panel. `controls`: strength, layer_weights,
+    preserve_color as in `BlendGAN.stylize`.
 
     Each style is read and embedded once and each face encoded once; generation is batched over the
     styles of one face. Faces and styles are encoded at their own resolution, as in the original.
@@ -281,6 +317,11 @@ def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[
             report.fail(path, err)
     if not style_items:
         return
+    if style_weights is not None:
+        if len(style_items) != len(styles):
+            return  # a style of the mix could not be read (reported above): no partial mixes
+        style_items = [_mixed_style_item(style_items, size)]
+        controls["style_weights"] = style_weights
     bg.page_out_style_encoder()
     work = []  # (face path, targets, indices to make, codes)
     for face_path in _progress(faces, desc="faces", unit="img"):
@@ -304,7 +345,7 @@ def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[
             continue
         for chunk in _chunks(todo, bg.batch_size):
             z = torch.cat([style_items[j][2] for j in chunk])
-            out = bg.stylize(codes, z, add_weight_index=add_weight_index)
+            out = bg.stylize(codes, z, add_weight_index=add_weight_index, **controls)
             for j, result in zip(chunk, images.tensors_to_bgr(out)):
                 images.write_image_atomic(targets[j], images.hconcat([face_display, style_items[j][1], result]))
                 report.written += 1
@@ -312,11 +353,24 @@ def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[
     bar.close()
 
 
+def _mixed_style_item(items, size):
+    """One (stem, panel, codes [1, J, 512]) for a mix of styles: stems joined by '+', the style panel cut
+    into J vertical stripes, one from each style."""
+    panel = items[0][1].copy()
+    n = len(items)
+    for j, (_, display, _) in enumerate(items):
+        lo, hi = j * size // n, (j + 1) * size // n
+        panel[:, lo:hi] = display[:, lo:hi]
+    return "+".join(stem for stem, _, _ in items), panel, torch.stack([z.reshape(-1) for _, _, z in items])[None]
+
+
 # --------------------------------------------------------------------------- gen_video
 
 def video_frames(bg: BlendGAN, face_bgr: np.ndarray, style_bgrs: Sequence[np.ndarray],
-                 add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX) -> Iterator[np.ndarray]:
+                 add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX, **controls) -> Iterator[np.ndarray]:
     """gen_video's frames (H x 3W x 3 uint8 RGB) for one face and its chosen styles, streamed.
+
+    `controls`: `space` and the controls of `BlendGAN.interpolate` (defaults: the original frames).
 
     `face_bgr` and `style_bgrs` are already resized to size x size; they are encoded as such."""
     size = bg.size
@@ -329,7 +383,7 @@ def video_frames(bg: BlendGAN, face_bgr: np.ndarray, style_bgrs: Sequence[np.nda
     for t in range(len(style_bgrs) - 1):
         stacked = np.concatenate([style_panels[t], style_panels[t + 1]], axis=0)  # prev above next
         for chunk in _chunks(alphas, bg.batch_size):
-            out = bg.interpolate(codes, zs[t], zs[t + 1], chunk, add_weight_index=add_weight_index)
+            out = bg.interpolate(codes, zs[t], zs[t + 1], chunk, add_weight_index=add_weight_index, **controls)
             for alpha, result in zip(chunk, images.tensors_to_video_frames_rgb(out)):
                 top = int(size * alpha)  # sliding window: alpha 0 shows prev, 1 shows next
                 frame = np.concatenate([face_panel, stacked[top:top + size], result], axis=1)
@@ -344,8 +398,11 @@ def frames_per_video(n_styles: int = VIDEO_STYLES_PER_FACE) -> int:
 
 def gen_video(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdir: PathLike, report: Report, *,
               add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX, seed: int = 0, codec: str = "h264",
-              frames_dir: PathLike | None = None, skip_existing: bool = False, aligner: Aligner | None = None) -> None:
-    """`{face}.mp4`: 227 frames morphing through 8 randomly chosen styles per face."""
+              frames_dir: PathLike | None = None, skip_existing: bool = False, aligner: Aligner | None = None,
+              **controls) -> None:
+    """`{face}.mp4`: 227 frames morphing through 8 randomly chosen styles per face.
+
+    `controls`: `space` ('z' the original, 'w' the W-space mix) and strength, layer_weights, preserve_color."""
     from .video import FrameDumper, VideoWriter
 
     outdir = Path(outdir)
@@ -380,7 +437,7 @@ def gen_video(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdi
             report.fail(face_path, err)
             continue
         dumper = FrameDumper(Path(frames_dir) / Path(face_path).stem) if frames_dir else None
-        frames = video_frames(bg, face, [style_image(p) for p in choices], add_weight_index)
+        frames = video_frames(bg, face, [style_image(p) for p in choices], add_weight_index, **controls)
         with VideoWriter(target, 3 * size, size, fps=VIDEO_FPS, codec=codec) as writer:
             for frame in _progress(frames, total=n_frames, desc=Path(face_path).name, unit="frame", leave=False):
                 writer.write(frame)

@@ -173,9 +173,35 @@ class OnnxBlendGAN:
         """Style code z_embed [1, 512] of an artwork (H x W x 3 uint8 RGB, any size)."""
         return self._run("style_encoder", {"image": self._encoder_input(rgb)})
 
-    def stylize(self, codes, z_embed=None, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX):
+    def stylize(self, codes, z_embed=None, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, *, strength=1.0,
+                layer_weights=None, preserve_color=False, style_weights=None):
         """Images [N, 3, size, size] in [-1, 1]. Without z_embed the baked-in style model is used
-        (its add_weight_index was fixed at export)."""
+        (its add_weight_index was fixed at export).
+
+        The controls are those of `BlendGAN.stylize` (`blendgan.controls`): with any of them, or several
+        style codes (a list, or [N, J, 512]) mixed by `style_weights`, generator_controls.onnx runs."""
+        from .controls import Controls, blend_weights, step_weights
+
+        controls = Controls(strength, layer_weights, preserve_color,
+                            None if style_weights is None else tuple(float(k) for k in style_weights))
+        several = isinstance(z_embed, (list, tuple)) or (z_embed is not None and np.ndim(z_embed) == 3)
+        if z_embed is not None and (several or not controls.blends_default):
+            if "add_weight" not in self.info or not self.has("generator_controls"):
+                raise UsageError(f"{self.dir} has no generator_controls model (exported before the controls "
+                                 "existed): export the generator again")
+            z = np.stack([np.asarray(v, dtype=np.float32).reshape(-1, 512) for v in z_embed], axis=1) \
+                if isinstance(z_embed, (list, tuple)) else np.asarray(z_embed, dtype=np.float32)
+            z = z.reshape(z.shape[0], -1, 512)
+            k = controls.mix_weights(z.shape[1]) or [1.0]
+            amounts = controls.style_amounts(self.n_latent, add_weight_index) or \
+                step_weights(self.n_latent, add_weight_index)  # several styles at the original blend
+            a = np.asarray(blend_weights(self.info["add_weight"], amounts), dtype=np.float32)[None]
+            n = max(np.shape(codes)[0], z.shape[0])
+            codes = np.broadcast_to(np.asarray(codes, dtype=np.float32), (n, *np.shape(codes)[1:]))
+            feeds = {"codes": np.ascontiguousarray(codes), "z_embed": np.ascontiguousarray(np.broadcast_to(
+                z, (n, *z.shape[1:]))), "style_weights": np.tile(np.asarray([k], dtype=np.float32), (n, 1)),
+                "blend_weights": np.tile(a, (n, 1))}
+            return self._run("generator_controls", feeds)
         codes = np.asarray(codes, dtype=np.float32)
         if z_embed is None:
             return self._run("generator_fixed_style", {"codes": codes})
@@ -198,8 +224,18 @@ def build_parser():
                "--out result.png")
     parser.add_argument("--models", required=True, help="folder written by blendgan export")
     parser.add_argument("--face", required=True, help="aligned face image")
-    parser.add_argument("--style", default=None,
-                        help="style image (default: the style baked into generator_fixed_style.onnx)")
+    parser.add_argument("--style", "--style_img", action="append", default=None,
+                        help="style image; give it several times to mix styles with --style_weights (default: "
+                             "the style baked into generator_fixed_style.onnx)")
+    parser.add_argument("--style_weights", type=float, nargs="+", default=None,
+                        help="mix weights of the style images, one each (default: equal)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="style strength in [0, 1]: 0 the face's reconstruction, 1 the full style (default: 1)")
+    parser.add_argument("--layer_weights", default=None,
+                        help="per-layer style weights: n_latent values in [0, 1] (comma-separated) or a preset "
+                             "(all, structure, texture); replaces --add_weight_index (default: none)")
+    parser.add_argument("--preserve_color", action="store_true",
+                        help="the fine (colour) layers keep the face's code (default: off)")
     parser.add_argument("--out", required=True, help="result image (.png or .jpg)")
     parser.add_argument("--add_weight_index", type=int, default=DEFAULT_ADD_WEIGHT_INDEX,
                         help="Weighted Blending Module index (default: %(default)s; ignored for a baked-in style)")
@@ -210,18 +246,32 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        from .controls import Controls
+
+        weights = tuple(args.style_weights) if args.style_weights is not None else None
+        if weights is not None and len(weights) != len(args.style or []):
+            raise UsageError(f"--style_weights: {len(weights)} weights for {len(args.style or [])} --style "
+                             "image(s); give one weight per --style")
+        controls = Controls(args.strength, args.layer_weights, args.preserve_color, weights)
         models = OnnxBlendGAN(args.models, threads=args.threads)
+        controls.layer_vector(models.n_latent)  # a wrong-length vector fails before any model runs
         face = read_rgb(args.face)
         z_embed = None
-        if args.style is not None:
-            z_embed = models.embed_style(read_rgb(args.style))
+        if args.style:
+            z_embed = [models.embed_style(read_rgb(p)) for p in args.style]
+            z_embed = z_embed[0] if len(z_embed) == 1 else z_embed
             models.release("style_encoder")
         elif not models.has("generator_fixed_style"):
             raise UsageError(f"--style is required: {args.models} has no baked-in style "
                              "(export with --style_img for one)")
         codes = models.encode_face(face)
         models.release("psp_encoder")
-        image = models.stylize(codes, z_embed, args.add_weight_index)
+        if z_embed is None and not controls.blends_default:
+            raise UsageError("--strength, --layer_weights and --preserve_color need --style (the baked-in style "
+                             "model has fixed blend weights)")
+        image = models.stylize(codes, z_embed, args.add_weight_index, strength=controls.strength,
+                               layer_weights=controls.layer_weights, preserve_color=controls.preserve_color,
+                               style_weights=controls.style_weights)
         write_rgb(args.out, output_to_rgb(image)[0])
     except BlendGANError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ number of processes, the device or the point a run resumed from. The streams:
     style             latent-guided style code randn(1, 512)   (per pair, or once per run: derive_seed(seed, "style"))
     style_image       index of the style image, randint(0, n)  (--style_img_path DIR)
     add_weight_index  randint(lo, hi + 1)                      (--add_weight_index lo-hi)
+    strength          lo + (hi - lo) * rand(1) in float64      (--strength lo-hi)
     noise             one randn(1, 1, r, r) per layer          (--random_noise)
 
 Outputs: loose files (`{key}.jpg` = [face | stylized] as in the original, and/or `face/{key}.jpg` +
@@ -67,7 +68,12 @@ class PairRecipe:
     """How every pair is drawn; identical on every rank.
 
     style: ("image", name) one reference image for all pairs; ("folder", names) one image per pair
-    drawn from the sorted, readable images of a folder; ("latent", per_pair) random style codes."""
+    drawn from the sorted, readable images of a folder; ("latent", per_pair) random style codes;
+    ("mix", (names, weights)) a mix of reference images for all pairs.
+
+    strength (low, high), layer_weights, preserve_color: the stylization controls (`blendgan.controls`); a
+    strength range is drawn per pair. They are recorded only when not at their defaults, so a default run's
+    manifest is the original one."""
 
     seed: int
     truncation: float
@@ -75,6 +81,9 @@ class PairRecipe:
     style: tuple
     sample_zs: str = None
     random_noise: bool = False
+    strength: tuple = (1.0, 1.0)
+    layer_weights: object = None
+    preserve_color: bool = False
 
     def draws(self, index):
         """The manifest fields of pair `index` (everything that decides its pixels besides the weights)."""
@@ -90,6 +99,8 @@ class PairRecipe:
         rec["style_seed"] = None
         if kind == "image":
             rec["style_image"] = value
+        elif kind == "mix":
+            rec["style_images"], rec["style_weights"] = list(value[0]), list(value[1])
         elif kind == "folder":
             g = generator_for(derive_seed(seed, index, "style_image"))
             rec["style_image"] = value[int(torch.randint(0, len(value), (1,), generator=g))]
@@ -103,6 +114,16 @@ class PairRecipe:
         else:
             g = generator_for(derive_seed(seed, index, "add_weight_index"))
             rec["add_weight_index"] = int(torch.randint(lo, hi + 1, (1,), generator=g))
+        lo, hi = self.strength
+        if (lo, hi) != (1.0, 1.0) or self.layer_weights is not None or self.preserve_color:
+            if lo == hi:
+                rec["strength"] = lo
+            else:
+                g = generator_for(derive_seed(seed, index, "strength"))
+                rec["strength"] = lo + (hi - lo) * float(torch.rand(1, generator=g, dtype=torch.float64))
+            lw = self.layer_weights
+            rec["layer_weights"] = lw if lw is None or isinstance(lw, str) else list(lw)
+            rec["preserve_color"] = bool(self.preserve_color)
         rec["truncation"] = self.truncation
         rec["noise_seed"] = derive_seed(seed, index, "noise") if self.random_noise else None
         return rec

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import images
+from .controls import Controls, step_weights
 from .errors import UsageError
 from .models import prepare_for_inference
 from .models.mixed_precision import keep_float32
@@ -213,27 +214,69 @@ class BlendGAN:
             out.append(self._to_output(image))
         return torch.cat(out)
 
-    def stylize(self, face_codes: torch.Tensor, z_embed: torch.Tensor, add_weight_index: int = 6) -> torch.Tensor:
-        """Images [N, 3, size, size] from pSp codes [N|1, n_latent, 512] and style codes [N|1, 512]."""
+    def stylize(self, face_codes: torch.Tensor, z_embed, add_weight_index: int = 6, *, strength: float = 1.0,
+                layer_weights=None, preserve_color: bool = False, style_weights=None) -> torch.Tensor:
+        """Images [N, 3, size, size] from pSp codes [N|1, n_latent, 512] and style codes [N|1, 512].
+
+        Controls (`blendgan.controls`; the defaults give the original image exactly): `strength` in [0, 1]
+        (0: the face's reconstruction), `layer_weights` (n_latent values in [0, 1] or a preset name such as
+        'structure'; replaces the add_weight_index step), `preserve_color` (the colour layers keep the face's
+        code), `style_weights` (several styles: z_embed a list of [N|1, 512] codes or [N|1, J, 512], mixed
+        in W space with these weights)."""
+        controls = Controls(strength, layer_weights, preserve_color,
+                            None if style_weights is None else tuple(float(k) for k in style_weights))
+        z_embed, mix = self._style_input(z_embed, controls)
+        return self._stylize(face_codes, z_embed, mix, controls, add_weight_index)
+
+    def _stylize(self, face_codes, z_embed, mix, controls, add_weight_index):
         face_codes, z_embed = self._pair(face_codes, z_embed)
+        extra = {}
+        if mix is not None:
+            extra["style_weights"] = mix.to(self.device)  # float32: the latent MLPs stay float32 in bf16
+        amounts = controls.style_amounts(self.n_latent, add_weight_index)
+        if amounts is not None:
+            with torch.inference_mode():
+                extra["blend_weights"] = self.generator.blend_weights(style_amounts=amounts).reshape(1, -1)
         return self._generate(face_codes, input_is_latent=True, z_embed=self._to_model(z_embed),
-                              add_weight_index=add_weight_index)
+                              add_weight_index=add_weight_index, **extra)
+
+    def mix_styles(self, face_codes, z_embeds, weights, add_weight_index=6, **controls):
+        """Images of the face codes in a mix of several styles: w_style = sum_j k_j * embedding(z_j) with the
+        weights k normalised to sum 1 (`bg.mix_styles(codes, [z1, z2], [0.7, 0.3])`). Takes the other
+        controls of `stylize` as keywords."""
+        return self.stylize(face_codes, list(z_embeds), add_weight_index, style_weights=weights, **controls)
+
+    def _style_input(self, z_embed, controls):
+        """(z_embed, mix weights [1, J] or None): one style as given, or J styles stacked to [N|1, J, 512]."""
+        several = isinstance(z_embed, (list, tuple)) or z_embed.ndim == 3
+        if not several:
+            if controls.style_weights is not None and len(controls.style_weights) != 1:
+                raise UsageError(f"{len(controls.style_weights)} style weights for one style code")
+            return z_embed, None
+        if isinstance(z_embed, (list, tuple)):
+            rows = [z.reshape(-1, z.shape[-1]) for z in z_embed]
+            n = max(r.shape[0] for r in rows)
+            z_embed = torch.stack([r.expand(n, -1) for r in rows], dim=1)
+        k = controls.mix_weights(z_embed.shape[1])
+        return z_embed, torch.tensor([k], dtype=torch.float32)
 
     def stylize_photo(self, image, style, faces="all", *, min_face=None, min_score=None, aligner=None,
                       **controls):
         """A whole photo with every face stylized and pasted back: ``(photo, records)``.
 
-        ``image``: a photo (path, PIL image or H x W x 3 RGB array), any size. ``style``: an artwork (path, PIL,
-        RGB array) or a style code ``z_embed`` [1, 512]. ``faces``: ``"all"``, ``"largest"`` or K (the K
-        largest). ``controls`` go to ``stylize`` (e.g. ``add_weight_index``). Returns the photo as an
-        H x W x 3 uint8 RGB array at its own size, and one ``blendgan.photo.PhotoFace`` per detection (its
-        placement, aligned crop, stylized face and mask, or why it was skipped), in detector order."""
+        ``image``: a photo (path, PIL image or H x W x 3 RGB array), any size. ``style``: an artwork (path,
+        PIL, RGB array) or a style code ``z_embed`` [1, 512], or a list of them mixed with ``style_weights``.
+        ``faces``: ``"all"``, ``"largest"`` or K (the K largest). ``controls`` go to ``stylize`` (e.g.
+        ``add_weight_index``, ``strength``). Returns the photo as an H x W x 3 uint8 RGB array at its own
+        size, and one ``blendgan.photo.PhotoFace`` per detection (its placement, aligned crop, stylized face
+        and mask, or why it was skipped), in detector order."""
         from . import photo
 
-        if torch.is_tensor(style):
-            z_embed = style.reshape(1, -1)
-        else:
-            z_embed = self.embed_style(style)
+        def code(one):
+            return one.reshape(1, -1) if torch.is_tensor(one) else self.embed_style(one)
+
+        # several styles (a list) are mixed with the `style_weights` control
+        z_embed = [code(s) for s in style] if isinstance(style, (list, tuple)) else code(style)
         bgr = images.to_bgr(image)
         options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
         records = photo.find_faces(aligner or self.face_aligner(), bgr, faces, **options)
@@ -252,13 +295,19 @@ class BlendGAN:
         """The face as the generator sees it (pSp inversion, no style)."""
         return self._generate(self._to_model(face_codes), input_is_latent=True)
 
-    def sample_pair(self, z: torch.Tensor, z_embed: torch.Tensor, truncation: float = 1.0,
+    def sample_pair(self, z: torch.Tensor, z_embed, truncation: float = 1.0,
                     truncation_latent: "torch.Tensor | None" = None, add_weight_index: int = 6,
-                    noise: "list[torch.Tensor] | None" = None) -> "tuple[torch.Tensor, torch.Tensor]":
+                    noise: "list[torch.Tensor] | None" = None, *, strength=1.0, layer_weights=None,
+                    preserve_color: bool = False, style_weights=None) -> "tuple[torch.Tensor, torch.Tensor]":
         """generate_image_pairs: (face, stylized face) for latent z [N, 512] and style code [N|1, 512].
 
         `noise`: optional per-layer noise maps [N, 1, r, r] (both images of a pair get the same maps);
-        default: the generator's stored maps, as in the original."""
+        default: the generator's stored maps, as in the original. The controls are those of `stylize`;
+        `strength` may also be a list with one value per row (data sets drawing it per pair)."""
+        strengths = list(strength) if isinstance(strength, (list, tuple)) else None
+        controls = Controls(1.0 if strengths else strength, layer_weights, preserve_color,
+                            None if style_weights is None else tuple(float(k) for k in style_weights))
+        z_embed, mix = self._style_input(z_embed, controls)
         z, z_embed = self._pair(z, z_embed)
         extra = {}
         if noise is not None:
@@ -268,6 +317,16 @@ class BlendGAN:
                 raise UsageError("truncation < 1 needs a truncation centre (latent_avg or mean_latent)")
             extra.update(truncation=truncation, truncation_latent=self._to_model(truncation_latent))
         plain = self._generate(z, **extra)
+        if mix is not None:
+            extra["style_weights"] = mix.to(self.device)  # float32: the latent MLPs stay float32 in bf16
+        rows = [controls] if strengths is None else [
+            Controls(s, layer_weights, preserve_color, controls.style_weights) for s in strengths]
+        amounts = [c.style_amounts(self.n_latent, add_weight_index) for c in rows]
+        if any(a is not None for a in amounts):
+            # rows at strength 1 take the add_weight_index step (their original blend weights, exactly)
+            amounts = [step_weights(self.n_latent, add_weight_index) if a is None else a for a in amounts]
+            with torch.inference_mode():
+                extra["blend_weights"] = self.generator.blend_weights(style_amounts=amounts).reshape(len(rows), -1)
         styled = self._generate(z, z_embed=self._to_model(z_embed), add_weight_index=add_weight_index, **extra)
         return plain, styled
 
@@ -296,10 +355,23 @@ class BlendGAN:
         return w.float().mean(0, keepdim=True)
 
     def interpolate(self, face_codes: torch.Tensor, z_from: torch.Tensor, z_to: torch.Tensor,
-                    alphas: "list[float] | tuple[float, ...]", add_weight_index: int = 7) -> torch.Tensor:
-        """Images for style codes torch.lerp(z_from, z_to, alpha) for each alpha, in order."""
+                    alphas: "list[float] | tuple[float, ...]", add_weight_index: int = 7, *, space: str = "z",
+                    **controls) -> torch.Tensor:
+        """Images blending two styles by each alpha, in order (the interpolation video).
+
+        space 'z' (gen_video's original): style codes torch.lerp(z_from, z_to, alpha). space 'w': the style
+        mix of `mix_styles` with weights (1 - alpha, alpha), so a frame equals that two-style mix exactly.
+        Takes the other controls of `stylize` as keywords."""
+        if space == "w":
+            pair = torch.stack([z_from.reshape(-1), z_to.reshape(-1)])  # [2, 512]
+            z = pair.unsqueeze(0).expand(len(alphas), -1, -1)
+            mix = torch.tensor([Controls(style_weights=(1.0 - float(a), float(a))).mix_weights(2) for a in alphas],
+                               dtype=torch.float32)
+            return self._stylize(face_codes, z, mix, Controls(**controls), add_weight_index)
+        if space != "z":
+            raise UsageError(f"interpolation space {space!r}: choose 'z' (style codes) or 'w' (mapped styles)")
         z = torch.stack([torch.lerp(z_from.reshape(-1), z_to.reshape(-1), float(a)) for a in alphas])
-        return self.stylize(face_codes, z, add_weight_index=add_weight_index)
+        return self.stylize(face_codes, z, add_weight_index=add_weight_index, **controls)
 
     def _pair(self, a, b):
         """Broadcast two batches where one of them has a single entry."""

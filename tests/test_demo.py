@@ -128,14 +128,17 @@ def stylize(client, face, style, index):
 
 # --------------------------------------------------------------------------- HTTP API
 
-def test_api_lists_stylize_with_three_inputs(client, served):
+def test_api_lists_stylize_with_three_inputs_and_optional_controls(client, served):
     api = client.view_api(print_info=False, return_format="dict")
     # the UI's own events are not part of the API
     assert list(api["named_endpoints"]) == ["/stylize", "/stylize_photo", "/stylize_video"]
     params = api["named_endpoints"]["/stylize"]["parameters"]
-    assert len(params) == 3
+    assert len(params) == 8
     slider = params[2]
     assert slider["parameter_default"] == 6
+    # the controls (issue 23) are optional, with defaults that give the original image
+    assert [p["parameter_has_default"] for p in params[3:]] == [True] * 5
+    assert [p["parameter_default"] for p in params[3:]] == [1, False, None, 0, ""]
     # the slider covers exactly 0 ... n_latent of the loaded generator (10 codes at 64 px)
     assert served[1].n_latent == 10
     with pytest.raises(AppError, match="maximum"):
@@ -335,6 +338,23 @@ def test_demo_command_without_weights_opens_the_page_and_says_what_is_missing(tm
     assert "Traceback" not in "".join(output)
 
 
+def test_api_controls_equal_the_pipeline(client, reference, served):
+    face = images.resize_square(images.read_image_bgr(FACE), SIZE)
+    style, style_2 = (images.resize_square(images.read_image_bgr(p), SIZE) for p in (STYLE, STYLE_2))
+    codes = reference.encode_face_bgr(face)
+    za, zb = reference.embed_style_bgr(style), reference.embed_style_bgr(style_2)
+    got = read_rgb(client.predict(handle_file(str(FACE)), handle_file(str(STYLE)), 6, strength=0.4,
+                                  preserve_color=True, style_2=handle_file(str(STYLE_2)), mix=0.25,
+                                  layer_weights="texture", api_name="/stylize"))
+    want = reference.mix_styles(codes, [za, zb], [0.75, 0.25], add_weight_index=6, strength=0.4, preserve_color=True,
+                                layer_weights="texture")
+    assert np.array_equal(got, reference.to_rgb(want)[0])
+    assert not np.array_equal(got, expected(reference, images.read_image_bgr(FACE), STYLE, 6))
+    for bad, message in [({"strength": 1.5}, "maximum"), ({"layer_weights": "1,1"}, "give 10 values")]:
+        with pytest.raises(AppError, match=message):
+            client.predict(handle_file(str(FACE)), handle_file(str(STYLE)), 6, api_name="/stylize", **bad)
+
+
 # --------------------------------------------------------------------------- a real browser
 
 def chromium_path():
@@ -417,3 +437,43 @@ def test_browser_two_face_photo_comes_back_whole(served, reference, two_faces):
     got = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
     want, _ = expected_photo(reference, two_faces, STYLE, 6)
     assert np.array_equal(got, want)
+
+
+@pytest.mark.browser
+def test_browser_controls_strength_colour_mix_and_layer_weights(served, reference, tmp_path):
+    """The controls in the page: strength slider, colour toggle, second style with its share, per-layer weights
+    under "Advanced"; the result is the pipeline's image with the same controls."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    url = served[0].rstrip("/")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(url)
+            page.locator("#face_input input[type=file]").set_input_files(str(FACE))
+            page.locator("#style_input input[type=file]").set_input_files(str(STYLE))
+            page.wait_for_selector("#face_used img", timeout=120_000)
+            page.locator("#strength input[type=number]").fill("0.5")
+            page.locator("#strength input[type=number]").press("Enter")
+            page.locator("#preserve_color input[type=checkbox]").check()
+            page.get_by_text("Mix a second style").click()
+            page.locator("#style_input_2 input[type=file]").set_input_files(str(STYLE_2))
+            page.wait_for_selector("#style_input_2 img", timeout=120_000)
+            page.locator("#style_mix input[type=number]").fill("0.3")
+            page.locator("#style_mix input[type=number]").press("Enter")
+            page.get_by_text("Advanced").click()
+            page.locator("#layer_weights textarea").fill("structure")
+            page.click("#stylize")
+            page.wait_for_selector("#result img", timeout=120_000)
+            png = page.request.get(page.locator("#result img").get_attribute("src")).body()
+            page.screenshot(path=str(tmp_path / "controls.png"), full_page=True)
+        finally:
+            browser.close()
+    got = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    face = images.resize_square(images.read_image_bgr(FACE), SIZE)
+    za, zb = (reference.embed_style_bgr(images.resize_square(images.read_image_bgr(p), SIZE)) for p in (STYLE, STYLE_2))
+    want = reference.mix_styles(reference.encode_face_bgr(face), [za, zb], [0.7, 0.3], add_weight_index=6,
+                                strength=0.5, preserve_color=True, layer_weights="structure")
+    assert np.array_equal(got, reference.to_rgb(want)[0])

@@ -259,7 +259,7 @@ def test_export_folder_holds_only_complete_files(exported_64):
     import json
 
     names = sorted(p.name for p in exported_64.iterdir())
-    models = ["generator", "generator_fixed_style", "psp_encoder", "style_encoder"]
+    models = ["generator", "generator_controls", "generator_fixed_style", "psp_encoder", "style_encoder"]
     assert names == sorted(["blendgan_onnx.json", *[f"{m}.onnx" for m in models],
                             *[f"{m}.onnx.data" for m in models]])
     info = json.loads((exported_64 / "blendgan_onnx.json").read_text())
@@ -298,3 +298,60 @@ def test_runner_bad_input_lines(exported_64, tmp_path, test_pngs):
 def test_export_refuses_an_opset_the_exporter_cannot_write(tmp_path, capsys):
     assert run_export("--ckpt", tmp_path / "unused.pt", "--outdir", tmp_path, "--opset", "12") == 2
     assert "--exporter torchscript" in _one_error_line(capsys)
+
+
+# --------------------------------------------------------------------------- stylization controls (issue 23)
+
+
+def test_controlled_generator_parity(exported_64, recipe_models):
+    """generator_controls.onnx (blend weights and J mixed styles as inputs) vs the PyTorch generator."""
+    gen, _ = recipe_models(64)
+    sess = session(exported_64, "generator_controls")
+    g = torch.Generator().manual_seed(6)
+    for batch, styles in [(1, 1), (3, 2), (2, 4)]:
+        codes = torch.randn(batch, gen.n_latent, 512, generator=g)
+        z = torch.randn(batch, styles, 512, generator=g)
+        k = torch.rand(batch, styles, generator=g)
+        k = k / k.sum(1, keepdim=True)
+        blend = torch.rand(batch, gen.n_latent, generator=g)
+        with torch.inference_mode():
+            ref, _ = gen([codes], input_is_latent=True, randomize_noise=False, z_embed=z, style_weights=k,
+                         blend_weights=blend)
+        out = sess.run(None, {"codes": codes.numpy(), "z_embed": z.numpy(), "style_weights": k.numpy(),
+                              "blend_weights": blend.numpy()})[0]
+        assert rel_err(out, ref) < TOLERANCE, (batch, styles)
+
+
+def test_runner_controls_give_the_pipelines_image(exported_64, recipe_checkpoints, test_pngs, tmp_path):
+    """The torch-free runner's --strength, --layer_weights, --preserve_color and style mix: the pipeline's
+    image within one grey level."""
+    from blendgan.pipeline import BlendGAN
+
+    ck = recipe_checkpoints(64)
+    bg = BlendGAN.from_checkpoints(ck["blendgan"], ck["psp_encoder"], device="cpu")
+    codes = bg.encode_face(str(test_pngs["face"]))
+    z_style = bg.embed_style(str(test_pngs["style"]))
+    z_face = bg.embed_style(str(test_pngs["face"]))
+    vector = [0.0, 0.3, 0.3, 1, 1, 0.5, 0.5, 1, 1, 1]
+    cases = [
+        (["--strength", "0.5", "--preserve_color"], bg.stylize(codes, z_style, strength=0.5, preserve_color=True)),
+        (["--layer_weights", ",".join(map(str, vector))], bg.stylize(codes, z_style, layer_weights=vector)),
+        (["--style", test_pngs["face"], "--style_weights", "0.7", "0.3", "--strength", "0.8"],
+         bg.mix_styles(codes, [z_style, z_face], [0.7, 0.3], strength=0.8)),
+    ]
+    for flags, image in cases:
+        out = tmp_path / "result.png"
+        proc = _run_no_torch("--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"],
+                             "--out", out, *flags)
+        assert proc.returncode == 0, proc.stderr
+        ref = bg.to_rgb(image)[0].astype(int)
+        got = read_rgb(out).astype(int)
+        assert np.abs(got - ref).max() <= 1, flags
+        assert (got == ref).mean() > 0.99, flags
+    proc = _run_no_torch("--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"],
+                         "--out", tmp_path / "x.png", "--strength", "2")
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --strength 2.0: must lie in [0, 1] (0: the face, " \
+                                                            "1: the full style)"
+    proc = _run_no_torch("--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"],
+                         "--out", tmp_path / "x.png", "--layer_weights", "1,1")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "give 10 values" in proc.stderr

@@ -154,7 +154,7 @@ def add_folder_job_arguments(parser, command, add_weight_index):
     add_size_argument(parser)
     add_checkpoint_arguments(parser)
     parser.add_argument("--style_img_path", type=str, default=None,
-                        help="folder of style images (or one image); required")
+                        help="folder of style images (or one image); required (unless --style_img is given)")
     parser.add_argument("--input_img_path", type=str, default=None,
                         help="folder of face images (or one image); required")
     add_blend_arguments(parser, add_weight_index)
@@ -179,7 +179,80 @@ def start_folder_job(args, command):
     Everything a user can get wrong (paths, extras, weights) fails here, before any work is done."""
     report = RunReport(command)
     faces = list_inputs(args.input_img_path, "--input_img_path", report)
-    styles = list_inputs(args.style_img_path, "--style_img_path", report)
+    if getattr(args, "style_img", None):  # --style_img, maybe several to mix (transfer)
+        if args.style_img_path:
+            raise UsageError("give either --style_img (images to mix) or --style_img_path (a folder), not both")
+        missing = [p for p in args.style_img if not os.path.isfile(p)]
+        if missing:
+            raise UsageError(f"--style_img {missing[0]}: file not found")
+        styles = list(args.style_img)
+    else:
+        styles = list_inputs(args.style_img_path, "--style_img_path", report)
     aligner = make_aligner(args)
     bg = build_pipeline(args)
     return report, faces, styles, aligner, bg, make_outdir(args.outdir)
+
+
+# --------------------------------------------------------------------------- stylization controls (issue 23)
+
+def add_control_arguments(parser, *, mixing=True, ranges=False, style_img_help=None):
+    """--strength, --layer_weights, --preserve_color and (with `mixing`) --style_img given several times with
+    --style_weights. `ranges`: --strength may be a range drawn per item (data sets). Defaults: the original
+    output. Turn the flags into `blendgan.controls.Controls` with `controls_from_args`."""
+    drawn = "; a range like 0.5-1 draws one per pair" if ranges else ""
+    parser.add_argument("--strength", type=str if ranges else float, default="1" if ranges else 1.0,
+                        help=f"style strength in [0, 1]: 0 gives the face's reconstruction, 1 the full style{drawn} "
+                             "(default: 1)")
+    parser.add_argument("--layer_weights", type=str, default=None,
+                        help="how much style each layer takes: one value in [0, 1] per layer (comma-separated; "
+                             "10/12/14/16/18 for 64 ... 1024 px) or a preset: all, structure (4-32 px layers), "
+                             "texture (64 px and finer); replaces --add_weight_index (default: none, see "
+                             "docs/controls.md)")
+    parser.add_argument("--preserve_color", action="store_true",
+                        help="the fine (colour) layers keep the face's code: the face's colours, the style's shapes "
+                             "(default: off)")
+    if mixing:
+        parser.add_argument("--style_img", action="append", default=None, metavar="IMAGE",
+                            help=style_img_help or "a style image instead of --style_img_path; give it several "
+                                 "times to mix styles (with --style_weights) (default: none)")
+        parser.add_argument("--style_weights", type=float, nargs="+", default=None, metavar="K",
+                            help="mix weights of the --style_img images, one each, not negative, normalised to sum "
+                                 "1 (default: equal weights)")
+
+
+def controls_from_args(args, n_latent=None):
+    """The command's validated `Controls` (one-line UsageError, exit 2, for a bad value). With `n_latent`
+    (known once the generator is loaded) the per-layer vector's length is checked too.
+
+    For a strength range (pairs) the returned Controls has strength 1; `strength_range(args)` gives the range."""
+    from ..controls import Controls, parse_range
+
+    strength = args.strength
+    if isinstance(strength, str):
+        lo, hi = parse_range(strength, "--strength")
+        strength = lo if lo == hi else 1.0
+    style_imgs = getattr(args, "style_img", None)
+    weights = getattr(args, "style_weights", None)
+    if weights is not None:
+        count = len(style_imgs) if isinstance(style_imgs, list) else 0
+        if count != len(weights):
+            raise UsageError(f"--style_weights: {len(weights)} weights for {count} --style_img image(s); give one "
+                             "weight per --style_img")
+    controls = Controls(strength, args.layer_weights, args.preserve_color,
+                        tuple(weights) if weights is not None else None)
+    if n_latent is not None:
+        controls.layer_vector(n_latent)
+    return controls
+
+
+def strength_range(args):
+    """(low, high) of --strength (equal ends for one value)."""
+    from ..controls import parse_range
+
+    return parse_range(args.strength, "--strength") if isinstance(args.strength, str) else (args.strength,) * 2
+
+
+def control_kwargs(controls):
+    """The pipeline keywords of a `Controls` (stylize, interpolate, sample_pair) apart from the mix weights."""
+    return {"strength": controls.strength, "layer_weights": controls.layer_weights,
+            "preserve_color": controls.preserve_color}

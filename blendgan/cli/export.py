@@ -9,6 +9,8 @@ from ..errors import UsageError
 from . import _common
 
 HELP = "export the generator and the encoders to ONNX (run them with python -m blendgan.onnx_run, no PyTorch)"
+# the generator part writes generator.onnx (add_weight_index as an input) and generator_controls.onnx
+# (per-layer blend weights and mixed styles as inputs: strength, --layer_weights, --preserve_color, style mix)
 
 PARTS = ("generator", "psp_encoder", "style_encoder")
 MANIFEST = "blendgan_onnx.json"
@@ -115,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import images, weights
     from ..export import (
         DEFAULT_OPSET,
+        export_controlled_generator,
         export_fixed_style_generator,
         export_generator,
         export_psp_encoder,
@@ -160,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
     if "generator" in parts:
         export("generator", export_generator, generator)
+        export("generator_controls", export_controlled_generator, generator)  # the stylization controls
     if z_embed is not None:
         export(Path(FIXED_STYLE_FILE).stem, export_fixed_style_generator, generator, z_embed, args.add_weight_index)
     if psp is not None:
@@ -171,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     entries = {"format": 1, "size": generator.size, "n_latent": generator.n_latent, "precision": args.precision,
                "encoder_input_size": ENCODER_INPUT_SIZE, "opset": opset, "exporter": args.exporter,
                "torch": torch.__version__, "models": models}
+    if "generator" in parts:  # the runner computes the controls' blend weights from the learned ones
+        entries["add_weight"] = [float(v) for v in generator.add_weight.detach().float().clamp(0, 1).reshape(-1)]
     if z_embed is not None:
         entries["fixed_style"] = {"image": Path(args.style_img).name, "add_weight_index": args.add_weight_index}
     print(f"wrote {_write_manifest(outdir, entries)}")

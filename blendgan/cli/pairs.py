@@ -9,11 +9,14 @@ from ..errors import UsageError
 from ._common import (
     RunReport,
     add_checkpoint_arguments,
+    add_control_arguments,
     add_runtime_arguments,
     add_size_argument,
     build_pipeline,
+    controls_from_args,
     default_outdir,
     make_outdir,
+    strength_range,
 )
 
 HELP = "random faces and their stylized versions: <i:06d>.jpg = [face | stylized face]"
@@ -33,9 +36,6 @@ def add_arguments(parser):
     parser.add_argument("--truncation_mean", type=int, default=LATENT_AVG_SAMPLES,
                         help="samples for the mean latent when the checkpoint has no latent_avg (default: %(default)s)")
     add_checkpoint_arguments(parser, psp=False)
-    parser.add_argument("--style_img", type=str, default=None,
-                        help="one reference style image for every pair; without it and without --style_img_path "
-                             "a random style code is used (default: none)")
     parser.add_argument("--style_img_path", type=str, default=None,
                         help="folder of style images: each pair uses one, chosen from the pair's index "
                              "(default: none)")
@@ -62,12 +62,19 @@ def add_arguments(parser):
     parser.add_argument("--skip_existing", action="store_true",
                         help="resume: make only the pairs (or shards) that are missing (default: off)")
     add_runtime_arguments(parser)
+    add_control_arguments(parser, ranges=True, style_img_help=(
+        "a reference style image for every pair; give it several times to mix styles (with --style_weights); "
+        "without it and without --style_img_path a random style code is used (default: none)"))
 
 
 def run(args):
     from ..pairset import parse_add_weight_index
 
     args.add_weight_index = parse_add_weight_index(args.add_weight_index)  # flag errors before any loading
+    controls = controls_from_args(args)
+    if args.style_img and args.style_img_path:
+        raise UsageError("give either --style_img (one image, or several to mix) or --style_img_path (a folder), "
+                         "not both")
     if args.shard_size < 0 or args.pics < 0:
         raise UsageError("--pics and --shard_size must be 0 or more")
     ctx = distributed.setup(args.device)
@@ -75,6 +82,7 @@ def run(args):
         report = RunReport("pairs")
         args.device = str(ctx.device)
         bg = build_pipeline(args, need_psp=False)
+        controls_from_args(args, bg.n_latent)
         outdir = make_outdir(args.outdir)
         from .. import jobs
 
@@ -84,7 +92,9 @@ def run(args):
                                   style_dir=args.style_img_path, style_per_pair=args.style_per_pair,
                                   sample_zs=args.sample_zs, add_weight_index=args.add_weight_index, seed=args.seed,
                                   skip_existing=args.skip_existing, layout=layout, shard_size=args.shard_size,
-                                  random_noise=args.random_noise, ctx=ctx)
+                                  random_noise=args.random_noise, ctx=ctx, strength=strength_range(args),
+                                  layer_weights=controls.layer_weights, preserve_color=controls.preserve_color,
+                                  style_weights=controls.style_weights)
         report.written, report.skipped, report.failed = ctx.all_reduce_sum(
             [report.written, report.skipped, report.failed])
         if not ctx.is_main:

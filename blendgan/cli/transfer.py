@@ -1,10 +1,16 @@
 """`blendgan transfer` = the original style_transfer_folder.py, same flags and outputs."""
-from ._common import add_folder_job_arguments, start_folder_job
+from ._common import (
+    add_control_arguments,
+    add_folder_job_arguments,
+    control_kwargs,
+    controls_from_args,
+    start_folder_job,
+)
 
 HELP = "stylize every face image with every style image: <face>_v_<style>.jpg = [face | style | result]"
 EXAMPLES = """
 blendgan transfer --input_img_path test_imgs/face_imgs --style_img_path test_imgs/style_imgs
-blendgan transfer --align --input_img_path photos/ --style_img_path painting.jpg --outdir results/mine
+blendgan transfer --input_img_path photos/ --style_img a.jpg --style_img b.jpg --style_weights 0.7 0.3 --strength 0.8
 """
 
 
@@ -12,12 +18,17 @@ def add_arguments(parser):
     from ..defaults import ADD_WEIGHT_INDEX
 
     add_folder_job_arguments(parser, "transfer", add_weight_index=ADD_WEIGHT_INDEX)
+    add_control_arguments(parser)
 
 
 def run(args):
     from .. import jobs
 
+    controls = controls_from_args(args)  # bad values fail before any loading
     report, faces, styles, aligner, bg, outdir = start_folder_job(args, "transfer")
+    controls_from_args(args, bg.n_latent)
+    mix = controls.mix_weights(len(styles)) if args.style_img and len(styles) > 1 else None
     jobs.style_transfer_folder(bg, faces, styles, outdir, report, add_weight_index=args.add_weight_index,
-                               skip_existing=args.skip_existing, aligner=aligner)
+                               skip_existing=args.skip_existing, aligner=aligner, style_weights=mix,
+                               **control_kwargs(controls))
     return report.summary()

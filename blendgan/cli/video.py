@@ -1,5 +1,12 @@
 """`blendgan video` = the original gen_video.py, same flags; H.264 mp4 by default."""
-from ._common import add_folder_job_arguments, make_outdir, start_folder_job
+from ._common import (
+    add_control_arguments,
+    add_folder_job_arguments,
+    control_kwargs,
+    controls_from_args,
+    make_outdir,
+    start_folder_job,
+)
 
 HELP = "one video per face morphing through 8 random style images: <face>.mp4 (227 frames, 30 fps)"
 EXAMPLES = """
@@ -16,14 +23,22 @@ def add_arguments(parser):
                         help="h264: browser-playable H.264/yuv420p (default); mp4v: the original's MPEG-4 Part 2")
     parser.add_argument("--frames_dir", type=str, default=None,
                         help="also write every frame as PNG to FRAMES_DIR/<face>/000000.png ... (default: no PNGs)")
+    add_control_arguments(parser, mixing=False)
+    parser.add_argument("--style_space", choices=["z", "w"], default="z",
+                        help="blend two styles as style codes (z: the original) or as mapped styles (w: the same "
+                             "mix as --style_img/--style_weights in transfer; frame at alpha k = mix (1-k, k)) "
+                             "(default: z)")
 
 
 def run(args):
     from .. import jobs
 
+    controls = controls_from_args(args)  # bad values fail before any loading
     report, faces, styles, aligner, bg, outdir = start_folder_job(args, "video")
+    controls_from_args(args, bg.n_latent)
     if args.frames_dir:
         make_outdir(args.frames_dir)
     jobs.gen_video(bg, faces, styles, outdir, report, add_weight_index=args.add_weight_index, seed=args.seed,
-                   codec=args.codec, frames_dir=args.frames_dir, skip_existing=args.skip_existing, aligner=aligner)
+                   codec=args.codec, frames_dir=args.frames_dir, skip_existing=args.skip_existing, aligner=aligner,
+                   space=args.style_space, **control_kwargs(controls))
     return report.summary()

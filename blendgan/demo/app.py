@@ -1,13 +1,14 @@
 """The Gradio page over a `DemoService`: layout and event wiring only (the work is in service.py).
 
-Three tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider;
-an uploaded photo also comes back whole, every face stylized and pasted back), "Your video" (a clip with
-every face stylized, played in the page) and "Interpolation video" (a face morphing between two styles,
-H.264 mp4 played in the page). Every model event runs in one queue
+Three tabs: "Stylize" (face + style -> result, random face / random style, the add_weight_index slider and
+the stylization controls of `ControlPanel`; an uploaded photo also comes back whole, every face stylized and
+pasted back), "Your video" (a clip with every face stylized, played in the page) and "Interpolation video"
+(a face morphing between two styles, H.264 mp4 played in the page). Every model event runs in one queue
 ("model", one job at a time), so concurrent users wait their turn. The HTTP API has three documented
-endpoints, ``stylize(face image, style image, add_weight_index) -> image`` (the aligned face, stylized),
-``stylize_photo(photo, style image, add_weight_index) -> image`` (the whole photo) and
-``stylize_video(clip, style image, add_weight_index) -> video``.
+endpoints: ``stylize(face image, style image, add_weight_index, strength=1, preserve_color=False,
+style_2=None, mix=0, layer_weights='') -> image`` (the aligned face, stylized; the optional controls'
+defaults give the original image), ``stylize_photo(photo, style image, add_weight_index, ...the same
+controls) -> image`` (the whole photo) and ``stylize_video(clip, style image, add_weight_index) -> video``.
 """
 from __future__ import annotations
 
@@ -80,6 +81,32 @@ def _status_markdown(service):
             "Then restart `blendgan demo`.")
 
 
+class ControlPanel:
+    """The stylization controls of the Stylize tab (issue 23), built in the current Gradio context: a strength
+    slider, a colour toggle, a second style with a mix slider and, under "Advanced", per-layer style weights.
+    `inputs` are the components in the order `service.stylize` / `values` take them."""
+
+    def __init__(self, n_latent):
+        self.strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength", elem_id="strength",
+                                  info="0 gives the face's reconstruction, 1 the full style.")
+        self.preserve_color = gr.Checkbox(value=False, label="Keep the face's colours", elem_id="preserve_color",
+                                          info="The fine (colour) layers keep the face's code.")
+        with gr.Accordion("Mix a second style", open=False, elem_id="mix_fold"):
+            self.style_2 = upload_image(label="Second style image (optional)", elem_id="style_input_2",
+                                        sources=["upload", "clipboard"])
+            self.mix = gr.Slider(0, 1, value=0.0, step=0.05, label="Second style's share", elem_id="style_mix",
+                                 info="The two styles mix in the style mapping's W space.")
+        with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+            self.layer_weights = gr.Textbox(
+                value="", label="Per-layer style weights", elem_id="layer_weights",
+                info=f"Empty: the add_weight_index slider decides. Else {n_latent} values in [0, 1] (layer 0 is "
+                     "the coarsest), or a preset: all, structure, texture.")
+
+    @property
+    def inputs(self):
+        return [self.strength, self.preserve_color, self.style_2, self.mix, self.layer_weights]
+
+
 def build_app(service):
     """The page (a `gr.Blocks`) over `service`; start it with `launch`."""
     styles = [str(p) for p in bundled_style_images()]
@@ -102,27 +129,30 @@ def build_app(service):
             return service.random_style(style_seed)
         raise gr.Error(f"Upload a {what} (or pick one of the bundled styles) first.", print_exception=False)
 
-    def on_stylize(face_path, style_path, index, face_seed, style_seed, progress=gr.Progress()):
+    def on_stylize(face_path, style_path, index, face_seed, style_seed, strength=1.0, preserve_color=False,
+                   style_2=None, mix=0.0, layer_weights="", progress=gr.Progress()):
         with user_messages():
             index = service.check_add_weight_index(index)
+            controls, mix = service.check_controls(strength, preserve_color, layer_weights, mix)
             progress(0.0, desc="face")
             codes, face_rgb, _ = face_source(face_path, face_seed)
             progress(0.4, desc="style")
             z = style_source(style_path, style_seed)
+            z_second = service.style_code(service.prepare_style(style_2)) if style_2 else None
             progress(0.6, desc="generating")
-            result = service.stylize_codes(codes, z, index)
+            result = service.stylize_codes(codes, z, index, z_second=z_second, mix=mix, **controls)
             whole = None
             if face_path and service.is_whole_photo(face_path):
                 progress(0.8, desc="the whole photo")
-                whole, note = service.stylize_photo(face_path, z, index)
+                whole, note = service.stylize_photo(face_path, z, index, z_second=z_second, mix=mix, **controls)
                 gr.Info(note)
         return face_rgb, result, whole  # (the alignment note was shown when the face was uploaded)
 
-    def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, progress=gr.Progress()):
+    def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, *controls, progress=gr.Progress()):
         """After a random face/style: generate when both inputs are there, else leave the page as it is."""
         if not service.ready or not (face_path or face_seed is not None) or not (style_path or style_seed is not None):
             return gr.skip(), gr.skip(), gr.skip()
-        return on_stylize(face_path, style_path, index, face_seed, style_seed, progress)
+        return on_stylize(face_path, style_path, index, face_seed, style_seed, *controls, progress=progress)
 
     def on_face_change(face_path, face_seed):
         """Show the aligned crop of a new upload (and forget the random face); report "no face found" now."""
@@ -151,14 +181,21 @@ def build_app(service):
         seed = secrets.randbelow(2 ** 31)
         return None, seed, f"Style: a random style code (seed {seed})."
 
-    def on_api_stylize(face_path, style_path, index, progress=gr.Progress()):
+    def on_api_stylize(face_path, style_path, index, strength=1.0, preserve_color=False, style_2=None, mix=0.0,
+                       layer_weights="", progress=gr.Progress()):
         with user_messages():
-            _, result, _ = service.stylize(face_path, style_path, index, _progress_callback(progress))
+            _, result, _ = service.stylize(face_path, style_path, index, _progress_callback(progress),
+                                           strength=strength, preserve_color=preserve_color, style_path_2=style_2,
+                                           mix=mix, layer_weights=layer_weights)
         return result
 
-    def on_api_stylize_photo(photo_path, style_path, index, progress=gr.Progress()):
+    def on_api_stylize_photo(photo_path, style_path, index, strength=1.0, preserve_color=False, style_2=None,
+                             mix=0.0, layer_weights="", progress=gr.Progress()):
         with user_messages():
-            result, _ = service.stylize_photo(photo_path, style_path, index, _progress_callback(progress))
+            controls, mix = service.check_controls(strength, preserve_color, layer_weights, mix)
+            z_second = service.style_code(service.prepare_style(style_2)) if style_2 else None
+            result, _ = service.stylize_photo(photo_path, style_path, index, _progress_callback(progress),
+                                              z_second=z_second, mix=mix, **controls)
         return result
 
     def on_stylize_video(video_path, style_path, index, progress=gr.Progress()):
@@ -200,6 +237,7 @@ def build_app(service):
                                       buttons=["download", "fullscreen"], height=256)
                     index = gr.Slider(0, n_latent, value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent), step=1,
                                       label="add_weight_index", info=ADD_WEIGHT_INFO, elem_id="add_weight_index")
+                    controls = ControlPanel(n_latent)
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="stylize")
                     api_btn = gr.Button(visible=False)  # carries the documented `stylize` endpoint
             whole_photo = gr.Image(label="Whole photo: every face stylized and pasted back", interactive=False,
@@ -239,7 +277,7 @@ def build_app(service):
                                             label="add_weight_index", info=ADD_WEIGHT_INFO)
                     video_btn = gr.Button("Make video", variant="primary", elem_id="make_video")
 
-        stylize_inputs = [face_in, style_in, index, face_seed, style_seed]
+        stylize_inputs = [face_in, style_in, index, face_seed, style_seed, *controls.inputs]
         stylize_outputs = [face_used, result, whole_photo]
         run_btn.click(on_stylize, stylize_inputs, stylize_outputs, **model, **ui)
         face_in.change(on_face_change, [face_in, face_seed], [face_used, face_seed], **model, **ui)
@@ -248,13 +286,16 @@ def build_app(service):
             on_stylize_if_ready, stylize_inputs, stylize_outputs, **model, **ui)
         random_style_btn.click(on_random_style, None, [style_in, style_seed, style_note], **ui).then(
             on_stylize_if_ready, stylize_inputs, stylize_outputs, **model, **ui)
-        api_btn.click(on_api_stylize, [face_in, style_in, index], result, api_name="stylize",
+        api_btn.click(on_api_stylize, [face_in, style_in, index, *controls.inputs], result, api_name="stylize",
                       api_description="Stylize a face photo (aligned automatically) with a style image; "
-                                      f"add_weight_index 0 ... {n_latent}.", **model)
-        photo_api_btn.click(on_api_stylize_photo, [face_in, style_in, index], whole_photo, api_name="stylize_photo",
+                                      f"add_weight_index 0 ... {n_latent}; optional: strength (0 ... 1), "
+                                      "preserve_color, a second style with its share (mix), per-layer style "
+                                      "weights (text: values or a preset).", **model)
+        photo_api_btn.click(on_api_stylize_photo, [face_in, style_in, index, *controls.inputs], whole_photo,
+                            api_name="stylize_photo",
                             api_description="Stylize every face of a photo with a style image and paste them "
                                             f"back: the whole photo at its own size; add_weight_index 0 ... "
-                                            f"{n_latent}.", **model)
+                                            f"{n_latent}; the optional controls of stylize.", **model)
         clip_btn.click(on_stylize_video, [clip_in, clip_style, clip_index], clip_out, api_name="stylize_video",
                        api_description="Stylize every face of a short clip and paste them back: an H.264 mp4 "
                                        "with the clip's sound.", **model)

@@ -214,26 +214,56 @@ class DemoService:
                              f"(the {self.size} px generator has {self.n_latent} layers)")
         return index
 
+    def check_controls(self, strength=1.0, preserve_color=False, layer_weights="", mix=0.0):
+        """The page's control values as `BlendGAN.stylize` keywords (UsageError with one line for a bad value).
+
+        `layer_weights`: '' (none: the add_weight_index slider decides), a preset name or n_latent numbers;
+        `mix`: the second style's share in [0, 1]."""
+        from ..controls import Controls
+
+        text = (layer_weights or "").strip()
+        controls = Controls(strength, text or None, bool(preserve_color))
+        controls.layer_vector(self.n_latent)
+        mix = float(mix if mix is not None else 0.0)
+        if not 0.0 <= mix <= 1.0:
+            raise UsageError(f"style mix {mix:g}: must lie in [0, 1] (the second style's share)")
+        return {"strength": controls.strength, "layer_weights": controls.layer_weights,
+                "preserve_color": controls.preserve_color}, mix
+
     # ------------------------------------------------------------------ results
-    def stylize_codes(self, face_codes, z_embed, add_weight_index):
-        """RGB uint8 image of a face code with a style code."""
+    def stylize_codes(self, face_codes, z_embed, add_weight_index, *, z_second=None, mix=0.0, **controls):
+        """RGB uint8 image of a face code with a style code. `controls`: strength, layer_weights,
+        preserve_color; `z_second` with `mix` in [0, 1]: the second style's share of a W-space style mix."""
         index = self.check_add_weight_index(add_weight_index)
         with self._lock:
             bg = self._need_pipeline()
-            return bg.to_rgb(bg.stylize(face_codes, z_embed, add_weight_index=index))[0]
+            if z_second is not None:
+                out = bg.mix_styles(face_codes, [z_embed, z_second], [1.0 - mix, mix], add_weight_index=index,
+                                    **controls)
+            else:
+                out = bg.stylize(face_codes, z_embed, add_weight_index=index, **controls)
+            return bg.to_rgb(out)[0]
 
-    def stylize(self, face_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None):
-        """(aligned face RGB, stylized RGB, note) for two uploaded files: the HTTP API's `stylize`."""
+    def stylize(self, face_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None, *,
+                strength=1.0, preserve_color=False, style_path_2=None, mix=0.0, layer_weights=""):
+        """(aligned face RGB, stylized RGB, note) for two uploaded files: the HTTP API's `stylize`.
+
+        The optional controls (defaults: the original image): `strength`, `preserve_color`, a second style
+        image `style_path_2` mixed in with share `mix`, per-layer `layer_weights` (see `check_controls`)."""
         progress = progress or (lambda fraction, desc: None)
         index = self.check_add_weight_index(add_weight_index)
+        controls, mix = self.check_controls(strength, preserve_color, layer_weights, mix)
         progress(0.0, "reading and aligning the face")
         face, note = self.prepare_face(face_path)
         progress(0.3, "reading the style")
         style = self.prepare_style(style_path)
+        second = self.prepare_style(style_path_2) if style_path_2 else None
         progress(0.4, "encoding")
         codes, z = self.face_codes(face), self.style_code(style)
+        z_second = self.style_code(second) if second is not None else None
         progress(0.6, "generating")
-        return images.bgr_to_rgb_array(face), self.stylize_codes(codes, z, index), note
+        return images.bgr_to_rgb_array(face), self.stylize_codes(codes, z, index, z_second=z_second, mix=mix,
+                                                                 **controls), note
 
     def is_whole_photo(self, path):
         """True for an upload that is a photo to stylize whole (not an already aligned square crop)."""
@@ -241,10 +271,12 @@ class DemoService:
 
         return bool(path) and not is_prealigned(self.read_upload(path, "face photo"))
 
-    def stylize_photo(self, photo_path, style, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None):
+    def stylize_photo(self, photo_path, style, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None, *,
+                      z_second=None, mix=0.0, **controls):
         """(whole photo RGB with every face stylized and pasted back, note) for an uploaded photo and a style
-        (an uploaded file's path, or a style code [1, 512]): the HTTP API's `stylize_photo`. Raises
-        InputImageError when no face is found; the note says how many faces were stylized or skipped."""
+        (an uploaded file's path, or a style code [1, 512]): the HTTP API's `stylize_photo`. `controls` and
+        `z_second` with `mix` as in `stylize_codes`. Raises InputImageError when no face is found; the note
+        says how many faces were stylized or skipped."""
         import torch
 
         progress = progress or (lambda fraction, desc: None)
@@ -253,10 +285,13 @@ class DemoService:
         bg = self._need_pipeline()
         picture = self.read_upload(photo_path, "photo")
         z = style if torch.is_tensor(style) else self.style_code(self.prepare_style(style))
+        if z_second is not None:
+            z, controls = [z, z_second], {**controls, "style_weights": [1.0 - mix, mix]}
         progress(0.2, "finding faces")
         with self._lock:
             result, records = bg.stylize_photo(images.bgr_to_rgb_array(picture), z,
-                                               aligner=self._get_photo_aligner(), add_weight_index=index)
+                                               aligner=self._get_photo_aligner(), add_weight_index=index,
+                                               **controls)
         done = [r for r in records if r.stylized is not None]
         small = [r for r in records if r.skipped and "--min_face" in r.skipped]
         if not done:

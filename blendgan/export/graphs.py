@@ -16,6 +16,8 @@ What the inference code does that a graph format cannot hold, and what is done h
 - Encoders (pSp, style encoder) run their plain reference ops (no per-row loops), see `reference_ops`.
 - add_weight_index (Weighted Blending Module override) is a graph input (int64 [1]) of the generator,
   with Python slice semantics (`a[:, :idx] = 1`, negative counts from the end, 0 = no override).
+- The stylization controls (`blendgan.controls`) are inputs of `ControlledGeneratorGraph`: the per-layer
+  blend weights a' [N, n_latent] and J style codes [N, J, 512] with their mix weights [N, J].
 
 The modules below read the wrapped model's parameters; they never change the model.
 """
@@ -169,6 +171,25 @@ class GeneratorGraph(nn.Module):
     def forward(self, codes, z_embed, add_weight_index):
         style_latent = mapping(self.g.embedding, z_embed).unsqueeze(1)
         a = blend_weights(self.g.add_weight, add_weight_index).to(codes.dtype)
+        return synthesis(self.g, codes * a + style_latent * (1 - a))
+
+
+class ControlledGeneratorGraph(nn.Module):
+    """(codes [N, n_latent, 512], z_embed [N, J, 512], style_weights [N, J], blend_weights [N, n_latent]) -> image.
+
+    Equals `Generator([codes], input_is_latent=True, randomize_noise=False, z_embed=z_embed,
+    style_weights=style_weights, blend_weights=blend_weights)`: the J styles mix in W space
+    (sum_j k_j * embedding(z_j)) and the blend weights replace the WBM's (see `blendgan.controls`)."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.g = generator
+
+    def forward(self, codes, z_embed, style_weights, blend_weights):
+        n, j = z_embed.shape[0], z_embed.shape[1]
+        mapped = mapping(self.g.embedding, z_embed.reshape(n * j, 512)).reshape(n, j, 512)
+        style_latent = (style_weights.unsqueeze(-1) * mapped).sum(1).unsqueeze(1)
+        a = blend_weights.unsqueeze(-1).to(codes.dtype)
         return synthesis(self.g, codes * a + style_latent * (1 - a))
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError
-from .graphs import EncoderGraph, FixedStyleGeneratorGraph, GeneratorGraph, reference_ops
+from .graphs import ControlledGeneratorGraph, EncoderGraph, FixedStyleGeneratorGraph, GeneratorGraph, reference_ops
 
 EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
@@ -38,9 +38,10 @@ def _quiet():
 
 
 def export_module(module, args, path, *, input_names, output_names, batched, opset=DEFAULT_OPSET,
-                  exporter="dynamo"):
+                  exporter="dynamo", dynamic_styles=()):
     """Export `module(*args)` to `path` with a dynamic batch axis on the inputs named in `batched` and
-    on every output. Returns the list of files written (model first)."""
+    on every output, and a dynamic axis 1 (number of styles) on those in `dynamic_styles`. Returns the list
+    of files written (model first)."""
     if exporter not in EXPORTERS:
         raise UsageError(f"--exporter {exporter!r}: choose one of {', '.join(EXPORTERS)}")
     path = Path(path)
@@ -54,13 +55,16 @@ def export_module(module, args, path, *, input_names, output_names, batched, ops
         with _quiet(), torch.no_grad():
             if exporter == "dynamo":
                 batch = torch.export.Dim("batch", min=1)
-                shapes = {name: ({0: batch} if name in batched else None) for name in input_names}
+                styles = torch.export.Dim("styles", min=1)
+                shapes = {name: ({0: batch, **({1: styles} if name in dynamic_styles else {})} if name in batched
+                                 else None) for name in input_names}
                 program = torch.onnx.export(module, tuple(args), dynamo=True, opset_version=opset,
                                             input_names=list(input_names), output_names=list(output_names),
                                             dynamic_shapes=shapes, verbose=False)
                 program.save(target, external_data=True)
             else:
-                axes = {name: {0: "batch"} for name in [*batched, *output_names]}
+                axes = {name: {0: "batch", **({1: "styles"} if name in dynamic_styles else {})}
+                        for name in [*batched, *output_names]}
                 torch.onnx.export(module, tuple(args), str(target), dynamo=False, opset_version=opset,
                                   input_names=list(input_names), output_names=list(output_names),
                                   dynamic_axes=axes)
@@ -88,6 +92,20 @@ def export_generator(generator, path, **kwargs):
     return export_module(GeneratorGraph(generator).eval(), args, path,
                          input_names=("codes", "z_embed", "add_weight_index"), output_names=("image",),
                          batched=("codes", "z_embed"), **kwargs)
+
+
+def export_controlled_generator(generator, path, **kwargs):
+    """generator_controls.onnx: (codes [N, n_latent, 512], z_embed [N, J, 512], style_weights [N, J],
+    blend_weights [N, n_latent]) -> image: the stylization controls (strength, per-layer weights, colour
+    keeping, style mixing) as inputs; the runner computes the blend weights with `blendgan.controls`."""
+    like = _like(generator)
+    n, j = EXAMPLE_BATCH, 3  # the styles axis is dynamic too: 3 so that it is not specialised to 1 or 2
+    args = (torch.zeros(n, generator.n_latent, 512, **like), torch.zeros(n, j, 512, **like),
+            torch.full((n, j), 1.0 / j, **like), torch.ones(n, generator.n_latent, **like))
+    names = ("codes", "z_embed", "style_weights", "blend_weights")
+    return export_module(ControlledGeneratorGraph(generator).eval(), args, path, input_names=names,
+                         output_names=("image",), batched=names, dynamic_styles=("z_embed", "style_weights"),
+                         **kwargs)
 
 
 def export_fixed_style_generator(generator, z_embed, add_weight_index, path, **kwargs):

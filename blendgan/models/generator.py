@@ -111,21 +111,44 @@ class Generator(nn.Module):
         return [torch.randn(b.shape, generator=generator, device=b.device, dtype=b.dtype)
                 for b in self.noises.maps()]
 
-    def blend_weights(self, add_weight_index=None):
+    def blend_weights(self, add_weight_index=None, style_amounts=None):
         """WBM weights a [1, n_latent, 1]: add_weight clamped to [0, 1], first `add_weight_index` layers = 1.
 
         The original clamps the parameter in place; clamping a copy gives the same numbers without
-        changing the module."""
+        changing the module. `style_amounts` t ([n_latent] or [N, n_latent], in [0, 1]; see
+        `blendgan.controls`) replaces the add_weight_index step: a' = 1 - t * (1 - a), [N|1, n_latent, 1].
+        It is computed as lerp(a, 1, 1 - t), exact at both ends: t = 1 gives a, t = 0 gives 1."""
         a = self.add_weight.clamp(0, 1)
+        if style_amounts is not None:
+            t = torch.as_tensor(style_amounts, dtype=a.dtype, device=a.device).reshape(-1, self.n_latent, 1)
+            return torch.lerp(a, torch.ones_like(a), 1 - t)
         if add_weight_index is not None:
             a = a.clone()
             a[:, :add_weight_index] = 1  # Python slice semantics, as in the original
         return a
 
+    def style_latent(self, z_embed, style_weights=None):
+        """Style mapping: z_embed [N, 512] -> w_style [N, 512]; several styles z_embed [N, J, 512] with mix
+        weights [N|1, J] mix in W space: sum_j k_j * embedding(z_j) (each style mapped on its own, so one
+        style with weight 1 gives the single style's numbers exactly)."""
+        if z_embed.ndim == 2:
+            return self.embedding(z_embed)
+        if style_weights is None:
+            raise ValueError("several style codes [N, J, 512] need style_weights [N|1, J]")
+        w = None
+        for j in range(z_embed.shape[1]):
+            mapped = self.embedding(z_embed[:, j])
+            term = style_weights[:, j:j + 1].to(mapped.dtype) * mapped
+            w = term if w is None else w + term
+        return w
+
     # ----------------------------------------------------------------- forward
     def forward(self, styles, return_latents=False, inject_index=None, truncation=1, truncation_latent=None,
                 input_is_latent=False, noise=None, randomize_noise=True, style_image=None, z_embed=None,
-                only_return_z_embed=False, add_weight_index=None):
+                only_return_z_embed=False, add_weight_index=None, blend_weights=None, style_weights=None):
+        """The original keywords, plus two for the stylization controls (`blendgan.controls`):
+        `blend_weights` [N|1, n_latent] replaces the WBM weights (add_weight_index is then ignored), and
+        `z_embed` [N, J, 512] with `style_weights` [N|1, J] mixes J styles in W space (`style_latent`)."""
         if only_return_z_embed and style_image is not None:
             return self.get_z_embed(style_image)
         if not input_is_latent:
@@ -142,8 +165,11 @@ class Generator(nn.Module):
         if z_embed is None and style_image is not None:
             z_embed = self.get_z_embed(style_image)
         if z_embed is not None:
-            style_latent = self.embedding(z_embed).unsqueeze(1)  # broadcast over the n_latent layers
-            a = self.blend_weights(add_weight_index)
+            style_latent = self.style_latent(z_embed, style_weights).unsqueeze(1)  # broadcast over the layers
+            if blend_weights is None:
+                a = self.blend_weights(add_weight_index)
+            else:
+                a = blend_weights.reshape(blend_weights.shape[0], self.n_latent, 1).to(self.add_weight.dtype)
             latent = latent * a + style_latent * (1 - a)
 
         image = self.synthesis(latent, noise)
