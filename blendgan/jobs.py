@@ -24,6 +24,7 @@ from .errors import BlendGANError, UsageError
 from .pipeline import video_alphas
 
 if TYPE_CHECKING:
+    from .align import FaceAligner
     from .pipeline import BlendGAN
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -451,22 +452,26 @@ def gen_video(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdi
 PANEL_MAX_HEIGHT = 2048  # side-by-side panels of larger photos are shrunk to this height
 
 
-def stylize_photos(bg, photos, style_img, outdir, report, *, faces="all", min_face=None, min_score=None,
-                   keep_faceless=False, save_crops=False, panel=False, skip_existing=False, aligner=None,
-                   **controls):
+def stylize_photos(bg: BlendGAN, photos: Sequence[Path], style_img, outdir: PathLike, report: Report, *,
+                   faces: str | int = "all", min_face: float | None = None, min_score: float | None = None,
+                   keep_faceless: bool = False, save_crops: bool = False, panel: bool = False,
+                   skip_existing: bool = False, aligner: FaceAligner | None = None, **controls) -> None:
     """`{photo}_v_{style}{ext}`: each photo at its own size and format with every face stylized and pasted back.
 
-    `style_img`: the artwork's path. `controls` go to `BlendGAN.stylize` (e.g. `add_weight_index`). A photo in
+    `style_img`: the artwork's path, or several paths mixed with the `style_weights` control (the name then
+    joins their stems with '+'). `controls` go to `BlendGAN.stylize` (e.g. `add_weight_index`). A photo in
     which no face is found is a failure unless `keep_faceless`, which writes it unchanged. `save_crops` also
     writes each face's aligned and stylized squares; `panel` a [photo | result] picture."""
     from . import photo as photo_mod
 
     outdir = Path(outdir)
+    style_imgs = list(style_img) if isinstance(style_img, (list, tuple)) else [style_img]
     try:
-        z_embed = bg.embed_style_bgr(images.read_image_bgr(style_img))
+        codes = [bg.embed_style_bgr(images.read_image_bgr(p)) for p in style_imgs]
     except BlendGANError as err:
         raise UsageError(f"--style_img {err}") from None
-    style_stem = Path(style_img).stem
+    z_embed = codes[0] if len(codes) == 1 else codes
+    style_stem = "+".join(Path(p).stem for p in style_imgs)
     aligner = aligner or bg.face_aligner()
     options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
     for path in _progress(photos, desc="photos", unit="photo"):

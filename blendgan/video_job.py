@@ -60,7 +60,8 @@ def _settings_key(path, info, z_embed, bg, options) -> str:
                                  "info": [info["n_frames"], info["fps"], list(info["size"])],
                                  "generator": [bg.size, bg.precision], **options}, sort_keys=True,
                                 default=str).encode())
-    h.update(np.ascontiguousarray(z_embed.float().cpu().numpy()).tobytes())
+    for z in z_embed if isinstance(z_embed, (list, tuple)) else [z_embed]:
+        h.update(np.ascontiguousarray(z.float().cpu().numpy()).tobytes())
     return h.hexdigest()
 
 

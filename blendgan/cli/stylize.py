@@ -6,18 +6,20 @@ from ._common import (
     RunReport,
     add_blend_arguments,
     add_checkpoint_arguments,
+    add_control_arguments,
     add_runtime_arguments,
     add_size_argument,
     build_pipeline,
+    control_kwargs,
+    controls_from_args,
     default_outdir,
     make_outdir,
 )
 
 HELP = "stylize every face of your photos and videos and paste it back: <name>_v_<style>.<ext>, the whole picture"
 EXAMPLES = """
-blendgan stylize test_imgs/photos/grace_hopper.jpg --style_img test_imgs/style_imgs/cartoon_astronaut.jpg
 blendgan stylize test_imgs/photos --style_img test_imgs/style_imgs/pencil_grace_hopper.jpg --faces largest --panel
-blendgan stylize clip.mp4 --style_img test_imgs/style_imgs/cartoon_astronaut.jpg --start 0 --end 2
+blendgan stylize clip.mp4 --style_img test_imgs/style_imgs/cartoon_astronaut.jpg --start 0 --end 2 --strength 0.7
 """
 
 
@@ -36,7 +38,8 @@ def _faces(value):
 def add_arguments(parser):
     parser.add_argument("inputs", nargs="+", metavar="PHOTO_OR_VIDEO",
                         help="photos (jpg, png, bmp, webp, tif), videos (mp4, mov, webm, mkv, avi, gif) or folders")
-    parser.add_argument("--style_img", required=True, help="the artwork whose style the faces take (required)")
+    add_control_arguments(parser, style_img_help="the artwork whose style the faces take (required); give it "
+                          "several times to mix styles (with --style_weights)")
     parser.add_argument("--faces", type=_faces, default="all",
                         help="which faces: all, largest, or K (the K largest)")
     parser.add_argument("--min_face", type=float, default=None,
@@ -60,8 +63,10 @@ def add_arguments(parser):
     video.add_argument("--start", type=float, default=0.0, help="first second of the video to stylize")
     video.add_argument("--end", type=float, default=None, help="stylize up to this second (default: the end)")
     video.add_argument("--frames_dir", type=str, default=None,
-                       help="also write every stylized frame as PNG to FRAMES_DIR/<video>/000000.png ...")
-    video.add_argument("--segment_frames", type=int, default=48, help=argparse.SUPPRESS)  # tests: small segments
+                       help="also write every stylized frame as PNG to FRAMES_DIR/<video>/000000.png ... "
+                            "(default: none)")
+    video.add_argument("--segment_frames", type=int, default=48,
+                       help="frames per segment, the unit that processes share and that a killed run resumes from")
     add_size_argument(parser)
     add_checkpoint_arguments(parser)
     add_blend_arguments(parser, add_weight_index=6)
@@ -116,28 +121,36 @@ def run(args):
         raise UsageError(f"--smooth {args.smooth}: use 0 (off) or a positive number of frames")
     if args.start < 0 or (args.end is not None and args.end <= args.start):
         raise UsageError(f"--start {args.start} / --end {args.end}: need 0 <= start < end (seconds)")
+    if not args.style_img:
+        raise UsageError("--style_img IMAGE is required (the artwork whose style the faces take)")
+    controls = controls_from_args(args)  # bad values fail before any loading
     report = RunReport("stylize")
     photos, videos = split_inputs(args.inputs, report)
-    if not Path(args.style_img).is_file():
-        raise UsageError(f"--style_img {args.style_img}: file not found")
+    missing = [p for p in args.style_img if not Path(p).is_file()]
+    if missing:
+        raise UsageError(f"--style_img {missing[0]}: file not found")
     ctx = distributed.setup(args.device)
     try:
         args.device = str(ctx.device)
         aligner = make_aligner(args.detect_size)
         bg = build_pipeline(args)
         outdir = make_outdir(args.outdir)
-        controls = {"add_weight_index": args.add_weight_index}
+        controls_from_args(args, bg.n_latent)  # the per-layer vector's length, now that the size is known
+        kwargs = {"add_weight_index": args.add_weight_index, **control_kwargs(controls)}
+        if len(args.style_img) > 1:
+            kwargs["style_weights"] = controls.mix_weights(len(args.style_img))
         if photos and ctx.is_main:
             jobs.stylize_photos(bg, photos, args.style_img, outdir, report, faces=args.faces, min_face=args.min_face,
                                 min_score=args.min_score, keep_faceless=args.keep_faceless,
                                 save_crops=args.save_crops, panel=args.panel, skip_existing=args.skip_existing,
-                                aligner=aligner, **controls)
+                                aligner=aligner, **kwargs)
         if videos:
             try:
-                z_embed = bg.embed_style_bgr(images.read_image_bgr(args.style_img))
+                codes = [bg.embed_style_bgr(images.read_image_bgr(p)) for p in args.style_img]
             except BlendGANError as err:
                 raise UsageError(f"--style_img {err}") from None
-            style_stem = Path(args.style_img).stem
+            z_embed = codes[0] if len(codes) == 1 else codes
+            style_stem = "+".join(Path(p).stem for p in args.style_img)
             for path in videos:
                 target = outdir / f"{path.stem}_v_{style_stem}.mp4"
                 if args.skip_existing and target.exists():
@@ -149,7 +162,7 @@ def run(args):
                                   min_face=args.min_face, min_score=args.min_score, smooth=args.smooth,
                                   start=args.start, end=args.end, skip_existing=args.skip_existing,
                                   frames_dir=frames_dir, ctx=ctx, segment_frames=max(1, args.segment_frames),
-                                  **controls)
+                                  **kwargs)
                 except BlendGANError as err:
                     if isinstance(err, UsageError):
                         raise
