@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def build(size):
     import helpers
+
     from blendgan import BlendGAN, Generator, PSPEncoder
     from blendgan.models.loading import from_state_dict
 
