@@ -22,6 +22,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def build(size):
+<<<<<<< HEAD
+=======
+    import helpers
+
+>>>>>>> controls
     from blendgan import BlendGAN, Generator, PSPEncoder
     from blendgan.models.loading import from_state_dict
 

@@ -4,13 +4,17 @@ The equivalences are exact (torch.equal) on the recipe (test) weights; the monot
 measure the images those weights make."""
 import pytest
 import torch
+from helpers import ROOT
 
 from blendgan import images
 from blendgan.controls import Controls, color_layers, layer_resolutions, preset_weights, step_weights
 from blendgan.errors import UsageError
 from blendgan.pipeline import BlendGAN
+<<<<<<< HEAD
 
 from helpers import ROOT
+=======
+>>>>>>> controls
 
 FACES = sorted((ROOT / "test_imgs" / "face_imgs").glob("*.*"))
 STYLES = sorted((ROOT / "test_imgs" / "style_imgs").glob("*.*"))
@@ -133,13 +137,13 @@ def test_layer_resolutions_and_presets():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(strength=1.5), "--strength 1.5: must lie in \\[0, 1\\]"),
-    (dict(strength=-0.1), "--strength -0.1"),
-    (dict(strength="abc"), "not a number"),
-    (dict(layer_weights=(0.5, 2.0)), "--layer_weights: every value must lie in \\[0, 1\\]"),
-    (dict(layer_weights="coarse"), "--layer_weights 'coarse': give one value"),
-    (dict(style_weights=(0.5, -0.5)), "must not be negative"),
-    (dict(style_weights=(0, 0)), "at least one weight must be above 0"),
+    ({"strength": 1.5}, "--strength 1.5: must lie in \\[0, 1\\]"),
+    ({"strength": -0.1}, "--strength -0.1"),
+    ({"strength": "abc"}, "not a number"),
+    ({"layer_weights": (0.5, 2.0)}, "--layer_weights: every value must lie in \\[0, 1\\]"),
+    ({"layer_weights": "coarse"}, "--layer_weights 'coarse': give one value"),
+    ({"style_weights": (0.5, -0.5)}, "must not be negative"),
+    ({"style_weights": (0, 0)}, "at least one weight must be above 0"),
 ])
 def test_bad_values_are_one_line_usage_errors(kwargs, message):
     with pytest.raises(UsageError, match=message) as err:

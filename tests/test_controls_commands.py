@@ -7,12 +7,16 @@ import os
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT
 
 from blendgan import images, jobs
 from blendgan.cli import main
 from blendgan.pipeline import BlendGAN
+<<<<<<< HEAD
 
 from helpers import ROOT
+=======
+>>>>>>> controls
 
 FACES = ROOT / "test_imgs" / "face_imgs"
 STYLES = ROOT / "test_imgs" / "style_imgs"
@@ -47,7 +51,7 @@ def weight_flags(weights):
 
 
 def test_transfer_with_controls_writes_the_pipelines_image(weights, bg, written, tmp_path):
-    face, style = sorted(FACES.glob("*.*"))[0], sorted(STYLES.glob("*.*"))[1]
+    face, style = min(FACES.glob("*.*")), sorted(STYLES.glob("*.*"))[1]
     vector = ",".join(["0.2"] * 3 + ["1"] * 7)
     status = main(["transfer", *weight_flags(weights), "--input_img_path", str(face), "--style_img_path", str(style),
                    "--outdir", str(tmp_path), "--device", "cpu", "--strength", "0.6", "--layer_weights", vector,
@@ -62,7 +66,7 @@ def test_transfer_with_controls_writes_the_pipelines_image(weights, bg, written,
 
 
 def test_transfer_mixes_several_style_images(weights, bg, written, tmp_path):
-    face = sorted(FACES.glob("*.*"))[0]
+    face = min(FACES.glob("*.*"))
     a, b = sorted(STYLES.glob("*.*"))[:2]
     status = main(["transfer", *weight_flags(weights), "--input_img_path", str(face), "--style_img", str(a),
                    "--style_img", str(b), "--style_weights", "0.7", "0.3", "--outdir", str(tmp_path),
@@ -86,7 +90,7 @@ def test_video_with_w_space_and_strength(weights, bg, tmp_path, monkeypatch):
         return original(bg_, face, styles, awi, **controls)
 
     monkeypatch.setattr(jobs, "video_frames", spy)
-    face = sorted(FACES.glob("*.*"))[0]
+    face = min(FACES.glob("*.*"))
     style_dir = tmp_path / "styles"
     style_dir.mkdir()
     for p in sorted(STYLES.glob("*.*"))[:2]:
@@ -163,7 +167,7 @@ def test_bad_values_are_one_line_and_exit_2(weights, tmp_path, capsys, command, 
     if command == "pairs":
         args = ["pairs", "--ckpt", str(weights["blendgan"]), "--pics", "1"]
     else:
-        args = [command, *weight_flags(weights), "--input_img_path", str(sorted(FACES.glob("*.*"))[0])]
+        args = [command, *weight_flags(weights), "--input_img_path", str(min(FACES.glob("*.*")))]
         if "--style_img" not in flags:
             args += ["--style_img_path", str(styles[0])]
     status = main([*args, *flags, "--outdir", str(tmp_path / "out"), "--device", "cpu"])
