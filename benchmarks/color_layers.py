@@ -22,15 +22,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def build(size):
-<<<<<<< HEAD
-=======
-    import helpers
-
->>>>>>> controls
     from blendgan import BlendGAN, Generator, PSPEncoder
     from blendgan.models.loading import from_state_dict
 
     import helpers
+
 
     g = from_state_dict(lambda: Generator(size), helpers.generator_state_dict(size))
     sd, latent_avg = helpers.psp_state_dict(size)

@@ -4,17 +4,13 @@ The equivalences are exact (torch.equal) on the recipe (test) weights; the monot
 measure the images those weights make."""
 import pytest
 import torch
-from helpers import ROOT
 
 from blendgan import images
 from blendgan.controls import Controls, color_layers, layer_resolutions, preset_weights, step_weights
 from blendgan.errors import UsageError
 from blendgan.pipeline import BlendGAN
-<<<<<<< HEAD
 
 from helpers import ROOT
-=======
->>>>>>> controls
 
 FACES = sorted((ROOT / "test_imgs" / "face_imgs").glob("*.*"))
 STYLES = sorted((ROOT / "test_imgs" / "style_imgs").glob("*.*"))

@@ -7,16 +7,12 @@ import os
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT
 
 from blendgan import images, jobs
 from blendgan.cli import main
 from blendgan.pipeline import BlendGAN
-<<<<<<< HEAD
 
 from helpers import ROOT
-=======
->>>>>>> controls
 
 FACES = ROOT / "test_imgs" / "face_imgs"
 STYLES = ROOT / "test_imgs" / "style_imgs"
