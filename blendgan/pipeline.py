@@ -138,7 +138,7 @@ class BlendGAN:
     @classmethod
     def from_models(cls, generator: torch.nn.Module, psp_encoder: "torch.nn.Module | None" = None,
                     style_encoder: "torch.nn.Module | None" = None, **kwargs) -> "BlendGAN":
-        """Build the pipeline from already constructed models (e.g. `blendgan.checkpoints` loaders).
+        """Build the pipeline from already constructed models (e.g. `blendgan.weights` loaders).
 
         The modules are taken over (moved in place, frozen, see the class docstring), not copied."""
         return cls(generator, psp_encoder, style_encoder, **kwargs)

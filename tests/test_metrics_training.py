@@ -15,7 +15,7 @@ from blendgan.cli import main
 from blendgan.metrics import inception
 from blendgan.metrics.evaluate import Options, evaluate_generator
 from blendgan.metrics.snapshot import best_record, read_metric_log
-from blendgan.training.rundir import load_snapshot
+from blendgan.training.runs import load_snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_helpers  # noqa: E402
