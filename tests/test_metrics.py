@@ -242,8 +242,8 @@ def test_command_prints_a_table_and_writes_json(stand_in, folders, tmp_path, cap
 
 
 def test_command_generates_on_the_fly(stand_in, folders, recipe_checkpoints, tmp_path, monkeypatch):
-    from blendgan.weights import load_generator
     from blendgan.metrics.evaluate import evaluate_generator
+    from blendgan.weights import load_generator
 
     real, _, _ = folders
     ckpt = recipe_checkpoints(64)["blendgan"]
