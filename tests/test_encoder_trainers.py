@@ -287,9 +287,14 @@ def test_psp_two_processes_equal_one(data, psp_run, tmp_path):
     torchrun(psp_flags(data, out, iters=2, batch=2, w_norm_lambda=0.01))
     a, b = psp_tensors(psp_run / "checkpoints" / "000002.pt"), psp_tensors(out / "checkpoints" / "000002.pt")
     worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
-    assert worst < 1e-4, worst
-    assert read_log(out / "log.jsonl")[0]["loss"] == pytest.approx(read_log(psp_run / "log.jsonl")[0]["loss"],
-                                                                    rel=1e-5)
+    # Adam moves each weight by up to lr per step however small its gradient, so a weight whose gradient sits
+    # at float32 rounding level (|g| ~ Adam's eps) can end a fraction of lr apart in the two runs (measured
+    # 1.6e-4 at lr 3e-4 on this machine, also before the trainers shared a skeleton): bound it by the steps
+    # Adam can take, and hold the losses (before and after the first update) to float32 rounding
+    assert worst < 2 * 2 * 3e-4, worst
+    one, two = read_log(psp_run / "log.jsonl"), read_log(out / "log.jsonl")
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-5)
+    assert two[1]["loss"] == pytest.approx(one[1]["loss"], rel=1e-4)
     free(out)
 
 
