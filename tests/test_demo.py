@@ -190,7 +190,7 @@ def test_api_stylize_video_returns_the_clip_stylized_and_refuses_long_ones(clien
     from helpers import make_face_clip
 
     clip = make_face_clip(tmp_path / "clip.mp4", seconds=0.75, fps=8)
-    got = client.predict({"video": handle_file(str(clip))}, handle_file(str(STYLE)), 6, api_name="/stylize_video")
+    got = client.predict(handle_file(str(clip)), handle_file(str(STYLE)), 6, api_name="/stylize_video")
     path = got["video"] if isinstance(got, dict) else got
     info, source = probe_video(path), probe_video(clip)
     assert (info["n_frames"], info["fps"], info["size"]) == (source["n_frames"], source["fps"], source["size"])
@@ -199,7 +199,7 @@ def test_api_stylize_video_returns_the_clip_stylized_and_refuses_long_ones(clien
     limit, service.max_video_seconds = service.max_video_seconds, 0.5
     try:
         with pytest.raises(AppError, match=r"0.8 s long; this server takes clips of up to 0.5 s"):
-            client.predict({"video": handle_file(str(clip))}, handle_file(str(STYLE)), 6, api_name="/stylize_video")
+            client.predict(handle_file(str(clip)), handle_file(str(STYLE)), 6, api_name="/stylize_video")
     finally:
         service.max_video_seconds = limit
 
