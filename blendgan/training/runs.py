@@ -35,6 +35,11 @@ class RunDir:
         try:
             for d in (self.path, self.checkpoints, self.samples):
                 d.mkdir(parents=True, exist_ok=True)
+            # a run killed while writing leaves its temporary file (`.<name>.<random>.tmp<suffix>`, see
+            # blendgan/files.py); a resumed run rewrites that step, so the leftover only takes space
+            for d in (self.checkpoints, self.samples):
+                for leftover in d.glob(".*.tmp*"):
+                    leftover.unlink(missing_ok=True)
         except OSError as err:
             raise UsageError(f"{self.path}: cannot create the run folder ({err.strerror or err}); "
                              "pass another --outdir") from None
