@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                        cache_dir="off" if args.no_cache else args.cache_dir, real_size=args.real_size,
                        kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, seed=args.seed)
         if args.n:
-            from ..checkpoints import load_generator
+            from ..weights import load_generator
 
             generator, _ = load_generator(args.ckpt)
             generator = generator.to(ctx.device).eval()

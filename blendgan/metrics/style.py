@@ -11,7 +11,7 @@ class StyleCodes:
     name = "style-encoder"
 
     def __init__(self, path, device="cpu"):
-        from ..checkpoints import load_style_encoder
+        from ..weights import load_style_encoder
         self.encoder = load_style_encoder(path).to(device).eval()
         self.device = device
 
