@@ -251,3 +251,18 @@ def classify(event):
 
 def short_shapes(shapes):
     return str([s for s in (shapes or [])[:2]]).replace(" ", "")
+
+
+def time_calls(obj, names, spent, key="networks"):
+    """Wrap the methods `names` of `obj` so that the seconds spent in them add up in `spent[key]`."""
+    for name in names:
+        fn = getattr(obj, name)
+
+        def wrapper(*args, _fn=fn, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - t0
+
+        setattr(obj, name, wrapper)

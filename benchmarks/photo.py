@@ -54,29 +54,20 @@ def child(args):
     from blendgan.photo import make_aligner
     from blendgan.pipeline import BlendGAN
 
+    import measure
+
     torch.manual_seed(0)
     bg = BlendGAN(Generator(1024), PSPEncoder(18), device="cpu", precision=args.precision)
     reuse_freed_memory()
-    spent = {"networks": 0.0}
-
-    def timed(fn):
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                spent["networks"] += time.perf_counter() - t0
-        return wrapper
-
-    encode = timed(bg.encode_face_bgr)
+    spent = {"networks": 0.0, "faces": 0}
+    measure.time_calls(bg, ["encode_face_bgr", "embed_style_bgr", "stylize"], spent)
+    encode = bg.encode_face_bgr
 
     def counted(image):
         spent["faces"] += 1
         return encode(image)
 
     bg.encode_face_bgr = counted
-    bg.embed_style_bgr = timed(bg.embed_style_bgr)
-    bg.stylize = timed(bg.stylize)
 
     class Report:
         written = skipped = failed = 0

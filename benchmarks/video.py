@@ -35,23 +35,14 @@ def child(args):
     from blendgan.pipeline import BlendGAN
     from blendgan.video_job import stylize_video
 
+    import measure
+
     torch.manual_seed(0)
     bg = BlendGAN(Generator(args.size), PSPEncoder(n_latent_for_size(args.size)), device="cpu",
                   precision=args.precision)
     reuse_freed_memory()
     spent = {"networks": 0.0}
-
-    def timed(fn):
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                spent["networks"] += time.perf_counter() - t0
-        return wrapper
-
-    bg.encode_face_bgr = timed(bg.encode_face_bgr)
-    bg.stylize = timed(bg.stylize)
+    measure.time_calls(bg, ["encode_face_bgr", "stylize"], spent)
     z = torch.randn(1, 512, generator=torch.Generator().manual_seed(0))
 
     class Report:
