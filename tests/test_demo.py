@@ -443,7 +443,7 @@ def test_browser_two_face_photo_comes_back_whole(served, reference, two_faces):
 def test_browser_controls_strength_colour_mix_and_layer_weights(served, reference, tmp_path):
     """The controls in the page: strength slider, colour toggle, second style with its share, per-layer weights
     under "Advanced"; the result is the pipeline's image with the same controls."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     executable = chromium_path()
     url = served[0].rstrip("/")
@@ -465,6 +465,14 @@ def test_browser_controls_strength_colour_mix_and_layer_weights(served, referenc
             page.locator("#style_mix input[type=number]").press("Enter")
             page.get_by_text("Advanced").click()
             page.locator("#layer_weights textarea").fill("structure")
+            page.locator("#layer_weights textarea").press("Tab")
+            # The click sends what the page holds: wait until every control shows its value (CI once clicked
+            # before one had landed) and the second style is on the server.
+            expect(page.locator("#strength input[type=range]")).to_have_value("0.5", timeout=30_000)
+            expect(page.locator("#style_mix input[type=range]")).to_have_value("0.3", timeout=30_000)
+            expect(page.locator("#layer_weights textarea")).to_have_value("structure", timeout=30_000)
+            expect(page.locator("#preserve_color input[type=checkbox]")).to_be_checked(timeout=30_000)
+            expect(page.locator("#style_input_2 img")).to_have_attribute("src", re.compile("file="), timeout=30_000)
             page.click("#stylize")
             page.wait_for_selector("#result img", timeout=120_000)
             png = page.request.get(page.locator("#result img").get_attribute("src")).body()
@@ -474,6 +482,16 @@ def test_browser_controls_strength_colour_mix_and_layer_weights(served, referenc
     got = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
     face = images.resize_square(images.read_image_bgr(FACE), SIZE)
     za, zb = (reference.embed_style_bgr(images.resize_square(images.read_image_bgr(p), SIZE)) for p in (STYLE, STYLE_2))
-    want = reference.mix_styles(reference.encode_face_bgr(face), [za, zb], [0.7, 0.3], add_weight_index=6,
-                                strength=0.5, preserve_color=True, layer_weights="structure")
-    assert np.array_equal(got, reference.to_rgb(want)[0])
+    codes = reference.encode_face_bgr(face)
+    controls = dict(strength=0.5, preserve_color=True, layer_weights="structure")
+
+    def pipeline_rgb(shares=(0.7, 0.3), **changes):
+        return reference.to_rgb(reference.mix_styles(codes, [za, zb], list(shares), 6, **{**controls, **changes}))[0]
+
+    if not np.array_equal(got, pipeline_rgb()):
+        # Say which control the page lost, so that a failure tells where to look.
+        lost = {"strength": dict(strength=1.0), "preserve_color": dict(preserve_color=False),
+                "layer_weights": dict(layer_weights=None), "mix": dict(shares=(1.0, 0.0))}
+        lost = [name for name, change in lost.items() if np.array_equal(got, pipeline_rgb(**change))]
+        pytest.fail(f"the page's result is not the pipeline's with the same controls; it is the pipeline's without: "
+                    f"{lost or 'no single control'}")
