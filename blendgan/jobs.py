@@ -128,10 +128,10 @@ def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics
         weights = Controls(style_weights=tuple(style_weights) if style_weights is not None else None).mix_weights(
             len(style_img))
         for p in style_img:
-            style_codes[str(p)] = bg.embed_style_bgr(images.read_image_bgr(p))
+            style_codes[str(p)] = bg.read_style(p)[1]
         style = ("mix", (tuple(str(p) for p in style_img), tuple(weights or [1.0])))
     elif style_img is not None:  # reference-guided, one image
-        style_codes[str(style_img)] = bg.embed_style_bgr(images.read_image_bgr(style_img))
+        style_codes[str(style_img)] = bg.read_style(style_img)[1]
         style = ("image", str(style_img))
     elif style_dir is not None:  # reference-guided, one image of the folder per pair
         style = ("folder", _embed_style_folder(bg, style_dir, style_codes, report if ctx.is_main else None))
@@ -312,8 +312,8 @@ def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[
     style_items = []  # (stem, display copy, z_embed)
     for path in _progress(styles, desc="styles", unit="img"):
         try:
-            img = images.read_image_bgr(path)
-            style_items.append((Path(path).stem, images.resize_square(img, size), bg.embed_style_bgr(img)))
+            img, z = bg.read_style(path)  # an image, or a fitted style code with its reference's thumbnail
+            style_items.append((Path(path).stem, images.resize_square(img, size), z))
         except BlendGANError as err:
             report.fail(path, err)
     if not style_items:
@@ -467,7 +467,7 @@ def stylize_photos(bg: BlendGAN, photos: Sequence[Path], style_img, outdir: Path
     outdir = Path(outdir)
     style_imgs = list(style_img) if isinstance(style_img, (list, tuple)) else [style_img]
     try:
-        codes = [bg.embed_style_bgr(images.read_image_bgr(p)) for p in style_imgs]
+        codes = [bg.read_style(p)[1] for p in style_imgs]
     except BlendGANError as err:
         raise UsageError(f"--style_img {err}") from None
     z_embed = codes[0] if len(codes) == 1 else codes

@@ -20,6 +20,7 @@ import torch
 from . import images
 from .controls import Controls, step_weights
 from .errors import UsageError
+from .fitting.adapter import generator_fingerprint
 from .models import prepare_for_inference
 from .models.mixed_precision import keep_float32
 
@@ -98,6 +99,9 @@ class BlendGAN:
         self.dtype = resolve_dtype(precision, self.device)
         self.precision = precision
         self.batch_size = max(1, int(batch_size))
+        if not getattr(generator, "base_fingerprint", None):
+            # before the cast: style-code and adapter files name the float32 base they were fitted with
+            generator.base_fingerprint = generator_fingerprint(generator)
         self.generator = _place(generator, self.device, self.dtype)
         if self.dtype != torch.float32:
             # the two latent MLPs (mapping, style embedding) stay in float32: in bf16 they put ~1 %
@@ -125,11 +129,19 @@ class BlendGAN:
     @classmethod
     def from_checkpoints(cls, ckpt: "images.PathLike", psp_encoder_ckpt: "images.PathLike | None" = None,
                          style_encoder_ckpt: "images.PathLike | None" = None, *, size: "int | None" = None,
-                         channel_multiplier: int = 2, **kwargs) -> "BlendGAN":
-        """Load `blendgan.pt` (+ `psp_encoder.pt`, + optional `style_encoder.pt`) and build the pipeline."""
+                         channel_multiplier: int = 2, adapters=(), **kwargs) -> "BlendGAN":
+        """Load `blendgan.pt` (+ `psp_encoder.pt`, + optional `style_encoder.pt`) and build the pipeline.
+
+        `adapters`: (adapter.safetensors, scale) pairs from `blendgan fit-style`, merged into the generator's
+        weights at load (scale 0: the base model exactly); the files on disk are not changed."""
+        from .fitting.adapter import merge_adapter
         from .weights.building import load_generator, load_psp_encoder, load_style_encoder
 
         generator, info = load_generator(ckpt, size=size, channel_multiplier=channel_multiplier)
+        # recorded in float32, before adapters and before a cast to bf16: style-code files are checked with it
+        generator.base_fingerprint = generator_fingerprint(generator)
+        for path, scale in adapters or ():
+            merge_adapter(generator, path, scale)
         psp = load_psp_encoder(psp_encoder_ckpt, size=generator.size) if psp_encoder_ckpt else None
         style = load_style_encoder(style_encoder_ckpt) if style_encoder_ckpt else None
         return cls(generator, psp, style, latent_avg=info.get("latent_avg"), truncation=info.get("truncation"),
@@ -180,8 +192,29 @@ class BlendGAN:
         return self.encode_face_bgr(images.to_bgr(image))
 
     def embed_style(self, image: "images.PathLike | images.Image.Image | np.ndarray") -> torch.Tensor:
-        """Style code z_embed [1, 512] of an artwork (path, PIL image or RGB array)."""
+        """Style code z_embed [1, 512] of an artwork (path, PIL image or RGB array), or the code stored in a
+        style-code file (`blendgan fit-style`'s style_code.safetensors)."""
+        if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+            from .fitting.style_code import is_style_code_file
+
+            if is_style_code_file(image):
+                return self.read_style(image)[1]
         return self.embed_style_bgr(images.to_bgr(image))
+
+    def read_style(self, path: "images.PathLike") -> "tuple[np.ndarray, torch.Tensor]":
+        """(BGR picture, z_embed [1, 512]) of a style file: an image (read and embedded), or a style-code file
+        (its stored code, checked against this generator, and its reference's thumbnail)."""
+        from .fitting.style_code import is_style_code_file, read_style_code
+
+        if not is_style_code_file(path):
+            bgr = images.read_image_bgr(path)
+            return bgr, self.embed_style_bgr(bgr)
+        z, thumb, meta = read_style_code(path)
+        if meta.get("base_fingerprint") != generator_fingerprint(self.generator):
+            raise UsageError(f"{path}: this style code was fitted with another base checkpoint "
+                             f"({meta.get('base_checkpoint', '?')}); use it with that --ckpt or fit it again")
+        bgr = thumb[:, :, ::-1].copy() if thumb is not None else np.zeros((self.size, self.size, 3), np.uint8)
+        return bgr, z.to(self.device)
 
     def release_face_encoder(self) -> None:
         """Drop the pSp encoder (e.g. once every face of a job is encoded): its weights, and the mapping

@@ -31,6 +31,7 @@ COMMANDS = {
     "demo": "demo",
     "train": "train",
     "eval": "eval",
+    "fit-style": "fit_style",
 }
 
 

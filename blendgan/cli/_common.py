@@ -63,12 +63,19 @@ def build_pipeline(args, need_psp=True):
         weight_path(args.ckpt, "blendgan", download),
         weight_path(getattr(args, "psp_encoder_ckpt", ""), "psp_encoder", download) if need_psp else None,
         getattr(args, "style_encoder_ckpt", None) or None,
-        size=args.size, channel_multiplier=args.channel_multiplier,
+        size=args.size, channel_multiplier=args.channel_multiplier, adapters=adapter_args(args),
         device=args.device, precision=args.precision, batch_size=args.batch_size,
         compile=getattr(args, "compile", False))
     if pipeline.device.type == "cpu":
         reuse_freed_memory()  # a generating program: keep freed activations for the next image (blendgan/allocator.py)
     return pipeline
+
+
+def adapter_args(args):
+    """[(file, scale)] of the --adapter flags."""
+    from ..fitting.adapter import parse_adapter_flag
+
+    return [parse_adapter_flag(v) for v in getattr(args, "adapter", None) or []]
 
 
 class RunReport:
@@ -144,6 +151,10 @@ def add_checkpoint_arguments(parser, psp=True):
                             help="psp_encoder.pt (default: the weights folder)")
     parser.add_argument("--style_encoder_ckpt", type=str, default="",
                         help="optional standalone style_encoder.pt (default: the one inside blendgan.pt)")
+    parser.add_argument("--adapter", action="append", default=None, metavar="FILE[:SCALE]",
+                        help="a style adapter of `blendgan fit-style` (adapter.safetensors), merged into the "
+                             "generator at load with SCALE (default 1; 0 = the base model); may be given "
+                             "several times (default: none)")
     parser.add_argument("--no_download", action="store_true",
                         help="do not download missing weights into the weights folder on first use "
                              "(default: download them; BLENDGAN_OFFLINE=1 also turns this off)")
@@ -215,6 +226,9 @@ def add_control_arguments(parser, *, mixing=True, ranges=False, style_img_help=N
         parser.add_argument("--style_img", action="append", default=None, metavar="IMAGE",
                             help=style_img_help or "a style image instead of --style_img_path; give it several "
                                  "times to mix styles (with --style_weights) (default: none)")
+        parser.add_argument("--style_code", action="append", dest="style_img", metavar="FILE",
+                            help="a fitted style (style_code.safetensors of `blendgan fit-style`), used as a "
+                                 "--style_img is; may be mixed with style images (default: none)")
         parser.add_argument("--style_weights", type=float, nargs="+", default=None, metavar="K",
                             help="mix weights of the --style_img images, one each, not negative, normalised to sum "
                                  "1 (default: equal weights)")

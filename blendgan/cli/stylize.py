@@ -110,7 +110,7 @@ def split_inputs(given, report):
 def run(args):
     from pathlib import Path
 
-    from .. import distributed, images, jobs
+    from .. import distributed, jobs
     from ..errors import BlendGANError
     from ..photo import make_aligner
     from ..video_job import stylize_video
@@ -146,7 +146,7 @@ def run(args):
                                 aligner=aligner, **kwargs)
         if videos:
             try:
-                codes = [bg.embed_style_bgr(images.read_image_bgr(p)) for p in args.style_img]
+                codes = [bg.read_style(p)[1] for p in args.style_img]
             except BlendGANError as err:
                 raise UsageError(f"--style_img {err}") from None
             z_embed = codes[0] if len(codes) == 1 else codes

@@ -58,13 +58,16 @@ def _config_class(trainer):
     return getattr(config, TRAINERS[trainer][1])
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One flag per field of the settings dataclass `cls`, in the groups of blendgan.training.config.GROUPS,
-    with the field's help and default; flags not given stay out of the parsed arguments."""
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple = ()) -> None:
+    """One flag per field of the settings dataclass `cls` (but those in `skip`), in the groups of
+    blendgan.training.config.GROUPS, with the field's help and default; flags not given stay out of the parsed
+    arguments."""
     from ..training.config import GROUPS
 
     groups = {name: parser.add_argument_group(name) for name in GROUPS}
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         meta, default = f.metadata, f.default
         group = groups[meta["group"]]
         if f.name == "progress":  # an on-by-default switch: the flag turns it off
