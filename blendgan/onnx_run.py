@@ -26,6 +26,47 @@ ENCODER_INPUT_SIZE = 256
 DEFAULT_ADD_WEIGHT_INDEX = 6
 
 
+# --------------------------------------------------------------------------- fitted style codes (numpy)
+
+STYLE_CODE_FORMAT = "blendgan-style-code"
+
+
+def _safetensors_header(path):
+    import struct
+
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > 1 << 24:
+            raise ValueError("header too large")
+        return json.loads(f.read(n)), 8 + n
+
+
+def is_style_code(path):
+    """True for a style_code.safetensors of `blendgan fit-style` (anything else is read as an image)."""
+    if Path(path).suffix.lower() != ".safetensors" or not Path(path).is_file():
+        return False
+    try:
+        return _safetensors_header(path)[0].get("__metadata__", {}).get("format") == STYLE_CODE_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def read_style_code(path, base_fingerprint=None):
+    """z_embed [1, 512] float32 of a style-code file, read with numpy; refused (one line) when the exported
+    models record another base checkpoint."""
+    header, start = _safetensors_header(path)
+    meta, entry = header.get("__metadata__", {}), header.get("z_embed")
+    if entry is None or entry.get("dtype") != "F32":
+        raise UsageError(f"--style {path}: not a style-code file of `blendgan fit-style`")
+    if base_fingerprint and meta.get("base_fingerprint") != base_fingerprint:
+        raise UsageError(f"--style {path}: fitted with another base checkpoint ({meta.get('base_checkpoint', '?')}) "
+                         "than these exported models")
+    begin, end = entry["data_offsets"]
+    with open(path, "rb") as f:
+        f.seek(start + begin)
+        return np.frombuffer(f.read(end - begin), dtype=np.float32).reshape(1, 512).copy()
+
+
 # --------------------------------------------------------------------------- pre/post-processing (numpy)
 
 def read_rgb(path):
@@ -123,6 +164,7 @@ class OnnxBlendGAN:
         self.n_latent = int(self.info["n_latent"])
         self.input_size = int(self.info.get("encoder_input_size", ENCODER_INPUT_SIZE))
         self.dtype = np.float16 if self.info.get("precision") == "fp16" else np.float32
+        self.base_fingerprint = self.info.get("base_fingerprint")  # fitted style codes are checked against it
         self.providers = providers
         self.threads = threads
         self._sessions = {}
@@ -224,8 +266,9 @@ def build_parser():
                "--out result.png")
     parser.add_argument("--models", required=True, help="folder written by blendgan export")
     parser.add_argument("--face", required=True, help="aligned face image")
-    parser.add_argument("--style", "--style_img", action="append", default=None,
-                        help="style image; give it several times to mix styles with --style_weights (default: "
+    parser.add_argument("--style", "--style_img", "--style_code", action="append", default=None,
+                        help="style image, or a style_code.safetensors of `blendgan fit-style`; give it several times "
+                             "to mix styles with --style_weights (default: "
                              "the style baked into generator_fixed_style.onnx)")
     parser.add_argument("--style_weights", type=float, nargs="+", default=None,
                         help="mix weights of the style images, one each (default: equal)")
@@ -258,7 +301,8 @@ def main(argv=None):
         face = read_rgb(args.face)
         z_embed = None
         if args.style:
-            z_embed = [models.embed_style(read_rgb(p)) for p in args.style]
+            z_embed = [read_style_code(p, models.base_fingerprint) if is_style_code(p) else
+                       models.embed_style(read_rgb(p)) for p in args.style]
             z_embed = z_embed[0] if len(z_embed) == 1 else z_embed
             models.release("style_encoder")
         elif not models.has("generator_fixed_style"):

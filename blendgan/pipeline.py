@@ -122,6 +122,7 @@ class BlendGAN:
         self.truncation = truncation
         self._face_cache = {}
         self._style_cache = {}
+        self._pinned_styles = {}
         # torch.compile (inductor) of the generator: ~25 s per new call signature on 2 CPU cores, then
         # 1.04-1.06x faster at 64-1024 px (benchmarks/results/compile_cpu.md): for long jobs only
         self._run_generator = compile_generator(self.generator, self.device) if compile else self.generator
@@ -184,8 +185,17 @@ class BlendGAN:
         return self._encode_cached(self._face_cache, self.psp_encoder, image_bgr)
 
     def embed_style_bgr(self, image_bgr: np.ndarray) -> torch.Tensor:
-        """Style code z_embed [1, 512] of a uint8 BGR image, at its own resolution (pooled to 256)."""
+        """Style code z_embed [1, 512] of a uint8 BGR image, at its own resolution (pooled to 256); a picture
+        given to `remember_style_bgr` gets the code it was given."""
+        pinned = self._pinned_styles.get(_digest(image_bgr)) if self._pinned_styles else None
+        if pinned is not None:
+            return pinned
         return self._encode_cached(self._style_cache, self.style_encoder, image_bgr)
+
+    def remember_style_bgr(self, image_bgr: np.ndarray, z_embed: torch.Tensor) -> None:
+        """From now on this exact picture stands for `z_embed` (e.g. a fitted style code shown as its
+        reference's thumbnail in the web app); `clear_caches` keeps it."""
+        self._pinned_styles[_digest(image_bgr)] = z_embed.reshape(1, -1).to(self.device)
 
     def encode_face(self, image: "images.PathLike | images.Image.Image | np.ndarray") -> torch.Tensor:
         """pSp codes of a face (path, PIL image or H x W x 3 RGB array; FFHQ-aligned)."""

@@ -1,6 +1,6 @@
 """`blendgan demo`: the local web app (Gradio) over the pipeline; this module only parses flags and launches."""
 from ..defaults import PRECISIONS
-from ._common import add_checkpoint_arguments, weight_path
+from ._common import adapter_args, add_checkpoint_arguments, weight_path
 
 HELP = "local web app: upload a face and an artwork, get the stylized face (and an interpolation video)"
 
@@ -23,6 +23,9 @@ def add_arguments(parser):
                              "(default: %(default)s)")
     parser.add_argument("--max_video_seconds", type=float, default=10.0,
                         help="longest clip the 'Your video' tab takes, in seconds")
+    parser.add_argument("--style_code", action="append", default=None, metavar="FILE",
+                        help="a fitted style (style_code.safetensors of `blendgan fit-style`), offered first among "
+                             "the bundled styles as its reference's picture; may be given several times")
     parser.add_argument("--predictor", default=None,
                         help="dlib shape_predictor_68_face_landmarks.dat for face alignment "
                              "(default: the one from blendgan[align])")
@@ -50,7 +53,8 @@ def run(args):
 
     service = DemoService.load(path_of(args.ckpt, "blendgan"), path_of(args.psp_encoder_ckpt, "psp_encoder"),
                                args.style_encoder_ckpt or None, device=args.device, precision=args.precision,
-                               predictor=args.predictor, max_video_seconds=args.max_video_seconds)
+                               predictor=args.predictor, max_video_seconds=args.max_video_seconds,
+                               adapters=adapter_args(args), style_codes=args.style_code or ())
     if service.ready and service.pipeline.device.type == "cpu":
         from ..allocator import reuse_freed_memory
 

@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for the .onnx files and blendgan_onnx.json (default: %(default)s)")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help="comma-separated subset of generator, psp_encoder, style_encoder (default: %(default)s)")
-    parser.add_argument("--style_img", default=None,
-                        help=f"also write {FIXED_STYLE_FILE}: this style baked in, face codes -> image (default: none)")
+    parser.add_argument("--style_img", "--style_code", default=None,
+                        help=f"also write {FIXED_STYLE_FILE}: this style (an image, or a style_code.safetensors of "
+                             "`blendgan fit-style`) baked in, face codes -> image (default: none)")
     parser.add_argument("--add_weight_index", type=int, default=ADD_WEIGHT_INDEX,
                         help=f"blending index baked into {FIXED_STYLE_FILE} (generator.onnx takes it as an input; "
                              "default: %(default)s)")
@@ -124,18 +125,33 @@ def run(args: argparse.Namespace) -> int:
         export_style_encoder,
     )
     from ..export.onnx_export import ENCODER_INPUT_SIZE
+    from ..fitting.adapter import generator_fingerprint, merge_adapter
+    from ..fitting.style_code import is_style_code_file, read_style_code
 
     parts = _parts(args.parts)
     _check_export_deps(args.exporter)
     opset = args.opset or DEFAULT_OPSET
     _check_opset(opset, args.exporter)
     outdir = _writable_outdir(args.outdir)
-    style_bgr = images.read_image_bgr(args.style_img) if args.style_img else None
+    style_file_code = None
+    if args.style_img and is_style_code_file(args.style_img):
+        style_bgr = None
+        style_file_code, _, style_meta = read_style_code(args.style_img)
+    else:
+        style_bgr = images.read_image_bgr(args.style_img) if args.style_img else None
     options = dict(opset=opset, exporter=args.exporter)
     half = args.precision == "fp16"
 
     generator, info = weights.load_generator(_common.weight_path(args.ckpt, "blendgan"), size=args.size,
                                                  channel_multiplier=args.channel_multiplier)
+    base_fingerprint = generator_fingerprint(generator)
+    generator.base_fingerprint = base_fingerprint
+    adapters = _common.adapter_args(args)
+    for path, scale in adapters:  # merged into the exported weights
+        merge_adapter(generator, path, scale)
+    if style_file_code is not None and style_meta.get("base_fingerprint") != base_fingerprint:
+        raise UsageError(f"--style_img {args.style_img}: this style code was fitted with another base checkpoint "
+                         f"({style_meta.get('base_checkpoint', '?')}); export with that --ckpt")
     psp = None
     if "psp_encoder" in parts:
         psp = weights.load_psp_encoder(_common.weight_path(args.psp_encoder_ckpt, "psp_encoder"),
@@ -152,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
     if style_bgr is not None:  # the style code in float32 on the PyTorch models, then baked in
         with torch.inference_mode():
             z_embed = style_encoder(images.bgr_to_tensor(style_bgr)).clone()
+    elif style_file_code is not None:  # a fitted style code (blendgan fit-style)
+        z_embed = style_file_code
 
     def export(name, fn, model, *fn_args):
         if half:
@@ -174,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
 
     entries = {"format": 1, "size": generator.size, "n_latent": generator.n_latent, "precision": args.precision,
                "encoder_input_size": ENCODER_INPUT_SIZE, "opset": opset, "exporter": args.exporter,
-               "torch": torch.__version__, "models": models}
+               "torch": torch.__version__, "models": models, "base_fingerprint": base_fingerprint}
+    if adapters:
+        entries["adapters"] = [{"file": Path(p).name, "scale": k} for p, k in adapters]
     if "generator" in parts:  # the runner computes the controls' blend weights from the learned ones
         entries["add_weight"] = [float(v) for v in generator.add_weight.detach().float().clamp(0, 1).reshape(-1)]
     if z_embed is not None:

@@ -109,7 +109,7 @@ class ControlPanel:
 
 def build_app(service):
     """The page (a `gr.Blocks`) over `service`; start it with `launch`."""
-    styles = [str(p) for p in bundled_style_images()]
+    styles = [str(p) for p in (*service.fitted_styles, *bundled_style_images())]  # fitted styles first
     n_latent = service.n_latent
 
     def face_source(face_path, face_seed):

@@ -65,20 +65,44 @@ class DemoService:
         self._lock = threading.RLock()
         self._video_dir = None
         self._videos = []
+        self._fitted_dir = None
+        self.fitted_styles = []  # pictures of the fitted style codes (`add_fitted_style`)
 
     @classmethod
     def load(cls, ckpt, psp_encoder_ckpt, style_encoder_ckpt=None, *, device="auto", precision="fp32",
-             predictor=None, max_video_seconds=MAX_VIDEO_SECONDS):
-        """Load the weights; when they are missing or bad the service still starts and `load_error` says why."""
+             predictor=None, max_video_seconds=MAX_VIDEO_SECONDS, adapters=(), style_codes=()):
+        """Load the weights; when they are missing or bad the service still starts and `load_error` says why.
+
+        `adapters`: (adapter.safetensors, scale) pairs merged into the generator; `style_codes`: fitted styles
+        (style_code.safetensors) offered in the page as pictures of their references (`fitted_styles`)."""
         from ..pipeline import BlendGAN, resolve_device, resolve_dtype
 
         resolve_dtype(precision, resolve_device(device))  # a bad flag is an error now, not a message in the page
         try:
             pipeline = BlendGAN.from_checkpoints(ckpt, psp_encoder_ckpt, style_encoder_ckpt or None,
-                                                 device=device, precision=precision)
+                                                 device=device, precision=precision, adapters=adapters)
         except BlendGANError as err:
             return cls(None, str(err), predictor, max_video_seconds)
-        return cls(pipeline, None, predictor, max_video_seconds)
+        service = cls(pipeline, None, predictor, max_video_seconds)
+        for path in style_codes:
+            service.add_fitted_style(path)
+        return service
+
+    def add_fitted_style(self, path):
+        """Offer a fitted style code in the page: its reference's thumbnail, written losslessly at the
+        generator's size, is remembered with the fitted code, so choosing that picture stylizes with the code."""
+        import tempfile
+
+        bg = self._need_pipeline()
+        thumb, z = bg.read_style(path)
+        picture = images.resize_square(thumb, bg.size)
+        if self._fitted_dir is None:
+            self._fitted_dir = Path(tempfile.mkdtemp(prefix="blendgan-fitted-"))
+        target = self._fitted_dir / f"{Path(path).parent.name or 'fitted'}_{Path(path).stem}.png"
+        images.write_image_atomic(target, picture)
+        bg.remember_style_bgr(images.resize_square(images.read_image_bgr(target), bg.size), z)
+        self.fitted_styles.append(target)
+        return target
 
     # ------------------------------------------------------------------ what the page needs to know
     @property
