@@ -107,6 +107,9 @@ def test_the_files_and_their_sizes_are_reported(fitted):
     stored, _ = safetensors_file.read(fitted["adapter"])
     assert all(torch.equal(stored[k], snapshot["adapter"][k]) for k in stored)
     assert (fitted["run"] / "samples" / "000006.jpg").is_file()
+    taken = json.loads((fitted["run"] / "report.json").read_text())["style_taken"]
+    assert set(taken) == {"base", "code", "code+adapter"} and all(-1 <= v <= 1 for v in taken.values())
+    assert "style taken" in fitted["stdout"] and f"code+adapter {taken['code+adapter']:.3f}" in fitted["stdout"]
 
 
 @pytest.fixture(scope="module")

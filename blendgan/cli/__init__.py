@@ -46,6 +46,18 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class CommandListFormatter(argparse.HelpFormatter):
+    """`blendgan --help`: argparse sizes the help column without the subcommands' indentation, so a name as long
+    as `fit-style` would push its help line down; they are counted here with it."""
+
+    def add_argument(self, action):
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action._get_subactions():
+                width = len(sub.metavar or sub.dest) + self._current_indent + 4
+                self._action_max_length = max(self._action_max_length, width)
+
+
 def _epilog(module, prog):
     """'examples:' and the module's EXAMPLES lines; for a script of scripts/ (`prog`), `blendgan NAME` becomes
     `python scripts/<prog>`."""
@@ -85,6 +97,7 @@ def _guarded(fn, args):
 def main(argv=None):
     """Entry point of the ``blendgan`` console script."""
     parser = argparse.ArgumentParser(prog="blendgan", description="BlendGAN: stylized face generation.",
+                                     formatter_class=CommandListFormatter,
                                      epilog="`blendgan COMMAND --help` shows a command's flags and examples.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}

@@ -25,7 +25,8 @@ def add_arguments(parser):
                         help="longest clip the 'Your video' tab takes, in seconds")
     parser.add_argument("--style_code", action="append", default=None, metavar="FILE",
                         help="a fitted style (style_code.safetensors of `blendgan fit-style`), offered first among "
-                             "the bundled styles as its reference's picture; may be given several times")
+                             "the bundled styles as its reference's picture; may be given several times "
+                             "(default: none)")
     parser.add_argument("--predictor", default=None,
                         help="dlib shape_predictor_68_face_landmarks.dat for face alignment "
                              "(default: the one from blendgan[align])")

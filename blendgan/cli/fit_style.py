@@ -14,7 +14,7 @@ HELP = "fit a style from one to a few reference artworks: a style-code file and 
 
 EXAMPLES = """
 blendgan fit-style my_ref.jpg --outdir runs/my_style --ckpt pretrained_models/blendgan.pt --psp_encoder_ckpt pretrained_models/psp_encoder.pt
-blendgan stylize photo.jpg --style_code runs/my_style/style_code.safetensors --adapter runs/my_style/adapter.safetensors:0.8
+blendgan fit-style --outdir runs/my_style --resume
 """  # noqa: E501 (example command lines are kept whole)
 
 
@@ -49,5 +49,12 @@ def run(args: argparse.Namespace) -> int:
             f = out / name
             if f.is_file():
                 print(f"{f} ({f.stat().st_size / 1e6:.2f} MB)")
+        report = out / "report.json"
+        if report.is_file():
+            import json
+
+            taken = json.loads(report.read_text())["style_taken"]
+            print("style taken (cosine of style codes, result vs reference, on the sheet faces): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in taken.items()))
         print(f"fitted to step {step}: {out} (before/after sheets in {out / 'samples'})")
     return 0

@@ -17,6 +17,7 @@ Every random draw is a function of the seed and the global sample position: a re
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import torch
 
 from .. import distributed, images
 from ..errors import UsageError
+from ..files import write_bytes_atomic
 from ..fitting import adapter as adapter_mod
 from ..fitting.losses import StyleFitLoss
 from ..fitting.style_code import save_style_code
@@ -200,20 +202,40 @@ class FitStyleTrainer:
     def postfix(self, record):
         return {"stage": int(record["stage"]), "loss": f"{record['loss']:.4f}"}
 
+    COLUMNS = ("base", "code", "code+adapter")
+
     @torch.no_grad()
+    def _sheet(self):
+        """[(input BGR, [stylized tensors of COLUMNS])] for the references (their own faces), then the sheet faces:
+        the base model with the style encoder's code, the fitted code, the fitted code with the adapter."""
+        faces = [(r, self.w_ref[i:i + 1]) for i, r in enumerate(self.reference_bgr)]
+        faces += [(s, self.w_sheet[i:i + 1]) for i, s in enumerate(self.sheet_bgr)]
+        rows = []
+        for bgr, w in faces:
+            cells = []
+            for z, scale in ((self.z_encoder, 0.0), (self.z.detach(), 0.0), (self.z.detach(), 1.0)):
+                with adapter_mod.scaled(self.g, scale):
+                    cells.append(self._stylize(w, z).float())
+            rows.append((bgr, cells))
+        return rows
+
     def sample(self):
         """Before/after sheet, BGR: rows = the references (with their own faces), then the sheet faces; columns
         = input | base model with the style encoder's code | fitted code | fitted code + adapter."""
-        rows = []
-        faces = [(r, self.w_ref[i:i + 1]) for i, r in enumerate(self.reference_bgr)]
-        faces += [(s, self.w_sheet[i:i + 1]) for i, s in enumerate(self.sheet_bgr)]
-        for bgr, w in faces:
-            cells = [bgr]
-            for z, scale in ((self.z_encoder, 0.0), (self.z.detach(), 0.0), (self.z.detach(), 1.0)):
-                with adapter_mod.scaled(self.g, scale):
-                    cells.append(images.tensor_to_bgr(self._stylize(w, z).float().cpu()))
-            rows.append(images.hconcat(cells))
-        return np.concatenate(rows, axis=0)
+        return np.concatenate([images.hconcat([bgr] + [images.tensor_to_bgr(c.cpu()) for c in cells])
+                               for bgr, cells in self._sheet()], axis=0)
+
+    @torch.no_grad()
+    def style_taken(self):
+        """The metrics' style measure (blendgan.metrics: cosine of style-encoder codes of result and reference),
+        mean over the sheet faces (other faces than the references'), for each column of the sheet."""
+        rows = self._sheet()[len(self.reference_bgr):] or self._sheet()
+        ref = torch.nn.functional.normalize(self.g.embedder(self.target.float()).float().mean(0, keepdim=True), dim=1)
+        out = {}
+        for j, name in enumerate(self.COLUMNS):
+            codes = torch.cat([self.g.embedder(cells[j]).float() for _, cells in rows])
+            out[name] = float((torch.nn.functional.normalize(codes, dim=1) @ ref.t()).mean())
+        return out
 
     def data_sizes(self):
         return {"references": len(self.reference_bgr)}
@@ -233,6 +255,9 @@ class FitStyleTrainer:
                 "add_weight_index": str(cfg.add_weight_index),
                 "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         folder = Path(cfg.outdir)
+        if done == cfg.iters:
+            report = {"step": done, "style_taken": self.style_taken()}
+            write_bytes_atomic(folder / "report.json", (json.dumps(report, indent=2) + "\n").encode())
         thumb = images.resize_square(self.reference_bgr[0], THUMBNAIL)[:, :, ::-1]
         save_style_code(folder / "style_code.safetensors", self.z.detach(), thumb,
                         {**meta, "steps": str(min(done, cfg.code_steps))})
