@@ -198,3 +198,19 @@ def test_a_fit_killed_mid_run_resumes_to_the_uninterrupted_result(fitted, tmp_pa
         ta, _ = safetensors_file.read(fitted["run"] / name)
         tb, _ = safetensors_file.read(run / name)
         assert all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def test_the_web_app_offers_a_fitted_style_as_its_reference_picture(fitted):
+    """`blendgan demo --style_code FILE`: the picture offered for the fitted style, uploaded as a style, gives the
+    fitted code (not the style encoder's code of that picture)."""
+    from blendgan.demo.service import DemoService
+
+    ck = fitted["ckpt"]
+    service = DemoService.load(ck["blendgan"], ck["psp_encoder"], device="cpu", style_codes=[fitted["code"]],
+                               adapters=[(fitted["adapter"], 1.0)])
+    assert service.ready, service.load_error
+    [picture] = service.fitted_styles
+    z = service.style_code(service.prepare_style(str(picture)))
+    assert torch.equal(z.cpu(), service.pipeline.read_style(fitted["code"])[1].cpu())
+    other = service.style_code(service.prepare_style(str(REF)))
+    assert not torch.equal(other.cpu(), z.cpu())
