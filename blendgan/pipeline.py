@@ -64,6 +64,39 @@ def _digest(array):
     return h.hexdigest()
 
 
+def _file_digest(path):
+    """sha1 of a file's bytes (the identity weights' part of the refine cache key)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _weights_fingerprint(*models):
+    """Cheap identity of the models' weights for cache keys: every tensor's name, shape, dtype and its first
+    and last 64 values (hashing all of a 1024 px generator's bytes would take seconds)."""
+    h = hashlib.sha1()
+    for model in models:
+        if model is None:
+            h.update(b"none")
+            continue
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            flat = t.detach().reshape(-1)
+            h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+            for part in (flat[:64], flat[-64:]):
+                h.update(part.float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class _CachedRefine:
+    """`last_refine` of a call served from a cache: the stored losses, no optimisation, no seconds spent."""
+
+    def __init__(self, entry):
+        self.codes, self.loss_before, self.loss_after = entry["codes"], entry["loss_before"], entry["loss_after"]
+        self.steps, self.seconds, self.cached = entry["steps"], 0.0, True
+
+
 def _place(model, device, dtype):
     """Move a model to the device/dtype in place, freeze it and derive the fast path's buffers."""
     model = model.to(device=device, dtype=dtype).eval()
@@ -118,6 +151,12 @@ class BlendGAN:
         self.truncation = truncation
         self._face_cache = {}
         self._style_cache = {}
+        self._refine_cache = {}  # refined face codes by (image, settings, weights): refine_face_bgr
+        # the models' part of the refine cache key, taken now (release_face_encoder drops the pSp encoder)
+        self._weights_id = _weights_fingerprint(self.generator, self.psp_encoder)
+        self.refine_cache_dir = None
+        self._identity_model = self._identity_name = None
+        self.last_refine = None
         # torch.compile (inductor) of the generator: ~25 s per new call signature on 2 CPU cores, then
         # 1.04-1.06x faster at 64-1024 px (benchmarks/results/compile_cpu.md): for long jobs only
         self._run_generator = compile_generator(self.generator, self.device) if compile else self.generator
@@ -200,6 +239,119 @@ class BlendGAN:
     def clear_caches(self) -> None:
         self._face_cache.clear()
         self._style_cache.clear()
+        self._refine_cache.clear()
+
+    # ------------------------------------------------------------------ refined face codes (issue 26)
+    def set_refine_cache(self, folder: "images.PathLike | None") -> None:
+        """Also keep refined codes in `folder` (one .pt file per image and settings, written atomically), so
+        that another run or process reuses them; None: memory only."""
+        from pathlib import Path
+
+        self.refine_cache_dir = Path(folder).expanduser() if folder else None
+
+    def load_identity_weights(self, path: "images.PathLike | None") -> None:
+        """ArcFace IR-SE50 weights (pSp's model_ir_se50.pth) for the identity term of `refine_face`;
+        None drops them (the term is then off)."""
+        if not path:
+            self._identity_model, self._identity_name = None, None
+            return
+        from pathlib import Path
+
+        from .fitting.refine import load_identity_model
+
+        self._identity_model = _place(load_identity_model(path), self.device, self.dtype)
+        self._identity_name = f"{Path(path).name}:{_file_digest(path)}"
+
+    def refine_face_bgr(self, image_bgr: np.ndarray, steps: int = 50, *, lr: float = 0.01, seed: int = 0,
+                        l2: float = 1.0, perceptual: float = 0.8, identity: float = 0.1, pull: float = 0.5,
+                        loss_size: int = 256, progress=None) -> torch.Tensor:
+        """W+ codes [1, n_latent, 512] (CPU float32) of a uint8 BGR face, optimised from pSp's for `steps` steps
+        so that the generator redraws the photo closer (`blendgan.fitting.refine`: L2 + VGG perceptual, + ArcFace
+        identity when `load_identity_weights` was called, + a pull toward pSp's codes so styles still apply).
+
+        Cached by image content and settings in memory and, with `set_refine_cache`, in a folder: a second call
+        does no optimisation. `progress(step, steps, loss)` is called after each step. `self.last_refine` holds
+        the last call's `RefineResult` (seconds, losses before/after) and whether it came from a cache."""
+        from .fitting.refine import RefineSettings
+
+        settings = RefineSettings(steps=int(steps), lr=float(lr), l2=float(l2), perceptual=float(perceptual),
+                                  identity=float(identity), pull=float(pull), loss_size=int(loss_size),
+                                  seed=int(seed)).check()
+        if settings.steps == 0:
+            self.last_refine = None
+            return self._to_output(self.encode_face_bgr(image_bgr))
+        key = self._refine_key(_digest(image_bgr), settings)
+        hit = self._refine_cache.get(key)
+        if hit is None:
+            hit = self._read_refine_file(key)
+        if hit is not None:
+            self._refine_cache[key] = hit
+            self.last_refine = _CachedRefine(hit)
+            return hit["codes"]
+        result = self._refine(image_bgr, settings, progress)
+        entry = {"codes": self._to_output(result.codes), "loss_before": result.loss_before,
+                 "loss_after": result.loss_after, "seconds": result.seconds, "steps": result.steps}
+        self._refine_cache[key] = entry
+        self._write_refine_file(key, entry)
+        self.last_refine = result
+        return entry["codes"]
+
+    def refine_face(self, image: "images.PathLike | images.Image.Image | np.ndarray", steps: int = 50,
+                    **options) -> torch.Tensor:
+        """Refined codes of a face (path, PIL image or RGB array; FFHQ-aligned); see `refine_face_bgr`."""
+        return self.refine_face_bgr(images.to_bgr(image), steps, **options)
+
+    def face_codes_bgr(self, image_bgr: np.ndarray, refine: int = 0, **options) -> torch.Tensor:
+        """The codes the jobs stylize: pSp's (`encode_face_bgr`) with refine=0, else `refine_face_bgr`."""
+        if not refine:
+            return self.encode_face_bgr(image_bgr)
+        return self.refine_face_bgr(image_bgr, refine, **options)
+
+    def _refine(self, image_bgr, settings, progress):
+        from .fitting.refine import ReconstructionLoss, refine_codes
+
+        init = self.encode_face_bgr(image_bgr).to(device=self.device, dtype=torch.float32)
+        identity_model = self._identity_model
+        vgg = self.generator.embedder.embedder.feature_extractor.vgg_layers
+        loss = ReconstructionLoss(vgg, settings.l2, settings.perceptual, identity_model, settings.identity,
+                                  settings.loss_size).to(self.device)
+        target = self._to_model(images.bgr_to_tensor(image_bgr))
+        return refine_codes(self.generator, target, init, loss, steps=settings.steps, lr=settings.lr,
+                            pull=settings.pull, seed=settings.seed, progress=progress, dtype=self.dtype)
+
+    def _refine_key(self, image_digest, settings):
+        identity = self._identity_name if settings.identity > 0 else None
+        text = f"{image_digest}|{settings.key()}|id={identity}|{self.precision}|{self.device.type}|{self._weights_id}"
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def _read_refine_file(self, key):
+        folder = self.refine_cache_dir
+        if folder is None or not (folder / f"{key}.pt").is_file():
+            return None
+        try:
+            entry = torch.load(folder / f"{key}.pt", map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a damaged cache file is recomputed and rewritten
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != key or not torch.is_tensor(entry.get("codes")):
+            return None
+        return entry
+
+    def _write_refine_file(self, key, entry):
+        folder = self.refine_cache_dir
+        if folder is None:
+            return
+        import os
+        import tempfile
+
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "wb") as f:
+                torch.save({**entry, "key": key}, f)
+            os.replace(tmp, folder / f"{key}.pt")
+        except OSError as err:
+            raise UsageError(f"refine cache folder {folder}: cannot write ({err.strerror}); pass a writable "
+                             "folder or none") from err
 
     # ------------------------------------------------------------------ generation
     def _generate(self, styles, **kwargs):
