@@ -413,7 +413,7 @@ class BlendGAN:
         return z_embed, torch.tensor([k], dtype=torch.float32)
 
     def stylize_photo(self, image, style, faces="all", *, min_face=None, min_score=None, aligner=None,
-                      **controls):
+                      refine=0, **controls):
         """A whole photo with every face stylized and pasted back: ``(photo, records)``.
 
         ``image``: a photo (path, PIL image or H x W x 3 RGB array), any size. ``style``: an artwork (path,
@@ -421,7 +421,8 @@ class BlendGAN:
         ``faces``: ``"all"``, ``"largest"`` or K (the K largest). ``controls`` go to ``stylize`` (e.g.
         ``add_weight_index``, ``strength``). Returns the photo as an H x W x 3 uint8 RGB array at its own
         size, and one ``blendgan.photo.PhotoFace`` per detection (its placement, aligned crop, stylized face
-        and mask, or why it was skipped), in detector order."""
+        and mask, or why it was skipped), in detector order. ``refine`` > 0: each face's codes are refined for
+        that many steps first (`refine_face_bgr`, cached)."""
         from . import photo
 
         def code(one):
@@ -432,7 +433,8 @@ class BlendGAN:
         bgr = images.to_bgr(image)
         options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
         records = photo.find_faces(aligner or self.face_aligner(), bgr, faces, **options)
-        result = photo.stylize_faces(self, bgr, records, z_embed, **controls)
+        result = photo.stylize_faces(self, bgr, records, z_embed, face_codes=lambda c: self.face_codes_bgr(c, refine),
+                                     **controls)
         return images.bgr_to_rgb_array(result), records
 
     def face_aligner(self):
