@@ -191,3 +191,20 @@ def test_bad_refine_flags_are_one_line(weights, tmp_path, capsys, flags, message
                    "--outdir", str(tmp_path), "--device", "cpu", *flags])
     assert status == 2
     assert message in capsys.readouterr().err
+
+
+def test_demo_service_refines_uploads_and_refuses_bad_steps(weights, bg):
+    from blendgan.demo.service import MAX_REFINE_STEPS, DemoService
+    from blendgan.errors import UsageError
+
+    service = DemoService(bg)
+    assert service.check_refine(None) == 0 and service.check_refine("") == 0 and service.check_refine(3.0) == 3
+    for bad in (-1, 2.5, MAX_REFINE_STEPS + 1, "many"):
+        with pytest.raises(UsageError, match="refine"):
+            service.check_refine(bad)
+    face_bgr = images.resize_square(face(0), SIZE)
+    assert torch.equal(service.face_codes(face_bgr), bg.encode_face_bgr(face_bgr))  # 0: pSp's codes
+    seen = []
+    refined = service.face_codes(face_bgr, 1, lambda fraction, desc: seen.append((fraction, desc)))
+    assert torch.equal(refined, bg.refine_face_bgr(face_bgr, 1)) and bg.last_refine.cached
+    assert seen == [(0.4, "refining the likeness: step 1/1")]
