@@ -301,7 +301,7 @@ def face_codes(bg: BlendGAN, image_bgr: np.ndarray, refine: int, name: str, repo
     finally:
         bar.close()
     r = bg.last_refine
-    how = "from the cache" if r.cached else f"{r.steps} steps in {r.seconds:.1f}s"
+    how = "from the cache" if r.cached else f"{r.steps} step{'s' * (r.steps != 1)} in {r.seconds:.1f}s"
     report.note(f"refine {name}: {how}, reconstruction loss {r.loss_before:.4g} -> {r.loss_after:.4g}")
     return codes
 

@@ -11,6 +11,7 @@ from blendgan.cli import main
 from blendgan.fitting import refine as refine_mod
 from blendgan.pipeline import BlendGAN
 
+import helpers
 from helpers import FACES, STYLES
 
 SIZE = 64
@@ -208,3 +209,25 @@ def test_demo_service_refines_uploads_and_refuses_bad_steps(weights, bg):
     refined = service.face_codes(face_bgr, 1, lambda fraction, desc: seen.append((fraction, desc)))
     assert torch.equal(refined, bg.refine_face_bgr(face_bgr, 1)) and bg.last_refine.cached
     assert seen == [(0.4, "refining the likeness: step 1/1")]
+
+
+def test_stylize_command_refines_the_faces_of_photos(weights, bg, tmp_path, capsys):
+    pytest.importorskip("dlib")
+    photo = helpers.ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    status = main(["stylize", str(photo), "--style_img", str(STYLES[1]), "--ckpt", str(weights["blendgan"]),
+                   "--psp_encoder_ckpt", str(weights["psp_encoder"]), "--outdir", str(out), "--device", "cpu",
+                   "--faces", "largest", "--save_crops", "--refine", "1", "--refine_cache", str(cache)])
+    assert status == 0
+    assert f"refine {photo.name} face 0: 1 step in" in capsys.readouterr().err
+    stem = f"{photo.stem}_v_{STYLES[1].stem}_face0"
+    aligned = images.resize_square(images.read_image_bgr(out / f"{stem}_aligned.png"), SIZE)
+    bg.set_refine_cache(cache)
+    try:
+        codes = bg.refine_face_bgr(aligned, 1)
+        assert bg.last_refine.cached
+    finally:
+        bg.set_refine_cache(None)
+    z = bg.embed_style_bgr(images.read_image_bgr(STYLES[1]))
+    stylized = images.read_image_bgr(out / f"{stem}_stylized.png")
+    assert np.array_equal(stylized, images.tensor_to_bgr(bg.stylize(codes, z)))
