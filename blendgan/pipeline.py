@@ -156,6 +156,7 @@ class BlendGAN:
         self._weights_id = _weights_fingerprint(self.generator, self.psp_encoder)
         self.refine_cache_dir = None
         self._identity_model = self._identity_name = None
+        self._refine_copies = None  # float32 (generator, VGG) for refining in a bf16 pipeline on CPU
         self.last_refine = None
         # torch.compile (inductor) of the generator: ~25 s per new call signature on 2 CPU cores, then
         # 1.04-1.06x faster at 64-1024 px (benchmarks/results/compile_cpu.md): for long jobs only
@@ -259,7 +260,7 @@ class BlendGAN:
 
         from .fitting.refine import load_identity_model
 
-        self._identity_model = _place(load_identity_model(path), self.device, self.dtype)
+        self._identity_model = _place(load_identity_model(path), self.device, self._refine_dtype())
         self._identity_name = f"{Path(path).name}:{_file_digest(path)}"
 
     def refine_face_bgr(self, image_bgr: np.ndarray, steps: int = 50, *, lr: float = 0.01, seed: int = 0,
@@ -311,13 +312,43 @@ class BlendGAN:
         from .fitting.refine import ReconstructionLoss, refine_codes
 
         init = self.encode_face_bgr(image_bgr).to(device=self.device, dtype=torch.float32)
-        identity_model = self._identity_model
-        vgg = self.generator.embedder.embedder.feature_extractor.vgg_layers
-        loss = ReconstructionLoss(vgg, settings.l2, settings.perceptual, identity_model, settings.identity,
+        generator, vgg, dtype = self._refine_models()
+        loss = ReconstructionLoss(vgg, settings.l2, settings.perceptual, self._identity_model, settings.identity,
                                   settings.loss_size).to(self.device)
-        target = self._to_model(images.bgr_to_tensor(image_bgr))
-        return refine_codes(self.generator, target, init, loss, steps=settings.steps, lr=settings.lr,
-                            pull=settings.pull, seed=settings.seed, progress=progress, dtype=self.dtype)
+        target = images.bgr_to_tensor(image_bgr).to(device=self.device, dtype=dtype)
+        return refine_codes(generator, target, init, loss, steps=settings.steps, lr=settings.lr,
+                            pull=settings.pull, seed=settings.seed, progress=progress, dtype=dtype)
+
+    def _refine_dtype(self):
+        """The refinement's dtype: the pipeline's, but float32 for bf16/fp16 on CPU, where PyTorch runs the
+        backward of bf16 convolutions with its slow reference kernel on CPUs without bf16 instructions
+        (measured on an AVX2 EPYC: 80 s a step at 64 px against 4.5 s in float32; benchmarks/refine.py)."""
+        return torch.float32 if self.device.type == "cpu" else self.dtype
+
+    def _refine_models(self):
+        """(generator, VGG19 feature layers, dtype) the refinement runs: the pipeline's own, or in the cases of
+        `_refine_dtype` float32 copies of the generator without its style encoder and of the VGG layers, made
+        on first use and kept (~+130 MB at 1024 px; `release_refine_models` frees them)."""
+        vgg = self.generator.embedder.embedder.feature_extractor.vgg_layers
+        dtype = self._refine_dtype()
+        if dtype == self.dtype:
+            return self.generator, vgg, dtype
+        if self._refine_copies is None:
+            import copy
+
+            embedder = self.generator.embedder
+            self.generator.embedder = None  # not needed from W+ codes; not copied (its 610304 x 512 matrix)
+            try:
+                generator = copy.deepcopy(self.generator)
+            finally:
+                self.generator.embedder = embedder
+            generator = _place(generator, self.device, dtype)
+            self._refine_copies = (generator, _place(copy.deepcopy(vgg), self.device, dtype))
+        return (*self._refine_copies, dtype)
+
+    def release_refine_models(self) -> None:
+        """Drop the float32 copies `refine_face` makes in a bf16 pipeline on CPU (made again when needed)."""
+        self._refine_copies = None
 
     def _refine_key(self, image_digest, settings):
         identity = self._identity_name if settings.identity > 0 else None
