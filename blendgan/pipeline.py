@@ -156,7 +156,7 @@ class BlendGAN:
         self._weights_id = _weights_fingerprint(self.generator, self.psp_encoder)
         self.refine_cache_dir = None
         self._identity_model = self._identity_name = None
-        self._refine_copies = None  # float32 (generator, VGG) for refining in a bf16 pipeline on CPU
+        self._refine_copies = None  # float32 (generator, VGG) for refining in a bf16 (CPU) / fp16 pipeline
         self.last_refine = None
         # torch.compile (inductor) of the generator: ~25 s per new call signature on 2 CPU cores, then
         # 1.04-1.06x faster at 64-1024 px (benchmarks/results/compile_cpu.md): for long jobs only
@@ -320,10 +320,14 @@ class BlendGAN:
                             pull=settings.pull, seed=settings.seed, progress=progress, dtype=dtype)
 
     def _refine_dtype(self):
-        """The refinement's dtype: the pipeline's, but float32 for bf16/fp16 on CPU, where PyTorch runs the
-        backward of bf16 convolutions with its slow reference kernel on CPUs without bf16 instructions
-        (measured on an AVX2 EPYC: 80 s a step at 64 px against 4.5 s in float32; benchmarks/refine.py)."""
-        return torch.float32 if self.device.type == "cpu" else self.dtype
+        """The refinement's dtype: the pipeline's for fp32, and for bf16 on GPUs; else float32. On CPU PyTorch
+        runs bf16 convolutions with slow reference kernels where the CPU has no bf16 instructions (measured on
+        an AVX2 EPYC: 80 s a step at 64 px against 4.5 s in float32; benchmarks/results/refine_cpu.md); fp16
+        gradients through the generator would need loss scaling (not done), so fp16 pipelines refine in
+        float32 too. Not measured on a GPU."""
+        if self.dtype == torch.float32 or (self.device.type == "cuda" and self.dtype == torch.bfloat16):
+            return self.dtype
+        return torch.float32
 
     def _refine_models(self):
         """(generator, VGG19 feature layers, dtype) the refinement runs: the pipeline's own, or in the cases of
@@ -347,7 +351,7 @@ class BlendGAN:
         return (*self._refine_copies, dtype)
 
     def release_refine_models(self) -> None:
-        """Drop the float32 copies `refine_face` makes in a bf16 pipeline on CPU (made again when needed)."""
+        """Drop the float32 copies `refine_face` makes in a reduced-precision pipeline (made again when needed)."""
         self._refine_copies = None
 
     def _refine_key(self, image_digest, settings):
