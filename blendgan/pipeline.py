@@ -82,10 +82,11 @@ def _weights_fingerprint(*models):
             h.update(b"none")
             continue
         for name, t in [*model.named_parameters(), *model.named_buffers()]:
-            flat = t.detach().reshape(-1)
             h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-            for part in (flat[:64], flat[-64:]):
-                h.update(part.float().cpu().numpy().tobytes())
+            if t.is_contiguous() and t.numel():  # a view, never a copy (derived buffers follow their weights)
+                flat = t.detach().view(-1)
+                for part in (flat[:64], flat[-64:]):
+                    h.update(part.float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
