@@ -367,6 +367,7 @@ def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[
         except BlendGANError as err:
             report.fail(face_path, err)
     bg.release_face_encoder()
+    bg.release_refine_models()  # float32 copies a reduced-precision pipeline refined on, if any
     bar = _progress(total=sum(len(todo) for _, _, todo, _ in work), desc="stylize", unit="img")
     for face_path, targets, todo, codes in work:
         try:
