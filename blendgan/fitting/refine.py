@@ -4,11 +4,14 @@
 
 - G: the generator with its stored noise maps (`randomize_noise=False`, the maps every image of the
   pipeline uses), so the refined codes reproduce the same image in `stylize`.
-- the image terms are computed at `loss_size` (default 256, as pSp's losses): both images are pooled to it,
-  so the VGG costs the same at every generator size.
+- the image terms are computed at `loss_size` (default 256, as pSp's losses): the generator's image is
+  average-pooled to it when larger, the photo resized (antialiased) to the same, so the VGG costs the same
+  at every generator size above it.
 - VGG: the uncalibrated VGG19 perceptual distance of `blendgan.training.psp_losses.VGGPerceptualLoss`,
   here on the VGG19 inside blendgan.pt (the style encoder's feature stack).
-- identity: ArcFace IR-SE50 (`IdentityLoss`), only when its weights are given.
+- identity: 1 - cos of ArcFace IR-SE50 embeddings on pSp's face region (as `psp_losses.IdentityLoss`),
+  only when its weights are given.
+The photo's pooled copy and its VGG / ArcFace features are computed once, not per step.
 - pull: mean squared offset of the codes from pSp's. The later layers are where a style is blended in
   (add_weight_index); codes far from what pSp makes are ones the style embedding was never trained with,
   so the pull keeps the refined codes in pSp's neighbourhood and the styles still apply.
