@@ -283,6 +283,35 @@ def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation
     return faces, styled
 
 
+# --------------------------------------------------------------------------- refined faces (issue 26)
+
+def face_codes(bg: BlendGAN, image_bgr: np.ndarray, refine: int, name: str, report: Report) -> torch.Tensor:
+    """pSp's codes of a face, or with `refine` > 0 its refined codes (`BlendGAN.refine_face_bgr`): a progress
+    bar of the steps and one note per face with the seconds it took (or that it came from the cache)."""
+    if not refine:
+        return bg.encode_face_bgr(image_bgr)
+    bar = _progress(total=int(refine), desc=f"refine {name}", unit="step", leave=False)
+
+    def step(done, total, loss):
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        bar.update(1)
+
+    try:
+        codes = bg.refine_face_bgr(image_bgr, refine, progress=step)
+    finally:
+        bar.close()
+    r = bg.last_refine
+    how = "from the cache" if r.cached else f"{r.steps} step{'s' * (r.steps != 1)} in {r.seconds:.1f}s"
+    report.note(f"refine {name}: {how}, reconstruction loss {r.loss_before:.4g} -> {r.loss_after:.4g}")
+    return codes
+
+
+def _numbered_face_codes(bg, refine, photo_name, report):
+    """`face_codes` for the faces of one photo, named '<photo> face k' in the notes."""
+    count = iter(range(1 << 30))
+    return lambda crop: face_codes(bg, crop, refine, f"{photo_name} face {next(count)}", report)
+
+
 # --------------------------------------------------------------------------- style_transfer_folder
 
 def _read_face(path, aligner):
@@ -295,12 +324,13 @@ def _read_face(path, aligner):
 def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdir: PathLike,
                           report: Report, *, add_weight_index: int = ADD_WEIGHT_INDEX, skip_existing: bool = False,
                           aligner: Aligner | None = None, style_weights: Sequence[float] | None = None,
-                          **controls) -> None:
+                          refine: int = 0, **controls) -> None:
     """`{face}_v_{style}.jpg` = [face | style | stylized] for every face x style.
 
     `style_weights` (one per style): mix all the styles into one instead, `{face}_v_{a}+{b}.jpg` with the
     styles side by side in vertical stripes in the style panel. `controls`: strength, layer_weights,
-    preserve_color as in `BlendGAN.stylize`.
+    preserve_color as in `BlendGAN.stylize`. `refine` > 0: each face's codes are refined for that many steps
+    (`face_codes`) and reused for every style.
 
     Each style is read and embedded once and each face encoded once; generation is batched over the
     styles of one face. Faces and styles are encoded at their own resolution, as in the original.
@@ -332,10 +362,12 @@ def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[
         if not todo:
             continue
         try:
-            work.append((face_path, targets, todo, bg.encode_face_bgr(_read_face(face_path, aligner))))
+            codes = face_codes(bg, _read_face(face_path, aligner), refine, Path(face_path).name, report)
+            work.append((face_path, targets, todo, codes))
         except BlendGANError as err:
             report.fail(face_path, err)
     bg.release_face_encoder()
+    bg.release_refine_models()  # float32 copies a reduced-precision pipeline refined on, if any
     bar = _progress(total=sum(len(todo) for _, _, todo, _ in work), desc="stylize", unit="img")
     for face_path, targets, todo, codes in work:
         try:
@@ -455,13 +487,15 @@ PANEL_MAX_HEIGHT = 2048  # side-by-side panels of larger photos are shrunk to th
 def stylize_photos(bg: BlendGAN, photos: Sequence[Path], style_img, outdir: PathLike, report: Report, *,
                    faces: str | int = "all", min_face: float | None = None, min_score: float | None = None,
                    keep_faceless: bool = False, save_crops: bool = False, panel: bool = False,
-                   skip_existing: bool = False, aligner: FaceAligner | None = None, **controls) -> None:
+                   skip_existing: bool = False, aligner: FaceAligner | None = None, refine: int = 0,
+                   **controls) -> None:
     """`{photo}_v_{style}{ext}`: each photo at its own size and format with every face stylized and pasted back.
 
     `style_img`: the artwork's path, or several paths mixed with the `style_weights` control (the name then
     joins their stems with '+'). `controls` go to `BlendGAN.stylize` (e.g. `add_weight_index`). A photo in
     which no face is found is a failure unless `keep_faceless`, which writes it unchanged. `save_crops` also
-    writes each face's aligned and stylized squares; `panel` a [photo | result] picture."""
+    writes each face's aligned and stylized squares; `panel` a [photo | result] picture. `refine` > 0: each
+    face's codes are refined for that many steps first (`face_codes`)."""
     from . import photo as photo_mod
 
     outdir = Path(outdir)
@@ -494,7 +528,8 @@ def stylize_photos(bg: BlendGAN, photos: Sequence[Path], style_img, outdir: Path
                 report.fail(path, "no face found to stylize; pass --keep_faceless to write such photos unchanged")
                 continue
             report.note(f"{path}: no face found; written unchanged (--keep_faceless)")
-        result = photo_mod.stylize_faces(bg, picture, records, z_embed, **controls)
+        result = photo_mod.stylize_faces(bg, picture, records, z_embed,
+                                         face_codes=_numbered_face_codes(bg, refine, path.name, report), **controls)
         images.write_image_atomic(target, result)
         report.written += 1
         if save_crops:

@@ -261,9 +261,11 @@ def _nowhere(width: int, height: int) -> CropPlacement:
     return CropPlacement(np.zeros((4, 2)), (0.0, 0.0, 0.0, 0.0), (width, height))
 
 
-def stylize_faces(bg, photo: np.ndarray, faces: list[PhotoFace], z_embed, **controls) -> np.ndarray:
+def stylize_faces(bg, photo: np.ndarray, faces: list[PhotoFace], z_embed, *, face_codes=None,
+                  **controls) -> np.ndarray:
     """Encode, stylize (``bg.stylize(codes, z_embed, **controls)``) and paste back every face that has a crop;
-    returns the composited photo (BGR). Fills each face's ``stylized`` and ``mask``."""
+    returns the composited photo (BGR). Fills each face's ``stylized`` and ``mask``. ``face_codes(crop_bgr)``
+    makes a crop's codes (default ``bg.encode_face_bgr``; e.g. refined ones, ``bg.refine_face_bgr``)."""
     import torch
 
     from . import images
@@ -272,7 +274,7 @@ def stylize_faces(bg, photo: np.ndarray, faces: list[PhotoFace], z_embed, **cont
     if not todo:
         return np.array(photo, copy=True)
     crops = [f.aligned if f.aligned.shape[0] == bg.size else images.resize_square(f.aligned, bg.size) for f in todo]
-    codes = torch.cat([bg.encode_face_bgr(c) for c in crops])
+    codes = torch.cat([(face_codes or bg.encode_face_bgr)(c) for c in crops])
     for item, result in zip(todo, images.tensors_to_bgr(bg.stylize(codes, z_embed, **controls))):
         item.stylized = result
         item.mask = head_mask(landmarks_in_crop(item.face.landmarks, item.placement, MASK_SIZE))

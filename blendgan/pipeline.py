@@ -65,6 +65,40 @@ def _digest(array):
     return h.hexdigest()
 
 
+def _file_digest(path):
+    """sha1 of a file's bytes (the identity weights' part of the refine cache key)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _weights_fingerprint(*models):
+    """Cheap identity of the models' weights for cache keys: every tensor's name, shape, dtype and its first
+    and last 64 values (hashing all of a 1024 px generator's bytes would take seconds)."""
+    h = hashlib.sha1()
+    for model in models:
+        if model is None:
+            h.update(b"none")
+            continue
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+            if t.is_contiguous() and t.numel():  # a view, never a copy (derived buffers follow their weights)
+                flat = t.detach().view(-1)
+                for part in (flat[:64], flat[-64:]):
+                    h.update(part.float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class _CachedRefine:
+    """`last_refine` of a call served from a cache: the stored losses, no optimisation, no seconds spent."""
+
+    def __init__(self, entry):
+        self.codes, self.loss_before, self.loss_after = entry["codes"], entry["loss_before"], entry["loss_after"]
+        self.steps, self.seconds, self.cached = entry["steps"], 0.0, True
+
+
 def _place(model, device, dtype):
     """Move a model to the device/dtype in place, freeze it and derive the fast path's buffers."""
     model = model.to(device=device, dtype=dtype).eval()
@@ -123,6 +157,13 @@ class BlendGAN:
         self._face_cache = {}
         self._style_cache = {}
         self._pinned_styles = {}
+        self._refine_cache = {}  # refined face codes by (image, settings, weights): refine_face_bgr
+        # the models' part of the refine cache key, taken now (release_face_encoder drops the pSp encoder)
+        self._weights_id = _weights_fingerprint(self.generator, self.psp_encoder)
+        self.refine_cache_dir = None
+        self._identity_model = self._identity_name = None
+        self._refine_copies = None  # float32 (generator, VGG) for refining in a bf16 (CPU) / fp16 pipeline
+        self.last_refine = None
         # torch.compile (inductor) of the generator: ~25 s per new call signature on 2 CPU cores, then
         # 1.04-1.06x faster at 64-1024 px (benchmarks/results/compile_cpu.md): for long jobs only
         self._run_generator = compile_generator(self.generator, self.device) if compile else self.generator
@@ -243,6 +284,153 @@ class BlendGAN:
     def clear_caches(self) -> None:
         self._face_cache.clear()
         self._style_cache.clear()
+        self._refine_cache.clear()
+
+    # ------------------------------------------------------------------ refined face codes (issue 26)
+    def set_refine_cache(self, folder: "images.PathLike | None") -> None:
+        """Also keep refined codes in `folder` (one .pt file per image and settings, written atomically), so
+        that another run or process reuses them; None: memory only."""
+        from pathlib import Path
+
+        self.refine_cache_dir = Path(folder).expanduser() if folder else None
+
+    def load_identity_weights(self, path: "images.PathLike | None") -> None:
+        """ArcFace IR-SE50 weights (pSp's model_ir_se50.pth) for the identity term of `refine_face`;
+        None drops them (the term is then off)."""
+        if not path:
+            self._identity_model, self._identity_name = None, None
+            return
+        from pathlib import Path
+
+        from .fitting.refine import load_identity_model
+
+        self._identity_model = _place(load_identity_model(path), self.device, self._refine_dtype())
+        self._identity_name = f"{Path(path).name}:{_file_digest(path)}"
+
+    def refine_face_bgr(self, image_bgr: np.ndarray, steps: int = 50, *, lr: float = 0.01, seed: int = 0,
+                        l2: float = 1.0, perceptual: float = 0.8, identity: float = 0.1, pull: float = 0.5,
+                        loss_size: int = 256, progress=None) -> torch.Tensor:
+        """W+ codes [1, n_latent, 512] (CPU float32) of a uint8 BGR face, optimised from pSp's for `steps` steps
+        so that the generator redraws the photo closer (`blendgan.fitting.refine`: L2 + VGG perceptual, + ArcFace
+        identity when `load_identity_weights` was called, + a pull toward pSp's codes so styles still apply).
+
+        Cached by image content and settings in memory and, with `set_refine_cache`, in a folder: a second call
+        does no optimisation. `progress(step, steps, loss)` is called after each step. `self.last_refine` holds
+        the last call's `RefineResult` (seconds, losses before/after) and whether it came from a cache."""
+        from .fitting.refine import RefineSettings
+
+        settings = RefineSettings(steps=int(steps), lr=float(lr), l2=float(l2), perceptual=float(perceptual),
+                                  identity=float(identity), pull=float(pull), loss_size=int(loss_size),
+                                  seed=int(seed)).check()
+        if settings.steps == 0:
+            self.last_refine = None
+            return self._to_output(self.encode_face_bgr(image_bgr))
+        key = self._refine_key(_digest(image_bgr), settings)
+        hit = self._refine_cache.get(key)
+        if hit is None:
+            hit = self._read_refine_file(key)
+        if hit is not None:
+            self._refine_cache[key] = hit
+            self.last_refine = _CachedRefine(hit)
+            return hit["codes"]
+        result = self._refine(image_bgr, settings, progress)
+        entry = {"codes": self._to_output(result.codes), "loss_before": result.loss_before,
+                 "loss_after": result.loss_after, "seconds": result.seconds, "steps": result.steps}
+        self._refine_cache[key] = entry
+        self._write_refine_file(key, entry)
+        self.last_refine = result
+        return entry["codes"]
+
+    def refine_face(self, image: "images.PathLike | images.Image.Image | np.ndarray", steps: int = 50,
+                    **options) -> torch.Tensor:
+        """Refined codes of a face (path, PIL image or RGB array; FFHQ-aligned); see `refine_face_bgr`."""
+        return self.refine_face_bgr(images.to_bgr(image), steps, **options)
+
+    def face_codes_bgr(self, image_bgr: np.ndarray, refine: int = 0, **options) -> torch.Tensor:
+        """The codes the jobs stylize: pSp's (`encode_face_bgr`) with refine=0, else `refine_face_bgr`."""
+        if not refine:
+            return self.encode_face_bgr(image_bgr)
+        return self.refine_face_bgr(image_bgr, refine, **options)
+
+    def _refine(self, image_bgr, settings, progress):
+        from .fitting.refine import ReconstructionLoss, refine_codes
+
+        init = self.encode_face_bgr(image_bgr).to(device=self.device, dtype=torch.float32)
+        generator, vgg, dtype = self._refine_models()
+        loss = ReconstructionLoss(vgg, settings.l2, settings.perceptual, self._identity_model, settings.identity,
+                                  settings.loss_size).to(self.device)
+        target = images.bgr_to_tensor(image_bgr).to(device=self.device, dtype=dtype)
+        return refine_codes(generator, target, init, loss, steps=settings.steps, lr=settings.lr,
+                            pull=settings.pull, seed=settings.seed, progress=progress, dtype=dtype)
+
+    def _refine_dtype(self):
+        """The refinement's dtype: the pipeline's for fp32, and for bf16 on GPUs; else float32. On CPU PyTorch
+        runs bf16 convolutions with slow reference kernels where the CPU has no bf16 instructions (measured on
+        an AVX2 EPYC: 80 s a step at 64 px against 4.5 s in float32; benchmarks/results/refine_cpu.md); fp16
+        gradients through the generator would need loss scaling (not done), so fp16 pipelines refine in
+        float32 too. Not measured on a GPU."""
+        if self.dtype == torch.float32 or (self.device.type == "cuda" and self.dtype == torch.bfloat16):
+            return self.dtype
+        return torch.float32
+
+    def _refine_models(self):
+        """(generator, VGG19 feature layers, dtype) the refinement runs: the pipeline's own, or in the cases of
+        `_refine_dtype` float32 copies of the generator without its style encoder and of the VGG layers, made
+        on first use and kept (~+130 MB at 1024 px; `release_refine_models` frees them)."""
+        vgg = self.generator.embedder.embedder.feature_extractor.vgg_layers
+        dtype = self._refine_dtype()
+        if dtype == self.dtype:
+            return self.generator, vgg, dtype
+        if self._refine_copies is None:
+            import copy
+
+            embedder = self.generator.embedder
+            self.generator.embedder = None  # not needed from W+ codes; not copied (its 610304 x 512 matrix)
+            try:
+                generator = copy.deepcopy(self.generator)
+            finally:
+                self.generator.embedder = embedder
+            generator = _place(generator, self.device, dtype)
+            self._refine_copies = (generator, _place(copy.deepcopy(vgg), self.device, dtype))
+        return (*self._refine_copies, dtype)
+
+    def release_refine_models(self) -> None:
+        """Drop the float32 copies `refine_face` makes in a reduced-precision pipeline (made again when needed)."""
+        self._refine_copies = None
+
+    def _refine_key(self, image_digest, settings):
+        identity = self._identity_name if settings.identity > 0 else None
+        text = f"{image_digest}|{settings.key()}|id={identity}|{self.precision}|{self.device.type}|{self._weights_id}"
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def _read_refine_file(self, key):
+        folder = self.refine_cache_dir
+        if folder is None or not (folder / f"{key}.pt").is_file():
+            return None
+        try:
+            entry = torch.load(folder / f"{key}.pt", map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a damaged cache file is recomputed and rewritten
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != key or not torch.is_tensor(entry.get("codes")):
+            return None
+        return entry
+
+    def _write_refine_file(self, key, entry):
+        folder = self.refine_cache_dir
+        if folder is None:
+            return
+        import os
+        import tempfile
+
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "wb") as f:
+                torch.save({**entry, "key": key}, f)
+            os.replace(tmp, folder / f"{key}.pt")
+        except OSError as err:
+            raise UsageError(f"refine cache folder {folder}: cannot write ({err.strerror}); pass a writable "
+                             "folder or none") from err
 
     # ------------------------------------------------------------------ generation
     def _generate(self, styles, **kwargs):
@@ -304,7 +492,7 @@ class BlendGAN:
         return z_embed, torch.tensor([k], dtype=torch.float32)
 
     def stylize_photo(self, image, style, faces="all", *, min_face=None, min_score=None, aligner=None,
-                      **controls):
+                      refine=0, **controls):
         """A whole photo with every face stylized and pasted back: ``(photo, records)``.
 
         ``image``: a photo (path, PIL image or H x W x 3 RGB array), any size. ``style``: an artwork (path,
@@ -312,7 +500,8 @@ class BlendGAN:
         ``faces``: ``"all"``, ``"largest"`` or K (the K largest). ``controls`` go to ``stylize`` (e.g.
         ``add_weight_index``, ``strength``). Returns the photo as an H x W x 3 uint8 RGB array at its own
         size, and one ``blendgan.photo.PhotoFace`` per detection (its placement, aligned crop, stylized face
-        and mask, or why it was skipped), in detector order."""
+        and mask, or why it was skipped), in detector order. ``refine`` > 0: each face's codes are refined for
+        that many steps first (`refine_face_bgr`, cached)."""
         from . import photo
 
         def code(one):
@@ -323,7 +512,8 @@ class BlendGAN:
         bgr = images.to_bgr(image)
         options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
         records = photo.find_faces(aligner or self.face_aligner(), bgr, faces, **options)
-        result = photo.stylize_faces(self, bgr, records, z_embed, **controls)
+        result = photo.stylize_faces(self, bgr, records, z_embed, face_codes=lambda c: self.face_codes_bgr(c, refine),
+                                     **controls)
         return images.bgr_to_rgb_array(result), records
 
     def face_aligner(self):

@@ -133,12 +133,14 @@ def test_api_lists_stylize_with_three_inputs_and_optional_controls(client, serve
     # the UI's own events are not part of the API
     assert list(api["named_endpoints"]) == ["/stylize", "/stylize_photo", "/stylize_video"]
     params = api["named_endpoints"]["/stylize"]["parameters"]
-    assert len(params) == 8
+    assert len(params) == 9
     slider = params[2]
     assert slider["parameter_default"] == 6
-    # the controls (issue 23) are optional, with defaults that give the original image
-    assert [p["parameter_has_default"] for p in params[3:]] == [True] * 5
-    assert [p["parameter_default"] for p in params[3:]] == [1, False, None, 0, ""]
+    # the controls (issue 23) and refine (issue 26, appended last) are optional, with defaults that give the
+    # original image
+    assert [p["parameter_has_default"] for p in params[3:]] == [True] * 6
+    assert [p["parameter_default"] for p in params[3:]] == [1, False, None, 0, "", 0]
+    assert params[-1]["parameter_name"] == "refine"
     # the slider covers exactly 0 ... n_latent of the loaded generator (10 codes at 64 px)
     assert served[1].n_latent == 10
     with pytest.raises(AppError, match="maximum"):
@@ -353,6 +355,18 @@ def test_api_controls_equal_the_pipeline(client, reference, served):
     for bad, message in [({"strength": 1.5}, "maximum"), ({"layer_weights": "1,1"}, "give 10 values")]:
         with pytest.raises(AppError, match=message):
             client.predict(handle_file(str(FACE)), handle_file(str(STYLE)), 6, api_name="/stylize", **bad)
+
+
+def test_api_refine_equals_the_pipelines_refined_codes(client, reference):
+    """refine (issue 26): the face's codes refined for N steps, as `BlendGAN.refine_face_bgr` makes them."""
+    face = images.resize_square(images.read_image_bgr(FACE), SIZE)
+    style = reference.embed_style_bgr(images.resize_square(images.read_image_bgr(STYLE), SIZE))
+    got = read_rgb(client.predict(handle_file(str(FACE)), handle_file(str(STYLE)), 6, refine=1, api_name="/stylize"))
+    want = reference.stylize(reference.refine_face_bgr(face, 1), style, add_weight_index=6)
+    assert np.array_equal(got, reference.to_rgb(want)[0])
+    assert not np.array_equal(got, expected(reference, images.read_image_bgr(FACE), STYLE, 6))
+    with pytest.raises(AppError, match="minimum"):
+        client.predict(handle_file(str(FACE)), handle_file(str(STYLE)), 6, refine=-1, api_name="/stylize")
 
 
 # --------------------------------------------------------------------------- a real browser

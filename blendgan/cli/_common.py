@@ -270,3 +270,36 @@ def control_kwargs(controls):
     """The pipeline keywords of a `Controls` (stylize, interpolate, sample_pair) apart from the mix weights."""
     return {"strength": controls.strength, "layer_weights": controls.layer_weights,
             "preserve_color": controls.preserve_color}
+
+
+# --------------------------------------------------------------------------- refined faces (issue 26)
+
+def add_refine_arguments(parser):
+    """--refine N, --refine_cache DIR, --identity_weights FILE (docs/refine.md). Default: pSp's codes as is."""
+    group = parser.add_argument_group("refine the likeness (docs/refine.md)")
+    group.add_argument("--refine", type=int, default=0, metavar="N",
+                       help="optimise each face's codes for N steps from pSp's so the result looks more like the "
+                            "photo (seconds per step; 0: off) (default: 0)")
+    group.add_argument("--refine_cache", type=str, default=None, metavar="DIR",
+                       help="keep refined codes in DIR and reuse them in later runs (default: memory only)")
+    group.add_argument("--identity_weights", type=str, default=None, metavar="ARCFACE_PTH",
+                       help="ArcFace IR-SE50 weights (pSp's model_ir_se50.pth): adds an identity term to --refine "
+                            "(default: none)")
+
+
+def check_refine_arguments(args):
+    """One-line UsageError for bad --refine values, before any weights are loaded."""
+    if args.refine < 0:
+        raise UsageError(f"--refine {args.refine}: use 0 (off) or a number of steps >= 1")
+    if args.identity_weights and not os.path.isfile(os.path.expanduser(args.identity_weights)):
+        raise UsageError(f"--identity_weights {args.identity_weights}: file not found (ArcFace IR-SE50, pSp's "
+                         "model_ir_se50.pth)")
+    if args.refine == 0 and (args.refine_cache or args.identity_weights):
+        raise UsageError("--refine_cache / --identity_weights only apply with --refine N (N >= 1)")
+
+
+def setup_refine(bg, args):
+    """Hand the refine cache folder and the identity weights to the pipeline."""
+    if args.refine:
+        bg.set_refine_cache(args.refine_cache)
+        bg.load_identity_weights(args.identity_weights)

@@ -7,13 +7,16 @@ from ._common import (
     add_blend_arguments,
     add_checkpoint_arguments,
     add_control_arguments,
+    add_refine_arguments,
     add_runtime_arguments,
     add_size_argument,
     build_pipeline,
+    check_refine_arguments,
     control_kwargs,
     controls_from_args,
     default_outdir,
     make_outdir,
+    setup_refine,
 )
 
 HELP = "stylize every face of your photos and videos and paste it back: <name>_v_<style>.<ext>, the whole picture"
@@ -74,6 +77,7 @@ def add_arguments(parser):
     parser.add_argument("--skip_existing", action="store_true",
                         help="keep outputs that already exist; a killed video run resumes where it stopped")
     add_runtime_arguments(parser)
+    add_refine_arguments(parser)
 
 
 def split_inputs(given, report):
@@ -124,8 +128,12 @@ def run(args):
     if not args.style_img:
         raise UsageError("--style_img IMAGE is required (the artwork whose style the faces take)")
     controls = controls_from_args(args)  # bad values fail before any loading
+    check_refine_arguments(args)
     report = RunReport("stylize")
     photos, videos = split_inputs(args.inputs, report)
+    if videos and args.refine:
+        report.note("--refine applies to photos; the faces of videos keep pSp's codes (a refine per frame would "
+                    "take seconds per step per face)")
     missing = [p for p in args.style_img if not Path(p).is_file()]
     if missing:
         raise UsageError(f"--style_img {missing[0]}: file not found")
@@ -134,6 +142,7 @@ def run(args):
         args.device = str(ctx.device)
         aligner = make_aligner(args.detect_size)
         bg = build_pipeline(args)
+        setup_refine(bg, args)
         outdir = make_outdir(args.outdir)
         controls_from_args(args, bg.n_latent)  # the per-layer vector's length, now that the size is known
         kwargs = {"add_weight_index": args.add_weight_index, **control_kwargs(controls)}
@@ -143,7 +152,7 @@ def run(args):
             jobs.stylize_photos(bg, photos, args.style_img, outdir, report, faces=args.faces, min_face=args.min_face,
                                 min_score=args.min_score, keep_faceless=args.keep_faceless,
                                 save_crops=args.save_crops, panel=args.panel, skip_existing=args.skip_existing,
-                                aligner=aligner, **kwargs)
+                                aligner=aligner, refine=args.refine, **kwargs)
         if videos:
             try:
                 codes = [bg.read_style(p)[1] for p in args.style_img]

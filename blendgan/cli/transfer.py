@@ -2,8 +2,11 @@
 from ._common import (
     add_control_arguments,
     add_folder_job_arguments,
+    add_refine_arguments,
+    check_refine_arguments,
     control_kwargs,
     controls_from_args,
+    setup_refine,
     start_folder_job,
 )
 
@@ -19,16 +22,19 @@ def add_arguments(parser):
 
     add_folder_job_arguments(parser, "transfer", add_weight_index=ADD_WEIGHT_INDEX)
     add_control_arguments(parser)
+    add_refine_arguments(parser)
 
 
 def run(args):
     from .. import jobs
 
     controls = controls_from_args(args)  # bad values fail before any loading
+    check_refine_arguments(args)
     report, faces, styles, aligner, bg, outdir = start_folder_job(args, "transfer")
+    setup_refine(bg, args)
     controls_from_args(args, bg.n_latent)
     mix = controls.mix_weights(len(styles)) if args.style_img and len(styles) > 1 else None
     jobs.style_transfer_folder(bg, faces, styles, outdir, report, add_weight_index=args.add_weight_index,
                                skip_existing=args.skip_existing, aligner=aligner, style_weights=mix,
-                               **control_kwargs(controls))
+                               refine=args.refine, **control_kwargs(controls))
     return report.summary()

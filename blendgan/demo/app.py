@@ -9,6 +9,7 @@ endpoints: ``stylize(face image, style image, add_weight_index, strength=1, pres
 style_2=None, mix=0, layer_weights='') -> image`` (the aligned face, stylized; the optional controls'
 defaults give the original image), ``stylize_photo(photo, style image, add_weight_index, ...the same
 controls) -> image`` (the whole photo) and ``stylize_video(clip, style image, add_weight_index) -> video``.
+Both image endpoints end with an optional ``refine=0``: steps of refining each face's codes (docs/refine.md).
 """
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no te
 import gradio as gr  # noqa: E402
 
 from ..errors import BlendGANError  # noqa: E402
-from .service import DEFAULT_ADD_WEIGHT_INDEX, VIDEO_ADD_WEIGHT_INDEX, bundled_style_images  # noqa: E402
+from .service import (  # noqa: E402
+    DEFAULT_ADD_WEIGHT_INDEX,
+    MAX_REFINE_STEPS,
+    VIDEO_ADD_WEIGHT_INDEX,
+    bundled_style_images,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +107,15 @@ class ControlPanel:
                 value="", label="Per-layer style weights", elem_id="layer_weights",
                 info=f"Empty: the add_weight_index slider decides. Else {n_latent} values in [0, 1] (layer 0 is "
                      "the coarsest), or a preset: all, structure, texture.")
+            self.refine = gr.Number(
+                value=0, minimum=0, maximum=MAX_REFINE_STEPS, precision=0, step=10, elem_id="refine",
+                label="Refine the likeness (steps)",
+                info="0: off. Optimises the uploaded face's codes so the result keeps more of its likeness; each "
+                     "step takes about as long as a few results. Cached per face.")
 
     @property
     def inputs(self):
-        return [self.strength, self.preserve_color, self.style_2, self.mix, self.layer_weights]
+        return [self.strength, self.preserve_color, self.style_2, self.mix, self.layer_weights, self.refine]
 
 
 def build_app(service):
@@ -112,11 +123,12 @@ def build_app(service):
     styles = [str(p) for p in (*service.fitted_styles, *bundled_style_images())]  # fitted styles first
     n_latent = service.n_latent
 
-    def face_source(face_path, face_seed):
-        """(face codes, RGB face as encoded, note) from an upload or, without one, the random face's seed."""
+    def face_source(face_path, face_seed, refine=0, progress=None):
+        """(face codes, RGB face as encoded, note) from an upload or, without one, the random face's seed.
+        `refine` steps refine an upload's codes (a random face is the generator's own: nothing to refine)."""
         if face_path:
             face_bgr, note = service.prepare_face(face_path)
-            return service.face_codes(face_bgr), face_bgr[:, :, ::-1].copy(), note
+            return service.face_codes(face_bgr, refine, progress), face_bgr[:, :, ::-1].copy(), note
         if face_seed is not None:
             codes, rgb = service.random_face(face_seed)
             return codes, rgb, None
@@ -130,12 +142,13 @@ def build_app(service):
         raise gr.Error(f"Upload a {what} (or pick one of the bundled styles) first.", print_exception=False)
 
     def on_stylize(face_path, style_path, index, face_seed, style_seed, strength=1.0, preserve_color=False,
-                   style_2=None, mix=0.0, layer_weights="", progress=gr.Progress()):
+                   style_2=None, mix=0.0, layer_weights="", refine=0, progress=gr.Progress()):
         with user_messages():
             index = service.check_add_weight_index(index)
             controls, mix = service.check_controls(strength, preserve_color, layer_weights, mix)
+            refine = service.check_refine(refine)
             progress(0.0, desc="face")
-            codes, face_rgb, _ = face_source(face_path, face_seed)
+            codes, face_rgb, _ = face_source(face_path, face_seed, refine, _progress_callback(progress))
             progress(0.4, desc="style")
             z = style_source(style_path, style_seed)
             z_second = service.style_code(service.prepare_style(style_2)) if style_2 else None
@@ -144,7 +157,8 @@ def build_app(service):
             whole = None
             if face_path and service.is_whole_photo(face_path):
                 progress(0.8, desc="the whole photo")
-                whole, note = service.stylize_photo(face_path, z, index, z_second=z_second, mix=mix, **controls)
+                whole, note = service.stylize_photo(face_path, z, index, z_second=z_second, mix=mix, refine=refine,
+                                                    **controls)
                 gr.Info(note)
         return face_rgb, result, whole  # (the alignment note was shown when the face was uploaded)
 
@@ -182,20 +196,21 @@ def build_app(service):
         return None, seed, f"Style: a random style code (seed {seed})."
 
     def on_api_stylize(face_path, style_path, index, strength=1.0, preserve_color=False, style_2=None, mix=0.0,
-                       layer_weights="", progress=gr.Progress()):
+                       layer_weights="", refine=0, progress=gr.Progress()):
         with user_messages():
             _, result, _ = service.stylize(face_path, style_path, index, _progress_callback(progress),
                                            strength=strength, preserve_color=preserve_color, style_path_2=style_2,
-                                           mix=mix, layer_weights=layer_weights)
+                                           mix=mix, layer_weights=layer_weights, refine=refine)
         return result
 
     def on_api_stylize_photo(photo_path, style_path, index, strength=1.0, preserve_color=False, style_2=None,
-                             mix=0.0, layer_weights="", progress=gr.Progress()):
+                             mix=0.0, layer_weights="", refine=0, progress=gr.Progress()):
         with user_messages():
             controls, mix = service.check_controls(strength, preserve_color, layer_weights, mix)
             z_second = service.style_code(service.prepare_style(style_2)) if style_2 else None
             result, _ = service.stylize_photo(photo_path, style_path, index, _progress_callback(progress),
-                                              z_second=z_second, mix=mix, **controls)
+                                              z_second=z_second, mix=mix, refine=service.check_refine(refine),
+                                              **controls)
         return result
 
     def on_stylize_video(video_path, style_path, index, progress=gr.Progress()):
@@ -290,7 +305,8 @@ def build_app(service):
                       api_description="Stylize a face photo (aligned automatically) with a style image; "
                                       f"add_weight_index 0 ... {n_latent}; optional: strength (0 ... 1), "
                                       "preserve_color, a second style with its share (mix), per-layer style "
-                                      "weights (text: values or a preset).", **model)
+                                      "weights (text: values or a preset), refine (steps of refining the "
+                                      "face's codes, 0: off).", **model)
         photo_api_btn.click(on_api_stylize_photo, [face_in, style_in, index, *controls.inputs], whole_photo,
                             api_name="stylize_photo",
                             api_description="Stylize every face of a photo with a style image and paste them "

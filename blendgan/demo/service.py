@@ -33,6 +33,7 @@ ALIGNED_CACHE_SIZE = 32       # uploads whose alignment is remembered (it takes 
 RANDOM_FACE_TRUNCATION = 0.7  # random faces are drawn near the average face, as generate_image_pairs does
 VIDEOS_KEPT = 4               # older interpolation videos of this process are deleted
 MAX_VIDEO_SECONDS = 10.0      # longest clip the video tab takes (blendgan demo --max_video_seconds)
+MAX_REFINE_STEPS = 500       # most refine steps the page takes per face (each is seconds at 1024 px on a CPU)
 
 
 def bundled_style_images():
@@ -199,9 +200,27 @@ class DemoService:
         return images.resize_square(self.read_upload(path, "style image"), bg.size)
 
     # ------------------------------------------------------------------ codes
-    def face_codes(self, face_bgr):
+    def face_codes(self, face_bgr, refine=0, progress=None):
+        """pSp's codes of an aligned face, or with `refine` > 0 its refined codes (cached per face);
+        `progress(fraction, desc)` follows the refine's steps."""
+        step = None
+        if progress is not None and refine:
+            def step(done, total, loss):
+                progress(0.4 * done / total, f"refining the likeness: step {done}/{total}")
         with self._lock:
-            return self._need_pipeline().encode_face_bgr(face_bgr)
+            return self._need_pipeline().face_codes_bgr(face_bgr, refine, progress=step)
+
+    def check_refine(self, value):
+        """The refine steps as an int within 0 ... MAX_REFINE_STEPS (None or empty: 0)."""
+        if value is None or value == "":
+            return 0
+        try:
+            steps = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"refine must be a whole number of steps from 0 to {MAX_REFINE_STEPS}") from None
+        if steps != int(steps) or not 0 <= steps <= MAX_REFINE_STEPS:
+            raise UsageError(f"refine {value}: use a whole number of steps from 0 (off) to {MAX_REFINE_STEPS}")
+        return int(steps)
 
     def style_code(self, style_bgr):
         with self._lock:
@@ -269,21 +288,23 @@ class DemoService:
             return bg.to_rgb(out)[0]
 
     def stylize(self, face_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None, *,
-                strength=1.0, preserve_color=False, style_path_2=None, mix=0.0, layer_weights=""):
+                strength=1.0, preserve_color=False, style_path_2=None, mix=0.0, layer_weights="", refine=0):
         """(aligned face RGB, stylized RGB, note) for two uploaded files: the HTTP API's `stylize`.
 
         The optional controls (defaults: the original image): `strength`, `preserve_color`, a second style
-        image `style_path_2` mixed in with share `mix`, per-layer `layer_weights` (see `check_controls`)."""
+        image `style_path_2` mixed in with share `mix`, per-layer `layer_weights` (see `check_controls`),
+        `refine` steps of refining the face's codes (0: off; `check_refine`)."""
         progress = progress or (lambda fraction, desc: None)
         index = self.check_add_weight_index(add_weight_index)
         controls, mix = self.check_controls(strength, preserve_color, layer_weights, mix)
+        refine = self.check_refine(refine)
         progress(0.0, "reading and aligning the face")
         face, note = self.prepare_face(face_path)
         progress(0.3, "reading the style")
         style = self.prepare_style(style_path)
         second = self.prepare_style(style_path_2) if style_path_2 else None
         progress(0.4, "encoding")
-        codes, z = self.face_codes(face), self.style_code(style)
+        codes, z = self.face_codes(face, refine), self.style_code(style)
         z_second = self.style_code(second) if second is not None else None
         progress(0.6, "generating")
         return images.bgr_to_rgb_array(face), self.stylize_codes(codes, z, index, z_second=z_second, mix=mix,
@@ -296,11 +317,11 @@ class DemoService:
         return bool(path) and not is_prealigned(self.read_upload(path, "face photo"))
 
     def stylize_photo(self, photo_path, style, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None, *,
-                      z_second=None, mix=0.0, **controls):
+                      z_second=None, mix=0.0, refine=0, **controls):
         """(whole photo RGB with every face stylized and pasted back, note) for an uploaded photo and a style
         (an uploaded file's path, or a style code [1, 512]): the HTTP API's `stylize_photo`. `controls` and
-        `z_second` with `mix` as in `stylize_codes`. Raises InputImageError when no face is found; the note
-        says how many faces were stylized or skipped."""
+        `z_second` with `mix` as in `stylize_codes`; `refine` steps refine each face's codes. Raises
+        InputImageError when no face is found; the note says how many faces were stylized or skipped."""
         import torch
 
         progress = progress or (lambda fraction, desc: None)
@@ -315,7 +336,7 @@ class DemoService:
         with self._lock:
             result, records = bg.stylize_photo(images.bgr_to_rgb_array(picture), z,
                                                aligner=self._get_photo_aligner(), add_weight_index=index,
-                                               **controls)
+                                               refine=self.check_refine(refine), **controls)
         done = [r for r in records if r.stylized is not None]
         small = [r for r in records if r.skipped and "--min_face" in r.skipped]
         if not done:
