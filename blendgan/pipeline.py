@@ -58,6 +58,27 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[precision]
 
 
+def bf16_is_emulated(device: torch.device) -> bool:
+    """True on a CPU whose oneDNN has no bf16 kernels (no AVX512-BF16 / AMX): PyTorch then runs bf16
+    convolutions on its slow reference kernels (benchmarks/results/bf16_cpu.md)."""
+    if device.type != "cpu":
+        return False
+    try:
+        return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def warn_if_bf16_is_emulated(precision: str, device: torch.device) -> None:
+    """One line on stderr when bf16 was asked for on a CPU without bf16 kernels (it works, but slowly)."""
+    if precision == "bf16" and bf16_is_emulated(device):
+        import sys
+
+        print("warning: --precision bf16: this CPU has no bf16 kernels for PyTorch's convolutions (no AVX512-BF16 "
+              "or AMX), so they run on slow reference code; use fp32 here (benchmarks/results/bf16_cpu.md)",
+              file=sys.stderr)
+
+
 def _digest(array):
     """Content key of an image array for the caches."""
     h = hashlib.sha1(np.ascontiguousarray(array).tobytes())
@@ -131,6 +152,7 @@ class BlendGAN:
                  batch_size: int = DEFAULT_BATCH_SIZE, compile: bool = False) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
+        warn_if_bf16_is_emulated(precision, self.device)
         self.precision = precision
         self.batch_size = max(1, int(batch_size))
         if not getattr(generator, "base_fingerprint", None):
