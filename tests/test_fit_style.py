@@ -214,3 +214,31 @@ def test_the_web_app_offers_a_fitted_style_as_its_reference_picture(fitted):
     assert torch.equal(z.cpu(), service.pipeline.read_style(fitted["code"])[1].cpu())
     other = service.style_code(service.prepare_style(str(REF)))
     assert not torch.equal(other.cpu(), z.cpu())
+
+
+def test_synthesis_stops_at_a_resolution(recipe_models):
+    g, _ = recipe_models(SIZE)
+    w, z = torch.randn(1, 10, 512, generator=torch.Generator().manual_seed(5)), torch.randn(1, 512)
+    with torch.no_grad():
+        full, _ = g([w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6)
+        same, _ = g([w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6,
+                    max_resolution=SIZE)
+        small, _ = g([w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6,
+                     max_resolution=32)
+    assert torch.equal(full, same) and small.shape == (1, 3, 32, 32)
+
+
+def test_a_fit_at_a_lower_resolution_adapts_only_the_layers_up_to_it(fitted, tmp_path):
+    run = tmp_path / "low"
+    argv = fit_argv(fitted["ckpt"], run)
+    argv[argv.index("--iters") + 1] = "2"
+    argv[argv.index("--code_steps") + 1] = "1"
+    code, err = run_cli([*argv, "--fit_resolution", "32"])
+    assert code == 0, err
+    layers = json.loads(safetensors_file.metadata(run / "adapter.safetensors")["layers"])
+    assert layers and all(adapter_mod.layer_resolution(n) <= 32 for n in layers)
+    assert len(layers) < len(adapter_mod.adaptable_layers(pipeline(fitted).generator))
+    codes = torch.randn(1, 10, 512, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(1, 512, generator=torch.Generator().manual_seed(1))
+    adapted = pipeline(fitted, (run / "adapter.safetensors", 1.0)).stylize(codes, z)
+    assert adapted.shape[-1] == SIZE and not torch.equal(adapted, pipeline(fitted).stylize(codes, z))

@@ -145,10 +145,12 @@ class Generator(nn.Module):
     # ----------------------------------------------------------------- forward
     def forward(self, styles, return_latents=False, inject_index=None, truncation=1, truncation_latent=None,
                 input_is_latent=False, noise=None, randomize_noise=True, style_image=None, z_embed=None,
-                only_return_z_embed=False, add_weight_index=None, blend_weights=None, style_weights=None):
+                only_return_z_embed=False, add_weight_index=None, blend_weights=None, style_weights=None,
+                max_resolution=None):
         """The original keywords, plus two for the stylization controls (`blendgan.controls`):
         `blend_weights` [N|1, n_latent] replaces the WBM weights (add_weight_index is then ignored), and
-        `z_embed` [N, J, 512] with `style_weights` [N|1, J] mixes J styles in W space (`style_latent`)."""
+        `z_embed` [N, J, 512] with `style_weights` [N|1, J] mixes J styles in W space (`style_latent`); and
+        `max_resolution` (see `synthesis`) for fitting at a lower resolution."""
         if only_return_z_embed and style_image is not None:
             return self.get_z_embed(style_image)
         if not input_is_latent:
@@ -172,7 +174,7 @@ class Generator(nn.Module):
                 a = blend_weights.reshape(blend_weights.shape[0], self.n_latent, 1).to(self.add_weight.dtype)
             latent = latent * a + style_latent * (1 - a)
 
-        image = self.synthesis(latent, noise)
+        image = self.synthesis(latent, noise, max_resolution)
         if return_latents:
             return (image, latent, z_embed) if z_embed is not None else (image, latent)
         return image, None
@@ -188,14 +190,17 @@ class Generator(nn.Module):
         second = styles[1].unsqueeze(1).repeat(1, self.n_latent - inject_index, 1)
         return torch.cat([first, second], 1)
 
-    def synthesis(self, latent, noise):
-        """Synthesis network on per-layer latents [N, n_latent, 512]."""
+    def synthesis(self, latent, noise, max_resolution=None):
+        """Synthesis network on per-layer latents [N, n_latent, 512]. `max_resolution` stops at that block and
+        returns its RGB skip image (e.g. 256 px of a 1024 px generator: the layers above are not run)."""
         noise = [self._noise_map(n, latent, i) for i, n in enumerate(noise)]
         x = self.input(latent.shape[0])
         x = self.conv1(x, latent[:, 0], noise[0])
         skip = self.to_rgb1(x, latent[:, 1])
         i = 1
         for j, to_rgb in enumerate(self.to_rgbs):
+            if max_resolution is not None and 2 ** (j + 3) > max_resolution:
+                break
             x = self.convs[2 * j](x, latent[:, i], noise[2 * j + 1])
             x = self.convs[2 * j + 1](x, latent[:, i + 1], noise[2 * j + 2])
             skip = to_rgb(x, latent[:, i + 2], skip)

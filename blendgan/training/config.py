@@ -241,6 +241,8 @@ class FitStyleConfig(RunConfig):
     layers: str = setting("all", "layers the adapter changes: all, or resolutions MIN-MAX (e.g. 32-1024)", NETWORKS)
     add_weight_index: int = setting(6, "WBM blend of the fit (as in `transfer`): style from this layer on",
                                     NETWORKS, NON_NEGATIVE)
+    fit_resolution: int = setting(256, "the fit runs the generator up to this resolution (the losses see 256 px) "
+                                  "and adapts the layers up to it; 0: the generator's size", NETWORKS, NON_NEGATIVE)
     code_lr: float = setting(0.01, "Adam learning rate of the style code (stage 1)", OPTIMISATION, POSITIVE)
     lr: float = setting(0.002, "Adam learning rate of the adapter (stage 2)", OPTIMISATION, POSITIVE)
     mix_truncation: float = setting(0.7, "random faces mixed in stage 2 are drawn this close to the mean face",

@@ -116,13 +116,20 @@ class FitStyleTrainer:
         del psp
         self.noise = [m.to(dev, dtype) for m in g.noises.maps()]  # fixed noise: the stored maps
         self.z = torch.nn.Parameter(self.z_encoder.clone())
-        self.layers = adapter_mod.select_layers(g, cfg.layers)
+        self.fit_resolution = cfg.fit_resolution if 0 < cfg.fit_resolution < self.size else None
+        self.layers = [n for n in adapter_mod.select_layers(g, cfg.layers)
+                       if self.fit_resolution is None or adapter_mod.layer_resolution(n) <= self.fit_resolution]
+        if not self.layers:
+            raise UsageError(f"--layers {cfg.layers}: no layer at or below --fit_resolution {cfg.fit_resolution}")
         self.deltas = adapter_mod.attach(g, self.layers, cfg.rank, cfg.seed)
         self.code_optim = torch.optim.Adam([self.z], lr=cfg.code_lr)
         self.adapter_optim = torch.optim.Adam(self.deltas.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
         self.loss = StyleFitLoss(g.embedder.embedder.feature_extractor.vgg_layers).to(dev)
+        fit_target = self.target
+        if self.fit_resolution is not None:  # compared with the generator's image at that resolution
+            fit_target = torch.nn.functional.adaptive_avg_pool2d(self.target, self.fit_resolution)
         with run.cast:
-            self.wanted = [self.loss.targets(self.target[i:i + 1]) for i in range(len(refs))]  # fixed: once
+            self.wanted = [self.loss.targets(fit_target[i:i + 1]) for i in range(len(refs))]  # fixed: once
         self.reference_hashes = [file_sha256(p) for p in cfg.references]
         self.base_sha256 = file_sha256(cfg.ckpt) if ctx.is_main else ""
         run.write_settings()
@@ -166,10 +173,13 @@ class FitStyleTrainer:
             w[:, k:] = alphas * w[:, k:] + (1 - alphas) * wr[:, None]
         return w, target
 
-    def _stylize(self, w, z):
+    def _stylize(self, w, z, full=False):
+        """The stylized images of codes w with style code z: at --fit_resolution for the losses (the layers above
+        it only add detail finer than the 256 px the losses see), at full size for the sheet."""
         dtype = self.run.dtype
         img, _ = self.g([w.to(dtype)], input_is_latent=True, noise=self.noise, z_embed=z.to(dtype),
-                        add_weight_index=self.cfg.add_weight_index)
+                        add_weight_index=self.cfg.add_weight_index,
+                        max_resolution=None if full else self.fit_resolution)
         return img
 
     def step(self, step, positions):
@@ -215,7 +225,7 @@ class FitStyleTrainer:
             cells = []
             for z, scale in ((self.z_encoder, 0.0), (self.z.detach(), 0.0), (self.z.detach(), 1.0)):
                 with adapter_mod.scaled(self.g, scale):
-                    cells.append(self._stylize(w, z).float())
+                    cells.append(self._stylize(w, z, full=True).float())
             rows.append((bgr, cells))
         return rows
 
