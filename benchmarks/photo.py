@@ -21,6 +21,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on reference code (bf16_cpu.md)"
+
+
+def bf16_emulated():
+    import torch
+
+    from blendgan.pipeline import bf16_is_emulated
+
+    return bf16_is_emulated(torch.device("cpu"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -120,6 +129,9 @@ def main():
         photo = Path(tmp) / "group.jpg"
         make_photo(photo)
         for precision in args.precisions:
+            if precision == "bf16" and bf16_emulated():
+                rows.append([precision, "not run: " + BF16_NOTE, "", "", "", "", ""])
+                continue
             done = subprocess.run([sys.executable, __file__, "--child", "--precision", precision, "--photo",
                                    str(photo), "--runs", str(args.runs)], capture_output=True, text=True, cwd=ROOT,
                                   check=False)
