@@ -56,7 +56,8 @@ def child(args):
     cfg = FitStyleConfig(references=[str(ROOT / "test_imgs/style_imgs/cartoon_astronaut.jpg")], ckpt=args.ckpt,
                          psp_encoder_ckpt=args.psp, outdir=str(run), iters=2 * steps, code_steps=steps,
                          batch=args.batch, precision=args.precision, log_every=1, snapshot_every=10_000,
-                         sample_every=10_000, sheet_faces=str(work / EMPTY), progress=False, device="cpu")
+                         sample_every=10_000, sheet_faces=str(work / EMPTY), progress=False, device="cpu",
+                         fit_resolution=args.fit_resolution)
     t0 = time.perf_counter()
     fit_style(cfg)
     total = time.perf_counter() - t0
@@ -66,6 +67,7 @@ def child(args):
     stage1 = per_step[:steps - 1]          # steps 2 ... steps
     stage2 = per_step[steps:]              # steps steps+2 ... 2*steps
     print(json.dumps({"size": args.size, "precision": args.precision, "batch": args.batch,
+                      "fit_resolution": args.fit_resolution,
                       "stage1_s": sum(stage1) / len(stage1), "stage2_s": sum(stage2) / len(stage2),
                       "first_step_s": elapsed[0], "total_s": total,
                       "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}))
@@ -77,6 +79,9 @@ def main():
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--steps", type=int, default=3, help="steps of each stage measured (the first is warm-up)")
     p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--fit_resolutions", type=int, nargs="+", default=[256, 0],
+                   help="--fit_resolution values to time (0: the whole generator)")
+    p.add_argument("--fit_resolution", type=int, default=256, help=argparse.SUPPRESS)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per child before it is stopped")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/fit_style_cpu.md"))
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -93,33 +98,39 @@ def main():
     load = os.getloadavg()
     for size in args.sizes:
         ck, psp = make_weights(work / "weights", size)
-        for precision in args.precisions:
+        # a --fit_resolution at or above the size runs the whole generator, as 0 does: timed once
+        configs = [(p, r if 0 < r < size else 0) for p in args.precisions for r in args.fit_resolutions]
+        for precision, fit_resolution in dict.fromkeys(configs):
             cmd = [sys.executable, __file__, "--child", "--size", str(size), "--precision", precision,
                    "--ckpt", str(ck), "--psp", str(psp), "--work", str(work), "--steps", str(args.steps),
-                   "--batch", str(args.batch)]
+                   "--batch", str(args.batch), "--fit_resolution", str(fit_resolution)]
             try:
                 out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                                      env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"})
             except subprocess.TimeoutExpired:
-                rows.append({"size": size, "precision": precision, "error": f"stopped after {args.timeout:.0f} s"})
+                rows.append({"size": size, "precision": precision, "fit_resolution": fit_resolution,
+                             "error": f"stopped after {args.timeout:.0f} s"})
                 print(rows[-1], flush=True)
                 continue
             if out.returncode != 0:
-                rows.append({"size": size, "precision": precision, "error": out.stderr.strip().splitlines()[-1]})
+                rows.append({"size": size, "precision": precision, "fit_resolution": fit_resolution,
+                             "error": out.stderr.strip().splitlines()[-1]})
             else:
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     lines = [f"# fit-style on this CPU ({os.cpu_count()} cores), batch {args.batch}",
              "", f"Load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f}. Random weights of the real "
              "shapes; seconds per step without the first step of each stage.", "",
-             "| size | precision | stage 1 s/step | stage 2 s/step | default fit (100 + 200 steps) | peak RSS |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| size | precision | --fit_resolution | stage 1 s/step | stage 2 s/step | a default fit "
+             "(100 + 200 steps) | peak RSS |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['size']} | {r['precision']} | {r['error']} | | | |")
+            lines.append(f"| {r['size']} | {r['precision']} | {r['fit_resolution'] or r['size']} | {r['error']} "
+                         "| | | |")
             continue
         minutes = (DEFAULT_CODE_STEPS * r["stage1_s"] + (DEFAULT_ITERS - DEFAULT_CODE_STEPS) * r["stage2_s"]) / 60
-        lines.append(f"| {r['size']} | {r['precision']} | {r['stage1_s']:.2f} | {r['stage2_s']:.2f} | "
+        lines.append(f"| {r['size']} | {r['precision']} | {r['fit_resolution'] or r['size']} | {r['stage1_s']:.2f} | "
+                     f"{r['stage2_s']:.2f} | "
                      f"{minutes:.0f} min | {r['peak_rss_gb']:.1f} GB |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
