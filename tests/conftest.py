@@ -30,6 +30,42 @@ def freed_memory_requests(monkeypatch):
     return requests
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dlib_models_loaded_once():
+    """dlib's face detector (~3 s to build) and 68-point landmark model (100 MB, ~3.5 s to read) are made once
+    per session: every FaceAligner built by the tests, or by the commands they run in this process, shares them.
+    Both are read-only once made; a failing load (a bad .dat file) still raises and is not kept."""
+    try:
+        import dlib
+    except ImportError:
+        yield
+        return
+    import os
+
+    real_predictor, real_detector = dlib.shape_predictor, dlib.get_frontal_face_detector
+    made = {}
+
+    def shape_predictor(path):
+        try:
+            st = os.stat(path)
+        except (OSError, TypeError):
+            return real_predictor(path)  # dlib's own error
+        key = ("predictor", os.path.realpath(path), st.st_size, st.st_mtime_ns)
+        if key not in made:
+            made[key] = real_predictor(path)
+        return made[key]
+
+    def get_frontal_face_detector():
+        if "detector" not in made:
+            made["detector"] = real_detector()
+        return made["detector"]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dlib, "shape_predictor", shape_predictor)
+        mp.setattr(dlib, "get_frontal_face_detector", get_frontal_face_detector)
+        yield
+
+
 class RecipeWeights:
     """Recipe state dicts, cached per (kind, size, seed, dtype); embedder entries shared across sizes."""
 

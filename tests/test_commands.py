@@ -103,14 +103,23 @@ def test_transfer_writes_the_original_files_and_pixels(weights, models, written,
     assert freed_memory_requests == [True]  # a generating program on CPU keeps freed activations
 
 
+def first_styles(folder, n=2):
+    """A folder with the first n style images: 2 faces x 2 styles still make 4 pairs, a full batch of 4."""
+    folder.mkdir()
+    for p in sorted(STYLES.glob("*.*"))[:n]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
 def test_transfer_batched_equals_batch_one(weights, written, tmp_path):
-    args = ["transfer", *weight_flags(weights), "--input_img_path", str(FACES), "--style_img_path", str(STYLES),
+    styles = first_styles(tmp_path / "styles")
+    args = ["transfer", *weight_flags(weights), "--input_img_path", str(FACES), "--style_img_path", str(styles),
             "--device", "cpu"]
     assert main([*args, "--outdir", str(tmp_path / "b1"), "--batch_size", "1"]) == 0
     single = dict(written)
     written.clear()
     assert main([*args, "--outdir", str(tmp_path / "b4"), "--batch_size", "4"]) == 0
-    assert set(written) == set(single)
+    assert set(written) == set(single) and len(single) == 4
     for name, img in written.items():
         assert np.array_equal(img, single[name]), name
 
@@ -157,10 +166,11 @@ def test_missing_weights_is_a_usage_error(tmp_path):
 
 def test_skip_existing_resumes_and_keeps_earlier_outputs(weights, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["transfer", *weight_flags(weights), "--input_img_path", str(FACES), "--style_img_path", str(STYLES),
-            "--outdir", str(out), "--device", "cpu"]
+    args = ["transfer", *weight_flags(weights), "--input_img_path", str(FACES), "--style_img_path",
+            str(first_styles(tmp_path / "styles")), "--outdir", str(out), "--device", "cpu"]
     assert main(args) == 0
     outputs = sorted(out.iterdir())
+    assert len(outputs) == 4
     kept, removed = outputs[0], outputs[1:3]
     kept.write_bytes(kept.read_bytes())  # same bytes, new mtime: must not be rewritten
     stamp = kept.stat().st_mtime_ns
@@ -260,6 +270,7 @@ def low_pass(img):
     return cv2.GaussianBlur(img.astype(np.float32), (7, 7), 2)
 
 
+@pytest.mark.slow  # two whole 227-frame videos through the 64 px generator (~3 min each under load)
 @pytest.mark.parametrize("codec,expected_codec", [("h264", "h264"), ("mp4v", "mpeg4")])
 def test_video_command(weights, models, tmp_path, codec, expected_codec):
     from blendgan.video import read_video

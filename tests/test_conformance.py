@@ -22,9 +22,13 @@ except OSError:
     CASES = {}
 
 
-def case_names(*kinds):
+def case_names(*kinds, slow_from_size=None):
+    """Cases of these kinds; those the fixture calls slow, or of size >= slow_from_size, are marked slow."""
+    def slow(c):
+        return c.get("slow") or (slow_from_size is not None and c.get("size", 0) >= slow_from_size)
+
     names = [n for n, c in CASES.items() if c["kind"] in kinds]
-    return [pytest.param(n, marks=pytest.mark.slow) if CASES[n].get("slow") else n for n in names] or \
+    return [pytest.param(n, marks=pytest.mark.slow) if slow(CASES[n]) else n for n in names] or \
         [pytest.param("absent", marks=pytest.mark.skip(reason="conformance fixture absent"))]
 
 
@@ -165,7 +169,8 @@ def test_style_embed_case(cc, recipe, impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("name", case_names("generator"))
+# float64 at 256 px: ~15 s a case under load, slow; the 256 px layers stay in test-fast through the float32 cases
+@pytest.mark.parametrize("name", case_names("generator", slow_from_size=256))
 def test_generator_cases(cc, recipe, name, impl):
     case = cc.load_case(name)
     g = generator(recipe, case["spec"]["size"], torch.float64, impl)

@@ -75,6 +75,7 @@ def test_transfer_mixes_several_style_images(weights, bg, written, tmp_path):
     assert np.array_equal(written[name][:, 2 * SIZE:], images.tensor_to_bgr(bg.mix_styles(codes, [za, zb], [0.7, 0.3])))
 
 
+@pytest.mark.slow  # a whole 227-frame video through the 64 px generator (~4 min under load)
 def test_video_with_w_space_and_strength(weights, bg, tmp_path, monkeypatch):
     """The frames are the pipeline's interpolation with the same space and controls (checked on the first
     transition through `video_frames`, which the command streams into the encoder)."""

@@ -70,6 +70,7 @@ def run_torchrun(setup, nproc):
     return json.loads(out.read_text()), run, done.stderr
 
 
+@pytest.mark.distributed  # torchrun with 2 processes
 def test_one_and_two_processes_give_the_same_numbers(setup):
     one, run1, err1 = run_torchrun(setup, 1)
     two, run2, err2 = run_torchrun(setup, 2)

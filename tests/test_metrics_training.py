@@ -43,6 +43,7 @@ def data(tmp_path_factory):
     return root, ["--faces", str(faces), "--styles", str(styles), "--style_encoder_ckpt", str(se)], net
 
 
+@pytest.mark.slow  # a whole (tiny) training run with two metrics at each snapshot: ~50 s under load
 def test_metrics_are_logged_at_every_snapshot(data, monkeypatch, tmp_path):
     root, flags, net = data
     monkeypatch.setattr(inception, "SHA256", sha256(net))  # the stand-in is accepted as the published file

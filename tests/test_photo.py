@@ -4,6 +4,8 @@ pasted back where it was, the rest of the photo untouched.
 Geometry is checked without dlib (landmarks moved by a known similarity transform); the round trip, the
 several-faces photo and the command use dlib's real detector and landmark model on the bundled photos."""
 
+import functools
+
 import cv2
 import numpy as np
 import pytest
@@ -21,14 +23,24 @@ STYLE = STYLES / "cartoon_astronaut.jpg"
 SIZE = 64
 
 try:
-    from blendgan.align import FaceAligner
+    import dlib  # noqa: F401
 
-    _ALIGNER = FaceAligner()
+    from blendgan.align import find_predictor
+
+    find_predictor()
 except Exception as err:  # noqa: BLE001 - the optional extra is missing: those tests skip
-    _ALIGNER, _MISSING = None, str(err)
+    _MISSING = str(err)
 else:
     _MISSING = None
-needs_dlib = pytest.mark.skipif(_ALIGNER is None, reason=f"alignment extra missing: {_MISSING}")
+needs_dlib = pytest.mark.skipif(_MISSING is not None, reason=f"alignment extra missing: {_MISSING}")
+
+
+@functools.cache
+def face_aligner():
+    """Built on first use, in a test (conftest's session copy of dlib's models then serves it and the commands)."""
+    from blendgan.align import FaceAligner
+
+    return FaceAligner()
 
 
 def read(name):
@@ -139,7 +151,7 @@ def test_select_faces():
 # --------------------------------------------------------------------------- round trip (dlib)
 
 def identity_records(picture):
-    records = photo.find_faces(_ALIGNER, picture)
+    records = photo.find_faces(face_aligner(), picture)
     for item in records:
         if item.aligned is not None:
             item.stylized = item.aligned  # the identity "stylizer": the aligned crop itself

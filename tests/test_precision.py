@@ -26,7 +26,7 @@ def errors(out, ref):
     return float(d.max() / ref.double().abs().max()), float(d.mean() / ref.double().abs().mean())
 
 
-@pytest.mark.parametrize("size", [64, 256])
+@pytest.mark.parametrize("size", [64, pytest.param(256, marks=pytest.mark.slow)])  # bf16 convs at 256 px: ~2 min
 def test_generator_bfloat16_error_is_within_documented_bound(size):
     g = random_generator(size, seed=size, dtype=torch.float32, random_kernels=False)
     z, _, ze = inputs(2, torch.float32, seed=size)
@@ -42,7 +42,7 @@ def test_generator_bfloat16_error_is_within_documented_bound(size):
 
 def test_generator_bfloat16_reference_path_agrees_with_fast_path():
     """Both paths run in bfloat16; they differ by bfloat16 rounding only, not by a semantic slip."""
-    g = random_generator(32, seed=7, dtype=torch.bfloat16, random_kernels=True)
+    g = random_generator(16, seed=7, dtype=torch.bfloat16, random_kernels=True)
     z, _, ze = inputs(2, torch.bfloat16, seed=7)
     with torch.no_grad():
         fast = g([z], z_embed=ze, randomize_noise=False)[0]
