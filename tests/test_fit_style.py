@@ -27,6 +27,9 @@ from blendgan.weights import safetensors_file
 
 from helpers import run_cli
 
+# a fit is a few minutes of optimisation even at 64 px: the module runs in `make test` (CI), not in test-fast
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
 REF = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
@@ -173,7 +176,6 @@ def test_export_merges_the_adapter_and_the_runner_takes_the_style_code(fitted, t
     assert np.abs(got - want).max() / np.abs(want).max() < 1e-5
 
 
-@pytest.mark.slow
 def test_a_fit_killed_mid_run_resumes_to_the_uninterrupted_result(fitted, tmp_path):
     """SIGKILL once the first snapshot is written, then `blendgan fit-style --outdir RUN --resume`: the final
     snapshot and files equal those of the fit made without interruption."""
