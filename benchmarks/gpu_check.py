@@ -214,7 +214,7 @@ def main():
     lines = [f"# gpu_check: {name}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}"]
     t0 = time.perf_counter()
     ok = models_parity(args.device, args.size, precisions, lines)
-    timings(args.device, args.size, precisions, lines)
+    timings(args.device, args.size, precisions, lines, runs=1 if args.quick else 5)
     if not args.quick:
         ok &= training_parity(args.device, lines)
     lines += ["", f"{'all fp32 parities hold' if ok else 'PARITY FAILED'}; {time.perf_counter() - t0:.0f} s"]
