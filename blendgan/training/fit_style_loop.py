@@ -30,6 +30,7 @@ from ..files import write_bytes_atomic
 from ..fitting import adapter as adapter_mod
 from ..fitting.losses import StyleFitLoss
 from ..fitting.style_code import save_style_code
+from ..weights.manifest import sha256_file
 from . import data, loop
 from .config import FitStyleConfig
 
@@ -65,12 +66,6 @@ def read_square(path, size, what):
         raise
     except Exception as err:  # noqa: BLE001 - an unreadable input is the user's file, said in one line
         raise UsageError(f"{path}: cannot read this {what} ({err})") from None
-
-
-def file_sha256(path):
-    from ..weights.manifest import sha256_file
-
-    return sha256_file(path)
 
 
 class FitStyleTrainer:
@@ -130,8 +125,8 @@ class FitStyleTrainer:
             fit_target = torch.nn.functional.adaptive_avg_pool2d(self.target, self.fit_resolution)
         with run.cast:
             self.wanted = [self.loss.targets(fit_target[i:i + 1]) for i in range(len(refs))]  # fixed: once
-        self.reference_hashes = [file_sha256(p) for p in cfg.references]
-        self.base_sha256 = file_sha256(cfg.ckpt) if ctx.is_main else ""
+        self.reference_hashes = [sha256_file(p) for p in cfg.references]
+        self.base_sha256 = sha256_file(cfg.ckpt) if ctx.is_main else ""
         run.write_settings()
 
     # ------------------------------------------------------------------ skeleton hooks
@@ -239,7 +234,8 @@ class FitStyleTrainer:
     def style_taken(self):
         """The metrics' style measure (blendgan.metrics: cosine of style-encoder codes of result and reference),
         mean over the sheet faces (other faces than the references'), for each column of the sheet."""
-        rows = self._sheet()[len(self.reference_bgr):] or self._sheet()
+        rows = self._sheet()
+        rows = rows[len(self.reference_bgr):] or rows  # the references' own faces only when there is no other
         ref = torch.nn.functional.normalize(self.g.embedder(self.target.float()).float().mean(0, keepdim=True), dim=1)
         out = {}
         for j, name in enumerate(self.COLUMNS):
@@ -271,14 +267,9 @@ class FitStyleTrainer:
         thumb = images.resize_square(self.reference_bgr[0], THUMBNAIL)[:, :, ::-1]
         save_style_code(folder / "style_code.safetensors", self.z.detach(), thumb,
                         {**meta, "steps": str(min(done, cfg.code_steps))})
-        save_adapter_file(folder / "adapter.safetensors", self.deltas, self.layers,
-                          {**meta, "rank": str(cfg.rank), "steps": str(max(0, done - cfg.code_steps))})
-
-
-def save_adapter_file(path, deltas, layers, meta):
-    return adapter_mod.save_adapter(path, adapter_mod.delta_tensors(deltas), {**meta, "layers": layers})
-
-
+        adapter_mod.save_adapter(folder / "adapter.safetensors", adapter_mod.delta_tensors(self.deltas),
+                                 {**meta, "rank": str(cfg.rank), "layers": self.layers,
+                                  "steps": str(max(0, done - cfg.code_steps))})
 
 
 def fit_style(cfg: FitStyleConfig, log_file=None, given: set[str] | None = None) -> int:
