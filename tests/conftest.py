@@ -124,8 +124,9 @@ def recipe_checkpoints(tmp_path_factory):
     (written once per session by `helpers.RecipeFiles`)."""
     files = helpers.session_recipe_files(tmp_path_factory)
 
-    def make(size, seed=helpers.GENERATOR_SEED):
-        return {"blendgan": files.blendgan(size, seed), "psp_encoder": files.psp_encoder(size, seed + 1)}
+    def make(size, seed=helpers.GENERATOR_SEED, tiny=False):
+        return {"blendgan": files.blendgan(size, seed, tiny), "psp_encoder": files.psp_encoder(size, seed + 1,
+                                                                                               tiny=tiny)}
 
     return make
 
@@ -134,18 +135,40 @@ def recipe_checkpoints(tmp_path_factory):
 def recipe_models(tmp_path_factory):
     """Factory (size, seed=1234) -> (Generator, PSPEncoder) in float32 built directly from the recipe state
     dicts, without blendgan.weights: the 'model API' reference that command outputs are compared with."""
-    from blendgan.models import Generator, PSPEncoder
     from blendgan.models.loading import from_state_dict
 
     files = helpers.session_recipe_files(tmp_path_factory)
     made = {}
 
-    def make(size, seed=helpers.GENERATOR_SEED):
-        if (size, seed) not in made:
-            g = from_state_dict(lambda: Generator(size), files.generator_state_dict(size, seed))
-            sd, latent_avg = helpers.psp_state_dict(size, seed + 1)
+    def make(size, seed=helpers.GENERATOR_SEED, tiny=False):
+        if (size, seed, tiny) not in made:
+            g = from_state_dict(helpers.model_factory("generator", size, tiny),
+                                files.generator_state_dict(size, seed, tiny))
+            sd, latent_avg = helpers.psp_state_dict(size, seed + 1, tiny)
             psp_sd = {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg}
-            made[(size, seed)] = (g, from_state_dict(lambda: PSPEncoder(latent_avg.shape[0]), psp_sd))
-        return made[(size, seed)]
+            made[(size, seed, tiny)] = (g, from_state_dict(helpers.model_factory("psp_encoder", size, tiny), psp_sd))
+        return made[(size, seed, tiny)]
 
     return make
+
+
+# ---------------------------------------------------------------- the narrow 64 px models most tests run
+@pytest.fixture(scope="session")
+def tiny_weights(recipe_checkpoints):
+    """Paths {'blendgan', 'psp_encoder'} of the 64 px recipe checkpoints at `helpers.TINY` widths: the files
+    the command, pipeline, web app and job tests run (the published widths are checked elsewhere)."""
+    return recipe_checkpoints(64, tiny=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(recipe_models):
+    """(Generator, PSPEncoder) of `tiny_weights`, built from the state dicts without blendgan.weights."""
+    return recipe_models(64, tiny=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_bg(tiny_weights):
+    """A CPU pipeline over `tiny_weights`, one per test module (its caches are per module)."""
+    from blendgan import BlendGAN
+
+    return BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")

@@ -137,29 +137,43 @@ def _recipe_float32(key, shape, dtype, seed):
     return value.to(torch.float32 if dtype.is_floating_point else dtype)
 
 
-def model_keys(kind, size=64):
-    """[(key, shape, dtype)] of a model's state dict, in its order (meta device: nothing allocated)."""
+# Narrow widths for the tests that exercise programs rather than the published layout: the same keys and
+# code, 1/16 of the generator's channels, 1/8 of VGG19's, 1/4 of IR-SE50's (the narrowest squeeze-excite
+# allows). The published widths stay covered by the checkpoint, conformance and precision tests.
+TINY = {"max_channels": 32, "style_width": 8, "psp_width": 16}
+
+
+def model_factory(kind, size=64, tiny=False):
+    """A constructor of the model `kind` ('generator', 'psp_encoder', 'style_encoder') at the published
+    widths, or at the `TINY` ones."""
     from blendgan.models import Generator, PSPEncoder, StyleEncoder
 
+    w = TINY if tiny else {"max_channels": 512, "style_width": 64, "psp_width": 64}
+    return {"generator": lambda: Generator(size, max_channels=w["max_channels"], style_width=w["style_width"]),
+            "psp_encoder": lambda: PSPEncoder(n_styles_for(size), w["psp_width"]),
+            "style_encoder": lambda: StyleEncoder(width=w["style_width"])}[kind]
+
+
+def model_keys(kind, size=64, tiny=False):
+    """[(key, shape, dtype)] of a model's state dict, in its order (meta device: nothing allocated)."""
     with torch.device("meta"):
-        model = {"generator": lambda: Generator(size), "psp_encoder": lambda: PSPEncoder(n_styles_for(size)),
-                 "style_encoder": StyleEncoder}[kind]()
+        model = model_factory(kind, size, tiny)()
     return [(k, tuple(v.shape), v.dtype) for k, v in model.state_dict().items()]
 
 
-def generator_state_dict(size, seed=GENERATOR_SEED, embedder=None):
+def generator_state_dict(size, seed=GENERATOR_SEED, embedder=None, tiny=False):
     """float32 recipe state dict of the generator; `embedder` reuses already made `embedder.*` tensors."""
     out = OrderedDict()
-    for key, shape, dtype in model_keys("generator", size):
+    for key, shape, dtype in model_keys("generator", size, tiny):
         out[key] = embedder[key] if embedder is not None and key in embedder else \
             _recipe_float32(key, shape, dtype, seed)
     return out
 
 
-def psp_state_dict(size, seed=GENERATOR_SEED + 1):
+def psp_state_dict(size, seed=GENERATOR_SEED + 1, tiny=False):
     """(float32 recipe of the inner GradualStyleEncoder, keys without 'encoder.'; latent_avg [n_styles, 512])."""
     sd = OrderedDict((key[len("encoder."):], _recipe_float32(key[len("encoder."):], shape, dtype, seed))
-                     for key, shape, dtype in model_keys("psp_encoder", size) if key.startswith("encoder."))
+                     for key, shape, dtype in model_keys("psp_encoder", size, tiny) if key.startswith("encoder."))
     return sd, recipe_tensor("latent_avg", [n_styles_for(size), 512], seed).float()
 
 
@@ -200,40 +214,40 @@ def shape_only_checkpoint(kind, size=64):
 
 
 class RecipeFiles:
-    """Recipe checkpoint files written once per session under `root`, keyed by (kind, size, seed)."""
+    """Recipe checkpoint files written once per session under `root`, keyed by (kind, size, seed, tiny)."""
 
     def __init__(self, root):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._embedders = {}
 
-    def embedder(self, seed=GENERATOR_SEED):
+    def embedder(self, seed=GENERATOR_SEED, tiny=False):
         """float32 `embedder.*` recipe tensors for `seed` (generated once, then shared by every size)."""
-        if seed not in self._embedders:
-            keys = [k for k in model_keys("generator", 64) if k[0].startswith("embedder.")]
-            self._embedders[seed] = OrderedDict((key, _recipe_float32(key, shape, dtype, seed))
-                                                for key, shape, dtype in keys)
-        return self._embedders[seed]
+        if (seed, tiny) not in self._embedders:
+            keys = [k for k in model_keys("generator", 64, tiny) if k[0].startswith("embedder.")]
+            self._embedders[seed, tiny] = OrderedDict((key, _recipe_float32(key, shape, dtype, seed))
+                                                      for key, shape, dtype in keys)
+        return self._embedders[seed, tiny]
 
-    def generator_state_dict(self, size, seed=GENERATOR_SEED):
+    def generator_state_dict(self, size, seed=GENERATOR_SEED, tiny=False):
         """float32 recipe state dict (the embedder tensors are shared, not copied)."""
-        return generator_state_dict(size, seed, embedder=self.embedder(seed))
+        return generator_state_dict(size, seed, embedder=self.embedder(seed, tiny), tiny=tiny)
 
-    def blendgan(self, size, seed=GENERATOR_SEED):
-        """Path of blendgan_<size>_<seed>.pt = {'g_ema', 'latent_avg' [1, 512]}."""
-        path = self.root / f"blendgan_{size}_{seed}.pt"
+    def blendgan(self, size, seed=GENERATOR_SEED, tiny=False):
+        """Path of blendgan_<size>_<seed>[_tiny].pt = {'g_ema', 'latent_avg' [1, 512]}."""
+        path = self.root / f"blendgan_{size}_{seed}{'_tiny' if tiny else ''}.pt"
         if not path.exists():
-            save(blendgan_checkpoint(self.generator_state_dict(size, seed), seed), path)
+            save(blendgan_checkpoint(self.generator_state_dict(size, seed, tiny), seed), path)
         return path
 
-    def psp_encoder(self, size, seed=GENERATOR_SEED + 1, state=None):
-        """Path of psp_encoder_<size>_<seed>.pt = {'state_dict': {'encoder.*'}, 'latent_avg' [n_styles, 512]}.
+    def psp_encoder(self, size, seed=GENERATOR_SEED + 1, state=None, tiny=False):
+        """Path of psp_encoder_<size>_<seed>[_tiny].pt = {'state_dict': {'encoder.*'}, 'latent_avg' [n_styles, 512]}.
 
-        `state` = psp_state_dict(size, seed) when the caller has it already (saves generating it twice).
+        `state` = psp_state_dict(size, seed, tiny) when the caller has it already (saves generating it twice).
         """
-        path = self.root / f"psp_encoder_{size}_{seed}.pt"
+        path = self.root / f"psp_encoder_{size}_{seed}{'_tiny' if tiny else ''}.pt"
         if not path.exists():
-            save(psp_checkpoint(*(state or psp_state_dict(size, seed))), path)
+            save(psp_checkpoint(*(state or psp_state_dict(size, seed, tiny))), path)
         return path
 
 

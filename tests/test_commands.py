@@ -26,13 +26,8 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def weights(recipe_checkpoints):
-    return recipe_checkpoints(SIZE)
-
-
-@pytest.fixture(scope="module")
 def models(recipe_models):
-    return recipe_models(SIZE)
+    return recipe_models(SIZE, tiny=True)
 
 
 @pytest.fixture()
@@ -49,8 +44,8 @@ def written(monkeypatch):
     return record
 
 
-def weight_flags(weights):
-    return ["--ckpt", str(weights["blendgan"]), "--psp_encoder_ckpt", str(weights["psp_encoder"])]
+def weight_flags(tiny_weights):
+    return ["--ckpt", str(tiny_weights["blendgan"]), "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"])]
 
 
 def run_script(script, args, timeout=600):
@@ -81,10 +76,10 @@ def expected_transfer_panel(models, face_path, style_path, awi=6):
                            images.tensor_to_bgr(out)])
 
 
-def test_transfer_writes_the_original_files_and_pixels(weights, models, written, tmp_path, capsys,
+def test_transfer_writes_the_original_files_and_pixels(tiny_weights, models, written, tmp_path, capsys,
                                                        freed_memory_requests):
     out = tmp_path / "out"
-    status = main(["transfer", "--size", str(SIZE), *weight_flags(weights), "--input_img_path", str(FACES),
+    status = main(["transfer", "--size", str(SIZE), *weight_flags(tiny_weights), "--input_img_path", str(FACES),
                    "--style_img_path", str(STYLES), "--outdir", str(out), "--device", "cpu", "--batch_size", "1"])
     assert status == 0
     faces, styles = sorted(FACES.glob("*.*")), sorted(STYLES.glob("*.*"))
@@ -111,9 +106,9 @@ def first_styles(folder, n=2):
     return folder
 
 
-def test_transfer_batched_equals_batch_one(weights, written, tmp_path):
+def test_transfer_batched_equals_batch_one(tiny_weights, written, tmp_path):
     styles = first_styles(tmp_path / "styles")
-    args = ["transfer", *weight_flags(weights), "--input_img_path", str(FACES), "--style_img_path", str(styles),
+    args = ["transfer", *weight_flags(tiny_weights), "--input_img_path", str(FACES), "--style_img_path", str(styles),
             "--device", "cpu"]
     assert main([*args, "--outdir", str(tmp_path / "b1"), "--batch_size", "1"]) == 0
     single = dict(written)
@@ -138,11 +133,11 @@ def make_messy_folder(folder):
     return ["a_color", "b_gray", "c_rgba", "d_16bit"], ["e_empty.png", "f_truncated.jpg"]
 
 
-def test_transfer_reports_bad_files_and_finishes_the_rest(weights, tmp_path):
+def test_transfer_reports_bad_files_and_finishes_the_rest(tiny_weights, tmp_path):
     good, bad = make_messy_folder(tmp_path / "faces")
     style = sorted(STYLES.glob("*.*"))[0]
     out = tmp_path / "out"
-    result = run_script("style_transfer_folder.py", [*weight_flags(weights), "--input_img_path",
+    result = run_script("style_transfer_folder.py", [*weight_flags(tiny_weights), "--input_img_path",
                         str(tmp_path / "faces"), "--style_img_path", str(style), "--outdir", str(out)])
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -164,9 +159,9 @@ def test_missing_weights_is_a_usage_error(tmp_path):
     assert len(lines) == 1 and "blendgan.pt" in lines[0] and "download" in lines[0]
 
 
-def test_skip_existing_resumes_and_keeps_earlier_outputs(weights, tmp_path, capsys):
+def test_skip_existing_resumes_and_keeps_earlier_outputs(tiny_weights, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["transfer", *weight_flags(weights), "--input_img_path", str(FACES), "--style_img_path",
+    args = ["transfer", *weight_flags(tiny_weights), "--input_img_path", str(FACES), "--style_img_path",
             str(first_styles(tmp_path / "styles")), "--outdir", str(out), "--device", "cpu"]
     assert main(args) == 0
     outputs = sorted(out.iterdir())
@@ -183,7 +178,7 @@ def test_skip_existing_resumes_and_keeps_earlier_outputs(weights, tmp_path, caps
     assert f"2 written, {len(outputs) - 2} skipped, 0 failed" in capsys.readouterr().out
 
 
-def test_killed_run_leaves_no_partial_outputs(weights, tmp_path):
+def test_killed_run_leaves_no_partial_outputs(tiny_weights, tmp_path):
     out = tmp_path / "out"
     many_styles = tmp_path / "styles"  # 8 copies of each style: a run far longer than the wait for its first file
     many_styles.mkdir()
@@ -191,7 +186,7 @@ def test_killed_run_leaves_no_partial_outputs(weights, tmp_path):
         for i in range(8):
             shutil.copy(path, many_styles / f"{path.stem}_{i}{path.suffix}")
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "style_transfer_folder.py"),
-                             *weight_flags(weights), "--input_img_path", str(FACES), "--style_img_path",
+                             *weight_flags(tiny_weights), "--input_img_path", str(FACES), "--style_img_path",
                              str(many_styles), "--outdir", str(out), "--batch_size", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
@@ -213,18 +208,19 @@ def test_killed_run_leaves_no_partial_outputs(weights, tmp_path):
 
 # ------------------------------------------------------------------------------------------ pairs
 
-def test_pairs_with_sample_zs_and_style_image(weights, models, written, tmp_path):
+def test_pairs_with_sample_zs_and_style_image(tiny_weights, models, written, tmp_path):
     g, _ = models
     zs = torch.randn(3, 1, 512, generator=torch.Generator().manual_seed(7))
     torch.save(zs, tmp_path / "zs.pt")
     style = sorted(STYLES.glob("*.*"))[1]
     out = tmp_path / "pairs"
-    status = main(["pairs", "--ckpt", str(weights["blendgan"]), "--pics", "3", "--sample_zs", str(tmp_path / "zs.pt"),
+    status = main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "3",
+                   "--sample_zs", str(tmp_path / "zs.pt"),
                    "--style_img", str(style), "--outdir", str(out), "--device", "cpu"])
     assert status == 0
     # the original names and layout, plus the manifest of what each file is
     assert sorted(p.name for p in out.iterdir()) == ["000000.jpg", "000001.jpg", "000002.jpg", "manifest.jsonl"]
-    latent_avg = torch.load(weights["blendgan"], weights_only=True)["latent_avg"]
+    latent_avg = torch.load(tiny_weights["blendgan"], weights_only=True)["latent_avg"]
     with torch.no_grad():
         z_embed = g.embedder(images.bgr_to_tensor(images.read_image_bgr(style)))
         for i in range(3):
@@ -236,10 +232,10 @@ def test_pairs_with_sample_zs_and_style_image(weights, models, written, tmp_path
             assert np.array_equal(written[f"{i:06d}.jpg"], want)
 
 
-def test_pairs_seed_is_reproducible(weights, written, tmp_path):
+def test_pairs_seed_is_reproducible(tiny_weights, written, tmp_path):
     def run(seed, folder):
         written.clear()
-        assert main(["pairs", "--ckpt", str(weights["blendgan"]), "--pics", "2", "--seed", str(seed),
+        assert main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "2", "--seed", str(seed),
                      "--outdir", str(tmp_path / folder), "--device", "cpu"]) == 0
         return dict(written)
 
@@ -250,7 +246,7 @@ def test_pairs_seed_is_reproducible(weights, written, tmp_path):
 
 # ------------------------------------------------------------------------------------------ video
 
-def test_video_frames_stream_lazily(weights, models):
+def test_video_frames_stream_lazily(tiny_weights, models):
     """Frames are produced while generating: the first frame exists after one generator call."""
     from blendgan.pipeline import BlendGAN
 
@@ -274,7 +270,7 @@ def low_pass(img):
 # one codec here: the command's `--codec mp4v` runs whole in test_controls_commands (the W-space video), and both
 # writers are checked frame by frame in test_video; a second 227-frame run would only repeat the generation
 @pytest.mark.parametrize("codec,expected_codec", [("h264", "h264")])
-def test_video_command(weights, models, tmp_path, codec, expected_codec):
+def test_video_command(tiny_weights, models, tmp_path, codec, expected_codec):
     from blendgan.video import read_video
 
     face = sorted(FACES.glob("*.*"))[0]
@@ -282,7 +278,7 @@ def test_video_command(weights, models, tmp_path, codec, expected_codec):
     faces.mkdir()
     shutil.copy(face, faces / face.name)
     out, frames_dir = tmp_path / "video", tmp_path / "frames"
-    status = main(["video", *weight_flags(weights), "--input_img_path", str(faces), "--style_img_path",
+    status = main(["video", *weight_flags(tiny_weights), "--input_img_path", str(faces), "--style_img_path",
                    str(STYLES), "--outdir", str(out), "--frames_dir", str(frames_dir), "--codec", codec,
                    "--device", "cpu"])
     assert status == 0

@@ -21,7 +21,7 @@ COLOR_FACTOR = 2.0
 
 @pytest.fixture(scope="module")
 def bg(recipe_models):
-    g, psp = recipe_models(64)
+    g, psp = recipe_models(64, tiny=True)
     return BlendGAN.from_models(g, psp, device="cpu", batch_size=3)
 
 

@@ -20,13 +20,8 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def weights(recipe_checkpoints):
-    return recipe_checkpoints(SIZE)
-
-
-@pytest.fixture(scope="module")
-def bg(weights):
-    return BlendGAN.from_checkpoints(weights["blendgan"], weights["psp_encoder"], device="cpu")
+def bg(tiny_weights):
+    return BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
 
 
 @pytest.fixture()
@@ -42,14 +37,15 @@ def written(monkeypatch):
     return record
 
 
-def weight_flags(weights):
-    return ["--ckpt", str(weights["blendgan"]), "--psp_encoder_ckpt", str(weights["psp_encoder"])]
+def weight_flags(tiny_weights):
+    return ["--ckpt", str(tiny_weights["blendgan"]), "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"])]
 
 
-def test_transfer_with_controls_writes_the_pipelines_image(weights, bg, written, tmp_path):
+def test_transfer_with_controls_writes_the_pipelines_image(tiny_weights, bg, written, tmp_path):
     face, style = min(FACES.glob("*.*")), sorted(STYLES.glob("*.*"))[1]
     vector = ",".join(["0.2"] * 3 + ["1"] * 7)
-    status = main(["transfer", *weight_flags(weights), "--input_img_path", str(face), "--style_img_path", str(style),
+    status = main(["transfer", *weight_flags(tiny_weights), "--input_img_path", str(face),
+                   "--style_img_path", str(style),
                    "--outdir", str(tmp_path), "--device", "cpu", "--strength", "0.6", "--layer_weights", vector,
                    "--preserve_color"])
     assert status == 0
@@ -61,10 +57,10 @@ def test_transfer_with_controls_writes_the_pipelines_image(weights, bg, written,
     assert not np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(bg.stylize(codes, z)))
 
 
-def test_transfer_mixes_several_style_images(weights, bg, written, tmp_path):
+def test_transfer_mixes_several_style_images(tiny_weights, bg, written, tmp_path):
     face = min(FACES.glob("*.*"))
     a, b = sorted(STYLES.glob("*.*"))[:2]
-    status = main(["transfer", *weight_flags(weights), "--input_img_path", str(face), "--style_img", str(a),
+    status = main(["transfer", *weight_flags(tiny_weights), "--input_img_path", str(face), "--style_img", str(a),
                    "--style_img", str(b), "--style_weights", "0.7", "0.3", "--outdir", str(tmp_path),
                    "--device", "cpu"])
     assert status == 0
@@ -76,7 +72,7 @@ def test_transfer_mixes_several_style_images(weights, bg, written, tmp_path):
 
 
 @pytest.mark.slow  # a whole 227-frame video through the 64 px generator (~4 min under load)
-def test_video_with_w_space_and_strength(weights, bg, tmp_path, monkeypatch):
+def test_video_with_w_space_and_strength(tiny_weights, bg, tmp_path, monkeypatch):
     """The frames are the pipeline's interpolation with the same space and controls (checked on the first
     transition through `video_frames`, which the command streams into the encoder)."""
     calls = []
@@ -92,7 +88,8 @@ def test_video_with_w_space_and_strength(weights, bg, tmp_path, monkeypatch):
     style_dir.mkdir()
     for p in sorted(STYLES.glob("*.*"))[:2]:
         (style_dir / p.name).write_bytes(p.read_bytes())
-    status = main(["video", *weight_flags(weights), "--input_img_path", str(face), "--style_img_path",
+    status = main(["video", *weight_flags(tiny_weights), "--input_img_path", str(face),
+                   "--style_img_path",
                    str(style_dir), "--outdir", str(tmp_path / "v"), "--device", "cpu", "--strength", "0.5",
                    "--style_space", "w", "--codec", "mp4v"])
     assert status == 0
@@ -107,10 +104,10 @@ def test_video_with_w_space_and_strength(weights, bg, tmp_path, monkeypatch):
         assert np.array_equal(frame[:, 2 * SIZE:], images.tensors_to_video_frames_rgb(mix)[0])
 
 
-def test_pairs_draw_strength_per_pair_and_record_it(weights, bg, written, tmp_path):
+def test_pairs_draw_strength_per_pair_and_record_it(tiny_weights, bg, written, tmp_path):
     out = tmp_path / "pairs"
     a, b = sorted(STYLES.glob("*.*"))[:2]
-    status = main(["pairs", "--ckpt", str(weights["blendgan"]), "--pics", "3", "--outdir", str(out),
+    status = main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "3", "--outdir", str(out),
                    "--device", "cpu", "--strength", "0.2-0.9", "--preserve_color", "--style_img", str(a),
                    "--style_img", str(b), "--style_weights", "1", "3"])
     assert status == 0
@@ -120,7 +117,7 @@ def test_pairs_draw_strength_per_pair_and_record_it(weights, bg, written, tmp_pa
     assert all(r["preserve_color"] and r["layer_weights"] is None for r in records)
     assert records[0]["style_images"] == [str(a), str(b)] and records[0]["style_weights"] == [0.25, 0.75]
     za, zb = (bg.embed_style_bgr(images.read_image_bgr(p)) for p in (a, b))
-    latent_avg = torch.load(weights["blendgan"], weights_only=True)["latent_avg"]
+    latent_avg = torch.load(tiny_weights["blendgan"], weights_only=True)["latent_avg"]
     from blendgan import pairset
 
     for rec in records:
@@ -129,9 +126,9 @@ def test_pairs_draw_strength_per_pair_and_record_it(weights, bg, written, tmp_pa
         assert np.array_equal(written[f"{rec['key']}.jpg"][:, SIZE:], images.tensor_to_bgr(styled)), rec["key"]
 
 
-def test_pairs_default_manifest_has_no_control_fields(weights, tmp_path):
+def test_pairs_default_manifest_has_no_control_fields(tiny_weights, tmp_path):
     out = tmp_path / "pairs"
-    assert main(["pairs", "--ckpt", str(weights["blendgan"]), "--pics", "1", "--outdir", str(out),
+    assert main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "1", "--outdir", str(out),
                  "--device", "cpu"]) == 0
     record = json.loads((out / "manifest.jsonl").read_text())
     assert not {"strength", "layer_weights", "preserve_color", "style_images"} & set(record)
@@ -153,7 +150,7 @@ MIX_BAD = [
 
 @pytest.mark.parametrize("command", ["transfer", "video", "pairs"])
 @pytest.mark.parametrize("flags, message", BAD + MIX_BAD)
-def test_bad_values_are_one_line_and_exit_2(weights, tmp_path, capsys, command, flags, message):
+def test_bad_values_are_one_line_and_exit_2(tiny_weights, tmp_path, capsys, command, flags, message):
     styles = sorted(STYLES.glob("*.*"))[:2]
     if flags[0] == "--layer_weights" and "10 values" in message and command == "video":
         pytest.skip("the length is checked once the generator is loaded: transfer and pairs show it, video shares it")
@@ -162,9 +159,9 @@ def test_bad_values_are_one_line_and_exit_2(weights, tmp_path, capsys, command, 
             pytest.skip("video blends the styles of a folder: no --style_img")
         flags = [*flags, "--style_img", str(styles[0]), "--style_img", str(styles[1])]
     if command == "pairs":
-        args = ["pairs", "--ckpt", str(weights["blendgan"]), "--pics", "1"]
+        args = ["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "1"]
     else:
-        args = [command, *weight_flags(weights), "--input_img_path", str(min(FACES.glob("*.*")))]
+        args = [command, *weight_flags(tiny_weights), "--input_img_path", str(min(FACES.glob("*.*")))]
         if "--style_img" not in flags:
             args += ["--style_img_path", str(styles[0])]
     status = main([*args, *flags, "--outdir", str(tmp_path / "out"), "--device", "cpu"])

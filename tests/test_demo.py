@@ -56,22 +56,17 @@ def expected(bg, face_bgr, style_path, add_weight_index):
 
 
 @pytest.fixture(scope="module")
-def weights(recipe_checkpoints):
-    return recipe_checkpoints(SIZE)
-
-
-@pytest.fixture(scope="module")
-def reference(weights):
+def reference(tiny_weights):
     """An independent pipeline over the same files: the numbers the app must reproduce."""
-    return BlendGAN.from_checkpoints(weights["blendgan"], weights["psp_encoder"], device="cpu")
+    return BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
 
 
 @pytest.fixture(scope="module")
-def served(weights):
+def served(tiny_weights):
     """(url, service) of the app running in this process."""
     from blendgan.demo.app import build_app, launch
 
-    service = DemoService.load(weights["blendgan"], weights["psp_encoder"], device="cpu")
+    service = DemoService.load(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
     assert service.ready, service.load_error
     app = launch(build_app(service), port=free_port(), block=False, quiet=True)
     yield app.local_url, service

@@ -112,7 +112,7 @@ def test_some_examples_run():
 @pytest.mark.parametrize("where, line", RUNS, ids=[f"{w}: {line[:60]}" for w, line in RUNS])
 def test_bundled_example_runs(where, line, recipe_checkpoints, tmp_path, monkeypatch):
     name, args = command_of(line)
-    weights = recipe_checkpoints(64)
+    weights = recipe_checkpoints(64, tiny=True)
     extra = ["--outdir", str(tmp_path / "out")]
     if name != "align":
         extra += ["--ckpt", str(weights["blendgan"]), "--device", "cpu"]

@@ -44,7 +44,7 @@ def fit_argv(ck, run):
 
 @pytest.fixture(scope="module")
 def fitted(recipe_checkpoints, tmp_path_factory):
-    ck = recipe_checkpoints(SIZE)
+    ck = recipe_checkpoints(SIZE, tiny=True)
     run = tmp_path_factory.mktemp("fit") / "run"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -219,7 +219,7 @@ def test_the_web_app_offers_a_fitted_style_as_its_reference_picture(fitted):
 
 
 def test_synthesis_stops_at_a_resolution(recipe_models):
-    g, _ = recipe_models(SIZE)
+    g, _ = recipe_models(SIZE, tiny=True)
     w, z = torch.randn(1, 10, 512, generator=torch.Generator().manual_seed(5)), torch.randn(1, 512)
     with torch.no_grad():
         full, _ = g([w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6)

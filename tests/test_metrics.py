@@ -246,7 +246,7 @@ def test_command_generates_on_the_fly(stand_in, folders, recipe_checkpoints, tmp
     from blendgan.weights import load_generator
 
     real, _, _ = folders
-    ckpt = recipe_checkpoints(64)["blendgan"]
+    ckpt = recipe_checkpoints(64, tiny=True)["blendgan"]
     monkeypatch.setattr(inception, "SHA256", stand_in[1])
     out = tmp_path / "m.json"
     assert run_eval("--ckpt", ckpt, "--n", 5, "--real", real, "--inception", stand_in[0], "--device", "cpu",

@@ -66,7 +66,7 @@ def test_identity_through_the_metric_api(tmp_path):
 
 
 def test_style_recon_and_diversity_through_the_api(recipe_checkpoints, tmp_path):
-    ckpt = str(recipe_checkpoints(64)["blendgan"])
+    ckpt = str(recipe_checkpoints(64, tiny=True)["blendgan"])
     styles = sorted((ROOT / "test_imgs" / "style_imgs").glob("*.jpg"))[:2]
     a, b = (np.ascontiguousarray(cv2.resize(cv2.imread(str(p)), (64, 64))[:, :, ::-1]) for p in styles)
     write(tmp_path / "real", "x.png", a)
@@ -110,7 +110,7 @@ def test_transfer_panels(recipe_checkpoints, tmp_path, capsys):
     from blendgan.cli import main
     from blendgan.metrics.evaluate import evaluate_panels
 
-    ckpt = str(recipe_checkpoints(64)["blendgan"])
+    ckpt = str(recipe_checkpoints(64, tiny=True)["blendgan"])
     astronaut, hopper = rgb("astronaut"), rgb("grace_hopper")
     art = [np.ascontiguousarray(cv2.resize(cv2.imread(str(p)), (256, 256))[:, :, ::-1])
            for p in sorted((ROOT / "test_imgs" / "style_imgs").glob("*.jpg"))[:2]]

@@ -26,11 +26,6 @@ PICS = 8
 
 
 @pytest.fixture(scope="module")
-def weights(recipe_checkpoints):
-    return recipe_checkpoints(SIZE)
-
-
-@pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return tmp_path_factory.mktemp("pairs_scale")
 
@@ -45,8 +40,8 @@ def styles(work):
     return folder
 
 
-def flags(weights, styles, outdir, *extra):
-    return ["pairs", "--ckpt", str(weights["blendgan"]), "--pics", str(PICS), "--device", "cpu",
+def flags(tiny_weights, styles, outdir, *extra):
+    return ["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", str(PICS), "--device", "cpu",
             "--style_img_path", str(styles), "--add_weight_index", "4-6", "--random_noise", "--layout", "both",
             "--outdir", str(outdir), *extra]
 
@@ -72,21 +67,21 @@ def manifest(folder):
 
 
 @pytest.fixture(scope="module")
-def one_process(weights, styles, work):
+def one_process(tiny_weights, styles, work):
     """Reference run: one process, batch 4."""
     out = work / "one_b4"
-    assert main(flags(weights, styles, out, "--batch_size", "4")) == 0
+    assert main(flags(tiny_weights, styles, out, "--batch_size", "4")) == 0
     return out
 
 
 # ------------------------------------------------------------------------------------------ invariance
 
 @pytest.mark.distributed
-def test_same_files_for_batch_size_and_process_count(weights, styles, work, one_process):
+def test_same_files_for_batch_size_and_process_count(tiny_weights, styles, work, one_process):
     batch_one = work / "one_b1"
-    assert main(flags(weights, styles, batch_one, "--batch_size", "1")) == 0
+    assert main(flags(tiny_weights, styles, batch_one, "--batch_size", "1")) == 0
     two = work / "two_b3"
-    run_torchrun(flags(weights, styles, two, "--batch_size", "3"))
+    run_torchrun(flags(tiny_weights, styles, two, "--batch_size", "3"))
     want = tree(one_process)
     assert len(want) == 3 * PICS + 1  # [face | stylized], face/, stylized/ per pair + the manifest
     assert tree(batch_one) == want
@@ -109,7 +104,7 @@ def assert_jpeg_of(data, expected):
     assert np.array_equal(got, cv2.imdecode(encoded, cv2.IMREAD_COLOR))
 
 
-def test_manifest_describes_every_file(weights, one_process, styles, recipe_models):
+def test_manifest_describes_every_file(tiny_weights, one_process, styles, recipe_models):
     records = manifest(one_process)
     assert [r["index"] for r in records] == list(range(PICS))
     files = tree(one_process)
@@ -121,8 +116,8 @@ def test_manifest_describes_every_file(weights, one_process, styles, recipe_mode
         assert r["style_image"] in style_names and 4 <= r["add_weight_index"] <= 6
         assert r["face_seed"] == pairset.derive_seed(0, r["index"], "face")
     # a record alone gives the pixels back: face code, style image, add_weight_index, noise, truncation
-    g, _ = recipe_models(SIZE)
-    latent_avg = torch.load(weights["blendgan"], weights_only=True, mmap=True)["latent_avg"].reshape(1, -1)
+    g, _ = recipe_models(SIZE, tiny=True)
+    latent_avg = torch.load(tiny_weights["blendgan"], weights_only=True, mmap=True)["latent_avg"].reshape(1, -1)
     r = records[5]
     z = torch.randn(1, 512, generator=torch.Generator().manual_seed(r["face_seed"]))
     noise_rng = torch.Generator().manual_seed(r["noise_seed"])
@@ -140,7 +135,7 @@ def test_manifest_describes_every_file(weights, one_process, styles, recipe_mode
 
 # ------------------------------------------------------------------------------------------ resume
 
-def test_skip_existing_makes_exactly_the_missing_pairs(weights, styles, work, one_process, monkeypatch, capsys):
+def test_skip_existing_makes_exactly_the_missing_pairs(tiny_weights, styles, work, one_process, monkeypatch, capsys):
     out = work / "resume"
     shutil.copytree(one_process, out)
     want = tree(out)
@@ -156,7 +151,7 @@ def test_skip_existing_makes_exactly_the_missing_pairs(weights, styles, work, on
         return original(path, *args, **kwargs)
 
     monkeypatch.setattr(images, "write_image_atomic", spy)
-    assert main(flags(weights, styles, out, "--skip_existing")) == 0
+    assert main(flags(tiny_weights, styles, out, "--skip_existing")) == 0
     assert sorted(made) == sorted(n for n in want if Path(n).stem in removed)
     assert tree(out) == want
     assert "pairs: 2 written, 6 skipped, 0 failed" in capsys.readouterr().out
@@ -185,11 +180,11 @@ def read_shards(folder):
     return order, members
 
 
-def test_tar_shards_hold_the_same_images(weights, styles, work, one_process):
+def test_tar_shards_hold_the_same_images(tiny_weights, styles, work, one_process):
     """5 pairs in shards of 2: the members are the bytes of the 8-pair loose run (pair i comes from (seed, i)
     alone, so a shorter run makes the same first pairs); a deleted shard is remade byte for byte."""
     out = work / "shards"
-    args = flags(weights, styles, out, "--shard_size", "2", "--batch_size", "2")
+    args = flags(tiny_weights, styles, out, "--shard_size", "2", "--batch_size", "2")
     args[args.index("--pics") + 1] = "5"
     assert main(args) == 0
     order, members = read_shards(out)
@@ -237,8 +232,8 @@ def test_add_weight_index_ranges():
             pairset.parse_add_weight_index(bad)
 
 
-def test_bad_range_is_a_one_line_usage_error(weights, tmp_path, capsys):
-    assert main(["pairs", "--ckpt", str(weights["blendgan"]), "--pics", "1", "--add_weight_index", "8-4",
+def test_bad_range_is_a_one_line_usage_error(tiny_weights, tmp_path, capsys):
+    assert main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "1", "--add_weight_index", "8-4",
                  "--outdir", str(tmp_path), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--add_weight_index" in err

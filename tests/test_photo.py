@@ -197,7 +197,7 @@ def test_several_faces_each_inside_its_own_mask(recipe_models):
     from blendgan.pipeline import BlendGAN
 
     canvas, split = two_face_canvas()
-    g, psp = recipe_models(SIZE)
+    g, psp = recipe_models(SIZE, tiny=True)
     import copy
 
     bg = BlendGAN(copy.deepcopy(g), copy.deepcopy(psp), device="cpu")
@@ -219,25 +219,20 @@ def test_several_faces_each_inside_its_own_mask(recipe_models):
 
 # --------------------------------------------------------------------------- the command (dlib + recipe weights)
 
-@pytest.fixture(scope="module")
-def weights(recipe_checkpoints):
-    return recipe_checkpoints(SIZE)
-
-
-def run(args, weights, tmp_path):
-    return main(["stylize", *map(str, args), "--ckpt", str(weights["blendgan"]),
-                 "--psp_encoder_ckpt", str(weights["psp_encoder"]), "--outdir", str(tmp_path / "out"),
+def run(args, tiny_weights, tmp_path):
+    return main(["stylize", *map(str, args), "--ckpt", str(tiny_weights["blendgan"]),
+                 "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"]), "--outdir", str(tmp_path / "out"),
                  "--device", "cpu"])
 
 
 @needs_dlib
-def test_command_writes_whole_photos_in_their_own_format(weights, tmp_path, recipe_models):
+def test_command_writes_whole_photos_in_their_own_format(tiny_weights, tmp_path, recipe_models):
     src = tmp_path / "in"
     src.mkdir()
     picture = read("grace_hopper")
     cv2.imwrite(str(src / "hopper.png"), picture)
     (src / "astro.jpg").write_bytes((PHOTOS / "astronaut.jpg").read_bytes())
-    assert run([src, "--style_img", STYLE, "--save_crops", "--panel"], weights, tmp_path) == 0
+    assert run([src, "--style_img", STYLE, "--save_crops", "--panel"], tiny_weights, tmp_path) == 0
     out = tmp_path / "out"
     png = out / "hopper_v_cartoon_astronaut.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -254,18 +249,18 @@ def test_command_writes_whole_photos_in_their_own_format(weights, tmp_path, reci
 
     from blendgan.pipeline import BlendGAN
 
-    g, psp = recipe_models(SIZE)
+    g, psp = recipe_models(SIZE, tiny=True)
     bg = BlendGAN(copy.deepcopy(g), copy.deepcopy(psp), device="cpu")
     api, _ = bg.stylize_photo(src / "hopper.png", STYLE)
     assert np.array_equal(api[:, :, ::-1], result)
     # --skip_existing keeps it
     before = png.stat().st_mtime_ns
-    assert run([src / "hopper.png", "--style_img", STYLE, "--skip_existing"], weights, tmp_path) == 0
+    assert run([src / "hopper.png", "--style_img", STYLE, "--skip_existing"], tiny_weights, tmp_path) == 0
     assert png.stat().st_mtime_ns == before
 
 
 @needs_dlib
-def test_odd_photos_exif_16bit_cmyk(weights, tmp_path):
+def test_odd_photos_exif_16bit_cmyk(tiny_weights, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     rgb = Image.open(PHOTOS / "grace_hopper.jpg").convert("RGB")
@@ -276,7 +271,7 @@ def test_odd_photos_exif_16bit_cmyk(weights, tmp_path):
     grey16 = (np.asarray(rgb.convert("L")).astype(np.uint16) * 257)
     cv2.imwrite(str(src / "deep.png"), grey16)
     rgb.convert("CMYK").save(src / "cmyk.jpg", quality=95)
-    assert run([src, "--style_img", STYLE], weights, tmp_path) == 0
+    assert run([src, "--style_img", STYLE], tiny_weights, tmp_path) == 0
     out = tmp_path / "out"
     for name, ext in (("exif", ".jpg"), ("deep", ".png"), ("cmyk", ".jpg")):
         result = cv2.imread(str(out / f"{name}_v_cartoon_astronaut{ext}"))
@@ -284,7 +279,7 @@ def test_odd_photos_exif_16bit_cmyk(weights, tmp_path):
 
 
 @needs_dlib
-def test_bad_inputs_are_reported_and_the_others_finish(weights, tmp_path, capsys):
+def test_bad_inputs_are_reported_and_the_others_finish(tiny_weights, tmp_path, capsys):
     src = tmp_path / "in"
     src.mkdir()
     (src / "good.jpg").write_bytes((PHOTOS / "grace_hopper.jpg").read_bytes())
@@ -293,7 +288,7 @@ def test_bad_inputs_are_reported_and_the_others_finish(weights, tmp_path, capsys
     cv2.imwrite(str(src / "blank.png"), np.full((300, 400, 3), 90, np.uint8))
     cv2.imwrite(str(src / "tiny.png"), cv2.resize(read("grace_hopper"), (140, 164), interpolation=cv2.INTER_AREA))
     (src / "notes.txt").write_text("ignored")
-    assert run([src, "--style_img", STYLE], weights, tmp_path) == 1
+    assert run([src, "--style_img", STYLE], tiny_weights, tmp_path) == 1
     err = capsys.readouterr().err
     out = tmp_path / "out"
     assert (out / "good_v_cartoon_astronaut.jpg").exists()
@@ -304,8 +299,8 @@ def test_bad_inputs_are_reported_and_the_others_finish(weights, tmp_path, capsys
     assert "tiny.png: skipped a face" in err and "--min_face" in err
     assert "Traceback" not in err
     # --keep_faceless writes the faceless photo unchanged
-    assert run([src / "blank.png", "--style_img", STYLE, "--keep_faceless"], weights, tmp_path) == 0
+    assert run([src / "blank.png", "--style_img", STYLE, "--keep_faceless"], tiny_weights, tmp_path) == 0
     assert np.array_equal(cv2.imread(str(out / "blank_v_cartoon_astronaut.png")), np.full((300, 400, 3), 90, np.uint8))
     # a missing style is one line, exit 2
-    assert run([src / "good.jpg", "--style_img", tmp_path / "missing.jpg"], weights, tmp_path) == 2
+    assert run([src / "good.jpg", "--style_img", tmp_path / "missing.jpg"], tiny_weights, tmp_path) == 2
     assert "missing.jpg" in capsys.readouterr().err

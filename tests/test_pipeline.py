@@ -15,7 +15,7 @@ STYLES = sorted((ROOT / "test_imgs" / "style_imgs").glob("*.*"))
 
 @pytest.fixture(scope="module")
 def models(recipe_models):
-    return recipe_models(64)
+    return recipe_models(64, tiny=True)
 
 
 @pytest.fixture()

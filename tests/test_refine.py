@@ -19,13 +19,8 @@ LR = 0.05  # recipe weights make images far from [-1, 1]: a larger step shows th
 
 
 @pytest.fixture(scope="module")
-def weights(recipe_checkpoints):
-    return recipe_checkpoints(SIZE)
-
-
-@pytest.fixture(scope="module")
-def bg(weights):
-    return BlendGAN.from_checkpoints(weights["blendgan"], weights["psp_encoder"], device="cpu")
+def bg(tiny_weights):
+    return BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
 
 
 @pytest.fixture()
@@ -70,7 +65,7 @@ def test_refined_codes_reconstruct_the_face_better_than_psp(bg):
     assert not torch.equal(bg.stylize(refined, z), bg.reconstruct(refined))
 
 
-def test_second_call_does_no_optimisation_memory_and_folder(weights, bg, optimisations, tmp_path):
+def test_second_call_does_no_optimisation_memory_and_folder(tiny_weights, bg, optimisations, tmp_path):
     img = face(1)
     bg.set_refine_cache(tmp_path / "cache")
     try:
@@ -84,14 +79,14 @@ def test_second_call_does_no_optimisation_memory_and_folder(weights, bg, optimis
         assert len(optimisations) == 2
     finally:
         bg.set_refine_cache(None)
-    fresh = BlendGAN.from_checkpoints(weights["blendgan"], weights["psp_encoder"], device="cpu")
+    fresh = BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
     fresh.set_refine_cache(tmp_path / "cache")
     assert torch.equal(fresh.refine_face_bgr(img, 1), first)  # from the folder, in another pipeline
     assert len(optimisations) == 2 and fresh.last_refine.cached
     # a damaged file is recomputed
     for f in (tmp_path / "cache").glob("*.pt"):
         f.write_bytes(b"not a torch file")
-    other = BlendGAN.from_checkpoints(weights["blendgan"], weights["psp_encoder"], device="cpu")
+    other = BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
     other.set_refine_cache(tmp_path / "cache")
     assert torch.equal(other.refine_face_bgr(img, 1), first)
     assert len(optimisations) == 3
@@ -138,9 +133,10 @@ def test_refine_codes_returns_the_best_codes_seen():
 
 # --------------------------------------------------------------------------- the command
 
-def transfer(weights, tmp_path, name, *flags):
+def transfer(tiny_weights, tmp_path, name, *flags):
     out = tmp_path / name
-    status = main(["transfer", "--ckpt", str(weights["blendgan"]), "--psp_encoder_ckpt", str(weights["psp_encoder"]),
+    status = main(["transfer", "--ckpt", str(tiny_weights["blendgan"]),
+                   "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"]),
                    "--input_img_path", str(FACES[0]), "--style_img_path", str(STYLES[1]), "--outdir", str(out),
                    "--device", "cpu", *flags])
     assert status == 0
@@ -162,11 +158,11 @@ def written(monkeypatch):
     return record
 
 
-def test_transfer_refine_flag(weights, bg, tmp_path, capsys, written):
-    plain = transfer(weights, tmp_path, "plain").read_bytes()
-    assert transfer(weights, tmp_path, "zero", "--refine", "0").read_bytes() == plain  # off: byte-identical
+def test_transfer_refine_flag(tiny_weights, bg, tmp_path, capsys, written):
+    plain = transfer(tiny_weights, tmp_path, "plain").read_bytes()
+    assert transfer(tiny_weights, tmp_path, "zero", "--refine", "0").read_bytes() == plain  # off: byte-identical
     cache = tmp_path / "cache"
-    refined_file = transfer(weights, tmp_path, "refined", "--refine", "1", "--refine_cache", str(cache))
+    refined_file = transfer(tiny_weights, tmp_path, "refined", "--refine", "1", "--refine_cache", str(cache))
     assert refined_file.read_bytes() != plain
     assert "refine " + FACES[0].name in capsys.readouterr().err  # seconds per face reported
     # the command's result is the pipeline's stylize of the cached refined codes
@@ -186,15 +182,16 @@ def test_transfer_refine_flag(weights, bg, tmp_path, capsys, written):
     (["--refine_cache", "x"], "only apply with --refine"),
     (["--refine", "2", "--identity_weights", "missing.pth"], "file not found"),
 ])
-def test_bad_refine_flags_are_one_line(weights, tmp_path, capsys, flags, message):
-    status = main(["transfer", "--ckpt", str(weights["blendgan"]), "--psp_encoder_ckpt", str(weights["psp_encoder"]),
+def test_bad_refine_flags_are_one_line(tiny_weights, tmp_path, capsys, flags, message):
+    status = main(["transfer", "--ckpt", str(tiny_weights["blendgan"]),
+                   "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"]),
                    "--input_img_path", str(FACES[0]), "--style_img_path", str(STYLES[1]),
                    "--outdir", str(tmp_path), "--device", "cpu", *flags])
     assert status == 2
     assert message in capsys.readouterr().err
 
 
-def test_demo_service_refines_uploads_and_refuses_bad_steps(weights, bg):
+def test_demo_service_refines_uploads_and_refuses_bad_steps(tiny_weights, bg):
     from blendgan.demo.service import MAX_REFINE_STEPS, DemoService
     from blendgan.errors import UsageError
 
@@ -211,12 +208,12 @@ def test_demo_service_refines_uploads_and_refuses_bad_steps(weights, bg):
     assert seen == [(0.4, "refining the likeness: step 1/1")]
 
 
-def test_stylize_command_refines_the_faces_of_photos(weights, bg, tmp_path, capsys):
+def test_stylize_command_refines_the_faces_of_photos(tiny_weights, bg, tmp_path, capsys):
     pytest.importorskip("dlib")
     photo = helpers.ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"
     cache, out = tmp_path / "cache", tmp_path / "out"
-    status = main(["stylize", str(photo), "--style_img", str(STYLES[1]), "--ckpt", str(weights["blendgan"]),
-                   "--psp_encoder_ckpt", str(weights["psp_encoder"]), "--outdir", str(out), "--device", "cpu",
+    status = main(["stylize", str(photo), "--style_img", str(STYLES[1]), "--ckpt", str(tiny_weights["blendgan"]),
+                   "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"]), "--outdir", str(out), "--device", "cpu",
                    "--faces", "largest", "--save_crops", "--refine", "1", "--refine_cache", str(cache)])
     assert status == 0
     assert f"refine {photo.name} face 0: 1 step in" in capsys.readouterr().err
@@ -233,12 +230,13 @@ def test_stylize_command_refines_the_faces_of_photos(weights, bg, tmp_path, caps
     assert np.array_equal(stylized, images.tensor_to_bgr(bg.stylize(codes, z)))
 
 
-def test_bf16_pipeline_on_cpu_refines_in_float32(weights, bg):
+def test_bf16_pipeline_on_cpu_refines_in_float32(tiny_weights, bg):
     """bf16 convolutions' backward takes PyTorch's slow reference kernel on CPUs without bf16 instructions:
     a bf16 pipeline refines on float32 copies of the generator (without its style encoder) and the VGG."""
     from blendgan.pipeline import _digest
 
-    half = BlendGAN.from_checkpoints(weights["blendgan"], weights["psp_encoder"], device="cpu", precision="bf16")
+    half = BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu",
+                                   precision="bf16")
     img = face(0)
     # the pSp codes are given, not encoded: the bf16 pSp encoder's forward takes minutes on AVX2-only CPUs
     # (~250 s for this face on the 2-core test machine); the refinement is what is tested here

@@ -14,7 +14,7 @@ SIZE = 64
 
 
 def test_transfer_releases_encoders_and_writes_the_face_by_face_images(recipe_checkpoints, tmp_path):
-    weights = recipe_checkpoints(SIZE)
+    weights = recipe_checkpoints(SIZE, tiny=True)
     bg = BlendGAN.from_checkpoints(weights["blendgan"], weights["psp_encoder"], device="cpu", batch_size=2)
     out, expected = tmp_path / "out", tmp_path / "expected"
     out.mkdir()

@@ -32,18 +32,13 @@ except Exception as err:  # noqa: BLE001 - the optional extra is missing: these 
 
 
 @pytest.fixture(scope="module")
-def weights(recipe_checkpoints):
-    return recipe_checkpoints(SIZE)
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return make_face_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=1.5, fps=8)
 
 
-def flags(weights, outdir, *extra):
-    return ["--style_img", str(STYLE), "--ckpt", str(weights["blendgan"]), "--psp_encoder_ckpt",
-            str(weights["psp_encoder"]), "--outdir", str(outdir), "--device", "cpu", *map(str, extra)]
+def flags(tiny_weights, outdir, *extra):
+    return ["--style_img", str(STYLE), "--ckpt", str(tiny_weights["blendgan"]), "--psp_encoder_ckpt",
+            str(tiny_weights["psp_encoder"]), "--outdir", str(outdir), "--device", "cpu", *map(str, extra)]
 
 
 def audio_seconds(path):
@@ -63,11 +58,11 @@ def png_frames(folder):
 
 
 @pytest.fixture(scope="module")
-def stylized(weights, clip, tmp_path_factory):
+def stylized(tiny_weights, clip, tmp_path_factory):
     """One uninterrupted run: (output mp4, folder of its frames as PNG)."""
     out = tmp_path_factory.mktemp("video_out")
     frames = tmp_path_factory.mktemp("video_frames")
-    assert main(["stylize", str(clip), *flags(weights, out, "--frames_dir", frames, "--segment_frames", 5)]) == 0
+    assert main(["stylize", str(clip), *flags(tiny_weights, out, "--frames_dir", frames, "--segment_frames", 5)]) == 0
     return out / "clip_v_cartoon_astronaut.mp4", frames / "clip"
 
 
@@ -94,7 +89,7 @@ def test_video_keeps_frames_rate_size_and_sound(clip, stylized):
 
 
 @pytest.mark.slow
-def test_smoothing_cuts_flicker(weights, clip, recipe_models, tmp_path):
+def test_smoothing_cuts_flicker(tiny_weights, clip, recipe_models, tmp_path):
     """Naive per-frame processing (--smooth 0) against the default; measured ratio noted in docs/video.md."""
     import copy
 
@@ -104,7 +99,7 @@ def test_smoothing_cuts_flicker(weights, clip, recipe_models, tmp_path):
     from blendgan.pipeline import BlendGAN
     from blendgan.video_job import stylize_video
 
-    g, psp = recipe_models(SIZE)
+    g, psp = recipe_models(SIZE, tiny=True)
     bg = BlendGAN(copy.deepcopy(g), copy.deepcopy(psp), device="cpu")
     z = bg.embed_style(STYLE)
     aligner = make_aligner()
@@ -129,11 +124,12 @@ def run_torchrun(args, nproc=2):
 
 @pytest.mark.distributed
 @pytest.mark.slow
-def test_two_processes_give_the_same_frames(weights, clip, tmp_path):
+def test_two_processes_give_the_same_frames(tiny_weights, clip, tmp_path):
     """torchrun with 1 and with 2 processes (one thread each): the same frames."""
     for n in (1, 2):
-        run_torchrun(["stylize", str(clip), *flags(weights, tmp_path / f"out{n}", "--frames_dir", tmp_path / f"f{n}",
-                                                     "--segment_frames", 5)], nproc=n)
+        run_torchrun(["stylize", str(clip), *flags(tiny_weights, tmp_path / f"out{n}",
+                                                 "--frames_dir", tmp_path / f"f{n}", "--segment_frames", 5)],
+                     nproc=n)
     one, two = png_frames(tmp_path / "f1" / "clip"), png_frames(tmp_path / "f2" / "clip")
     assert len(one) == len(two) == 12
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
@@ -142,9 +138,9 @@ def test_two_processes_give_the_same_frames(weights, clip, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_video(weights, clip, stylized, tmp_path):
+def test_killed_run_resumes_to_the_same_video(tiny_weights, clip, stylized, tmp_path):
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "blendgan", "stylize", str(clip), *flags(weights, out, "--segment_frames", 5,
+    args = [sys.executable, "-m", "blendgan", "stylize", str(clip), *flags(tiny_weights, out, "--segment_frames", 5,
                                                                             "--skip_existing")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -163,7 +159,7 @@ def test_killed_run_resumes_to_the_same_video(weights, clip, stylized, tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(resumed, whole))
 
 
-def test_bad_videos_one_line_each_and_no_partial_file(weights, tmp_path, capsys):
+def test_bad_videos_one_line_each_and_no_partial_file(tiny_weights, tmp_path, capsys):
     src = tmp_path / "in"
     src.mkdir()
     (src / "notes.mp4").write_text("this is not a video\n" * 50)
@@ -178,7 +174,7 @@ def test_bad_videos_one_line_each_and_no_partial_file(weights, tmp_path, capsys)
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-loop", "1", "-i",
                     str(blank), "-t", "1", "-r", "10", "-pix_fmt", "yuv420p", str(src / "noface.mp4")], check=True)
     out = tmp_path / "out"
-    assert main(["stylize", str(src), *flags(weights, out)]) == 1
+    assert main(["stylize", str(src), *flags(tiny_weights, out)]) == 1
     err = capsys.readouterr().err
     assert "notes.mp4: not a readable video" in err and "cut.mp4: not a readable video" in err
     assert "noface.mp4: no face found in any frame" in err

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .layers import ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB, random_normal
-from .style_encoder import StyleEncoder
+from .style_encoder import VGG19_WIDTH, StyleEncoder
 
 SUPPORTED_SIZES = tuple(2 ** i for i in range(3, 11))  # 8 ... 1024
 
@@ -56,7 +56,7 @@ class Generator(nn.Module):
     """BlendGAN generator with the original state-dict layout and `forward` keywords."""
 
     def __init__(self, size, style_dim=512, n_mlp=8, channel_multiplier=2, blur_kernel=(1, 3, 3, 1), lr_mlp=0.01,
-                 max_channels=512, with_style_encoder=True):
+                 max_channels=512, with_style_encoder=True, style_width=VGG19_WIDTH):
         super().__init__()
         if size not in SUPPORTED_SIZES:
             raise ValueError(f"size must be a power of two between 8 and 1024, got {size}")
@@ -71,7 +71,7 @@ class Generator(nn.Module):
         self.add_weight = nn.Parameter(torch.ones(1, self.n_latent, 1))
         # A trainer keeps the frozen style encoder outside the trained module (with_style_encoder=False:
         # no `embedder.*` entries); forward then needs `z_embed` instead of `style_image`.
-        self.embedder = StyleEncoder(style_dim) if with_style_encoder else None
+        self.embedder = StyleEncoder(style_dim, style_width) if with_style_encoder else None
         self.embedding = mapping_network(style_dim, n_mlp, lr_mlp)
         self.style = mapping_network(style_dim, n_mlp, lr_mlp)
         self.input = ConstantInput(channels[4])

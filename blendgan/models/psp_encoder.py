@@ -10,6 +10,7 @@ from .layers import EqualLinear
 PSP_INPUT_SIZE = 256
 # (in, depth, units) of the four IR-SE50 stages; the first unit of each stage has stride 2
 IR_SE50_STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))
+IR_SE50_WIDTH = 64  # channels of the input layer; every stage width is a multiple of it
 TAP_UNITS = (6, 20, 23)  # c1, c2, c3
 COARSE_END, MIDDLE_END = 3, 7
 
@@ -71,45 +72,54 @@ class BottleneckIRSE(nn.Module):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
-def ir_se50_trunk():
+def ir_se50_trunk(width=IR_SE50_WIDTH):
     """(input_layer, body) of IR-SE50: 3x3 conv + BN + PReLU, then the 24 SE bottleneck units of
-    IR_SE50_STAGES (each stage opens with a stride-2 unit). Shared by the pSp encoder and ArcFace."""
-    input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), FrozenBatchNorm2d(64), nn.PReLU(64))
+    IR_SE50_STAGES (each stage opens with a stride-2 unit). Shared by the pSp encoder and ArcFace.
+
+    `width` scales every stage (64 = IR-SE50 itself; at least 16, the squeeze-excite reduction); narrower
+    trunks have the same keys and exist for tests and small experiments."""
+    if width < 16 or width % 16:
+        raise ValueError(f"width must be a positive multiple of 16 (the squeeze-excite reduction), got {width}")
+    input_layer = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), FrozenBatchNorm2d(width), nn.PReLU(width))
     units = []
     for in_ch, depth, count in IR_SE50_STAGES:
+        in_ch, depth = in_ch * width // IR_SE50_WIDTH, depth * width // IR_SE50_WIDTH
         units.append(BottleneckIRSE(in_ch, depth, 2))
         units += [BottleneckIRSE(depth, depth, 1) for _ in range(count - 1)]
     return input_layer, nn.Sequential(*units)
 
 
 class GradualStyleBlock(nn.Module):
-    """log2(spatial) x [3x3 stride-2 conv + LeakyReLU(0.01)] down to 1x1, then EqualLinear."""
+    """log2(spatial) x [3x3 stride-2 conv + LeakyReLU(0.01)] down to 1x1, then EqualLinear.
 
-    def __init__(self, in_ch, out_ch, spatial):
+    The convs are `hidden` channels wide (out_ch in pSp; narrower in narrow encoders)."""
+
+    def __init__(self, in_ch, out_ch, spatial, hidden=None):
         super().__init__()
-        self.out_ch = out_ch
+        self.hidden = hidden = hidden or out_ch
         layers = []
         for i in range(int(math.log2(spatial))):
-            layers += [nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, 2, 1), nn.LeakyReLU()]
+            layers += [nn.Conv2d(in_ch if i == 0 else hidden, hidden, 3, 2, 1), nn.LeakyReLU()]
         self.convs = nn.Sequential(*layers)
-        self.linear = EqualLinear(out_ch, out_ch)
+        self.linear = EqualLinear(hidden, out_ch)
 
     def forward(self, x):
-        return self.linear(self.convs(x).reshape(-1, self.out_ch))
+        return self.linear(self.convs(x).reshape(-1, self.hidden))
 
 
 class GradualStyleEncoder(nn.Module):
-    """IR-SE50 feature pyramid -> n_styles latent codes [N, n_styles, 512]."""
+    """IR-SE50 feature pyramid -> n_styles latent codes [N, n_styles, 512]. `width`: see `ir_se50_trunk`."""
 
-    def __init__(self, n_styles):
+    def __init__(self, n_styles, width=IR_SE50_WIDTH):
         super().__init__()
         self.n_styles = n_styles
-        self.input_layer, self.body = ir_se50_trunk()
+        self.input_layer, self.body = ir_se50_trunk(width)
+        top = 512 * width // IR_SE50_WIDTH  # the pyramid's width (512 in pSp)
         self.styles = nn.ModuleList(
-            GradualStyleBlock(512, 512, 16 if j < COARSE_END else 32 if j < MIDDLE_END else 64)
+            GradualStyleBlock(top, 512, 16 if j < COARSE_END else 32 if j < MIDDLE_END else 64, hidden=top)
             for j in range(n_styles))
-        self.latlayer1 = nn.Conv2d(256, 512, 1)
-        self.latlayer2 = nn.Conv2d(128, 512, 1)
+        self.latlayer1 = nn.Conv2d(256 * width // IR_SE50_WIDTH, top, 1)
+        self.latlayer2 = nn.Conv2d(128 * width // IR_SE50_WIDTH, top, 1)
 
     @staticmethod
     def _upsample_add(x, y):
@@ -134,9 +144,9 @@ class GradualStyleEncoder(nn.Module):
 class PSPEncoder(nn.Module):
     """Face image ([-1, 1] RGB, any size) -> per-layer latent codes: pool to 256, encode, add latent_avg."""
 
-    def __init__(self, n_styles):
+    def __init__(self, n_styles, width=IR_SE50_WIDTH):
         super().__init__()
-        self.encoder = GradualStyleEncoder(n_styles)
+        self.encoder = GradualStyleEncoder(n_styles, width)
         self.pool = nn.AdaptiveAvgPool2d((PSP_INPUT_SIZE, PSP_INPUT_SIZE))
         self.register_buffer("latent_avg", torch.zeros(n_styles, 512))
 

@@ -11,17 +11,34 @@ from .layers import EqualLinear
 VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 # indices (in the 37-module stack) of the ReLUs whose outputs are tapped: relu1_2, relu2_2, relu3_4, relu4_4, relu5_4
 VGG19_TAPS = (3, 8, 17, 26, 35)
-GRAM_DIM = sum(c * c for c in (64, 128, 256, 512, 512))  # 610304
+VGG19_WIDTH = 64  # channels of VGG19's first conv; every other width is a multiple of it
+
+
+def vgg19_channels(width=VGG19_WIDTH):
+    """The channel counts of the five tapped ReLUs (64, 128, 256, 512, 512 for the real VGG19)."""
+    return tuple(c * width // VGG19_WIDTH for c in (64, 128, 256, 512, 512))
+
+
+def gram_dim(width=VGG19_WIDTH):
+    """Length of the Gram vector: 610304 for the real VGG19."""
+    return sum(c * c for c in vgg19_channels(width))
+
+
+GRAM_DIM = gram_dim()  # 610304
 STYLE_POOL_SIZE = 256
 
 
-def vgg19_features():
-    """The 37-module VGG19 `features` stack (convs 3x3 pad 1 with bias, ReLU, max pool 2x2)."""
+def vgg19_features(width=VGG19_WIDTH):
+    """The 37-module VGG19 `features` stack (convs 3x3 pad 1 with bias, ReLU, max pool 2x2).
+
+    `width` scales every layer (64 = VGG19 itself); narrower stacks have the same keys and layout and exist for
+    tests and small experiments that do not need ImageNet features."""
     layers, in_ch = [], 3
     for v in VGG19_CFG:
         if v == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
+            v = v * width // VGG19_WIDTH
             layers += [nn.Conv2d(in_ch, v, kernel_size=3, padding=1), nn.ReLU()]
             in_ch = v
     return nn.Sequential(*layers)
@@ -30,9 +47,9 @@ def vgg19_features():
 class VGGFeatureExtractor(nn.Module):
     """Returns the five tapped ReLU outputs; the layers after relu5_4 are not run (they are unused)."""
 
-    def __init__(self):
+    def __init__(self, width=VGG19_WIDTH):
         super().__init__()
-        self.vgg_layers = vgg19_features()
+        self.vgg_layers = vgg19_features(width)
 
     def forward(self, x):
         taps = []
@@ -58,9 +75,9 @@ def gram_vector(features):
 class GramEmbedder(nn.Module):
     """256x256 adaptive average pooling, VGG19 taps, Gram vector [N, 610304]."""
 
-    def __init__(self):
+    def __init__(self, width=VGG19_WIDTH):
         super().__init__()
-        self.feature_extractor = VGGFeatureExtractor()
+        self.feature_extractor = VGGFeatureExtractor(width)
         self.pool = nn.AdaptiveAvgPool2d((STYLE_POOL_SIZE, STYLE_POOL_SIZE))
 
     def forward(self, image):
@@ -69,13 +86,16 @@ class GramEmbedder(nn.Module):
 
 
 class StyleEncoder(nn.Module):
-    """Style image ([-1, 1] RGB, any size) -> style code `z_embed [N, 512]`."""
+    """Style image ([-1, 1] RGB, any size) -> style code `z_embed [N, 512]`.
 
-    def __init__(self, style_dim=512):
+    `width` is VGG19's first-layer width (64, the published encoder); see `vgg19_features`."""
+
+    def __init__(self, style_dim=512, width=VGG19_WIDTH):
         super().__init__()
-        self.embedder = GramEmbedder()
+        self.width = width
+        self.embedder = GramEmbedder(width)
         self.embedder_mlp = nn.Sequential(
-            EqualLinear(GRAM_DIM, style_dim, activation="fused_lrelu"),
+            EqualLinear(gram_dim(width), style_dim, activation="fused_lrelu"),
             EqualLinear(style_dim, style_dim, activation="fused_lrelu"),
             EqualLinear(style_dim, style_dim, activation="fused_lrelu"),
             EqualLinear(style_dim, style_dim),

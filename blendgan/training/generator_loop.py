@@ -410,7 +410,8 @@ def _on_device(embedder, device):
     from ..models import StyleEncoder
     from ..models.loading import from_state_dict
 
-    return from_state_dict(StyleEncoder, {k: v.to(device) for k, v in embedder.state_dict().items()})
+    return from_state_dict(lambda: StyleEncoder(width=embedder.width),
+                           {k: v.to(device) for k, v in embedder.state_dict().items()})
 
 
 def _fixed_generator(g, seed):

@@ -15,7 +15,15 @@ from ..errors import CheckpointError
 from ..models import Generator, PSPEncoder, StyleEncoder
 from ..models.loading import from_state_dict
 from .home import how_to_redownload
-from .layouts import generator_max_channels, generator_parts, psp_parts, read_truncation, style_parts
+from .layouts import (
+    generator_max_channels,
+    generator_parts,
+    psp_encoder_width,
+    psp_parts,
+    read_truncation,
+    style_encoder_width,
+    style_parts,
+)
 from .reading import open_checkpoint
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -41,9 +49,9 @@ def generator_from_checkpoint(ckpt: Mapping, size: int | None = None, channel_mu
                               ) -> tuple[Generator, dict]:
     """(Generator, info) from an already-read checkpoint dict; see `load_generator`."""
     sd, size = generator_parts(ckpt, source, size, channel_multiplier)
-    max_channels = generator_max_channels(sd)
-    model = _build(lambda: Generator(size, channel_multiplier=channel_multiplier, max_channels=max_channels), sd,
-                   dtype)
+    max_channels, style_width = generator_max_channels(sd), style_encoder_width(sd, "embedder.")
+    model = _build(lambda: Generator(size, channel_multiplier=channel_multiplier, max_channels=max_channels,
+                                     style_width=style_width), sd, dtype)
     latent_avg = ckpt.get("latent_avg") if isinstance(ckpt.get("g_ema"), Mapping) else None
     if latent_avg is not None:
         if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1:] != (512,) or latent_avg.ndim > 2:
@@ -63,13 +71,15 @@ def psp_encoder_from_checkpoint(ckpt: Mapping, size: int | None = None, *, sourc
                                 dtype: torch.dtype | None = torch.float32) -> PSPEncoder:
     """PSPEncoder from an already-read checkpoint dict; see `load_psp_encoder`."""
     sd, n_styles, _ = psp_parts(ckpt, source, size)
-    return _build(lambda: PSPEncoder(n_styles), sd, dtype)
+    width = psp_encoder_width({k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")})
+    return _build(lambda: PSPEncoder(n_styles, width), sd, dtype)
 
 
 def style_encoder_from_checkpoint(ckpt: Mapping, *, source: str = "checkpoint",
                                   dtype: torch.dtype | None = torch.float32) -> StyleEncoder:
     """StyleEncoder from an already-read checkpoint dict; see `load_style_encoder`."""
-    return _build(StyleEncoder, style_parts(ckpt, source), dtype)
+    sd = style_parts(ckpt, source)
+    return _build(lambda: StyleEncoder(width=style_encoder_width(sd)), sd, dtype)
 
 
 def load_generator(path: PathLike, size: int | None = None, channel_multiplier: int = 2, *,

@@ -12,6 +12,8 @@ import torch
 from ..errors import CheckpointError
 from ..models import Generator, PSPEncoder, StyleEncoder
 from ..models.generator import SUPPORTED_SIZES, n_latent_for_size, size_for_n_latent
+from ..models.psp_encoder import IR_SE50_WIDTH
+from ..models.style_encoder import VGG19_WIDTH
 from .home import how_to_redownload
 
 
@@ -83,16 +85,40 @@ def _check_state_dict(expected, got, source, what, hint=""):
 
 
 @cache
-def _expected_shapes(kind, arg, channel_multiplier=2, max_channels=512):
-    """{key: shape} of a model's state dict, from a meta-device instance (no memory allocated)."""
+def _expected_shapes(kind, arg, channel_multiplier=2, max_channels=512, width=None):
+    """{key: shape} of a model's state dict, from a meta-device instance (no memory allocated).
+
+    `width`: the encoder's first-layer width (VGG19's for a generator or style encoder, IR-SE50's for pSp);
+    None is the published width."""
     with torch.device("meta"):
         if kind == "generator":
-            model = Generator(arg, channel_multiplier=channel_multiplier, max_channels=max_channels)
+            model = Generator(arg, channel_multiplier=channel_multiplier, max_channels=max_channels,
+                              style_width=width or VGG19_WIDTH)
         elif kind == "psp_encoder":
-            model = PSPEncoder(arg)
+            model = PSPEncoder(arg, width or IR_SE50_WIDTH)
         else:
-            model = StyleEncoder()
+            model = StyleEncoder(width=width or VGG19_WIDTH)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _first_conv_width(sd, key, published, step):
+    """Output channels of the first conv `key` when it is a narrower multiple of `step`, else `published`
+    (also when the entry is missing or odd: the key/shape check then says what is wrong)."""
+    t = sd.get(key)
+    if isinstance(t, torch.Tensor) and t.ndim == 4 and 0 < t.shape[0] < published and t.shape[0] % step == 0:
+        return int(t.shape[0])
+    return published
+
+
+def style_encoder_width(sd, prefix=""):
+    """VGG19's first-layer width in a style encoder state dict (64, the published one, when not narrower);
+    `prefix` is 'embedder.' inside a generator."""
+    return _first_conv_width(sd, f"{prefix}embedder.feature_extractor.vgg_layers.0.weight", VGG19_WIDTH, 1)
+
+
+def psp_encoder_width(inner):
+    """IR-SE50's input-layer width in a pSp state dict without its 'encoder.' prefix (64 when not narrower)."""
+    return _first_conv_width(inner, "input_layer.0.weight", IR_SE50_WIDTH, 16)
 
 
 def _size_from_n_latent(n):
@@ -123,9 +149,12 @@ def generator_parts(ckpt, source, size=None, channel_multiplier=2):
     if cm is not None and cm != channel_multiplier:
         hint += f"; its layer widths are those of channel multiplier {cm}: pass --channel_multiplier {cm}"
     max_channels = generator_max_channels(sd)
+    width = style_encoder_width(sd, "embedder.")
     what = f"a {size}x{size} BlendGAN generator (channel multiplier {channel_multiplier}" + \
-        (f", at most {max_channels} channels)" if max_channels != 512 else ")")
-    _check_state_dict(_expected_shapes("generator", size, channel_multiplier, max_channels), sd, source, what, hint)
+        (f", at most {max_channels} channels" if max_channels != 512 else "") + \
+        (f", a style encoder {width} channels wide)" if width != VGG19_WIDTH else ")")
+    _check_state_dict(_expected_shapes("generator", size, channel_multiplier, max_channels, width), sd, source, what,
+                      hint)
     return sd, size
 
 
@@ -175,9 +204,11 @@ def psp_parts(ckpt, source, size=None):
     if size is None:
         raise CheckpointError(f"{source}: cannot tell the pSp encoder's output size (no styles.* blocks){hint}")
     n_styles = n_latent_for_size(size)
-    expected = _expected_shapes("psp_encoder", n_styles)
+    width = psp_encoder_width(inner)
+    expected = _expected_shapes("psp_encoder", n_styles, width=width)
+    narrow = f", {width} channels wide" if width != IR_SE50_WIDTH else ""
     _check_state_dict({k[n + 1:]: s for k, s in expected.items() if k.startswith("encoder.")}, inner, source,
-                      f"a pSp encoder for {size}x{size} generators ({n_styles} styles)", hint)
+                      f"a pSp encoder for {size}x{size} generators ({n_styles} styles{narrow})", hint)
     out = {f"encoder.{k}": v for k, v in inner.items()}
     out["latent_avg"] = _psp_latent_avg(ckpt, n_styles, source)
     return out, n_styles, size
@@ -210,7 +241,9 @@ def style_parts(ckpt, source):
     if any(isinstance(k, str) and k.startswith("embedder.embedder_mlp.") for k in sd):
         sd = {k[len("embedder."):]: v for k, v in sd.items() if isinstance(k, str) and k.startswith("embedder.")}
     hint = kind_hint(ckpt, "style_encoder") if guess_kind(ckpt) != "generator" else ""
-    _check_state_dict(_expected_shapes("style_encoder", 0), sd, source, "a BlendGAN style encoder", hint)
+    width = style_encoder_width(sd)
+    what = "a BlendGAN style encoder" + (f" ({width} channels wide)" if width != VGG19_WIDTH else "")
+    _check_state_dict(_expected_shapes("style_encoder", 0, width=width), sd, source, what, hint)
     return sd
 
 
