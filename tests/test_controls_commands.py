@@ -10,18 +10,12 @@ import torch
 
 from blendgan import images, jobs
 from blendgan.cli import main
-from blendgan.pipeline import BlendGAN
 
 from helpers import ROOT
 
 FACES = ROOT / "test_imgs" / "face_imgs"
 STYLES = ROOT / "test_imgs" / "style_imgs"
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def bg(tiny_weights):
-    return BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
 
 
 @pytest.fixture()
@@ -41,7 +35,7 @@ def weight_flags(tiny_weights):
     return ["--ckpt", str(tiny_weights["blendgan"]), "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"])]
 
 
-def test_transfer_with_controls_writes_the_pipelines_image(tiny_weights, bg, written, tmp_path):
+def test_transfer_with_controls_writes_the_pipelines_image(tiny_weights, tiny_bg, written, tmp_path):
     face, style = min(FACES.glob("*.*")), sorted(STYLES.glob("*.*"))[1]
     vector = ",".join(["0.2"] * 3 + ["1"] * 7)
     status = main(["transfer", *weight_flags(tiny_weights), "--input_img_path", str(face),
@@ -49,15 +43,15 @@ def test_transfer_with_controls_writes_the_pipelines_image(tiny_weights, bg, wri
                    "--outdir", str(tmp_path), "--device", "cpu", "--strength", "0.6", "--layer_weights", vector,
                    "--preserve_color"])
     assert status == 0
-    codes = bg.encode_face_bgr(images.read_image_bgr(face))
-    z = bg.embed_style_bgr(images.read_image_bgr(style))
-    want = bg.stylize(codes, z, strength=0.6, layer_weights=[0.2] * 3 + [1] * 7, preserve_color=True)
+    codes = tiny_bg.encode_face_bgr(images.read_image_bgr(face))
+    z = tiny_bg.embed_style_bgr(images.read_image_bgr(style))
+    want = tiny_bg.stylize(codes, z, strength=0.6, layer_weights=[0.2] * 3 + [1] * 7, preserve_color=True)
     panel = written[f"{face.stem}_v_{style.stem}.jpg"]
     assert np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(want))
-    assert not np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(bg.stylize(codes, z)))
+    assert not np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(tiny_bg.stylize(codes, z)))
 
 
-def test_transfer_mixes_several_style_images(tiny_weights, bg, written, tmp_path):
+def test_transfer_mixes_several_style_images(tiny_weights, tiny_bg, written, tmp_path):
     face = min(FACES.glob("*.*"))
     a, b = sorted(STYLES.glob("*.*"))[:2]
     status = main(["transfer", *weight_flags(tiny_weights), "--input_img_path", str(face), "--style_img", str(a),
@@ -66,13 +60,14 @@ def test_transfer_mixes_several_style_images(tiny_weights, bg, written, tmp_path
     assert status == 0
     name = f"{face.stem}_v_{a.stem}+{b.stem}.jpg"
     assert set(written) == {name}
-    codes = bg.encode_face_bgr(images.read_image_bgr(face))
-    za, zb = (bg.embed_style_bgr(images.read_image_bgr(p)) for p in (a, b))
-    assert np.array_equal(written[name][:, 2 * SIZE:], images.tensor_to_bgr(bg.mix_styles(codes, [za, zb], [0.7, 0.3])))
+    codes = tiny_bg.encode_face_bgr(images.read_image_bgr(face))
+    za, zb = (tiny_bg.embed_style_bgr(images.read_image_bgr(p)) for p in (a, b))
+    mixed = tiny_bg.mix_styles(codes, [za, zb], [0.7, 0.3])
+    assert np.array_equal(written[name][:, 2 * SIZE:], images.tensor_to_bgr(mixed))
 
 
 @pytest.mark.slow  # a whole 227-frame video through the 64 px generator (~4 min under load)
-def test_video_with_w_space_and_strength(tiny_weights, bg, tmp_path, monkeypatch):
+def test_video_with_w_space_and_strength(tiny_weights, tiny_bg, tmp_path, monkeypatch):
     """The frames are the pipeline's interpolation with the same space and controls (checked on the first
     transition through `video_frames`, which the command streams into the encoder)."""
     calls = []
@@ -96,15 +91,15 @@ def test_video_with_w_space_and_strength(tiny_weights, bg, tmp_path, monkeypatch
     assert calls == [{"space": "w", "strength": 0.5, "layer_weights": None, "preserve_color": False}]
     face_bgr = images.resize_square(images.read_image_bgr(face), SIZE)
     styles = [images.resize_square(images.read_image_bgr(p), SIZE) for p in sorted(style_dir.iterdir())]
-    frames = jobs.video_frames(bg, face_bgr, styles, 7, space="w", strength=0.5)
-    codes = bg.encode_face_bgr(face_bgr)
-    zs = [bg.embed_style_bgr(s) for s in styles]
+    frames = jobs.video_frames(tiny_bg, face_bgr, styles, 7, space="w", strength=0.5)
+    codes = tiny_bg.encode_face_bgr(face_bgr)
+    zs = [tiny_bg.embed_style_bgr(s) for s in styles]
     for alpha, frame in zip([0.0, 1 / (1 + np.exp(5.0))], frames):
-        mix = bg.mix_styles(codes, zs, [1 - alpha, alpha], add_weight_index=7, strength=0.5)
+        mix = tiny_bg.mix_styles(codes, zs, [1 - alpha, alpha], add_weight_index=7, strength=0.5)
         assert np.array_equal(frame[:, 2 * SIZE:], images.tensors_to_video_frames_rgb(mix)[0])
 
 
-def test_pairs_draw_strength_per_pair_and_record_it(tiny_weights, bg, written, tmp_path):
+def test_pairs_draw_strength_per_pair_and_record_it(tiny_weights, tiny_bg, written, tmp_path):
     out = tmp_path / "pairs"
     a, b = sorted(STYLES.glob("*.*"))[:2]
     status = main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "3", "--outdir", str(out),
@@ -116,12 +111,12 @@ def test_pairs_draw_strength_per_pair_and_record_it(tiny_weights, bg, written, t
     assert all(0.2 <= s <= 0.9 for s in strengths) and len(set(strengths)) == 3
     assert all(r["preserve_color"] and r["layer_weights"] is None for r in records)
     assert records[0]["style_images"] == [str(a), str(b)] and records[0]["style_weights"] == [0.25, 0.75]
-    za, zb = (bg.embed_style_bgr(images.read_image_bgr(p)) for p in (a, b))
+    za, zb = (tiny_bg.embed_style_bgr(images.read_image_bgr(p)) for p in (a, b))
     latent_avg = torch.load(tiny_weights["blendgan"], weights_only=True)["latent_avg"]
     from blendgan import pairset
 
     for rec in records:
-        _, styled = bg.sample_pair(pairset.face_code(rec), [za, zb], truncation=0.75, truncation_latent=latent_avg,
+        _, styled = tiny_bg.sample_pair(pairset.face_code(rec), [za, zb], truncation=0.75, truncation_latent=latent_avg,
                                    strength=rec["strength"], preserve_color=True, style_weights=[1, 3])
         assert np.array_equal(written[f"{rec['key']}.jpg"][:, SIZE:], images.tensor_to_bgr(styled)), rec["key"]
 

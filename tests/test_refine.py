@@ -18,11 +18,6 @@ SIZE = 64
 LR = 0.05  # recipe weights make images far from [-1, 1]: a larger step shows the descent in 3 steps
 
 
-@pytest.fixture(scope="module")
-def bg(tiny_weights):
-    return BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
-
-
 @pytest.fixture()
 def optimisations(monkeypatch):
     """Counts the calls of the optimiser (refine_codes)."""
@@ -41,44 +36,44 @@ def face(k=0):
     return images.read_image_bgr(FACES[k])
 
 
-def reconstruction_loss(bg, codes, image_bgr):
+def reconstruction_loss(tiny_bg, codes, image_bgr):
     """The refine's image terms (L2 + 0.8 VGG perceptual at the default weights) of the codes' reconstruction."""
-    vgg = bg.generator.embedder.embedder.feature_extractor.vgg_layers
+    vgg = tiny_bg.generator.embedder.embedder.feature_extractor.vgg_layers
     loss = refine_mod.ReconstructionLoss(vgg)
     with torch.no_grad():
-        total, _ = loss(bg.reconstruct(codes), images.bgr_to_tensor(image_bgr))
+        total, _ = loss(tiny_bg.reconstruct(codes), images.bgr_to_tensor(image_bgr))
     return float(total)
 
 
-def test_refined_codes_reconstruct_the_face_better_than_psp(bg):
+def test_refined_codes_reconstruct_the_face_better_than_psp(tiny_bg):
     img = face()
-    psp_codes = bg.encode_face_bgr(img)
-    refined = bg.refine_face_bgr(img, 3, lr=LR)
+    psp_codes = tiny_bg.encode_face_bgr(img)
+    refined = tiny_bg.refine_face_bgr(img, 3, lr=LR)
     assert refined.shape == psp_codes.shape and refined.dtype == torch.float32 and refined.device.type == "cpu"
-    before, after = reconstruction_loss(bg, psp_codes, img), reconstruction_loss(bg, refined, img)
+    before, after = reconstruction_loss(tiny_bg, psp_codes, img), reconstruction_loss(tiny_bg, refined, img)
     assert after < 0.6 * before, (before, after)  # measured: after = 0.38 x before
-    assert bg.last_refine.loss_before == pytest.approx(before, rel=1e-3)
-    assert bg.last_refine.loss_after == pytest.approx(after, rel=1e-3)
-    assert not bg.last_refine.cached and bg.last_refine.seconds > 0
+    assert tiny_bg.last_refine.loss_before == pytest.approx(before, rel=1e-3)
+    assert tiny_bg.last_refine.loss_after == pytest.approx(after, rel=1e-3)
+    assert not tiny_bg.last_refine.cached and tiny_bg.last_refine.seconds > 0
     # styles still apply to refined codes
-    z = bg.embed_style_bgr(images.read_image_bgr(STYLES[0]))
-    assert not torch.equal(bg.stylize(refined, z), bg.reconstruct(refined))
+    z = tiny_bg.embed_style_bgr(images.read_image_bgr(STYLES[0]))
+    assert not torch.equal(tiny_bg.stylize(refined, z), tiny_bg.reconstruct(refined))
 
 
-def test_second_call_does_no_optimisation_memory_and_folder(tiny_weights, bg, optimisations, tmp_path):
+def test_second_call_does_no_optimisation_memory_and_folder(tiny_weights, tiny_bg, optimisations, tmp_path):
     img = face(1)
-    bg.set_refine_cache(tmp_path / "cache")
+    tiny_bg.set_refine_cache(tmp_path / "cache")
     try:
-        first = bg.refine_face_bgr(img, 1)
+        first = tiny_bg.refine_face_bgr(img, 1)
         assert optimisations == [1]
-        assert torch.equal(bg.refine_face_bgr(img.copy(), 1), first)  # by content, from memory
-        assert optimisations == [1] and bg.last_refine.cached
+        assert torch.equal(tiny_bg.refine_face_bgr(img.copy(), 1), first)  # by content, from memory
+        assert optimisations == [1] and tiny_bg.last_refine.cached
         assert len(list((tmp_path / "cache").glob("*.pt"))) == 1 and not list((tmp_path / "cache").glob(".*"))
         # other settings are another entry
-        assert not torch.equal(bg.refine_face_bgr(img, 1, pull=0.0, lr=0.02), first)
+        assert not torch.equal(tiny_bg.refine_face_bgr(img, 1, pull=0.0, lr=0.02), first)
         assert len(optimisations) == 2
     finally:
-        bg.set_refine_cache(None)
+        tiny_bg.set_refine_cache(None)
     fresh = BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
     fresh.set_refine_cache(tmp_path / "cache")
     assert torch.equal(fresh.refine_face_bgr(img, 1), first)  # from the folder, in another pipeline
@@ -92,16 +87,16 @@ def test_second_call_does_no_optimisation_memory_and_folder(tiny_weights, bg, op
     assert len(optimisations) == 3
 
 
-def test_same_seed_same_codes(bg, optimisations):
+def test_same_seed_same_codes(tiny_bg, optimisations):
     img = face(0)
-    a = bg.refine_face_bgr(img, 2, seed=7)
-    bg.clear_caches()
+    a = tiny_bg.refine_face_bgr(img, 2, seed=7)
+    tiny_bg.clear_caches()
     torch.manual_seed(123)  # the caller's RNG state does not matter
-    b = bg.refine_face_bgr(img, 2, seed=7)
+    b = tiny_bg.refine_face_bgr(img, 2, seed=7)
     assert optimisations == [2, 2]
     assert torch.equal(a, b)
-    assert bg.refine_face_bgr(img, 0) is not None and bg.last_refine is None  # 0 steps: pSp's codes
-    assert torch.equal(bg.refine_face_bgr(img, 0), bg.encode_face_bgr(img))
+    assert tiny_bg.refine_face_bgr(img, 0) is not None and tiny_bg.last_refine is None  # 0 steps: pSp's codes
+    assert torch.equal(tiny_bg.refine_face_bgr(img, 0), tiny_bg.encode_face_bgr(img))
 
 
 def test_refine_codes_returns_the_best_codes_seen():
@@ -158,7 +153,7 @@ def written(monkeypatch):
     return record
 
 
-def test_transfer_refine_flag(tiny_weights, bg, tmp_path, capsys, written):
+def test_transfer_refine_flag(tiny_weights, tiny_bg, tmp_path, capsys, written):
     plain = transfer(tiny_weights, tmp_path, "plain").read_bytes()
     assert transfer(tiny_weights, tmp_path, "zero", "--refine", "0").read_bytes() == plain  # off: byte-identical
     cache = tmp_path / "cache"
@@ -166,15 +161,15 @@ def test_transfer_refine_flag(tiny_weights, bg, tmp_path, capsys, written):
     assert refined_file.read_bytes() != plain
     assert "refine " + FACES[0].name in capsys.readouterr().err  # seconds per face reported
     # the command's result is the pipeline's stylize of the cached refined codes
-    bg.set_refine_cache(cache)
+    tiny_bg.set_refine_cache(cache)
     try:
-        codes = bg.refine_face_bgr(face(0), 1)
-        assert bg.last_refine.cached
+        codes = tiny_bg.refine_face_bgr(face(0), 1)
+        assert tiny_bg.last_refine.cached
     finally:
-        bg.set_refine_cache(None)
-    z = bg.embed_style_bgr(images.read_image_bgr(STYLES[1]))
+        tiny_bg.set_refine_cache(None)
+    z = tiny_bg.embed_style_bgr(images.read_image_bgr(STYLES[1]))
     panel = written[f"refined/{refined_file.name}"]
-    assert np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(bg.stylize(codes, z)))
+    assert np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(tiny_bg.stylize(codes, z)))
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -191,24 +186,24 @@ def test_bad_refine_flags_are_one_line(tiny_weights, tmp_path, capsys, flags, me
     assert message in capsys.readouterr().err
 
 
-def test_demo_service_refines_uploads_and_refuses_bad_steps(tiny_weights, bg):
+def test_demo_service_refines_uploads_and_refuses_bad_steps(tiny_weights, tiny_bg):
     from blendgan.demo.service import MAX_REFINE_STEPS, DemoService
     from blendgan.errors import UsageError
 
-    service = DemoService(bg)
+    service = DemoService(tiny_bg)
     assert service.check_refine(None) == 0 and service.check_refine("") == 0 and service.check_refine(3.0) == 3
     for bad in (-1, 2.5, MAX_REFINE_STEPS + 1, "many"):
         with pytest.raises(UsageError, match="refine"):
             service.check_refine(bad)
     face_bgr = images.resize_square(face(0), SIZE)
-    assert torch.equal(service.face_codes(face_bgr), bg.encode_face_bgr(face_bgr))  # 0: pSp's codes
+    assert torch.equal(service.face_codes(face_bgr), tiny_bg.encode_face_bgr(face_bgr))  # 0: pSp's codes
     seen = []
     refined = service.face_codes(face_bgr, 1, lambda fraction, desc: seen.append((fraction, desc)))
-    assert torch.equal(refined, bg.refine_face_bgr(face_bgr, 1)) and bg.last_refine.cached
+    assert torch.equal(refined, tiny_bg.refine_face_bgr(face_bgr, 1)) and tiny_bg.last_refine.cached
     assert seen == [(0.4, "refining the likeness: step 1/1")]
 
 
-def test_stylize_command_refines_the_faces_of_photos(tiny_weights, bg, tmp_path, capsys):
+def test_stylize_command_refines_the_faces_of_photos(tiny_weights, tiny_bg, tmp_path, capsys):
     pytest.importorskip("dlib")
     photo = helpers.ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"
     cache, out = tmp_path / "cache", tmp_path / "out"
@@ -219,18 +214,18 @@ def test_stylize_command_refines_the_faces_of_photos(tiny_weights, bg, tmp_path,
     assert f"refine {photo.name} face 0: 1 step in" in capsys.readouterr().err
     stem = f"{photo.stem}_v_{STYLES[1].stem}_face0"
     aligned = images.resize_square(images.read_image_bgr(out / f"{stem}_aligned.png"), SIZE)
-    bg.set_refine_cache(cache)
+    tiny_bg.set_refine_cache(cache)
     try:
-        codes = bg.refine_face_bgr(aligned, 1)
-        assert bg.last_refine.cached
+        codes = tiny_bg.refine_face_bgr(aligned, 1)
+        assert tiny_bg.last_refine.cached
     finally:
-        bg.set_refine_cache(None)
-    z = bg.embed_style_bgr(images.read_image_bgr(STYLES[1]))
+        tiny_bg.set_refine_cache(None)
+    z = tiny_bg.embed_style_bgr(images.read_image_bgr(STYLES[1]))
     stylized = images.read_image_bgr(out / f"{stem}_stylized.png")
-    assert np.array_equal(stylized, images.tensor_to_bgr(bg.stylize(codes, z)))
+    assert np.array_equal(stylized, images.tensor_to_bgr(tiny_bg.stylize(codes, z)))
 
 
-def test_bf16_pipeline_on_cpu_refines_in_float32(tiny_weights, bg):
+def test_bf16_pipeline_on_cpu_refines_in_float32(tiny_weights, tiny_bg):
     """bf16 convolutions' backward takes PyTorch's slow reference kernel on CPUs without bf16 instructions:
     a bf16 pipeline refines on float32 copies of the generator (without its style encoder) and the VGG."""
     from blendgan.pipeline import _digest
@@ -240,7 +235,7 @@ def test_bf16_pipeline_on_cpu_refines_in_float32(tiny_weights, bg):
     img = face(0)
     # the pSp codes are given, not encoded: the bf16 pSp encoder's forward takes minutes on AVX2-only CPUs
     # (~250 s for this face on the 2-core test machine); the refinement is what is tested here
-    half._face_cache[_digest(img)] = bg.encode_face_bgr(img).to(torch.bfloat16)
+    half._face_cache[_digest(img)] = tiny_bg.encode_face_bgr(img).to(torch.bfloat16)
     codes = half.refine_face_bgr(img, 1, lr=LR)
     assert codes.dtype == torch.float32 and half.last_refine.loss_after < half.last_refine.loss_before
     generator, vgg = half._refine_copies
