@@ -153,11 +153,20 @@ def recipe_models(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- the narrow 64 px models most tests run
+class WeightFiles(dict):
+    """{'blendgan': path, 'psp_encoder': path}, and the command-line flags that name them."""
+
+    @property
+    def flags(self):
+        return ["--ckpt", str(self["blendgan"]), "--psp_encoder_ckpt", str(self["psp_encoder"])]
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(recipe_checkpoints):
     """Paths {'blendgan', 'psp_encoder'} of the 64 px recipe checkpoints at `helpers.TINY` widths: the files
-    the command, pipeline, web app and job tests run (the published widths are checked elsewhere)."""
-    return recipe_checkpoints(64, tiny=True)
+    the command, pipeline, web app and job tests run (the published widths are checked elsewhere);
+    `tiny_weights.flags` gives `--ckpt FILE --psp_encoder_ckpt FILE`."""
+    return WeightFiles(recipe_checkpoints(64, tiny=True))
 
 
 @pytest.fixture(scope="session")
@@ -172,3 +181,22 @@ def tiny_bg(tiny_weights):
     from blendgan import BlendGAN
 
     return BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu")
+
+
+@pytest.fixture()
+def written(monkeypatch):
+    """Records every image array the commands write through `images.write_image_atomic` (file name -> BGR
+    array; a later file of the same name replaces the record), still writing the files."""
+    import os
+
+    from blendgan import images
+
+    record = {}
+    original = images.write_image_atomic
+
+    def spy(path, img, *args, **kwargs):
+        record[os.path.basename(path)] = img.copy()
+        return original(path, img, *args, **kwargs)
+
+    monkeypatch.setattr(images, "write_image_atomic", spy)
+    return record

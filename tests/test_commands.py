@@ -2,7 +2,6 @@
 
 Outputs are checked for names, layouts and pixels: the arrays written equal what the model API
 computes for the same inputs (and the JPEG files decode to them within JPEG tolerance)."""
-import os
 import shutil
 import signal
 import subprocess
@@ -28,24 +27,6 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def models(recipe_models):
     return recipe_models(SIZE, tiny=True)
-
-
-@pytest.fixture()
-def written(monkeypatch):
-    """Records every image array the commands write (path -> BGR array), still writing the files."""
-    record = {}
-    original = images.write_image_atomic
-
-    def spy(path, img, *args, **kwargs):
-        record[os.path.basename(path)] = img.copy()
-        return original(path, img, *args, **kwargs)
-
-    monkeypatch.setattr(images, "write_image_atomic", spy)
-    return record
-
-
-def weight_flags(tiny_weights):
-    return ["--ckpt", str(tiny_weights["blendgan"]), "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"])]
 
 
 def run_script(script, args, timeout=600):
@@ -79,7 +60,7 @@ def expected_transfer_panel(models, face_path, style_path, awi=6):
 def test_transfer_writes_the_original_files_and_pixels(tiny_weights, models, written, tmp_path, capsys,
                                                        freed_memory_requests):
     out = tmp_path / "out"
-    status = main(["transfer", "--size", str(SIZE), *weight_flags(tiny_weights), "--input_img_path", str(FACES),
+    status = main(["transfer", "--size", str(SIZE), *tiny_weights.flags, "--input_img_path", str(FACES),
                    "--style_img_path", str(STYLES), "--outdir", str(out), "--device", "cpu", "--batch_size", "1"])
     assert status == 0
     faces, styles = sorted(FACES.glob("*.*")), sorted(STYLES.glob("*.*"))
@@ -108,7 +89,7 @@ def first_styles(folder, n=2):
 
 def test_transfer_batched_equals_batch_one(tiny_weights, written, tmp_path):
     styles = first_styles(tmp_path / "styles")
-    args = ["transfer", *weight_flags(tiny_weights), "--input_img_path", str(FACES), "--style_img_path", str(styles),
+    args = ["transfer", *tiny_weights.flags, "--input_img_path", str(FACES), "--style_img_path", str(styles),
             "--device", "cpu"]
     assert main([*args, "--outdir", str(tmp_path / "b1"), "--batch_size", "1"]) == 0
     single = dict(written)
@@ -137,7 +118,7 @@ def test_transfer_reports_bad_files_and_finishes_the_rest(tiny_weights, tmp_path
     good, bad = make_messy_folder(tmp_path / "faces")
     style = sorted(STYLES.glob("*.*"))[0]
     out = tmp_path / "out"
-    result = run_script("style_transfer_folder.py", [*weight_flags(tiny_weights), "--input_img_path",
+    result = run_script("style_transfer_folder.py", [*tiny_weights.flags, "--input_img_path",
                         str(tmp_path / "faces"), "--style_img_path", str(style), "--outdir", str(out)])
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -161,7 +142,7 @@ def test_missing_weights_is_a_usage_error(tmp_path):
 
 def test_skip_existing_resumes_and_keeps_earlier_outputs(tiny_weights, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["transfer", *weight_flags(tiny_weights), "--input_img_path", str(FACES), "--style_img_path",
+    args = ["transfer", *tiny_weights.flags, "--input_img_path", str(FACES), "--style_img_path",
             str(first_styles(tmp_path / "styles")), "--outdir", str(out), "--device", "cpu"]
     assert main(args) == 0
     outputs = sorted(out.iterdir())
@@ -186,7 +167,7 @@ def test_killed_run_leaves_no_partial_outputs(tiny_weights, tmp_path):
         for i in range(8):
             shutil.copy(path, many_styles / f"{path.stem}_{i}{path.suffix}")
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "style_transfer_folder.py"),
-                             *weight_flags(tiny_weights), "--input_img_path", str(FACES), "--style_img_path",
+                             *tiny_weights.flags, "--input_img_path", str(FACES), "--style_img_path",
                              str(many_styles), "--outdir", str(out), "--batch_size", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
@@ -278,7 +259,7 @@ def test_video_command(tiny_weights, models, tmp_path, codec, expected_codec):
     faces.mkdir()
     shutil.copy(face, faces / face.name)
     out, frames_dir = tmp_path / "video", tmp_path / "frames"
-    status = main(["video", *weight_flags(tiny_weights), "--input_img_path", str(faces), "--style_img_path",
+    status = main(["video", *tiny_weights.flags, "--input_img_path", str(faces), "--style_img_path",
                    str(STYLES), "--outdir", str(out), "--frames_dir", str(frames_dir), "--codec", codec,
                    "--device", "cpu"])
     assert status == 0

@@ -2,7 +2,6 @@
 checkpoints. The images written equal what the pipeline makes with the same controls; bad values are one
 line and exit 2, before any weights are loaded."""
 import json
-import os
 
 import numpy as np
 import pytest
@@ -18,27 +17,10 @@ STYLES = ROOT / "test_imgs" / "style_imgs"
 SIZE = 64
 
 
-@pytest.fixture()
-def written(monkeypatch):
-    record = {}
-    original = images.write_image_atomic
-
-    def spy(path, img, *args, **kwargs):
-        record[os.path.basename(path)] = img.copy()
-        return original(path, img, *args, **kwargs)
-
-    monkeypatch.setattr(images, "write_image_atomic", spy)
-    return record
-
-
-def weight_flags(tiny_weights):
-    return ["--ckpt", str(tiny_weights["blendgan"]), "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"])]
-
-
 def test_transfer_with_controls_writes_the_pipelines_image(tiny_weights, tiny_bg, written, tmp_path):
     face, style = min(FACES.glob("*.*")), sorted(STYLES.glob("*.*"))[1]
     vector = ",".join(["0.2"] * 3 + ["1"] * 7)
-    status = main(["transfer", *weight_flags(tiny_weights), "--input_img_path", str(face),
+    status = main(["transfer", *tiny_weights.flags, "--input_img_path", str(face),
                    "--style_img_path", str(style),
                    "--outdir", str(tmp_path), "--device", "cpu", "--strength", "0.6", "--layer_weights", vector,
                    "--preserve_color"])
@@ -54,7 +36,7 @@ def test_transfer_with_controls_writes_the_pipelines_image(tiny_weights, tiny_bg
 def test_transfer_mixes_several_style_images(tiny_weights, tiny_bg, written, tmp_path):
     face = min(FACES.glob("*.*"))
     a, b = sorted(STYLES.glob("*.*"))[:2]
-    status = main(["transfer", *weight_flags(tiny_weights), "--input_img_path", str(face), "--style_img", str(a),
+    status = main(["transfer", *tiny_weights.flags, "--input_img_path", str(face), "--style_img", str(a),
                    "--style_img", str(b), "--style_weights", "0.7", "0.3", "--outdir", str(tmp_path),
                    "--device", "cpu"])
     assert status == 0
@@ -83,7 +65,7 @@ def test_video_with_w_space_and_strength(tiny_weights, tiny_bg, tmp_path, monkey
     style_dir.mkdir()
     for p in sorted(STYLES.glob("*.*"))[:2]:
         (style_dir / p.name).write_bytes(p.read_bytes())
-    status = main(["video", *weight_flags(tiny_weights), "--input_img_path", str(face),
+    status = main(["video", *tiny_weights.flags, "--input_img_path", str(face),
                    "--style_img_path",
                    str(style_dir), "--outdir", str(tmp_path / "v"), "--device", "cpu", "--strength", "0.5",
                    "--style_space", "w", "--codec", "mp4v"])
@@ -156,7 +138,7 @@ def test_bad_values_are_one_line_and_exit_2(tiny_weights, tmp_path, capsys, comm
     if command == "pairs":
         args = ["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "1"]
     else:
-        args = [command, *weight_flags(tiny_weights), "--input_img_path", str(min(FACES.glob("*.*")))]
+        args = [command, *tiny_weights.flags, "--input_img_path", str(min(FACES.glob("*.*")))]
         if "--style_img" not in flags:
             args += ["--style_img_path", str(styles[0])]
     status = main([*args, *flags, "--outdir", str(tmp_path / "out"), "--device", "cpu"])

@@ -1,8 +1,8 @@
 """ONNX export (`blendgan export`) and the torch-free runner (`python -m blendgan.onnx_run`).
 
-Exports are slow (10-20 s per model), so each folder is written once per session: size 64 with every
-part and a baked-in style, size 256 with the generator and the pSp encoder (the style encoder does not
-depend on the size). Parity is max |onnxruntime - PyTorch| / max |PyTorch| on recipe weights.
+Each folder is written once per session: size 64 at the narrow test widths (helpers.TINY) with every part
+and a baked-in style, size 256 at the published widths with the generator and the pSp encoder. Parity is
+max |onnxruntime - PyTorch| / max |PyTorch| on recipe weights.
 """
 import os
 import subprocess
@@ -60,7 +60,7 @@ def run_export(*argv):
 
 @pytest.fixture(scope="session")
 def exported_64(recipe_checkpoints, test_pngs, tmp_path_factory):
-    ck = recipe_checkpoints(64)
+    ck = recipe_checkpoints(64, tiny=True)
     out = tmp_path_factory.mktemp("onnx64")
     assert run_export("--ckpt", ck["blendgan"], "--psp_encoder_ckpt", ck["psp_encoder"], "--outdir", out,
                       "--style_img", test_pngs["style"], "--add_weight_index", ADD_WEIGHT_INDEX) == 0
@@ -122,7 +122,7 @@ def test_numpy_preprocessing_matches_the_pipeline(test_pngs):
 
 @pytest.mark.parametrize("exported", [64, 256], indirect=True)
 def test_generator_parity(exported, recipe_models):
-    gen, _ = recipe_models(_size_of(exported))
+    gen, _ = recipe_models(_size_of(exported), tiny=_size_of(exported) == 64)
     sess = session(exported, "generator")
     g = torch.Generator().manual_seed(1)
     for batch, index in [(1, ADD_WEIGHT_INDEX), (3, 3), (3, -2)]:
@@ -144,7 +144,7 @@ def _size_of(folder):
 
 @pytest.mark.parametrize("exported", [64, 256], indirect=True)
 def test_psp_encoder_parity(exported, recipe_models):
-    _, psp = recipe_models(_size_of(exported))
+    _, psp = recipe_models(_size_of(exported), tiny=_size_of(exported) == 64)
     sess = session(exported, "psp_encoder")
     x = torch.rand(3, 3, 256, 256, generator=torch.Generator().manual_seed(2)) * 2 - 1
     with torch.inference_mode():
@@ -156,7 +156,7 @@ def test_psp_encoder_parity(exported, recipe_models):
 
 
 def test_style_encoder_parity(runner_64, recipe_models):
-    gen, _ = recipe_models(64)
+    gen, _ = recipe_models(64, tiny=True)
     sess = runner_64.session("style_encoder")
     x = torch.rand(3, 3, 256, 256, generator=torch.Generator().manual_seed(3)) * 2 - 1
     with torch.inference_mode():
@@ -168,7 +168,7 @@ def test_style_encoder_parity(runner_64, recipe_models):
 
 
 def test_baked_style_model_is_the_generator_with_that_style(exported_64, recipe_models, test_pngs):
-    gen, _ = recipe_models(64)
+    gen, _ = recipe_models(64, tiny=True)
     with torch.inference_mode():
         z = gen.embedder(images.bgr_to_tensor(images.read_image_bgr(test_pngs["style"])))
         codes = torch.randn(3, gen.n_latent, 512, generator=torch.Generator().manual_seed(4))
@@ -183,13 +183,13 @@ def test_baked_style_model_is_the_generator_with_that_style(exported_64, recipe_
                          [(("--precision", "fp16"), 1e-2), (("--exporter", "torchscript"), TOLERANCE)])
 def test_generator_export_variants(flags, tolerance, recipe_checkpoints, recipe_models, tmp_path):
     """fp16 files (float16 inputs/outputs) and the legacy exporter give the PyTorch model's images."""
-    assert run_export("--ckpt", recipe_checkpoints(64)["blendgan"], "--outdir", tmp_path, "--parts", "generator",
-                      *flags) == 0
+    assert run_export("--ckpt", recipe_checkpoints(64, tiny=True)["blendgan"], "--outdir", tmp_path,
+                      "--parts", "generator", *flags) == 0
     g = torch.Generator().manual_seed(5)
     codes, z = torch.randn(3, 10, 512, generator=g).numpy(), torch.randn(3, 512, generator=g).numpy()
     index = np.array([ADD_WEIGHT_INDEX], dtype=np.int64)
     with torch.inference_mode():
-        ref, _ = recipe_models(64)[0]([torch.from_numpy(codes)], input_is_latent=True, randomize_noise=False,
+        ref, _ = recipe_models(64, tiny=True)[0]([torch.from_numpy(codes)], input_is_latent=True, randomize_noise=False,
                                       z_embed=torch.from_numpy(z), add_weight_index=ADD_WEIGHT_INDEX)
     sess = session(tmp_path, "generator")
     dtype = np.float16 if "fp16" in flags else np.float32
@@ -220,7 +220,7 @@ def test_runner_without_torch_gives_the_pipelines_image(exported_64, recipe_chec
     proc = _run_no_torch("--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"],
                          "--out", out, "--add_weight_index", ADD_WEIGHT_INDEX)
     assert proc.returncode == 0, proc.stderr
-    ck = recipe_checkpoints(64)
+    ck = recipe_checkpoints(64, tiny=True)
     bg = BlendGAN.from_checkpoints(ck["blendgan"], ck["psp_encoder"], device="cpu")
     image = bg.stylize(bg.encode_face(str(test_pngs["face"])), bg.embed_style(str(test_pngs["style"])),
                        add_weight_index=ADD_WEIGHT_INDEX)
@@ -268,7 +268,7 @@ def test_export_folder_holds_only_complete_files(exported_64):
 
 
 def test_export_refuses_a_checkpoint_of_another_kind(recipe_checkpoints, tmp_path, capsys):
-    psp = recipe_checkpoints(64)["psp_encoder"]
+    psp = recipe_checkpoints(64, tiny=True)["psp_encoder"]
     assert run_export("--ckpt", psp, "--psp_encoder_ckpt", psp, "--outdir", tmp_path / "out") == 2
     line = _one_error_line(capsys)
     assert str(psp) in line and "psp" in line.lower()
@@ -278,7 +278,7 @@ def test_export_refuses_a_checkpoint_of_another_kind(recipe_checkpoints, tmp_pat
 def test_export_refuses_an_unwritable_outdir(recipe_checkpoints, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    ck = recipe_checkpoints(64)
+    ck = recipe_checkpoints(64, tiny=True)
     assert run_export("--ckpt", ck["blendgan"], "--outdir", blocker / "sub", "--parts", "generator") == 2
     assert "--outdir" in _one_error_line(capsys)
 
@@ -305,7 +305,7 @@ def test_export_refuses_an_opset_the_exporter_cannot_write(tmp_path, capsys):
 
 def test_controlled_generator_parity(exported_64, recipe_models):
     """generator_controls.onnx (blend weights and J mixed styles as inputs) vs the PyTorch generator."""
-    gen, _ = recipe_models(64)
+    gen, _ = recipe_models(64, tiny=True)
     sess = session(exported_64, "generator_controls")
     g = torch.Generator().manual_seed(6)
     for batch, styles in [(1, 1), (3, 2), (2, 4)]:
@@ -327,7 +327,7 @@ def test_runner_controls_give_the_pipelines_image(exported_64, recipe_checkpoint
     image within one grey level."""
     from blendgan.pipeline import BlendGAN
 
-    ck = recipe_checkpoints(64)
+    ck = recipe_checkpoints(64, tiny=True)
     bg = BlendGAN.from_checkpoints(ck["blendgan"], ck["psp_encoder"], device="cpu")
     codes = bg.encode_face(str(test_pngs["face"]))
     z_style = bg.embed_style(str(test_pngs["style"]))
