@@ -18,10 +18,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra tests
 
-# the daily subset: no browser, ONNX export, multi-process, torch.compile or long tests (`make test` runs all).
-# Measured 2026-12-06 on a shared 2-core machine: 16:20 wall, 986 s CPU, 708 tests (load average 3.8-4.7);
-# before the slow marks and smaller fixtures of issue 21: 38:48 wall, 1746 s CPU (load 0.7 rising to 6.4).
-# Not yet the 3 minutes aimed at: see docs/development.md.
+# the daily subset: no browser, ONNX export, multi-process, torch.compile or long tests (`make test` runs all);
+# its times are in benchmarks/README.md ("Test suite").
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not (browser or export or distributed or compile or slow)" tests
 
