@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -72,19 +73,30 @@ def refused(fn, *args, **kwargs):
     return message
 
 
+@pytest.fixture(scope="module")
+def reference_64(files):
+    """What the 64 px recipe generator computes, made once for the tests that compare files with it:
+    {'image': generate(ref), 'style': ref.embedder(image())}."""
+    ref = reference_generator(files, 64)
+    with torch.no_grad():
+        return {"image": generate(ref), "style": ref.embedder(image())}
+
+
 # --------------------------------------------------------------------------- recipe files load exactly
 @pytest.mark.parametrize("size", [64, 256])
-def test_generator_file_computes_like_the_recipe(files, size):
+def test_generator_file_computes_like_the_recipe(files, size, request):
     model, info = ck.load_generator(files.blendgan(size))
-    ref = reference_generator(files, size)
     assert info["size"] == size and info["truncation"] is None and info["path"] == files.blendgan(size)
     torch.testing.assert_close(info["latent_avg"], helpers.blendgan_checkpoint({})["latent_avg"], rtol=0, atol=0)
     assert all(p.dtype == torch.float32 and not p.is_meta and not p.requires_grad for p in model.parameters())
     assert not model.training
-    assert torch.equal(generate(model), generate(ref))
     if size == 64:  # the style encoder inside the generator (same tensors for every size)
+        expected = request.getfixturevalue("reference_64")
         with torch.no_grad():
-            assert torch.equal(model.embedder(image()), ref.embedder(image()))
+            assert torch.equal(model.embedder(image()), expected["style"])
+    else:
+        expected = {"image": generate(reference_generator(files, size))}
+    assert torch.equal(generate(model), expected["image"])
 
 
 def test_generator_size_is_read_from_the_file_and_checked(files):
@@ -94,16 +106,35 @@ def test_generator_size_is_read_from_the_file_and_checked(files):
     assert message == f"{path} is a 64 generator but --size 256 was given; pass --size 64 (or omit it)"
 
 
+@pytest.fixture(scope="module")
+def psp_recipes():
+    """{size: psp_state_dict(size)} for 64 and 256 from one draw: every entry of the 64 px encoder is an
+    entry of the 256 px one with the same key and shape (the latter has 4 more style heads), and a recipe
+    value depends on its key, shape and seed alone."""
+    inner, _ = big = helpers.psp_state_dict(256)
+    keys = [(k[len("encoder."):], shape) for k, shape, _ in helpers.model_keys("psp_encoder", 64)
+            if k.startswith("encoder.")]
+    assert all(tuple(inner[k].shape) == shape for k, shape in keys)
+    seed = helpers.GENERATOR_SEED + 1  # psp_state_dict's default
+    small = (OrderedDict((k, inner[k]) for k, _ in keys), helpers.recipe_tensor("latent_avg", [10, 512], seed).float())
+    return {64: small, 256: big}
+
+
 @pytest.mark.parametrize("size", [64, 256])
-def test_psp_file_computes_like_the_recipe(files, size):
-    inner, latent_avg = helpers.psp_state_dict(size)
+def test_psp_file_computes_like_the_recipe(files, psp_recipes, size):
+    inner, latent_avg = psp_recipes[size]
     ref = reference_psp(inner, latent_avg)
     model = ck.load_psp_encoder(files.psp_encoder(size, state=(inner, latent_avg)))
     assert torch.equal(model.latent_avg, latent_avg)
+    assert not model.training
+    assert same_tensors(model, ref)
+    # what the file's weights compute, through every layer and style head: the inner encoder on a 64 px
+    # image (the wrapper would first pool any image to 256 px, 16x the work; pooling and adding
+    # latent_avg use no weights but latent_avg, compared above)
     with torch.no_grad():
-        out = model(image())
+        out = model.encoder(image(64))
         assert out.shape == (1, helpers.n_styles_for(size), 512)
-        assert torch.equal(out, ref(image()))
+        assert torch.equal(out, ref.encoder(image(64)))
 
 
 @pytest.mark.parametrize("shape", [[10, 512], [1, 512], [512]])
@@ -141,10 +172,8 @@ def style_encoder_file(files, tmp_path_factory):
     return save(bare, tmp_path_factory.mktemp("style") / "style_encoder.pt")
 
 
-def test_style_encoder_layouts(files, style_encoder_file):
-    ref = reference_generator(files, 64).embedder
-    with torch.no_grad():
-        expected = ref(image())
+def test_style_encoder_layouts(files, style_encoder_file, reference_64):
+    expected = reference_64["style"]
     for path in (style_encoder_file, files.blendgan(64)):
         with torch.no_grad():
             assert torch.equal(ck.load_style_encoder(path)(image()), expected), path
@@ -164,7 +193,7 @@ def test_style_encoder_layouts(files, style_encoder_file):
 
 
 # --------------------------------------------------------------------------- safetensors
-def test_safetensors_round_trip_is_bit_identical(files, tmp_path):
+def test_safetensors_round_trip_is_bit_identical(files, tmp_path, reference_64):
     original = ck.read_checkpoint(files.blendgan(64))
     pt = save({**original, "truncation": 0.7, "opts": argparse.Namespace(lr=0.002, size=64)},
               tmp_path / "blendgan.pt")
@@ -179,7 +208,7 @@ def test_safetensors_round_trip_is_bit_identical(files, tmp_path):
     assert torch.equal(info_st["latent_avg"], info_pt["latent_avg"])
     sd_pt, sd_st = from_pt.state_dict(), from_st.state_dict()
     assert sd_pt.keys() == sd_st.keys() and all(torch.equal(sd_pt[k], sd_st[k]) for k in sd_pt)
-    assert torch.equal(generate(from_st), generate(from_pt))
+    assert torch.equal(generate(from_st), reference_64["image"])  # from_pt holds the same tensors (above)
     d = ck.describe_checkpoint(out, sha256=False)
     assert (d["kind"], d["size"], d["latent_avg"], d["truncation"], d["check"]) == \
         ("generator", 64, [1, 512], 0.7, "ok")

@@ -14,7 +14,7 @@ from blendgan.models import use_reference_ops
 from blendgan.models.loading import from_state_dict
 from blendgan.ops import fused_leaky_relu, fused_leaky_relu_reference, upfirdn2d, upfirdn2d_reference
 
-from helpers import CONFORMANCE
+from helpers import CONFORMANCE, STYLE_MATRIX
 
 try:
     CASES = json.loads((CONFORMANCE / "cases.json").read_text())["cases"]
@@ -36,10 +36,13 @@ IMPLS = ["fast", "reference"]
 _models = {}
 
 
-def generator(recipe, size, dtype, impl):
-    key = ("G", size, dtype)
+def generator(recipe, size, dtype, impl, style_encoder=True):
+    """The recipe Generator(size) in `dtype`; without `style_encoder` it has no `embedder` (for calls that
+    pass z_embed: a call that reached the style encoder would fail on the missing module)."""
+    key = ("G", size, dtype, style_encoder)
     if key not in _models:
-        _models[key] = from_state_dict(lambda: Generator(size), recipe.generator(size, dtype=dtype))
+        _models[key] = from_state_dict(lambda: Generator(size, with_style_encoder=style_encoder),
+                                       recipe.generator(size, dtype=dtype, style_encoder=style_encoder))
     return use_reference_ops(_models[key], impl == "reference")
 
 
@@ -105,6 +108,25 @@ def assert_relative(actual, expected, rtol, what):
 def test_recipe_weights_match_checksums(cc):
     """The torch build regenerates the recorded recipe weights bit for bit (else nothing can match)."""
     assert cc.verify_recipe(verbose=False)
+
+
+def test_float32_style_encoder_weights_are_the_recipe(cc, recipe):
+    """The float32 style-encoder entries the float32 cases load are shared with the checkpoint files
+    (helpers.RecipeFiles draws them once per session): they must equal the fixture's float64 recipe cast
+    to float32. Every entry but the 610304 x 512 matrix whole; of the matrix, the first rows (the recipe
+    drawn with fewer rows gives the same leading values); the whole matrix: the slow test below."""
+    f32 = recipe.generator(64, dtype=torch.float32)
+    for key, shape, _ in cc.load_keys("generator_64"):
+        if key.startswith("embedder."):
+            shape = [4, shape[1]] if key == STYLE_MATRIX else shape
+            expected = cc.recipe_tensor(key, shape, 1234).float()
+            assert torch.equal(f32[key][:shape[0]], expected), key
+
+
+@pytest.mark.slow  # the style matrix drawn in float64 (shared with test_style_embed_case)
+def test_float32_style_matrix_is_the_recipe(recipe):
+    expected = recipe.generator(64, dtype=torch.float64)[STYLE_MATRIX].float()
+    assert torch.equal(recipe.files.embedder(1234)[STYLE_MATRIX], expected)
 
 
 def test_official_key_lists_match_modules(cc):
@@ -173,7 +195,10 @@ def test_style_embed_case(cc, recipe, impl):
 @pytest.mark.parametrize("name", case_names("generator", slow_from_size=256))
 def test_generator_cases(cc, recipe, name, impl):
     case = cc.load_case(name)
-    g = generator(recipe, case["spec"]["size"], torch.float64, impl)
+    # No case calls the style encoder (they pass z_embed), so the model is built without it: its
+    # 610304 x 512 matrix would be drawn in float64 only to sit unused. The whole float64 model (style
+    # encoder included) runs in test_style_embed_case, the whole float32 model in the float32 cases below.
+    g = generator(recipe, case["spec"]["size"], torch.float64, impl, style_encoder=False)
     before = g.add_weight.detach().clone()
     compare(cc, run_generator_case(g, case, torch.float64), case["expected"], name)
     # the original clamps add_weight in place; ours must leave the parameter untouched
