@@ -43,17 +43,30 @@ def main(out=ROOT / "benchmarks" / "results" / "bf16_cpu.md"):
         conv16, x16 = conv.to(torch.bfloat16), x.to(torch.bfloat16)
         c16 = timed(lambda: conv16(x16))
     rows.append(("Conv2d 256 -> 256, 3x3, 64 x 64", c32, c16))
-    torch.manual_seed(0)
-    g = Generator(256)
-    codes, z = torch.randn(1, g.n_latent, 512), torch.randn(1, 512)
-    times = {}
-    for precision in ("fp32", "bf16"):
-        import copy
+    import copy
+    import importlib
 
-        bg = BlendGAN(copy.deepcopy(g), device="cpu", precision=precision)
-        times[precision] = timed(lambda: bg.stylize(codes, z), runs=1 if precision == "bf16" else 3)
-        del bg
-    rows.append(("pipeline stylize, 256 px generator", times["fp32"], times["bf16"]))
+    fir = importlib.import_module("blendgan.ops.upfirdn2d")  # the module (blendgan.ops.upfirdn2d is also the op)
+    for size in (16, 256):
+        torch.manual_seed(0)
+        g = Generator(size)
+        codes, z = torch.randn(1, g.n_latent, 512), torch.randn(1, 512)
+        times = {}
+        for precision in ("fp32", "bf16", "bf16 grouped FIR"):
+            # "bf16 grouped FIR": the FIR blur as one grouped conv in bf16, as before the FIR learnt that an
+            # emulated bf16 CPU loops over the groups (the per-plane conv it uses now is the "bf16" row)
+            grouped = fir._grouped_is_fast
+            if precision == "bf16 grouped FIR":
+                fir._grouped_is_fast = lambda x: x.device.type != "cpu" or x.dtype in (torch.float32, torch.bfloat16)
+            try:
+                bg = BlendGAN(copy.deepcopy(g), device="cpu", precision=precision.split()[0])
+                times[precision] = timed(lambda: bg.stylize(codes, z), runs=3 if precision == "fp32" else 1)
+            finally:
+                fir._grouped_is_fast = grouped
+            del bg
+        rows.append((f"pipeline stylize, {size} px generator", times["fp32"], times["bf16"]))
+        rows.append(("the same, FIR blur as a grouped conv (before 2026-12-06)", times["fp32"],
+                     times["bf16 grouped FIR"]))
     lines = [f"# bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, oneDNN bf16: "
              f"{'no' if bf16_is_emulated(torch.device('cpu')) else 'yes'})", "",
              f"Load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}; median seconds.", "",

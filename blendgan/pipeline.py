@@ -23,6 +23,7 @@ from .errors import UsageError
 from .fitting.adapter import generator_fingerprint
 from .models import prepare_for_inference
 from .models.mixed_precision import keep_float32
+from .ops.bf16 import bf16_is_emulated
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BATCH_SIZE = 4
@@ -56,17 +57,6 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "fp16" and device.type == "cpu":
         raise UsageError("--precision fp16 is extremely slow on CPU; use --precision bf16 (or fp32)")
     return PRECISIONS[precision]
-
-
-def bf16_is_emulated(device: torch.device) -> bool:
-    """True on a CPU whose oneDNN has no bf16 kernels (no AVX512-BF16 / AMX): PyTorch then runs bf16
-    convolutions on its slow reference kernels (benchmarks/results/bf16_cpu.md)."""
-    if device.type != "cpu":
-        return False
-    try:
-        return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def warn_if_bf16_is_emulated(precision: str, device: torch.device) -> None:

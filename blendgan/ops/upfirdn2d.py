@@ -6,6 +6,8 @@ subsampling) and is what every faster variant is tested against.
 import torch
 import torch.nn.functional as F
 
+from .bf16 import bf16_is_emulated
+
 
 def make_kernel(taps, scale=1.0):
     """Normalized 2-D FIR kernel: outer product of the 1-D taps divided by its sum, times `scale`.
@@ -67,9 +69,12 @@ def _fir_weight(kernel, like, flip=True):
 
 
 def _grouped_is_fast(x):
-    # oneDNN (float32/bfloat16 on CPU) and cuDNN have real depthwise kernels; elsewhere (float64 on
-    # CPU, say) PyTorch loops over the channels one group at a time, so one plane-batch conv is better.
-    return x.device.type != "cpu" or x.dtype in (torch.float32, torch.bfloat16)
+    # oneDNN (float32, and bfloat16 where the CPU has bf16 kernels) and cuDNN have real depthwise kernels;
+    # elsewhere (float64 on CPU, bf16 on an AVX2-only CPU) PyTorch loops over the channels one group at a
+    # time, so one plane-batch conv is better (benchmarks/README.md, "bf16 on this CPU").
+    if x.device.type != "cpu":
+        return True
+    return x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and not bf16_is_emulated(x.device))
 
 
 def _depthwise(x, kernel, transposed, bias, **conv_args):
