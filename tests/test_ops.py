@@ -71,6 +71,22 @@ def test_upfirdn2d_single_channel_and_float32_kernel_on_float64_input():
     assert rel_err(ops.upfirdn2d(x, k, up=2, pad=(2, 1)), ref) <= 1e-12
 
 
+@pytest.mark.parametrize("up, down", [(1, 1), (2, 1), (1, 2)])
+def test_upfirdn2d_bfloat16_grouped_and_per_plane_forms_agree(up, down, monkeypatch):
+    """bf16 on a CPU without bf16 kernels takes the per-plane conv, elsewhere the grouped one: both give the
+    float32 result within bf16 rounding, so the choice changes speed, not pictures."""
+    import importlib
+
+    fir = importlib.import_module("blendgan.ops.upfirdn2d")  # the module (blendgan.ops.upfirdn2d is the op)
+    x, k = randn(2, 5, 12, 12, seed=81, dtype=torch.float32), ops.make_kernel([1, 3, 3, 1])
+    exact = ops.upfirdn2d_reference(x, k, up=up, down=down, pad=(2, 1))
+    for grouped in (True, False):
+        monkeypatch.setattr(fir, "_grouped_is_fast", lambda t, g=grouped: g)
+        out = ops.upfirdn2d(x.bfloat16(), k, up=up, down=down, pad=(2, 1))
+        assert out.dtype == torch.bfloat16 and rel_err(out.float(), exact) <= 1e-2
+
+
+
 @pytest.mark.parametrize("bad", [dict(pad=(-1, 0)), dict(up=0), dict(down=0)])
 def test_upfirdn2d_rejects_what_the_reference_rejects(bad):
     x = randn(1, 2, 6, 6)
