@@ -20,8 +20,9 @@ test: $(STAMP)
 
 # the daily subset: no browser, ONNX export, multi-process, torch.compile or long tests (`make test` runs all);
 # its times are in benchmarks/README.md ("Test suite").
+# Two pytest processes (pytest-xdist, a test file per process at a time), one thread each.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -ra -m "not (browser or export or distributed or compile or slow)" tests
+	$(BIN)/python -m pytest -ra -n 2 --dist loadfile -m "not (browser or export or distributed or compile or slow)" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

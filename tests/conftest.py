@@ -5,10 +5,17 @@ Recipe generator weights are expensive (the 610304x512 style matrix takes ~10 s 
 float64), so the `embedder.*` entries, identical for every generator size with the same seed, are
 generated once per session and shared by every size and dtype that needs them.
 """
+import os
+
 import pytest
 import torch
 
 import helpers
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test-fast` runs two pytest processes (pytest-xdist), one per core: each keeps to one thread, as two
+    # processes using both cores only contend (benchmarks/README.md, "Test suite")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
