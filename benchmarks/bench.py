@@ -336,7 +336,7 @@ def bench_end_to_end(rep, gsd, psd, g32, pe, device, runs, reduced):
     label, rdtype = reduced
     rep.add(f"## Folder style transfer, 4 faces x 8 styles at {SIZE}")
     rep.add()
-    from blendgan import images
+    from blendgan.io import images
 
     faces, styles = folder_images(device)
 

@@ -41,8 +41,8 @@ def shift(image, reference):
 
 
 def measure(size, n_styles):
-    from blendgan import images
     from blendgan.controls import color_layers, layer_resolutions
+    from blendgan.io import images
 
     bg = build(size)
     faces = sorted((ROOT / "test_imgs" / "face_imgs").glob("*.*"))[:1]

@@ -30,7 +30,7 @@ def run(args):
     import measure
 
     torch = bench.torch
-    from blendgan import images
+    from blendgan.io import images
     from blendgan.pipeline import BlendGAN
 
     cpu = torch.device("cpu")

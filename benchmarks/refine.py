@@ -31,8 +31,8 @@ def child(size, precision, steps, max_seconds, raw=False):
     import numpy as np
     import torch
 
-    from blendgan import images
     from blendgan.fitting.refine import ReconstructionLoss, refine_codes
+    from blendgan.io import images
     from blendgan.models import Generator
     from blendgan.pipeline import BlendGAN
 
@@ -80,8 +80,8 @@ def test_weights(steps, lr):
     sys.path.insert(0, str(ROOT / "tests"))
     import torch
 
-    from blendgan import images
     from blendgan.fitting.refine import ReconstructionLoss
+    from blendgan.io import images
     from blendgan.models import Generator, PSPEncoder
     from blendgan.models.loading import from_state_dict
     from blendgan.pipeline import BlendGAN

@@ -312,7 +312,7 @@ def section_quality(rep, gsd, runs, n_images=2, weights="recipe"):
     torch = bench.torch
     import numpy as np
 
-    from blendgan import images
+    from blendgan.io import images
     from blendgan.models.mixed_precision import keep_float32
 
     cpu = torch.device("cpu")

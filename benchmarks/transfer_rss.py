@@ -119,7 +119,8 @@ def original_child(ckpt, psp, faces, styles):
     (torch.load, no memory map), reference ops, face and style encoded again for every pair, batch 1."""
     import torch
 
-    from blendgan import Generator, PSPEncoder, images
+    from blendgan import Generator, PSPEncoder
+    from blendgan.io import images
     from blendgan.models import use_reference_ops
     from blendgan.models.loading import from_state_dict
 

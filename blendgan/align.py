@@ -407,7 +407,7 @@ def align_file(path: str | os.PathLike, output_size: int = 1024, faithful: bool 
     """Read an image file (EXIF orientation applied) and align its face; ``None`` when none found.
     Pass ``aligner`` to reuse loaded models across files (``faithful``/``predictor_path`` are then
     ignored). Unreadable files raise ``InputImageError``."""
-    from .images import read_image_bgr
+    from .io.images import read_image_bgr
 
     aligner = aligner or FaceAligner(predictor_path, faithful=faithful)
     # read_image_bgr decodes like the original GUI's cv2.imdecode(..., IMREAD_COLOR): 3 channels

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import distributed, images, pairset
+from . import distributed, pairset
 from .defaults import ADD_WEIGHT_INDEX, LATENT_AVG_SAMPLES, VIDEO_ADD_WEIGHT_INDEX, VIDEO_FPS
 from .errors import BlendGANError, UsageError
+from .io import images
 from .pipeline import video_alphas
 
 if TYPE_CHECKING:
@@ -436,7 +437,7 @@ def gen_video(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdi
     """`{face}.mp4`: 227 frames morphing through 8 randomly chosen styles per face.
 
     `controls`: `space` ('z' the original, 'w' the W-space mix) and strength, layer_weights, preserve_color."""
-    from .video import FrameDumper, VideoWriter
+    from .io.video import FrameDumper, VideoWriter
 
     outdir = Path(outdir)
     size = bg.size

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlendGANError, InputImageError, UsageError
-from .files import atomic_output
+from .io.files import atomic_output
 
 MANIFEST = "blendgan_onnx.json"
 ENCODER_INPUT_SIZE = 256

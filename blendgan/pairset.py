@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from . import images
 from .errors import UsageError
-from .files import open_atomic, write_bytes_atomic
+from .io import images
+from .io.files import open_atomic, write_bytes_atomic
 
 SEED_DOMAIN = "blendgan.pairs.v1"
 LAYOUTS = ("pairs", "split", "both")

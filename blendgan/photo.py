@@ -268,7 +268,7 @@ def stylize_faces(bg, photo: np.ndarray, faces: list[PhotoFace], z_embed, *, fac
     makes a crop's codes (default ``bg.encode_face_bgr``; e.g. refined ones, ``bg.refine_face_bgr``)."""
     import torch
 
-    from . import images
+    from .io import images
 
     todo = [f for f in faces if f.aligned is not None]
     if not todo:

@@ -2,7 +2,7 @@
 
 It owns the device, the dtype, batching and the caches of face codes and style codes. Images come in
 as paths, PIL images or NumPy arrays (RGB) and go out as tensors in [-1, 1] (convert them with
-`blendgan.images`). Commands are thin wrappers over this module.
+`blendgan.io.images`). Commands are thin wrappers over this module.
 
     from blendgan import BlendGAN
     bg = BlendGAN.from_checkpoints("pretrained_models/blendgan.pt", "pretrained_models/psp_encoder.pt")
@@ -17,10 +17,10 @@ import shutil
 import numpy as np
 import torch
 
-from . import images
 from .controls import Controls, step_weights
 from .errors import UsageError
 from .fitting.adapter import generator_fingerprint
+from .io import images
 from .models import prepare_for_inference
 from .models.mixed_precision import keep_float32
 from .ops.bf16 import bf16_is_emulated

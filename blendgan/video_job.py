@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import distributed, images, photo, tracking
+from . import distributed, photo, tracking
 from .align import align_landmarks_placed, ffhq_quad
 from .errors import UsageError
-from .files import write_bytes_atomic
-from .video import VideoWriter, iter_video_frames, join_segments, probe_video
+from .io import images
+from .io.files import write_bytes_atomic
+from .io.video import VideoWriter, iter_video_frames, join_segments, probe_video
 
 #: frames per segment: the unit of resuming and of sharing the work among processes
 SEGMENT_FRAMES = 48

@@ -213,7 +213,7 @@ def written(monkeypatch):
     array; a later file of the same name replaces the record), still writing the files."""
     import os
 
-    from blendgan import images
+    from blendgan.io import images
 
     record = {}
     original = images.write_image_atomic

@@ -21,7 +21,7 @@ for argv in [["--help"]] + [[name, "--help"] for name in COMMANDS]:
         main(argv)
     except SystemExit as exit:
         assert exit.code == 0, (argv, exit.code)
-print("imported:", sorted(m for m in ("torch", "blendgan.pipeline", "blendgan.images") if sys.modules.get(m)))
+print("imported:", sorted(m for m in ("torch", "blendgan.pipeline", "blendgan.io.images") if sys.modules.get(m)))
 """
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from blendgan import images, jobs
+from blendgan import jobs
 from blendgan.cli import main
+from blendgan.io import images
 from blendgan.pipeline import video_alphas
 
 from helpers import ROOT
@@ -252,7 +253,7 @@ def low_pass(img):
 # writers are checked frame by frame in test_video; a second 227-frame run would only repeat the generation
 @pytest.mark.parametrize("codec,expected_codec", [("h264", "h264")])
 def test_video_command(tiny_weights, models, tmp_path, codec, expected_codec):
-    from blendgan.video import read_video
+    from blendgan.io.video import read_video
 
     face = sorted(FACES.glob("*.*"))[0]
     faces = tmp_path / "faces"

@@ -5,9 +5,9 @@ measure the images those weights make."""
 import pytest
 import torch
 
-from blendgan import images
 from blendgan.controls import Controls, color_layers, layer_resolutions, preset_weights, step_weights
 from blendgan.errors import UsageError
+from blendgan.io import images
 from blendgan.pipeline import BlendGAN
 
 from helpers import ROOT

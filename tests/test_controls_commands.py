@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from blendgan import images, jobs
+from blendgan import jobs
 from blendgan.cli import main
+from blendgan.io import images
 
 from helpers import ROOT
 

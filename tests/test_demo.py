@@ -25,8 +25,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from blendgan import images  # noqa: E402
 from blendgan.demo.service import DemoService  # noqa: E402
+from blendgan.io import images  # noqa: E402
 from blendgan.pipeline import BlendGAN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ def test_api_stylize_photo_returns_the_pipelines_whole_photo(client, reference, 
 
 
 def test_api_stylize_video_returns_the_clip_stylized_and_refuses_long_ones(client, served, tmp_path):
-    from blendgan.video import probe_video
+    from blendgan.io.video import probe_video
 
     from helpers import make_face_clip
 
@@ -283,7 +283,7 @@ def test_face_codes_from_z_are_the_generators_own_mapping_and_truncation(served)
 
 
 def test_interpolation_video_is_h264_and_starts_and_ends_at_the_two_styles(served):
-    from blendgan.video import read_video
+    from blendgan.io.video import read_video
 
     service = served[1]
     face, _ = service.prepare_face(str(FACE))

@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from blendgan import images
 from blendgan.cli import main
+from blendgan.io import images
 from blendgan.training import views
 from blendgan.training.runs import read_log
 from blendgan.training.style_encoder_loop import encode

@@ -17,8 +17,8 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 pytestmark = pytest.mark.export  # every test here exports or runs ONNX models
 
-from blendgan import images  # noqa: E402
 from blendgan.cli import main as cli_main  # noqa: E402
+from blendgan.io import images  # noqa: E402
 from blendgan.onnx_run import OnnxBlendGAN, adaptive_avg_pool, output_to_rgb, read_rgb, rgb_to_input  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from blendgan import images
 from blendgan.fitting import adapter as adapter_mod
 from blendgan.fitting.losses import StyleFitLoss
 from blendgan.fitting.style_code import read_style_code
+from blendgan.io import images
 from blendgan.pipeline import BlendGAN
 from blendgan.weights import safetensors_file
 

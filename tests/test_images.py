@@ -1,4 +1,4 @@
-"""blendgan.images: listing, reading like cv2.imread, tensor conversions, atomic writes."""
+"""blendgan.io.images: listing, reading like cv2.imread, tensor conversions, atomic writes."""
 
 import os
 from pathlib import Path
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from blendgan import images
 from blendgan.errors import InputImageError, UsageError
+from blendgan.io import images
 
 RNG = np.random.default_rng(1234)
 F32 = np.float32

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from blendgan import distributed, images, pairset
+from blendgan import distributed, pairset
 from blendgan.cli import main
 from blendgan.errors import UsageError
+from blendgan.io import images
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blendgan import images, photo
+from blendgan import photo
 from blendgan.align import align_landmarks, align_landmarks_placed, ffhq_quad
 from blendgan.cli import main
+from blendgan.io import images
 
 from helpers import ROOT
 

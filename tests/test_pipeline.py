@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from blendgan import images
 from blendgan.errors import UsageError
+from blendgan.io import images
 from blendgan.pipeline import BlendGAN, resolve_device, resolve_dtype, video_alphas
 
 from helpers import ROOT

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from blendgan import images
 from blendgan.cli import main
 from blendgan.fitting import refine as refine_mod
+from blendgan.io import images
 from blendgan.pipeline import BlendGAN
 
 import helpers

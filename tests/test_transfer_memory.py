@@ -3,8 +3,9 @@ from pathlib import Path
 
 import torch
 
-from blendgan import images, jobs
+from blendgan import jobs
 from blendgan.cli._common import RunReport
+from blendgan.io import images
 from blendgan.pipeline import BlendGAN
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""blendgan.video: H.264 / mp4v writers (streamed, atomic), PNG frame dumps, reading back."""
+"""blendgan.io.video: H.264 / mp4v writers (streamed, atomic), PNG frame dumps, reading back."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from blendgan.errors import BlendGANError, UsageError
-from blendgan.video import FrameDumper, VideoWriter, read_video
+from blendgan.io.video import FrameDumper, VideoWriter, read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,7 +125,7 @@ def test_read_video_max_frames(tmp_path):
 PEAK_RSS_SCRIPT = textwrap.dedent("""
     import resource, sys
     import numpy as np
-    from blendgan.video import VideoWriter
+    from blendgan.io.video import VideoWriter
     n, path = int(sys.argv[1]), sys.argv[2]
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (256, 768 + 2 * n, 3), dtype=np.uint8)

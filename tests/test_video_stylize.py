@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from blendgan.cli import main
-from blendgan.video import probe_video, read_video
+from blendgan.io.video import probe_video, read_video
 
 from helpers import ROOT, make_face_clip
 

@@ -49,7 +49,7 @@ def main(argv=None):
     parser.add_argument("--tile", type=int, default=128, help="tile size in the picture (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    from blendgan import images
+    from blendgan.io import images
 
     bg = build(args.size)
     face_path = ROOT / "test_imgs" / "face_imgs" / "astronaut.jpg"

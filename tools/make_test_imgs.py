@@ -60,7 +60,7 @@ def aligned_face(photo_path: Path) -> np.ndarray:
     """FFHQ alignment of the (re-encoded) photo with blendgan's own aligner, at 256 px."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from blendgan.align import FaceAligner
-    from blendgan.images import read_image_bgr
+    from blendgan.io.images import read_image_bgr
 
     return FaceAligner().align(read_image_bgr(photo_path), output_size=256)
 

@@ -66,7 +66,7 @@ def pipeline(args):
 
 
 def figure(args):
-    from blendgan import images
+    from blendgan.io import images
 
     bg = pipeline(args)
     photo_path = ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"

@@ -125,7 +125,7 @@ def make_aligner(args):
 
 def list_inputs(path, flag, report):
     """Image files of a folder (sorted like the original) or a single file; non-images noted, not fatal."""
-    from ..images import list_images
+    from ..io.images import list_images
 
     if not path:
         raise UsageError(f"{flag} is required (a folder of images or one image file)")

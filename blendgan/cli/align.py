@@ -42,7 +42,7 @@ def _output_paths(paths, outdir):
 
 def run(args: argparse.Namespace) -> int:
     from ..align import FaceAligner
-    from ..images import list_images, read_image_bgr, write_image_atomic
+    from ..io.images import list_images, read_image_bgr, write_image_atomic
 
     if not 1 <= args.size <= TRANSFORM_SIZE:
         raise UsageError(f"--size {args.size}: must be between 1 and {TRANSFORM_SIZE}")

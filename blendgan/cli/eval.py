@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import distributed
     from ..errors import UsageError
-    from ..files import write_bytes_atomic
+    from ..io.files import write_bytes_atomic
     from ..metrics.evaluate import Options, evaluate_folders, evaluate_generator, evaluate_panels, parse_metrics
 
     metrics = parse_metrics(args.metrics)

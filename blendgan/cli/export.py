@@ -96,7 +96,7 @@ def _report(files, seconds):
 def _write_manifest(outdir, entries):
     """blendgan_onnx.json: what the runner needs to know (sizes, files, baked settings); entries of an
     earlier export into the same folder are kept unless they are for another size or precision."""
-    from ..files import write_bytes_atomic
+    from ..io.files import write_bytes_atomic
 
     path = outdir / MANIFEST
     old = {}
@@ -115,7 +115,7 @@ def _write_manifest(outdir, entries):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import images, weights
+    from .. import weights
     from ..export import (
         DEFAULT_OPSET,
         export_controlled_generator,
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ..export.onnx_export import ENCODER_INPUT_SIZE
     from ..fitting.adapter import generator_fingerprint, merge_adapter
     from ..fitting.style_code import is_style_code_file, read_style_code
+    from ..io import images
 
     parts = _parts(args.parts)
     _check_export_deps(args.exporter)

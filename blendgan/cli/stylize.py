@@ -84,8 +84,8 @@ def split_inputs(given, report):
     """(photos, videos) from files and folders; other files in folders are noted and skipped."""
     from pathlib import Path
 
-    from ..images import is_image_file
-    from ..video import is_video_file
+    from ..io.images import is_image_file
+    from ..io.video import is_video_file
 
     photos, videos = [], []
     for item in given:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import images
 from ..defaults import ADD_WEIGHT_INDEX as DEFAULT_ADD_WEIGHT_INDEX
 from ..defaults import LATENT_AVG_SAMPLES as MEAN_LATENT_SAMPLES
 from ..defaults import VIDEO_ADD_WEIGHT_INDEX, VIDEO_FPS
 from ..errors import BlendGANError, InputImageError, UsageError
+from ..io import images
 
 MAX_PIXELS = 100_000_000      # larger uploads are refused before decoding (a 6000 x 4000 photo is 24 MP)
 ALIGN_SIZE = 1024             # the original GUI aligns at 1024, then resizes to the generator's size
@@ -351,7 +351,7 @@ class DemoService:
     def stylize_video(self, video_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None):
         """H.264 mp4 (path) of an uploaded clip with every face stylized and pasted back, its sound kept.
         Clips longer than ``max_video_seconds`` are refused with a message saying the limit."""
-        from ..video import InputVideoError, probe_video
+        from ..io.video import InputVideoError, probe_video
         from ..video_job import stylize_video
 
         progress = progress or (lambda fraction, desc: None)
@@ -406,8 +406,8 @@ class DemoService:
                             progress=None, alphas=None):
         """H.264 mp4 (path) of the face as the style code moves through lerp(z_from, z_to, alpha) for each
         alpha; by default gen_video's blend factors there and back (62 frames, about 2 s at 30 fps)."""
+        from ..io.video import VideoWriter
         from ..pipeline import video_alphas
-        from ..video import VideoWriter
 
         progress = progress or (lambda fraction, desc: None)
         index = self.check_add_weight_index(add_weight_index)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import open_atomic
+from ..io.files import open_atomic
 
 FORMAT = "blendgan-metric-features/1"
 

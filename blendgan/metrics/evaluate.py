@@ -57,7 +57,7 @@ def parse_metrics(text):
 
 def list_folder(path, flag):
     """Image files of a folder (non-images ignored); UsageError for a missing or empty folder."""
-    from ..images import list_images
+    from ..io.images import list_images
 
     if not path:
         raise UsageError(f"{flag} DIR is required for these metrics")
@@ -72,7 +72,7 @@ def list_folder(path, flag):
 
 def read_rgb(path, size=0):
     """uint8 RGB pixels of an image file (InputImageError names an unreadable one); squared to `size` if set."""
-    from ..images import read_image_bgr, resize_square
+    from ..io.images import read_image_bgr, resize_square
 
     img = read_image_bgr(path)
     if size:
@@ -322,7 +322,7 @@ def generated_rgb(generator, indices, seed, device="cpu", dtype=None):
     """uint8 RGB faces G(z_i) (stored noise maps, no truncation), quantised as saved images are."""
     import torch
 
-    from ..images import tensors_to_bgr
+    from ..io.images import tensors_to_bgr
 
     dtype = dtype or next(generator.parameters()).dtype
     z = torch.stack([sample_latent(seed, i, generator.style_dim) for i in indices]).to(device, dtype)

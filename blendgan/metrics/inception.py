@@ -10,7 +10,7 @@ RGB image is resized to 299 x 299 here, channel by channel in float32 with Pillo
 clipped to [0, 255] and not rounded, so the network always receives 299 x 299 and its own resize never runs.
 An aliasing resize (the network's bilinear one, or a strided one) makes FID depend on the resolution and on
 JPEG artefacts; the antialiased filter does not. Generated images are first quantised to uint8 exactly as they
-are when saved (blendgan.images), so a generator scored on the fly and its saved images score the same.
+are when saved (blendgan.io.images), so a generator scored on the fly and its saved images score the same.
 Non-square images are resized to a square (their aspect ratio is not kept), as in clean-fid.
 
 The file cannot be fetched here: it is given by path (``--inception``) or found as `$BLENDGAN_HOME/

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..files import write_bytes_atomic
+from ..io.files import write_bytes_atomic
 from .evaluate import Options, _networks, evaluate_generator
 
 NAME_RE = re.compile(r"^(fid|kid)(\d+)(k?)$")

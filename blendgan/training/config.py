@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from ..defaults import TRAINING_PRECISIONS
 from ..errors import UsageError
-from ..files import write_bytes_atomic
+from ..io.files import write_bytes_atomic
 
 # flag groups, in the order `--help` lists them
 DATA, NETWORKS, OPTIMISATION, LOSSES, RUNTIME = (

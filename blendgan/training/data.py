@@ -10,8 +10,9 @@ import sys
 
 import torch
 
-from .. import distributed, images
+from .. import distributed
 from ..errors import InputImageError, UsageError
+from ..io import images
 
 CACHE_LIMIT_BYTES = 1 << 30  # decoded images are kept in memory while the folder's resized pixels fit
 

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import distributed, images
+from .. import distributed
 from ..errors import UsageError
-from ..files import write_bytes_atomic
 from ..fitting import adapter as adapter_mod
 from ..fitting.losses import StyleFitLoss
 from ..fitting.style_code import save_style_code
+from ..io import images
+from ..io.files import write_bytes_atomic
 from ..weights.manifest import sha256_file
 from . import data, loop
 from .config import FitStyleConfig

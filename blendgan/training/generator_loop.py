@@ -28,7 +28,7 @@ from torch import nn
 from .. import distributed
 from ..defaults import LATENT_AVG_SAMPLES
 from ..errors import UsageError
-from ..images import hconcat, tensors_to_bgr
+from ..io.images import hconcat, tensors_to_bgr
 from ..metrics.snapshot import SnapshotMetrics
 from . import data, loop, losses
 from .config import GeneratorConfig

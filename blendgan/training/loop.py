@@ -31,7 +31,7 @@ import torch
 
 from .. import distributed
 from ..errors import UsageError
-from ..images import write_image_atomic
+from ..io.images import write_image_atomic
 from . import config as config_mod
 from . import data
 from .runs import JsonLog, RunDir, load_snapshot, rng_state, save_snapshot, set_rng_state

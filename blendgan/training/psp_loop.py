@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .. import distributed
 from ..defaults import LATENT_AVG_SAMPLES
 from ..errors import UsageError
-from ..images import hconcat, tensors_to_bgr
+from ..io.images import hconcat, tensors_to_bgr
 from ..models.generator import n_latent_for_size
 from ..models.psp_encoder import MIDDLE_END, PSPEncoder
 from . import data, loop

@@ -1,7 +1,7 @@
 """A training run's folder and what is written in it: config.json, checkpoints/{step:06d}.pt,
 samples/{step:06d}.jpg, log.jsonl, and the random states a snapshot carries.
 
-Every file is written atomically (blendgan.files), so a run killed at any moment leaves only complete
+Every file is written atomically (blendgan.io.files), so a run killed at any moment leaves only complete
 files and resumes from its last complete snapshot; snapshots are read back through the safe checkpoint
 reader (weights only, truncated files refused).
 """
@@ -15,7 +15,7 @@ import torch
 
 from .. import weights
 from ..errors import CheckpointError, UsageError
-from ..files import open_atomic, write_bytes_atomic
+from ..io.files import open_atomic, write_bytes_atomic
 
 SNAPSHOT_RE = re.compile(r"^(\d{6,})\.pt$")
 FORMAT = "blendgan-training-snapshot/1"

@@ -22,7 +22,7 @@ from torch import nn
 
 from .. import distributed, ops
 from ..errors import UsageError
-from ..images import hconcat, tensors_to_bgr
+from ..io.images import hconcat, tensors_to_bgr
 from ..models.projector import Projector
 from ..models.style_encoder import gram_vector
 from . import contrastive, data, loop, views

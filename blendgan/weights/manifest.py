@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from ..errors import BlendGANError, CheckpointError
-from ..files import write_bytes_atomic
+from ..io.files import write_bytes_atomic
 from .home import how_to_redownload
 
 MANIFEST_NAME = "manifest.json"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..files import open_atomic
+from ..io.files import open_atomic
 
 ALIGN = 64  # bytes; torch.save aligns tensor data the same way
 MAX_HEADER = 100 * 1000 * 1000  # bytes; the library's limit

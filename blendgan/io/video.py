@@ -17,9 +17,9 @@ from typing import Union
 import cv2
 import numpy as np
 
-from blendgan.errors import BlendGANError, UsageError
-from blendgan.files import temp_sibling
-from blendgan.images import write_image_atomic
+from ..errors import BlendGANError, UsageError
+from .files import temp_sibling
+from .images import write_image_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
 

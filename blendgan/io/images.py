@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from blendgan.errors import InputImageError, UsageError
-from blendgan.files import write_bytes_atomic
+from ..errors import InputImageError, UsageError
+from .files import write_bytes_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
 

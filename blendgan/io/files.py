@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Iterator, Union
 
-from blendgan.errors import UsageError
+from ..errors import UsageError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
