@@ -47,8 +47,6 @@ def dlib_models_loaded_once():
     except ImportError:
         yield
         return
-    import os
-
     real_predictor, real_detector = dlib.shape_predictor, dlib.get_frontal_face_detector
     made = {}
 
@@ -211,8 +209,6 @@ def tiny_bg(tiny_weights):
 def written(monkeypatch):
     """Records every image array the commands write through `images.write_image_atomic` (file name -> BGR
     array; a later file of the same name replaces the record), still writing the files."""
-    import os
-
     from blendgan.io import images
 
     record = {}

@@ -71,8 +71,7 @@ def psp_encoder_from_checkpoint(ckpt: Mapping, size: int | None = None, *, sourc
                                 dtype: torch.dtype | None = torch.float32) -> PSPEncoder:
     """PSPEncoder from an already-read checkpoint dict; see `load_psp_encoder`."""
     sd, n_styles, _ = psp_parts(ckpt, source, size)
-    width = psp_encoder_width({k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")})
-    return _build(lambda: PSPEncoder(n_styles, width), sd, dtype)
+    return _build(lambda: PSPEncoder(n_styles, psp_encoder_width(sd)), sd, dtype)
 
 
 def style_encoder_from_checkpoint(ckpt: Mapping, *, source: str = "checkpoint",

@@ -116,9 +116,10 @@ def style_encoder_width(sd, prefix=""):
     return _first_conv_width(sd, f"{prefix}embedder.feature_extractor.vgg_layers.0.weight", VGG19_WIDTH, 1)
 
 
-def psp_encoder_width(inner):
-    """IR-SE50's input-layer width in a pSp state dict without its 'encoder.' prefix (64 when not narrower)."""
-    return _first_conv_width(inner, "input_layer.0.weight", IR_SE50_WIDTH, 16)
+def psp_encoder_width(sd, prefix="encoder."):
+    """IR-SE50's input-layer width in a pSp state dict (64, the published one, when not narrower); `prefix` is
+    '' for the inner encoder's keys."""
+    return _first_conv_width(sd, f"{prefix}input_layer.0.weight", IR_SE50_WIDTH, 16)
 
 
 def _size_from_n_latent(n):
@@ -204,7 +205,7 @@ def psp_parts(ckpt, source, size=None):
     if size is None:
         raise CheckpointError(f"{source}: cannot tell the pSp encoder's output size (no styles.* blocks){hint}")
     n_styles = n_latent_for_size(size)
-    width = psp_encoder_width(inner)
+    width = psp_encoder_width(inner, prefix="")
     expected = _expected_shapes("psp_encoder", n_styles, width=width)
     narrow = f", {width} channels wide" if width != IR_SE50_WIDTH else ""
     _check_state_dict({k[n + 1:]: s for k, s in expected.items() if k.startswith("encoder.")}, inner, source,
