@@ -6,6 +6,8 @@ float64), so the `embedder.*` entries, identical for every generator size with t
 generated once per session and shared by every size and dtype that needs them.
 """
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -16,6 +18,31 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test-fast` runs two pytest processes (pytest-xdist), one per core: each keeps to one thread, as two
     # processes using both cores only contend (benchmarks/README.md, "Test suite")
     torch.set_num_threads(1)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """Everything the session puts in the system temp folder goes into one folder of its own, removed at the
+    end: Gradio's client leaves an empty folder per download there, torchrun one per run, the web app its
+    thumbnails. Set here, before collection imports gradio, which reads its temp folder at import; pytest's
+    own folders (tmp_path) are placed first, in the real temp folder, so those of failed tests are kept."""
+    config._tmp_path_factory.getbasetemp()
+    session_tmp = tempfile.mkdtemp(prefix="blendgan-tests-")
+    config._blendgan_tmp = (session_tmp, os.environ.get("TMPDIR"), os.environ.get("GRADIO_TEMP_DIR"))
+    os.environ["TMPDIR"] = session_tmp
+    os.environ["GRADIO_TEMP_DIR"] = os.path.join(session_tmp, "gradio")
+    tempfile.tempdir = session_tmp
+
+
+def pytest_unconfigure(config):
+    session_tmp, tmpdir, gradio_tmp = config._blendgan_tmp
+    for name, value in (("TMPDIR", tmpdir), ("GRADIO_TEMP_DIR", gradio_tmp)):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    tempfile.tempdir = None
+    shutil.rmtree(session_tmp, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -92,13 +92,12 @@ class DemoService:
     def add_fitted_style(self, path):
         """Offer a fitted style code in the page: its reference's thumbnail, written losslessly at the
         generator's size, is remembered with the fitted code, so choosing that picture stylizes with the code."""
-        import tempfile
-
         bg = self._need_pipeline()
         thumb, z = bg.read_style(path)
         picture = images.resize_square(thumb, bg.size)
         if self._fitted_dir is None:
             self._fitted_dir = Path(tempfile.mkdtemp(prefix="blendgan-fitted-"))
+            atexit.register(shutil.rmtree, self._fitted_dir, True)  # the page only needs them while it runs
         target = self._fitted_dir / f"{Path(path).parent.name or 'fitted'}_{Path(path).stem}.png"
         images.write_image_atomic(target, picture)
         bg.remember_style_bgr(images.resize_square(images.read_image_bgr(target), bg.size), z)
