@@ -20,6 +20,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+# The test files that draw the published-width recipe, whose 610304 x 512 style matrix takes seconds of a core
+# (helpers.RecipeFiles.embedder): under `pytest -n --dist loadfile` (make test-fast) they form one unit of work,
+# so that one process runs them one after the other and draws the matrix once.
+PUBLISHED_WIDTH_FILES = ("test_checkpoints.py", "test_conformance.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesWithSharedRecipes(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            scope = super()._split_scope(nodeid)
+            return "published-width recipe" if scope.rsplit("/", 1)[-1] in PUBLISHED_WIDTH_FILES else scope
+
+    return FilesWithSharedRecipes(config, log)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
     """Everything the session puts in the system temp folder goes into one folder of its own, removed at the

@@ -214,12 +214,29 @@ def shape_only_checkpoint(kind, size=64):
 
 
 class RecipeFiles:
-    """Recipe checkpoint files written once per session under `root`, keyed by (kind, size, seed, tiny)."""
+    """Recipe checkpoint files written once per session under `root`, keyed by (kind, size, seed, tiny).
 
-    def __init__(self, root):
+    `shared`: other pytest processes of the session (pytest-xdist workers) use the same `root`; each file is
+    then made by whichever process asks first, under a lock, and read by the others. (The tests that draw the
+    published-width embedder run in one process: conftest's `pytest_xdist_make_scheduler`.)"""
+
+    def __init__(self, root, shared=False):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.shared = shared
         self._embedders = {}
+
+    def _once(self, path, make):
+        """`path`, written by `make(path)` unless it exists (under a lock when the root is shared)."""
+        import contextlib
+
+        from filelock import FileLock  # torch's own dependency
+
+        if not path.exists():
+            with FileLock(f"{path}.lock") if self.shared else contextlib.nullcontext():
+                if not path.exists():
+                    make(path)
+        return path
 
     def embedder(self, seed=GENERATOR_SEED, tiny=False):
         """float32 `embedder.*` recipe tensors for `seed` (generated once, then shared by every size)."""
@@ -235,30 +252,28 @@ class RecipeFiles:
 
     def blendgan(self, size, seed=GENERATOR_SEED, tiny=False):
         """Path of blendgan_<size>_<seed>[_tiny].pt = {'g_ema', 'latent_avg' [1, 512]}."""
-        path = self.root / f"blendgan_{size}_{seed}{'_tiny' if tiny else ''}.pt"
-        if not path.exists():
-            save(blendgan_checkpoint(self.generator_state_dict(size, seed, tiny), seed), path)
-        return path
+        return self._once(self.root / f"blendgan_{size}_{seed}{'_tiny' if tiny else ''}.pt",
+                          lambda p: save(blendgan_checkpoint(self.generator_state_dict(size, seed, tiny), seed), p))
 
     def psp_encoder(self, size, seed=GENERATOR_SEED + 1, state=None, tiny=False):
         """Path of psp_encoder_<size>_<seed>[_tiny].pt = {'state_dict': {'encoder.*'}, 'latent_avg' [n_styles, 512]}.
 
         `state` = psp_state_dict(size, seed, tiny) when the caller has it already (saves generating it twice).
         """
-        path = self.root / f"psp_encoder_{size}_{seed}{'_tiny' if tiny else ''}.pt"
-        if not path.exists():
-            save(psp_checkpoint(*(state or psp_state_dict(size, seed, tiny))), path)
-        return path
+        return self._once(self.root / f"psp_encoder_{size}_{seed}{'_tiny' if tiny else ''}.pt",
+                          lambda p: save(psp_checkpoint(*(state or psp_state_dict(size, seed, tiny))), p))
 
 
 _SESSIONS = {}
 
 
 def session_recipe_files(tmp_path_factory):
-    """The session's RecipeFiles (shared by every test module of one pytest run)."""
+    """The session's RecipeFiles (shared by every test module of one pytest run, and by the processes of a
+    `pytest -n` run: their temp folders have the session's folder as parent)."""
     base = tmp_path_factory.getbasetemp()
+    shared = bool(os.environ.get("PYTEST_XDIST_WORKER"))
     if base not in _SESSIONS:
-        _SESSIONS[base] = RecipeFiles(base / "recipe_files")
+        _SESSIONS[base] = RecipeFiles((base.parent if shared else base) / "recipe_files", shared=shared)
     return _SESSIONS[base]
 
 

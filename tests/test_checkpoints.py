@@ -33,8 +33,14 @@ def files(tmp_path_factory):
     return helpers.session_recipe_files(tmp_path_factory)
 
 
-def reference_generator(files, size):
-    return from_state_dict(lambda: Generator(size), files.generator_state_dict(size))
+def reference_generator(files, size, narrow=False):
+    return from_state_dict(helpers.model_factory("generator", size, narrow),
+                           files.generator_state_dict(size, tiny=narrow))
+
+
+# The layout and round-trip tests run on the narrow test weights (`helpers.TINY`: the same keys and code) in
+# test-fast, and on the published widths, whose 1.3 GB style matrix goes through every converter, in `make test`.
+WIDTHS = [pytest.param(True, id="narrow"), pytest.param(False, id="published", marks=pytest.mark.slow)]
 
 
 def reference_psp(inner, latent_avg):
@@ -75,11 +81,18 @@ def refused(fn, *args, **kwargs):
 
 @pytest.fixture(scope="module")
 def reference_64(files):
-    """What the 64 px recipe generator computes, made once for the tests that compare files with it:
+    """narrow -> what the 64 px recipe generator computes, made once for the tests that compare files with it:
     {'image': generate(ref), 'style': ref.embedder(image())}."""
-    ref = reference_generator(files, 64)
-    with torch.no_grad():
-        return {"image": generate(ref), "style": ref.embedder(image())}
+    made = {}
+
+    def get(narrow=False):
+        if narrow not in made:
+            ref = reference_generator(files, 64, narrow)
+            with torch.no_grad():
+                made[narrow] = {"image": generate(ref), "style": ref.embedder(image())}
+        return made[narrow]
+
+    return get
 
 
 # --------------------------------------------------------------------------- recipe files load exactly
@@ -91,7 +104,7 @@ def test_generator_file_computes_like_the_recipe(files, size, request):
     assert all(p.dtype == torch.float32 and not p.is_meta and not p.requires_grad for p in model.parameters())
     assert not model.training
     if size == 64:  # the style encoder inside the generator (same tensors for every size)
-        expected = request.getfixturevalue("reference_64")
+        expected = request.getfixturevalue("reference_64")()
         with torch.no_grad():
             assert torch.equal(model.embedder(image()), expected["style"])
     else:
@@ -167,18 +180,27 @@ def test_psp_ignores_other_prefixes_and_reads_top_level(files):
 
 @pytest.fixture(scope="module")
 def style_encoder_file(files, tmp_path_factory):
-    g_ema = ck.read_checkpoint(files.blendgan(64))["g_ema"]
-    bare = {k[len("embedder."):]: v for k, v in g_ema.items() if k.startswith("embedder.")}
-    return save(bare, tmp_path_factory.mktemp("style") / "style_encoder.pt")
+    """narrow -> a bare style_encoder.pt cut from the 64 px recipe generator file."""
+    made = {}
+
+    def get(narrow=False):
+        if narrow not in made:
+            g_ema = ck.read_checkpoint(files.blendgan(64, tiny=narrow))["g_ema"]
+            bare = {k[len("embedder."):]: v for k, v in g_ema.items() if k.startswith("embedder.")}
+            made[narrow] = save(bare, tmp_path_factory.mktemp("style") / "style_encoder.pt")
+        return made[narrow]
+
+    return get
 
 
-def test_style_encoder_layouts(files, style_encoder_file, reference_64):
-    expected = reference_64["style"]
-    for path in (style_encoder_file, files.blendgan(64)):
+@pytest.mark.parametrize("narrow", WIDTHS)
+def test_style_encoder_layouts(files, style_encoder_file, reference_64, narrow):
+    expected = reference_64(narrow)["style"]
+    for path in (style_encoder_file(narrow), files.blendgan(64, tiny=narrow)):
         with torch.no_grad():
             assert torch.equal(ck.load_style_encoder(path)(image()), expected), path
 
-    blendgan = ck.read_checkpoint(files.blendgan(64))
+    blendgan = ck.read_checkpoint(files.blendgan(64, tiny=narrow))
     prefixed = {k: v for k, v in blendgan["g_ema"].items() if k.startswith("embedder.")}
     bare = {k[len("embedder."):]: v for k, v in prefixed.items()}
     layouts = {"bare": bare, "prefixed": prefixed, "state_dict bare": {"state_dict": bare},
@@ -188,13 +210,16 @@ def test_style_encoder_layouts(files, style_encoder_file, reference_64):
         sd = ck.style_encoder_from_checkpoint(ckpt).state_dict()
         assert sd.keys() == bare.keys(), name
         assert all(sd[k].data_ptr() == v.data_ptr() for k, v in bare.items()), name  # the file's own tensors
-    assert "does not hold a BlendGAN style encoder: keys 2 missing (embedder_mlp.3.weight, embedder_mlp.3.bias)" \
-        in refused(ck.style_encoder_from_checkpoint, {k: v for k, v in bare.items() if "mlp.3" not in k})
+    width = f" ({helpers.TINY['style_width']} channels wide)" if narrow else ""  # a narrow file's width is named
+    assert f"does not hold a BlendGAN style encoder{width}: keys 2 missing (embedder_mlp.3.weight, " \
+           "embedder_mlp.3.bias)" in refused(ck.style_encoder_from_checkpoint,
+                                              {k: v for k, v in bare.items() if "mlp.3" not in k})
 
 
 # --------------------------------------------------------------------------- safetensors
-def test_safetensors_round_trip_is_bit_identical(files, tmp_path, reference_64):
-    original = ck.read_checkpoint(files.blendgan(64))
+@pytest.mark.parametrize("narrow", WIDTHS)
+def test_safetensors_round_trip_is_bit_identical(files, tmp_path, reference_64, narrow):
+    original = ck.read_checkpoint(files.blendgan(64, tiny=narrow))
     pt = save({**original, "truncation": 0.7, "opts": argparse.Namespace(lr=0.002, size=64)},
               tmp_path / "blendgan.pt")
     del original  # unmap it: keep at most two generators resident
@@ -208,7 +233,7 @@ def test_safetensors_round_trip_is_bit_identical(files, tmp_path, reference_64):
     assert torch.equal(info_st["latent_avg"], info_pt["latent_avg"])
     sd_pt, sd_st = from_pt.state_dict(), from_st.state_dict()
     assert sd_pt.keys() == sd_st.keys() and all(torch.equal(sd_pt[k], sd_st[k]) for k in sd_pt)
-    assert torch.equal(generate(from_st), reference_64["image"])  # from_pt holds the same tensors (above)
+    assert torch.equal(generate(from_st), reference_64(narrow)["image"])  # from_pt holds the same tensors (above)
     d = ck.describe_checkpoint(out, sha256=False)
     assert (d["kind"], d["size"], d["latent_avg"], d["truncation"], d["check"]) == \
         ("generator", 64, [1, 512], 0.7, "ok")
@@ -224,8 +249,9 @@ def same_tensors(a, b):
     return sa.keys() == sb.keys() and all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_safetensors_psp_and_style_encoder_round_trip(files, style_encoder_file, tmp_path, capsys):
-    psp = files.psp_encoder(64)
+@pytest.mark.parametrize("narrow", WIDTHS)
+def test_safetensors_psp_and_style_encoder_round_trip(files, style_encoder_file, tmp_path, capsys, narrow):
+    psp, style_encoder_file = files.psp_encoder(64, tiny=narrow), style_encoder_file(narrow)
     out = tmp_path / "psp.safetensors"
     assert run_module(convert_cli, [str(psp), "--out", str(out)]) == 0
     n_tensors = len(ck.read_checkpoint(psp)["state_dict"]) + 1  # encoder.* and latent_avg

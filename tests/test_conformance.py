@@ -190,9 +190,22 @@ def test_style_embed_case(cc, recipe, impl):
         cc.assert_close(g.get_z_embed(case["inputs"]["image"]), case["expected"]["z_embed"], what="get_z_embed")
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-# float64 at 256 px: ~15 s a case under load, slow; the 256 px layers stay in test-fast through the float32 cases
-@pytest.mark.parametrize("name", case_names("generator", slow_from_size=256))
+def generator_case_params():
+    """(name, impl) of every generator case with both ops. Slow (`make test` only): float64 at 256 px (the
+    256 px layers stay in test-fast through the float32 cases), and the reference ops but on the transfer
+    case: they differ from the default ops in upfirdn2d and fused_leaky_relu alone, which the op cases above
+    check case by case, so one whole-model case shows them composed."""
+    params = []
+    for p in case_names("generator", slow_from_size=256):
+        name, marks = (p.values[0], list(p.marks)) if hasattr(p, "values") else (p, [])
+        for impl in IMPLS:
+            slow = impl == "reference" and name not in ("transfer64", "absent") and not marks
+            params.append(pytest.param(name, impl, id=f"{name}-{impl}",
+                                       marks=marks + ([pytest.mark.slow] if slow else [])))
+    return params
+
+
+@pytest.mark.parametrize("name, impl", generator_case_params())
 def test_generator_cases(cc, recipe, name, impl):
     case = cc.load_case(name)
     # No case calls the style encoder (they pass z_embed), so the model is built without it: its
