@@ -322,7 +322,7 @@ def test_demo_command_without_weights_opens_the_page_and_says_what_is_missing(tm
                 break
             except OSError:
                 assert time.time() < deadline, "".join(output)
-                time.sleep(0.5)
+                time.sleep(0.1)
         assert "The model is not loaded" in page and "blendgan.pt not found" in page
         assert "blendgan download" in page
         client = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path))

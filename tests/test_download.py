@@ -4,6 +4,7 @@ resumed with a Range request, within one call and across calls."""
 import hashlib
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,8 @@ class WeightServer:
                 self.wfile.write(body)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # shutdown() waits for the loop's next poll: a short interval ends each test at once, not 0.5 s later
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     def url(self, mode):
@@ -96,6 +98,15 @@ class WeightServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def retry_waits(monkeypatch):
+    """The seconds gdown waits before its retries (a random 0-2, 0-4, 0-8 s), recorded instead of slept: the
+    tests keep every retry and lose only the idle time."""
+    waits = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+    return waits
 
 
 @pytest.fixture
@@ -313,7 +324,7 @@ def test_no_download_names_the_missing_file(server, small_files, tmp_path, monke
     assert server.requests == [] and not (tmp_path / "home" / "blendgan.pt").exists()
 
 
-def test_first_use_without_network_is_one_line(tmp_path, monkeypatch, capsys):
+def test_first_use_without_network_is_one_line(tmp_path, monkeypatch, capsys, retry_waits):
     import socket
 
     with socket.socket() as s:  # a port nobody listens on: the connection is refused
@@ -326,3 +337,4 @@ def test_first_use_without_network_is_one_line(tmp_path, monkeypatch, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "could not download blendgan.pt" in err[0] and "check the connection" in err[0]
     assert not (tmp_path / "home" / "blendgan.pt").exists()
+    assert len(retry_waits) == 3  # it gave up after its retries, not at the first refusal
