@@ -147,8 +147,10 @@ def model_factory(kind, size=64, tiny=False):
     """A constructor of the model `kind` ('generator', 'psp_encoder', 'style_encoder') at the published
     widths, or at the `TINY` ones."""
     from blendgan.models import Generator, PSPEncoder, StyleEncoder
+    from blendgan.models.psp_encoder import IR_SE50_WIDTH
+    from blendgan.models.style_encoder import VGG19_WIDTH
 
-    w = TINY if tiny else {"max_channels": 512, "style_width": 64, "psp_width": 64}
+    w = TINY if tiny else {"max_channels": 512, "style_width": VGG19_WIDTH, "psp_width": IR_SE50_WIDTH}
     return {"generator": lambda: Generator(size, max_channels=w["max_channels"], style_width=w["style_width"]),
             "psp_encoder": lambda: PSPEncoder(n_styles_for(size), w["psp_width"]),
             "style_encoder": lambda: StyleEncoder(width=w["style_width"])}[kind]
@@ -216,24 +218,22 @@ def shape_only_checkpoint(kind, size=64):
 class RecipeFiles:
     """Recipe checkpoint files written once per session under `root`, keyed by (kind, size, seed, tiny).
 
-    `shared`: other pytest processes of the session (pytest-xdist workers) use the same `root`; each file is
-    then made by whichever process asks first, under a lock, and read by the others. (The tests that draw the
+    Other pytest processes of the session (pytest-xdist workers) may use the same `root`: each file is made
+    by whichever process asks first, under a lock, and read by the others. (The tests that draw the
     published-width embedder run in one process: conftest's `pytest_xdist_make_scheduler`.)"""
 
-    def __init__(self, root, shared=False):
+    def __init__(self, root):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.shared = shared
         self._embedders = {}
 
-    def _once(self, path, make):
-        """`path`, written by `make(path)` unless it exists (under a lock when the root is shared)."""
-        import contextlib
-
+    @staticmethod
+    def _once(path, make):
+        """`path`, written by `make(path)` unless it exists."""
         from filelock import FileLock  # torch's own dependency
 
         if not path.exists():
-            with FileLock(f"{path}.lock") if self.shared else contextlib.nullcontext():
+            with FileLock(f"{path}.lock"):
                 if not path.exists():
                     make(path)
         return path
@@ -271,9 +271,9 @@ def session_recipe_files(tmp_path_factory):
     """The session's RecipeFiles (shared by every test module of one pytest run, and by the processes of a
     `pytest -n` run: their temp folders have the session's folder as parent)."""
     base = tmp_path_factory.getbasetemp()
-    shared = bool(os.environ.get("PYTEST_XDIST_WORKER"))
     if base not in _SESSIONS:
-        _SESSIONS[base] = RecipeFiles((base.parent if shared else base) / "recipe_files", shared=shared)
+        _SESSIONS[base] = RecipeFiles((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) /
+                                      "recipe_files")
     return _SESSIONS[base]
 
 

@@ -199,7 +199,7 @@ def generator_case_params():
     for p in case_names("generator", slow_from_size=256):
         name, marks = (p.values[0], list(p.marks)) if hasattr(p, "values") else (p, [])
         for impl in IMPLS:
-            slow = impl == "reference" and name not in ("transfer64", "absent") and not marks
+            slow = impl == "reference" and name != "transfer64" and not marks  # `marks`: slow or skipped already
             params.append(pytest.param(name, impl, id=f"{name}-{impl}",
                                        marks=marks + ([pytest.mark.slow] if slow else [])))
     return params

@@ -86,7 +86,6 @@ def test_upfirdn2d_bfloat16_grouped_and_per_plane_forms_agree(up, down, monkeypa
         assert out.dtype == torch.bfloat16 and rel_err(out.float(), exact) <= 1e-2
 
 
-
 @pytest.mark.parametrize("bad", [dict(pad=(-1, 0)), dict(up=0), dict(down=0)])
 def test_upfirdn2d_rejects_what_the_reference_rejects(bad):
     x = randn(1, 2, 6, 6)

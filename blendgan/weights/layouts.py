@@ -85,19 +85,18 @@ def _check_state_dict(expected, got, source, what, hint=""):
 
 
 @cache
-def _expected_shapes(kind, arg, channel_multiplier=2, max_channels=512, width=None):
+def _expected_shapes(kind, arg, width, channel_multiplier=2, max_channels=512):
     """{key: shape} of a model's state dict, from a meta-device instance (no memory allocated).
 
-    `width`: the encoder's first-layer width (VGG19's for a generator or style encoder, IR-SE50's for pSp);
-    None is the published width."""
+    `width`: the encoder's first-layer width (VGG19's for a generator or style encoder, IR-SE50's for pSp)."""
     with torch.device("meta"):
         if kind == "generator":
             model = Generator(arg, channel_multiplier=channel_multiplier, max_channels=max_channels,
-                              style_width=width or VGG19_WIDTH)
+                              style_width=width)
         elif kind == "psp_encoder":
-            model = PSPEncoder(arg, width or IR_SE50_WIDTH)
+            model = PSPEncoder(arg, width)
         else:
-            model = StyleEncoder(width=width or VGG19_WIDTH)
+            model = StyleEncoder(width=width)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -154,7 +153,7 @@ def generator_parts(ckpt, source, size=None, channel_multiplier=2):
     what = f"a {size}x{size} BlendGAN generator (channel multiplier {channel_multiplier}" + \
         (f", at most {max_channels} channels" if max_channels != 512 else "") + \
         (f", a style encoder {width} channels wide)" if width != VGG19_WIDTH else ")")
-    _check_state_dict(_expected_shapes("generator", size, channel_multiplier, max_channels, width), sd, source, what,
+    _check_state_dict(_expected_shapes("generator", size, width, channel_multiplier, max_channels), sd, source, what,
                       hint)
     return sd, size
 
@@ -206,7 +205,7 @@ def psp_parts(ckpt, source, size=None):
         raise CheckpointError(f"{source}: cannot tell the pSp encoder's output size (no styles.* blocks){hint}")
     n_styles = n_latent_for_size(size)
     width = psp_encoder_width(inner, prefix="")
-    expected = _expected_shapes("psp_encoder", n_styles, width=width)
+    expected = _expected_shapes("psp_encoder", n_styles, width)
     narrow = f", {width} channels wide" if width != IR_SE50_WIDTH else ""
     _check_state_dict({k[n + 1:]: s for k, s in expected.items() if k.startswith("encoder.")}, inner, source,
                       f"a pSp encoder for {size}x{size} generators ({n_styles} styles{narrow})", hint)
@@ -244,7 +243,7 @@ def style_parts(ckpt, source):
     hint = kind_hint(ckpt, "style_encoder") if guess_kind(ckpt) != "generator" else ""
     width = style_encoder_width(sd)
     what = "a BlendGAN style encoder" + (f" ({width} channels wide)" if width != VGG19_WIDTH else "")
-    _check_state_dict(_expected_shapes("style_encoder", 0, width=width), sd, source, what, hint)
+    _check_state_dict(_expected_shapes("style_encoder", 0, width), sd, source, what, hint)
     return sd
 
 
