@@ -25,6 +25,7 @@ Memory: the reference FIR (pad-and-convolve on [N*C, 1, H, W] planes, im2col) ne
 image, so by default (--max-reference-gb 6) a batched reference that needs more (batch 4: ~16 GB) runs
 its images one at a time instead, in the same alternation as the fast path.
 """
+
 import argparse
 import datetime
 import os
@@ -81,25 +82,38 @@ REDUCED = {"cpu": ("bf16", "bfloat16"), "cuda": ("fp16", "float16")}  # dtype na
 
 # ------------------------------------------------------------------------------------------ utilities
 
+
 def add_arguments(parser):
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--quick", action="store_true",
-                        help="skip the batch>1 generator runs, the storage variants and the end-to-end run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the batch>1 generator runs, the storage variants and the end-to-end run",
+    )
     parser.add_argument("--runs", type=int, default=3, help="timed runs per variant after one warm-up (default 3)")
-    parser.add_argument("--e2e-runs", type=int, default=2,
-                        help="timed end-to-end runs per variant, alternating (default 2)")
+    parser.add_argument(
+        "--e2e-runs", type=int, default=2, help="timed end-to-end runs per variant, alternating (default 2)"
+    )
     parser.add_argument("--batches", default=None, help="generator batch sizes, e.g. 1,4 (default: cpu 1,4; cuda 1,8)")
     parser.add_argument("--sizes", default="64,128,256,512", help="generator sizes for the batch-1 sweep")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--random-weights", action="store_true",
-                        help="use random weights even if the recipe is present")
+    parser.add_argument(
+        "--random-weights", action="store_true", help="use random weights even if the recipe is present"
+    )
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: results/...)")
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument("--max-reference-gb", type=float, default=6.0,
-                        help="a batched reference run needing more than this runs its images one at a time "
-                             "(the reference FIR needs ~4 GB per 1024 px image; default 6)")
-    parser.add_argument("--return-freed-memory", action="store_true",
-                        help="leave glibc's default of returning large freed blocks to the OS (slower)")
+    parser.add_argument(
+        "--max-reference-gb",
+        type=float,
+        default=6.0,
+        help="a batched reference run needing more than this runs its images one at a time "
+        "(the reference FIR needs ~4 GB per 1024 px image; default 6)",
+    )
+    parser.add_argument(
+        "--return-freed-memory",
+        action="store_true",
+        help="leave glibc's default of returning large freed blocks to the OS (slower)",
+    )
 
 
 REFERENCE_MB_PER_IMAGE = 4000  # measured ~3.0 GB working set per 1024 px image on the reference path
@@ -108,6 +122,7 @@ MAX_REFERENCE_MB = [6 * 1024]  # set from --max-reference-gb
 
 
 # ------------------------------------------------------------------------------------------ models
+
 
 def build_models(args):
     """(generator state dict (float32), psp wrapper state dict (float32), description)."""
@@ -133,7 +148,7 @@ def sub_generator_sd(gsd, size, dtype=None, keep_embedder=True):
     for k, meta in keys.items():
         t = gsd[k]
         if k == "add_weight":
-            t = t[:, :meta.shape[1]]
+            t = t[:, : meta.shape[1]]
         if dtype is not None and t.is_floating_point() and not (keep_embedder and k.startswith("embedder.")):
             t = t.to(dtype)
         out[k] = t
@@ -155,6 +170,7 @@ def generator(gsd, size, device, dtype=None):
 
 
 # ------------------------------------------------------------------------------------------ sections
+
 
 def gen_inputs(batch, device, dtype, seed=7):
     g = torch.Generator().manual_seed(seed)
@@ -186,13 +202,18 @@ def bench_generator(rep, gsd, device, batches, runs, reduced):
 
         def ref_singles():  # the reference one image at a time, when a batched reference does not fit
             use_reference_ops(g32, True)
-            return torch.cat([g32([z[i:i + 1]], z_embed=ze[i:i + 1], add_weight_index=6,
-                                  randomize_noise=False)[0] for i in range(batch)])
+            return torch.cat(
+                [
+                    g32([z[i : i + 1]], z_embed=ze[i : i + 1], add_weight_index=6, randomize_noise=False)[0]
+                    for i in range(batch)
+                ]
+            )
 
         if flops1 is None:
             zz, zze = z[:1], ze[:1]
-            flops1 = count_flops(lambda: use_reference_ops(g32, False)([zz], z_embed=zze, add_weight_index=6,
-                                                                         randomize_noise=False))
+            flops1 = count_flops(
+                lambda: use_reference_ops(g32, False)([zz], z_embed=zze, add_weight_index=6, randomize_noise=False)
+            )
         variants = {"reference fp32": ref, "fast fp32": fast, f"fast {label}": low}
         need = REFERENCE_MB_PER_IMAGE * batch
         why = None
@@ -206,8 +227,10 @@ def bench_generator(rep, gsd, device, batches, runs, reduced):
             if batch == batches[0] or not memory_allows(device, REFERENCE_MB_PER_IMAGE):
                 raise SystemExit(f"the reference path does not fit in memory ({why}): nothing to compare with")
             variants["reference fp32"] = ref_singles
-            SKIPPED.append(f"batched reference at batch {batch} (needs ~{need / 1024:.0f} GB, {why}): the "
-                           f"reference row runs the {batch} images one at a time")
+            SKIPPED.append(
+                f"batched reference at batch {batch} (needs ~{need / 1024:.0f} GB, {why}): the "
+                f"reference row runs the {batch} images one at a time"
+            )
         res = alternate(variants, device, runs)
         release_freed_memory()
         t_fast, _, out_fast, pk_fast = res["fast fp32"]
@@ -217,22 +240,71 @@ def bench_generator(rep, gsd, device, batches, runs, reduced):
         t_ref, _, out_ref, pk_ref = res["reference fp32"]
         c_ref = CPU_TIMES["reference fp32"]
         ref_name = "reference fp32" + (" (one image at a time)" if variants["reference fp32"] is ref_singles else "")
-        rows.append([batch, ref_name, fmt_s(t_ref), fmt_s(t_ref / batch), "1.00", fmt_s(c_ref), "1.00",
-                     f"{fl / t_ref / 1e9:.0f}", f"{pk_ref:.0f}", "-"])
-        rows.append([batch, "fast fp32", fmt_s(t_fast), fmt_s(t_fast / batch), f"{t_ref / t_fast:.2f}",
-                     fmt_s(c_fast), f"{c_ref / c_fast:.2f}", f"{fl / t_fast / 1e9:.0f}", f"{pk_fast:.0f}",
-                     f"{rel_err(out_fast, out_ref):.1e} vs reference"])
-        rows.append([batch, f"fast {label}", fmt_s(t_low), fmt_s(t_low / batch), f"{t_ref / t_low:.2f}",
-                     fmt_s(c_low), f"{c_ref / c_low:.2f}", f"{fl / t_low / 1e9:.0f}", f"{pk_low:.0f}",
-                     f"{rel_err(out_low, out_fast):.1e} vs fast fp32"])
+        rows.append(
+            [
+                batch,
+                ref_name,
+                fmt_s(t_ref),
+                fmt_s(t_ref / batch),
+                "1.00",
+                fmt_s(c_ref),
+                "1.00",
+                f"{fl / t_ref / 1e9:.0f}",
+                f"{pk_ref:.0f}",
+                "-",
+            ]
+        )
+        rows.append(
+            [
+                batch,
+                "fast fp32",
+                fmt_s(t_fast),
+                fmt_s(t_fast / batch),
+                f"{t_ref / t_fast:.2f}",
+                fmt_s(c_fast),
+                f"{c_ref / c_fast:.2f}",
+                f"{fl / t_fast / 1e9:.0f}",
+                f"{pk_fast:.0f}",
+                f"{rel_err(out_fast, out_ref):.1e} vs reference",
+            ]
+        )
+        rows.append(
+            [
+                batch,
+                f"fast {label}",
+                fmt_s(t_low),
+                fmt_s(t_low / batch),
+                f"{t_ref / t_low:.2f}",
+                fmt_s(c_low),
+                f"{c_ref / c_low:.2f}",
+                f"{fl / t_low / 1e9:.0f}",
+                f"{pk_low:.0f}",
+                f"{rel_err(out_low, out_fast):.1e} vs fast fp32",
+            ]
+        )
         del res, out_fast, out_low, out_ref
     rep.add(f"FLOPs per image: {flops1 / 1e9:.1f} GFLOP ({flops1 / 2e9:.1f} GMAC), torch.utils.flop_counter.")
     rep.add()
-    rep.add("Wall-clock seconds (median); CPU s = process CPU time summed over threads (less sensitive to other "
-            "load on a shared machine; its ratio is a second estimate of the speed-up).")
+    rep.add(
+        "Wall-clock seconds (median); CPU s = process CPU time summed over threads (less sensitive to other "
+        "load on a shared machine; its ratio is a second estimate of the speed-up)."
+    )
     rep.add()
-    rep.table(["batch", "path", "s / call", "s / image", "speed-up vs reference", "CPU s / call", "CPU-time ratio",
-               "GFLOP/s", "peak RSS MB", "max rel. error"], rows)
+    rep.table(
+        [
+            "batch",
+            "path",
+            "s / call",
+            "s / image",
+            "speed-up vs reference",
+            "CPU s / call",
+            "CPU-time ratio",
+            "GFLOP/s",
+            "peak RSS MB",
+            "max rel. error",
+        ],
+        rows,
+    )
     return g32, glow
 
 
@@ -246,18 +318,43 @@ def bench_sizes(rep, gsd, device, sizes, runs, reduced):
         gl = prepare_for_inference(generator(gsd, size, device, rdtype))
         z, ze = gen_inputs(1, device, torch.float32, seed=size)
         call = dict(add_weight_index=6, randomize_noise=False)
-        res = alternate({
-            "ref": lambda: use_reference_ops(g, True)([z], z_embed=ze, **call)[0],
-            "fast": lambda: use_reference_ops(g, False)([z], z_embed=ze, **call)[0],
-            "low": lambda: gl([z.to(rdtype)], z_embed=ze.to(rdtype), **call)[0],
-        }, device, runs)
+        res = alternate(
+            {
+                "ref": lambda: use_reference_ops(g, True)([z], z_embed=ze, **call)[0],
+                "fast": lambda: use_reference_ops(g, False)([z], z_embed=ze, **call)[0],
+                "low": lambda: gl([z.to(rdtype)], z_embed=ze.to(rdtype), **call)[0],
+            },
+            device,
+            runs,
+        )
         (tr, _, o_r, _), (tf, _, o_f, _), (tl, _, o_l, _) = res["ref"], res["fast"], res["low"]
-        rows.append([size, fmt_s(tr), fmt_s(tf), f"{tr / tf:.2f}", fmt_s(tl), f"{tr / tl:.2f}",
-                     f"{rel_err(o_f, o_r):.1e}", f"{rel_err(o_l, o_f):.1e}"])
+        rows.append(
+            [
+                size,
+                fmt_s(tr),
+                fmt_s(tf),
+                f"{tr / tf:.2f}",
+                fmt_s(tl),
+                f"{tr / tl:.2f}",
+                f"{rel_err(o_f, o_r):.1e}",
+                f"{rel_err(o_l, o_f):.1e}",
+            ]
+        )
         del g, gl, res
         release_freed_memory()
-    rep.table(["size", "reference fp32 s", "fast fp32 s", "speed-up", f"fast {label} s", f"{label} speed-up",
-               "fp32 error vs reference", f"{label} error vs fp32"], rows)
+    rep.table(
+        [
+            "size",
+            "reference fp32 s",
+            "fast fp32 s",
+            "speed-up",
+            f"fast {label} s",
+            f"{label} speed-up",
+            "fp32 error vs reference",
+            f"{label} error vs fp32",
+        ],
+        rows,
+    )
 
 
 def test_image(device, seed, size=SIZE):
@@ -274,27 +371,59 @@ def bench_encoders(rep, gsd, psd, device, runs, reduced, quick):
     rep.add()
     from blendgan.models.style_encoder import StyleEncoder
 
-    emb_sd = {k[len("embedder."):]: v for k, v in gsd.items() if k.startswith("embedder.")}
+    emb_sd = {k[len("embedder.") :]: v for k, v in gsd.items() if k.startswith("embedder.")}
     se = from_state_dict(StyleEncoder, emb_sd).to(device)
     se_low = from_state_dict(StyleEncoder, {k: v.to(rdtype) for k, v in emb_sd.items()}).to(device)
     n_styles = psd["latent_avg"].shape[0]
     pe = from_state_dict(lambda: PSPEncoder(n_styles), psd).to(device)
-    pe_low = from_state_dict(lambda: PSPEncoder(n_styles), {k: (v.to(rdtype) if v.is_floating_point() else v)
-                                                              for k, v in psd.items()}).to(device)
+    pe_low = from_state_dict(
+        lambda: PSPEncoder(n_styles), {k: (v.to(rdtype) if v.is_floating_point() else v) for k, v in psd.items()}
+    ).to(device)
     img = test_image(device, 3)
     rows = []
     for name, m, ml in [("style encoder (z_embed)", se, se_low), ("pSp encoder (codes)", pe, pe_low)]:
         flops = count_flops(lambda: m(img))
-        res = alternate({"ref": lambda: use_reference_ops(m, True)(img),
-                         "fast": lambda: use_reference_ops(m, False)(img),
-                         "low": lambda: ml(img.to(rdtype))}, device, runs)
+        res = alternate(
+            {
+                "ref": lambda: use_reference_ops(m, True)(img),
+                "fast": lambda: use_reference_ops(m, False)(img),
+                "low": lambda: ml(img.to(rdtype)),
+            },
+            device,
+            runs,
+        )
         (tr, _, o_r, _), (tf, _, o_f, pf), (tl, _, o_l, _) = res["ref"], res["fast"], res["low"]
-        rows.append([name, fmt_s(tr), fmt_s(tf), f"{tr / tf:.2f}", f"{flops / tf / 1e9:.0f}", fmt_s(tl),
-                     f"{tr / tl:.2f}", f"{flops / 1e9:.1f}", f"{pf:.0f}", f"{rel_err(o_f, o_r):.1e}",
-                     f"{rel_err(o_l, o_f):.1e}"])
-    rep.table(["model", "reference fp32 s", "fast fp32 s", "speed-up", "GFLOP/s", f"fast {label} s",
-               f"{label} speed-up", "GFLOP", "peak RSS MB", "fp32 error vs reference", f"{label} error vs fp32"],
-              rows)
+        rows.append(
+            [
+                name,
+                fmt_s(tr),
+                fmt_s(tf),
+                f"{tr / tf:.2f}",
+                f"{flops / tf / 1e9:.0f}",
+                fmt_s(tl),
+                f"{tr / tl:.2f}",
+                f"{flops / 1e9:.1f}",
+                f"{pf:.0f}",
+                f"{rel_err(o_f, o_r):.1e}",
+                f"{rel_err(o_l, o_f):.1e}",
+            ]
+        )
+    rep.table(
+        [
+            "model",
+            "reference fp32 s",
+            "fast fp32 s",
+            "speed-up",
+            "GFLOP/s",
+            f"fast {label} s",
+            f"{label} speed-up",
+            "GFLOP",
+            "peak RSS MB",
+            "fp32 error vs reference",
+            f"{label} error vs fp32",
+        ],
+        rows,
+    )
     del se_low, pe_low
     if quick:
         return se, pe
@@ -307,8 +436,15 @@ def bench_encoders(rep, gsd, psd, device, runs, reduced, quick):
         m = from_state_dict(StyleEncoder, dict(emb_sd)).to(device)
         saved = set_style_matrix_dtype(m, sdtype)
         res = alternate({"fp32 storage": lambda: se(img), "reduced": lambda: m(img)}, device, runs)
-        rows.append([str(sdtype).replace("torch.", ""), f"{saved / 2 ** 20:.0f}", fmt_s(res["fp32 storage"][0]),
-                     fmt_s(res["reduced"][0]), f"{rel_err(res['reduced'][2], z_ref):.1e}"])
+        rows.append(
+            [
+                str(sdtype).replace("torch.", ""),
+                f"{saved / 2**20:.0f}",
+                fmt_s(res["fp32 storage"][0]),
+                fmt_s(res["reduced"][0]),
+                f"{rel_err(res['reduced'][2], z_ref):.1e}",
+            ]
+        )
         del m
     rep.table(["storage", "memory saved MB", "fp32-storage s", "reduced-storage s", "z_embed max rel. error"], rows)
     return se, pe
@@ -349,8 +485,7 @@ def bench_end_to_end(rep, gsd, psd, g32, pe, device, runs, reduced):
             for s in styles:
                 codes = pe(images.bgr_to_tensor(f).to(device))
                 z = g32.embedder(images.bgr_to_tensor(s).to(device))
-                out.append(g32([codes], input_is_latent=True, z_embed=z, add_weight_index=6,
-                               randomize_noise=False)[0])
+                out.append(g32([codes], input_is_latent=True, z_embed=z, add_weight_index=6, randomize_noise=False)[0])
         return torch.cat(out)
 
     from blendgan.pipeline import BlendGAN
@@ -365,30 +500,47 @@ def bench_end_to_end(rep, gsd, psd, g32, pe, device, runs, reduced):
             codes = [bg.encode_face_bgr(f) for f in faces]
             zs = torch.cat([bg.embed_style_bgr(s) for s in styles])
             return torch.cat([bg.stylize(c, zs, add_weight_index=6) for c in codes])
+
         return fast
 
     # the reduced-precision pipeline gets its own models (the pipeline casts them in place)
     n_styles = psd["latent_avg"].shape[0]
     g_low = from_state_dict(lambda: Generator(SIZE), dict(gsd))
     p_low = from_state_dict(lambda: PSPEncoder(n_styles), dict(psd))
-    variants = {"original": original, "fast fp32": fast_with(g32, pe, "fp32"),
-                f"fast {label}": fast_with(g_low, p_low, label)}
+    variants = {
+        "original": original,
+        "fast fp32": fast_with(g32, pe, "fp32"),
+        f"fast {label}": fast_with(g_low, p_low, label),
+    }
     res = alternate(variants, device, runs, warmup=0, peak_in_runs=True)
     med = {n: r[0] for n, r in res.items()}
     cmed = {n: CPU_TIMES[n] for n in variants}
     outs = {n: r[2] for n, r in res.items()}
     peaks = {n: r[3] for n, r in res.items()}
-    rep.add(f"Fast path: {how}. Median of {runs} alternating run(s) per variant; no separate warm-up (the "
-            "sections above warmed up). Error: all 32 images against the original's.")
+    rep.add(
+        f"Fast path: {how}. Median of {runs} alternating run(s) per variant; no separate warm-up (the "
+        "sections above warmed up). Error: all 32 images against the original's."
+    )
     rep.add()
     rows = []
     for name in variants:
         err = "-" if name == "original" else f"{rel_err(outs[name].float(), outs['original']):.1e}"
         desc = "original (re-encode per pair, reference ops, fp32, batch 1)" if name == "original" else name
-        rows.append([desc, fmt_s(med[name]), fmt_s(med[name] / 32), f"{med['original'] / med[name]:.2f}",
-                     fmt_s(cmed[name]), f"{cmed['original'] / cmed[name]:.2f}", f"{peaks[name]:.0f}", err])
-    rep.table(["path", "s total", "s / image", "speed-up", "CPU s", "CPU-time ratio", "peak RSS MB",
-               "max rel. error"], rows)
+        rows.append(
+            [
+                desc,
+                fmt_s(med[name]),
+                fmt_s(med[name] / 32),
+                f"{med['original'] / med[name]:.2f}",
+                fmt_s(cmed[name]),
+                f"{cmed['original'] / cmed[name]:.2f}",
+                f"{peaks[name]:.0f}",
+                err,
+            ]
+        )
+    rep.table(
+        ["path", "s total", "s / image", "speed-up", "CPU s", "CPU-time ratio", "peak RSS MB", "max rel. error"], rows
+    )
     del g_low, p_low, outs, res
     release_freed_memory()
 
@@ -401,16 +553,22 @@ def bench_profile(rep, g32, glow, device, reduced):
         z, ze = gen_inputs(1, device, dtype)
         use_reference_ops(g, False)
         total, by_kind, top = profile_self_time(
-            lambda: g([z], z_embed=ze, add_weight_index=6, randomize_noise=False), device)
-        rep.add(f"### {name}: {total / 1e3:.0f} ms of {'GPU' if device.type == 'cuda' else 'CPU'} op time "
-                "(summed over threads' op spans, so not wall time)")
+            lambda: g([z], z_embed=ze, add_weight_index=6, randomize_noise=False), device
+        )
+        rep.add(
+            f"### {name}: {total / 1e3:.0f} ms of {'GPU' if device.type == 'cuda' else 'CPU'} op time "
+            "(summed over threads' op spans, so not wall time)"
+        )
         rep.add()
         rep.table(["kind", "ms", "%"], [[k, f"{v / 1e3:.0f}", f"{100 * v / total:.1f}"] for k, v in by_kind])
-        rep.table(["op", "input shapes", "calls", "ms", "%"],
-                  [[key, shapes, calls, f"{t / 1e3:.1f}", f"{100 * t / total:.1f}"] for key, shapes, calls, t in top])
+        rep.table(
+            ["op", "input shapes", "calls", "ms", "%"],
+            [[key, shapes, calls, f"{t / 1e3:.1f}", f"{100 * t / total:.1f}"] for key, shapes, calls, t in top],
+        )
 
 
 # ------------------------------------------------------------------------------------------ main
+
 
 def run(args):
     _import_torch()
@@ -440,18 +598,24 @@ def run(args):
     rep.add("## Machine ceiling (same run)")
     rep.add()
     dts = [("fp32", torch.float32), reduced]
-    rep.table(["dtype", "matmul 4096^3 GFLOP/s", "conv 512->512 3x3 @64x64 GFLOP/s"],
-              [[d, f"{m:.0f}", f"{c:.0f}"] for d, m, c in ceiling(device, dts)])
-    rep.add("Wall-clock times on a shared machine move with other load; every comparison below alternates its "
-            "variants run by run, and the CPU-time ratios are a second, load-robust estimate.")
+    rep.table(
+        ["dtype", "matmul 4096^3 GFLOP/s", "conv 512->512 3x3 @64x64 GFLOP/s"],
+        [[d, f"{m:.0f}", f"{c:.0f}"] for d, m, c in ceiling(device, dts)],
+    )
+    rep.add(
+        "Wall-clock times on a shared machine move with other load; every comparison below alternates its "
+        "variants run by run, and the CPU-time ratios are a second, load-robust estimate."
+    )
     rep.add()
 
     t0 = time.time()
     gsd, psd, desc = build_models(args)
     if reuse:  # after the one-off weight building, whose temporaries should go back to the OS
         reuse_freed_memory()  # see blendgan/allocator.py
-    rep.add(f"Weights: {desc}; built in {time.time() - t0:.0f} s. RSS after building: {rss_mb():.0f} MB "
-            "(peak RSS columns below include these weights).")
+    rep.add(
+        f"Weights: {desc}; built in {time.time() - t0:.0f} s. RSS after building: {rss_mb():.0f} MB "
+        "(peak RSS columns below include these weights)."
+    )
     rep.add()
     g32, glow = bench_generator(rep, gsd, device, batches, args.runs, reduced)
     bench_sizes(rep, gsd, device, sizes, args.runs, reduced)
@@ -464,18 +628,24 @@ def run(args):
         if memory_allows(device, need):
             bench_end_to_end(rep, gsd, psd, g32, pe, device, args.e2e_runs, reduced)
         else:
-            SKIPPED.append(f"end-to-end folder transfer: needs ~{need / 1024:.0f} GB, "
-                           f"{mem_available_mb() / 1024:.1f} GB available")
+            SKIPPED.append(
+                f"end-to-end folder transfer: needs ~{need / 1024:.0f} GB, {mem_available_mb() / 1024:.1f} GB available"
+            )
     end_ceiling = ceiling(device, dts)
-    rep.add("Machine ceiling again at the end (a drop means other load on the machine during the run): " +
-            ", ".join(f"{d} matmul {m:.0f} / conv {c:.0f} GFLOP/s" for d, m, c in end_ceiling) + ".")
+    rep.add(
+        "Machine ceiling again at the end (a drop means other load on the machine during the run): "
+        + ", ".join(f"{d} matmul {m:.0f} / conv {c:.0f} GFLOP/s" for d, m, c in end_ceiling)
+        + "."
+    )
     rep.add()
     if SKIPPED:
         rep.add("Skipped (memory): " + "; ".join(SKIPPED) + ".")
         rep.add()
     load1 = os.getloadavg() if hasattr(os, "getloadavg") else None
-    rep.add(f"Total benchmark time {time.time() - started:.0f} s; load average at end {load1}. Times are wall "
-            "clock; on a shared machine compare ratios (alternating runs) rather than absolute seconds.")
+    rep.add(
+        f"Total benchmark time {time.time() - started:.0f} s; load average at end {load1}. Times are wall "
+        "clock; on a shared machine compare ratios (alternating runs) rather than absolute seconds."
+    )
     if not args.no_write:
         rep.write(args.out or RESULTS / f"{device.type}-{datetime.datetime.now().strftime('%Y%m%d-%H%M')}.md")
     return 0

@@ -9,6 +9,7 @@ PyTorch / onnxruntime; the median seconds, the ratio and max |ort - torch| / max
 and written to benchmarks/results/onnx.md. PyTorch runs as the pipeline does (fast ops,
 `prepare_for_inference`, inference mode); onnxruntime with its default CPU provider and thread count.
 """
+
 import argparse
 import datetime
 import os
@@ -64,26 +65,40 @@ def main(argv=None):
         prepare_for_inference(model)
         with torch.inference_mode():
             (t_torch, t_ort), (ref, out) = _median_alternating(
-                [lambda: torch_call(feeds).numpy(), lambda: sess.run(None, np_feeds)[0]], args.runs)
+                [lambda: torch_call(feeds).numpy(), lambda: sess.run(None, np_feeds)[0]], args.runs
+            )
         err = float(np.abs(out - ref).max() / np.abs(ref).max())
         rows.append((name, t_torch, t_ort, err, export_s))
-        print(f"{name}: torch {t_torch:.3f}s  onnxruntime {t_ort:.3f}s  ort/torch {t_ort / t_torch:.2f}  "
-              f"rel err {err:.1e}  (export {export_s:.0f}s)", flush=True)
+        print(
+            f"{name}: torch {t_torch:.3f}s  onnxruntime {t_ort:.3f}s  ort/torch {t_ort / t_torch:.2f}  "
+            f"rel err {err:.1e}  (export {export_s:.0f}s)",
+            flush=True,
+        )
         for f in files:
             f.unlink()
 
     for size in [int(s) for s in args.sizes.split(",")]:
         g = Generator(size).eval().requires_grad_(False)
         n = n_latent_for_size(size)
-        feeds = {"codes": torch.randn(1, n, 512), "z_embed": torch.randn(1, 512),
-                 "add_weight_index": torch.tensor([6])}
-        compare(f"generator {size} px, batch 1", g, export_generator, feeds,
-                lambda f, g=g: g([f["codes"]], input_is_latent=True, randomize_noise=False, z_embed=f["z_embed"],
-                                 add_weight_index=6)[0])
+        feeds = {"codes": torch.randn(1, n, 512), "z_embed": torch.randn(1, 512), "add_weight_index": torch.tensor([6])}
+        compare(
+            f"generator {size} px, batch 1",
+            g,
+            export_generator,
+            feeds,
+            lambda f, g=g: g(
+                [f["codes"]], input_is_latent=True, randomize_noise=False, z_embed=f["z_embed"], add_weight_index=6
+            )[0],
+        )
         if args.encoders and size == max(int(s) for s in args.sizes.split(",")):
             image = {"image": torch.rand(1, 3, 256, 256) * 2 - 1}
-            compare("style encoder (256x256 input)", g.embedder, export_style_encoder, image,
-                    lambda f, g=g: g.embedder(f["image"]))
+            compare(
+                "style encoder (256x256 input)",
+                g.embedder,
+                export_style_encoder,
+                image,
+                lambda f, g=g: g.embedder(f["image"]),
+            )
             psp = PSPEncoder(n).eval().requires_grad_(False)
             compare("pSp encoder (256x256 input)", psp, export_psp_encoder, image, lambda f: psp(f["image"]))
             del psp
@@ -91,16 +106,19 @@ def main(argv=None):
 
     load = os.getloadavg()
     lines = [
-        "# onnxruntime vs PyTorch fast path (CPU, fp32)", "",
+        "# onnxruntime vs PyTorch fast path (CPU, fp32)",
+        "",
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}, "
         f"load average at the end {load[0]:.1f} (other processes share the CPU when > 0).",
-        f"Median of {args.runs} alternating runs after one warm-up; random weights; "
-        "`python benchmarks/bench_onnx.py`.", "",
+        f"Median of {args.runs} alternating runs after one warm-up; random weights; `python benchmarks/bench_onnx.py`.",
+        "",
         "| model | PyTorch fast path (s) | onnxruntime (s) | ort / torch | max rel. diff | export (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
-        *[f"| {name} | {a:.3f} | {b:.3f} | {b / a:.2f} | {e:.1e} | {x:.0f} |" for name, a, b, e, x in rows], ""]
+        *[f"| {name} | {a:.3f} | {b:.3f} | {b / a:.2f} | {e:.1e} | {x:.0f} |" for name, a, b, e, x in rows],
+        "",
+    ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))

@@ -8,6 +8,7 @@ On a CPU without AVX512-BF16 / AMX, oneDNN has no bf16 convolution, and PyTorch 
 profiler), which is what makes every bf16 path (generator, pSp encoder, style encoder, refine, fit-style) slow
 there. `blendgan` prints a one-line warning when bf16 is asked for on such a CPU.
 """
+
 import os
 import statistics
 import sys
@@ -65,12 +66,18 @@ def main(out=ROOT / "benchmarks" / "results" / "bf16_cpu.md"):
                 fir._grouped_is_fast = grouped
             del bg
         rows.append((f"pipeline stylize, {size} px generator", times["fp32"], times["bf16"]))
-        rows.append(("the same, FIR blur as a grouped conv (before 2026-12-06)", times["fp32"],
-                     times["bf16 grouped FIR"]))
-    lines = [f"# bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, oneDNN bf16: "
-             f"{'no' if bf16_is_emulated(torch.device('cpu')) else 'yes'})", "",
-             f"Load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}; median seconds.", "",
-             "| what | fp32 s | bf16 s | bf16 / fp32 |", "| --- | --- | --- | --- |"]
+        rows.append(
+            ("the same, FIR blur as a grouped conv (before 2026-12-06)", times["fp32"], times["bf16 grouped FIR"])
+        )
+    lines = [
+        f"# bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, oneDNN bf16: "
+        f"{'no' if bf16_is_emulated(torch.device('cpu')) else 'yes'})",
+        "",
+        f"Load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}; median seconds.",
+        "",
+        "| what | fp32 s | bf16 s | bf16 / fp32 |",
+        "| --- | --- | --- | --- |",
+    ]
     lines += [f"| {name} | {a:.3f} | {b:.3f} | {b / a:.1f}x |" for name, a, b in rows]
     Path(out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

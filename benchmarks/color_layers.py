@@ -12,6 +12,7 @@ The recipe weights are a deterministic stand-in for trained ones: the numbers sa
 behave; with the real BlendGAN weights the colour layers are expected to be the fine ones (StyleGAN2's
 coarse/middle/fine split), which is what the choice follows where the measurement agrees.
 """
+
 import argparse
 import os
 import sys
@@ -26,7 +27,6 @@ def build(size):
     from blendgan.models.loading import from_state_dict
 
     import helpers
-
 
     g = from_state_dict(lambda: Generator(size), helpers.generator_state_dict(size))
     sd, latent_avg = helpers.psp_state_dict(size)
@@ -63,9 +63,11 @@ def measure(size, n_styles):
         plain = [shift(bg.stylize(codes, z, add_weight_index=awi), recon) for z in zs]
         kept = [shift(bg.stylize(codes, z, add_weight_index=awi, preserve_color=True), recon) for z in zs]
         factors = [p / k for p, k in zip(plain, kept)]
-        print(f"\nadd_weight_index {awi}, colour layers {color_layers(n)}: shift {sum(plain) / len(plain):.4f} -> "
-              f"{sum(kept) / len(kept):.4f} with --preserve_color; closer by x{min(factors):.2f} (worst style) "
-              f"... x{max(factors):.2f}")
+        print(
+            f"\nadd_weight_index {awi}, colour layers {color_layers(n)}: shift {sum(plain) / len(plain):.4f} -> "
+            f"{sum(kept) / len(kept):.4f} with --preserve_color; closer by x{min(factors):.2f} (worst style) "
+            f"... x{max(factors):.2f}"
+        )
 
 
 def main(argv=None):

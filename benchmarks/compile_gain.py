@@ -8,6 +8,7 @@ compiled calls
 alternate (measure.alternate: medians of wall-clock and process CPU time) and the outputs are compared.
 Inductor needs a C++ compiler on CPU; an error is printed and recorded instead of a row.
 """
+
 import argparse
 import os
 import sys
@@ -31,8 +32,10 @@ def run(args):
     rep = measure.Report()
     rep.add("## torch.compile (inductor) on the generator, fp32, batch 1, z_embed given")
     rep.add()
-    rep.add(f"Command: `python benchmarks/compile_gain.py {' '.join(sys.argv[1:])}`; torch {torch.__version__}; "
-            f"load average at start {os.getloadavg()[0]:.1f}")
+    rep.add(
+        f"Command: `python benchmarks/compile_gain.py {' '.join(sys.argv[1:])}`; torch {torch.__version__}; "
+        f"load average at start {os.getloadavg()[0]:.1f}"
+    )
     rep.add()
     gsd, _, desc = bench.build_models(argparse.Namespace(random_weights=args.random_weights))
     bench.reuse_freed_memory()  # as the generating commands do (blendgan/allocator.py)
@@ -52,18 +55,36 @@ def run(args):
             reason = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"
             rows.append([size, "-", "-", "-", "-", "-", reason])
             continue
-        res = measure.alternate({"eager": lambda: g([z], **kw)[0], "compiled": lambda: compiled([z], **kw)[0]},
-                                cpu, args.runs, memory=False)
+        res = measure.alternate(
+            {"eager": lambda: g([z], **kw)[0], "compiled": lambda: compiled([z], **kw)[0]}, cpu, args.runs, memory=False
+        )
         cpu_t = dict(measure.CPU_TIMES)
-        rows.append([size, f"{compile_s:.1f} ({compile_cpu:.1f} CPU)", measure.fmt_s(res["eager"][0]),
-                     measure.fmt_s(res["compiled"][0]), f"{res['eager'][0] / res['compiled'][0]:.2f}",
-                     f"{cpu_t['eager'] / cpu_t['compiled']:.2f}",
-                     f"{measure.rel_err(res['compiled'][2], res['eager'][2]):.1e}"])
+        rows.append(
+            [
+                size,
+                f"{compile_s:.1f} ({compile_cpu:.1f} CPU)",
+                measure.fmt_s(res["eager"][0]),
+                measure.fmt_s(res["compiled"][0]),
+                f"{res['eager'][0] / res['compiled'][0]:.2f}",
+                f"{cpu_t['eager'] / cpu_t['compiled']:.2f}",
+                f"{measure.rel_err(res['compiled'][2], res['eager'][2]):.1e}",
+            ]
+        )
         del g, compiled, res
         torch._dynamo.reset()
         bench.release_freed_memory()
-    rep.table(["size", "compile s (first call)", "eager s", "compiled s", "wall gain", "CPU-time gain",
-               "max rel. diff vs eager"], rows)
+    rep.table(
+        [
+            "size",
+            "compile s (first call)",
+            "eager s",
+            "compiled s",
+            "wall gain",
+            "CPU-time gain",
+            "max rel. diff vs eager",
+        ],
+        rows,
+    )
     rep.add(f"Weights: {desc}. Load average at end {os.getloadavg()[0]:.1f}.")
     if args.out:
         with open(args.out, "a") as f:

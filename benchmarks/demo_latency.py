@@ -8,6 +8,7 @@ that needs FFHQ alignment (the first one also loads dlib's landmark model).
     python benchmarks/demo_latency.py --size 256 --precision fp32
     python benchmarks/demo_latency.py --size 1024 --precision bf16 --repeats 3
 """
+
 import argparse
 import os
 import socket
@@ -67,13 +68,17 @@ def main(argv=None):
         return time.perf_counter() - start
 
     first = request(imgs / "face_imgs/astronaut.jpg", imgs / "style_imgs/cartoon_astronaut.jpg", 6)
-    cached = statistics.median(request(imgs / "face_imgs/astronaut.jpg", imgs / "style_imgs/cartoon_astronaut.jpg",
-                                       i % service.n_latent) for i in range(args.repeats))
+    cached = statistics.median(
+        request(imgs / "face_imgs/astronaut.jpg", imgs / "style_imgs/cartoon_astronaut.jpg", i % service.n_latent)
+        for i in range(args.repeats)
+    )
     photo = request(imgs / "photos/grace_hopper.jpg", imgs / "style_imgs/cartoon_astronaut.jpg", 6)
     photo_again = request(imgs / "photos/grace_hopper.jpg", imgs / "style_imgs/pencil_grace_hopper.jpg", 6)
     app.close()
-    print(f"| {service.size} | {args.precision} | {first:.2f} | {cached:.2f} | {photo:.2f} | {photo_again:.2f} | "
-          f"{torch.get_num_threads()} |")
+    print(
+        f"| {service.size} | {args.precision} | {first:.2f} | {cached:.2f} | {photo:.2f} | {photo_again:.2f} | "
+        f"{torch.get_num_threads()} |"
+    )
     return 0
 
 

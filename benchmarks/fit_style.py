@@ -9,6 +9,7 @@ blendgan.pt / psp_encoder.pt files once per size: timing does not depend on the 
 is the log's elapsed time between two steps; the first step of each stage is left out (warm-up). The expected
 time of a default fit (--code_steps 100, --iters 300, --batch 2) follows from the two stages' step times.
 """
+
 import argparse
 import json
 import os
@@ -40,8 +41,10 @@ def make_weights(folder, size):
         torch.manual_seed(1)
         enc = PSPEncoder(n_latent_for_size(size))
         sd = enc.state_dict()
-        torch.save({"state_dict": {k: v for k, v in sd.items() if k.startswith("encoder.")},
-                    "latent_avg": sd["latent_avg"]}, psp)
+        torch.save(
+            {"state_dict": {k: v for k, v in sd.items() if k.startswith("encoder.")}, "latent_avg": sd["latent_avg"]},
+            psp,
+        )
     return ck, psp
 
 
@@ -53,24 +56,46 @@ def child(args):
     (work / EMPTY).mkdir(exist_ok=True)
     run = work / f"run_{args.size}_{args.precision}_{time.time_ns()}"
     steps = args.steps
-    cfg = FitStyleConfig(references=[str(ROOT / "test_imgs/style_imgs/cartoon_astronaut.jpg")], ckpt=args.ckpt,
-                         psp_encoder_ckpt=args.psp, outdir=str(run), iters=2 * steps, code_steps=steps,
-                         batch=args.batch, precision=args.precision, log_every=1, snapshot_every=10_000,
-                         sample_every=10_000, sheet_faces=str(work / EMPTY), progress=False, device="cpu",
-                         fit_resolution=args.fit_resolution)
+    cfg = FitStyleConfig(
+        references=[str(ROOT / "test_imgs/style_imgs/cartoon_astronaut.jpg")],
+        ckpt=args.ckpt,
+        psp_encoder_ckpt=args.psp,
+        outdir=str(run),
+        iters=2 * steps,
+        code_steps=steps,
+        batch=args.batch,
+        precision=args.precision,
+        log_every=1,
+        snapshot_every=10_000,
+        sample_every=10_000,
+        sheet_faces=str(work / EMPTY),
+        progress=False,
+        device="cpu",
+        fit_resolution=args.fit_resolution,
+    )
     t0 = time.perf_counter()
     fit_style(cfg)
     total = time.perf_counter() - t0
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     elapsed = [r["elapsed_s"] for r in log]
     per_step = [b - a for a, b in zip(elapsed, elapsed[1:])]
-    stage1 = per_step[:steps - 1]          # steps 2 ... steps
-    stage2 = per_step[steps:]              # steps steps+2 ... 2*steps
-    print(json.dumps({"size": args.size, "precision": args.precision, "batch": args.batch,
-                      "fit_resolution": args.fit_resolution,
-                      "stage1_s": sum(stage1) / len(stage1), "stage2_s": sum(stage2) / len(stage2),
-                      "first_step_s": elapsed[0], "total_s": total,
-                      "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}))
+    stage1 = per_step[: steps - 1]  # steps 2 ... steps
+    stage2 = per_step[steps:]  # steps steps+2 ... 2*steps
+    print(
+        json.dumps(
+            {
+                "size": args.size,
+                "precision": args.precision,
+                "batch": args.batch,
+                "fit_resolution": args.fit_resolution,
+                "stage1_s": sum(stage1) / len(stage1),
+                "stage2_s": sum(stage2) / len(stage2),
+                "first_step_s": elapsed[0],
+                "total_s": total,
+                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            }
+        )
+    )
 
 
 def main():
@@ -79,8 +104,13 @@ def main():
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--steps", type=int, default=3, help="steps of each stage measured (the first is warm-up)")
     p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--fit_resolutions", type=int, nargs="+", default=[256, 0],
-                   help="--fit_resolution values to time (0: the whole generator)")
+    p.add_argument(
+        "--fit_resolutions",
+        type=int,
+        nargs="+",
+        default=[256, 0],
+        help="--fit_resolution values to time (0: the whole generator)",
+    )
     p.add_argument("--fit_resolution", type=int, default=256, help=argparse.SUPPRESS)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per child before it is stopped")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/fit_style_cpu.md"))
@@ -101,37 +131,80 @@ def main():
         # a --fit_resolution at or above the size runs the whole generator, as 0 does: timed once
         configs = [(p, r if 0 < r < size else 0) for p in args.precisions for r in args.fit_resolutions]
         for precision, fit_resolution in dict.fromkeys(configs):
-            cmd = [sys.executable, __file__, "--child", "--size", str(size), "--precision", precision,
-                   "--ckpt", str(ck), "--psp", str(psp), "--work", str(work), "--steps", str(args.steps),
-                   "--batch", str(args.batch), "--fit_resolution", str(fit_resolution)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--size",
+                str(size),
+                "--precision",
+                precision,
+                "--ckpt",
+                str(ck),
+                "--psp",
+                str(psp),
+                "--work",
+                str(work),
+                "--steps",
+                str(args.steps),
+                "--batch",
+                str(args.batch),
+                "--fit_resolution",
+                str(fit_resolution),
+            ]
             try:
-                out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"})
+                out = subprocess.run(
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    timeout=args.timeout,
+                    env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"},
+                )
             except subprocess.TimeoutExpired:
-                rows.append({"size": size, "precision": precision, "fit_resolution": fit_resolution,
-                             "error": f"stopped after {args.timeout:.0f} s"})
+                rows.append(
+                    {
+                        "size": size,
+                        "precision": precision,
+                        "fit_resolution": fit_resolution,
+                        "error": f"stopped after {args.timeout:.0f} s",
+                    }
+                )
                 print(rows[-1], flush=True)
                 continue
             if out.returncode != 0:
-                rows.append({"size": size, "precision": precision, "fit_resolution": fit_resolution,
-                             "error": out.stderr.strip().splitlines()[-1]})
+                rows.append(
+                    {
+                        "size": size,
+                        "precision": precision,
+                        "fit_resolution": fit_resolution,
+                        "error": out.stderr.strip().splitlines()[-1],
+                    }
+                )
             else:
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-    lines = [f"# fit-style on this CPU ({os.cpu_count()} cores), batch {args.batch}",
-             "", f"Load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f}. Random weights of the real "
-             "shapes; seconds per step without the first step of each stage.", "",
-             "| size | precision | --fit_resolution | stage 1 s/step | stage 2 s/step | a default fit "
-             "(100 + 200 steps) | peak RSS |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# fit-style on this CPU ({os.cpu_count()} cores), batch {args.batch}",
+        "",
+        f"Load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f}. Random weights of the real "
+        "shapes; seconds per step without the first step of each stage.",
+        "",
+        "| size | precision | --fit_resolution | stage 1 s/step | stage 2 s/step | a default fit "
+        "(100 + 200 steps) | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['size']} | {r['precision']} | {r['fit_resolution'] or r['size']} | {r['error']} "
-                         "| | | |")
+            lines.append(
+                f"| {r['size']} | {r['precision']} | {r['fit_resolution'] or r['size']} | {r['error']} | | | |"
+            )
             continue
         minutes = (DEFAULT_CODE_STEPS * r["stage1_s"] + (DEFAULT_ITERS - DEFAULT_CODE_STEPS) * r["stage2_s"]) / 60
-        lines.append(f"| {r['size']} | {r['precision']} | {r['fit_resolution'] or r['size']} | {r['stage1_s']:.2f} | "
-                     f"{r['stage2_s']:.2f} | "
-                     f"{minutes:.0f} min | {r['peak_rss_gb']:.1f} GB |")
+        lines.append(
+            f"| {r['size']} | {r['precision']} | {r['fit_resolution'] or r['size']} | {r['stage1_s']:.2f} | "
+            f"{r['stage2_s']:.2f} | "
+            f"{minutes:.0f} min | {r['peak_rss_gb']:.1f} GB |"
+        )
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     import shutil

@@ -14,6 +14,7 @@ encoding, generation) is reported, which shows where a larger speed-up would hav
 Faces and styles: the bundled test images, their mirror images and, beyond those, random images of the
 same size (timing does not depend on what a picture shows).
 """
+
 import argparse
 import os
 import statistics
@@ -38,8 +39,10 @@ def run(args):
     n_pairs = args.faces * args.styles
     rep.add(f"## Folder style transfer, {args.faces} faces x {args.styles} styles at {bench.SIZE}, fp32")
     rep.add()
-    rep.add(f"Command: `python benchmarks/folder_transfer.py {' '.join(sys.argv[1:])}`; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads; load average at start {os.getloadavg()[0]:.1f}")
+    rep.add(
+        f"Command: `python benchmarks/folder_transfer.py {' '.join(sys.argv[1:])}`; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; load average at start {os.getloadavg()[0]:.1f}"
+    )
     rep.add()
     gsd, psd, desc = bench.build_models(argparse.Namespace(random_weights=args.random_weights))
     bench.reuse_freed_memory()  # as the generating commands do (blendgan/allocator.py)
@@ -47,7 +50,7 @@ def run(args):
     pe = bench.from_state_dict(lambda: bench.PSPEncoder(psd["latent_avg"].shape[0]), psd)
     faces, styles = bench.folder_images(cpu, args.faces, args.styles)
     step = max(1, n_pairs // args.original_pairs)
-    sample = [(p // args.styles, p % args.styles) for p in range(0, n_pairs, step)][:args.original_pairs]
+    sample = [(p // args.styles, p % args.styles) for p in range(0, n_pairs, step)][: args.original_pairs]
 
     # fast: the pipeline, as `blendgan transfer` runs it (a new pipeline per batch size: empty caches)
     bench.use_reference_ops(g, False)
@@ -66,7 +69,7 @@ def run(args):
             t0 = time.perf_counter()
             for i, c in enumerate(codes):
                 out = bg.stylize(c, zs, add_weight_index=6)
-                kept.update({(a, b): out[b:b + 1].clone() for a, b in sample if a == i})  # for the check
+                kept.update({(a, b): out[b : b + 1].clone() for a, b in sample if a == i})  # for the check
                 del out
             t["generate"] = time.perf_counter() - t0
         return t, kept
@@ -88,27 +91,43 @@ def run(args):
     orig_pair = statistics.median(per_pair)
     orig_total = orig_pair * n_pairs
 
-    rep.add(f"Weights: {desc}. Original: median of {len(sample)} sampled pairs "
-            f"({', '.join(f'{s:.2f}' for s in per_pair)} s) x {n_pairs} pairs. Max relative difference of the "
-            f"sampled pairs' images, fast vs original: {max(errs):.1e}.")
+    rep.add(
+        f"Weights: {desc}. Original: median of {len(sample)} sampled pairs "
+        f"({', '.join(f'{s:.2f}' for s in per_pair)} s) x {n_pairs} pairs. Max relative difference of the "
+        f"sampled pairs' images, fast vs original: {max(errs):.1e}."
+    )
     rep.add()
     rows = [["original (re-encode per pair, reference ops, batch 1)", f"{orig_total:.1f}", f"{orig_pair:.3f}", "1.00"]]
     for b, (t, _) in runs.items():
         total = sum(t.values())
-        rows.append([f"fast fp32, generator batch {b} (each face and style once, pipeline)", f"{total:.1f}",
-                     f"{total / n_pairs:.3f}", f"{orig_total / total:.2f}"])
+        rows.append(
+            [
+                f"fast fp32, generator batch {b} (each face and style once, pipeline)",
+                f"{total:.1f}",
+                f"{total / n_pairs:.3f}",
+                f"{orig_total / total:.2f}",
+            ]
+        )
     rep.table(["path", "s total", "s / image", "speed-up"], rows)
     parts = []
     for b, (t, _) in runs.items():
         total = sum(t.values())
-        parts += [[b, f"encode {args.faces} faces (pSp)", f"{t['faces']:.1f}", f"{t['faces'] / total:.0%}"],
-                  [b, f"encode {args.styles} styles", f"{t['styles']:.1f}", f"{t['styles'] / total:.0%}"],
-                  [b, f"generate {n_pairs} images ({t['generate'] / n_pairs:.3f} s each)", f"{t['generate']:.1f}",
-                   f"{t['generate'] / total:.0%}"]]
+        parts += [
+            [b, f"encode {args.faces} faces (pSp)", f"{t['faces']:.1f}", f"{t['faces'] / total:.0%}"],
+            [b, f"encode {args.styles} styles", f"{t['styles']:.1f}", f"{t['styles'] / total:.0%}"],
+            [
+                b,
+                f"generate {n_pairs} images ({t['generate'] / n_pairs:.3f} s each)",
+                f"{t['generate']:.1f}",
+                f"{t['generate'] / total:.0%}",
+            ],
+        ]
     rep.table(["batch", "fast path part", "s", "share"], parts)
     gen = min(t["generate"] for t, _ in runs.values()) / n_pairs
-    rep.add(f"Even with free encoding the speed-up could not pass {orig_pair:.3f} / {gen:.3f} = {orig_pair / gen:.2f}x "
-            f"(the fastest generator above); load average at end {os.getloadavg()[0]:.1f}.")
+    rep.add(
+        f"Even with free encoding the speed-up could not pass {orig_pair:.3f} / {gen:.3f} = {orig_pair / gen:.2f}x "
+        f"(the fastest generator above); load average at end {os.getloadavg()[0]:.1f}."
+    )
     if args.out:
         rep.write(args.out)
     return 0
@@ -118,8 +137,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faces", type=int, default=8, help="number of faces (default 8)")
     parser.add_argument("--styles", type=int, default=30, help="number of styles (default 30)")
-    parser.add_argument("--batch-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[1, 4],
-                        help="generator batch sizes of the pipeline, each a separate run (default 1,4)")
+    parser.add_argument(
+        "--batch-sizes",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1, 4],
+        help="generator batch sizes of the pipeline, each a separate run (default 1,4)",
+    )
     parser.add_argument("--original-pairs", type=int, default=6, help="pairs timed the original's way (default 6)")
     parser.add_argument("--random-weights", action="store_true", help="random instead of recipe weights")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write the tables to")

@@ -12,6 +12,7 @@ on both devices from the same seed; their logged losses are compared. Timings: t
 encode) per image at --size on the device, median of 5 after a warm-up, per precision. Prints a Markdown report
 (give it in the issue's note) and exits 1 when an fp32 parity fails.
 """
+
 import argparse
 import json
 import os
@@ -45,12 +46,20 @@ def models_parity(device, size, precisions, lines):
     style = torch.rand(1, 3, 256, 256) * 2 - 1
     codes = torch.randn(1, n_latent, 512)
     with torch.no_grad():
-        ref = {"generator": g([codes], input_is_latent=True, randomize_noise=False, z_embed=torch.randn(1, 512),
-                              add_weight_index=6)[0]}
+        ref = {
+            "generator": g(
+                [codes], input_is_latent=True, randomize_noise=False, z_embed=torch.randn(1, 512), add_weight_index=6
+            )[0]
+        }
     z_ref = torch.randn(1, 512)
     ok = True
-    lines += ["", f"## Models: {device} vs cpu (fp32 reference), {size} px", "",
-              "| model | " + " | ".join(precisions) + " |", "| --- |" + " --- |" * len(precisions)]
+    lines += [
+        "",
+        f"## Models: {device} vs cpu (fp32 reference), {size} px",
+        "",
+        "| model | " + " | ".join(precisions) + " |",
+        "| --- |" + " --- |" * len(precisions),
+    ]
     results = {}
     for precision in precisions:
         import copy
@@ -75,8 +84,11 @@ def models_parity(device, size, precisions, lines):
             dd = d.to(device)
             for precision in precisions:
                 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-                cast = torch.autocast(device_type=torch.device(device).type, dtype=dtype) if precision != "fp32" \
+                cast = (
+                    torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+                    if precision != "fp32"
                     else torch.autocast(device_type="cpu", enabled=False)
+                )
                 with cast:
                     got = dd(x.to(device), *[e.to(device) for e in extra])
                 results.setdefault(name, {})[precision] = rel(got.float(), want)
@@ -97,8 +109,13 @@ def timings(device, size, precisions, lines, runs=5):
     from blendgan.models import Generator, PSPEncoder, n_latent_for_size
     from blendgan.pipeline import BlendGAN
 
-    lines += ["", f"## Timings on {device}, {size} px (median of {runs}, seconds per image)", "",
-              "| precision | stylize | pSp encode | peak GPU memory |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        f"## Timings on {device}, {size} px (median of {runs}, seconds per image)",
+        "",
+        "| precision | stylize | pSp encode | peak GPU memory |",
+        "| --- | --- | --- | --- |",
+    ]
     for precision in precisions:
         torch.manual_seed(0)
         bg = BlendGAN(Generator(size), PSPEncoder(n_latent_for_size(size)), device=device, precision=precision)
@@ -124,7 +141,7 @@ def timings(device, size, precisions, lines, runs=5):
             torch.cuda.reset_peak_memory_stats()
         t_gen = timed(lambda: bg.stylize(codes, z))
         t_enc = timed(lambda: (bg.clear_caches(), bg.encode_face_bgr(face)))
-        peak = torch.cuda.max_memory_allocated() / 2 ** 30 if torch.device(device).type == "cuda" else float("nan")
+        peak = torch.cuda.max_memory_allocated() / 2**30 if torch.device(device).type == "cuda" else float("nan")
         lines.append(f"| {precision} | {t_gen:.3f} | {t_enc:.3f} | {peak:.1f} GiB |")
         del bg
 
@@ -136,8 +153,9 @@ def make_data(root):
     for folder, src in ((faces, ROOT / "test_imgs/face_imgs"), (styles, ROOT / "test_imgs/style_imgs")):
         folder.mkdir(parents=True, exist_ok=True)
         for p in sorted(src.glob("*.jpg")):
-            cv2.imwrite(str(folder / f"{p.stem}.png"), cv2.resize(cv2.imread(str(p)), (64, 64),
-                                                                  interpolation=cv2.INTER_AREA))
+            cv2.imwrite(
+                str(folder / f"{p.stem}.png"), cv2.resize(cv2.imread(str(p)), (64, 64), interpolation=cv2.INTER_AREA)
+            )
     return faces, styles
 
 
@@ -163,24 +181,63 @@ def training_parity(device, lines):
         torch.save({"g_ema": g.state_dict(), "latent_avg": torch.zeros(1, 512)}, ck)
         enc = PSPEncoder(n_latent_for_size(64)).state_dict()
         psp = tmp / "psp_64.pt"
-        torch.save({"state_dict": {k: v for k, v in enc.items() if k.startswith("encoder.")},
-                    "latent_avg": enc["latent_avg"]}, psp)
+        torch.save(
+            {"state_dict": {k: v for k, v in enc.items() if k.startswith("encoder.")}, "latent_avg": enc["latent_avg"]},
+            psp,
+        )
         logs = {}
         for dev in ("cpu", device):
             out = tmp / f"gen_{dev.replace(':', '_')}"
-            train_generator(GeneratorConfig(faces=str(faces), styles=str(styles), style_encoder_ckpt=str(se),
-                                            size=64, max_channels=16, iters=2, batch=2, log_every=1, r1=1.0,
-                                            d_reg_every=2, g_reg_every=2, mbstd_group=2, sample_every=100,
-                                            snapshot_every=100, device=dev, outdir=str(out), progress=False))
+            train_generator(
+                GeneratorConfig(
+                    faces=str(faces),
+                    styles=str(styles),
+                    style_encoder_ckpt=str(se),
+                    size=64,
+                    max_channels=16,
+                    iters=2,
+                    batch=2,
+                    log_every=1,
+                    r1=1.0,
+                    d_reg_every=2,
+                    g_reg_every=2,
+                    mbstd_group=2,
+                    sample_every=100,
+                    snapshot_every=100,
+                    device=dev,
+                    outdir=str(out),
+                    progress=False,
+                )
+            )
             fit = tmp / f"fit_{dev.replace(':', '_')}"
-            fit_style(FitStyleConfig(references=[str(sorted(styles.iterdir())[0])], ckpt=str(ck),
-                                     psp_encoder_ckpt=str(psp), iters=2, code_steps=1, batch=1, log_every=1,
-                                     sample_every=100, snapshot_every=100, sheet_faces=str(faces), device=dev,
-                                     outdir=str(fit), progress=False))
-            logs[dev] = {name: [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
-                         for name, folder in (("train generator", out), ("fit-style", fit))}
-    lines += ["", f"## Training steps: {device} vs cpu (fp32), logged losses", "",
-              "| run | step | loss | cpu | " + device + " | rel |", "| --- | --- | --- | --- | --- | --- |"]
+            fit_style(
+                FitStyleConfig(
+                    references=[str(sorted(styles.iterdir())[0])],
+                    ckpt=str(ck),
+                    psp_encoder_ckpt=str(psp),
+                    iters=2,
+                    code_steps=1,
+                    batch=1,
+                    log_every=1,
+                    sample_every=100,
+                    snapshot_every=100,
+                    sheet_faces=str(faces),
+                    device=dev,
+                    outdir=str(fit),
+                    progress=False,
+                )
+            )
+            logs[dev] = {
+                name: [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+                for name, folder in (("train generator", out), ("fit-style", fit))
+            }
+    lines += [
+        "",
+        f"## Training steps: {device} vs cpu (fp32), logged losses",
+        "",
+        "| run | step | loss | cpu | " + device + " | rel |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     skip = {"step", "kimg", "images_per_s", "elapsed_s", "stage"}
     for run in ("train generator", "fit-style"):
         for a, b in zip(logs["cpu"][run], logs[device][run]):
@@ -188,8 +245,9 @@ def training_parity(device, lines):
                 r = abs(a[key] - b[key]) / max(abs(a[key]), 1e-12)
                 good = r < 1e-3
                 ok &= good
-                lines.append(f"| {run} | {a['step']} | {key} | {a[key]:.6g} | {b[key]:.6g} | {r:.1e}"
-                             f"{'' if good else ' FAIL'} |")
+                lines.append(
+                    f"| {run} | {a['step']} | {key} | {a[key]:.6g} | {b[key]:.6g} | {r:.1e}{'' if good else ' FAIL'} |"
+                )
     return ok
 
 

@@ -13,6 +13,7 @@ the peak RSS growth once every tensor has been read (what the first forward pass
 also times what the original scripts do: `torch.load` of the whole file, `Generator(...)`, then
 `load_state_dict`. Ratios are .pt / .safetensors measured in this run. Linux only (reads /proc).
 """
+
 import argparse
 import json
 import os
@@ -108,8 +109,11 @@ def main(argv=None):
         pts = [f for f in files if f.suffix != ".safetensors"]
         if pts and not any(f.suffix == ".safetensors" for f in files):
             sibling = pts[0].with_suffix(".safetensors")
-            files.append(sibling if sibling.is_file() else
-                         checkpoints.convert_to_safetensors(pts[0], Path(tmp) / "blendgan.safetensors"))
+            files.append(
+                sibling
+                if sibling.is_file()
+                else checkpoints.convert_to_safetensors(pts[0], Path(tmp) / "blendgan.safetensors")
+            )
         for f in files:
             if not f.is_file():
                 sys.exit(f"{f} not found (run `blendgan download`, or pass --recipe)")
@@ -127,9 +131,11 @@ def main(argv=None):
     for cache in ("warm", "cold"):
         pt, st = by.get((False, "blendgan", cache)), by.get((True, "blendgan", cache))
         if pt and st:
-            print(f"{cache}: .pt / .safetensors load time {pt['load_s'] / st['load_s']:.1f}x; peak RSS growth "
-                  f".pt {pt['load_mb']:.1f} MB, .safetensors {st['load_mb']:.1f} MB "
-                  f"({pt['load_mb'] - st['load_mb']:+.1f} MB for the .pt)")
+            print(
+                f"{cache}: .pt / .safetensors load time {pt['load_s'] / st['load_s']:.1f}x; peak RSS growth "
+                f".pt {pt['load_mb']:.1f} MB, .safetensors {st['load_mb']:.1f} MB "
+                f"({pt['load_mb'] - st['load_mb']:+.1f} MB for the .pt)"
+            )
 
 
 if __name__ == "__main__":

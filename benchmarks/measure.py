@@ -4,6 +4,7 @@ that builds its variants (callables) and hands them to `alternate`.
 
 Importing this module imports torch; `bench.py` imports it only when it runs (its flags stay cheap).
 """
+
 import os
 import platform
 import statistics
@@ -43,7 +44,7 @@ def proc_mb(path, field):
 
 def peak_mb(device):
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     peak = proc_mb("/proc/self/status", "VmHWM")
     if peak is not None:
         return peak
@@ -132,8 +133,14 @@ def machine_info(device, reuse):
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "logical cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "device": str(device)}
+    info = {
+        "cpu": cpu,
+        "logical cores": os.cpu_count(),
+        "torch threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     info["freed memory kept for reuse (glibc mallopt, blendgan.allocator.reuse_freed_memory)"] = reuse
@@ -146,7 +153,7 @@ def thp_in_use():
     """Whether a fresh 64 MB tensor landed on transparent huge pages (Linux only)."""
     try:
         before = _anon_huge_kb()
-        t = torch.ones(16 * 2 ** 20)
+        t = torch.ones(16 * 2**20)
         after = _anon_huge_kb()
         del t
         return after > before
@@ -168,9 +175,10 @@ def ceiling(device, dtypes):
         a = torch.randn(4096, 4096, device=device, dtype=dtype)
         x = torch.randn(1, 512, 64, 64, device=device, dtype=dtype)
         w = torch.randn(512, 512, 3, 3, device=device, dtype=dtype)
-        res = alternate({"matmul": lambda: a @ a,
-                         "conv": lambda: torch.nn.functional.conv2d(x, w, padding=1)}, device, runs=5)
-        rows.append((label, 2 * 4096 ** 3 / res["matmul"][0] / 1e9, 2 * 9 * 512 * 512 * 64 * 64 / res["conv"][0] / 1e9))
+        res = alternate(
+            {"matmul": lambda: a @ a, "conv": lambda: torch.nn.functional.conv2d(x, w, padding=1)}, device, runs=5
+        )
+        rows.append((label, 2 * 4096**3 / res["matmul"][0] / 1e9, 2 * 9 * 512 * 512 * 64 * 64 / res["conv"][0] / 1e9))
         del a, x, w
     return rows
 
@@ -223,8 +231,11 @@ def profile_self_time(fn, device, top=12):
         kind = classify(e)
         by_kind[kind] = by_kind.get(kind, 0) + getattr(e, attr)
     ops = sorted(events, key=lambda e: -getattr(e, attr))[:top]
-    return (total, sorted(by_kind.items(), key=lambda kv: -kv[1]),
-            [(e.key, short_shapes(e.input_shapes), e.count, getattr(e, attr)) for e in ops])
+    return (
+        total,
+        sorted(by_kind.items(), key=lambda kv: -kv[1]),
+        [(e.key, short_shapes(e.input_shapes), e.count, getattr(e, attr)) for e in ops],
+    )
 
 
 def classify(event):
@@ -241,8 +252,17 @@ def classify(event):
         if len(w) == 4 and w[2] == 1:
             return "1x1 conv (ToRGB)"
         return "3x3 conv"
-    if name in ("aten::add_", "aten::add", "aten::leaky_relu_", "aten::addcmul", "aten::mul", "aten::mul_",
-                "aten::copy_", "aten::clone", "aten::fill_"):
+    if name in (
+        "aten::add_",
+        "aten::add",
+        "aten::leaky_relu_",
+        "aten::addcmul",
+        "aten::mul",
+        "aten::mul_",
+        "aten::copy_",
+        "aten::clone",
+        "aten::fill_",
+    ):
         return "elementwise / copies"
     if name in ("aten::mm", "aten::addmm", "aten::linear", "aten::bmm"):
         return "matmul (mapping, modulation, demodulation)"

@@ -18,6 +18,7 @@ statistics (FID, and KID with 100 subsets of 1000) are timed on 5000 x 2048 feat
 is the time to get the reference features of a folder the first time and the second time (a cache hit reads no
 image). Prints a Markdown table with the machine load (`uptime`) before and after.
 """
+
 import argparse
 import os
 import subprocess
@@ -73,8 +74,13 @@ class BlockC(nn.Module):
         super().__init__()
         self.b1 = Conv(768, 192, 1)
         self.b7 = nn.Sequential(Conv(768, c7, 1), Conv(c7, c7, (1, 7), p=(0, 3)), Conv(c7, 192, (7, 1), p=(3, 0)))
-        self.bd = nn.Sequential(Conv(768, c7, 1), Conv(c7, c7, (7, 1), p=(3, 0)), Conv(c7, c7, (1, 7), p=(0, 3)),
-                                Conv(c7, c7, (7, 1), p=(3, 0)), Conv(c7, 192, (1, 7), p=(0, 3)))
+        self.bd = nn.Sequential(
+            Conv(768, c7, 1),
+            Conv(c7, c7, (7, 1), p=(3, 0)),
+            Conv(c7, c7, (1, 7), p=(0, 3)),
+            Conv(c7, c7, (7, 1), p=(3, 0)),
+            Conv(c7, 192, (1, 7), p=(0, 3)),
+        )
         self.bp = Conv(768, 192, 1)
 
     def forward(self, x):
@@ -85,8 +91,12 @@ class BlockD(nn.Module):
     def __init__(self):
         super().__init__()
         self.b3 = nn.Sequential(Conv(768, 192, 1), Conv(192, 320, 3, s=2))
-        self.b7 = nn.Sequential(Conv(768, 192, 1), Conv(192, 192, (1, 7), p=(0, 3)), Conv(192, 192, (7, 1), p=(3, 0)),
-                                Conv(192, 192, 3, s=2))
+        self.b7 = nn.Sequential(
+            Conv(768, 192, 1),
+            Conv(192, 192, (1, 7), p=(0, 3)),
+            Conv(192, 192, (7, 1), p=(3, 0)),
+            Conv(192, 192, 3, s=2),
+        )
 
     def forward(self, x):
         return torch.cat([self.b3(x), self.b7(x), F.max_pool2d(x, 3, 2)], 1)
@@ -104,8 +114,9 @@ class BlockE(nn.Module):
 
     def forward(self, x):
         a, d = self.b3(x), self.bd(x)
-        return torch.cat([self.b1(x), self.b3a(a), self.b3b(a), self.bda(d), self.bdb(d),
-                          self.bp(F.avg_pool2d(x, 3, 1, 1))], 1)
+        return torch.cat(
+            [self.b1(x), self.b3a(a), self.b3b(a), self.bda(d), self.bdb(d), self.bp(F.avg_pool2d(x, 3, 1, 1))], 1
+        )
 
 
 class InceptionShaped(nn.Module):
@@ -113,10 +124,28 @@ class InceptionShaped(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem = nn.Sequential(Conv(3, 32, 3, s=2), Conv(32, 32, 3), Conv(32, 64, 3, p=1), nn.MaxPool2d(3, 2),
-                                  Conv(64, 80, 1), Conv(80, 192, 3), nn.MaxPool2d(3, 2))
-        self.blocks = nn.Sequential(BlockA(192, 32), BlockA(256, 64), BlockA(288, 64), BlockB(288), BlockC(128),
-                                    BlockC(160), BlockC(160), BlockC(192), BlockD(), BlockE(1280), BlockE(2048))
+        self.stem = nn.Sequential(
+            Conv(3, 32, 3, s=2),
+            Conv(32, 32, 3),
+            Conv(32, 64, 3, p=1),
+            nn.MaxPool2d(3, 2),
+            Conv(64, 80, 1),
+            Conv(80, 192, 3),
+            nn.MaxPool2d(3, 2),
+        )
+        self.blocks = nn.Sequential(
+            BlockA(192, 32),
+            BlockA(256, 64),
+            BlockA(288, 64),
+            BlockB(288),
+            BlockC(128),
+            BlockC(160),
+            BlockC(160),
+            BlockC(192),
+            BlockD(),
+            BlockE(1280),
+            BlockE(2048),
+        )
 
     def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
         x = x.to(torch.float32)
@@ -140,7 +169,7 @@ def faces(n, size=256):
         img = srcs[i % len(srcs)]
         s = int(img.shape[0] * rng.uniform(0.9, 1.0))
         y, x = rng.integers(0, img.shape[0] - s + 1), rng.integers(0, img.shape[1] - s + 1)
-        crop = cv2.resize(np.ascontiguousarray(img[y:y + s, x:x + s]), (size, size), interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(np.ascontiguousarray(img[y : y + s, x : x + s]), (size, size), interpolation=cv2.INTER_AREA)
         out.append(np.clip(crop * rng.uniform(0.9, 1.1), 0, 255).astype(np.uint8))
     return out
 
@@ -150,7 +179,7 @@ def rate(fn, items, batch):
     fn(items[:batch])
     t = time.perf_counter()
     for a in range(0, len(items), batch):
-        fn(items[a:a + batch])
+        fn(items[a : a + batch])
     return len(items) / (time.perf_counter() - t)
 
 
@@ -169,8 +198,9 @@ def main():
     ap.add_argument("--cache_n", type=int, default=64, help="images in the reference folder of the cache figure")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--inception", default="", help="the real inception-2015-12-05.pt (default: the stand-in)")
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: inception,dlib,arcface,style,vgg,fid,"
-                    "cache")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: inception,dlib,arcface,style,vgg,fid,cache"
+    )
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     torch.manual_seed(0)
@@ -197,8 +227,13 @@ def main():
             rows.append((f"{what}, 256 px -> resize to 299 -> 2048-d", rate(incep, imgs, args.batch), "images/s"))
         if "dlib" not in skip:
             dl = DlibFaceEmbedder()
-            rows.append(("dlib ResNet face recognition (real model), detection + 5 landmarks + 128-d",
-                         rate(dl, imgs, args.batch), "images/s"))
+            rows.append(
+                (
+                    "dlib ResNet face recognition (real model), detection + 5 landmarks + 128-d",
+                    rate(dl, imgs, args.batch),
+                    "images/s",
+                )
+            )
         if "arcface" not in skip:
             from blendgan.models.arcface import ArcFaceIRSE50
             from blendgan.training.psp_losses import identity_crop
@@ -209,8 +244,9 @@ def main():
                 with torch.inference_mode():
                     return arc(identity_crop(torch.cat([to_tensor(im) for im in batch])))
 
-            rows.append(("ArcFace IR-SE50 (random weights), pSp face crop 112 px", rate(arcface, imgs, args.batch),
-                         "images/s"))
+            rows.append(
+                ("ArcFace IR-SE50 (random weights), pSp face crop 112 px", rate(arcface, imgs, args.batch), "images/s")
+            )
         if "style" not in skip:
             from blendgan.models import StyleEncoder
 
@@ -220,8 +256,9 @@ def main():
                 with torch.inference_mode():
                     return enc(torch.cat([to_tensor(im) for im in batch]))
 
-            rows.append(("style encoder (VGG19 Grams + MLP, random weights), 256 px", rate(style, imgs, args.batch),
-                         "images/s"))
+            rows.append(
+                ("style encoder (VGG19 Grams + MLP, random weights), 256 px", rate(style, imgs, args.batch), "images/s")
+            )
             del enc
         if "vgg" not in skip:
             from blendgan.models.style_encoder import vgg19_features
@@ -235,8 +272,13 @@ def main():
                     a = torch.cat([to_tensor(x) for x, _ in batch])
                     return loss(a, torch.cat([to_tensor(y) for _, y in batch]))
 
-            rows.append(("VGG19 perceptual distance (random weights), 256 px", rate(perceptual, pairs, args.batch // 2),
-                         "pairs/s"))
+            rows.append(
+                (
+                    "VGG19 perceptual distance (random weights), 256 px",
+                    rate(perceptual, pairs, args.batch // 2),
+                    "pairs/s",
+                )
+            )
         if "fid" not in skip:
             from blendgan.models import Generator
 
@@ -250,7 +292,7 @@ def main():
             t_gen = (time.perf_counter() - t) / args.fid_n
             t = time.perf_counter()
             for a in range(0, len(made), args.batch):
-                incep(made[a:a + args.batch])
+                incep(made[a : a + args.batch])
             t_inc = (time.perf_counter() - t) / len(made)
             rng = np.random.default_rng(0)
             f1, f2 = rng.normal(size=(5000, 2048)), rng.normal(size=(5000, 2048)) + 0.01
@@ -264,8 +306,10 @@ def main():
             rows.append(("Inception per generated image (incl. resize)", t_inc, "s"))
             rows.append(("FID statistics of 5000 x 2048 features (measured)", t_fid, "s"))
             rows.append(("KID, 100 subsets of 1000, of 5000 x 2048 features (measured)", t_kid, "s"))
-            what = (f"fid5k at a snapshot, extrapolated from {args.fid_n} images: 5000 x (generator + Inception) "
-                    "+ statistics")
+            what = (
+                f"fid5k at a snapshot, extrapolated from {args.fid_n} images: 5000 x (generator + Inception) "
+                "+ statistics"
+            )
             rows.append((what, 5000 * (t_gen + t_inc) + t_fid, "s"))
         if "cache" not in skip:
             folder = tmp / "real"
@@ -275,8 +319,9 @@ def main():
             reads = []
             real_read = evaluate.read_rgb
             evaluate.read_rgb = lambda p, size=0: reads.append(p) or real_read(p, size)
-            opts = evaluate.Options(inception=str(net_path), inception_sha256=digest, cache_dir=str(tmp / "cache"),
-                                    batch=args.batch)
+            opts = evaluate.Options(
+                inception=str(net_path), inception_sha256=digest, cache_dir=str(tmp / "cache"), batch=args.batch
+            )
             files = evaluate.list_folder(folder, "--real")
             times = []
             for _ in range(2):
@@ -285,8 +330,13 @@ def main():
                 evaluate.real_inception_features(files, evaluate._networks(opts), opts, evaluate.distributed.Context())
                 times.append((time.perf_counter() - t, len(reads) - n0))
             evaluate.read_rgb = real_read
-            rows.append((f"reference features of {args.cache_n} images, first run ({times[0][1]} images read)",
-                         times[0][0], "s"))
+            rows.append(
+                (
+                    f"reference features of {args.cache_n} images, first run ({times[0][1]} images read)",
+                    times[0][0],
+                    "s",
+                )
+            )
             rows.append((f"the same, second run: cache hit ({times[1][1]} images read)", times[1][0], "s"))
     print(f"load before: {load_before}")
     print(f"load after:  {uptime()}")

@@ -9,6 +9,7 @@ from the first pair to the last (loading and style embedding excluded) and CPU s
 torchrun each process gets one thread (torchrun's OMP_NUM_THREADS default). Weights may be random: the
 cost does not depend on their values.
 """
+
 import argparse
 import os
 import re
@@ -23,8 +24,21 @@ NOTE = re.compile(r"generated (\d+) in ([\d.]+)s on (\d+) process\(es\): ([\d.]+
 
 def run(ckpt, procs, pics, device, batch_size):
     with tempfile.TemporaryDirectory() as out:
-        args = ["-m", "blendgan", "pairs", "--ckpt", str(ckpt), "--pics", str(pics), "--outdir", out,
-                "--device", device, "--batch_size", str(batch_size)]
+        args = [
+            "-m",
+            "blendgan",
+            "pairs",
+            "--ckpt",
+            str(ckpt),
+            "--pics",
+            str(pics),
+            "--outdir",
+            out,
+            "--device",
+            device,
+            "--batch_size",
+            str(batch_size),
+        ]
         if procs > 1:
             args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs), *args]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

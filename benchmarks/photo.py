@@ -10,6 +10,7 @@ calls (style encoder, pSp encoder, generator) are timed where the pipeline makes
 writing). The weights are random (same shapes as the real ones): timing does not depend on their values,
 and the faces are found by dlib's real detector on the photo made here from the bundled photos.
 """
+
 import argparse
 import json
 import os
@@ -30,6 +31,8 @@ def bf16_emulated():
     from blendgan.pipeline import bf16_is_emulated
 
     return bf16_is_emulated(torch.device("cpu"))
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -39,18 +42,22 @@ def make_photo(path, width=4000, height=3000):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    small = cv2.resize(rng.integers(60, 200, (6, 8, 3)).astype(np.uint8), (width, height),
-                       interpolation=cv2.INTER_CUBIC)
+    small = cv2.resize(
+        rng.integers(60, 200, (6, 8, 3)).astype(np.uint8), (width, height), interpolation=cv2.INTER_CUBIC
+    )
     canvas = np.clip(small.astype(np.int16) + rng.integers(-6, 7, small.shape), 0, 255).astype(np.uint8)
     photos = ROOT / "test_imgs" / "photos"
-    people = [cv2.imread(str(photos / "grace_hopper.jpg")), cv2.imread(str(photos / "astronaut.jpg")),
-              cv2.flip(cv2.imread(str(photos / "grace_hopper.jpg")), 1)]
+    people = [
+        cv2.imread(str(photos / "grace_hopper.jpg")),
+        cv2.imread(str(photos / "astronaut.jpg")),
+        cv2.flip(cv2.imread(str(photos / "grace_hopper.jpg")), 1),
+    ]
     for k, (img, scale) in enumerate(zip(people, (2.2, 2.6, 1.8))):
         img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         x0 = 150 + k * 1300
         y0 = 400 if k != 1 else 900
         h, w = min(img.shape[0], height - y0), min(img.shape[1], width - x0)
-        canvas[y0:y0 + h, x0:x0 + w] = img[:h, :w]
+        canvas[y0 : y0 + h, x0 : x0 + w] = img[:h, :w]
     cv2.imwrite(str(path), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
@@ -99,8 +106,16 @@ def child(args):
             total = time.perf_counter() - t0
             runs.append({"total": total, "networks": spent["networks"], "faces": spent["faces"]})
     best = min(runs, key=lambda r: r["total"])
-    print(json.dumps({"precision": args.precision, **best, "runs": runs,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "precision": args.precision,
+                **best,
+                "runs": runs,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def main():
@@ -117,12 +132,15 @@ def main():
     import measure
 
     rep = measure.Report()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                            check=False)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     rep.add("## Whole photo, 4000 x 3000, three faces, 1024 px generator (`blendgan stylize`)")
     rep.add()
-    rep.add(f"Command: `python benchmarks/photo.py {' '.join(sys.argv[1:])}` at commit {commit.stdout.strip()}; "
-            f"load average at start {os.getloadavg()[0]:.2f}; best of {args.runs} run(s) per precision")
+    rep.add(
+        f"Command: `python benchmarks/photo.py {' '.join(sys.argv[1:])}` at commit {commit.stdout.strip()}; "
+        f"load average at start {os.getloadavg()[0]:.2f}; best of {args.runs} run(s) per precision"
+    )
     rep.add()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,15 +150,38 @@ def main():
             if precision == "bf16" and bf16_emulated():
                 rows.append([precision, "not run: " + BF16_NOTE, "", "", "", "", ""])
                 continue
-            done = subprocess.run([sys.executable, __file__, "--child", "--precision", precision, "--photo",
-                                   str(photo), "--runs", str(args.runs)], capture_output=True, text=True, cwd=ROOT,
-                                  check=False)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--precision",
+                    precision,
+                    "--photo",
+                    str(photo),
+                    "--runs",
+                    str(args.runs),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                check=False,
+            )
             if done.returncode:
                 sys.exit(done.stderr)
             r = json.loads(done.stdout.strip().splitlines()[-1])
             outside = r["total"] - r["networks"]
-            rows.append([precision, r["faces"], f"{r['total']:.2f}", f"{r['networks']:.2f}", f"{outside:.2f}",
-                         f"{100 * outside / r['total']:.1f} %", f"{r['peak_rss_mb']:.0f}"])
+            rows.append(
+                [
+                    precision,
+                    r["faces"],
+                    f"{r['total']:.2f}",
+                    f"{r['networks']:.2f}",
+                    f"{outside:.2f}",
+                    f"{100 * outside / r['total']:.1f} %",
+                    f"{r['peak_rss_mb']:.0f}",
+                ]
+            )
     rep.table(["precision", "faces", "total s", "networks s", "outside s", "outside share", "peak RSS MB"], rows)
     rep.add(f"load average at end {os.getloadavg()[0]:.2f}")
     rep.write(args.out)

@@ -16,6 +16,7 @@ networks themselves. A step slower than --max_seconds is stopped there (reported
 --test-weights: the reconstruction loss (the refine's image terms) of pSp's codes and of the refined codes on
 the 64 px recipe weights the tests use (tests/test_refine.py asserts a margin well inside these figures).
 """
+
 import argparse
 import json
 import os
@@ -69,11 +70,19 @@ def child(size, precision, steps, max_seconds, raw=False):
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) / 1024
-    return {"size": size, "precision": precision, "runs_in": str(dtype).replace("torch.", ""),
-            "first_step_s": float(per_step[0]),
-            "step_s": float(np.median(per_step[1:])) if len(per_step) > 1 else None,
-            "steps_timed": max(len(per_step) - 1, 0), "stopped_slow": stopped, "peak_rss_mb": peak,
-            "loss_before": losses[0], "loss_after": losses[1], "threads": torch.get_num_threads()}
+    return {
+        "size": size,
+        "precision": precision,
+        "runs_in": str(dtype).replace("torch.", ""),
+        "first_step_s": float(per_step[0]),
+        "step_s": float(np.median(per_step[1:])) if len(per_step) > 1 else None,
+        "steps_timed": max(len(per_step) - 1, 0),
+        "stopped_slow": stopped,
+        "peak_rss_mb": peak,
+        "loss_before": losses[0],
+        "loss_after": losses[1],
+        "threads": torch.get_num_threads(),
+    }
 
 
 def test_weights(steps, lr):
@@ -90,8 +99,10 @@ def test_weights(steps, lr):
 
     g = from_state_dict(lambda: Generator(64), helpers.generator_state_dict(64))
     sd, latent_avg = helpers.psp_state_dict(64)
-    psp = from_state_dict(lambda: PSPEncoder(latent_avg.shape[0]),
-                          {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg})
+    psp = from_state_dict(
+        lambda: PSPEncoder(latent_avg.shape[0]),
+        {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg},
+    )
     bg = BlendGAN.from_models(g, psp, device="cpu")
     vgg = bg.generator.embedder.embedder.feature_extractor.vgg_layers
     rows = []
@@ -102,8 +113,17 @@ def test_weights(steps, lr):
             before = float(measure(bg.reconstruct(bg.encode_face_bgr(face)), images.bgr_to_tensor(face))[0])
             codes = bg.refine_face_bgr(face, steps, lr=lr)
             after = float(measure(bg.reconstruct(codes), images.bgr_to_tensor(face))[0])
-        rows.append({"face": path.name, "steps": steps, "lr": lr, "loss_psp": before, "loss_refined": after,
-                     "ratio": after / before, "seconds": bg.last_refine.seconds})
+        rows.append(
+            {
+                "face": path.name,
+                "steps": steps,
+                "lr": lr,
+                "loss_psp": before,
+                "loss_refined": after,
+                "ratio": after / before,
+                "seconds": bg.last_refine.seconds,
+            }
+        )
     return rows
 
 
@@ -115,8 +135,11 @@ def main():
     parser.add_argument("--max_seconds", type=float, default=60.0, help="stop a configuration slower than this")
     parser.add_argument("--test-weights", action="store_true", help="loss before/after on the tests' weights")
     parser.add_argument("--lr", type=float, default=0.05, help="--test-weights: learning rate (the tests' 0.05)")
-    parser.add_argument("--raw", action="store_true",
-                        help="bf16: time the bf16 generator itself instead of refine_face's float32 copies")
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="bf16: time the bf16 generator itself instead of refine_face's float32 copies",
+    )
     parser.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -130,9 +153,22 @@ def main():
         return
     for size in args.sizes:
         for precision in args.precisions:
-            proc = subprocess.run([sys.executable, __file__, "--child", f"{size}:{precision}", "--steps",
-                                   str(args.steps), "--max_seconds", str(args.max_seconds)] + ["--raw"] * args.raw,
-                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    f"{size}:{precision}",
+                    "--steps",
+                    str(args.steps),
+                    "--max_seconds",
+                    str(args.max_seconds),
+                ]
+                + ["--raw"] * args.raw,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
             if proc.returncode:
                 print(f"{size} px {precision}: failed\n{proc.stderr[-2000:]}", flush=True)
                 continue

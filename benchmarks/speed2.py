@@ -19,6 +19,7 @@ code was removed from the package: no end-to-end gain).
 Weights: the conformance recipe (float32) or, without it, random initialisation (said so); the style
 encoder's 610304 x 512 matrix is left unallocated (the generator runs get z_embed directly).
 """
+
 import argparse
 import math
 import statistics
@@ -65,6 +66,7 @@ def medians(res, name):
 
 # ------------------------------------------------------------------------------------------ layers
 
+
 def _fast_model(gsd, size, dtype=None):
     return bench.prepare_for_inference(bench.generator(gsd, size, bench.torch.device("cpu"), dtype))
 
@@ -79,10 +81,11 @@ def section_generator(rep, gsd, runs, sizes):
     glow = _fast_model(gsd, size, torch.bfloat16)
     z, ze = bench.gen_inputs(1, cpu, torch.float32)
     call = dict(z_embed=ze, add_weight_index=6, randomize_noise=False)
-    variants = {"reference fp32": lambda: bench.use_reference_ops(g, True)([z], **call)[0],
-                "fast fp32": lambda: bench.use_reference_ops(g, False)([z], **call)[0],
-                "fast bf16": lambda: glow([z.bfloat16()], z_embed=ze.bfloat16(), add_weight_index=6,
-                                          randomize_noise=False)[0]}
+    variants = {
+        "reference fp32": lambda: bench.use_reference_ops(g, True)([z], **call)[0],
+        "fast fp32": lambda: bench.use_reference_ops(g, False)([z], **call)[0],
+        "fast bf16": lambda: glow([z.bfloat16()], z_embed=ze.bfloat16(), add_weight_index=6, randomize_noise=False)[0],
+    }
     res = bench.alternate(variants, cpu, runs)
     flops = bench.count_flops(variants["fast fp32"])
     t_ref, c_ref = medians(res, "reference fp32")
@@ -91,12 +94,36 @@ def section_generator(rep, gsd, runs, sizes):
     for name in variants:
         t, c = medians(res, name)
         base = out_fast if name == "fast bf16" else out_ref
-        err = "-" if name == "reference fp32" else \
-            f"{bench.rel_err(res[name][2], base):.1e} vs {'fast fp32' if name == 'fast bf16' else 'reference'}"
-        rows.append([name, bench.fmt_s(t), f"{t_ref / t:.2f}", bench.fmt_s(c), f"{c_ref / c:.2f}",
-                     f"{flops / t / 1e9:.0f}", f"{res[name][3]:.0f}", err])
-    rep.table(["path", "s / image", "speed-up", "CPU s", "CPU-time ratio", "effective GFLOP/s (direct FLOPs)",
-               "peak RSS MB", "max rel. error"], rows)
+        err = (
+            "-"
+            if name == "reference fp32"
+            else f"{bench.rel_err(res[name][2], base):.1e} vs {'fast fp32' if name == 'fast bf16' else 'reference'}"
+        )
+        rows.append(
+            [
+                name,
+                bench.fmt_s(t),
+                f"{t_ref / t:.2f}",
+                bench.fmt_s(c),
+                f"{c_ref / c:.2f}",
+                f"{flops / t / 1e9:.0f}",
+                f"{res[name][3]:.0f}",
+                err,
+            ]
+        )
+    rep.table(
+        [
+            "path",
+            "s / image",
+            "speed-up",
+            "CPU s",
+            "CPU-time ratio",
+            "effective GFLOP/s (direct FLOPs)",
+            "peak RSS MB",
+            "max rel. error",
+        ],
+        rows,
+    )
     del res, out_ref, out_fast
     glow = None  # free the bf16 copy (the variants' closures are not called again)
     bench.release_freed_memory()
@@ -107,12 +134,25 @@ def section_generator(rep, gsd, runs, sizes):
         gs = _fast_model(gsd, s)
         zz, zze = bench.gen_inputs(1, cpu, torch.float32, seed=s)
         kw = dict(z_embed=zze, add_weight_index=6, randomize_noise=False)
-        r = bench.alternate({"ref": lambda: bench.use_reference_ops(gs, True)([zz], **kw)[0],
-                             "fast": lambda: bench.use_reference_ops(gs, False)([zz], **kw)[0]}, cpu, runs,
-                            memory=False)
+        r = bench.alternate(
+            {
+                "ref": lambda: bench.use_reference_ops(gs, True)([zz], **kw)[0],
+                "fast": lambda: bench.use_reference_ops(gs, False)([zz], **kw)[0],
+            },
+            cpu,
+            runs,
+            memory=False,
+        )
         cpus = dict(bench.CPU_TIMES)
-        rows.append([s, bench.fmt_s(r["ref"][0]), bench.fmt_s(r["fast"][0]), f"{cpus['ref'] / cpus['fast']:.2f}",
-                     f"{bench.rel_err(r['fast'][2], r['ref'][2]):.1e}"])
+        rows.append(
+            [
+                s,
+                bench.fmt_s(r["ref"][0]),
+                bench.fmt_s(r["fast"][0]),
+                f"{cpus['ref'] / cpus['fast']:.2f}",
+                f"{bench.rel_err(r['fast'][2], r['ref'][2]):.1e}",
+            ]
+        )
         gs = r = None
     rep.table(["size", "reference s", "fast s", "CPU-time ratio vs reference", "error vs reference"], rows)
     return g
@@ -120,8 +160,15 @@ def section_generator(rep, gsd, runs, sizes):
 
 # ------------------------------------------------------------------------------------------ breakdown
 
-BREAKDOWN_KINDS = ("3x3 conv", "transposed 3x3 conv", "blur after upsampling", "ToRGB (1x1 + skip upsampling)",
-                   "noise / bias / lrelu", "modulation / demodulation", "other")
+BREAKDOWN_KINDS = (
+    "3x3 conv",
+    "transposed 3x3 conv",
+    "blur after upsampling",
+    "ToRGB (1x1 + skip upsampling)",
+    "noise / bias / lrelu",
+    "modulation / demodulation",
+    "other",
+)
 
 
 def _label_layers(g, clock=None):
@@ -144,6 +191,7 @@ def _label_layers(g, clock=None):
                 mod._bench_rf.__exit__(None, None, None)
             else:
                 clock[label] = clock.get(label, 0.0) + time.process_time() - mod._bench_t0
+
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))
 
@@ -165,19 +213,44 @@ def _op_kind(layer, part, e):
     if part == "modulation":
         return "modulation / demodulation"
     if layer == "torgb":
-        return "ToRGB (1x1 + skip upsampling)" if part == "skip" or "mm" in name or "conv" in name or \
-            name in ("aten::add", "aten::add_") else "other"
+        return (
+            "ToRGB (1x1 + skip upsampling)"
+            if part == "skip" or "mm" in name or "conv" in name or name in ("aten::add", "aten::add_")
+            else "other"
+        )
     nd = len(shapes[0]) if shapes else 0
     if "conv" in name:
         w = shapes[1] if len(shapes) > 1 else []
         if len(w) == 4 and w[1] == 1 and w[2] == 4:
             return "blur after upsampling"
         return "transposed 3x3 conv" if layer == "up" else "3x3 conv"
-    if name in ("aten::add_", "aten::add", "aten::leaky_relu_", "aten::leaky_relu", "aten::addcmul", "aten::where",
-                "aten::gt", "aten::mul_") and nd == 4:
+    if (
+        name
+        in (
+            "aten::add_",
+            "aten::add",
+            "aten::leaky_relu_",
+            "aten::leaky_relu",
+            "aten::addcmul",
+            "aten::where",
+            "aten::gt",
+            "aten::mul_",
+        )
+        and nd == 4
+    ):
         return "noise / bias / lrelu"
-    if name in ("aten::mm", "aten::matmul", "aten::addmm", "aten::rsqrt", "aten::cat", "aten::square", "aten::sum",
-                "aten::pow", "aten::mul", "aten::add") and nd in (1, 2, 5):
+    if name in (
+        "aten::mm",
+        "aten::matmul",
+        "aten::addmm",
+        "aten::rsqrt",
+        "aten::cat",
+        "aten::square",
+        "aten::sum",
+        "aten::pow",
+        "aten::mul",
+        "aten::add",
+    ) and nd in (1, 2, 5):
         return "modulation / demodulation"
     return "other"
 
@@ -251,14 +324,15 @@ def layer_breakdown(g, z, ze, reference=False, runs=3):
 
 def section_breakdown(rep, gsd):
     torch = bench.torch
-    rep.add(f"## Per resolution and kind of op: generator {bench.SIZE} px with a style, fp32, batch 1 "
-            "(torch.profiler)")
+    rep.add(f"## Per resolution and kind of op: generator {bench.SIZE} px with a style, fp32, batch 1 (torch.profiler)")
     rep.add()
-    rep.add("Process CPU ms (summed over threads; moves little with other load, unlike wall time): each "
-            "layer's CPU time is the median of 3 timed calls (hooks around the layers), split over its ops in "
-            "proportion to their self time in one torch.profiler call. 'outside' = mapping, style embedding "
-            "and blend, noise maps. Reference = the straightforward math (the original's way: grouped "
-            "per-sample conv, pad-and-convolve FIR), same weights, same process.")
+    rep.add(
+        "Process CPU ms (summed over threads; moves little with other load, unlike wall time): each "
+        "layer's CPU time is the median of 3 timed calls (hooks around the layers), split over its ops in "
+        "proportion to their self time in one torch.profiler call. 'outside' = mapping, style embedding "
+        "and blend, noise maps. Reference = the straightforward math (the original's way: grouped "
+        "per-sample conv, pad-and-convolve FIR), same weights, same process."
+    )
     rep.add()
     g = _fast_model(gsd, bench.SIZE)
     z, ze = bench.gen_inputs(1, torch.device("cpu"), torch.float32)
@@ -287,13 +361,14 @@ def section_breakdown(rep, gsd):
 
 # ------------------------------------------------------------------------------------------ quality
 
+
 def psnr_and_off(a, b):
     """(PSNR dB, share of pixels off by > 2 levels, max abs diff) of uint8 images a against b."""
     import numpy as np
 
     a, b = np.stack(a).astype(np.float64), np.stack(b).astype(np.float64)
     mse = float(((a - b) ** 2).mean())
-    psnr = float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    psnr = float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
     return psnr, float((np.abs(a - b) > 2).mean()), float(np.abs(a - b).max())
 
 
@@ -322,7 +397,9 @@ def section_quality(rep, gsd, runs, n_images=2, weights="recipe"):
 
     def images_of(m, dtype):
         with torch.inference_mode():
-            return [m([z[i:i + 1].to(dtype)], z_embed=ze[i:i + 1].to(dtype), **kw)[0].float() for i in range(n_images)]
+            return [
+                m([z[i : i + 1].to(dtype)], z_embed=ze[i : i + 1].to(dtype), **kw)[0].float() for i in range(n_images)
+            ]
 
     g32 = _fast_model(gsd, size)
     raw = images_of(g32, torch.float32)
@@ -338,22 +415,26 @@ def section_quality(rep, gsd, runs, n_images=2, weights="recipe"):
     bench.release_freed_memory()
     rep.add(f"## bf16 image quality against fp32 ({size} px, {n_images} images, range-matched {weights} generator)")
     rep.add()
-    rep.add(f"Proxy for generated faces: the {weights} weights' raw images saturate ({100 * clipped_raw:.0f} % of "
-            f"values outside [-1, 1], largest |value| {peak:.1f}), so the uint8 conversion hides most "
-            f"differences. Every ToRGB weight and bias is multiplied by {factor:.3g} (the same factor in "
-            "fp32 and bf16), which scales the image exactly (ToRGB and the skip sum are linear) and puts it "
-            "inside [-1, 1] like a trained generator's; the synthesis layers are unchanged. Columns: PSNR "
-            "and pixels off by > 2 grey levels of the uint8 images (the original ten2cv conversion), and "
-            "the same on the float images over their own range (max - min of fp32, no clipping). bf16 "
-            "already accumulates the modulation and demodulation factors in fp32 (blendgan.ops: "
-            "_compute_dtype); 'fp32 demodulation' is therefore the plain bf16 row.")
+    rep.add(
+        f"Proxy for generated faces: the {weights} weights' raw images saturate ({100 * clipped_raw:.0f} % of "
+        f"values outside [-1, 1], largest |value| {peak:.1f}), so the uint8 conversion hides most "
+        f"differences. Every ToRGB weight and bias is multiplied by {factor:.3g} (the same factor in "
+        "fp32 and bf16), which scales the image exactly (ToRGB and the skip sum are linear) and puts it "
+        "inside [-1, 1] like a trained generator's; the synthesis layers are unchanged. Columns: PSNR "
+        "and pixels off by > 2 grey levels of the uint8 images (the original ten2cv conversion), and "
+        "the same on the float images over their own range (max - min of fp32, no clipping). bf16 "
+        "already accumulates the modulation and demodulation factors in fp32 (blendgan.ops: "
+        "_compute_dtype); 'fp32 demodulation' is therefore the plain bf16 row."
+    )
     rep.add()
-    configs = [("bf16 (modulation / demodulation factors in fp32)", {}),
-               ("bf16 + fp32 latent MLPs (mapping, style embedding)", dict(to_rgb=False, latents=True)),
-               ("bf16 + fp32 ToRGB", dict(to_rgb=True)),
-               ("bf16 + fp32 latent MLPs + ToRGB", dict(to_rgb=True, latents=True)),
-               ("bf16 + fp32 last resolution (its two convs + ToRGB)", dict(to_rgb=True, last_resolutions=1)),
-               ("bf16 + fp32 latent MLPs + last resolution", dict(to_rgb=True, last_resolutions=1, latents=True))]
+    configs = [
+        ("bf16 (modulation / demodulation factors in fp32)", {}),
+        ("bf16 + fp32 latent MLPs (mapping, style embedding)", dict(to_rgb=False, latents=True)),
+        ("bf16 + fp32 ToRGB", dict(to_rgb=True)),
+        ("bf16 + fp32 latent MLPs + ToRGB", dict(to_rgb=True, latents=True)),
+        ("bf16 + fp32 last resolution (its two convs + ToRGB)", dict(to_rgb=True, last_resolutions=1)),
+        ("bf16 + fp32 latent MLPs + last resolution", dict(to_rgb=True, last_resolutions=1, latents=True)),
+    ]
     rng = max(float(t.max()) for t in ref) - min(float(t.min()) for t in ref)
     rows, timings, models = [], {}, {}
     for name, cfg in configs:
@@ -370,30 +451,53 @@ def section_quality(rep, gsd, runs, n_images=2, weights="recipe"):
         rows.append([name, p, off, mx, fpsnr, foff])
         if len(models) == 2 or name == configs[-1][0]:  # time two models at a time (memory)
             zz, zze = z[:1].bfloat16(), ze[:1].bfloat16()
-            res = bench.alternate({n: (lambda mm=mm: mm([zz], z_embed=zze, **kw)[0]) for n, mm in models.items()},
-                                  cpu, runs, memory=False)
+            res = bench.alternate(
+                {n: (lambda mm=mm: mm([zz], z_embed=zze, **kw)[0]) for n, mm in models.items()}, cpu, runs, memory=False
+            )
             timings.update({n: (res[n][0], bench.CPU_TIMES[n]) for n in models})
             models.clear()
             bench.release_freed_memory()
     base = timings[configs[0][0]]
-    rep.table(["variant", "PSNR dB (uint8)", "pixels off > 2 levels", "max abs diff (levels)",
-               "PSNR dB (float, fp32 range)", "off > 2 levels (float)", "s / image", "CPU s",
-               "CPU time vs plain bf16"],
-              [[n, f"{p:.2f}", f"{100 * o:.2f} %", f"{mx:.0f}", f"{fp:.2f}", f"{100 * fo:.2f} %",
-                bench.fmt_s(timings[n][0]), bench.fmt_s(timings[n][1]), f"{timings[n][1] / base[1]:.2f}"]
-               for n, p, o, mx, fp, fo in rows])
+    rep.table(
+        [
+            "variant",
+            "PSNR dB (uint8)",
+            "pixels off > 2 levels",
+            "max abs diff (levels)",
+            "PSNR dB (float, fp32 range)",
+            "off > 2 levels (float)",
+            "s / image",
+            "CPU s",
+            "CPU time vs plain bf16",
+        ],
+        [
+            [
+                n,
+                f"{p:.2f}",
+                f"{100 * o:.2f} %",
+                f"{mx:.0f}",
+                f"{fp:.2f}",
+                f"{100 * fo:.2f} %",
+                bench.fmt_s(timings[n][0]),
+                bench.fmt_s(timings[n][1]),
+                f"{timings[n][1] / base[1]:.2f}",
+            ]
+            for n, p, o, mx, fp, fo in rows
+        ],
+    )
     outside = 100 * float(np.mean([float((t.abs() > 1).float().mean()) for t in ref]))
-    rep.add(f"fp32 images of the range-matched generator: {outside:.2f} % "
-            "of values outside [-1, 1].")
+    rep.add(f"fp32 images of the range-matched generator: {outside:.2f} % of values outside [-1, 1].")
     rep.add()
 
 
 # ------------------------------------------------------------------------------------------ main
 
+
 def run(args):
     global measure
     bench._import_torch()
     import measure  # after _import_torch, which sets the huge-page allocation before torch loads
+
     torch = bench.torch
     from blendgan.allocator import reuse_freed_memory
 
@@ -410,8 +514,11 @@ def run(args):
     if args.note:
         rep.add(args.note)
         rep.add()
-    rep.table(["", ""], [[k, v] for k, v in bench.machine_info(torch.device("cpu"), True).items()] +
-              [["load average at start", bench.os.getloadavg()]])
+    rep.table(
+        ["", ""],
+        [[k, v] for k, v in bench.machine_info(torch.device("cpu"), True).items()]
+        + [["load average at start", bench.os.getloadavg()]],
+    )
     ceil = bench.ceiling(torch.device("cpu"), [("fp32", torch.float32)])
     rep.add(f"Machine ceiling at start: fp32 matmul {ceil[0][1]:.0f} / 512-ch 3x3 conv {ceil[0][2]:.0f} GFLOP/s.")
     rep.add()
@@ -439,9 +546,11 @@ def run(args):
         gsd[STYLE_MATRIX] = torch.empty(gsd[STYLE_MATRIX].shape)
         section_quality(rep, gsd, args.runs, weights="randomly initialised (StyleGAN2 init)")
     ceil = bench.ceiling(torch.device("cpu"), [("fp32", torch.float32)])
-    rep.add(f"Machine ceiling at the end: fp32 matmul {ceil[0][1]:.0f} / conv {ceil[0][2]:.0f} GFLOP/s; load average "
-            f"{bench.os.getloadavg()}; total {time.time() - started:.0f} s. Compare CPU-time ratios of alternated "
-            "variants rather than absolute seconds on a shared machine.")
+    rep.add(
+        f"Machine ceiling at the end: fp32 matmul {ceil[0][1]:.0f} / conv {ceil[0][2]:.0f} GFLOP/s; load average "
+        f"{bench.os.getloadavg()}; total {time.time() - started:.0f} s. Compare CPU-time ratios of alternated "
+        "variants rather than absolute seconds on a shared machine."
+    )
     if not args.no_write:
         rep.write(args.out)
     return 0

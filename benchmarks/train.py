@@ -9,6 +9,7 @@ regularisations at their default intervals; images/s is the rate of the steps af
 peak RSS the largest resident set of one training process (ru_maxrss of the children). Prints a Markdown
 table. Run it on a quiet machine: the figures are wall-clock rates.
 """
+
 import argparse
 import json
 import os
@@ -20,22 +21,33 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ["64:64:fp32:1", "64:64:bf16:1", "64:512:fp32:1", "64:512:bf16:1", "64:64:fp32:2", "256:512:fp32:1",
-           "256:512:bf16:1"]
+DEFAULT = [
+    "64:64:fp32:1",
+    "64:64:bf16:1",
+    "64:512:fp32:1",
+    "64:512:bf16:1",
+    "64:64:fp32:2",
+    "256:512:fp32:1",
+    "256:512:bf16:1",
+]
 
 
 # runs the command and reports the largest resident set among its descendants (kB), on its last stderr line
-MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-           "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-           "sys.exit(r.returncode)")
+MEASURE = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+    "sys.exit(r.returncode)"
+)
 
 
 def make_data(folder, n_faces=8, n_styles=4):
     sys.path.insert(0, str(ROOT / "tests"))
     import train_helpers
 
-    return (train_helpers.make_folder(folder / "faces", n_faces, size=256),
-            train_helpers.make_folder(folder / "styles", n_styles, size=256, kind="styles", seed=1))
+    return (
+        train_helpers.make_folder(folder / "faces", n_faces, size=256),
+        train_helpers.make_folder(folder / "styles", n_styles, size=256, kind="styles", seed=1),
+    )
 
 
 def run_one(cfg, args, faces, styles, work, codes_cache):
@@ -44,16 +56,51 @@ def run_one(cfg, args, faces, styles, work, codes_cache):
     out.mkdir()
     if codes_cache.get(size):
         shutil.copy(codes_cache[size], out / "style_codes.pt")
-    train = ["-m", "blendgan", "train", "generator", "--faces", str(faces), "--styles", str(styles),
-             "--style_encoder_ckpt", args.style_encoder_ckpt, "--outdir", str(out), "--size", size,
-             "--max_channels", width, "--precision", precision, "--batch", str(args.batch), "--iters",
-             str(args.iters), "--log_every", "1", "--snapshot_every", "1000000", "--sample_every", "1000000",
-             "--no_progress", "--device", args.device]
-    cmd = [sys.executable, *(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", procs]
-                             if int(procs) > 1 else []), *train]
+    train = [
+        "-m",
+        "blendgan",
+        "train",
+        "generator",
+        "--faces",
+        str(faces),
+        "--styles",
+        str(styles),
+        "--style_encoder_ckpt",
+        args.style_encoder_ckpt,
+        "--outdir",
+        str(out),
+        "--size",
+        size,
+        "--max_channels",
+        width,
+        "--precision",
+        precision,
+        "--batch",
+        str(args.batch),
+        "--iters",
+        str(args.iters),
+        "--log_every",
+        "1",
+        "--snapshot_every",
+        "1000000",
+        "--sample_every",
+        "1000000",
+        "--no_progress",
+        "--device",
+        args.device,
+    ]
+    cmd = [
+        sys.executable,
+        *(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", procs] if int(procs) > 1 else []),
+        *train,
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"config": cfg, "error": proc.stderr.strip().splitlines()[-2:-1]}
@@ -61,8 +108,13 @@ def run_one(cfg, args, faces, styles, work, codes_cache):
     codes_cache.setdefault(size, out / "style_codes.pt")
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     steady = [r["images_per_s"] for r in log[1:]] or [log[-1]["images_per_s"]]
-    return {"config": cfg, "images_per_s": sum(steady) / len(steady), "peak_rss_gb": peak / 2 ** 20,
-            "wall_s": wall, "images_per_step": args.batch * int(procs)}
+    return {
+        "config": cfg,
+        "images_per_s": sum(steady) / len(steady),
+        "peak_rss_gb": peak / 2**20,
+        "wall_s": wall,
+        "images_per_step": args.batch * int(procs),
+    }
 
 
 def main():
@@ -85,8 +137,11 @@ def main():
             if "error" in r:
                 print(f"| {s} | {w} | {prec} | {n} | - | failed: {r['error']} | - |", flush=True)
                 continue
-            print(f"| {s} | {w} | {prec} | {n} | {r['images_per_step']} | {r['images_per_s']:.2f} | "
-                  f"{r['peak_rss_gb']:.2f} |", flush=True)
+            print(
+                f"| {s} | {w} | {prec} | {n} | {r['images_per_step']} | {r['images_per_s']:.2f} | "
+                f"{r['peak_rss_gb']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

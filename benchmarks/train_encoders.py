@@ -13,6 +13,7 @@ from the bundled test_imgs. Each run does --iters steps; images/s is the rate of
 benchmarks/train.py measures it). Prints a Markdown table. Run it on a quiet machine: the figures are
 wall-clock rates.
 """
+
 import argparse
 import json
 import os
@@ -49,9 +50,12 @@ def generator_file(folder, se, size, width, cache):
 
         import encoder_training_helpers as helpers
 
-        cache[key] = helpers.make_tiny_blendgan(folder / f"blendgan_{size}_{width}.pt",
-                                                torch.load(se, mmap=True, weights_only=True), size=size,
-                                                max_channels=width)
+        cache[key] = helpers.make_tiny_blendgan(
+            folder / f"blendgan_{size}_{width}.pt",
+            torch.load(se, mmap=True, weights_only=True),
+            size=size,
+            max_channels=width,
+        )
     return cache[key]
 
 
@@ -59,38 +63,83 @@ def command(cfg, args, data, work, cache):
     se, art, faces = data
     kind, *rest = cfg.split(":")
     out = work / cfg.replace(":", "_")
-    common = ["--outdir", str(out), "--batch", str(args.batch), "--iters", str(args.iters), "--log_every", "1",
-              "--snapshot_every", "1000000", "--sample_every", "1000000", "--no_progress", "--device", args.device]
+    common = [
+        "--outdir",
+        str(out),
+        "--batch",
+        str(args.batch),
+        "--iters",
+        str(args.iters),
+        "--log_every",
+        "1",
+        "--snapshot_every",
+        "1000000",
+        "--sample_every",
+        "1000000",
+        "--no_progress",
+        "--device",
+        args.device,
+    ]
     if kind == "style":
         size, precision, frozen = rest
-        train = ["train", "style-encoder", "--styles", str(art), "--init", str(se), "--size", size,
-                 "--precision", precision, "--frozen_mlp_layers", frozen]
+        train = [
+            "train",
+            "style-encoder",
+            "--styles",
+            str(art),
+            "--init",
+            str(se),
+            "--size",
+            size,
+            "--precision",
+            precision,
+            "--frozen_mlp_layers",
+            frozen,
+        ]
     else:
         size, width, precision = rest
         ckpt = generator_file(work, se, int(size), int(width), cache)
-        train = ["train", "psp", "--faces", str(faces), "--ckpt", str(ckpt), "--id_lambda", "0", "--precision",
-                 precision]
+        train = [
+            "train",
+            "psp",
+            "--faces",
+            str(faces),
+            "--ckpt",
+            str(ckpt),
+            "--id_lambda",
+            "0",
+            "--precision",
+            precision,
+        ]
     return out, [sys.executable, "-m", "blendgan", *train, *common]
 
 
 def run_one(cfg, args, data, work, cache):
     out, cmd = command(cfg, args, data, work, cache)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-2:-1]}
     peak = int(proc.stderr.strip().splitlines()[-1].split()[-1])
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     steady = [r["images_per_s"] for r in log[1:]] or [log[-1]["images_per_s"]]
-    return {"images_per_s": sum(steady) / len(steady), "peak_rss_gb": peak / 2 ** 20, "wall_s": wall}
+    return {"images_per_s": sum(steady) / len(steady), "peak_rss_gb": peak / 2**20, "wall_s": wall}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", nargs="+", default=DEFAULT,
-                   help="style:SIZE:PRECISION:FROZEN_MLP_LAYERS or psp:SIZE:MAX_CHANNELS:PRECISION ...")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=DEFAULT,
+        help="style:SIZE:PRECISION:FROZEN_MLP_LAYERS or psp:SIZE:MAX_CHANNELS:PRECISION ...",
+    )
     p.add_argument("--batch", type=int, default=2, help="per step (default: %(default)s)")
     p.add_argument("--iters", type=int, default=3, help="steps per run (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="(default: %(default)s)")
@@ -98,8 +147,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data, cache = make_data(work), {}
-        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; batch {args.batch}, "
-              f"{args.iters} steps per run", flush=True)
+        print(
+            f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; batch {args.batch}, "
+            f"{args.iters} steps per run",
+            flush=True,
+        )
         print("| trainer | configuration | images/s | peak RSS (GB) | run wall s | load avg (1 min) after |")
         print("| --- | --- | --- | --- | --- | --- |")
         for cfg in args.configs:
@@ -109,8 +161,11 @@ def main():
             if "error" in r:
                 print(f"| {name} | {rest} | failed: {r['error']} | - | - | - |", flush=True)
                 continue
-            print(f"| {name} | {rest} | {r['images_per_s']:.3f} | {r['peak_rss_gb']:.2f} | {r['wall_s']:.0f} | "
-                  f"{os.getloadavg()[0]:.2f} |", flush=True)
+            print(
+                f"| {name} | {rest} | {r['images_per_s']:.3f} | {r['peak_rss_gb']:.2f} | {r['wall_s']:.0f} | "
+                f"{os.getloadavg()[0]:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ can say what is resident (weights, encoders) and what the work adds (activations
 Weights: the conformance recipe (tests/helpers.py) written once as .pt files into --work; faces and
 styles: the bundled test images.
 """
+
 import argparse
 import json
 import os
@@ -54,9 +55,28 @@ def make_inputs(work, n_faces, n_styles):
 
 
 def command_line(ckpt, psp, faces, styles, outdir, precision):
-    return ["-m", "blendgan", "transfer", "--size", str(SIZE), "--ckpt", str(ckpt), "--psp_encoder_ckpt", str(psp),
-            "--input_img_path", str(faces), "--style_img_path", str(styles), "--outdir", str(outdir),
-            "--precision", precision, "--device", "cpu", "--no_download"]
+    return [
+        "-m",
+        "blendgan",
+        "transfer",
+        "--size",
+        str(SIZE),
+        "--ckpt",
+        str(ckpt),
+        "--psp_encoder_ckpt",
+        str(psp),
+        "--input_img_path",
+        str(faces),
+        "--style_img_path",
+        str(styles),
+        "--outdir",
+        str(outdir),
+        "--precision",
+        precision,
+        "--device",
+        "cpu",
+        "--no_download",
+    ]
 
 
 def peak_of_command(args):
@@ -76,6 +96,7 @@ def peak_of_command(args):
 
 
 # ------------------------------------------------------------------------------------------ phases (child)
+
 
 def _status_mb(field):
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -103,6 +124,7 @@ def phases_child(argv):
             out = fn(self, *a, **k)
             mark(name)
             return out
+
         setattr(cls, attr, wrapped)
 
     wrap(pipeline.BlendGAN, "embed_style_bgr", "style embedded")
@@ -146,17 +168,26 @@ def run(args):
     cmd = command_line(ckpt, psp, faces, styles, out, args.precision)
     peak, wall, how = peak_of_command(cmd)
     shutil.rmtree(out, ignore_errors=True)
-    res = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--phases-child", "--", *cmd[2:]],
-                         env=_env(), capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--phases-child", "--", *cmd[2:]],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         raise SystemExit(res.stderr[-3000:])
     phases = json.loads(res.stdout.split("PHASES ", 1)[1])
-    lines = [f"## Folder transfer at {SIZE} px, {args.faces} faces x {args.styles} styles, {args.precision}, "
-             "recipe weights", "",
-             f"Command: `python benchmarks/transfer_rss.py {' '.join(sys.argv[1:])}` (load average "
-             f"{load0[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end)", "",
-             f"Peak RSS of `blendgan transfer` ({how}): **{peak:.0f} MB** ({wall:.0f} s wall)", "",
-             "| after | RSS MB | peak so far MB |", "| --- | ---: | ---: |"]
+    lines = [
+        f"## Folder transfer at {SIZE} px, {args.faces} faces x {args.styles} styles, {args.precision}, recipe weights",
+        "",
+        f"Command: `python benchmarks/transfer_rss.py {' '.join(sys.argv[1:])}` (load average "
+        f"{load0[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end)",
+        "",
+        f"Peak RSS of `blendgan transfer` ({how}): **{peak:.0f} MB** ({wall:.0f} s wall)",
+        "",
+        "| after | RSS MB | peak so far MB |",
+        "| --- | ---: | ---: |",
+    ]
     last = None
     for p in phases:
         key = (p["phase"], round(p["rss_mb"]), round(p["peak_mb"]))
@@ -165,10 +196,14 @@ def run(args):
         lines.append(f"| {p['phase']} | {p['rss_mb']:.0f} | {p['peak_mb']:.0f} |")
         last = key
     if args.original:
-        o_peak, o_wall, o_how = peak_of_command([str(Path(__file__).resolve()), "--original-child", str(ckpt), str(psp),
-                                                 str(faces), str(styles)])
-        lines += ["", f"The original's way (whole checkpoints loaded, reference ops, re-encode per pair; {o_how}): "
-                  f"**{o_peak:.0f} MB** ({o_wall:.0f} s wall); ours / original = {peak / o_peak:.0%}"]
+        o_peak, o_wall, o_how = peak_of_command(
+            [str(Path(__file__).resolve()), "--original-child", str(ckpt), str(psp), str(faces), str(styles)]
+        )
+        lines += [
+            "",
+            f"The original's way (whole checkpoints loaded, reference ops, re-encode per pair; {o_how}): "
+            f"**{o_peak:.0f} MB** ({o_wall:.0f} s wall); ours / original = {peak / o_peak:.0%}",
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
@@ -184,14 +219,20 @@ def main(argv=None):
     if argv[:1] == ["--original-child"]:
         return original_child(*argv[1:5])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "blendgan-transfer-rss",
-                        help="folder for the recipe checkpoints, inputs and outputs "
-                             "(default: TMPDIR/blendgan-transfer-rss)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "blendgan-transfer-rss",
+        help="folder for the recipe checkpoints, inputs and outputs (default: TMPDIR/blendgan-transfer-rss)",
+    )
     parser.add_argument("--faces", type=int, default=2, help="number of face images (default 2)")
     parser.add_argument("--styles", type=int, default=3, help="number of style images (default 3)")
     parser.add_argument("--precision", default="fp32", help="fp32 (default) or bf16")
-    parser.add_argument("--original", action="store_true",
-                        help="also measure the original's way (re-encode per pair, reference ops; slow)")
+    parser.add_argument(
+        "--original",
+        action="store_true",
+        help="also measure the original's way (re-encode per pair, reference ops; slow)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to append the table to")
     return run(parser.parse_args(argv))
 

@@ -10,6 +10,7 @@ The networks' calls (pSp encoder, generator) are timed where the pipeline makes 
 the networks". Random weights (same shapes as the real ones): timing does not depend on their values; the
 face is found by dlib's real detector in a clip made from a bundled photo (`tests/helpers.make_face_clip`).
 """
+
 import argparse
 import json
 import os
@@ -30,6 +31,8 @@ def bf16_emulated():
     from blendgan.pipeline import bf16_is_emulated
 
     return bf16_is_emulated(torch.device("cpu"))
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -47,8 +50,9 @@ def child(args):
     import measure
 
     torch.manual_seed(0)
-    bg = BlendGAN(Generator(args.size), PSPEncoder(n_latent_for_size(args.size)), device="cpu",
-                  precision=args.precision)
+    bg = BlendGAN(
+        Generator(args.size), PSPEncoder(n_latent_for_size(args.size)), device="cpu", precision=args.precision
+    )
     reuse_freed_memory()
     spent = {"networks": 0.0}
     measure.time_calls(bg, ["encode_face_bgr", "stylize"], spent)
@@ -62,16 +66,25 @@ def child(args):
         t0 = time.perf_counter()
         measured = stylize_video(bg, args.clip, z, Path(out) / "out.mp4", Report(), aligner=make_aligner())
         total = time.perf_counter() - t0
-    print(json.dumps({"total": total, "networks": spent["networks"], "frames": measured["frames"],
-                      "flicker": measured["flicker"],
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "total": total,
+                "networks": spent["networks"],
+                "frames": measured["frames"],
+                "flicker": measured["flicker"],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--configs", nargs="+", default=["1024:fp32", "1024:bf16", "256:fp32"],
-                        help="generator size:precision pairs")
+    parser.add_argument(
+        "--configs", nargs="+", default=["1024:fp32", "1024:bf16", "256:fp32"], help="generator size:precision pairs"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=1024, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
@@ -84,12 +97,15 @@ def main():
     from helpers import make_face_clip
 
     rep = measure.Report()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
-                            check=False)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     rep.add(f"## Your video: {args.seconds:g} s of 1280 x 720 at 30 fps, one face (`blendgan stylize VIDEO`)")
     rep.add()
-    rep.add(f"Command: `python benchmarks/video.py {' '.join(sys.argv[1:])}` at commit {commit.stdout.strip()}; "
-            f"load average at start {os.getloadavg()[0]:.2f}")
+    rep.add(
+        f"Command: `python benchmarks/video.py {' '.join(sys.argv[1:])}` at commit {commit.stdout.strip()}; "
+        f"load average at start {os.getloadavg()[0]:.2f}"
+    )
     rep.add()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,17 +115,33 @@ def main():
             if precision == "bf16" and bf16_emulated():
                 rows.append([size, precision, "not run: " + BF16_NOTE, "", "", "", "", ""])
                 continue
-            done = subprocess.run([sys.executable, __file__, "--child", "--size", size, "--precision", precision,
-                                   "--clip", str(clip)], capture_output=True, text=True, cwd=ROOT, check=False)
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", "--size", size, "--precision", precision, "--clip", str(clip)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                check=False,
+            )
             if done.returncode:
                 sys.exit(done.stderr[-3000:])
             r = json.loads(done.stdout.strip().splitlines()[-1])
             outside = r["total"] - r["networks"]
-            rows.append([size, precision, r["frames"], f"{r['total']:.1f}", f"{r['frames'] / r['total']:.3f}",
-                         f"{r['total'] / r['frames']:.2f}", f"{100 * outside / r['total']:.1f} %",
-                         f"{r['peak_rss_mb']:.0f}"])
-    rep.table(["generator", "precision", "frames", "total s", "frames/s", "s/frame", "outside the networks",
-               "peak RSS MB"], rows)
+            rows.append(
+                [
+                    size,
+                    precision,
+                    r["frames"],
+                    f"{r['total']:.1f}",
+                    f"{r['frames'] / r['total']:.3f}",
+                    f"{r['total'] / r['frames']:.2f}",
+                    f"{100 * outside / r['total']:.1f} %",
+                    f"{r['peak_rss_mb']:.0f}",
+                ]
+            )
+    rep.table(
+        ["generator", "precision", "frames", "total s", "frames/s", "s/frame", "outside the networks", "peak RSS MB"],
+        rows,
+    )
     rep.add(f"load average at end {os.getloadavg()[0]:.2f}")
     rep.write(args.out)
 

@@ -12,6 +12,7 @@ The geometry (crop square from landmarks, crop, reflect padding with blur/median
 warp to 4096², Lanczos resize) is identical in both modes; only face choice and input handling
 differ. ``align_landmarks`` exposes that geometry without dlib.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,10 +32,10 @@ INSTALL_HINT = (
     f'face alignment needs dlib and its 68-point landmark model: pip install "blendgan[align]" '
     f"(or point --predictor / ${PREDICTOR_ENV} at a {PREDICTOR_NAME} file)"
 )
-TRANSFORM_SIZE = 4096        # intermediate warp size of the original
-DETECT_MAX_SIDE = 2048       # default mode: larger photos are searched for faces at this size
+TRANSFORM_SIZE = 4096  # intermediate warp size of the original
+DETECT_MAX_SIDE = 2048  # default mode: larger photos are searched for faces at this size
 PREALIGNED_SIDES = (256, 512, 1024)
-SAME_SIZE = 1.1              # default mode: box sides within this factor count as equally large
+SAME_SIZE = 1.1  # default mode: box sides within this factor count as equally large
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,8 +111,10 @@ def find_predictor(path: str | os.PathLike | None = None) -> Path:
         if given is not None:
             given = Path(given).expanduser()
             if not given.is_file():
-                raise UsageError(f"{given}: {origin} not found; give an existing {PREDICTOR_NAME} "
-                                 f'or install the bundled one with pip install "blendgan[align]"')
+                raise UsageError(
+                    f"{given}: {origin} not found; give an existing {PREDICTOR_NAME} "
+                    f'or install the bundled one with pip install "blendgan[align]"'
+                )
             return given
     bundled = bundled_model_file(PREDICTOR_NAME)
     if bundled is None:
@@ -173,8 +176,10 @@ def _check_faithful_input(image: np.ndarray) -> np.ndarray:
     """The original accepts only H×W×3 uint8 BGR."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InputImageError(f"faithful alignment needs an H×W×3 uint8 BGR image, got {image.shape} "
-                              f"{image.dtype}; drop --faithful to accept grey/alpha/16-bit images")
+        raise InputImageError(
+            f"faithful alignment needs an H×W×3 uint8 BGR image, got {image.shape} "
+            f"{image.dtype}; drop --faithful to accept grey/alpha/16-bit images"
+        )
     return np.ascontiguousarray(image)
 
 
@@ -210,8 +215,12 @@ def ffhq_quad(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _int_bounds(quad: np.ndarray) -> tuple[int, int, int, int]:
-    return (int(np.floor(quad[:, 0].min())), int(np.floor(quad[:, 1].min())),
-            int(np.ceil(quad[:, 0].max())), int(np.ceil(quad[:, 1].max())))
+    return (
+        int(np.floor(quad[:, 0].min())),
+        int(np.floor(quad[:, 1].min())),
+        int(np.ceil(quad[:, 0].max())),
+        int(np.ceil(quad[:, 1].max())),
+    )
 
 
 def _pad_and_blend(img: Image.Image, pad: tuple[int, int, int, int], qsize: float) -> Image.Image:
@@ -224,8 +233,10 @@ def _pad_and_blend(img: Image.Image, pad: tuple[int, int, int, int], qsize: floa
     x = x.astype(np.float32)
     y = y.astype(np.float32)
     # > 0 on the padded band, 0 on the original's outermost rows/columns, < 0 further inside.
-    mask = np.maximum(1.0 - np.minimum(x / np.float32(left), (w - 1 - x) / np.float32(right)),
-                      1.0 - np.minimum(y / np.float32(top), (h - 1 - y) / np.float32(bottom)))
+    mask = np.maximum(
+        1.0 - np.minimum(x / np.float32(left), (w - 1 - x) / np.float32(right)),
+        1.0 - np.minimum(y / np.float32(top), (h - 1 - y) / np.float32(bottom)),
+    )
     sigma = qsize * 0.02
     blurred = gaussian_filter(arr, [sigma, sigma, 0])
     arr += (blurred - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
@@ -233,17 +244,26 @@ def _pad_and_blend(img: Image.Image, pad: tuple[int, int, int, int], qsize: floa
     return Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
 
 
-def align_landmarks(image: np.ndarray, landmarks: np.ndarray, output_size: int = 1024,
-                    transform_size: int = TRANSFORM_SIZE, enable_padding: bool = True) -> np.ndarray:
+def align_landmarks(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    output_size: int = 1024,
+    transform_size: int = TRANSFORM_SIZE,
+    enable_padding: bool = True,
+) -> np.ndarray:
     """FFHQ-align ``image`` (H×W×3 uint8, any channel order, kept) given one face's 68
     landmarks; returns ``output_size``² ×3 uint8. With the defaults and ``output_size=1024`` this is
     the original ``get_crop_image`` after landmark detection."""
     return align_landmarks_placed(image, landmarks, output_size, transform_size, enable_padding)[0]
 
 
-def align_landmarks_placed(image: np.ndarray, landmarks: np.ndarray, output_size: int = 1024,
-                           transform_size: int = TRANSFORM_SIZE,
-                           enable_padding: bool = True) -> tuple[np.ndarray, CropPlacement]:
+def align_landmarks_placed(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    output_size: int = 1024,
+    transform_size: int = TRANSFORM_SIZE,
+    enable_padding: bool = True,
+) -> tuple[np.ndarray, CropPlacement]:
     """``align_landmarks`` that also returns where the crop sits in ``image`` (``CropPlacement``): the
     pixels are the same; the placement is what pasting a generated face back into the photo needs."""
     quad, qsize = ffhq_quad(landmarks)
@@ -274,8 +294,12 @@ def align_landmarks_placed(image: np.ndarray, landmarks: np.ndarray, output_size
 
     # pad where the quad (plus border) leaves the image.
     x0, y0, x1, y1 = _int_bounds(quad)
-    pad = (max(border - x0, 0), max(border - y0, 0),
-           max(x1 - img.size[0] + border, 0), max(y1 - img.size[1] + border, 0))
+    pad = (
+        max(border - x0, 0),
+        max(border - y0, 0),
+        max(x1 - img.size[0] + border, 0),
+        max(y1 - img.size[1] + border, 0),
+    )
     if enable_padding and max(pad) > border - 4:
         least = int(np.rint(qsize * 0.3))
         pad = tuple(max(p, least) for p in pad)
@@ -286,8 +310,9 @@ def align_landmarks_placed(image: np.ndarray, landmarks: np.ndarray, output_size
         content += np.array([pad[0], pad[1], -pad[2], -pad[3]]) / 3.0
 
     # warp the quad onto transform_size² (corners +0.5: Pillow's continuous convention), resize.
-    img = img.transform((transform_size, transform_size), Image.Transform.QUAD,
-                        (quad + 0.5).flatten(), Image.Resampling.BILINEAR)
+    img = img.transform(
+        (transform_size, transform_size), Image.Transform.QUAD, (quad + 0.5).flatten(), Image.Resampling.BILINEAR
+    )
     if output_size < transform_size:
         img = img.resize((output_size, output_size), Image.Resampling.LANCZOS)
     # back to the photo's continuous coordinates (pixel i covers [i, i + 1))
@@ -312,7 +337,7 @@ def choose_face(faces: list[Face], largest: bool = True) -> Face | None:
     if not largest:
         return faces[0]
     largest_side = max(f.area for f in faces) ** 0.5
-    return next(f for f in faces if f.area ** 0.5 * SAME_SIZE >= largest_side)
+    return next(f for f in faces if f.area**0.5 * SAME_SIZE >= largest_side)
 
 
 class FaceAligner:
@@ -323,8 +348,13 @@ class FaceAligner:
     Default: largest face, any 8/16-bit grey/BGR/BGRA array, big photos detected downscaled.
     """
 
-    def __init__(self, predictor_path: str | os.PathLike | None = None, faithful: bool = False,
-                 transform_size: int = TRANSFORM_SIZE, detect_max_side: int | None = DETECT_MAX_SIDE):
+    def __init__(
+        self,
+        predictor_path: str | os.PathLike | None = None,
+        faithful: bool = False,
+        transform_size: int = TRANSFORM_SIZE,
+        detect_max_side: int | None = DETECT_MAX_SIDE,
+    ):
         self.predictor_path = find_predictor(predictor_path)
         dlib = _import_dlib()
         self.faithful = faithful
@@ -335,8 +365,10 @@ class FaceAligner:
         try:
             self._predictor = dlib.shape_predictor(str(self.predictor_path))
         except RuntimeError as err:
-            raise UsageError(f"{self.predictor_path}: not a dlib 68-point shape predictor ({err}); "
-                             f'use {PREDICTOR_NAME} from pip install "blendgan[align]"') from None
+            raise UsageError(
+                f"{self.predictor_path}: not a dlib 68-point shape predictor ({err}); "
+                f'use {PREDICTOR_NAME} from pip install "blendgan[align]"'
+            ) from None
         self._rectangle = dlib.rectangle
 
     def _input_bgr(self, image: np.ndarray) -> np.ndarray:
@@ -366,8 +398,9 @@ class FaceAligner:
         rects, scores, _ = self._detector.run(small, 1, 0.0)  # upsample 1, threshold 0
         for rect, score in zip(rects, scores):
             if scale != 1.0:
-                rect = self._rectangle(*(int(round(v / scale)) for v in
-                                         (rect.left(), rect.top(), rect.right(), rect.bottom())))
+                rect = self._rectangle(
+                    *(int(round(v / scale)) for v in (rect.left(), rect.top(), rect.right(), rect.bottom()))
+                )
             yield rect, score
 
     def landmarks(self, image: np.ndarray) -> list[np.ndarray]:
@@ -389,21 +422,27 @@ class FaceAligner:
         out = align_landmarks(bgr, face.landmarks, output_size, max(self.transform_size, output_size))
         return Alignment(out, faces, face)
 
-    def align_face(self, image: np.ndarray, face: Face, output_size: int = 1024,
-                   transform_size: int | None = None) -> tuple[np.ndarray, CropPlacement]:
+    def align_face(
+        self, image: np.ndarray, face: Face, output_size: int = 1024, transform_size: int | None = None
+    ) -> tuple[np.ndarray, CropPlacement]:
         """One detected face of ``image`` aligned (BGR, as ``align``) and where the crop sits in the photo.
         ``transform_size``: the intermediate warp size (default: the aligner's, as ``align``)."""
-        return align_landmarks_placed(self._input_bgr(image), face.landmarks, output_size,
-                                      max(transform_size or self.transform_size, output_size))
+        return align_landmarks_placed(
+            self._input_bgr(image), face.landmarks, output_size, max(transform_size or self.transform_size, output_size)
+        )
 
     def align(self, image: np.ndarray, output_size: int = 1024) -> np.ndarray | None:
         """The aligned face as ``output_size``² ×3 uint8 BGR, or ``None`` when no face is found."""
         return self.align_detailed(image, output_size).image
 
 
-def align_file(path: str | os.PathLike, output_size: int = 1024, faithful: bool = False,
-               predictor_path: str | os.PathLike | None = None,
-               aligner: FaceAligner | None = None) -> np.ndarray | None:
+def align_file(
+    path: str | os.PathLike,
+    output_size: int = 1024,
+    faithful: bool = False,
+    predictor_path: str | os.PathLike | None = None,
+    aligner: FaceAligner | None = None,
+) -> np.ndarray | None:
     """Read an image file (EXIF orientation applied) and align its face; ``None`` when none found.
     Pass ``aligner`` to reuse loaded models across files (``faithful``/``predictor_path`` are then
     ignored). Unreadable files raise ``InputImageError``."""

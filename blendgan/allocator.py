@@ -11,6 +11,7 @@ that generate (the command-line tools, the benchmark), not from a library import
 `THP_MEM_ALLOC_ENABLE=1` in the environment before PyTorch's first allocation (transparent huge pages
 for large tensors) is an alternative with a smaller gain (~0.93 s) that does not pin memory.
 """
+
 import ctypes
 import ctypes.util
 import sys
@@ -44,7 +45,7 @@ def reuse_freed_memory():
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # the value is a C int: 2**31 - 1 bytes is the largest trim threshold that can be passed
-    _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+    _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     return _applied
 
 

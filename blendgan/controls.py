@@ -12,6 +12,7 @@ colour layers of the generator size (`color_layers`). Several styles mix in the 
 
 This module is pure Python (no torch, no numpy): the PyTorch pipeline and the torch-free ONNX runner share it.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,7 @@ def preset_weights(name: str, n_latent: int) -> list[float]:
         return [1.0 if r <= STRUCTURE_MAX_RESOLUTION else 0.0 for r in res]
     if name == "texture":
         return [0.0 if r <= STRUCTURE_MAX_RESOLUTION else 1.0 for r in res]
-    raise UsageError(f"--layer_weights {name!r}: give {n_latent} numbers in [0, 1] or a preset "
-                     f"({', '.join(PRESETS)})")
+    raise UsageError(f"--layer_weights {name!r}: give {n_latent} numbers in [0, 1] or a preset ({', '.join(PRESETS)})")
 
 
 def color_layers(n_latent: int) -> list[int]:
@@ -126,8 +126,9 @@ class Controls:
                 lw = lw.strip()
             else:
                 if not re.fullmatch(r"[0-9.eE+\-,\s]+", lw):
-                    raise UsageError(f"--layer_weights {lw!r}: give one value in [0, 1] per layer or a preset "
-                                     f"({', '.join(PRESETS)})")
+                    raise UsageError(
+                        f"--layer_weights {lw!r}: give one value in [0, 1] per layer or a preset ({', '.join(PRESETS)})"
+                    )
                 lw = parse_numbers(lw, "--layer_weights")
         if lw is not None and not isinstance(lw, str):
             lw = tuple(_number(v, "--layer_weights") for v in lw)
@@ -159,8 +160,10 @@ class Controls:
             vec = preset_weights(lw, n_latent)
         else:
             if len(lw) != n_latent:
-                raise UsageError(f"--layer_weights: give {n_latent} values for this {2 ** ((n_latent + 2) // 2)} px "
-                                 f"generator, got {len(lw)}")
+                raise UsageError(
+                    f"--layer_weights: give {n_latent} values for this {2 ** ((n_latent + 2) // 2)} px "
+                    f"generator, got {len(lw)}"
+                )
             vec = list(lw)
         if self.preserve_color:
             for i in color_layers(n_latent):
@@ -181,8 +184,7 @@ class Controls:
                 return None
             return [1.0 / n_styles] * n_styles
         if len(k) != n_styles:
-            raise UsageError(f"--style_weights: {len(k)} weights for {n_styles} style images; give one per "
-                             "--style_img")
+            raise UsageError(f"--style_weights: {len(k)} weights for {n_styles} style images; give one per --style_img")
         total = sum(k)
         return [v / total for v in k]
 

@@ -13,6 +13,7 @@ Processes talk through `torch.distributed` (gloo on CPU, nccl on CUDA, initialis
 environment `torchrun` sets). The trainers' part (DDP wrapping, reductions of tensors and objects) is at the
 end. Nothing heavy is imported at module import time.
 """
+
 import os
 from dataclasses import dataclass, field
 
@@ -126,8 +127,7 @@ def setup(device="auto"):
         kwargs = {"device_id": resolved} if backend == "nccl" else {}
         dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world, **kwargs)
         owned = True
-    return Context(rank=rank, world_size=world, local_rank=local, device=resolved, backend=backend,
-                   _group_owned=owned)
+    return Context(rank=rank, world_size=world, local_rank=local, device=resolved, backend=backend, _group_owned=owned)
 
 
 # ----------------------------------------------------------------------------- trainers
@@ -187,8 +187,7 @@ def wrap(module, ctx, find_unused_parameters=False):
     # torch >= 2.13 names the per-forward buffer broadcast `forward_sync_buffers` (`broadcast_buffers` before)
     names = inspect.signature(DistributedDataParallel).parameters
     no_sync = {"forward_sync_buffers" if "forward_sync_buffers" in names else "broadcast_buffers": False}
-    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters,
-                                   **no_sync)
+    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters, **no_sync)
 
 
 def unwrap(module):

@@ -4,6 +4,7 @@ Each job takes already-resolved inputs (paths, numbers), writes its outputs atom
 original names and layouts, and records what happened in a report object (`written`, `skipped`,
 `fail(path, reason)`, `note(msg)`); the commands in `blendgan.cli` only parse flags and call these.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,7 +51,7 @@ VIDEO_HOLD_FRAMES = 10
 
 def _chunks(items, size):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _progress(iterable=None, **kwargs):
@@ -59,6 +60,7 @@ def _progress(iterable=None, **kwargs):
 
 
 # --------------------------------------------------------------------------- generate_image_pairs
+
 
 def load_sample_zs(path: PathLike, pics: int) -> torch.Tensor:
     """The `--sample_zs` file: a [pics, 1, 512] / [pics, 512] tensor or a list of [1, 512] tensors."""
@@ -76,15 +78,30 @@ def load_sample_zs(path: PathLike, pics: int) -> torch.Tensor:
     return torch.stack([r.reshape(512).float() for r in rows[:pics]])
 
 
-def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics: int = 20, truncation: float = 0.75,
-                         truncation_mean: int = LATENT_AVG_SAMPLES, style_img: PathLike | None = None,
-                         style_dir: PathLike | None = None, style_per_pair: bool = False,
-                         sample_zs: torch.Tensor | None = None,
-                         add_weight_index: int | tuple[int, int] | str = ADD_WEIGHT_INDEX, seed: int = 0,
-                         skip_existing: bool = False, layout: str = "pairs", shard_size: int = 0,
-                         random_noise: bool = False, ctx: distributed.Context | None = None,
-                         strength: tuple[float, float] = (1.0, 1.0), layer_weights=None, preserve_color: bool = False,
-                         style_weights: Sequence[float] | None = None) -> None:
+def generate_image_pairs(
+    bg: BlendGAN,
+    outdir: PathLike,
+    report: Report,
+    *,
+    pics: int = 20,
+    truncation: float = 0.75,
+    truncation_mean: int = LATENT_AVG_SAMPLES,
+    style_img: PathLike | None = None,
+    style_dir: PathLike | None = None,
+    style_per_pair: bool = False,
+    sample_zs: torch.Tensor | None = None,
+    add_weight_index: int | tuple[int, int] | str = ADD_WEIGHT_INDEX,
+    seed: int = 0,
+    skip_existing: bool = False,
+    layout: str = "pairs",
+    shard_size: int = 0,
+    random_noise: bool = False,
+    ctx: distributed.Context | None = None,
+    strength: tuple[float, float] = (1.0, 1.0),
+    layer_weights=None,
+    preserve_color: bool = False,
+    style_weights: Sequence[float] | None = None,
+) -> None:
     """`{i:06d}.jpg` = [face | stylized face] for `pics` random faces, at any scale.
 
     `add_weight_index`: an int, a (low, high) range or its text form '4-8' (drawn per pair).
@@ -127,7 +144,8 @@ def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics
         from .controls import Controls
 
         weights = Controls(style_weights=tuple(style_weights) if style_weights is not None else None).mix_weights(
-            len(style_img))
+            len(style_img)
+        )
         for p in style_img:
             style_codes[str(p)] = bg.read_style(p)[1]
         style = ("mix", (tuple(str(p) for p in style_img), tuple(weights or [1.0])))
@@ -139,9 +157,17 @@ def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics
     else:  # latent-guided: the random vector is the z_embed
         style = ("latent", bool(style_per_pair))
     zs = load_sample_zs(sample_zs, pics) if sample_zs is not None else None
-    recipe = pairset.PairRecipe(seed=seed, truncation=truncation, add_weight_index=awi, style=style,
-                                sample_zs=None if sample_zs is None else str(sample_zs), random_noise=random_noise,
-                                strength=strength, layer_weights=layer_weights, preserve_color=preserve_color)
+    recipe = pairset.PairRecipe(
+        seed=seed,
+        truncation=truncation,
+        add_weight_index=awi,
+        style=style,
+        sample_zs=None if sample_zs is None else str(sample_zs),
+        random_noise=random_noise,
+        strength=strength,
+        layer_weights=layer_weights,
+        preserve_color=preserve_color,
+    )
     outputs = pairset.Outputs(outdir, layout, shard_size, pics)
     outputs.prepare()
 
@@ -161,8 +187,9 @@ def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics
     window = min(bg.batch_size * (awi[1] - awi[0] + 1), max(bg.batch_size, 32))
     steps = _steps(todo, window, sharded=bool(outputs.shard_size))
     rounds = ctx.all_reduce_max(len(steps))  # every rank joins every round's count, even when out of work
-    bar = _progress(total=ctx.all_reduce_sum([sum(map(len, todo))])[0], desc="pairs", unit="pair",
-                    disable=not ctx.is_main)
+    bar = _progress(
+        total=ctx.all_reduce_sum([sum(map(len, todo))])[0], desc="pairs", unit="pair", disable=not ctx.is_main
+    )
     shared_style = None
     if style == ("latent", False):  # the original: one random style code for the whole run
         shared_style = pairset.style_code({"style_seed": pairset.derive_seed(seed, "style")})
@@ -198,8 +225,10 @@ def generate_image_pairs(bg: BlendGAN, outdir: PathLike, report: Report, *, pics
     seconds = time.perf_counter() - started
     made, cpu_ms = ctx.all_reduce_sum([report.written, round(1000 * (time.process_time() - cpu_started))])
     if ctx.is_main and made:
-        report.note(f"pairs: generated {made} in {seconds:.1f}s on {ctx.world_size} process(es): "
-                    f"{made / seconds:.3f} pairs/s, {cpu_ms / 1000 / made:.2f} CPU s/pair")
+        report.note(
+            f"pairs: generated {made} in {seconds:.1f}s on {ctx.world_size} process(es): "
+            f"{made / seconds:.3f} pairs/s, {cpu_ms / 1000 / made:.2f} CPU s/pair"
+        )
     lines = [pairset.record_line(records[i]) for i in sorted(records)]
     if ctx.world_size == 1:
         pairset.write_manifest_single(outdir, lines)
@@ -214,9 +243,9 @@ def _steps(todo, window, sharded):
     """Work of one rank as (unit, pairs, opens unit, closes unit): up to `window` pairs a step. A tar shard
     is one unit spread over steps; loose pairs are packed into full windows across units."""
     if sharded:
-        return [(u, u[s:s + window], s == 0, s + window >= len(u)) for u in todo for s in range(0, len(u), window)]
+        return [(u, u[s : s + window], s == 0, s + window >= len(u)) for u in todo for s in range(0, len(u), window)]
     flat = [i for u in todo for i in u]
-    return [(flat[s:s + window], flat[s:s + window], True, True) for s in range(0, len(flat), window)]
+    return [(flat[s : s + window], flat[s : s + window], True, True) for s in range(0, len(flat), window)]
 
 
 def _stop_if_any_failed(ctx, error, reduced=None):
@@ -253,11 +282,14 @@ def _embed_style_folder(bg, folder, style_codes, report):
 
 def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation):
     """(faces, stylized) as BGR arrays for the records, in order; batched per add_weight_index."""
-    z = torch.cat([zs[r["index"]:r["index"] + 1] if zs is not None else pairset.face_code(r) for r in recs])
+    z = torch.cat([zs[r["index"] : r["index"] + 1] if zs is not None else pairset.face_code(r) for r in recs])
     controls = {}
     if "strength" in recs[0]:  # the stylization controls (the same for every pair but the drawn strength)
-        controls = {"strength": [r["strength"] for r in recs], "layer_weights": recs[0]["layer_weights"],
-                    "preserve_color": recs[0]["preserve_color"]}
+        controls = {
+            "strength": [r["strength"] for r in recs],
+            "layer_weights": recs[0]["layer_weights"],
+            "preserve_color": recs[0]["preserve_color"],
+        }
     if recs[0].get("style_images"):  # a mix of style images: codes [N, J, 512]
         mixed = torch.cat([style_codes[name].float().cpu() for name in recs[0]["style_images"]])
         z_embed = mixed[None].expand(len(recs), -1, -1)
@@ -276,15 +308,22 @@ def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation
         chosen = dict(controls)
         if "strength" in chosen:
             chosen["strength"] = [chosen["strength"][k] for k in pos]
-        plain, styl = bg.sample_pair(z[sel], z_embed[sel], truncation=truncation, truncation_latent=mean_latent,
-                                     add_weight_index=awi,
-                                     noise=None if noise is None else [m[sel] for m in noise], **chosen)
+        plain, styl = bg.sample_pair(
+            z[sel],
+            z_embed[sel],
+            truncation=truncation,
+            truncation_latent=mean_latent,
+            add_weight_index=awi,
+            noise=None if noise is None else [m[sel] for m in noise],
+            **chosen,
+        )
         for k, a, b in zip(pos, images.tensors_to_bgr(plain), images.tensors_to_bgr(styl)):
             faces[k], styled[k] = a, b
     return faces, styled
 
 
 # --------------------------------------------------------------------------- refined faces (issue 26)
+
 
 def face_codes(bg: BlendGAN, image_bgr: np.ndarray, refine: int, name: str, report: Report) -> torch.Tensor:
     """pSp's codes of a face, or with `refine` > 0 its refined codes (`BlendGAN.refine_face_bgr`): a progress
@@ -315,6 +354,7 @@ def _numbered_face_codes(bg, refine, photo_name, report):
 
 # --------------------------------------------------------------------------- style_transfer_folder
 
+
 def _read_face(path, aligner):
     img = images.read_image_bgr(path)
     if aligner is not None:
@@ -322,10 +362,20 @@ def _read_face(path, aligner):
     return img
 
 
-def style_transfer_folder(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdir: PathLike,
-                          report: Report, *, add_weight_index: int = ADD_WEIGHT_INDEX, skip_existing: bool = False,
-                          aligner: Aligner | None = None, style_weights: Sequence[float] | None = None,
-                          refine: int = 0, **controls) -> None:
+def style_transfer_folder(
+    bg: BlendGAN,
+    faces: Sequence[Path],
+    styles: Sequence[Path],
+    outdir: PathLike,
+    report: Report,
+    *,
+    add_weight_index: int = ADD_WEIGHT_INDEX,
+    skip_existing: bool = False,
+    aligner: Aligner | None = None,
+    style_weights: Sequence[float] | None = None,
+    refine: int = 0,
+    **controls,
+) -> None:
     """`{face}_v_{style}.jpg` = [face | style | stylized] for every face x style.
 
     `style_weights` (one per style): mix all the styles into one instead, `{face}_v_{a}+{b}.jpg` with the
@@ -400,8 +450,14 @@ def _mixed_style_item(items, size):
 
 # --------------------------------------------------------------------------- gen_video
 
-def video_frames(bg: BlendGAN, face_bgr: np.ndarray, style_bgrs: Sequence[np.ndarray],
-                 add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX, **controls) -> Iterator[np.ndarray]:
+
+def video_frames(
+    bg: BlendGAN,
+    face_bgr: np.ndarray,
+    style_bgrs: Sequence[np.ndarray],
+    add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX,
+    **controls,
+) -> Iterator[np.ndarray]:
     """gen_video's frames (H x 3W x 3 uint8 RGB) for one face and its chosen styles, streamed.
 
     `controls`: `space` and the controls of `BlendGAN.interpolate` (defaults: the original frames).
@@ -420,7 +476,7 @@ def video_frames(bg: BlendGAN, face_bgr: np.ndarray, style_bgrs: Sequence[np.nda
             out = bg.interpolate(codes, zs[t], zs[t + 1], chunk, add_weight_index=add_weight_index, **controls)
             for alpha, result in zip(chunk, images.tensors_to_video_frames_rgb(out)):
                 top = int(size * alpha)  # sliding window: alpha 0 shows prev, 1 shows next
-                frame = np.concatenate([face_panel, stacked[top:top + size], result], axis=1)
+                frame = np.concatenate([face_panel, stacked[top : top + size], result], axis=1)
                 yield frame
     for _ in range(VIDEO_HOLD_FRAMES):
         yield frame
@@ -430,10 +486,21 @@ def frames_per_video(n_styles: int = VIDEO_STYLES_PER_FACE) -> int:
     return (n_styles - 1) * len(video_alphas()) + VIDEO_HOLD_FRAMES
 
 
-def gen_video(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdir: PathLike, report: Report, *,
-              add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX, seed: int = 0, codec: str = "h264",
-              frames_dir: PathLike | None = None, skip_existing: bool = False, aligner: Aligner | None = None,
-              **controls) -> None:
+def gen_video(
+    bg: BlendGAN,
+    faces: Sequence[Path],
+    styles: Sequence[Path],
+    outdir: PathLike,
+    report: Report,
+    *,
+    add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX,
+    seed: int = 0,
+    codec: str = "h264",
+    frames_dir: PathLike | None = None,
+    skip_existing: bool = False,
+    aligner: Aligner | None = None,
+    **controls,
+) -> None:
     """`{face}.mp4`: 227 frames morphing through 8 randomly chosen styles per face.
 
     `controls`: `space` ('z' the original, 'w' the W-space mix) and strength, layer_weights, preserve_color."""
@@ -485,11 +552,24 @@ def gen_video(bg: BlendGAN, faces: Sequence[Path], styles: Sequence[Path], outdi
 PANEL_MAX_HEIGHT = 2048  # side-by-side panels of larger photos are shrunk to this height
 
 
-def stylize_photos(bg: BlendGAN, photos: Sequence[Path], style_img, outdir: PathLike, report: Report, *,
-                   faces: str | int = "all", min_face: float | None = None, min_score: float | None = None,
-                   keep_faceless: bool = False, save_crops: bool = False, panel: bool = False,
-                   skip_existing: bool = False, aligner: FaceAligner | None = None, refine: int = 0,
-                   **controls) -> None:
+def stylize_photos(
+    bg: BlendGAN,
+    photos: Sequence[Path],
+    style_img,
+    outdir: PathLike,
+    report: Report,
+    *,
+    faces: str | int = "all",
+    min_face: float | None = None,
+    min_score: float | None = None,
+    keep_faceless: bool = False,
+    save_crops: bool = False,
+    panel: bool = False,
+    skip_existing: bool = False,
+    aligner: FaceAligner | None = None,
+    refine: int = 0,
+    **controls,
+) -> None:
     """`{photo}_v_{style}{ext}`: each photo at its own size and format with every face stylized and pasted back.
 
     `style_img`: the artwork's path, or several paths mixed with the `style_weights` control (the name then
@@ -529,8 +609,9 @@ def stylize_photos(bg: BlendGAN, photos: Sequence[Path], style_img, outdir: Path
                 report.fail(path, "no face found to stylize; pass --keep_faceless to write such photos unchanged")
                 continue
             report.note(f"{path}: no face found; written unchanged (--keep_faceless)")
-        result = photo_mod.stylize_faces(bg, picture, records, z_embed,
-                                         face_codes=_numbered_face_codes(bg, refine, path.name, report), **controls)
+        result = photo_mod.stylize_faces(
+            bg, picture, records, z_embed, face_codes=_numbered_face_codes(bg, refine, path.name, report), **controls
+        )
         images.write_image_atomic(target, result)
         report.written += 1
         if save_crops:

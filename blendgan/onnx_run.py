@@ -11,6 +11,7 @@ RGB, (u / 255 - 0.5) / 0.5, average-pooled to 256x256 exactly like the models' A
 Images are decoded with Pillow; `blendgan transfer` decodes with OpenCV. For PNG (and other lossless
 formats) the pixels are the same; JPEG decoders may differ by a grey level here and there.
 """
+
 import argparse
 import json
 import sys
@@ -59,8 +60,10 @@ def read_style_code(path, base_fingerprint=None):
     if entry is None or entry.get("dtype") != "F32":
         raise UsageError(f"--style {path}: not a style-code file of `blendgan fit-style`")
     if base_fingerprint and meta.get("base_fingerprint") != base_fingerprint:
-        raise UsageError(f"--style {path}: fitted with another base checkpoint ({meta.get('base_checkpoint', '?')}) "
-                         "than these exported models")
+        raise UsageError(
+            f"--style {path}: fitted with another base checkpoint ({meta.get('base_checkpoint', '?')}) "
+            "than these exported models"
+        )
     begin, end = entry["data_offsets"]
     with open(path, "rb") as f:
         f.seek(start + begin)
@@ -68,6 +71,7 @@ def read_style_code(path, base_fingerprint=None):
 
 
 # --------------------------------------------------------------------------- pre/post-processing (numpy)
+
 
 def read_rgb(path):
     """An image file as H x W x 3 uint8 RGB (EXIF orientation applied, alpha dropped, grey expanded)."""
@@ -129,8 +133,9 @@ def write_rgb(path, rgb):
         with atomic_output(path) as tmp:
             Image.fromarray(rgb).save(tmp, format=_pil_format(path))
     except (OSError, ValueError, KeyError) as err:
-        raise UsageError(f"{path}: cannot write the image ({err}); use a .png or .jpg name in a writable folder") \
-            from None
+        raise UsageError(
+            f"{path}: cannot write the image ({err}); use a .png or .jpg name in a writable folder"
+        ) from None
 
 
 def _pil_format(path):
@@ -144,6 +149,7 @@ def _pil_format(path):
 
 
 # --------------------------------------------------------------------------- models
+
 
 class OnnxBlendGAN:
     """The exported models of one folder on onnxruntime; numpy in, numpy out.
@@ -188,11 +194,13 @@ class OnnxBlendGAN:
             if self.threads:
                 opts.intra_op_num_threads = int(self.threads)
             try:
-                self._sessions[name] = ort.InferenceSession(str(path), opts,
-                                                            providers=self.providers or ["CPUExecutionProvider"])
+                self._sessions[name] = ort.InferenceSession(
+                    str(path), opts, providers=self.providers or ["CPUExecutionProvider"]
+                )
             except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
-                raise UsageError(f"{path}: onnxruntime cannot load it ({str(err).splitlines()[0]}); "
-                                 "export again") from None
+                raise UsageError(
+                    f"{path}: onnxruntime cannot load it ({str(err).splitlines()[0]}); export again"
+                ) from None
         return self._sessions[name]
 
     def release(self, name):
@@ -215,8 +223,17 @@ class OnnxBlendGAN:
         """Style code z_embed [1, 512] of an artwork (H x W x 3 uint8 RGB, any size)."""
         return self._run("style_encoder", {"image": self._encoder_input(rgb)})
 
-    def stylize(self, codes, z_embed=None, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, *, strength=1.0,
-                layer_weights=None, preserve_color=False, style_weights=None):
+    def stylize(
+        self,
+        codes,
+        z_embed=None,
+        add_weight_index=DEFAULT_ADD_WEIGHT_INDEX,
+        *,
+        strength=1.0,
+        layer_weights=None,
+        preserve_color=False,
+        style_weights=None,
+    ):
         """Images [N, 3, size, size] in [-1, 1]. Without z_embed the baked-in style model is used
         (its add_weight_index was fixed at export).
 
@@ -224,25 +241,38 @@ class OnnxBlendGAN:
         style codes (a list, or [N, J, 512]) mixed by `style_weights`, generator_controls.onnx runs."""
         from .controls import Controls, blend_weights, step_weights
 
-        controls = Controls(strength, layer_weights, preserve_color,
-                            None if style_weights is None else tuple(float(k) for k in style_weights))
+        controls = Controls(
+            strength,
+            layer_weights,
+            preserve_color,
+            None if style_weights is None else tuple(float(k) for k in style_weights),
+        )
         several = isinstance(z_embed, (list, tuple)) or (z_embed is not None and np.ndim(z_embed) == 3)
         if z_embed is not None and (several or not controls.blends_default):
             if "add_weight" not in self.info or not self.has("generator_controls"):
-                raise UsageError(f"{self.dir} has no generator_controls model (exported before the controls "
-                                 "existed): export the generator again")
-            z = np.stack([np.asarray(v, dtype=np.float32).reshape(-1, 512) for v in z_embed], axis=1) \
-                if isinstance(z_embed, (list, tuple)) else np.asarray(z_embed, dtype=np.float32)
+                raise UsageError(
+                    f"{self.dir} has no generator_controls model (exported before the controls "
+                    "existed): export the generator again"
+                )
+            z = (
+                np.stack([np.asarray(v, dtype=np.float32).reshape(-1, 512) for v in z_embed], axis=1)
+                if isinstance(z_embed, (list, tuple))
+                else np.asarray(z_embed, dtype=np.float32)
+            )
             z = z.reshape(z.shape[0], -1, 512)
             k = controls.mix_weights(z.shape[1]) or [1.0]
-            amounts = controls.style_amounts(self.n_latent, add_weight_index) or \
-                step_weights(self.n_latent, add_weight_index)  # several styles at the original blend
+            amounts = controls.style_amounts(self.n_latent, add_weight_index) or step_weights(
+                self.n_latent, add_weight_index
+            )  # several styles at the original blend
             a = np.asarray(blend_weights(self.info["add_weight"], amounts), dtype=np.float32)[None]
             n = max(np.shape(codes)[0], z.shape[0])
             codes = np.broadcast_to(np.asarray(codes, dtype=np.float32), (n, *np.shape(codes)[1:]))
-            feeds = {"codes": np.ascontiguousarray(codes), "z_embed": np.ascontiguousarray(np.broadcast_to(
-                z, (n, *z.shape[1:]))), "style_weights": np.tile(np.asarray([k], dtype=np.float32), (n, 1)),
-                "blend_weights": np.tile(a, (n, 1))}
+            feeds = {
+                "codes": np.ascontiguousarray(codes),
+                "z_embed": np.ascontiguousarray(np.broadcast_to(z, (n, *z.shape[1:]))),
+                "style_weights": np.tile(np.asarray([k], dtype=np.float32), (n, 1)),
+                "blend_weights": np.tile(a, (n, 1)),
+            }
             return self._run("generator_controls", feeds)
         codes = np.asarray(codes, dtype=np.float32)
         if z_embed is None:
@@ -258,30 +288,56 @@ class OnnxBlendGAN:
 
 # --------------------------------------------------------------------------- command
 
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m blendgan.onnx_run", description=__doc__.split("\n\n")[0],
+        prog="python -m blendgan.onnx_run",
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  python -m blendgan.onnx_run --models onnx/ --face face.png --style style.jpg "
-               "--out result.png")
+        "--out result.png",
+    )
     parser.add_argument("--models", required=True, help="folder written by blendgan export")
     parser.add_argument("--face", required=True, help="aligned face image")
-    parser.add_argument("--style", "--style_img", "--style_code", action="append", default=None,
-                        help="style image, or a style_code.safetensors of `blendgan fit-style`; give it several times "
-                             "to mix styles with --style_weights (default: "
-                             "the style baked into generator_fixed_style.onnx)")
-    parser.add_argument("--style_weights", type=float, nargs="+", default=None,
-                        help="mix weights of the style images, one each (default: equal)")
-    parser.add_argument("--strength", type=float, default=1.0,
-                        help="style strength in [0, 1]: 0 the face's reconstruction, 1 the full style (default: 1)")
-    parser.add_argument("--layer_weights", default=None,
-                        help="per-layer style weights: n_latent values in [0, 1] (comma-separated) or a preset "
-                             "(all, structure, texture); replaces --add_weight_index (default: none)")
-    parser.add_argument("--preserve_color", action="store_true",
-                        help="the fine (colour) layers keep the face's code (default: off)")
+    parser.add_argument(
+        "--style",
+        "--style_img",
+        "--style_code",
+        action="append",
+        default=None,
+        help="style image, or a style_code.safetensors of `blendgan fit-style`; give it several times "
+        "to mix styles with --style_weights (default: "
+        "the style baked into generator_fixed_style.onnx)",
+    )
+    parser.add_argument(
+        "--style_weights",
+        type=float,
+        nargs="+",
+        default=None,
+        help="mix weights of the style images, one each (default: equal)",
+    )
+    parser.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="style strength in [0, 1]: 0 the face's reconstruction, 1 the full style (default: 1)",
+    )
+    parser.add_argument(
+        "--layer_weights",
+        default=None,
+        help="per-layer style weights: n_latent values in [0, 1] (comma-separated) or a preset "
+        "(all, structure, texture); replaces --add_weight_index (default: none)",
+    )
+    parser.add_argument(
+        "--preserve_color", action="store_true", help="the fine (colour) layers keep the face's code (default: off)"
+    )
     parser.add_argument("--out", required=True, help="result image (.png or .jpg)")
-    parser.add_argument("--add_weight_index", type=int, default=DEFAULT_ADD_WEIGHT_INDEX,
-                        help="Weighted Blending Module index (default: %(default)s; ignored for a baked-in style)")
+    parser.add_argument(
+        "--add_weight_index",
+        type=int,
+        default=DEFAULT_ADD_WEIGHT_INDEX,
+        help="Weighted Blending Module index (default: %(default)s; ignored for a baked-in style)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
     return parser
 
@@ -293,29 +349,42 @@ def main(argv=None):
 
         weights = tuple(args.style_weights) if args.style_weights is not None else None
         if weights is not None and len(weights) != len(args.style or []):
-            raise UsageError(f"--style_weights: {len(weights)} weights for {len(args.style or [])} --style "
-                             "image(s); give one weight per --style")
+            raise UsageError(
+                f"--style_weights: {len(weights)} weights for {len(args.style or [])} --style "
+                "image(s); give one weight per --style"
+            )
         controls = Controls(args.strength, args.layer_weights, args.preserve_color, weights)
         models = OnnxBlendGAN(args.models, threads=args.threads)
         controls.layer_vector(models.n_latent)  # a wrong-length vector fails before any model runs
         face = read_rgb(args.face)
         z_embed = None
         if args.style:
-            z_embed = [read_style_code(p, models.base_fingerprint) if is_style_code(p) else
-                       models.embed_style(read_rgb(p)) for p in args.style]
+            z_embed = [
+                read_style_code(p, models.base_fingerprint) if is_style_code(p) else models.embed_style(read_rgb(p))
+                for p in args.style
+            ]
             z_embed = z_embed[0] if len(z_embed) == 1 else z_embed
             models.release("style_encoder")
         elif not models.has("generator_fixed_style"):
-            raise UsageError(f"--style is required: {args.models} has no baked-in style "
-                             "(export with --style_img for one)")
+            raise UsageError(
+                f"--style is required: {args.models} has no baked-in style (export with --style_img for one)"
+            )
         codes = models.encode_face(face)
         models.release("psp_encoder")
         if z_embed is None and not controls.blends_default:
-            raise UsageError("--strength, --layer_weights and --preserve_color need --style (the baked-in style "
-                             "model has fixed blend weights)")
-        image = models.stylize(codes, z_embed, args.add_weight_index, strength=controls.strength,
-                               layer_weights=controls.layer_weights, preserve_color=controls.preserve_color,
-                               style_weights=controls.style_weights)
+            raise UsageError(
+                "--strength, --layer_weights and --preserve_color need --style (the baked-in style "
+                "model has fixed blend weights)"
+            )
+        image = models.stylize(
+            codes,
+            z_embed,
+            args.add_weight_index,
+            strength=controls.strength,
+            layer_weights=controls.layer_weights,
+            preserve_color=controls.preserve_color,
+            style_weights=controls.style_weights,
+        )
         write_rgb(args.out, output_to_rgb(image)[0])
     except BlendGANError as err:
         print(f"error: {err}", file=sys.stderr)

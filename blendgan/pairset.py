@@ -16,6 +16,7 @@ Outputs: loose files (`{key}.jpg` = [face | stylized] as in the original, and/or
 (`pairs-000000.tar` holding `{key}.face.jpg`, `{key}.stylized.jpg`, `{key}.json`). Every file is
 written atomically. `manifest.jsonl` holds one JSON record per pair, sorted by index.
 """
+
 import hashlib
 import heapq
 import io
@@ -43,7 +44,7 @@ def derive_seed(seed, *parts):
     E.g. `derive_seed(0, 5, "face")` seeds the face code of pair 5 of `--seed 0`."""
     text = "|".join([SEED_DOMAIN, str(int(seed)), *(str(p) for p in parts)])
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2 ** 63 - 1)
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def generator_for(seed):
@@ -151,6 +152,7 @@ def pair_key(index):
 
 
 # --------------------------------------------------------------------------- outputs
+
 
 class Outputs:
     """Where pairs go. Work is cut into units: one pair (loose files) or one tar shard of N pairs."""
@@ -283,6 +285,7 @@ class ShardWriter:
 
 # --------------------------------------------------------------------------- manifest
 
+
 def record_line(record):
     return json.dumps(record, separators=(",", ":")) + "\n"
 
@@ -339,12 +342,13 @@ def check_earlier_manifest(outdir, expected):
                 raise UsageError(f"{path}: not a manifest (unreadable line); move it away to resume") from None
             new = expected.get(old.get("index"))
             if new is not None and old != new:
-                raise UsageError(f"{path}: pair {old.get('index')} was made with other settings (seed, style, "
-                                 "add_weight_index, truncation, layout); resume with the same flags or use a "
-                                 "new --outdir")
+                raise UsageError(
+                    f"{path}: pair {old.get('index')} was made with other settings (seed, style, "
+                    "add_weight_index, truncation, layout); resume with the same flags or use a "
+                    "new --outdir"
+                )
 
 
 def write_manifest_single(outdir, lines):
     """One process: manifest.jsonl straight from the records."""
     write_bytes_atomic(Path(outdir) / MANIFEST, "".join(lines).encode())
-

@@ -15,6 +15,7 @@ face was. What is taken from the generated square is decided by a mask drawn in 
 Faces are composited smallest first, so where two masks overlap the larger (usually nearer) face is on
 top. Pixels outside every mask are the photo's own bytes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ def select_faces(faces: list[Face], which: str | int = "all") -> list[Face]:
     if which == "all":
         return list(faces)
     k = 1 if which == "largest" else int(which)
-    keep = sorted(range(len(faces)), key=lambda i: (-faces[i].area, i))[:max(k, 0)]
+    keep = sorted(range(len(faces)), key=lambda i: (-faces[i].area, i))[: max(k, 0)]
     return [faces[i] for i in sorted(keep)]
 
 
@@ -148,8 +149,9 @@ def paste_region(placement: CropPlacement) -> tuple[int, int, int, int] | None:
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def _warp_into(src: np.ndarray, placement: CropPlacement, region, border_mode, border_value=0,
-               interpolation=cv2.INTER_LINEAR) -> np.ndarray:
+def _warp_into(
+    src: np.ndarray, placement: CropPlacement, region, border_mode, border_value=0, interpolation=cv2.INTER_LINEAR
+) -> np.ndarray:
     """``src`` (a square crop at any resolution) warped into the photo region's pixel grid."""
     x0, y0, x1, y1 = region
     # Shrinking by more than 4x in one interpolation skips source pixels (aliasing): halve with a Gaussian
@@ -158,8 +160,14 @@ def _warp_into(src: np.ndarray, placement: CropPlacement, region, border_mode, b
     while src.shape[0] > 4 * max(placement.side, 1.0) and src.shape[0] >= 16:
         src = cv2.pyrDown(src)
     inverse = placement.shifted(x0, y0).photo_to_crop(src.shape[0])
-    return cv2.warpAffine(src, inverse, (x1 - x0, y1 - y0), flags=interpolation | cv2.WARP_INVERSE_MAP,
-                          borderMode=border_mode, borderValue=border_value)
+    return cv2.warpAffine(
+        src,
+        inverse,
+        (x1 - x0, y1 - y0),
+        flags=interpolation | cv2.WARP_INVERSE_MAP,
+        borderMode=border_mode,
+        borderValue=border_value,
+    )
 
 
 def photo_mask(mask: np.ndarray, placement: CropPlacement) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
@@ -188,7 +196,7 @@ def paste_face(photo: np.ndarray, face: np.ndarray, mask: np.ndarray, placement:
     weight = weight[top:bottom, left:right, None]
     region = (x0 + left, y0 + top, x0 + right, y0 + bottom)
     warped = _warp_into(face, placement, region, cv2.BORDER_REPLICATE, interpolation=cv2.INTER_CUBIC)
-    roi = photo[region[1]:region[3], region[0]:region[2]]
+    roi = photo[region[1] : region[3], region[0] : region[2]]
     # base + (warped - base) * w is base exactly where w == 0, and within [0, 255] (both ends are uint8)
     blended = warped.astype(np.float32)
     base = roi.astype(np.float32)
@@ -221,8 +229,6 @@ def mask_overlay(photo: np.ndarray, faces: list[PhotoFace], colour=(80, 220, 0))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-
-
 def make_aligner(detect_size: int = DETECT_SIZE, predictor_path=None):
     """The face aligner for whole photos: dlib's detector on a copy at most ``detect_size`` px long."""
     from .align import FaceAligner
@@ -230,8 +236,14 @@ def make_aligner(detect_size: int = DETECT_SIZE, predictor_path=None):
     return FaceAligner(predictor_path, detect_max_side=detect_size)
 
 
-def find_faces(aligner, photo: np.ndarray, which: str | int = "all", min_face: float = MIN_FACE,
-               min_score: float = MIN_SCORE, align_size: int = ALIGN_SIZE) -> list[PhotoFace]:
+def find_faces(
+    aligner,
+    photo: np.ndarray,
+    which: str | int = "all",
+    min_face: float = MIN_FACE,
+    min_score: float = MIN_SCORE,
+    align_size: int = ALIGN_SIZE,
+) -> list[PhotoFace]:
     """Detect, choose and FFHQ-align the faces of a BGR photo, in detector order. Detections scoring below
     ``min_score`` and faces whose crop is smaller than ``min_face`` photo pixels are kept with ``skipped``
     set (and no crop), so a caller can say why they were left as they are."""
@@ -241,8 +253,10 @@ def find_faces(aligner, photo: np.ndarray, which: str | int = "all", min_face: f
     for face in select_faces([f for f in candidates if f.score >= min_score], which):
         _, side = ffhq_quad(face.landmarks)
         if side < min_face:
-            reason = (f"face at x={face.box[0]}, y={face.box[1]} is {side:.0f} px across, below --min_face "
-                      f"{min_face:g}: too few pixels for the encoder to keep the likeness")
+            reason = (
+                f"face at x={face.box[0]}, y={face.box[1]} is {side:.0f} px across, below --min_face "
+                f"{min_face:g}: too few pixels for the encoder to keep the likeness"
+            )
             found.append(PhotoFace(face, _nowhere(width, height), skipped=reason))
             continue
         # no 4096 px supersampling as in `blendgan align`: the encoder reads the crop at 256 px, and a direct
@@ -251,9 +265,16 @@ def find_faces(aligner, photo: np.ndarray, which: str | int = "all", min_face: f
         found.append(PhotoFace(face, placement, aligned=aligned))
     for face in candidates:
         if face.score < min_score:
-            found.append(PhotoFace(face, _nowhere(width, height), skipped=(
-                f"detection at x={face.box[0]}, y={face.box[1]} scored {face.score:.2f}, below --min_score "
-                f"{min_score:g} (likely not a face)")))
+            found.append(
+                PhotoFace(
+                    face,
+                    _nowhere(width, height),
+                    skipped=(
+                        f"detection at x={face.box[0]}, y={face.box[1]} scored {face.score:.2f}, below --min_score "
+                        f"{min_score:g} (likely not a face)"
+                    ),
+                )
+            )
     return found
 
 
@@ -261,8 +282,7 @@ def _nowhere(width: int, height: int) -> CropPlacement:
     return CropPlacement(np.zeros((4, 2)), (0.0, 0.0, 0.0, 0.0), (width, height))
 
 
-def stylize_faces(bg, photo: np.ndarray, faces: list[PhotoFace], z_embed, *, face_codes=None,
-                  **controls) -> np.ndarray:
+def stylize_faces(bg, photo: np.ndarray, faces: list[PhotoFace], z_embed, *, face_codes=None, **controls) -> np.ndarray:
     """Encode, stylize (``bg.stylize(codes, z_embed, **controls)``) and paste back every face that has a crop;
     returns the composited photo (BGR). Fills each face's ``stylized`` and ``mask``. ``face_codes(crop_bgr)``
     makes a crop's codes (default ``bg.encode_face_bgr``; e.g. refined ones, ``bg.refine_face_bgr``)."""

@@ -11,6 +11,7 @@ as paths, PIL images or NumPy arrays (RGB) and go out as tensors in [-1, 1] (con
     image = bg.stylize(codes, style, add_weight_index=6)      # [1, 3, size, size] in [-1, 1]
     bg.to_rgb(image)[0]                                         # H x W x 3 uint8 RGB
 """
+
 import hashlib
 import shutil
 
@@ -64,9 +65,11 @@ def warn_if_bf16_is_emulated(precision: str, device: torch.device) -> None:
     if precision == "bf16" and bf16_is_emulated(device):
         import sys
 
-        print("warning: --precision bf16: this CPU has no bf16 kernels for PyTorch's convolutions (no AVX512-BF16 "
-              "or AMX), so they run on slow reference code; use fp32 here (benchmarks/results/bf16_cpu.md)",
-              file=sys.stderr)
+        print(
+            "warning: --precision bf16: this CPU has no bf16 kernels for PyTorch's convolutions (no AVX512-BF16 "
+            "or AMX), so they run on slow reference code; use fp32 here (benchmarks/results/bf16_cpu.md)",
+            file=sys.stderr,
+        )
 
 
 def _digest(array):
@@ -122,8 +125,10 @@ def compile_generator(generator: torch.nn.Module, device: torch.device) -> torch
     """torch.compile (inductor) of a prepared generator; on CPU inductor builds C++ kernels, so a missing
     compiler is a UsageError now rather than a traceback at the first image."""
     if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-        raise UsageError("--compile: torch.compile needs a C++ compiler on CPU and none was found (g++, c++, "
-                         "clang++); install one (e.g. apt install g++) or leave out --compile")
+        raise UsageError(
+            "--compile: torch.compile needs a C++ compiler on CPU and none was found (g++, c++, "
+            "clang++); install one (e.g. apt install g++) or leave out --compile"
+        )
     return torch.compile(generator)
 
 
@@ -136,10 +141,19 @@ class BlendGAN:
     `copy.deepcopy` of a module you train or use elsewhere in another dtype.
     """
 
-    def __init__(self, generator: torch.nn.Module, psp_encoder: "torch.nn.Module | None" = None,
-                 style_encoder: "torch.nn.Module | None" = None, *, device: "str | torch.device" = "auto",
-                 precision: str = "fp32", latent_avg: "torch.Tensor | None" = None, truncation: "float | None" = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, compile: bool = False) -> None:
+    def __init__(
+        self,
+        generator: torch.nn.Module,
+        psp_encoder: "torch.nn.Module | None" = None,
+        style_encoder: "torch.nn.Module | None" = None,
+        *,
+        device: "str | torch.device" = "auto",
+        precision: str = "fp32",
+        latent_avg: "torch.Tensor | None" = None,
+        truncation: "float | None" = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        compile: bool = False,
+    ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
         warn_if_bf16_is_emulated(precision, self.device)
@@ -162,8 +176,10 @@ class BlendGAN:
         else:
             self.style_encoder = _place(style_encoder, self.device, self.dtype)
         if self.psp_encoder is not None and self.psp_encoder.encoder.n_styles != self.n_latent:
-            raise UsageError(f"the pSp encoder makes {self.psp_encoder.encoder.n_styles} codes but the "
-                             f"{self.size}px generator needs {self.n_latent}: use the encoder for size {self.size}")
+            raise UsageError(
+                f"the pSp encoder makes {self.psp_encoder.encoder.n_styles} codes but the "
+                f"{self.size}px generator needs {self.n_latent}: use the encoder for size {self.size}"
+            )
         self.latent_avg = latent_avg  # from blendgan.pt: truncation centre of generate_image_pairs
         self.truncation = truncation
         self._face_cache = {}
@@ -181,9 +197,17 @@ class BlendGAN:
         self._run_generator = compile_generator(self.generator, self.device) if compile else self.generator
 
     @classmethod
-    def from_checkpoints(cls, ckpt: "images.PathLike", psp_encoder_ckpt: "images.PathLike | None" = None,
-                         style_encoder_ckpt: "images.PathLike | None" = None, *, size: "int | None" = None,
-                         channel_multiplier: int = 2, adapters=(), **kwargs) -> "BlendGAN":
+    def from_checkpoints(
+        cls,
+        ckpt: "images.PathLike",
+        psp_encoder_ckpt: "images.PathLike | None" = None,
+        style_encoder_ckpt: "images.PathLike | None" = None,
+        *,
+        size: "int | None" = None,
+        channel_multiplier: int = 2,
+        adapters=(),
+        **kwargs,
+    ) -> "BlendGAN":
         """Load `blendgan.pt` (+ `psp_encoder.pt`, + optional `style_encoder.pt`) and build the pipeline.
 
         `adapters`: (adapter.safetensors, scale) pairs from `blendgan fit-style`, merged into the generator's
@@ -198,12 +222,18 @@ class BlendGAN:
             merge_adapter(generator, path, scale)
         psp = load_psp_encoder(psp_encoder_ckpt, size=generator.size) if psp_encoder_ckpt else None
         style = load_style_encoder(style_encoder_ckpt) if style_encoder_ckpt else None
-        return cls(generator, psp, style, latent_avg=info.get("latent_avg"), truncation=info.get("truncation"),
-                   **kwargs)
+        return cls(
+            generator, psp, style, latent_avg=info.get("latent_avg"), truncation=info.get("truncation"), **kwargs
+        )
 
     @classmethod
-    def from_models(cls, generator: torch.nn.Module, psp_encoder: "torch.nn.Module | None" = None,
-                    style_encoder: "torch.nn.Module | None" = None, **kwargs) -> "BlendGAN":
+    def from_models(
+        cls,
+        generator: torch.nn.Module,
+        psp_encoder: "torch.nn.Module | None" = None,
+        style_encoder: "torch.nn.Module | None" = None,
+        **kwargs,
+    ) -> "BlendGAN":
         """Build the pipeline from already constructed models (e.g. `blendgan.weights` loaders).
 
         The modules are taken over (moved in place, frozen, see the class docstring), not copied."""
@@ -274,8 +304,10 @@ class BlendGAN:
             return bgr, self.embed_style_bgr(bgr)
         z, thumb, meta = read_style_code(path)
         if meta.get("base_fingerprint") != generator_fingerprint(self.generator):
-            raise UsageError(f"{path}: this style code was fitted with another base checkpoint "
-                             f"({meta.get('base_checkpoint', '?')}); use it with that --ckpt or fit it again")
+            raise UsageError(
+                f"{path}: this style code was fitted with another base checkpoint "
+                f"({meta.get('base_checkpoint', '?')}); use it with that --ckpt or fit it again"
+            )
         bgr = thumb[:, :, ::-1].copy() if thumb is not None else np.zeros((self.size, self.size, 3), np.uint8)
         return bgr, z.to(self.device)
 
@@ -290,8 +322,9 @@ class BlendGAN:
         it is used again. Returns the bytes advised (0 where unavailable)."""
         from .allocator import page_out
 
-        return page_out([t for t in [*self.style_encoder.parameters(), *self.style_encoder.buffers()]
-                         if t.device.type == "cpu"])
+        return page_out(
+            [t for t in [*self.style_encoder.parameters(), *self.style_encoder.buffers()] if t.device.type == "cpu"]
+        )
 
     def clear_caches(self) -> None:
         self._face_cache.clear()
@@ -319,9 +352,20 @@ class BlendGAN:
         self._identity_model = _place(load_identity_model(path), self.device, self._refine_dtype())
         self._identity_name = f"{Path(path).name}:{_file_digest(path)}"
 
-    def refine_face_bgr(self, image_bgr: np.ndarray, steps: int = 50, *, lr: float = 0.01, seed: int = 0,
-                        l2: float = 1.0, perceptual: float = 0.8, identity: float = 0.1, pull: float = 0.5,
-                        loss_size: int = 256, progress=None) -> torch.Tensor:
+    def refine_face_bgr(
+        self,
+        image_bgr: np.ndarray,
+        steps: int = 50,
+        *,
+        lr: float = 0.01,
+        seed: int = 0,
+        l2: float = 1.0,
+        perceptual: float = 0.8,
+        identity: float = 0.1,
+        pull: float = 0.5,
+        loss_size: int = 256,
+        progress=None,
+    ) -> torch.Tensor:
         """W+ codes [1, n_latent, 512] (CPU float32) of a uint8 BGR face, optimised from pSp's for `steps` steps
         so that the generator redraws the photo closer (`blendgan.fitting.refine`: L2 + VGG perceptual, + ArcFace
         identity when `load_identity_weights` was called, + a pull toward pSp's codes so styles still apply).
@@ -331,9 +375,16 @@ class BlendGAN:
         the last call's `RefineResult` (seconds, losses before/after) and whether it came from a cache."""
         from .fitting.refine import RefineSettings
 
-        settings = RefineSettings(steps=int(steps), lr=float(lr), l2=float(l2), perceptual=float(perceptual),
-                                  identity=float(identity), pull=float(pull), loss_size=int(loss_size),
-                                  seed=int(seed)).check()
+        settings = RefineSettings(
+            steps=int(steps),
+            lr=float(lr),
+            l2=float(l2),
+            perceptual=float(perceptual),
+            identity=float(identity),
+            pull=float(pull),
+            loss_size=int(loss_size),
+            seed=int(seed),
+        ).check()
         if settings.steps == 0:
             self.last_refine = None
             return self._to_output(self.encode_face_bgr(image_bgr))
@@ -346,15 +397,21 @@ class BlendGAN:
             self.last_refine = _CachedRefine(hit)
             return hit["codes"]
         result = self._refine(image_bgr, settings, progress)
-        entry = {"codes": self._to_output(result.codes), "loss_before": result.loss_before,
-                 "loss_after": result.loss_after, "seconds": result.seconds, "steps": result.steps}
+        entry = {
+            "codes": self._to_output(result.codes),
+            "loss_before": result.loss_before,
+            "loss_after": result.loss_after,
+            "seconds": result.seconds,
+            "steps": result.steps,
+        }
         self._refine_cache[key] = entry
         self._write_refine_file(key, entry)
         self.last_refine = result
         return entry["codes"]
 
-    def refine_face(self, image: "images.PathLike | images.Image.Image | np.ndarray", steps: int = 50,
-                    **options) -> torch.Tensor:
+    def refine_face(
+        self, image: "images.PathLike | images.Image.Image | np.ndarray", steps: int = 50, **options
+    ) -> torch.Tensor:
         """Refined codes of a face (path, PIL image or RGB array; FFHQ-aligned); see `refine_face_bgr`."""
         return self.refine_face_bgr(images.to_bgr(image), steps, **options)
 
@@ -369,11 +426,22 @@ class BlendGAN:
 
         init = self.encode_face_bgr(image_bgr).to(device=self.device, dtype=torch.float32)
         generator, vgg, dtype = self._refine_models()
-        loss = ReconstructionLoss(vgg, settings.l2, settings.perceptual, self._identity_model, settings.identity,
-                                  settings.loss_size).to(self.device)
+        loss = ReconstructionLoss(
+            vgg, settings.l2, settings.perceptual, self._identity_model, settings.identity, settings.loss_size
+        ).to(self.device)
         target = images.bgr_to_tensor(image_bgr).to(device=self.device, dtype=dtype)
-        return refine_codes(generator, target, init, loss, steps=settings.steps, lr=settings.lr,
-                            pull=settings.pull, seed=settings.seed, progress=progress, dtype=dtype)
+        return refine_codes(
+            generator,
+            target,
+            init,
+            loss,
+            steps=settings.steps,
+            lr=settings.lr,
+            pull=settings.pull,
+            seed=settings.seed,
+            progress=progress,
+            dtype=dtype,
+        )
 
     def _refine_dtype(self):
         """The refinement's dtype: the pipeline's for fp32, and for bf16 on GPUs; else float32. On CPU PyTorch
@@ -441,8 +509,9 @@ class BlendGAN:
                 torch.save({**entry, "key": key}, f)
             os.replace(tmp, folder / f"{key}.pt")
         except OSError as err:
-            raise UsageError(f"refine cache folder {folder}: cannot write ({err.strerror}); pass a writable "
-                             "folder or none") from err
+            raise UsageError(
+                f"refine cache folder {folder}: cannot write ({err.strerror}); pass a writable folder or none"
+            ) from err
 
     # ------------------------------------------------------------------ generation
     def _generate(self, styles, **kwargs):
@@ -452,13 +521,23 @@ class BlendGAN:
         for start in range(0, n, self.batch_size):
             chunk = {k: _batch_slice(v, n, start, self.batch_size) for k, v in kwargs.items()}
             with torch.inference_mode():
-                image, _ = self._run_generator([self._to_model(styles[start:start + self.batch_size])],
-                                               randomize_noise=False, **chunk)
+                image, _ = self._run_generator(
+                    [self._to_model(styles[start : start + self.batch_size])], randomize_noise=False, **chunk
+                )
             out.append(self._to_output(image))
         return torch.cat(out)
 
-    def stylize(self, face_codes: torch.Tensor, z_embed, add_weight_index: int = 6, *, strength: float = 1.0,
-                layer_weights=None, preserve_color: bool = False, style_weights=None) -> torch.Tensor:
+    def stylize(
+        self,
+        face_codes: torch.Tensor,
+        z_embed,
+        add_weight_index: int = 6,
+        *,
+        strength: float = 1.0,
+        layer_weights=None,
+        preserve_color: bool = False,
+        style_weights=None,
+    ) -> torch.Tensor:
         """Images [N, 3, size, size] from pSp codes [N|1, n_latent, 512] and style codes [N|1, 512].
 
         Controls (`blendgan.controls`; the defaults give the original image exactly): `strength` in [0, 1]
@@ -466,8 +545,12 @@ class BlendGAN:
         'structure'; replaces the add_weight_index step), `preserve_color` (the colour layers keep the face's
         code), `style_weights` (several styles: z_embed a list of [N|1, 512] codes or [N|1, J, 512], mixed
         in W space with these weights)."""
-        controls = Controls(strength, layer_weights, preserve_color,
-                            None if style_weights is None else tuple(float(k) for k in style_weights))
+        controls = Controls(
+            strength,
+            layer_weights,
+            preserve_color,
+            None if style_weights is None else tuple(float(k) for k in style_weights),
+        )
         z_embed, mix = self._style_input(z_embed, controls)
         return self._stylize(face_codes, z_embed, mix, controls, add_weight_index)
 
@@ -480,8 +563,13 @@ class BlendGAN:
         if amounts is not None:
             with torch.inference_mode():
                 extra["blend_weights"] = self.generator.blend_weights(style_amounts=amounts).reshape(1, -1)
-        return self._generate(face_codes, input_is_latent=True, z_embed=self._to_model(z_embed),
-                              add_weight_index=add_weight_index, **extra)
+        return self._generate(
+            face_codes,
+            input_is_latent=True,
+            z_embed=self._to_model(z_embed),
+            add_weight_index=add_weight_index,
+            **extra,
+        )
 
     def mix_styles(self, face_codes, z_embeds, weights, add_weight_index=6, **controls):
         """Images of the face codes in a mix of several styles: w_style = sum_j k_j * embedding(z_j) with the
@@ -503,8 +591,9 @@ class BlendGAN:
         k = controls.mix_weights(z_embed.shape[1])
         return z_embed, torch.tensor([k], dtype=torch.float32)
 
-    def stylize_photo(self, image, style, faces="all", *, min_face=None, min_score=None, aligner=None,
-                      refine=0, **controls):
+    def stylize_photo(
+        self, image, style, faces="all", *, min_face=None, min_score=None, aligner=None, refine=0, **controls
+    ):
         """A whole photo with every face stylized and pasted back: ``(photo, records)``.
 
         ``image``: a photo (path, PIL image or H x W x 3 RGB array), any size. ``style``: an artwork (path,
@@ -524,8 +613,9 @@ class BlendGAN:
         bgr = images.to_bgr(image)
         options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
         records = photo.find_faces(aligner or self.face_aligner(), bgr, faces, **options)
-        result = photo.stylize_faces(self, bgr, records, z_embed, face_codes=lambda c: self.face_codes_bgr(c, refine),
-                                     **controls)
+        result = photo.stylize_faces(
+            self, bgr, records, z_embed, face_codes=lambda c: self.face_codes_bgr(c, refine), **controls
+        )
         return images.bgr_to_rgb_array(result), records
 
     def face_aligner(self):
@@ -540,18 +630,32 @@ class BlendGAN:
         """The face as the generator sees it (pSp inversion, no style)."""
         return self._generate(self._to_model(face_codes), input_is_latent=True)
 
-    def sample_pair(self, z: torch.Tensor, z_embed, truncation: float = 1.0,
-                    truncation_latent: "torch.Tensor | None" = None, add_weight_index: int = 6,
-                    noise: "list[torch.Tensor] | None" = None, *, strength=1.0, layer_weights=None,
-                    preserve_color: bool = False, style_weights=None) -> "tuple[torch.Tensor, torch.Tensor]":
+    def sample_pair(
+        self,
+        z: torch.Tensor,
+        z_embed,
+        truncation: float = 1.0,
+        truncation_latent: "torch.Tensor | None" = None,
+        add_weight_index: int = 6,
+        noise: "list[torch.Tensor] | None" = None,
+        *,
+        strength=1.0,
+        layer_weights=None,
+        preserve_color: bool = False,
+        style_weights=None,
+    ) -> "tuple[torch.Tensor, torch.Tensor]":
         """generate_image_pairs: (face, stylized face) for latent z [N, 512] and style code [N|1, 512].
 
         `noise`: optional per-layer noise maps [N, 1, r, r] (both images of a pair get the same maps);
         default: the generator's stored maps, as in the original. The controls are those of `stylize`;
         `strength` may also be a list with one value per row (data sets drawing it per pair)."""
         strengths = list(strength) if isinstance(strength, (list, tuple)) else None
-        controls = Controls(1.0 if strengths else strength, layer_weights, preserve_color,
-                            None if style_weights is None else tuple(float(k) for k in style_weights))
+        controls = Controls(
+            1.0 if strengths else strength,
+            layer_weights,
+            preserve_color,
+            None if style_weights is None else tuple(float(k) for k in style_weights),
+        )
         z_embed, mix = self._style_input(z_embed, controls)
         z, z_embed = self._pair(z, z_embed)
         extra = {}
@@ -564,8 +668,11 @@ class BlendGAN:
         plain = self._generate(z, **extra)
         if mix is not None:
             extra["style_weights"] = mix.to(self.device)  # float32: the latent MLPs stay float32 in bf16
-        rows = [controls] if strengths is None else [
-            Controls(s, layer_weights, preserve_color, controls.style_weights) for s in strengths]
+        rows = (
+            [controls]
+            if strengths is None
+            else [Controls(s, layer_weights, preserve_color, controls.style_weights) for s in strengths]
+        )
         amounts = [c.style_amounts(self.n_latent, add_weight_index) for c in rows]
         if any(a is not None for a in amounts):
             # rows at strength 1 take the add_weight_index step (their original blend weights, exactly)
@@ -579,8 +686,9 @@ class BlendGAN:
         """Shapes [1, 1, r, r] of the generator's per-layer noise maps (for drawing random ones)."""
         return [tuple(b.shape) for b in self.generator.noises.maps()]
 
-    def face_codes_from_z(self, z: torch.Tensor, truncation: float = 1.0,
-                          truncation_latent: "torch.Tensor | None" = None) -> torch.Tensor:
+    def face_codes_from_z(
+        self, z: torch.Tensor, truncation: float = 1.0, truncation_latent: "torch.Tensor | None" = None
+    ) -> torch.Tensor:
         """Face codes [N, n_latent, 512] of random latents z [N, 512] (a latent-guided face, the original
         GUI's random face): w = mapping(z), pulled towards `truncation_latent` when truncation < 1."""
         with torch.inference_mode():
@@ -599,9 +707,17 @@ class BlendGAN:
             w = torch.cat([self.generator.style(self._to_model(c)) for c in z.split(1024)])
         return w.float().mean(0, keepdim=True)
 
-    def interpolate(self, face_codes: torch.Tensor, z_from: torch.Tensor, z_to: torch.Tensor,
-                    alphas: "list[float] | tuple[float, ...]", add_weight_index: int = 7, *, space: str = "z",
-                    **controls) -> torch.Tensor:
+    def interpolate(
+        self,
+        face_codes: torch.Tensor,
+        z_from: torch.Tensor,
+        z_to: torch.Tensor,
+        alphas: "list[float] | tuple[float, ...]",
+        add_weight_index: int = 7,
+        *,
+        space: str = "z",
+        **controls,
+    ) -> torch.Tensor:
         """Images blending two styles by each alpha, in order (the interpolation video).
 
         space 'z' (gen_video's original): style codes torch.lerp(z_from, z_to, alpha). space 'w': the style
@@ -610,8 +726,9 @@ class BlendGAN:
         if space == "w":
             pair = torch.stack([z_from.reshape(-1), z_to.reshape(-1)])  # [2, 512]
             z = pair.unsqueeze(0).expand(len(alphas), -1, -1)
-            mix = torch.tensor([Controls(style_weights=(1.0 - float(a), float(a))).mix_weights(2) for a in alphas],
-                               dtype=torch.float32)
+            mix = torch.tensor(
+                [Controls(style_weights=(1.0 - float(a), float(a))).mix_weights(2) for a in alphas], dtype=torch.float32
+            )
             return self._stylize(face_codes, z, mix, Controls(**controls), add_weight_index)
         if space != "z":
             raise UsageError(f"interpolation space {space!r}: choose 'z' (style codes) or 'w' (mapped styles)")
@@ -633,9 +750,9 @@ class BlendGAN:
 def _batch_slice(value, n, start, size):
     """Rows start:start+size of a per-sample tensor (or list of them, e.g. noise maps); anything else as is."""
     if torch.is_tensor(value) and value.ndim and value.shape[0] == n:
-        return value[start:start + size]
+        return value[start : start + size]
     if isinstance(value, (list, tuple)) and value and all(torch.is_tensor(v) and v.shape[0] == n for v in value):
-        return [v[start:start + size] for v in value]
+        return [v[start : start + size] for v in value]
     return value
 
 

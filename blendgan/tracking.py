@@ -6,6 +6,7 @@ centred Gaussian over the track's own frames. The whole clip is known before any
 filter looks ahead as well as back (no lag, unlike a causal filter), and a face that appears, leaves or is
 missed for a few frames is smoothed only over the frames where it is.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,15 +28,18 @@ def box_iou(a, b) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def link_tracks(boxes_per_frame: list[list[tuple]], min_iou: float = MIN_IOU,
-                max_gap: int = MAX_GAP) -> list[list[int]]:
+def link_tracks(
+    boxes_per_frame: list[list[tuple]], min_iou: float = MIN_IOU, max_gap: int = MAX_GAP
+) -> list[list[int]]:
     """Track ids (0, 1, ...) for every face of every frame, from the faces' boxes: greedy matching of each
     frame's faces to the open tracks by box overlap, best pairs first."""
     ids, open_tracks, next_id = [], {}, 0  # open: id -> (last box, last frame)
     for t, boxes in enumerate(boxes_per_frame):
         open_tracks = {k: v for k, v in open_tracks.items() if t - v[1] <= max_gap + 1}
-        pairs = sorted(((box_iou(b, last), i, k) for i, b in enumerate(boxes) for k, (last, _) in open_tracks.items()),
-                       reverse=True)
+        pairs = sorted(
+            ((box_iou(b, last), i, k) for i, b in enumerate(boxes) for k, (last, _) in open_tracks.items()),
+            reverse=True,
+        )
         taken_faces, taken_tracks, frame_ids = set(), set(), [None] * len(boxes)
         for iou, i, k in pairs:
             if iou < min_iou:

@@ -18,6 +18,7 @@ each segment's codes and each finished segment, all written atomically, so a run
 resumes with ``skip_existing`` and gives the uninterrupted run's file. Memory does not grow with the clip:
 frames stream through, and a segment needs only its neighbours' codes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,10 +58,18 @@ def _save_npz_atomic(path: Path, **arrays) -> None:
 
 def _settings_key(path, info, z_embed, bg, options) -> str:
     stat = Path(path).stat()
-    h = hashlib.sha1(json.dumps({"video": [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns],
-                                 "info": [info["n_frames"], info["fps"], list(info["size"])],
-                                 "generator": [bg.size, bg.precision], **options}, sort_keys=True,
-                                default=str).encode())
+    h = hashlib.sha1(
+        json.dumps(
+            {
+                "video": [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns],
+                "info": [info["n_frames"], info["fps"], list(info["size"])],
+                "generator": [bg.size, bg.precision],
+                **options,
+            },
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     for z in z_embed if isinstance(z_embed, (list, tuple)) else [z_embed]:
         h.update(np.ascontiguousarray(z.float().cpu().numpy()).tobytes())
     return h.hexdigest()
@@ -89,17 +98,39 @@ def find_video_faces(aligner, path, start, stop, which, min_face, min_score, smo
     tracks = np.asarray(ids, np.int64)
     raw = np.asarray(landmarks, np.float32).reshape(-1, 68, 2)
     smoothed = tracking.smooth_tracks(tracks, frames, raw, smooth) if len(raw) else raw
-    return {"frame": frames, "track": tracks, "landmarks_raw": raw, "landmarks": smoothed,
-            "box": np.asarray(boxes, np.int64).reshape(-1, 4)}
+    return {
+        "frame": frames,
+        "track": tracks,
+        "landmarks_raw": raw,
+        "landmarks": smoothed,
+        "box": np.asarray(boxes, np.int64).reshape(-1, 4),
+    }
 
 
 def _segments(start, stop, size):
     return [(s, min(s + size, stop)) for s in range(start, stop, size)]
 
 
-def stylize_video(bg, path, z_embed, target, report, *, aligner, faces="all", min_face=None, min_score=None,
-                  smooth=DEFAULT_SMOOTH, start=0.0, end=None, skip_existing=False, frames_dir=None, ctx=None,
-                  segment_frames=SEGMENT_FRAMES, **controls):
+def stylize_video(
+    bg,
+    path,
+    z_embed,
+    target,
+    report,
+    *,
+    aligner,
+    faces="all",
+    min_face=None,
+    min_score=None,
+    smooth=DEFAULT_SMOOTH,
+    start=0.0,
+    end=None,
+    skip_existing=False,
+    frames_dir=None,
+    ctx=None,
+    segment_frames=SEGMENT_FRAMES,
+    **controls,
+):
     """Stylize the faces of the video at `path` into `target` (.mp4, H.264 yuv420p, the source's size, frame
     rate and audio). `start`/`end`: seconds of the source to use. Returns a dict of what was measured
     (`flicker`: the mean change between consecutive frames inside the faces, output over input) on the
@@ -120,10 +151,20 @@ def stylize_video(bg, path, z_embed, target, report, *, aligner, faces="all", mi
     first = max(0, int(round(start * fps)))
     stop = info["n_frames"] if end is None else min(info["n_frames"], int(round(end * fps)))
     if first >= stop:
-        raise UsageError(f"{path}: --start {start} / --end {end} select no frames (the video has "
-                         f"{info['n_frames']} frames at {fps:g} fps, {info['duration']:.2f} s)")
-    options = {"faces": faces, "min_face": min_face, "min_score": min_score, "smooth": smooth, "first": first,
-               "stop": stop, "segment": segment_frames, "controls": sorted(controls.items())}
+        raise UsageError(
+            f"{path}: --start {start} / --end {end} select no frames (the video has "
+            f"{info['n_frames']} frames at {fps:g} fps, {info['duration']:.2f} s)"
+        )
+    options = {
+        "faces": faces,
+        "min_face": min_face,
+        "min_score": min_score,
+        "smooth": smooth,
+        "first": first,
+        "stop": stop,
+        "segment": segment_frames,
+        "controls": sorted(controls.items()),
+    }
     work = target.with_name(f".{target.stem}.work")
     key = _settings_key(path, info, z_embed, bg, options)
     if ctx.is_main:
@@ -133,36 +174,53 @@ def stylize_video(bg, path, z_embed, target, report, *, aligner, faces="all", mi
             shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
         if not same:
-            write_bytes_atomic(settings, json.dumps({"key": key, "source": str(path), **{
-                k: v for k, v in options.items() if k != "controls"}}).encode())
+            write_bytes_atomic(
+                settings,
+                json.dumps(
+                    {"key": key, "source": str(path), **{k: v for k, v in options.items() if k != "controls"}}
+                ).encode(),
+            )
         if not (work / "faces.npz").is_file():
-            _save_npz_atomic(work / "faces.npz", **find_video_faces(aligner, path, first, stop, faces, min_face,
-                                                                    min_score, smooth))
+            _save_npz_atomic(
+                work / "faces.npz", **find_video_faces(aligner, path, first, stop, faces, min_face, min_score, smooth)
+            )
     ctx.barrier()
     with np.load(work / "faces.npz") as data:
         found = {k: data[k] for k in data.files}
     segments = _segments(first, stop, segment_frames)
     mine = distributed.interleave(range(len(segments)), ctx.rank, ctx.world_size)
-    _encode_segments(bg, path, found, segments, [k for k in mine if not (work / f"codes_{k:05d}.npz").is_file()],
-                     work)
+    _encode_segments(bg, path, found, segments, [k for k in mine if not (work / f"codes_{k:05d}.npz").is_file()], work)
     ctx.barrier()
-    stats = _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps, info["size"],
-                             frames_dir, controls)
+    stats = _render_segments(
+        bg, path, found, segments, mine, work, z_embed, smooth, fps, info["size"], frames_dir, controls
+    )
     ctx.barrier()
     if not ctx.is_main:
         return None
     parts = [json.loads((work / f"segment_{k:05d}.json").read_text()) for k in range(len(segments))]
-    join_segments([work / f"segment_{k:05d}.h264" for k in range(len(segments))], target, fps,
-                  audio_from=path if info["audio"] else None, audio_start=first / fps,
-                  audio_duration=(stop - first) / fps)
+    join_segments(
+        [work / f"segment_{k:05d}.h264" for k in range(len(segments))],
+        target,
+        fps,
+        audio_from=path if info["audio"] else None,
+        audio_start=first / fps,
+        audio_duration=(stop - first) / fps,
+    )
     shutil.rmtree(work, ignore_errors=True)
     out_change = sum(p["out_change"] for p in parts)
     in_change = sum(p["in_change"] for p in parts)
     n_face_frames = len(np.unique(found["frame"]))
-    measured = {"frames": stop - first, "frames_with_faces": int(n_face_frames), "tracks": len(np.unique(
-        found["track"])), "flicker": out_change / in_change if in_change > 0 else float("nan"), "stats": stats}
-    report.note(f"{path}: {stop - first} frames, {n_face_frames} with faces, {measured['tracks']} face track(s); "
-                f"flicker {measured['flicker']:.3f} (change between frames inside the faces, output / input)")
+    measured = {
+        "frames": stop - first,
+        "frames_with_faces": int(n_face_frames),
+        "tracks": len(np.unique(found["track"])),
+        "flicker": out_change / in_change if in_change > 0 else float("nan"),
+        "stats": stats,
+    }
+    report.note(
+        f"{path}: {stop - first} frames, {n_face_frames} with faces, {measured['tracks']} face track(s); "
+        f"flicker {measured['flicker']:.3f} (change between frames inside the faces, output / input)"
+    )
     if n_face_frames == 0:
         report.note(f"{path}: no face found in any frame; the video was passed through unchanged")
     return measured
@@ -190,8 +248,7 @@ def _encode_segments(bg, path, found, segments, todo, work):
             continue
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         for e in by_frame.get(t, []):
-            aligned, placement = align_landmarks_placed(bgr, found["landmarks"][e], photo.ALIGN_SIZE,
-                                                        photo.ALIGN_SIZE)
+            aligned, placement = align_landmarks_placed(bgr, found["landmarks"][e], photo.ALIGN_SIZE, photo.ALIGN_SIZE)
             crop = aligned if aligned.shape[0] == bg.size else images.resize_square(aligned, bg.size)
             results[e] = (bg.encode_face_bgr(crop)[0].float().cpu().numpy(), placement)
         bar.update(1)
@@ -199,12 +256,15 @@ def _encode_segments(bg, path, found, segments, todo, work):
         if t == hi - 1:  # the segment is complete: write it and forget its crops' codes
             entries = _entries_of(found, lo, hi)
             n_latent = bg.n_latent
-            _save_npz_atomic(work / f"codes_{pending[0]:05d}.npz", entry=entries,
-                             codes=np.stack([results[e][0] for e in entries]) if len(entries) else
-                             np.zeros((0, n_latent, 512), np.float32),
-                             corners=np.stack([results[e][1].corners for e in entries]) if len(entries) else
-                             np.zeros((0, 4, 2)),
-                             content=np.array([results[e][1].content for e in entries]).reshape(-1, 4))
+            _save_npz_atomic(
+                work / f"codes_{pending[0]:05d}.npz",
+                entry=entries,
+                codes=np.stack([results[e][0] for e in entries])
+                if len(entries)
+                else np.zeros((0, n_latent, 512), np.float32),
+                corners=np.stack([results[e][1].corners for e in entries]) if len(entries) else np.zeros((0, 4, 2)),
+                content=np.array([results[e][1].content for e in entries]).reshape(-1, 4),
+            )
             for e in entries:
                 results.pop(e, None)
             bg.clear_caches()  # the codes are on disk; the pipeline's cache would grow with the clip
@@ -231,8 +291,11 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
 
     from .align import CropPlacement
 
-    todo = [k for k in mine if not ((work / f"segment_{k:05d}.h264").is_file() and
-                                    (work / f"segment_{k:05d}.json").is_file())]
+    todo = [
+        k
+        for k in mine
+        if not ((work / f"segment_{k:05d}.h264").is_file() and (work / f"segment_{k:05d}.json").is_file())
+    ]
     if not todo:
         return {}
     reach = int(math.ceil(3 * smooth)) + 1
@@ -259,8 +322,16 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
                 for e in _entries_of(found, t, t + 1):
                     i = row[int(e)]
                     placement = CropPlacement(near["corners"][i], tuple(near["content"][i]), (width, height))
-                    records.append(photo.PhotoFace(None, placement, mask=photo.head_mask(photo.landmarks_in_crop(
-                        found["landmarks"][e], placement, photo.MASK_SIZE)), extra={"codes": codes[i]}))
+                    records.append(
+                        photo.PhotoFace(
+                            None,
+                            placement,
+                            mask=photo.head_mask(
+                                photo.landmarks_in_crop(found["landmarks"][e], placement, photo.MASK_SIZE)
+                            ),
+                            extra={"codes": codes[i]},
+                        )
+                    )
                 result = bgr
                 if records:
                     batch = torch.from_numpy(np.stack([r.extra["codes"] for r in records]))
@@ -282,9 +353,9 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
                     images.write_image_atomic(Path(frames_dir) / f"{t:06d}.png", result)
                 bar.update(1)
             # the numbers first: a segment counts as done once its video is there too
-            write_bytes_atomic(work / f"segment_{k:05d}.json",
-                               json.dumps({"out_change": out_change, "in_change": in_change}).encode())
+            write_bytes_atomic(
+                work / f"segment_{k:05d}.json", json.dumps({"out_change": out_change, "in_change": in_change}).encode()
+            )
     bar.close()
     frames.close()
     return {}
-

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Drop-in replacement for the original gen_video.py: same flags, same outputs (see `blendgan video --help`)."""
+
 import sys
 from pathlib import Path
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Drop-in replacement for the original generate_image_pairs.py: same flags, same outputs (see
 `blendgan pairs --help`)."""
+
 import sys
 from pathlib import Path
 

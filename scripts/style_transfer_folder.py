@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Drop-in replacement for the original style_transfer_folder.py: same flags, same outputs (see
 `blendgan transfer --help`)."""
+
 import sys
 from pathlib import Path
 

@@ -5,6 +5,7 @@ Recipe generator weights are expensive (the 610304x512 style matrix takes ~10 s 
 float64), so the `embedder.*` entries, identical for every generator size with the same seed, are
 generated once per session and shared by every size and dtype that needs them.
 """
+
 import os
 import shutil
 import tempfile
@@ -144,13 +145,16 @@ class RecipeWeights:
             if dtype == torch.float32 and self.files is not None and not drawn:
                 return self.files.embedder(seed)  # test_conformance checks these equal the fixture's recipe
             return {k: v.to(dtype) for k, v in self._embedder(seed, torch.float64).items()}
+
         return self._get(("embedder", seed, dtype), make)
 
     def _rest(self, size, seed, dtype):
         """Every entry but the `embedder.*` ones, in the official order."""
+
         def make():
             keys = self.cc.load_keys(f"generator_{size}")
             return self.cc.recipe_state_dict([k for k in keys if not k[0].startswith("embedder.")], seed, dtype)
+
         return self._get(("rest", size, seed, dtype), make)
 
     def generator(self, size, seed=1234, dtype=torch.float64, style_encoder=True):
@@ -162,15 +166,18 @@ class RecipeWeights:
         def make():
             emb, rest = self._embedder(seed, dtype), self._rest(size, seed, dtype)
             return {k: (emb[k] if k in emb else rest[k]) for k, _, _ in self.cc.load_keys(f"generator_{size}")}
+
         return self._get(("generator", size, seed, dtype), make)
 
     def psp(self, size, seed=5678, dtype=torch.float64):
         """(inner GradualStyleEncoder state dict, latent_avg [n_styles, 512])."""
+
         def make():
             keys = self.cc.load_keys(f"psp_encoder_{size}")
             n_styles = 2 * (size.bit_length() - 1) - 2
             sd = self.cc.recipe_state_dict(keys, seed, dtype)
             return sd, self.cc.recipe_tensor("latent_avg", [n_styles, 512], seed).to(dtype)
+
         return self._get(("psp", size, seed, dtype), make)
 
 
@@ -194,8 +201,10 @@ def recipe_checkpoints(tmp_path_factory):
     files = helpers.session_recipe_files(tmp_path_factory)
 
     def make(size, seed=helpers.GENERATOR_SEED, tiny=False):
-        return {"blendgan": files.blendgan(size, seed, tiny), "psp_encoder": files.psp_encoder(size, seed + 1,
-                                                                                               tiny=tiny)}
+        return {
+            "blendgan": files.blendgan(size, seed, tiny),
+            "psp_encoder": files.psp_encoder(size, seed + 1, tiny=tiny),
+        }
 
     return make
 
@@ -211,8 +220,9 @@ def recipe_models(tmp_path_factory):
 
     def make(size, seed=helpers.GENERATOR_SEED, tiny=False):
         if (size, seed, tiny) not in made:
-            g = from_state_dict(helpers.model_factory("generator", size, tiny),
-                                files.generator_state_dict(size, seed, tiny))
+            g = from_state_dict(
+                helpers.model_factory("generator", size, tiny), files.generator_state_dict(size, seed, tiny)
+            )
             sd, latent_avg = helpers.psp_state_dict(size, seed + 1, tiny)
             psp_sd = {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg}
             made[(size, seed, tiny)] = (g, from_state_dict(helpers.model_factory("psp_encoder", size, tiny), psp_sd))

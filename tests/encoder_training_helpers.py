@@ -1,5 +1,6 @@
 """Small data and weights for the encoder trainer tests, made on the spot: artworks (the same contents
 rendered in clearly different styles), face folders, and a tiny narrow BlendGAN generator file."""
+
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ PHOTOS = sorted((ROOT / "test_imgs" / "photos").glob("*.jpg"))
 def _hatching(angle_deg, period):
     """Stroke texture: the picture (its own colours) modulated by parallel strokes of one direction and
     spacing; the styles differ only in their strokes, so telling them apart needs texture, not colour."""
+
     def render(img):
         h, w = img.shape[:2]
         a = np.deg2rad(angle_deg)
@@ -20,6 +22,7 @@ def _hatching(angle_deg, period):
         phase = (xx * np.cos(a) + yy * np.sin(a)) * (2 * np.pi / period)
         strokes = 0.45 + 0.55 * (np.sin(phase) > 0)
         return np.clip(img.astype(np.float32) * strokes[..., None], 0, 255).astype(np.uint8)
+
     return render
 
 
@@ -29,11 +32,20 @@ def _dots(period):
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) * (2 * np.pi / period)
         dots = 0.45 + 0.55 * ((np.sin(xx) * np.sin(yy)) > 0)
         return np.clip(img.astype(np.float32) * dots[..., None], 0, 255).astype(np.uint8)
+
     return render
 
 
-STYLES = (_hatching(0, 8), _hatching(90, 8), _hatching(45, 12), _dots(10),
-          _hatching(135, 6), _dots(6), _hatching(0, 16), _hatching(60, 10))
+STYLES = (
+    _hatching(0, 8),
+    _hatching(90, 8),
+    _hatching(45, 12),
+    _dots(10),
+    _hatching(135, 6),
+    _dots(6),
+    _hatching(0, 16),
+    _hatching(60, 10),
+)
 
 
 def contents(n, size=64, seed=0):
@@ -46,7 +58,7 @@ def contents(n, size=64, seed=0):
         h, w = img.shape[:2]
         s = int(min(h, w) * rng.uniform(0.35, 0.8))
         y, x = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
-        out.append(cv2.resize(img[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA))
+        out.append(cv2.resize(img[y : y + s, x : x + s], (size, size), interpolation=cv2.INTER_AREA))
     return out
 
 
@@ -85,4 +97,3 @@ def make_tiny_blendgan(path, style_encoder_sd, size=16, max_channels=16, seed=0)
         latent_avg = g.mean_latent(256)
     torch.save({"g_ema": sd, "latent_avg": latent_avg}, path)
     return path
-

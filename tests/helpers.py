@@ -15,6 +15,7 @@ size with one seed) in memory for reuse. `shape_only_checkpoint` gives files wit
 shapes but stride-0 zero tensors: a few hundred kB on disk, for tests of transport and structure.
 Only the numeric conformance tests need the fixture itself (`conformance()`, None when ../shared is absent).
 """
+
 import math
 import os
 import sys
@@ -73,7 +74,7 @@ def n_styles_for(size):
 
 # --------------------------------------------------------------------------- the weight recipe
 def _generator_for(key, seed):
-    return torch.Generator().manual_seed((zlib.crc32(key.encode("utf-8")) + int(seed)) % 2 ** 63)
+    return torch.Generator().manual_seed((zlib.crc32(key.encode("utf-8")) + int(seed)) % 2**63)
 
 
 def recipe_tensor(key, shape, seed):
@@ -112,7 +113,7 @@ def _style_matrix_float32(key, shape, seed, rows=32):
     out = torch.empty(shape, dtype=torch.float32)
     for i in range(0, shape[0], rows):
         n = min(rows, shape[0] - i)
-        out[i:i + n] = torch.randn((n, shape[1]), generator=g, dtype=torch.float64).mul_(1000.0)
+        out[i : i + n] = torch.randn((n, shape[1]), generator=g, dtype=torch.float64).mul_(1000.0)
     return out
 
 
@@ -151,9 +152,11 @@ def model_factory(kind, size=64, tiny=False):
     from blendgan.models.style_encoder import VGG19_WIDTH
 
     w = TINY if tiny else {"max_channels": 512, "style_width": VGG19_WIDTH, "psp_width": IR_SE50_WIDTH}
-    return {"generator": lambda: Generator(size, max_channels=w["max_channels"], style_width=w["style_width"]),
-            "psp_encoder": lambda: PSPEncoder(n_styles_for(size), w["psp_width"]),
-            "style_encoder": lambda: StyleEncoder(width=w["style_width"])}[kind]
+    return {
+        "generator": lambda: Generator(size, max_channels=w["max_channels"], style_width=w["style_width"]),
+        "psp_encoder": lambda: PSPEncoder(n_styles_for(size), w["psp_width"]),
+        "style_encoder": lambda: StyleEncoder(width=w["style_width"]),
+    }[kind]
 
 
 def model_keys(kind, size=64, tiny=False):
@@ -167,15 +170,19 @@ def generator_state_dict(size, seed=GENERATOR_SEED, embedder=None, tiny=False):
     """float32 recipe state dict of the generator; `embedder` reuses already made `embedder.*` tensors."""
     out = OrderedDict()
     for key, shape, dtype in model_keys("generator", size, tiny):
-        out[key] = embedder[key] if embedder is not None and key in embedder else \
-            _recipe_float32(key, shape, dtype, seed)
+        out[key] = (
+            embedder[key] if embedder is not None and key in embedder else _recipe_float32(key, shape, dtype, seed)
+        )
     return out
 
 
 def psp_state_dict(size, seed=GENERATOR_SEED + 1, tiny=False):
     """(float32 recipe of the inner GradualStyleEncoder, keys without 'encoder.'; latent_avg [n_styles, 512])."""
-    sd = OrderedDict((key[len("encoder."):], _recipe_float32(key[len("encoder."):], shape, dtype, seed))
-                     for key, shape, dtype in model_keys("psp_encoder", size, tiny) if key.startswith("encoder."))
+    sd = OrderedDict(
+        (key[len("encoder.") :], _recipe_float32(key[len("encoder.") :], shape, dtype, seed))
+        for key, shape, dtype in model_keys("psp_encoder", size, tiny)
+        if key.startswith("encoder.")
+    )
     return sd, recipe_tensor("latent_avg", [n_styles_for(size), 512], seed).float()
 
 
@@ -242,8 +249,9 @@ class RecipeFiles:
         """float32 `embedder.*` recipe tensors for `seed` (generated once, then shared by every size)."""
         if (seed, tiny) not in self._embedders:
             keys = [k for k in model_keys("generator", 64, tiny) if k[0].startswith("embedder.")]
-            self._embedders[seed, tiny] = OrderedDict((key, _recipe_float32(key, shape, dtype, seed))
-                                                      for key, shape, dtype in keys)
+            self._embedders[seed, tiny] = OrderedDict(
+                (key, _recipe_float32(key, shape, dtype, seed)) for key, shape, dtype in keys
+            )
         return self._embedders[seed, tiny]
 
     def generator_state_dict(self, size, seed=GENERATOR_SEED, tiny=False):
@@ -252,16 +260,20 @@ class RecipeFiles:
 
     def blendgan(self, size, seed=GENERATOR_SEED, tiny=False):
         """Path of blendgan_<size>_<seed>[_tiny].pt = {'g_ema', 'latent_avg' [1, 512]}."""
-        return self._once(self.root / f"blendgan_{size}_{seed}{'_tiny' if tiny else ''}.pt",
-                          lambda p: save(blendgan_checkpoint(self.generator_state_dict(size, seed, tiny), seed), p))
+        return self._once(
+            self.root / f"blendgan_{size}_{seed}{'_tiny' if tiny else ''}.pt",
+            lambda p: save(blendgan_checkpoint(self.generator_state_dict(size, seed, tiny), seed), p),
+        )
 
     def psp_encoder(self, size, seed=GENERATOR_SEED + 1, state=None, tiny=False):
         """Path of psp_encoder_<size>_<seed>[_tiny].pt = {'state_dict': {'encoder.*'}, 'latent_avg' [n_styles, 512]}.
 
         `state` = psp_state_dict(size, seed, tiny) when the caller has it already (saves generating it twice).
         """
-        return self._once(self.root / f"psp_encoder_{size}_{seed}{'_tiny' if tiny else ''}.pt",
-                          lambda p: save(psp_checkpoint(*(state or psp_state_dict(size, seed, tiny))), p))
+        return self._once(
+            self.root / f"psp_encoder_{size}_{seed}{'_tiny' if tiny else ''}.pt",
+            lambda p: save(psp_checkpoint(*(state or psp_state_dict(size, seed, tiny))), p),
+        )
 
 
 _SESSIONS = {}
@@ -272,8 +284,7 @@ def session_recipe_files(tmp_path_factory):
     `pytest -n` run: their temp folders have the session's folder as parent)."""
     base = tmp_path_factory.getbasetemp()
     if base not in _SESSIONS:
-        _SESSIONS[base] = RecipeFiles((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) /
-                                      "recipe_files")
+        _SESSIONS[base] = RecipeFiles((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "recipe_files")
     return _SESSIONS[base]
 
 
@@ -290,24 +301,51 @@ def make_face_clip(path, seconds=2.0, fps=10, size=(480, 360), tone=True, photo=
     width, height = size
     n = int(round(seconds * fps))
     silent = Path(str(path) + ".silent.mp4")
-    writer = imageio_ffmpeg.write_frames(str(silent), size, fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                         macro_block_size=1, ffmpeg_log_level="error",
-                                         output_params=["-crf", "12", "-preset", "fast"])
+    writer = imageio_ffmpeg.write_frames(
+        str(silent),
+        size,
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        ffmpeg_log_level="error",
+        output_params=["-crf", "12", "-preset", "fast"],
+    )
     writer.send(None)
     for t in range(n):
         a = t / max(n - 1, 1)
         scale = height / src.shape[0] * (1.0 + 0.15 * a)  # zoom in by 15 %
-        cx, cy = 256 + 12 * a, 260 - 8 * a                 # pan across the face
+        cx, cy = 256 + 12 * a, 260 - 8 * a  # pan across the face
         m = np.array([[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]])
-        frame = cv2.warpAffine(np.ascontiguousarray(src), m, size, flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.warpAffine(
+            np.ascontiguousarray(src), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
         writer.send(np.ascontiguousarray(frame))
     writer.close()
     if not tone:
         silent.replace(path)
         return Path(path)
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(silent),
-                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={n / fps}", "-c:v", "copy", "-c:a", "aac",
-                    "-shortest", str(path)], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(silent),
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={n / fps}",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
     silent.unlink()
     return Path(path)

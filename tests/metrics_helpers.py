@@ -1,6 +1,7 @@
 """A stand-in for the Inception TorchScript file (the real one cannot be downloaded here) with the same
 contract: forward(images [N, 3, H, W] float in [0, 255], return_features=True) -> [N, 2048] float32, resizing
 inside with a bilinear filter when the images are not 299 x 299; and small image folders."""
+
 from pathlib import Path
 
 import cv2
@@ -55,7 +56,7 @@ def photo_folder(path, n, size=64, seed=0, kind="faces"):
         h, w = img.shape[:2]
         s = int(min(h, w) * rng.uniform(0.6, 1.0))
         y, x = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
-        crop = cv2.resize(img[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(img[y : y + s, x : x + s], (size, size), interpolation=cv2.INTER_AREA)
         crop = np.clip(crop.astype(np.float32) * rng.uniform(0.8, 1.2), 0, 255).astype(np.uint8)
         cv2.imwrite(str(path / f"img_{i:03d}{'.png' if i % 2 else '.jpg'}"), crop)
     return path

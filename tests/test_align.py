@@ -3,6 +3,7 @@ outputs.
 
 Tests that run dlib skip when the optional extra (dlib + the 68-point model) is not installed.
 """
+
 import copy
 import hashlib
 import importlib.util
@@ -47,8 +48,10 @@ def photo(name):
 
 def package_source(name):
     """The untouched source photo inside its package (the reference alignments use these)."""
-    package, parts = {"astronaut": ("skimage", ("data", "astronaut.png")),
-                      "grace_hopper": ("matplotlib", ("mpl-data", "sample_data", "grace_hopper.jpg"))}[name]
+    package, parts = {
+        "astronaut": ("skimage", ("data", "astronaut.png")),
+        "grace_hopper": ("matplotlib", ("mpl-data", "sample_data", "grace_hopper.jpg")),
+    }[name]
     spec = importlib.util.find_spec(package)
     path = Path(list(spec.submodule_search_locations)[0], *parts) if spec else None
     return cv2.imread(str(path), cv2.IMREAD_COLOR) if path and path.is_file() else None
@@ -72,13 +75,20 @@ def synthetic_landmarks(eye_left, eye_right, mouth_left, mouth_right):
 # The reference alignment of the bundled photo: eye means / mouth corners, qsize, crop box, QUAD data (after
 # cropping, +0.5).
 WORKED = {
-    "astronaut": dict(lm=((203 + 1 / 3, 101.5), (246.5, 103.5), (200, 139), (245, 141)), qsize=172.852,
-                      crop=(116, 0), quad=(27.6032, 15.7284, 18.1534, 188.3218, 190.7468, 197.7716, 200.1966, 25.1782),
-                      md5="3f3ed2646f784eff566e3546d4e5722d"),
-    "grace_hopper": dict(lm=((222 + 5 / 6, 191 + 5 / 6), (305 + 2 / 3, 187 + 1 / 6), (233, 280), (301, 275)),
-                         qsize=331.859, crop=(58, 0),
-                         quad=(34.0548, 40.2238, 48.4488, 371.7702, 379.9952, 357.3762, 365.6012, 25.8298),
-                         md5="a9134ddc7754019d77bbb167f19658be"),
+    "astronaut": dict(
+        lm=((203 + 1 / 3, 101.5), (246.5, 103.5), (200, 139), (245, 141)),
+        qsize=172.852,
+        crop=(116, 0),
+        quad=(27.6032, 15.7284, 18.1534, 188.3218, 190.7468, 197.7716, 200.1966, 25.1782),
+        md5="3f3ed2646f784eff566e3546d4e5722d",
+    ),
+    "grace_hopper": dict(
+        lm=((222 + 5 / 6, 191 + 5 / 6), (305 + 2 / 3, 187 + 1 / 6), (233, 280), (301, 275)),
+        qsize=331.859,
+        crop=(58, 0),
+        quad=(34.0548, 40.2238, 48.4488, 371.7702, 379.9952, 357.3762, 365.6012, 25.8298),
+        md5="a9134ddc7754019d77bbb167f19658be",
+    ),
 }
 
 
@@ -134,8 +144,8 @@ def test_padding_fills_the_area_outside_the_photo():
     padded = align_landmarks(cut, lm, output_size=256)
     plain = align_landmarks(cut, lm, output_size=256, enable_padding=False)
     assert padded.shape == plain.shape == (256, 256, 3)
-    assert (plain[:8, :8] == 0).all()                      # outside the photo: black
-    assert padded[:8, :8].min() > 20                       # padded: filled with image colours
+    assert (plain[:8, :8] == 0).all()  # outside the photo: black
+    assert padded[:8, :8].min() > 20  # padded: filled with image colours
     # away from the cut edges (beyond the blur fade-in) the photo is unchanged
     centre = (slice(150, 256), slice(100, 256))
     assert np.abs(padded[centre].astype(int) - plain[centre]).mean() < 0.5
@@ -206,8 +216,9 @@ def test_env_var_points_at_the_model(monkeypatch, tmp_path):
 
 
 def test_cli_reports_missing_extra_in_one_line(tmp_path, capsys):
-    status = run_module(align_cli, [str(PHOTOS), "--outdir", str(tmp_path / "out"),
-                                    "--predictor", str(tmp_path / "x.dat")])
+    status = run_module(
+        align_cli, [str(PHOTOS), "--outdir", str(tmp_path / "out"), "--predictor", str(tmp_path / "x.dat")]
+    )
     err = capsys.readouterr().err
     assert status == 2
     assert err.count("\n") == 1 and "x.dat" in err and "Traceback" not in err
@@ -250,8 +261,11 @@ def test_faithful_reproduces_the_original_bytes(name, faithful_aligner):
     faces = faithful_aligner.detect(src)
     eye_l, eye_r = eye_centres(faces[0].landmarks)
     w = WORKED[name]
-    if not (np.allclose(eye_l, w["lm"][0]) and np.allclose(eye_r, w["lm"][1])
-            and Image.__version__.split(".")[0] in ("12", "13")):  # same bytes on Pillow 12.3 (Gradio pins < 13)
+    if not (
+        np.allclose(eye_l, w["lm"][0])
+        and np.allclose(eye_r, w["lm"][1])
+        and Image.__version__.split(".")[0] in ("12", "13")
+    ):  # same bytes on Pillow 12.3 (Gradio pins < 13)
         pytest.skip("dlib landmarks or Pillow version differ from the reference run")
     out = faithful_aligner.align(src)
     assert hashlib.md5(out.tobytes()).hexdigest() == w["md5"]
@@ -302,7 +316,7 @@ def test_default_takes_the_largest_face_faithful_the_best_scoring(aligner, faith
     small = cv2.resize(photo("astronaut"), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     canvas = np.full((600, 512 + small.shape[1], 3), 128, np.uint8)
     canvas[:, :512] = grace
-    canvas[:small.shape[0], 512:] = small
+    canvas[: small.shape[0], 512:] = small
     faces = aligner.detect(canvas)
     assert len(faces) == 2
     scores = [f.score for f in faces]
@@ -401,8 +415,18 @@ def test_cli_all_fine_exit_zero_and_exif_orientation(tmp_path, capsys):
     upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "x" / "astro.jpg", quality=95, exif=exif)
     upright.save(tmp_path / "astro.png")
     out = tmp_path / "out"
-    status = run_module(align_cli, [str(tmp_path / "x" / "astro.jpg"), str(tmp_path / "astro.png"),
-                                    "--outdir", str(out), "--size", "64", "--faithful"])
+    status = run_module(
+        align_cli,
+        [
+            str(tmp_path / "x" / "astro.jpg"),
+            str(tmp_path / "astro.png"),
+            "--outdir",
+            str(out),
+            "--size",
+            "64",
+            "--faithful",
+        ],
+    )
     assert status == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["astro.png", "astro_2.png"]
     a, b = (cv2.imread(str(out / n)) for n in ("astro.png", "astro_2.png"))

@@ -1,6 +1,7 @@
 """blendgan.weights: the original file layouts load into models that compute exactly what the recipe
 weights compute; every kind of bad file is refused with one line naming the file and the fix; nothing in
 a checkpoint can run code; safetensors round-trips bit for bit; manifests are enforced."""
+
 import argparse
 import json
 import os
@@ -34,8 +35,9 @@ def files(tmp_path_factory):
 
 
 def reference_generator(files, size, narrow=False):
-    return from_state_dict(helpers.model_factory("generator", size, narrow),
-                           files.generator_state_dict(size, tiny=narrow))
+    return from_state_dict(
+        helpers.model_factory("generator", size, narrow), files.generator_state_dict(size, tiny=narrow)
+    )
 
 
 # The layout and round-trip tests run on the narrow test weights (`helpers.TINY`: the same keys and code) in
@@ -125,8 +127,11 @@ def psp_recipes():
     entry of the 256 px one with the same key and shape (the latter has 4 more style heads), and a recipe
     value depends on its key, shape and seed alone."""
     inner, _ = big = helpers.psp_state_dict(256)
-    keys = [(k[len("encoder."):], shape) for k, shape, _ in helpers.model_keys("psp_encoder", 64)
-            if k.startswith("encoder.")]
+    keys = [
+        (k[len("encoder.") :], shape)
+        for k, shape, _ in helpers.model_keys("psp_encoder", 64)
+        if k.startswith("encoder.")
+    ]
     assert all(tuple(inner[k].shape) == shape for k, shape in keys)
     seed = helpers.GENERATOR_SEED + 1  # psp_state_dict's default
     small = (OrderedDict((k, inner[k]) for k, _ in keys), helpers.recipe_tensor("latent_avg", [10, 512], seed).float())
@@ -163,8 +168,9 @@ def test_psp_latent_avg_shapes_broadcast(files, shape):
 def test_psp_latent_avg_wrong_or_missing(files):
     ckpt = dict(ck.read_checkpoint(files.psp_encoder(64)))
     ckpt["latent_avg"] = ckpt["latent_avg"][:3]
-    assert "latent_avg has shape [3, 512]; expected [10, 512], [1, 512] or [512]" in \
-        refused(ck.psp_encoder_from_checkpoint, ckpt, source="p.pt")
+    assert "latent_avg has shape [3, 512]; expected [10, 512], [1, 512] or [512]" in refused(
+        ck.psp_encoder_from_checkpoint, ckpt, source="p.pt"
+    )
     del ckpt["latent_avg"]
     assert "has no 'latent_avg' tensor" in refused(ck.psp_encoder_from_checkpoint, ckpt, source="p.pt")
 
@@ -186,7 +192,7 @@ def style_encoder_file(files, tmp_path_factory):
     def get(narrow=False):
         if narrow not in made:
             g_ema = ck.read_checkpoint(files.blendgan(64, tiny=narrow))["g_ema"]
-            bare = {k[len("embedder."):]: v for k, v in g_ema.items() if k.startswith("embedder.")}
+            bare = {k[len("embedder.") :]: v for k, v in g_ema.items() if k.startswith("embedder.")}
             made[narrow] = save(bare, tmp_path_factory.mktemp("style") / "style_encoder.pt")
         return made[narrow]
 
@@ -202,26 +208,33 @@ def test_style_encoder_layouts(files, style_encoder_file, reference_64, narrow):
 
     blendgan = ck.read_checkpoint(files.blendgan(64, tiny=narrow))
     prefixed = {k: v for k, v in blendgan["g_ema"].items() if k.startswith("embedder.")}
-    bare = {k[len("embedder."):]: v for k, v in prefixed.items()}
-    layouts = {"bare": bare, "prefixed": prefixed, "state_dict bare": {"state_dict": bare},
-               "state_dict prefixed": {"state_dict": prefixed}, "embedder entry": {"embedder": bare},
-               "g_ema prefixed": {"g_ema": prefixed}, "whole blendgan.pt": blendgan}
+    bare = {k[len("embedder.") :]: v for k, v in prefixed.items()}
+    layouts = {
+        "bare": bare,
+        "prefixed": prefixed,
+        "state_dict bare": {"state_dict": bare},
+        "state_dict prefixed": {"state_dict": prefixed},
+        "embedder entry": {"embedder": bare},
+        "g_ema prefixed": {"g_ema": prefixed},
+        "whole blendgan.pt": blendgan,
+    }
     for name, ckpt in layouts.items():
         sd = ck.style_encoder_from_checkpoint(ckpt).state_dict()
         assert sd.keys() == bare.keys(), name
         assert all(sd[k].data_ptr() == v.data_ptr() for k, v in bare.items()), name  # the file's own tensors
     width = f" ({helpers.TINY['style_width']} channels wide)" if narrow else ""  # a narrow file's width is named
-    assert f"does not hold a BlendGAN style encoder{width}: keys 2 missing (embedder_mlp.3.weight, " \
-           "embedder_mlp.3.bias)" in refused(ck.style_encoder_from_checkpoint,
-                                              {k: v for k, v in bare.items() if "mlp.3" not in k})
+    assert (
+        f"does not hold a BlendGAN style encoder{width}: keys 2 missing (embedder_mlp.3.weight, "
+        "embedder_mlp.3.bias)"
+        in refused(ck.style_encoder_from_checkpoint, {k: v for k, v in bare.items() if "mlp.3" not in k})
+    )
 
 
 # --------------------------------------------------------------------------- safetensors
 @pytest.mark.parametrize("narrow", WIDTHS)
 def test_safetensors_round_trip_is_bit_identical(files, tmp_path, reference_64, narrow):
     original = ck.read_checkpoint(files.blendgan(64, tiny=narrow))
-    pt = save({**original, "truncation": 0.7, "opts": argparse.Namespace(lr=0.002, size=64)},
-              tmp_path / "blendgan.pt")
+    pt = save({**original, "truncation": 0.7, "opts": argparse.Namespace(lr=0.002, size=64)}, tmp_path / "blendgan.pt")
     del original  # unmap it: keep at most two generators resident
     out = ck.convert_to_safetensors(pt)
     assert out == tmp_path / "blendgan.safetensors" and ck.sniff_file(out) == "safetensors"
@@ -235,8 +248,13 @@ def test_safetensors_round_trip_is_bit_identical(files, tmp_path, reference_64, 
     assert sd_pt.keys() == sd_st.keys() and all(torch.equal(sd_pt[k], sd_st[k]) for k in sd_pt)
     assert torch.equal(generate(from_st), reference_64(narrow)["image"])  # from_pt holds the same tensors (above)
     d = ck.describe_checkpoint(out, sha256=False)
-    assert (d["kind"], d["size"], d["latent_avg"], d["truncation"], d["check"]) == \
-        ("generator", 64, [1, 512], 0.7, "ok")
+    assert (d["kind"], d["size"], d["latent_avg"], d["truncation"], d["check"]) == (
+        "generator",
+        64,
+        [1, 512],
+        0.7,
+        "ok",
+    )
 
     # the .pt is replaced, even by a file with an older date: the sibling no longer stands in for it
     os.utime(pt, ns=(pt.stat().st_atime_ns, pt.stat().st_mtime_ns - 10**9))
@@ -265,6 +283,7 @@ def test_safetensors_psp_and_style_encoder_round_trip(files, style_encoder_file,
 def test_convert_refuses_what_it_cannot_convert(tmp_path):
     st = tmp_path / "x.safetensors"
     from safetensors.torch import save_file
+
     save_file({"a": torch.zeros(2)}, st)
     assert "already a safetensors file" in refused(ck.convert_to_safetensors, st)
     other = save({"a": torch.zeros(2)}, tmp_path / "other.pt")
@@ -273,6 +292,7 @@ def test_convert_refuses_what_it_cannot_convert(tmp_path):
 
 def test_sibling_preference(tmp_path):
     from safetensors.torch import save_file
+
     pt = save({"w": torch.zeros(3)}, tmp_path / "w.pt")
     st = tmp_path / "w.safetensors"
     save_file({"w": torch.ones(3)}, st)
@@ -341,6 +361,7 @@ def test_manifest_hashes_again_only_after_the_file_changed(tmp_path, tiny, monke
 
 def test_manifest_mismatch_of_a_sibling_falls_back_to_the_pt(tmp_path):
     from safetensors.torch import save_file
+
     pt = save({"w": torch.zeros(3)}, tmp_path / "w.pt")
     st = tmp_path / "w.safetensors"
     save_file({"w": torch.ones(3)}, st)
@@ -361,12 +382,21 @@ def test_missing_file_says_how_to_get_weights(tmp_path):
     assert "is a directory" in refused(ck.load_generator, tmp_path)
 
 
-@pytest.mark.parametrize("page, what", [
-    ("<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users have "
-     "viewed or downloaded this file recently.</body></html>", "download quota exceeded"),
-    ("\n<html><body>Google Drive can't scan this file for viruses. blendgan.pt (1.4G) is too large.</body></html>",
-     "cannot scan this file for viruses"),
-])
+@pytest.mark.parametrize(
+    "page, what",
+    [
+        (
+            "<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users have "
+            "viewed or downloaded this file recently.</body></html>",
+            "download quota exceeded",
+        ),
+        (
+            "\n<html><body>Google Drive can't scan this file for viruses. "
+            "blendgan.pt (1.4G) is too large.</body></html>",
+            "cannot scan this file for viruses",
+        ),
+    ],
+)
 def test_html_page_saved_as_checkpoint(tmp_path, page, what):
     path = tmp_path / "blendgan.pt"
     path.write_text(page)
@@ -388,6 +418,7 @@ def test_truncated_and_empty_files(tmp_path, tiny):
     assert "truncated or corrupt" in refused(ck.read_checkpoint, legacy)
 
     from safetensors.torch import save_file
+
     st = tmp_path / "t.safetensors"
     save_file({"w": torch.ones(1000)}, st)
     st.write_bytes(st.read_bytes()[:1000])
@@ -449,8 +480,7 @@ def test_plain_pickle_is_refused_in_one_line_without_torch_warnings(tmp_path, ca
 def test_only_namespace_is_allowed(tmp_path):
     from fractions import Fraction
 
-    ok = save({"state_dict": {"a": torch.ones(1)}, "opts": argparse.Namespace(lr=0.1, names=["x"])},
-              tmp_path / "ok.pt")
+    ok = save({"state_dict": {"a": torch.ones(1)}, "opts": argparse.Namespace(lr=0.1, names=["x"])}, tmp_path / "ok.pt")
     assert ck.read_checkpoint(ok)["opts"] == argparse.Namespace(lr=0.1, names=["x"])
     other = save({"state_dict": {}, "opts": Fraction(1, 3)}, tmp_path / "other.pt")
     assert "references fractions.Fraction" in refused(ck.read_checkpoint, other)
@@ -467,8 +497,10 @@ def test_wrong_kind_of_file_names_the_right_flag(tiny, tmp_path):
     blend_keys = [k for k in stylegan2["g_ema"] if k.startswith(("embedder.", "embedding.", "add_weight"))]
     stylegan2["g_ema"] = {k: v for k, v in stylegan2["g_ema"].items() if k not in blend_keys}
     message = refused(ck.load_generator, save(stylegan2, tmp_path / "sg2.pt"), size=64)
-    assert f"keys {len(blend_keys)} missing (add_weight, embedder.embedder.feature_extractor.vgg_layers.0.weight," \
+    assert (
+        f"keys {len(blend_keys)} missing (add_weight, embedder.embedder.feature_extractor.vgg_layers.0.weight,"
         in message
+    )
     assert "plain StyleGAN2 generator" in message
 
 
@@ -477,8 +509,10 @@ def test_wrong_keys_and_shapes_are_listed(tmp_path):
     g = ckpt["g_ema"]
     g["conv1.extra.weight"] = g.pop("conv1.conv.weight")
     message = refused(ck.load_generator, save(ckpt, tmp_path / "keys.pt"))
-    assert "does not hold a 64x64 BlendGAN generator (channel multiplier 2): keys 1 missing (conv1.conv.weight)" \
-           " and 1 unexpected (conv1.extra.weight)" in message
+    assert (
+        "does not hold a 64x64 BlendGAN generator (channel multiplier 2): keys 1 missing (conv1.conv.weight)"
+        " and 1 unexpected (conv1.extra.weight)" in message
+    )
 
     ckpt = helpers.shape_only_checkpoint("generator", 64)
     ckpt["g_ema"]["style.1.weight"] = torch.zeros(()).expand(512, 256)
@@ -494,8 +528,10 @@ def test_wrong_keys_and_shapes_are_listed(tmp_path):
 
 def test_size_mismatch(tiny, tmp_path):
     big = save(helpers.shape_only_checkpoint("generator", 256), tmp_path / "g256.pt")
-    assert refused(ck.load_generator, big, size=1024) == \
-        f"{big} is a 256 generator but --size 1024 was given; pass --size 256 (or omit it)"
+    assert (
+        refused(ck.load_generator, big, size=1024)
+        == f"{big} is a 256 generator but --size 1024 was given; pass --size 256 (or omit it)"
+    )
     message = refused(ck.load_psp_encoder, tiny["psp_encoder"], size=1024)
     assert "is a pSp encoder for 64x64 generators (10 styles) but the size in use is 1024" in message
 
@@ -556,8 +592,9 @@ print(json.dumps({"before": before, "peak_after_load": after_load, "peak": peak_
 def measure_load(path):
     """Peak RSS and timings of loading a generator and reading every tensor, in a fresh process."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(path)], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(path)], capture_output=True, text=True, env=env, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -579,15 +616,17 @@ def test_1024_generator_loads_without_a_second_copy(files, tmp_path):
 def test_loading_a_checkpoint_imports_neither_dynamo_nor_sympy(tmp_path):
     """Building models on the meta device must not run meta-tensor math: its decompositions import
     torch._dynamo and sympy, which made every load ~1 s slower and ~70 MB larger."""
-    code = ("import sys, torch\n"
-            "from blendgan.models import Generator, PSPEncoder, StyleEncoder\n"
-            "from blendgan.models.loading import from_state_dict\n"
-            "for make in (lambda: Generator(64), lambda: PSPEncoder(10), StyleEncoder):\n"
-            "    with torch.device('meta'):\n"
-            "        shapes = {k: v.shape for k, v in make().state_dict().items()}\n"
-            "    sd = {k: torch.zeros(()).expand(s) for k, s in shapes.items()}  # no memory\n"
-            "    assert from_state_dict(make, sd).state_dict().keys() == sd.keys()\n"
-            "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n")
+    code = (
+        "import sys, torch\n"
+        "from blendgan.models import Generator, PSPEncoder, StyleEncoder\n"
+        "from blendgan.models.loading import from_state_dict\n"
+        "for make in (lambda: Generator(64), lambda: PSPEncoder(10), StyleEncoder):\n"
+        "    with torch.device('meta'):\n"
+        "        shapes = {k: v.shape for k, v in make().state_dict().items()}\n"
+        "    sd = {k: torch.zeros(()).expand(s) for k, s in shapes.items()}  # no memory\n"
+        "    assert from_state_dict(make, sd).state_dict().keys() == sd.keys()\n"
+        "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr

@@ -1,5 +1,6 @@
 """`blendgan --help` and every command's --help: fast (no torch), every flag explained with its default,
 examples at the end."""
+
 import argparse
 import importlib
 import os
@@ -36,8 +37,9 @@ def test_help_of_every_command_needs_no_torch():
 
 def parser_of(name):
     module = importlib.import_module(f"blendgan.cli.{COMMANDS[name]}")
-    parser = argparse.ArgumentParser(prog=f"blendgan {name}", epilog=_epilog(module, None),
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"blendgan {name}", epilog=_epilog(module, None), formatter_class=HelpFormatter
+    )
     module.add_arguments(parser)
     return parser
 
@@ -61,20 +63,24 @@ def test_every_flag_has_a_help_line_with_its_default(name):
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_help_ends_with_examples(name):
     text = parser_of(name).format_help().rstrip().splitlines()
-    examples = text[text.index("examples:") + 1:]
+    examples = text[text.index("examples:") + 1 :]
     command = f"blendgan {name}"
     # `blendgan NAME ...`, or a launcher line `torchrun ... -m blendgan NAME ...`
-    assert 1 <= len(examples) <= 2 and all(line.startswith(f"  {command}") or
-                                           (line.startswith("  torchrun ") and f" -m {command}" in line)
-                                           for line in examples), text[-4:]
+    assert 1 <= len(examples) <= 2 and all(
+        line.startswith(f"  {command}") or (line.startswith("  torchrun ") and f" -m {command}" in line)
+        for line in examples
+    ), text[-4:]
     for line in examples:  # the examples parse
         words = line.split()
-        start = next(i for i in range(len(words) - 1) if words[i:i + 2] == ["blendgan", name])
-        parser_of(name).parse_args(words[start + 2:])
+        start = next(i for i in range(len(words) - 1) if words[i : i + 2] == ["blendgan", name])
+        parser_of(name).parse_args(words[start + 2 :])
 
 
 def test_scripts_show_their_own_command_line():
     from blendgan.cli import transfer
 
-    assert _epilog(transfer, "style_transfer_folder.py").splitlines()[1].startswith(
-        "  python scripts/style_transfer_folder.py --input_img_path")
+    assert (
+        _epilog(transfer, "style_transfer_folder.py")
+        .splitlines()[1]
+        .startswith("  python scripts/style_transfer_folder.py --input_img_path")
+    )

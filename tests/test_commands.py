@@ -2,6 +2,7 @@
 
 Outputs are checked for names, layouts and pixels: the arrays written equal what the model API
 computes for the same inputs (and the JPEG files decode to them within JPEG tolerance)."""
+
 import shutil
 import signal
 import subprocess
@@ -31,8 +32,13 @@ def models(recipe_models):
 
 
 def run_script(script, args, timeout=600):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def assert_jpeg_of(path, expected):
@@ -47,6 +53,7 @@ def assert_jpeg_of(path, expected):
 
 # ------------------------------------------------------------------------------------------ transfer
 
+
 def expected_transfer_panel(models, face_path, style_path, awi=6):
     g, psp = models
     face, style = images.read_image_bgr(face_path), images.read_image_bgr(style_path)
@@ -54,15 +61,33 @@ def expected_transfer_panel(models, face_path, style_path, awi=6):
         codes = psp(images.bgr_to_tensor(face))  # full resolution, pooled to 256 inside
         z = g.embedder(images.bgr_to_tensor(style))
         out, _ = g([codes], input_is_latent=True, z_embed=z, add_weight_index=awi, randomize_noise=False)
-    return images.hconcat([images.resize_square(face, SIZE), images.resize_square(style, SIZE),
-                           images.tensor_to_bgr(out)])
+    return images.hconcat(
+        [images.resize_square(face, SIZE), images.resize_square(style, SIZE), images.tensor_to_bgr(out)]
+    )
 
 
-def test_transfer_writes_the_original_files_and_pixels(tiny_weights, models, written, tmp_path, capsys,
-                                                       freed_memory_requests):
+def test_transfer_writes_the_original_files_and_pixels(
+    tiny_weights, models, written, tmp_path, capsys, freed_memory_requests
+):
     out = tmp_path / "out"
-    status = main(["transfer", "--size", str(SIZE), *tiny_weights.flags, "--input_img_path", str(FACES),
-                   "--style_img_path", str(STYLES), "--outdir", str(out), "--device", "cpu", "--batch_size", "1"])
+    status = main(
+        [
+            "transfer",
+            "--size",
+            str(SIZE),
+            *tiny_weights.flags,
+            "--input_img_path",
+            str(FACES),
+            "--style_img_path",
+            str(STYLES),
+            "--outdir",
+            str(out),
+            "--device",
+            "cpu",
+            "--batch_size",
+            "1",
+        ]
+    )
     assert status == 0
     faces, styles = sorted(FACES.glob("*.*")), sorted(STYLES.glob("*.*"))
     expected_names = {f"{f.stem}_v_{s.stem}.jpg" for f in faces for s in styles}
@@ -90,8 +115,16 @@ def first_styles(folder, n=2):
 
 def test_transfer_batched_equals_batch_one(tiny_weights, written, tmp_path):
     styles = first_styles(tmp_path / "styles")
-    args = ["transfer", *tiny_weights.flags, "--input_img_path", str(FACES), "--style_img_path", str(styles),
-            "--device", "cpu"]
+    args = [
+        "transfer",
+        *tiny_weights.flags,
+        "--input_img_path",
+        str(FACES),
+        "--style_img_path",
+        str(styles),
+        "--device",
+        "cpu",
+    ]
     assert main([*args, "--outdir", str(tmp_path / "b1"), "--batch_size", "1"]) == 0
     single = dict(written)
     written.clear()
@@ -119,8 +152,18 @@ def test_transfer_reports_bad_files_and_finishes_the_rest(tiny_weights, tmp_path
     good, bad = make_messy_folder(tmp_path / "faces")
     style = sorted(STYLES.glob("*.*"))[0]
     out = tmp_path / "out"
-    result = run_script("style_transfer_folder.py", [*tiny_weights.flags, "--input_img_path",
-                        str(tmp_path / "faces"), "--style_img_path", str(style), "--outdir", str(out)])
+    result = run_script(
+        "style_transfer_folder.py",
+        [
+            *tiny_weights.flags,
+            "--input_img_path",
+            str(tmp_path / "faces"),
+            "--style_img_path",
+            str(style),
+            "--outdir",
+            str(out),
+        ],
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{g}_v_{style.stem}.jpg" for g in good)
@@ -133,8 +176,17 @@ def test_transfer_reports_bad_files_and_finishes_the_rest(tiny_weights, tmp_path
 
 
 def test_missing_weights_is_a_usage_error(tmp_path):
-    result = run_script("style_transfer_folder.py", ["--ckpt", str(tmp_path / "nope" / "blendgan.pt"),
-                        "--input_img_path", str(FACES), "--style_img_path", str(STYLES)])
+    result = run_script(
+        "style_transfer_folder.py",
+        [
+            "--ckpt",
+            str(tmp_path / "nope" / "blendgan.pt"),
+            "--input_img_path",
+            str(FACES),
+            "--style_img_path",
+            str(STYLES),
+        ],
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -143,8 +195,18 @@ def test_missing_weights_is_a_usage_error(tmp_path):
 
 def test_skip_existing_resumes_and_keeps_earlier_outputs(tiny_weights, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["transfer", *tiny_weights.flags, "--input_img_path", str(FACES), "--style_img_path",
-            str(first_styles(tmp_path / "styles")), "--outdir", str(out), "--device", "cpu"]
+    args = [
+        "transfer",
+        *tiny_weights.flags,
+        "--input_img_path",
+        str(FACES),
+        "--style_img_path",
+        str(first_styles(tmp_path / "styles")),
+        "--outdir",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     outputs = sorted(out.iterdir())
     assert len(outputs) == 4
@@ -167,10 +229,24 @@ def test_killed_run_leaves_no_partial_outputs(tiny_weights, tmp_path):
     for path in sorted(STYLES.glob("*.*")):
         for i in range(8):
             shutil.copy(path, many_styles / f"{path.stem}_{i}{path.suffix}")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "style_transfer_folder.py"),
-                             *tiny_weights.flags, "--input_img_path", str(FACES), "--style_img_path",
-                             str(many_styles), "--outdir", str(out), "--batch_size", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "style_transfer_folder.py"),
+            *tiny_weights.flags,
+            "--input_img_path",
+            str(FACES),
+            "--style_img_path",
+            str(many_styles),
+            "--outdir",
+            str(out),
+            "--batch_size",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     try:
         deadline = time.time() + 600  # loading alone can take minutes on a busy machine
         while time.time() < deadline and proc.poll() is None and not (out.exists() and any(out.glob("*.jpg"))):
@@ -190,15 +266,30 @@ def test_killed_run_leaves_no_partial_outputs(tiny_weights, tmp_path):
 
 # ------------------------------------------------------------------------------------------ pairs
 
+
 def test_pairs_with_sample_zs_and_style_image(tiny_weights, models, written, tmp_path):
     g, _ = models
     zs = torch.randn(3, 1, 512, generator=torch.Generator().manual_seed(7))
     torch.save(zs, tmp_path / "zs.pt")
     style = sorted(STYLES.glob("*.*"))[1]
     out = tmp_path / "pairs"
-    status = main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "3",
-                   "--sample_zs", str(tmp_path / "zs.pt"),
-                   "--style_img", str(style), "--outdir", str(out), "--device", "cpu"])
+    status = main(
+        [
+            "pairs",
+            "--ckpt",
+            str(tiny_weights["blendgan"]),
+            "--pics",
+            "3",
+            "--sample_zs",
+            str(tmp_path / "zs.pt"),
+            "--style_img",
+            str(style),
+            "--outdir",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     assert status == 0
     # the original names and layout, plus the manifest of what each file is
     assert sorted(p.name for p in out.iterdir()) == ["000000.jpg", "000001.jpg", "000002.jpg", "manifest.jsonl"]
@@ -217,8 +308,24 @@ def test_pairs_with_sample_zs_and_style_image(tiny_weights, models, written, tmp
 def test_pairs_seed_is_reproducible(tiny_weights, written, tmp_path):
     def run(seed, folder):
         written.clear()
-        assert main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "2", "--seed", str(seed),
-                     "--outdir", str(tmp_path / folder), "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "pairs",
+                    "--ckpt",
+                    str(tiny_weights["blendgan"]),
+                    "--pics",
+                    "2",
+                    "--seed",
+                    str(seed),
+                    "--outdir",
+                    str(tmp_path / folder),
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         return dict(written)
 
     first, again, other = run(5, "a"), run(5, "b"), run(6, "c")
@@ -227,6 +334,7 @@ def test_pairs_seed_is_reproducible(tiny_weights, written, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ video
+
 
 def test_video_frames_stream_lazily(tiny_weights, models):
     """Frames are produced while generating: the first frame exists after one generator call."""
@@ -260,9 +368,24 @@ def test_video_command(tiny_weights, models, tmp_path, codec, expected_codec):
     faces.mkdir()
     shutil.copy(face, faces / face.name)
     out, frames_dir = tmp_path / "video", tmp_path / "frames"
-    status = main(["video", *tiny_weights.flags, "--input_img_path", str(faces), "--style_img_path",
-                   str(STYLES), "--outdir", str(out), "--frames_dir", str(frames_dir), "--codec", codec,
-                   "--device", "cpu"])
+    status = main(
+        [
+            "video",
+            *tiny_weights.flags,
+            "--input_img_path",
+            str(faces),
+            "--style_img_path",
+            str(STYLES),
+            "--outdir",
+            str(out),
+            "--frames_dir",
+            str(frames_dir),
+            "--codec",
+            codec,
+            "--device",
+            "cpu",
+        ]
+    )
     assert status == 0
     video = out / f"{face.stem}.mp4"
     decoded, meta = read_video(video)
@@ -276,27 +399,38 @@ def test_video_command(tiny_weights, models, tmp_path, codec, expected_codec):
     # Lossy codecs (yuv420p halves the colour resolution of these 64 px frames): the photo panels survive; the
     # generated panel of random recipe weights is saturated noise, so it is compared after a blur (codecs keep low
     # frequencies).
-    photo = max(np.abs(a[:, :2 * SIZE].astype(int) - b[:, :2 * SIZE].astype(int)).mean()
-                for a, b in zip(dumped, decoded))
-    blurred = max(np.abs(low_pass(a[:, 2 * SIZE:]) - low_pass(b[:, 2 * SIZE:])).mean()
-                  for a, b in zip(dumped, decoded))
+    photo = max(
+        np.abs(a[:, : 2 * SIZE].astype(int) - b[:, : 2 * SIZE].astype(int)).mean() for a, b in zip(dumped, decoded)
+    )
+    blurred = max(
+        np.abs(low_pass(a[:, 2 * SIZE :]) - low_pass(b[:, 2 * SIZE :])).mean() for a, b in zip(dumped, decoded)
+    )
     assert photo < 10 and blurred < 12, (photo, blurred)  # measured ~6.5 and ~7.2 at 64 px
 
     # frame 5 of transition 0 computed with the model API, exactly
     import random
 
     g, psp = models
-    styles = [images.resize_square(images.read_image_bgr(p), SIZE)
-              for p in random.Random(0).choices(sorted(STYLES.glob("*.*")), k=8)]
+    styles = [
+        images.resize_square(images.read_image_bgr(p), SIZE)
+        for p in random.Random(0).choices(sorted(STYLES.glob("*.*")), k=8)
+    ]
     face_img = images.resize_square(images.read_image_bgr(face), SIZE)
     alpha = video_alphas()[5]
     with torch.no_grad():
         codes = psp(images.bgr_to_tensor(face_img))
         za, zb = (g.embedder(images.bgr_to_tensor(s)) for s in styles[:2])
-        img, _ = g([codes], input_is_latent=True, z_embed=torch.lerp(za, zb, alpha), add_weight_index=7,
-                   randomize_noise=False)
+        img, _ = g(
+            [codes], input_is_latent=True, z_embed=torch.lerp(za, zb, alpha), add_weight_index=7, randomize_noise=False
+        )
     top = int(SIZE * alpha)
     stacked = np.concatenate([images.tensor_to_video_frame_rgb(images.bgr_to_tensor(s)) for s in styles[:2]])
-    want = np.concatenate([images.tensor_to_video_frame_rgb(images.bgr_to_tensor(face_img)),
-                           stacked[top:top + SIZE], images.tensor_to_video_frame_rgb(img)], axis=1)
+    want = np.concatenate(
+        [
+            images.tensor_to_video_frame_rgb(images.bgr_to_tensor(face_img)),
+            stacked[top : top + SIZE],
+            images.tensor_to_video_frame_rgb(img),
+        ],
+        axis=1,
+    )
     assert np.array_equal(dumped[5], want)

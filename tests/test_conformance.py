@@ -4,6 +4,7 @@ Every case runs through the public classes in float64 at rtol = atol = 1e-9, onc
 (fast) ops and once with the plain reference ops, and again in float32 against the float64
 expectations with a documented tolerance.
 """
+
 import json
 
 import pytest
@@ -24,12 +25,14 @@ except OSError:
 
 def case_names(*kinds, slow_from_size=None):
     """Cases of these kinds; those the fixture calls slow, or of size >= slow_from_size, are marked slow."""
+
     def slow(c):
         return c.get("slow") or (slow_from_size is not None and c.get("size", 0) >= slow_from_size)
 
     names = [n for n, c in CASES.items() if c["kind"] in kinds]
-    return [pytest.param(n, marks=pytest.mark.slow) if slow(CASES[n]) else n for n in names] or \
-        [pytest.param("absent", marks=pytest.mark.skip(reason="conformance fixture absent"))]
+    return [pytest.param(n, marks=pytest.mark.slow) if slow(CASES[n]) else n for n in names] or [
+        pytest.param("absent", marks=pytest.mark.skip(reason="conformance fixture absent"))
+    ]
 
 
 IMPLS = ["fast", "reference"]
@@ -41,8 +44,10 @@ def generator(recipe, size, dtype, impl, style_encoder=True):
     pass z_embed: a call that reached the style encoder would fail on the missing module)."""
     key = ("G", size, dtype, style_encoder)
     if key not in _models:
-        _models[key] = from_state_dict(lambda: Generator(size, with_style_encoder=style_encoder),
-                                       recipe.generator(size, dtype=dtype, style_encoder=style_encoder))
+        _models[key] = from_state_dict(
+            lambda: Generator(size, with_style_encoder=style_encoder),
+            recipe.generator(size, dtype=dtype, style_encoder=style_encoder),
+        )
     return use_reference_ops(_models[key], impl == "reference")
 
 
@@ -52,9 +57,10 @@ def psp(recipe, size, dtype, impl):
         sd, latent_avg = recipe.psp(size, dtype=dtype)
         n_styles = latent_avg.shape[0]
         enc = from_state_dict(lambda: GradualStyleEncoder(n_styles), sd)
-        wrapper = from_state_dict(lambda: PSPEncoder(n_styles),
-                                  {**{f"encoder.{k}": v for k, v in enc.state_dict().items()},
-                                   "latent_avg": latent_avg})
+        wrapper = from_state_dict(
+            lambda: PSPEncoder(n_styles),
+            {**{f"encoder.{k}": v for k, v in enc.state_dict().items()}, "latent_avg": latent_avg},
+        )
         _models[key] = wrapper
     return use_reference_ops(_models[key], impl == "reference")
 
@@ -66,19 +72,28 @@ def run_generator_case(g, case, dtype):
         return inp[v].to(dtype) if isinstance(v, str) else v
 
     with torch.no_grad():
-        out = g([arg(s) for s in call["styles"]], truncation=call["truncation"],
-                truncation_latent=arg(call["truncation_latent"]), input_is_latent=call["input_is_latent"],
-                inject_index=call["inject_index"], z_embed=arg(call["z_embed"]),
-                add_weight_index=call["add_weight_index"], randomize_noise=call["randomize_noise"],
-                return_latents=call["return_latents"])
+        out = g(
+            [arg(s) for s in call["styles"]],
+            truncation=call["truncation"],
+            truncation_latent=arg(call["truncation_latent"]),
+            input_is_latent=call["input_is_latent"],
+            inject_index=call["inject_index"],
+            z_embed=arg(call["z_embed"]),
+            add_weight_index=call["add_weight_index"],
+            randomize_noise=call["randomize_noise"],
+            return_latents=call["return_latents"],
+        )
     got = {"image": out[0]}
     if call["return_latents"]:
         got["latent"] = out[1]
     if "crop" in case["spec"]:
         y0, x0, h, w = case["spec"]["crop"]
         image = got.pop("image")
-        got.update(image_crop=image[:, :, y0:y0 + h, x0:x0 + w], image_channel_sums=image.sum(dim=(2, 3)),
-                   image_abs_mean=image.abs().mean().reshape(1))
+        got.update(
+            image_crop=image[:, :, y0 : y0 + h, x0 : x0 + w],
+            image_channel_sums=image.sum(dim=(2, 3)),
+            image_abs_mean=image.abs().mean().reshape(1),
+        )
     with torch.no_grad():
         if "aux_w" in case["expected"]:
             got["aux_w"] = g.get_latent(arg("z"))
@@ -104,6 +119,7 @@ def assert_relative(actual, expected, rtol, what):
 
 # --------------------------------------------------------------------------------------------- recipe
 
+
 @pytest.mark.slow
 def test_recipe_weights_match_checksums(cc):
     """The torch build regenerates the recorded recipe weights bit for bit (else nothing can match)."""
@@ -120,7 +136,7 @@ def test_float32_style_encoder_weights_are_the_recipe(cc, recipe):
         if key.startswith("embedder."):
             shape = [4, shape[1]] if key == STYLE_MATRIX else shape
             expected = cc.recipe_tensor(key, shape, 1234).float()
-            assert torch.equal(f32[key][:shape[0]], expected), key
+            assert torch.equal(f32[key][: shape[0]], expected), key
 
 
 @pytest.mark.slow  # the style matrix drawn in float64 (shared with test_style_embed_case)
@@ -142,6 +158,7 @@ def test_official_key_lists_match_modules(cc):
 
 # --------------------------------------------------------------------------------------------- ops
 
+
 @pytest.mark.parametrize("name", case_names("upfirdn2d"))
 @pytest.mark.parametrize("fn", [upfirdn2d, upfirdn2d_reference], ids=["public", "reference"])
 def test_upfirdn2d_cases(cc, name, fn):
@@ -159,6 +176,7 @@ def test_fused_leaky_relu_cases(cc, name, fn):
 
 
 # --------------------------------------------------------------------------------------------- models
+
 
 def style_embed_outputs(g, image, segments):
     emb = g.embedder
@@ -200,8 +218,9 @@ def generator_case_params():
         name, marks = (p.values[0], list(p.marks)) if hasattr(p, "values") else (p, [])
         for impl in IMPLS:
             slow = impl == "reference" and name != "transfer64" and not marks  # `marks`: slow or skipped already
-            params.append(pytest.param(name, impl, id=f"{name}-{impl}",
-                                       marks=marks + ([pytest.mark.slow] if slow else [])))
+            params.append(
+                pytest.param(name, impl, id=f"{name}-{impl}", marks=marks + ([pytest.mark.slow] if slow else []))
+            )
     return params
 
 
@@ -224,8 +243,10 @@ def test_psp_case(cc, recipe, impl):
     case = cc.load_case("psp64")
     enc = psp(recipe, 64, torch.float64, impl)
     with torch.no_grad():
-        got = {"codes": enc(case["inputs"]["image"]),
-               "aux_codes_without_latent_avg": enc.encoder(enc.pool(case["inputs"]["image"]))}
+        got = {
+            "codes": enc(case["inputs"]["image"]),
+            "aux_codes_without_latent_avg": enc.encoder(enc.pool(case["inputs"]["image"])),
+        }
     compare(cc, got, case["expected"], "psp64")
 
 

@@ -2,6 +2,7 @@
 
 The equivalences are exact (torch.equal) on the recipe (test) weights; the monotone and colour tests
 measure the images those weights make."""
+
 import pytest
 import torch
 
@@ -54,8 +55,9 @@ def test_strength_zero_is_the_reconstruction(bg, codes_and_styles):
 def test_step_vector_equals_add_weight_index(bg, codes_and_styles, k):
     codes, (z, *_) = codes_and_styles
     vector = [0.0] * k + [1.0] * (bg.n_latent - k)
-    assert torch.equal(bg.stylize(codes, z, add_weight_index=2, layer_weights=vector),
-                       bg.stylize(codes, z, add_weight_index=k))
+    assert torch.equal(
+        bg.stylize(codes, z, add_weight_index=2, layer_weights=vector), bg.stylize(codes, z, add_weight_index=k)
+    )
 
 
 def test_mix_one_zero_is_the_single_style(bg, codes_and_styles):
@@ -71,12 +73,13 @@ def test_two_style_mix_equals_the_interpolation_frame(bg, codes_and_styles):
     alphas = [0.0, 0.25, 0.7, 1.0]
     frames = bg.interpolate(codes, za, zb, alphas, add_weight_index=7, space="w")
     for i, k in enumerate(alphas):
-        assert torch.equal(frames[i:i + 1], bg.mix_styles(codes, [za, zb], [1 - k, k], add_weight_index=7)), k
+        assert torch.equal(frames[i : i + 1], bg.mix_styles(codes, [za, zb], [1 - k, k], add_weight_index=7)), k
     assert torch.equal(frames[0:1], bg.stylize(codes, za, add_weight_index=7))
     # with controls the two still agree
     framed = bg.interpolate(codes, za, zb, [0.4], add_weight_index=7, space="w", strength=0.5, preserve_color=True)
-    assert torch.equal(framed, bg.mix_styles(codes, [za, zb], [0.6, 0.4], add_weight_index=7, strength=0.5,
-                                             preserve_color=True))
+    assert torch.equal(
+        framed, bg.mix_styles(codes, [za, zb], [0.6, 0.4], add_weight_index=7, strength=0.5, preserve_color=True)
+    )
 
 
 def test_default_interpolation_still_lerps_style_codes(bg, codes_and_styles):
@@ -115,8 +118,8 @@ def test_per_row_strengths_in_pairs_equal_single_rows(bg):
     style = torch.randn(1, 512, generator=torch.Generator().manual_seed(2))
     _, styled = bg.sample_pair(z, style, add_weight_index=6, strength=[0.2, 1.0, 0.6])
     for i, s in enumerate([0.2, 1.0, 0.6]):
-        _, one = bg.sample_pair(z[i:i + 1], style, add_weight_index=6, strength=s)
-        assert torch.equal(styled[i:i + 1], one), s
+        _, one = bg.sample_pair(z[i : i + 1], style, add_weight_index=6, strength=s)
+        assert torch.equal(styled[i : i + 1], one), s
     _, today = bg.sample_pair(z[1:2], style, add_weight_index=6)
     assert torch.equal(styled[1:2], today)
 
@@ -132,15 +135,18 @@ def test_layer_resolutions_and_presets():
     assert step_weights(5, None) == [1.0] * 5
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"strength": 1.5}, "--strength 1.5: must lie in \\[0, 1\\]"),
-    ({"strength": -0.1}, "--strength -0.1"),
-    ({"strength": "abc"}, "not a number"),
-    ({"layer_weights": (0.5, 2.0)}, "--layer_weights: every value must lie in \\[0, 1\\]"),
-    ({"layer_weights": "coarse"}, "--layer_weights 'coarse': give one value"),
-    ({"style_weights": (0.5, -0.5)}, "must not be negative"),
-    ({"style_weights": (0, 0)}, "at least one weight must be above 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"strength": 1.5}, "--strength 1.5: must lie in \\[0, 1\\]"),
+        ({"strength": -0.1}, "--strength -0.1"),
+        ({"strength": "abc"}, "not a number"),
+        ({"layer_weights": (0.5, 2.0)}, "--layer_weights: every value must lie in \\[0, 1\\]"),
+        ({"layer_weights": "coarse"}, "--layer_weights 'coarse': give one value"),
+        ({"style_weights": (0.5, -0.5)}, "must not be negative"),
+        ({"style_weights": (0, 0)}, "at least one weight must be above 0"),
+    ],
+)
 def test_bad_values_are_one_line_usage_errors(kwargs, message):
     with pytest.raises(UsageError, match=message) as err:
         Controls(**kwargs)

@@ -1,6 +1,7 @@
 """The stylization controls in the commands (issue 23): transfer, video, pairs at size 64 with recipe
 checkpoints. The images written equal what the pipeline makes with the same controls; bad values are one
 line and exit 2, before any weights are loaded."""
+
 import json
 
 import numpy as np
@@ -21,32 +22,63 @@ SIZE = 64
 def test_transfer_with_controls_writes_the_pipelines_image(tiny_weights, tiny_bg, written, tmp_path):
     face, style = min(FACES.glob("*.*")), sorted(STYLES.glob("*.*"))[1]
     vector = ",".join(["0.2"] * 3 + ["1"] * 7)
-    status = main(["transfer", *tiny_weights.flags, "--input_img_path", str(face),
-                   "--style_img_path", str(style),
-                   "--outdir", str(tmp_path), "--device", "cpu", "--strength", "0.6", "--layer_weights", vector,
-                   "--preserve_color"])
+    status = main(
+        [
+            "transfer",
+            *tiny_weights.flags,
+            "--input_img_path",
+            str(face),
+            "--style_img_path",
+            str(style),
+            "--outdir",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--strength",
+            "0.6",
+            "--layer_weights",
+            vector,
+            "--preserve_color",
+        ]
+    )
     assert status == 0
     codes = tiny_bg.encode_face_bgr(images.read_image_bgr(face))
     z = tiny_bg.embed_style_bgr(images.read_image_bgr(style))
     want = tiny_bg.stylize(codes, z, strength=0.6, layer_weights=[0.2] * 3 + [1] * 7, preserve_color=True)
     panel = written[f"{face.stem}_v_{style.stem}.jpg"]
-    assert np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(want))
-    assert not np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(tiny_bg.stylize(codes, z)))
+    assert np.array_equal(panel[:, 2 * SIZE :], images.tensor_to_bgr(want))
+    assert not np.array_equal(panel[:, 2 * SIZE :], images.tensor_to_bgr(tiny_bg.stylize(codes, z)))
 
 
 def test_transfer_mixes_several_style_images(tiny_weights, tiny_bg, written, tmp_path):
     face = min(FACES.glob("*.*"))
     a, b = sorted(STYLES.glob("*.*"))[:2]
-    status = main(["transfer", *tiny_weights.flags, "--input_img_path", str(face), "--style_img", str(a),
-                   "--style_img", str(b), "--style_weights", "0.7", "0.3", "--outdir", str(tmp_path),
-                   "--device", "cpu"])
+    status = main(
+        [
+            "transfer",
+            *tiny_weights.flags,
+            "--input_img_path",
+            str(face),
+            "--style_img",
+            str(a),
+            "--style_img",
+            str(b),
+            "--style_weights",
+            "0.7",
+            "0.3",
+            "--outdir",
+            str(tmp_path),
+            "--device",
+            "cpu",
+        ]
+    )
     assert status == 0
     name = f"{face.stem}_v_{a.stem}+{b.stem}.jpg"
     assert set(written) == {name}
     codes = tiny_bg.encode_face_bgr(images.read_image_bgr(face))
     za, zb = (tiny_bg.embed_style_bgr(images.read_image_bgr(p)) for p in (a, b))
     mixed = tiny_bg.mix_styles(codes, [za, zb], [0.7, 0.3])
-    assert np.array_equal(written[name][:, 2 * SIZE:], images.tensor_to_bgr(mixed))
+    assert np.array_equal(written[name][:, 2 * SIZE :], images.tensor_to_bgr(mixed))
 
 
 @pytest.mark.slow  # a whole 227-frame video through the 64 px generator (~4 min under load)
@@ -66,10 +98,26 @@ def test_video_with_w_space_and_strength(tiny_weights, tiny_bg, tmp_path, monkey
     style_dir.mkdir()
     for p in sorted(STYLES.glob("*.*"))[:2]:
         (style_dir / p.name).write_bytes(p.read_bytes())
-    status = main(["video", *tiny_weights.flags, "--input_img_path", str(face),
-                   "--style_img_path",
-                   str(style_dir), "--outdir", str(tmp_path / "v"), "--device", "cpu", "--strength", "0.5",
-                   "--style_space", "w", "--codec", "mp4v"])
+    status = main(
+        [
+            "video",
+            *tiny_weights.flags,
+            "--input_img_path",
+            str(face),
+            "--style_img_path",
+            str(style_dir),
+            "--outdir",
+            str(tmp_path / "v"),
+            "--device",
+            "cpu",
+            "--strength",
+            "0.5",
+            "--style_space",
+            "w",
+            "--codec",
+            "mp4v",
+        ]
+    )
     assert status == 0
     assert calls == [{"space": "w", "strength": 0.5, "layer_weights": None, "preserve_color": False}]
     face_bgr = images.resize_square(images.read_image_bgr(face), SIZE)
@@ -79,15 +127,35 @@ def test_video_with_w_space_and_strength(tiny_weights, tiny_bg, tmp_path, monkey
     zs = [tiny_bg.embed_style_bgr(s) for s in styles]
     for alpha, frame in zip([0.0, 1 / (1 + np.exp(5.0))], frames):
         mix = tiny_bg.mix_styles(codes, zs, [1 - alpha, alpha], add_weight_index=7, strength=0.5)
-        assert np.array_equal(frame[:, 2 * SIZE:], images.tensors_to_video_frames_rgb(mix)[0])
+        assert np.array_equal(frame[:, 2 * SIZE :], images.tensors_to_video_frames_rgb(mix)[0])
 
 
 def test_pairs_draw_strength_per_pair_and_record_it(tiny_weights, tiny_bg, written, tmp_path):
     out = tmp_path / "pairs"
     a, b = sorted(STYLES.glob("*.*"))[:2]
-    status = main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "3", "--outdir", str(out),
-                   "--device", "cpu", "--strength", "0.2-0.9", "--preserve_color", "--style_img", str(a),
-                   "--style_img", str(b), "--style_weights", "1", "3"])
+    status = main(
+        [
+            "pairs",
+            "--ckpt",
+            str(tiny_weights["blendgan"]),
+            "--pics",
+            "3",
+            "--outdir",
+            str(out),
+            "--device",
+            "cpu",
+            "--strength",
+            "0.2-0.9",
+            "--preserve_color",
+            "--style_img",
+            str(a),
+            "--style_img",
+            str(b),
+            "--style_weights",
+            "1",
+            "3",
+        ]
+    )
     assert status == 0
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     strengths = [r["strength"] for r in records]
@@ -99,15 +167,24 @@ def test_pairs_draw_strength_per_pair_and_record_it(tiny_weights, tiny_bg, writt
     from blendgan import pairset
 
     for rec in records:
-        _, styled = tiny_bg.sample_pair(pairset.face_code(rec), [za, zb], truncation=0.75, truncation_latent=latent_avg,
-                                   strength=rec["strength"], preserve_color=True, style_weights=[1, 3])
+        _, styled = tiny_bg.sample_pair(
+            pairset.face_code(rec),
+            [za, zb],
+            truncation=0.75,
+            truncation_latent=latent_avg,
+            strength=rec["strength"],
+            preserve_color=True,
+            style_weights=[1, 3],
+        )
         assert np.array_equal(written[f"{rec['key']}.jpg"][:, SIZE:], images.tensor_to_bgr(styled)), rec["key"]
 
 
 def test_pairs_default_manifest_has_no_control_fields(tiny_weights, tmp_path):
     out = tmp_path / "pairs"
-    assert main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "1", "--outdir", str(out),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "1", "--outdir", str(out), "--device", "cpu"])
+        == 0
+    )
     record = json.loads((out / "manifest.jsonl").read_text())
     assert not {"strength", "layer_weights", "preserve_color", "style_images"} & set(record)
 

@@ -3,6 +3,7 @@
 The app runs in this process on a free local port with recipe checkpoints at size 64. Results come back
 as PNG files, which are lossless for 8-bit RGB, so they must equal the pipeline's own output exactly.
 """
+
 import os
 import re
 import shutil
@@ -30,8 +31,8 @@ from blendgan.io import images  # noqa: E402
 from blendgan.pipeline import BlendGAN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-FACE = ROOT / "test_imgs" / "face_imgs" / "astronaut.jpg"        # aligned 256 x 256: used as it is
-PHOTO = ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"       # 512 x 600 photo: aligned by the app
+FACE = ROOT / "test_imgs" / "face_imgs" / "astronaut.jpg"  # aligned 256 x 256: used as it is
+PHOTO = ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"  # 512 x 600 photo: aligned by the app
 STYLE = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
 STYLE_2 = ROOT / "test_imgs" / "style_imgs" / "pencil_grace_hopper.jpg"
 SIZE = 64
@@ -75,8 +76,12 @@ def served(tiny_weights):
 
 @pytest.fixture(scope="module")
 def client(served, tmp_path_factory):
-    return Client(served[0], verbose=False, analytics_enabled=False,
-                  download_files=str(tmp_path_factory.mktemp("client_downloads")))
+    return Client(
+        served[0],
+        verbose=False,
+        analytics_enabled=False,
+        download_files=str(tmp_path_factory.mktemp("client_downloads")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +108,8 @@ def two_faces(tmp_path_factory):
     a = images.read_image_bgr(ROOT / "test_imgs" / "photos" / "astronaut.jpg")
     b = images.read_image_bgr(PHOTO)
     canvas = np.full((620, a.shape[1] + b.shape[1] + 20, 3), 127, np.uint8)
-    canvas[10:10 + a.shape[0], :a.shape[1]] = a
-    canvas[10:10 + b.shape[0], a.shape[1] + 20:] = b
+    canvas[10 : 10 + a.shape[0], : a.shape[1]] = a
+    canvas[10 : 10 + b.shape[0], a.shape[1] + 20 :] = b
     path = tmp_path_factory.mktemp("two_faces") / "two_faces.png"
     cv2.imwrite(str(path), canvas)
     return path
@@ -122,6 +127,7 @@ def stylize(client, face, style, index):
 
 
 # --------------------------------------------------------------------------- HTTP API
+
 
 def test_api_lists_stylize_with_three_inputs_and_optional_controls(client, served):
     api = client.view_api(print_info=False, return_format="dict")
@@ -170,15 +176,15 @@ def test_api_aligns_a_photo_and_matches_the_pipeline_on_the_aligned_crop(client,
 
 
 def test_api_stylize_photo_returns_the_pipelines_whole_photo(client, reference, two_faces, bad_files):
-    got = read_rgb(client.predict(handle_file(str(two_faces)), handle_file(str(STYLE)), 5,
-                                  api_name="/stylize_photo"))
+    got = read_rgb(client.predict(handle_file(str(two_faces)), handle_file(str(STYLE)), 5, api_name="/stylize_photo"))
     want, records = expected_photo(reference, two_faces, STYLE, 5)
     assert sum(r.stylized is not None for r in records) == 2
     assert got.shape == want.shape == (620, 1044, 3)
     assert np.array_equal(got, want)
     with pytest.raises(AppError, match="no face found in 'no_face.png'"):
-        client.predict(handle_file(str(bad_files / "no_face.png")), handle_file(str(STYLE)), 5,
-                       api_name="/stylize_photo")
+        client.predict(
+            handle_file(str(bad_files / "no_face.png")), handle_file(str(STYLE)), 5, api_name="/stylize_photo"
+        )
 
 
 def test_api_stylize_video_returns_the_clip_stylized_and_refuses_long_ones(client, served, tmp_path):
@@ -220,6 +226,7 @@ def test_concurrent_requests_are_queued_not_crashed(client, reference):
 
 
 # --------------------------------------------------------------------------- service: inputs and extras
+
 
 def test_big_cmyk_and_oversized_uploads(served, tmp_path):
     service = served[1]
@@ -303,12 +310,30 @@ def test_interpolation_video_is_h264_and_starts_and_ends_at_the_two_styles(serve
 
 # --------------------------------------------------------------------------- the command, weights missing
 
+
 def test_demo_command_without_weights_opens_the_page_and_says_what_is_missing(tmp_path):
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    cmd = [sys.executable, "-m", "blendgan", "demo", "--ckpt", str(tmp_path / "blendgan.pt"),
-           "--psp_encoder_ckpt", str(tmp_path / "psp_encoder.pt"), "--port", str(port), "--device", "cpu"]
+    env = {
+        **os.environ,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "blendgan",
+        "demo",
+        "--ckpt",
+        str(tmp_path / "blendgan.pt"),
+        "--psp_encoder_ckpt",
+        str(tmp_path / "psp_encoder.pt"),
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
@@ -340,11 +365,22 @@ def test_api_controls_equal_the_pipeline(client, reference, served):
     style, style_2 = (images.resize_square(images.read_image_bgr(p), SIZE) for p in (STYLE, STYLE_2))
     codes = reference.encode_face_bgr(face)
     za, zb = reference.embed_style_bgr(style), reference.embed_style_bgr(style_2)
-    got = read_rgb(client.predict(handle_file(str(FACE)), handle_file(str(STYLE)), 6, strength=0.4,
-                                  preserve_color=True, style_2=handle_file(str(STYLE_2)), mix=0.25,
-                                  layer_weights="texture", api_name="/stylize"))
-    want = reference.mix_styles(codes, [za, zb], [0.75, 0.25], add_weight_index=6, strength=0.4, preserve_color=True,
-                                layer_weights="texture")
+    got = read_rgb(
+        client.predict(
+            handle_file(str(FACE)),
+            handle_file(str(STYLE)),
+            6,
+            strength=0.4,
+            preserve_color=True,
+            style_2=handle_file(str(STYLE_2)),
+            mix=0.25,
+            layer_weights="texture",
+            api_name="/stylize",
+        )
+    )
+    want = reference.mix_styles(
+        codes, [za, zb], [0.75, 0.25], add_weight_index=6, strength=0.4, preserve_color=True, layer_weights="texture"
+    )
     assert np.array_equal(got, reference.to_rgb(want)[0])
     assert not np.array_equal(got, expected(reference, images.read_image_bgr(FACE), STYLE, 6))
     for bad, message in [({"strength": 1.5}, "maximum"), ({"layer_weights": "1,1"}, "give 10 values")]:
@@ -365,6 +401,7 @@ def test_api_refine_equals_the_pipelines_refined_codes(client, reference):
 
 
 # --------------------------------------------------------------------------- a real browser
+
 
 def chromium_path():
     """Debian's chromium (CI installs it); a missing browser fails in CI and skips elsewhere."""
@@ -409,8 +446,11 @@ def test_browser_upload_slider_click_shows_the_pipeline_result(served, reference
             page.click("#random_style")
             page.get_by_text("a random style code (seed").wait_for(timeout=120_000)
             seed = int(re.search(r"seed (\d+)", page.locator("#style_note").inner_text()).group(1))
-            page.wait_for_function("old => { const i = document.querySelector('#result img'); "
-                                   "return i && i.src !== old; }", arg=src, timeout=120_000)
+            page.wait_for_function(
+                "old => { const i = document.querySelector('#result img'); return i && i.src !== old; }",
+                arg=src,
+                timeout=120_000,
+            )
             png_random = page.request.get(page.locator("#result img").get_attribute("src")).body()
         finally:
             browser.close()
@@ -499,8 +539,14 @@ def test_browser_controls_strength_colour_mix_and_layer_weights(served, referenc
 
     if not np.array_equal(got, pipeline_rgb()):
         # Say which control the page lost, so that a failure tells where to look.
-        lost = {"strength": dict(strength=1.0), "preserve_color": dict(preserve_color=False),
-                "layer_weights": dict(layer_weights=None), "mix": dict(shares=(1.0, 0.0))}
+        lost = {
+            "strength": dict(strength=1.0),
+            "preserve_color": dict(preserve_color=False),
+            "layer_weights": dict(layer_weights=None),
+            "mix": dict(shares=(1.0, 0.0)),
+        }
         lost = [name for name, change in lost.items() if np.array_equal(got, pipeline_rgb(**change))]
-        pytest.fail(f"the page's result is not the pipeline's with the same controls; it is the pipeline's without: "
-                    f"{lost or 'no single control'}")
+        pytest.fail(
+            f"the page's result is not the pipeline's with the same controls; it is the pipeline's without: "
+            f"{lost or 'no single control'}"
+        )

@@ -1,5 +1,6 @@
 """The discriminators reproduce the original's float64 outputs and input gradients (conformance fixture
 ../shared/conformance/discriminators), through the fast and the reference ops, with the original keys."""
+
 import json
 import zlib
 from pathlib import Path
@@ -11,8 +12,10 @@ from blendgan.models import use_reference_ops
 from blendgan.models.discriminator import Discriminator, ProjectionDiscriminator
 
 FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "discriminators"
-needs_fixture = pytest.mark.skipif(not (FIXTURE / "expected_64.pt").is_file(),
-                                   reason=f"discriminator fixture not found at {FIXTURE} (check out ../shared)")
+needs_fixture = pytest.mark.skipif(
+    not (FIXTURE / "expected_64.pt").is_file(),
+    reason=f"discriminator fixture not found at {FIXTURE} (check out ../shared)",
+)
 SEEDS = {"discriminator": 4321, "projection_discriminator": 8765}
 
 
@@ -31,7 +34,7 @@ def fixture_weights(kind, size):
             t = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64)
             sd[key] = torch.outer(t, t) / 64
             continue
-        g = torch.Generator().manual_seed((zlib.crc32(key.encode()) + SEEDS[kind]) % 2 ** 63)
+        g = torch.Generator().manual_seed((zlib.crc32(key.encode()) + SEEDS[kind]) % 2**63)
         x = torch.randn(shape, generator=g, dtype=torch.float64)
         sd[key] = 0.1 * x if key.endswith(".bias") else x
     return sd
@@ -60,8 +63,9 @@ def test_outputs_and_input_gradients_match_the_original(kind, reference):
     out = d(x) if kind == "discriminator" else d(x, inputs["z_s"])
     (grad,) = torch.autograd.grad(out.sum(), x)
     torch.testing.assert_close(out.detach(), expected[kind], rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(grad.square().sum((1, 2, 3)), expected[f"{kind}_input_grad_sq_sum"],
-                               rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        grad.square().sum((1, 2, 3)), expected[f"{kind}_input_grad_sq_sum"], rtol=1e-9, atol=1e-9
+    )
 
 
 def test_max_channels_caps_widths_but_keeps_keys():

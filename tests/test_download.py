@@ -1,6 +1,7 @@
 """blendgan.weights.download against a local HTTP server (no real network): files arrive checked and recorded in
 the manifest; web pages, truncated files and the wrong kind of file are refused; a dropped connection is
 resumed with a Range request, within one call and across calls."""
+
 import hashlib
 import http.server
 import threading
@@ -19,8 +20,10 @@ from blendgan.weights import home
 
 import helpers
 
-QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
-              b"Too many users have viewed or downloaded this file recently.</body></html>")
+QUOTA_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head><body>"
+    b"Too many users have viewed or downloaded this file recently.</body></html>"
+)
 
 
 class WeightServer:
@@ -132,8 +135,7 @@ def sha256(data):
 
 def fetch(server, mode, tmp_path, names=None, **kwargs):
     kwargs.setdefault("retries", 0)
-    return dl.download_weights(names, tmp_path, url_template=server.url(mode), quiet=True, log=lambda m: None,
-                               **kwargs)
+    return dl.download_weights(names, tmp_path, url_template=server.url(mode), quiet=True, log=lambda m: None, **kwargs)
 
 
 def test_download_checks_and_records_every_file(server, small_files, tmp_path):
@@ -289,8 +291,20 @@ def transfer(tmp_path, *extra):
     from blendgan.cli import main
 
     face, style = sorted(FACE.iterdir())[0], sorted(STYLE.iterdir())[0]
-    return main(["transfer", "--input_img_path", str(face), "--style_img_path", str(style), "--device", "cpu",
-                 "--outdir", str(tmp_path / "out"), *extra])
+    return main(
+        [
+            "transfer",
+            "--input_img_path",
+            str(face),
+            "--style_img_path",
+            str(style),
+            "--device",
+            "cpu",
+            "--outdir",
+            str(tmp_path / "out"),
+            *extra,
+        ]
+    )
 
 
 def test_first_use_downloads_the_default_weights_and_goes_on(server, small_files, tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@ Disk: a style-encoder snapshot holds the whole encoder (VGG19 and the 610304-wid
 pSp snapshot the encoder with Adam's moments (~1.1 GB), so every run folder is deleted as soon as it has been
 compared, resumed runs start from a hard link of the reference run's snapshot, and the shared runs are
 removed when the module ends."""
+
 import json
 import os
 import shutil
@@ -25,8 +26,8 @@ from blendgan.weights import read_checkpoint, style_encoder_from_checkpoint
 from encoder_training_helpers import ROOT, contents, make_artworks, make_faces, make_tiny_blendgan
 from train_helpers import make_style_encoder
 
-VIEW = 32          # style views rendered at 32 px: VGG19 at 32 px keeps the CPU steps short
-GEN_SIZE = 16      # tiny narrow generator (max_channels 16) for pSp
+VIEW = 32  # style views rendered at 32 px: VGG19 at 32 px keeps the CPU steps short
+GEN_SIZE = 16  # tiny narrow generator (max_channels 16) for pSp
 pytestmark = pytest.mark.slow  # whole training runs with GB-sized snapshots
 
 
@@ -54,12 +55,19 @@ def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("encoders")
     se = make_style_encoder(d / "style_encoder.pt")
     c = contents(5, 64, seed=1)
-    train = make_artworks(d / "art", c[:1])   # one content in the 8 stroke styles: only style tells them apart
-    held = make_artworks(d / "held", c[1:])   # four new contents in the same styles
+    train = make_artworks(d / "art", c[:1])  # one content in the 8 stroke styles: only style tells them apart
+    held = make_artworks(d / "held", c[1:])  # four new contents in the same styles
     faces = make_faces(d / "faces", 4, 64, seed=3)
     blendgan = make_tiny_blendgan(d / "blendgan.pt", read_checkpoint(se), size=GEN_SIZE, max_channels=16)
-    yield {"dir": d, "style_encoder": se, "art": d / "art", "train": train, "held": held, "faces": faces,
-           "blendgan": blendgan}
+    yield {
+        "dir": d,
+        "style_encoder": se,
+        "art": d / "art",
+        "train": train,
+        "held": held,
+        "faces": faces,
+        "blendgan": blendgan,
+    }
     free(d)
 
 
@@ -71,16 +79,40 @@ def argv_of(flags):
 
 
 def style_flags(data, outdir, **kw):
-    flags = {"styles": data["art"], "init": data["style_encoder"], "outdir": outdir, "size": VIEW, "batch": 4,
-             "iters": 2, "lr": 0.002, "frozen_mlp_layers": 1, "snapshot_every": 1000, "sample_every": 1000,
-             "log_every": 1, "device": "cpu", **kw}
+    flags = {
+        "styles": data["art"],
+        "init": data["style_encoder"],
+        "outdir": outdir,
+        "size": VIEW,
+        "batch": 4,
+        "iters": 2,
+        "lr": 0.002,
+        "frozen_mlp_layers": 1,
+        "snapshot_every": 1000,
+        "sample_every": 1000,
+        "log_every": 1,
+        "device": "cpu",
+        **kw,
+    }
     return ["train", "style-encoder", *argv_of(flags)]
 
 
 def psp_flags(data, outdir, **kw):
-    flags = {"faces": data["faces"], "ckpt": data["blendgan"], "outdir": outdir, "input_size": 32, "batch": 4,
-             "iters": 2, "lr": 0.0003, "id_lambda": 0, "snapshot_every": 1000, "sample_every": 1000, "log_every": 1,
-             "device": "cpu", **kw}
+    flags = {
+        "faces": data["faces"],
+        "ckpt": data["blendgan"],
+        "outdir": outdir,
+        "input_size": 32,
+        "batch": 4,
+        "iters": 2,
+        "lr": 0.0003,
+        "id_lambda": 0,
+        "snapshot_every": 1000,
+        "sample_every": 1000,
+        "log_every": 1,
+        "device": "cpu",
+        **kw,
+    }
     return ["train", "psp", *argv_of(flags)]
 
 
@@ -130,13 +162,25 @@ def trained_tensors(snapshot_path, extra=("projector",)):
 
 def torchrun(args, nproc=2):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node",
-           str(nproc), "-m", "blendgan", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "blendgan",
+        *args,
+    ]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
 
 
 # ------------------------------------------------------------------------------ style encoder
+
 
 def test_style_encoder_learns_style_from_views_it_never_saw(data, tmp_path):
     """One content in 8 stroke styles: 30 steps raise style retrieval on held-out views of the artworks
@@ -146,8 +190,7 @@ def test_style_encoder_learns_style_from_views_it_never_saw(data, tmp_path):
     at 32 px: with it the gain is 0.53 -> 0.56), temperature 0.1 (0.5 gives 0.62 -> 0.78)."""
     before = held_out_view_retrieval(data["style_encoder"], data["train"], 0.7)
     out = tmp_path / "run"
-    assert main(style_flags(data, out, iters=30, batch=8, sample_every=30, temperature=0.1,
-                            crop_scale_min=0.7)) == 0
+    assert main(style_flags(data, out, iters=30, batch=8, sample_every=30, temperature=0.1, crop_scale_min=0.7)) == 0
     snap = out / "checkpoints" / "000030.pt"
     after = held_out_view_retrieval(snap, data["train"], 0.7)
     log = read_log(out / "log.jsonl")
@@ -176,8 +219,25 @@ def test_style_encoder_resume_is_exact(style_run, tmp_path):
     moments and losses (every piece of state, the projection head in the run's precision included, is
     restored; any rounding of it shows here)."""
     out = resume_copy(style_run, 2, tmp_path / "run")
-    assert main(["train", "style-encoder", "--outdir", str(out), "--resume", "--iters", "4", "--log_every", "1",
-                 "--no_progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "style-encoder",
+                "--outdir",
+                str(out),
+                "--resume",
+                "--iters",
+                "4",
+                "--log_every",
+                "1",
+                "--no_progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     a, b = (trained_tensors(p / "checkpoints" / "000004.pt") for p in (style_run, out))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     oa, ob = (read_checkpoint(p / "checkpoints" / "000004.pt")["optim"]["state"] for p in (style_run, out))
@@ -194,8 +254,9 @@ def test_style_encoder_two_processes_equal_one(data, style_run, tmp_path):
     torchrun(style_flags(data, out, iters=2, batch=2, precision="fp64"))
     a, b = trained_tensors(style_run / "checkpoints" / "000002.pt"), trained_tensors(out / "checkpoints" / "000002.pt")
     assert all(torch.allclose(a[k], b[k], rtol=1e-9, atol=1e-11) for k in a)
-    assert read_log(out / "log.jsonl")[0]["loss"] == pytest.approx(read_log(style_run / "log.jsonl")[0]["loss"],
-                                                                    rel=1e-10)
+    assert read_log(out / "log.jsonl")[0]["loss"] == pytest.approx(
+        read_log(style_run / "log.jsonl")[0]["loss"], rel=1e-10
+    )
     free(out)
 
 
@@ -203,10 +264,30 @@ def test_style_encoder_snapshot_is_accepted_by_pairs(data, style_run, tmp_path):
     style = data["train"][0][0]
     outs = {}
     for name, enc in (("trained", style_run / "checkpoints" / "000004.pt"), ("init", data["style_encoder"])):
-        assert main(["pairs", "--ckpt", str(data["blendgan"]), "--style_encoder_ckpt", str(enc), "--style_img",
-                     str(style), "--pics", "1", "--truncation", "1", "--add_weight_index", "0",
-                     "--outdir", str(tmp_path / name),
-                     "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "pairs",
+                    "--ckpt",
+                    str(data["blendgan"]),
+                    "--style_encoder_ckpt",
+                    str(enc),
+                    "--style_img",
+                    str(style),
+                    "--pics",
+                    "1",
+                    "--truncation",
+                    "1",
+                    "--add_weight_index",
+                    "0",
+                    "--outdir",
+                    str(tmp_path / name),
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         outs[name] = images.read_image_bgr(tmp_path / name / "000000.jpg")
     assert outs["trained"].shape == (GEN_SIZE, 2 * GEN_SIZE, 3)
     assert (outs["trained"][:, GEN_SIZE:].astype(int) - outs["init"][:, GEN_SIZE:]).__abs__().max() > 0
@@ -217,7 +298,7 @@ def test_style_encoder_bad_input_is_one_line_and_overwrites_nothing(data, style_
     stamp = (snap.stat().st_size, snap.stat().st_mtime_ns)
     (tmp_path / "empty").mkdir()
     cases = [
-        (style_flags(data, style_run), "--resume"),                        # a run folder with snapshots
+        (style_flags(data, style_run), "--resume"),  # a run folder with snapshots
         (style_flags(data, tmp_path / "a", init=""), "--init"),
         (style_flags(data, tmp_path / "b", init=tmp_path / "none.pt"), "none.pt"),
         (style_flags(data, tmp_path / "c", styles=tmp_path / "empty"), "empty"),
@@ -235,8 +316,9 @@ def test_style_encoder_bad_input_is_one_line_and_overwrites_nothing(data, style_
 
 # ------------------------------------------------------------------------------ pSp
 
+
 def moving_average(values, window):
-    return [sum(values[i:i + window]) / window for i in range(len(values) - window + 1)]
+    return [sum(values[i : i + window]) / window for i in range(len(values) - window + 1)]
 
 
 def test_psp_lowers_its_reconstruction_loss(data, tmp_path):
@@ -271,8 +353,25 @@ def psp_tensors(path):
 
 def test_psp_resume_is_exact(psp_run, tmp_path):
     out = resume_copy(psp_run, 2, tmp_path / "run")
-    assert main(["train", "psp", "--outdir", str(out), "--resume", "--iters", "4", "--log_every", "1",
-                 "--no_progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "psp",
+                "--outdir",
+                str(out),
+                "--resume",
+                "--iters",
+                "4",
+                "--log_every",
+                "1",
+                "--no_progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     a, b = psp_tensors(psp_run / "checkpoints" / "000004.pt"), psp_tensors(out / "checkpoints" / "000004.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     oa, ob = (read_checkpoint(p / "checkpoints" / "000004.pt")["optim"]["state"] for p in (psp_run, out))
@@ -303,9 +402,26 @@ def test_psp_snapshot_is_accepted_by_transfer(data, psp_run, tmp_path):
     styles.mkdir()
     shutil.copy(data["train"][0][0], styles / "s.png")
     out = tmp_path / "out"
-    assert main(["transfer", "--ckpt", str(data["blendgan"]), "--psp_encoder_ckpt",
-                 str(psp_run / "checkpoints" / "000004.pt"), "--input_img_path", str(data["faces"]),
-                 "--style_img_path", str(styles), "--outdir", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "transfer",
+                "--ckpt",
+                str(data["blendgan"]),
+                "--psp_encoder_ckpt",
+                str(psp_run / "checkpoints" / "000004.pt"),
+                "--input_img_path",
+                str(data["faces"]),
+                "--style_img_path",
+                str(styles),
+                "--outdir",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     made = sorted(p.name for p in out.iterdir())
     assert made == [f"face_{i:02d}_v_s.jpg" for i in range(4)]
     assert images.read_image_bgr(out / made[0]).shape == (GEN_SIZE, 3 * GEN_SIZE, 3)

@@ -1,5 +1,6 @@
 """Parts of the encoder trainers: projection head, NT-Xent and its cross-rank gather, retrieval accuracy,
 style-preserving views, VGG19 weight mapping, and the pSp losses."""
+
 import math
 import os
 import socket
@@ -98,8 +99,8 @@ def _gather_worker(rank, world, port, x, w, out):
         b = x.shape[0] // (2 * world)
         n = x.shape[0] // 2
         w = w.clone().requires_grad_(True)
-        z1 = x[:n][rank * b:(rank + 1) * b] @ w
-        z2 = x[n:][rank * b:(rank + 1) * b] @ w
+        z1 = x[:n][rank * b : (rank + 1) * b] @ w
+        z2 = x[n:][rank * b : (rank + 1) * b] @ w
         loss = contrastive.nt_xent(contrastive.gather_with_grad(z1), contrastive.gather_with_grad(z2), 0.2)
         loss.backward()
         grad = w.grad.clone()
@@ -187,7 +188,7 @@ def test_torchvision_vgg19_file_is_mapped_by_key_name(tmp_path):
     sd = _torchvision_vgg19_file(tmp_path / "vgg19.pth")
     vgg = load_vgg19_features(tmp_path / "vgg19.pth")
     got = vgg.state_dict()
-    assert set(got) == {k[len("features."):] for k in sd if k.startswith("features.")}
+    assert set(got) == {k[len("features.") :] for k in sd if k.startswith("features.")}
     assert all(torch.equal(got[k], sd[f"features.{k}"]) for k in got)
     assert not any(p.requires_grad for p in vgg.parameters())
 
@@ -245,8 +246,9 @@ def test_identity_loss_with_arcface_weights(tmp_path):
     torch.manual_seed(0)
     net = ArcFaceIRSE50()
     torch.save(net.state_dict(), tmp_path / "model_ir_se50.pth")
-    loss = build_psp_loss(PSPLossWeights(l2_lambda=0, lpips_lambda=0, id_lambda=1.0),
-                          id_weights=tmp_path / "model_ir_se50.pth")
+    loss = build_psp_loss(
+        PSPLossWeights(l2_lambda=0, lpips_lambda=0, id_lambda=1.0), id_weights=tmp_path / "model_ir_se50.pth"
+    )
     y = _art(2, 64, seed=1)
     same, _ = loss(y, y, None)
     other, _ = loss(y.flip(0), y, None)

@@ -1,6 +1,7 @@
 """Every example command line a user is shown works: those of README.md, docs/*.md and every command's
 `--help` epilog. Each one names only repository paths that exist and parses with its command's flags; the
 ones that use only bundled images are run (with the size-64 recipe weights and a temporary --outdir)."""
+
 import argparse
 import re
 import shlex
@@ -56,8 +57,8 @@ def command_of(line):
         return None
     if words[:1] == ["blendgan"] or words[:1] == [".venv/bin/blendgan"]:
         rest = words[1:]
-    elif "-m" in words and words[words.index("-m") + 1:words.index("-m") + 2] == ["blendgan"]:
-        rest = words[words.index("-m") + 2:]
+    elif "-m" in words and words[words.index("-m") + 1 : words.index("-m") + 2] == ["blendgan"]:
+        rest = words[words.index("-m") + 2 :]
     else:
         return None
     if not rest or rest[0] not in COMMANDS:

@@ -4,6 +4,7 @@ Each folder is written once per session: size 64 at the narrow test widths (help
 and a baked-in style, size 256 at the published widths with the generator and the pSp encoder. Parity is
 max |onnxruntime - PyTorch| / max |PyTorch| on recipe weights.
 """
+
 import os
 import subprocess
 import sys
@@ -62,8 +63,21 @@ def run_export(*argv):
 def exported_64(recipe_checkpoints, test_pngs, tmp_path_factory):
     ck = recipe_checkpoints(64, tiny=True)
     out = tmp_path_factory.mktemp("onnx64")
-    assert run_export("--ckpt", ck["blendgan"], "--psp_encoder_ckpt", ck["psp_encoder"], "--outdir", out,
-                      "--style_img", test_pngs["style"], "--add_weight_index", ADD_WEIGHT_INDEX) == 0
+    assert (
+        run_export(
+            "--ckpt",
+            ck["blendgan"],
+            "--psp_encoder_ckpt",
+            ck["psp_encoder"],
+            "--outdir",
+            out,
+            "--style_img",
+            test_pngs["style"],
+            "--add_weight_index",
+            ADD_WEIGHT_INDEX,
+        )
+        == 0
+    )
     return out
 
 
@@ -71,8 +85,19 @@ def exported_64(recipe_checkpoints, test_pngs, tmp_path_factory):
 def exported_256(recipe_checkpoints, tmp_path_factory):
     ck = recipe_checkpoints(256)
     out = tmp_path_factory.mktemp("onnx256")
-    assert run_export("--ckpt", ck["blendgan"], "--psp_encoder_ckpt", ck["psp_encoder"], "--outdir", out,
-                      "--parts", "generator,psp_encoder") == 0
+    assert (
+        run_export(
+            "--ckpt",
+            ck["blendgan"],
+            "--psp_encoder_ckpt",
+            ck["psp_encoder"],
+            "--outdir",
+            out,
+            "--parts",
+            "generator,psp_encoder",
+        )
+        == 0
+    )
     return out
 
 
@@ -130,8 +155,9 @@ def test_generator_parity(exported, recipe_models):
         z = torch.randn(batch, 512, generator=g)
         with torch.inference_mode():
             ref, _ = gen([codes], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=index)
-        out = sess.run(None, {"codes": codes.numpy(), "z_embed": z.numpy(),
-                              "add_weight_index": np.array([index], dtype=np.int64)})[0]
+        out = sess.run(
+            None, {"codes": codes.numpy(), "z_embed": z.numpy(), "add_weight_index": np.array([index], dtype=np.int64)}
+        )[0]
         assert out.shape == (batch, 3, gen.size, gen.size)
         assert rel_err(out, ref) < TOLERANCE, (batch, index)
 
@@ -172,25 +198,46 @@ def test_baked_style_model_is_the_generator_with_that_style(exported_64, recipe_
     with torch.inference_mode():
         z = gen.embedder(images.bgr_to_tensor(images.read_image_bgr(test_pngs["style"])))
         codes = torch.randn(3, gen.n_latent, 512, generator=torch.Generator().manual_seed(4))
-        ref, _ = gen([codes], input_is_latent=True, randomize_noise=False, z_embed=z.expand(3, -1),
-                     add_weight_index=ADD_WEIGHT_INDEX)
+        ref, _ = gen(
+            [codes],
+            input_is_latent=True,
+            randomize_noise=False,
+            z_embed=z.expand(3, -1),
+            add_weight_index=ADD_WEIGHT_INDEX,
+        )
     fixed = session(exported_64, "generator_fixed_style")
     assert [i.name for i in fixed.get_inputs()] == ["codes"]
     assert rel_err(fixed.run(None, {"codes": codes.numpy()})[0], ref) < TOLERANCE
 
 
-@pytest.mark.parametrize("flags,tolerance",
-                         [(("--precision", "fp16"), 1e-2), (("--exporter", "torchscript"), TOLERANCE)])
+@pytest.mark.parametrize(
+    "flags,tolerance", [(("--precision", "fp16"), 1e-2), (("--exporter", "torchscript"), TOLERANCE)]
+)
 def test_generator_export_variants(flags, tolerance, recipe_checkpoints, recipe_models, tmp_path):
     """fp16 files (float16 inputs/outputs) and the legacy exporter give the PyTorch model's images."""
-    assert run_export("--ckpt", recipe_checkpoints(64, tiny=True)["blendgan"], "--outdir", tmp_path,
-                      "--parts", "generator", *flags) == 0
+    assert (
+        run_export(
+            "--ckpt",
+            recipe_checkpoints(64, tiny=True)["blendgan"],
+            "--outdir",
+            tmp_path,
+            "--parts",
+            "generator",
+            *flags,
+        )
+        == 0
+    )
     g = torch.Generator().manual_seed(5)
     codes, z = torch.randn(3, 10, 512, generator=g).numpy(), torch.randn(3, 512, generator=g).numpy()
     index = np.array([ADD_WEIGHT_INDEX], dtype=np.int64)
     with torch.inference_mode():
-        ref, _ = recipe_models(64, tiny=True)[0]([torch.from_numpy(codes)], input_is_latent=True, randomize_noise=False,
-                                      z_embed=torch.from_numpy(z), add_weight_index=ADD_WEIGHT_INDEX)
+        ref, _ = recipe_models(64, tiny=True)[0](
+            [torch.from_numpy(codes)],
+            input_is_latent=True,
+            randomize_noise=False,
+            z_embed=torch.from_numpy(z),
+            add_weight_index=ADD_WEIGHT_INDEX,
+        )
     sess = session(tmp_path, "generator")
     dtype = np.float16 if "fp16" in flags else np.float32
     assert sess.get_inputs()[0].type == ("tensor(float16)" if dtype == np.float16 else "tensor(float)")
@@ -207,23 +254,36 @@ def _run_no_torch(*argv):
         "import blendgan.onnx_run\n"
         "assert not [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
         f"sys.argv = ['blendgan.onnx_run', *{[str(a) for a in argv]!r}]\n"
-        "sys.exit(blendgan.onnx_run.main())\n")
+        "sys.exit(blendgan.onnx_run.main())\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
 def test_runner_without_torch_gives_the_pipelines_image(exported_64, recipe_checkpoints, test_pngs, tmp_path):
     from blendgan.pipeline import BlendGAN
 
     out = tmp_path / "result.png"
-    proc = _run_no_torch("--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"],
-                         "--out", out, "--add_weight_index", ADD_WEIGHT_INDEX)
+    proc = _run_no_torch(
+        "--models",
+        exported_64,
+        "--face",
+        test_pngs["face"],
+        "--style",
+        test_pngs["style"],
+        "--out",
+        out,
+        "--add_weight_index",
+        ADD_WEIGHT_INDEX,
+    )
     assert proc.returncode == 0, proc.stderr
     ck = recipe_checkpoints(64, tiny=True)
     bg = BlendGAN.from_checkpoints(ck["blendgan"], ck["psp_encoder"], device="cpu")
-    image = bg.stylize(bg.encode_face(str(test_pngs["face"])), bg.embed_style(str(test_pngs["style"])),
-                       add_weight_index=ADD_WEIGHT_INDEX)
+    image = bg.stylize(
+        bg.encode_face(str(test_pngs["face"])),
+        bg.embed_style(str(test_pngs["style"])),
+        add_weight_index=ADD_WEIGHT_INDEX,
+    )
     ref = bg.to_rgb(image)[0].astype(int)
     got = read_rgb(out).astype(int)
     assert got.shape == ref.shape == (64, 64, 3)
@@ -235,8 +295,12 @@ def test_runner_without_torch_gives_the_pipelines_image(exported_64, recipe_chec
 def test_runner_api_batches(runner_64, test_pngs):
     models = runner_64
     codes = models.encode_face(read_rgb(test_pngs["face"]))
-    z = np.concatenate([models.embed_style(read_rgb(test_pngs["style"])),
-                        np.random.default_rng(0).standard_normal((1, 512), dtype=np.float32)])
+    z = np.concatenate(
+        [
+            models.embed_style(read_rgb(test_pngs["style"])),
+            np.random.default_rng(0).standard_normal((1, 512), dtype=np.float32),
+        ]
+    )
     both = models.stylize(codes, z)
     assert both.shape == (2, 3, 64, 64)
     single = models.stylize(codes, z[1:])
@@ -260,8 +324,7 @@ def test_export_folder_holds_only_complete_files(exported_64):
 
     names = sorted(p.name for p in exported_64.iterdir())
     models = ["generator", "generator_controls", "generator_fixed_style", "psp_encoder", "style_encoder"]
-    assert names == sorted(["blendgan_onnx.json", *[f"{m}.onnx" for m in models],
-                            *[f"{m}.onnx.data" for m in models]])
+    assert names == sorted(["blendgan_onnx.json", *[f"{m}.onnx" for m in models], *[f"{m}.onnx.data" for m in models]])
     info = json.loads((exported_64 / "blendgan_onnx.json").read_text())
     assert info["size"] == 64 and info["n_latent"] == 10 and sorted(info["models"]) == models
     assert info["fixed_style"]["add_weight_index"] == ADD_WEIGHT_INDEX
@@ -284,13 +347,15 @@ def test_export_refuses_an_unwritable_outdir(recipe_checkpoints, tmp_path, capsy
 
 
 def test_runner_bad_input_lines(exported_64, tmp_path, test_pngs):
-    proc = _run_no_torch("--models", tmp_path, "--face", test_pngs["face"], "--style", test_pngs["style"],
-                         "--out", tmp_path / "x.png")
+    proc = _run_no_torch(
+        "--models", tmp_path, "--face", test_pngs["face"], "--style", test_pngs["style"], "--out", tmp_path / "x.png"
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "blendgan_onnx.json" in proc.stderr
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
-    proc = _run_no_torch("--models", exported_64, "--face", broken, "--style", test_pngs["style"],
-                         "--out", tmp_path / "x.png")
+    proc = _run_no_torch(
+        "--models", exported_64, "--face", broken, "--style", test_pngs["style"], "--out", tmp_path / "x.png"
+    )
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and str(broken) in proc.stderr
     assert not (tmp_path / "x.png").exists()
 
@@ -315,10 +380,13 @@ def test_controlled_generator_parity(exported_64, recipe_models):
         k = k / k.sum(1, keepdim=True)
         blend = torch.rand(batch, gen.n_latent, generator=g)
         with torch.inference_mode():
-            ref, _ = gen([codes], input_is_latent=True, randomize_noise=False, z_embed=z, style_weights=k,
-                         blend_weights=blend)
-        out = sess.run(None, {"codes": codes.numpy(), "z_embed": z.numpy(), "style_weights": k.numpy(),
-                              "blend_weights": blend.numpy()})[0]
+            ref, _ = gen(
+                [codes], input_is_latent=True, randomize_noise=False, z_embed=z, style_weights=k, blend_weights=blend
+            )
+        out = sess.run(
+            None,
+            {"codes": codes.numpy(), "z_embed": z.numpy(), "style_weights": k.numpy(), "blend_weights": blend.numpy()},
+        )[0]
         assert rel_err(out, ref) < TOLERANCE, (batch, styles)
 
 
@@ -336,22 +404,47 @@ def test_runner_controls_give_the_pipelines_image(exported_64, recipe_checkpoint
     cases = [
         (["--strength", "0.5", "--preserve_color"], bg.stylize(codes, z_style, strength=0.5, preserve_color=True)),
         (["--layer_weights", ",".join(map(str, vector))], bg.stylize(codes, z_style, layer_weights=vector)),
-        (["--style", test_pngs["face"], "--style_weights", "0.7", "0.3", "--strength", "0.8"],
-         bg.mix_styles(codes, [z_style, z_face], [0.7, 0.3], strength=0.8)),
+        (
+            ["--style", test_pngs["face"], "--style_weights", "0.7", "0.3", "--strength", "0.8"],
+            bg.mix_styles(codes, [z_style, z_face], [0.7, 0.3], strength=0.8),
+        ),
     ]
     for flags, image in cases:
         out = tmp_path / "result.png"
-        proc = _run_no_torch("--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"],
-                             "--out", out, *flags)
+        proc = _run_no_torch(
+            "--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"], "--out", out, *flags
+        )
         assert proc.returncode == 0, proc.stderr
         ref = bg.to_rgb(image)[0].astype(int)
         got = read_rgb(out).astype(int)
         assert np.abs(got - ref).max() <= 1, flags
         assert (got == ref).mean() > 0.99, flags
-    proc = _run_no_torch("--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"],
-                         "--out", tmp_path / "x.png", "--strength", "2")
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: --strength 2.0: must lie in [0, 1] (0: the face, " \
-                                                            "1: the full style)"
-    proc = _run_no_torch("--models", exported_64, "--face", test_pngs["face"], "--style", test_pngs["style"],
-                         "--out", tmp_path / "x.png", "--layer_weights", "1,1")
+    proc = _run_no_torch(
+        "--models",
+        exported_64,
+        "--face",
+        test_pngs["face"],
+        "--style",
+        test_pngs["style"],
+        "--out",
+        tmp_path / "x.png",
+        "--strength",
+        "2",
+    )
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip() == "error: --strength 2.0: must lie in [0, 1] (0: the face, 1: the full style)"
+    )
+    proc = _run_no_torch(
+        "--models",
+        exported_64,
+        "--face",
+        test_pngs["face"],
+        "--style",
+        test_pngs["style"],
+        "--out",
+        tmp_path / "x.png",
+        "--layer_weights",
+        "1,1",
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "give 10 values" in proc.stderr

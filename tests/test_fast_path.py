@@ -4,6 +4,7 @@ Models get deterministic random weights in the spirit of the conformance recipe 
 included, so nothing may assume [1,3,3,1]) without needing ../shared. The generators have no style
 encoder: every call passes `z_embed`.
 """
+
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from helpers import rel_err
 
 
 def _value(name, shape, seed, random_kernels):
-    g = torch.Generator().manual_seed((zlib.crc32(name.encode()) + seed) % 2 ** 63)
+    g = torch.Generator().manual_seed((zlib.crc32(name.encode()) + seed) % 2**63)
     x = torch.randn(shape, generator=g, dtype=torch.float64)
     if name.endswith("kernel"):
         if random_kernels:
@@ -65,8 +66,9 @@ def inputs(batch, dtype, seed=1):
 CALLS = {
     "z_embed_awi6": lambda z, z2, ze: dict(styles=[z], z_embed=ze, add_weight_index=6),
     "z_embed_blend": lambda z, z2, ze: dict(styles=[z], z_embed=ze),
-    "mixing_truncation": lambda z, z2, ze: dict(styles=[z, z2], inject_index=3, truncation=0.7,
-                                                truncation_latent=ze[:1]),
+    "mixing_truncation": lambda z, z2, ze: dict(
+        styles=[z, z2], inject_index=3, truncation=0.7, truncation_latent=ze[:1]
+    ),
 }
 
 
@@ -98,7 +100,7 @@ def test_generator32_batch_is_per_sample(g32):
     z, z2, ze = inputs(3, torch.float64)
     with torch.no_grad():
         batch = g32([z], z_embed=ze, randomize_noise=False)[0]
-        single = torch.cat([g32([z[i:i + 1]], z_embed=ze[i:i + 1], randomize_noise=False)[0] for i in range(3)])
+        single = torch.cat([g32([z[i : i + 1]], z_embed=ze[i : i + 1], randomize_noise=False)[0] for i in range(3)])
     assert rel_err(batch, single) <= 1e-12
 
 
@@ -184,8 +186,9 @@ def test_prepare_for_inference_gives_the_same_numbers_and_notices_weight_changes
     assert not any(m.derived() for m in convs)
     prepare_for_inference(g)
     assert all(m.derived()["weight_sq"].dtype == torch.float32 for m in convs if m.demodulate)
-    assert rel_err(run(g, "z_embed_awi6", 2, torch.float32), run(fresh.float(), "z_embed_awi6", 2, torch.float32)) \
-        <= 1e-6
+    assert (
+        rel_err(run(g, "z_embed_awi6", 2, torch.float32), run(fresh.float(), "z_embed_awi6", 2, torch.float32)) <= 1e-6
+    )
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
@@ -212,8 +215,7 @@ def test_reuse_freed_memory_stops_refaulting_large_blocks():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "THP_MEM_ALLOC_ENABLE": "0"}
     counts = {}
     for mode in ("off", "on"):
-        proc = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, env=env,
-                              timeout=120)
+        proc = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr
         counts[mode] = int(proc.stdout.split()[-1])
     # off: every 64 MB tensor is fresh 4 kB pages (~80k faults a call); on: mostly reused heap memory

@@ -5,6 +5,7 @@ One fit per module on recipe weights at 64 px (2 steps of each stage); the prope
 the losses fall, the files reproduce what was fitted, scale 0 is the base model, a file of another base is
 refused, and a fit killed mid-run resumes to the uninterrupted result.
 """
+
 import contextlib
 import io
 import json
@@ -33,13 +34,35 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
 REF = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
-FIT = ["--iters", "4", "--code_steps", "2", "--batch", "1", "--log_every", "1", "--snapshot_every", "2",
-       "--sample_every", "4", "--no_progress"]
+FIT = [
+    "--iters",
+    "4",
+    "--code_steps",
+    "2",
+    "--batch",
+    "1",
+    "--log_every",
+    "1",
+    "--snapshot_every",
+    "2",
+    "--sample_every",
+    "4",
+    "--no_progress",
+]
 
 
 def fit_argv(ck, run):
-    return ["fit-style", str(REF), "--outdir", str(run), "--ckpt", str(ck["blendgan"]),
-            "--psp_encoder_ckpt", str(ck["psp_encoder"]), *FIT]
+    return [
+        "fit-style",
+        str(REF),
+        "--outdir",
+        str(run),
+        "--ckpt",
+        str(ck["blendgan"]),
+        "--psp_encoder_ckpt",
+        str(ck["psp_encoder"]),
+        *FIT,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +73,13 @@ def fitted(recipe_checkpoints, tmp_path_factory):
     with contextlib.redirect_stdout(out):
         code, err = run_cli(fit_argv(ck, run))
     assert code == 0, err
-    return {"run": run, "ckpt": ck, "stdout": out.getvalue(), "code": run / "style_code.safetensors",
-            "adapter": run / "adapter.safetensors"}
+    return {
+        "run": run,
+        "ckpt": ck,
+        "stdout": out.getvalue(),
+        "code": run / "style_code.safetensors",
+        "adapter": run / "adapter.safetensors",
+    }
 
 
 def pipeline(fitted, *adapters):
@@ -124,9 +152,22 @@ def photo_png(tmp_path_factory):
 
 def test_a_style_code_file_in_a_command_equals_the_code(fitted, photo_png, tmp_path):
     ck = fitted["ckpt"]
-    code, err = run_cli(["stylize", str(photo_png), "--style_code", str(fitted["code"]), "--outdir", str(tmp_path),
-                         "--ckpt", str(ck["blendgan"]), "--psp_encoder_ckpt", str(ck["psp_encoder"]),
-                         "--adapter", f"{fitted['adapter']}:0.5"])
+    code, err = run_cli(
+        [
+            "stylize",
+            str(photo_png),
+            "--style_code",
+            str(fitted["code"]),
+            "--outdir",
+            str(tmp_path),
+            "--ckpt",
+            str(ck["blendgan"]),
+            "--psp_encoder_ckpt",
+            str(ck["psp_encoder"]),
+            "--adapter",
+            f"{fitted['adapter']}:0.5",
+        ]
+    )
     assert code == 0, err
     got = images.read_image_bgr(tmp_path / "grace_v_style_code.png")
     z, _, _ = read_style_code(fitted["code"])
@@ -144,8 +185,16 @@ def test_files_of_another_base_checkpoint_are_refused(fitted, photo_png, tmp_pat
     ck = fitted["ckpt"]
     _rewrite_meta(fitted["adapter"], tmp_path / "other_adapter.safetensors", base_fingerprint="0" * 64)
     _rewrite_meta(fitted["code"], tmp_path / "other_code.safetensors", base_fingerprint="0" * 64)
-    common = ["stylize", str(photo_png), "--outdir", str(tmp_path / "out"), "--ckpt", str(ck["blendgan"]),
-              "--psp_encoder_ckpt", str(ck["psp_encoder"])]
+    common = [
+        "stylize",
+        str(photo_png),
+        "--outdir",
+        str(tmp_path / "out"),
+        "--ckpt",
+        str(ck["blendgan"]),
+        "--psp_encoder_ckpt",
+        str(ck["psp_encoder"]),
+    ]
     code, err = run_cli([*common, "--style_img", str(REF), "--adapter", str(tmp_path / "other_adapter.safetensors")])
     assert code == 2 and "made for another base checkpoint" in err and len(err.strip().splitlines()) == 1
     code, err = run_cli([*common, "--style_code", str(tmp_path / "other_code.safetensors")])
@@ -163,8 +212,21 @@ def test_export_merges_the_adapter_and_the_runner_takes_the_style_code(fitted, t
 
     ck = fitted["ckpt"]
     out = tmp_path / "onnx"
-    code, err = run_cli(["export", "--ckpt", str(ck["blendgan"]), "--psp_encoder_ckpt", str(ck["psp_encoder"]),
-                         "--parts", "generator", "--outdir", str(out), "--adapter", str(fitted["adapter"])])
+    code, err = run_cli(
+        [
+            "export",
+            "--ckpt",
+            str(ck["blendgan"]),
+            "--psp_encoder_ckpt",
+            str(ck["psp_encoder"]),
+            "--parts",
+            "generator",
+            "--outdir",
+            str(out),
+            "--adapter",
+            str(fitted["adapter"]),
+        ]
+    )
     assert code == 0, err
     runner = OnnxBlendGAN(out)
     z = read_style_code(fitted["code"], runner.base_fingerprint)
@@ -181,16 +243,27 @@ def test_a_fit_killed_mid_run_resumes_to_the_uninterrupted_result(fitted, tmp_pa
     snapshot and files equal those of the fit made without interruption."""
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "blendgan", *fit_argv(fitted["ckpt"], run)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "blendgan", *fit_argv(fitted["ckpt"], run)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 600
     while not (run / "checkpoints" / "000002.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     proc.kill()
     proc.wait()
     assert not (run / "checkpoints" / "000004.pt").exists()
-    done = subprocess.run([sys.executable, "-m", "blendgan", "fit-style", "--outdir", str(run), "--resume",
-                           "--no_progress"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "blendgan", "fit-style", "--outdir", str(run), "--resume", "--no_progress"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     a = torch.load(fitted["run"] / "checkpoints" / "000004.pt", weights_only=True)
     b = torch.load(run / "checkpoints" / "000004.pt", weights_only=True)
@@ -208,8 +281,13 @@ def test_the_web_app_offers_a_fitted_style_as_its_reference_picture(fitted):
     from blendgan.demo.service import DemoService
 
     ck = fitted["ckpt"]
-    service = DemoService.load(ck["blendgan"], ck["psp_encoder"], device="cpu", style_codes=[fitted["code"]],
-                               adapters=[(fitted["adapter"], 1.0)])
+    service = DemoService.load(
+        ck["blendgan"],
+        ck["psp_encoder"],
+        device="cpu",
+        style_codes=[fitted["code"]],
+        adapters=[(fitted["adapter"], 1.0)],
+    )
     assert service.ready, service.load_error
     [picture] = service.fitted_styles
     z = service.style_code(service.prepare_style(str(picture)))
@@ -223,10 +301,10 @@ def test_synthesis_stops_at_a_resolution(recipe_models):
     w, z = torch.randn(1, 10, 512, generator=torch.Generator().manual_seed(5)), torch.randn(1, 512)
     with torch.no_grad():
         full, _ = g([w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6)
-        same, _ = g([w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6,
-                    max_resolution=SIZE)
-        small, _ = g([w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6,
-                     max_resolution=32)
+        same, _ = g(
+            [w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6, max_resolution=SIZE
+        )
+        small, _ = g([w], input_is_latent=True, randomize_noise=False, z_embed=z, add_weight_index=6, max_resolution=32)
     assert torch.equal(full, same) and small.shape == (1, 3, 32, 32)
 
 

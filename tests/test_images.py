@@ -47,10 +47,16 @@ def edge_values():
     k = np.arange(256, dtype=np.float64)
     centres = (k / 255.0 * 2 - 1).astype(F32)
     halves = ((k + 0.5) / 255.0 * 2 - 1).astype(F32)
-    vals = [centres, halves, np.nextafter(centres, F32(-9)), np.nextafter(centres, F32(9)),
-            np.nextafter(halves, F32(-9)), np.nextafter(halves, F32(9)),
-            np.array([-1, 1, -1.0000001, 1.0000001, -3.5, 7.25, -1e30, 1e30, 0, -0.0], F32),
-            RNG.uniform(-1.2, 1.2, 5000).astype(F32)]
+    vals = [
+        centres,
+        halves,
+        np.nextafter(centres, F32(-9)),
+        np.nextafter(centres, F32(9)),
+        np.nextafter(halves, F32(-9)),
+        np.nextafter(halves, F32(9)),
+        np.array([-1, 1, -1.0000001, 1.0000001, -3.5, 7.25, -1e30, 1e30, 0, -0.0], F32),
+        RNG.uniform(-1.2, 1.2, 5000).astype(F32),
+    ]
     v = np.concatenate(vals)
     v = np.resize(v, 3 * 64 * ((v.size + 191) // 192))  # pad to a whole [3, 64, W] tensor
     return v.reshape(3, 64, -1)
@@ -121,8 +127,10 @@ def test_round_trip_uint8_tensor_uint8_is_exact_or_one_lower():
     assert diff.sum() > 0  # the float32 quirk is reproduced, not "fixed" by rounding
 
 
-@pytest.mark.parametrize("fn", [images.tensor_to_bgr, images.tensor_to_video_frame_rgb,
-                                images.tensors_to_bgr, images.tensors_to_video_frames_rgb])
+@pytest.mark.parametrize(
+    "fn",
+    [images.tensor_to_bgr, images.tensor_to_video_frame_rgb, images.tensors_to_bgr, images.tensors_to_video_frames_rgb],
+)
 def test_conversions_do_not_modify_their_input(fn):
     t = torch.from_numpy(edge_values())[None].requires_grad_(True)
     before = t.detach().clone()
@@ -132,7 +140,7 @@ def test_conversions_do_not_modify_their_input(fn):
 
 def test_batched_equals_single():
     batch = torch.from_numpy(RNG.uniform(-1.3, 1.3, (4, 3, 16, 24)).astype(F32))
-    singles = [images.tensor_to_bgr(batch[i:i + 1]) for i in range(4)]
+    singles = [images.tensor_to_bgr(batch[i : i + 1]) for i in range(4)]
     for a, b in zip(images.tensors_to_bgr(batch), singles):
         np.testing.assert_array_equal(a, b)
     for i, f in enumerate(images.tensors_to_video_frames_rgb(batch)):
@@ -231,8 +239,7 @@ def test_read_grey_rgba_palette(tmp_path):
     np.testing.assert_array_equal(same_as_imread(tmp_path / "rgba.png"), rgb[:, :, ::-1])  # alpha dropped
     pal = Image.fromarray(rgb).quantize(colors=16)
     pal.save(tmp_path / "pal.png")
-    np.testing.assert_array_equal(same_as_imread(tmp_path / "pal.png"),
-                                  np.asarray(pal.convert("RGB"))[:, :, ::-1])
+    np.testing.assert_array_equal(same_as_imread(tmp_path / "pal.png"), np.asarray(pal.convert("RGB"))[:, :, ::-1])
 
 
 def test_read_16bit_png_keeps_high_byte(tmp_path):
@@ -241,8 +248,7 @@ def test_read_16bit_png_keeps_high_byte(tmp_path):
     np.testing.assert_array_equal(same_as_imread(tmp_path / "c16.png"), (v16 >> 8).astype(np.uint8))
     g16 = v16[:, :, 0]
     assert cv2.imwrite(str(tmp_path / "g16.png"), g16)
-    np.testing.assert_array_equal(same_as_imread(tmp_path / "g16.png"),
-                                  np.dstack([g16 >> 8] * 3).astype(np.uint8))
+    np.testing.assert_array_equal(same_as_imread(tmp_path / "g16.png"), np.dstack([g16 >> 8] * 3).astype(np.uint8))
 
 
 @pytest.mark.parametrize("orientation, turn", [(3, 2), (6, -1), (8, 1)])
@@ -274,8 +280,7 @@ def test_read_jpeg_with_bytes_after_end_marker(tmp_path):
     Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=90)
     data = (tmp_path / "a.jpg").read_bytes()
     (tmp_path / "b.jpg").write_bytes(data + b"\x00" * 7 + b"appended trailer data")
-    np.testing.assert_array_equal(images.read_image_bgr(tmp_path / "b.jpg"),
-                                  images.read_image_bgr(tmp_path / "a.jpg"))
+    np.testing.assert_array_equal(images.read_image_bgr(tmp_path / "b.jpg"), images.read_image_bgr(tmp_path / "a.jpg"))
 
 
 def with_thumbnail(jpeg):
@@ -289,15 +294,15 @@ def test_read_jpeg_with_embedded_thumbnail(tmp_path):
     data = jpeg_bytes()
     (tmp_path / "plain.jpg").write_bytes(data)
     (tmp_path / "thumb.jpg").write_bytes(with_thumbnail(data))
-    np.testing.assert_array_equal(same_as_imread(tmp_path / "thumb.jpg"),
-                                  images.read_image_bgr(tmp_path / "plain.jpg"))
+    np.testing.assert_array_equal(same_as_imread(tmp_path / "thumb.jpg"), images.read_image_bgr(tmp_path / "plain.jpg"))
 
 
 def test_read_png_with_bytes_after_iend(tmp_path):
     data = png_bytes()
     (tmp_path / "a.png").write_bytes(data + b"trailing junk" * 10)
-    np.testing.assert_array_equal(images.read_image_bgr(tmp_path / "a.png"),
-                                  cv2.imdecode(np.frombuffer(data, np.uint8), 1))
+    np.testing.assert_array_equal(
+        images.read_image_bgr(tmp_path / "a.png"), cv2.imdecode(np.frombuffer(data, np.uint8), 1)
+    )
 
 
 def test_read_pillow_fallback_for_formats_opencv_lacks(tmp_path):
@@ -323,17 +328,23 @@ def png_bytes():
     return buf.tobytes()
 
 
-@pytest.mark.parametrize("name, make, reason", [
-    ("empty.jpg", lambda: b"", "empty file"),
-    ("trunc.jpg", lambda: jpeg_bytes()[:-400], "truncated JPEG"),
-    ("no_eoi.jpg", lambda: jpeg_bytes()[:-2], "truncated JPEG"),
-    ("thumb_trunc.jpg", lambda: with_thumbnail(jpeg_bytes())[:-500], "truncated JPEG"),
-    ("trunc.png", lambda: png_bytes()[:-300], "truncated PNG"),
-    ("trunc.webp", lambda: Image_bytes("WEBP")[:-50], "truncated WebP"),
-    ("text.png", lambda: b"this is not an image\n" * 20, "not a readable image"),
-    ("garbage.jpg", lambda: b"\xff\xd8\xff" + bytes(RNG.integers(0, 256, 500, dtype=np.uint8)) + b"\xff\xd9",
-     "not a readable image"),
-])
+@pytest.mark.parametrize(
+    "name, make, reason",
+    [
+        ("empty.jpg", lambda: b"", "empty file"),
+        ("trunc.jpg", lambda: jpeg_bytes()[:-400], "truncated JPEG"),
+        ("no_eoi.jpg", lambda: jpeg_bytes()[:-2], "truncated JPEG"),
+        ("thumb_trunc.jpg", lambda: with_thumbnail(jpeg_bytes())[:-500], "truncated JPEG"),
+        ("trunc.png", lambda: png_bytes()[:-300], "truncated PNG"),
+        ("trunc.webp", lambda: Image_bytes("WEBP")[:-50], "truncated WebP"),
+        ("text.png", lambda: b"this is not an image\n" * 20, "not a readable image"),
+        (
+            "garbage.jpg",
+            lambda: b"\xff\xd8\xff" + bytes(RNG.integers(0, 256, 500, dtype=np.uint8)) + b"\xff\xd9",
+            "not a readable image",
+        ),
+    ],
+)
 def test_bad_files_raise_one_line_input_image_error(tmp_path, capfd, name, make, reason):
     path = bad_file(tmp_path, name, make())
     with pytest.raises(InputImageError) as err:
@@ -346,6 +357,7 @@ def test_bad_files_raise_one_line_input_image_error(tmp_path, capfd, name, make,
 
 def Image_bytes(fmt):
     import io
+
     buf = io.BytesIO()
     Image.fromarray(rand_rgb(120, 160)).save(buf, format=fmt)
     return buf.getvalue()
@@ -364,19 +376,32 @@ def test_missing_file_and_folder_raise(tmp_path):
 def test_list_images_order_and_filtering(tmp_path):
     folder = tmp_path / "in [1]"  # glob metacharacters in the folder name
     folder.mkdir()
-    names = ["b.png", "a.JPG", "B.jpeg", "10.webp", "9.bmp", "c.TIFF", "d.tif", "notes.txt", "noext",
-             ".hidden.png", "z.Png"]
+    names = [
+        "b.png",
+        "a.JPG",
+        "B.jpeg",
+        "10.webp",
+        "9.bmp",
+        "c.TIFF",
+        "d.tif",
+        "notes.txt",
+        "noext",
+        ".hidden.png",
+        "z.Png",
+    ]
     for n in names:
         (folder / n).write_bytes(b"x")
     (folder / "sub.dir").mkdir()
     imgs, ignored = images.list_images(folder)
     dotted = sorted(str(folder / n) for n in names + ["sub.dir"] if "." in n and not n.startswith("."))
     assert sorted(map(str, imgs + ignored)) == dotted
-    expected_imgs = [p for p in dotted if Path(p).suffix.lower() in
-                     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"} and Path(p).is_file()]
+    expected_imgs = [
+        p
+        for p in dotted
+        if Path(p).suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"} and Path(p).is_file()
+    ]
     assert [str(p) for p in imgs] == expected_imgs
-    assert [p.name for p in imgs] == ["10.webp", "9.bmp", "B.jpeg", "a.JPG", "b.png", "c.TIFF", "d.tif",
-                                      "z.Png"]
+    assert [p.name for p in imgs] == ["10.webp", "9.bmp", "B.jpeg", "a.JPG", "b.png", "c.TIFF", "d.tif", "z.Png"]
     assert [p.name for p in ignored] == ["notes.txt", "sub.dir"]
 
 

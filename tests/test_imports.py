@@ -1,6 +1,7 @@
 """The package's imports point down: no module of blendgan/ imports another in a circle, and the ops import
 no other part of the package. Every `import` statement counts, also those inside functions (a late import
 still ties the two modules together)."""
+
 import ast
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def import_graph(package_dir):
                 targets.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
-                    anchor = here[:len(here) - node.level + 1]
+                    anchor = here[: len(here) - node.level + 1]
                     base = ".".join(anchor + ([node.module] if node.module else []))
                 else:
                     base = node.module
@@ -51,7 +52,7 @@ def find_cycle(graph):
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt, path + [nxt])
                 if found:
@@ -106,8 +107,10 @@ def test_weights_is_the_one_door_and_stays_torch_free_until_used():
     import subprocess
     import sys
 
-    script = ("import sys\nsys.modules['torch'] = None\nimport blendgan.weights as w\n"
-              "from blendgan.weights import HOME_ENV, weights_dir, OFFICIAL_WEIGHTS\nprint(sorted(w.__all__)[:2])\n")
+    script = (
+        "import sys\nsys.modules['torch'] = None\nimport blendgan.weights as w\n"
+        "from blendgan.weights import HOME_ENV, weights_dir, OFFICIAL_WEIGHTS\nprint(sorted(w.__all__)[:2])\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     import blendgan.weights as w

@@ -1,5 +1,6 @@
 """FID and KID against closed forms and direct implementations, the Inception path with a stand-in network
 (contract, resize convention), the content-keyed cache, and the one-line errors of `blendgan eval`."""
+
 import json
 
 import numpy as np
@@ -72,8 +73,12 @@ def test_kid_is_the_unbiased_cubic_mmd():
     assert stats.kid(x, y, subsets=1, subset_size=12) == pytest.approx(direct_mmd2(x, y), rel=1e-10)
     # subsets: the mean of the direct MMD² of the same subsets
     rng_subsets = np.random.default_rng(7)
-    expected = np.mean([direct_mmd2(x[rng_subsets.choice(12, 5, replace=False)],
-                                    y[rng_subsets.choice(12, 5, replace=False)]) for _ in range(4)])
+    expected = np.mean(
+        [
+            direct_mmd2(x[rng_subsets.choice(12, 5, replace=False)], y[rng_subsets.choice(12, 5, replace=False)])
+            for _ in range(4)
+        ]
+    )
     assert stats.kid(x, y, subsets=4, subset_size=5, seed=7) == pytest.approx(expected, rel=1e-10)
 
 
@@ -118,8 +123,9 @@ def test_features_follow_the_network_contract(stand_in):
     # = the network on our 299 x 299 resize, not the network's own bilinear resize of the small image
     raw = torch.jit.load(str(path))
     ours = raw(torch.from_numpy(np.stack([inception.resize_for_inception(i) for i in imgs])), return_features=True)
-    inside = raw(torch.from_numpy(np.stack([i.transpose(2, 0, 1) for i in imgs]).astype(np.float32)),
-                 return_features=True)
+    inside = raw(
+        torch.from_numpy(np.stack([i.transpose(2, 0, 1) for i in imgs]).astype(np.float32)), return_features=True
+    )
     np.testing.assert_allclose(feats, ours.double().numpy(), rtol=1e-6)
     assert np.abs(feats - inside.double().numpy()).max() > 1e-3
 
@@ -145,8 +151,11 @@ def test_the_file_is_found_in_blendgan_home(stand_in, tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     base = tmp_path_factory.mktemp("metric_folders")
-    return (photo_folder(base / "real", 12, seed=1), photo_folder(base / "fake", 10, seed=2),
-            photo_folder(base / "styles", 10, seed=3, kind="styles"))
+    return (
+        photo_folder(base / "real", 12, seed=1),
+        photo_folder(base / "fake", 10, seed=2),
+        photo_folder(base / "styles", 10, seed=3, kind="styles"),
+    )
 
 
 def opts_for(stand_in, cache_dir, **kw):
@@ -217,8 +226,10 @@ def test_command_errors_are_one_line(stand_in, folders, tmp_path, capsys, monkey
         (["--real", real, "--fake", tmp_path / "nowhere"], "no such folder"),
         (["--real", real, "--fake", fake, "--metrics", "fid,bogus"], "unknown bogus"),
         (["--real", real, "--n", "4"], "--ckpt"),
-        (["--real", real, "--fake", fake, "--metrics", "style", "--style_encoder", tmp_path / "x.pt"],
-         "file not found"),
+        (
+            ["--real", real, "--fake", fake, "--metrics", "style", "--style_encoder", tmp_path / "x.pt"],
+            "file not found",
+        ),
     ]
     for args, needle in cases:
         assert run_eval(*args, "--device", "cpu", "--no_cache") == 2, args
@@ -233,8 +244,25 @@ def test_command_prints_a_table_and_writes_json(stand_in, folders, tmp_path, cap
     monkeypatch.setattr(inception, "SHA256", stand_in[1])
     out = tmp_path / "m.json"
     # the API's batch (opts_for): float32 features may differ in the last bits between batch sizes
-    assert run_eval("--real", real, "--fake", fake, "--device", "cpu", "--json", out, "--cache_dir",
-                    tmp_path / "c", "--kid_subsets", 10, "--batch_size", 4) == 0
+    assert (
+        run_eval(
+            "--real",
+            real,
+            "--fake",
+            fake,
+            "--device",
+            "cpu",
+            "--json",
+            out,
+            "--cache_dir",
+            tmp_path / "c",
+            "--kid_subsets",
+            10,
+            "--batch_size",
+            4,
+        )
+        == 0
+    )
     values = json.loads(out.read_text())
     table = capsys.readouterr().out
     assert set(values) == {"fid", "kid"}
@@ -250,11 +278,28 @@ def test_command_generates_on_the_fly(stand_in, folders, recipe_checkpoints, tmp
     ckpt = recipe_checkpoints(64, tiny=True)["blendgan"]
     monkeypatch.setattr(inception, "SHA256", stand_in[1])
     out = tmp_path / "m.json"
-    assert run_eval("--ckpt", ckpt, "--n", 5, "--real", real, "--inception", stand_in[0], "--device", "cpu",
-                    "--no_cache", "--json", out, "--seed", 3) == 0
+    assert (
+        run_eval(
+            "--ckpt",
+            ckpt,
+            "--n",
+            5,
+            "--real",
+            real,
+            "--inception",
+            stand_in[0],
+            "--device",
+            "cpu",
+            "--no_cache",
+            "--json",
+            out,
+            "--seed",
+            3,
+        )
+        == 0
+    )
     values = json.loads(out.read_text())
     g, _ = load_generator(ckpt)
     same_options = opts_for(stand_in, "off", seed=3, kid_subsets=100, batch=16)  # the command's defaults
     assert values == evaluate_generator(g.eval(), 5, real, ["fid", "kid"], same_options)
-    assert run_eval("--ckpt", ckpt, "--n", 5, "--real", real, "--fake", real, "--metrics", "id", "--device",
-                    "cpu") == 2
+    assert run_eval("--ckpt", ckpt, "--n", 5, "--real", real, "--fake", real, "--metrics", "id", "--device", "cpu") == 2

@@ -1,5 +1,6 @@
 """Identity kept with dlib's real face-recognition model (shipped by face-recognition-models), directly and
 through the metric API; style, reconstruction and diversity through the API on recipe weights."""
+
 from pathlib import Path
 
 import cv2
@@ -112,8 +113,10 @@ def test_transfer_panels(recipe_checkpoints, tmp_path, capsys):
 
     ckpt = str(recipe_checkpoints(64, tiny=True)["blendgan"])
     astronaut, hopper = rgb("astronaut"), rgb("grace_hopper")
-    art = [np.ascontiguousarray(cv2.resize(cv2.imread(str(p)), (256, 256))[:, :, ::-1])
-           for p in sorted((ROOT / "test_imgs" / "style_imgs").glob("*.jpg"))[:2]]
+    art = [
+        np.ascontiguousarray(cv2.resize(cv2.imread(str(p)), (256, 256))[:, :, ::-1])
+        for p in sorted((ROOT / "test_imgs" / "style_imgs").glob("*.jpg"))[:2]
+    ]
     kept, lost = tmp_path / "kept", tmp_path / "lost"
     # [face | style | result] as `blendgan transfer` writes them; "results" here: a shifted face / another face
     write(kept, "a_v_s.jpg", np.hstack([astronaut, art[0], shifted_rescaled(astronaut)]))

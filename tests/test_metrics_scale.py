@@ -1,6 +1,7 @@
 """The metrics shared over torchrun processes give the same numbers for 1 and 2 processes (folders with an
 unreadable file, images generated on the fly, the training-snapshot hook), and generated images score as their
 saved files do."""
+
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from blendgan.models import Generator
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SCRIPT = r'''
+SCRIPT = r"""
 import json, sys
 import torch
 from blendgan import distributed
@@ -42,7 +43,7 @@ if ctx.is_main:
     with open(out, "w") as f:
         json.dump(values, f)
 ctx.close()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,21 @@ def run_torchrun(setup, nproc):
     run.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("OMP_NUM_THREADS", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), str(script),
-           str(net), sha256(net), str(real), str(fake), str(run), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        str(script),
+        str(net),
+        sha256(net),
+        str(real),
+        str(fake),
+        str(run),
+        str(out),
+    ]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text()), run, done.stderr
@@ -81,8 +95,9 @@ def test_one_and_two_processes_give_the_same_numbers(setup):
     for err in (err1, err2):  # the broken file is reported once per metric, by the process that met it
         assert err.count("skipped (fake): ") == err.count("skipped (id): ") == 1 and "img_004.jpg" in err
     for name in ("fid7", "kid7"):
-        (rec1,), (rec2,) = ([json.loads(x) for x in (r / f"metric-{name}.jsonl").read_text().splitlines()]
-                            for r in (run1, run2))
+        (rec1,), (rec2,) = (
+            [json.loads(x) for x in (r / f"metric-{name}.jsonl").read_text().splitlines()] for r in (run1, run2)
+        )
         assert rec1["value"] == rec2["value"] == one["snapshot"][name] and rec1["best"]["step"] == 10
 
 
@@ -94,7 +109,7 @@ def test_generated_images_score_as_their_saved_files(setup, tmp_path):
     folder.mkdir()
     for i, img in enumerate(generated_rgb(g, range(6), seed=0)):
         cv2.imwrite(str(folder / f"{i:03d}.png"), img[:, :, ::-1])
-    opts = lambda: Options(inception=str(net), inception_sha256=sha256(net), batch=3, kid_subsets=5,
-                           cache_dir="off")
-    assert evaluate_generator(g, 6, real, ["fid", "kid"], opts()) == evaluate_folders(real, folder, ["fid", "kid"],
-                                                                                       opts())
+    opts = lambda: Options(inception=str(net), inception_sha256=sha256(net), batch=3, kid_subsets=5, cache_dir="off")
+    assert evaluate_generator(g, 6, real, ["fid", "kid"], opts()) == evaluate_folders(
+        real, folder, ["fid", "kid"], opts()
+    )

@@ -1,5 +1,6 @@
 """`blendgan train generator --metrics`: FID/KID of the EMA generator at every snapshot of a tiny run, written
 to RUN/metric-<name>.jsonl with the best snapshot named; a missing Inception file stops the run before step 0."""
+
 import contextlib
 import importlib.util
 import io
@@ -21,9 +22,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_helpers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ["--size", "64", "--max_channels", "16", "--iters", "4", "--log_every", "1", "--r1", "1", "--d_reg_every",
-         "2", "--g_reg_every", "2", "--mbstd_group", "2", "--precision", "fp64", "--no_progress", "--sample_every",
-         "100", "--snapshot_every", "2", "--sample_rows", "2", "--sample_styles", "2", "--batch", "2"]
+TRAIN = [
+    "--size",
+    "64",
+    "--max_channels",
+    "16",
+    "--iters",
+    "4",
+    "--log_every",
+    "1",
+    "--r1",
+    "1",
+    "--d_reg_every",
+    "2",
+    "--g_reg_every",
+    "2",
+    "--mbstd_group",
+    "2",
+    "--precision",
+    "fp64",
+    "--no_progress",
+    "--sample_every",
+    "100",
+    "--snapshot_every",
+    "2",
+    "--sample_rows",
+    "2",
+    "--sample_styles",
+    "2",
+    "--batch",
+    "2",
+]
 
 
 def run_cli(argv):
@@ -49,8 +78,9 @@ def test_metrics_are_logged_at_every_snapshot(data, monkeypatch, tmp_path):
     monkeypatch.setattr(inception, "SHA256", sha256(net))  # the stand-in is accepted as the published file
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
     run = root / "run"
-    code, err = run_cli(["train", "generator", *flags, *TRAIN, "--outdir", str(run), "--metrics", "fid6,kid6",
-                         "--inception", str(net)])
+    code, err = run_cli(
+        ["train", "generator", *flags, *TRAIN, "--outdir", str(run), "--metrics", "fid6,kid6", "--inception", str(net)]
+    )
     assert code == 0, err
     for name in ("fid6", "kid6"):
         records = read_metric_log(run, name)
@@ -85,10 +115,8 @@ def test_metrics_are_logged_at_every_snapshot(data, monkeypatch, tmp_path):
 def test_a_missing_inception_file_stops_the_run_at_once(data, tmp_path, monkeypatch):
     _, flags, _ = data
     monkeypatch.setenv("BLENDGAN_HOME", str(tmp_path))
-    code, err = run_cli(["train", "generator", *flags, *TRAIN, "--outdir", str(tmp_path / "run"),
-                         "--metrics", "fid5k"])
+    code, err = run_cli(["train", "generator", *flags, *TRAIN, "--outdir", str(tmp_path / "run"), "--metrics", "fid5k"])
     assert code == 2 and "inception-2015-12-05.pt not found" in err
     assert not (tmp_path / "run" / "checkpoints").exists() or not list((tmp_path / "run" / "checkpoints").iterdir())
-    code, err = run_cli(["train", "generator", *flags, *TRAIN, "--outdir", str(tmp_path / "run2"),
-                         "--metrics", "fidx"])
+    code, err = run_cli(["train", "generator", *flags, *TRAIN, "--outdir", str(tmp_path / "run2"), "--metrics", "fidx"])
     assert code == 2 and "--metrics 'fidx'" in err

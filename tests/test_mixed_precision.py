@@ -1,4 +1,5 @@
 """Keeping chosen generator layers in float32 inside a bfloat16 generator."""
+
 import copy
 
 import torch

@@ -1,5 +1,6 @@
 """Narrow encoders (the widths most tests run): the same keys as the published networks, the width read back from
 the file by every loader, and a file that computes exactly like the module it was saved from."""
+
 import pytest
 import torch
 
@@ -16,18 +17,21 @@ def keys(factory):
         return list(factory().state_dict())
 
 
-@pytest.mark.parametrize("narrow, published", [
-    (lambda: StyleEncoder(width=8), StyleEncoder),
-    (lambda: PSPEncoder(10, 16), lambda: PSPEncoder(10)),
-    (lambda: Generator(64, max_channels=32, style_width=8), lambda: Generator(64)),
-])
+@pytest.mark.parametrize(
+    "narrow, published",
+    [
+        (lambda: StyleEncoder(width=8), StyleEncoder),
+        (lambda: PSPEncoder(10, 16), lambda: PSPEncoder(10)),
+        (lambda: Generator(64, max_channels=32, style_width=8), lambda: Generator(64)),
+    ],
+)
 def test_narrow_models_have_the_published_keys_in_the_same_order(narrow, published):
     assert keys(narrow) == keys(published)
 
 
 def test_gram_vector_length_follows_the_width():
     assert gram_dim() == GRAM_DIM == 610304 and vgg19_channels() == (64, 128, 256, 512, 512)
-    assert gram_dim(8) == 8 ** 2 + 16 ** 2 + 32 ** 2 + 64 ** 2 + 64 ** 2
+    assert gram_dim(8) == 8**2 + 16**2 + 32**2 + 64**2 + 64**2
 
 
 def test_psp_width_must_suit_the_squeeze_excite_reduction():
@@ -43,8 +47,10 @@ def test_narrow_files_load_at_their_width_and_compute_like_the_modules(tmp_path)
         for p in [*g.parameters(), *psp.parameters()]:
             p.normal_(0, 0.3)  # away from the initial ones and zeros, so a mixed-up tensor would show
     helpers.save({"g_ema": g.state_dict(), "latent_avg": torch.zeros(1, 512)}, tmp_path / "g.pt")
-    helpers.save({"state_dict": {f"encoder.{k}": v for k, v in psp.encoder.state_dict().items()},
-                  "latent_avg": psp.latent_avg}, tmp_path / "psp.pt")
+    helpers.save(
+        {"state_dict": {f"encoder.{k}": v for k, v in psp.encoder.state_dict().items()}, "latent_avg": psp.latent_avg},
+        tmp_path / "psp.pt",
+    )
     helpers.save(g.embedder.state_dict(), tmp_path / "style.pt")
 
     g2, info = weights.load_generator(tmp_path / "g.pt")
@@ -68,6 +74,9 @@ def test_a_damaged_narrow_file_is_one_line_that_names_the_width(tmp_path):
     sd = StyleEncoder(width=8).state_dict()
     sd["embedder_mlp.0.weight"] = sd["embedder_mlp.0.weight"][:, :100]
     helpers.save(sd, tmp_path / "style.pt")
-    with pytest.raises(CheckpointError, match=r"style\.pt does not hold a BlendGAN style encoder \(8 channels "
-                                              r"wide\): 1 tensors have the wrong shape \(embedder_mlp\.0\.weight"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"style\.pt does not hold a BlendGAN style encoder \(8 channels "
+        r"wide\): 1 tensors have the wrong shape \(embedder_mlp\.0\.weight",
+    ):
         weights.load_style_encoder(tmp_path / "style.pt")

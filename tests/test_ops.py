@@ -4,6 +4,7 @@ The fast path rearranges the math (depthwise FIR convolutions, demodulation from
 modulating activations instead of weights, fused epilogues), so float64 results must agree with the
 reference to rounding (1e-12 relative) and float32 to a few ulps of accumulated rounding (2e-5).
 """
+
 import math
 
 import pytest
@@ -27,15 +28,25 @@ def randn(*shape, seed=0, dtype=torch.float64):
 
 
 def std_kernel(factor=1):
-    return ops.make_kernel([1, 3, 3, 1]) * factor ** 2
+    return ops.make_kernel([1, 3, 3, 1]) * factor**2
 
 
 # ------------------------------------------------------------------------------------------- upfirdn2d
 
 # (up, down, pad): the four configurations the models use, then ones that exercise the other code paths
 # (asymmetric pads, up and down together, larger factors, transposed-conv fallback)
-FIR_CONFIGS = [(2, 1, (2, 1)), (1, 2, (1, 1)), (1, 1, (1, 1)), (1, 1, (2, 2)),
-               (1, 1, (0, 3)), (2, 2, (1, 1)), (3, 1, (2, 1)), (2, 1, (0, 0)), (2, 1, (4, 0)), (1, 3, (2, 0))]
+FIR_CONFIGS = [
+    (2, 1, (2, 1)),
+    (1, 2, (1, 1)),
+    (1, 1, (1, 1)),
+    (1, 1, (2, 2)),
+    (1, 1, (0, 3)),
+    (2, 2, (1, 1)),
+    (3, 1, (2, 1)),
+    (2, 1, (0, 0)),
+    (2, 1, (4, 0)),
+    (1, 3, (2, 0)),
+]
 
 
 @pytest.mark.parametrize("up,down,pad", FIR_CONFIGS)
@@ -97,6 +108,7 @@ def test_upfirdn2d_rejects_what_the_reference_rejects(bad):
 
 # ------------------------------------------------------------------------------------ fused leaky ReLU
 
+
 @pytest.mark.parametrize("shape", [(3, 7), (2, 5, 4, 6), (1, 3, 2, 2, 2)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_leaky_relu_matches_reference(shape, dtype):
@@ -142,8 +154,13 @@ def modconv_inputs(cfg, batch, dtype, seed=10):
 
 def modconv_kwargs(cfg, blur):
     in_ch, _, k, demod, upsample, _ = cfg
-    return dict(scale=1 / math.sqrt(in_ch * k * k), demodulate=demod, upsample=upsample,
-                blur_kernel=blur if upsample else None, blur_pad=(1, 1) if upsample else None)
+    return dict(
+        scale=1 / math.sqrt(in_ch * k * k),
+        demodulate=demod,
+        upsample=upsample,
+        blur_kernel=blur if upsample else None,
+        blur_pad=(1, 1) if upsample else None,
+    )
 
 
 @pytest.mark.parametrize("name", list(MODCONV_CONFIGS))
@@ -162,8 +179,9 @@ def test_modulated_conv2d_matches_reference(name, batch, dtype):
         assert rel_err(out, ref) <= TOL[dtype]
 
 
-@pytest.mark.parametrize("name", ["3x3_demod_weightfold", "3x3_demod_sharedweight", "up_demod_weightfold",
-                                  "up_demod_sharedweight"])
+@pytest.mark.parametrize(
+    "name", ["3x3_demod_weightfold", "3x3_demod_sharedweight", "up_demod_weightfold", "up_demod_sharedweight"]
+)
 @pytest.mark.parametrize("batch,noise_batch", [(1, 1), (3, 1), (3, 3)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_styled_conv_epilogue_matches_reference_chain(name, batch, noise_batch, dtype):
@@ -175,8 +193,9 @@ def test_styled_conv_epilogue_matches_reference_chain(name, batch, noise_batch, 
     noise = 0.3 * randn(noise_batch, 1, *conv.shape[2:], seed=32, dtype=dtype)
     bias = randn(conv.shape[1], seed=33, dtype=dtype)
     ref = ops.fused_leaky_relu_reference(conv + noise, bias)
-    out = ops.modulated_conv2d_fast(x, weight, styles, bias=bias, noise=noise, gain=math.sqrt(2),
-                                    negative_slope=0.2, **kw)
+    out = ops.modulated_conv2d_fast(
+        x, weight, styles, bias=bias, noise=noise, gain=math.sqrt(2), negative_slope=0.2, **kw
+    )
     assert rel_err(out, ref) <= TOL[dtype]
 
 
@@ -216,6 +235,7 @@ def test_modulated_conv2d_bfloat16_runs_and_stays_close():
 
 
 # ------------------------------------------------------------------------------------------- linear
+
 
 @pytest.mark.parametrize("storage", [torch.float16, torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("batch_shape", [(1,), (3,), (2, 2)])

@@ -3,6 +3,7 @@
 The 2-process runs go through `torchrun` (gloo on CPU, one thread per process), the 1-process runs through
 the command in this process (two threads), so they also show that the pixels do not depend on the thread count.
 """
+
 import json
 import os
 import shutil
@@ -42,16 +43,41 @@ def styles(work):
 
 
 def flags(tiny_weights, styles, outdir, *extra):
-    return ["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", str(PICS), "--device", "cpu",
-            "--style_img_path", str(styles), "--add_weight_index", "4-6", "--random_noise", "--layout", "both",
-            "--outdir", str(outdir), *extra]
+    return [
+        "pairs",
+        "--ckpt",
+        str(tiny_weights["blendgan"]),
+        "--pics",
+        str(PICS),
+        "--device",
+        "cpu",
+        "--style_img_path",
+        str(styles),
+        "--add_weight_index",
+        "4-6",
+        "--random_noise",
+        "--layout",
+        "both",
+        "--outdir",
+        str(outdir),
+        *extra,
+    ]
 
 
 def run_torchrun(args, nproc=2):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("OMP_NUM_THREADS", None)  # torchrun's default: one thread per process
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "blendgan", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "blendgan",
+        *args,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -77,6 +103,7 @@ def one_process(tiny_weights, styles, work):
 
 # ------------------------------------------------------------------------------------------ invariance
 
+
 @pytest.mark.distributed
 def test_same_files_for_batch_size_and_process_count(tiny_weights, styles, work, one_process):
     batch_one = work / "one_b1"
@@ -95,6 +122,7 @@ def test_same_files_for_batch_size_and_process_count(tiny_weights, styles, work,
 
 
 # ------------------------------------------------------------------------------------------ manifest
+
 
 def assert_jpeg_of(data, expected):
     """JPEG bytes decode to what OpenCV's JPEG (quality 95) makes of `expected` (random weights give noise-like
@@ -136,6 +164,7 @@ def test_manifest_describes_every_file(tiny_weights, one_process, styles, recipe
 
 # ------------------------------------------------------------------------------------------ resume
 
+
 def test_skip_existing_makes_exactly_the_missing_pairs(tiny_weights, styles, work, one_process, monkeypatch, capsys):
     out = work / "resume"
     shutil.copytree(one_process, out)
@@ -170,6 +199,7 @@ def test_resume_with_other_settings_is_refused(one_process, tmp_path):
 
 # ------------------------------------------------------------------------------------------ tar shards
 
+
 def read_shards(folder):
     """(shard name -> member names in order), member name -> bytes."""
     order, members = {}, {}
@@ -203,8 +233,9 @@ def test_tar_shards_hold_the_same_images(tiny_weights, styles, work, one_process
         assert members[f"{key}.face.jpg"] == loose[f"face/{key}.jpg"]
         assert members[f"{key}.stylized.jpg"] == loose[f"stylized/{key}.jpg"]
         assert json.loads(members[f"{key}.json"]) == r
-        assert {k: v for k, v in r.items() if k not in ("files", "shard")} == \
-            {k: v for k, v in ref.items() if k != "files"}
+        assert {k: v for k, v in r.items() if k not in ("files", "shard")} == {
+            k: v for k, v in ref.items() if k != "files"
+        }
     # resume: a missing shard is made again, byte for byte, the others are left alone
     want = tree(out)
     (out / "pairs-000002.tar").unlink()
@@ -216,11 +247,12 @@ def test_tar_shards_hold_the_same_images(tiny_weights, styles, work, one_process
 
 # ------------------------------------------------------------------------------------------ small parts
 
+
 def test_derive_seed_is_the_documented_blake2b_mix():
     import hashlib
 
     digest = hashlib.blake2b(b"blendgan.pairs.v1|7|12|face", digest_size=8).digest()
-    assert pairset.derive_seed(7, 12, "face") == int.from_bytes(digest, "little") & (2 ** 63 - 1)
+    assert pairset.derive_seed(7, 12, "face") == int.from_bytes(digest, "little") & (2**63 - 1)
     seeds = {pairset.derive_seed(s, i, k) for s in (0, 1) for i in range(50) for k in ("face", "style", "noise")}
     assert len(seeds) == 300
 
@@ -234,8 +266,24 @@ def test_add_weight_index_ranges():
 
 
 def test_bad_range_is_a_one_line_usage_error(tiny_weights, tmp_path, capsys):
-    assert main(["pairs", "--ckpt", str(tiny_weights["blendgan"]), "--pics", "1", "--add_weight_index", "8-4",
-                 "--outdir", str(tmp_path), "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "pairs",
+                "--ckpt",
+                str(tiny_weights["blendgan"]),
+                "--pics",
+                "1",
+                "--add_weight_index",
+                "8-4",
+                "--outdir",
+                str(tmp_path),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--add_weight_index" in err
     assert not list(tmp_path.iterdir())

@@ -50,7 +50,7 @@ def read(name):
 
 def psnr(a, b):
     d = a.astype(np.float64) - b.astype(np.float64)
-    return 10 * np.log10(255.0 ** 2 / np.mean(d ** 2))
+    return 10 * np.log10(255.0**2 / np.mean(d**2))
 
 
 def similarity(angle_deg, scale, tx, ty):
@@ -79,11 +79,15 @@ def synthetic_face_landmarks(side=256):
 
 # --------------------------------------------------------------------------- geometry (no dlib)
 
-@pytest.mark.parametrize("angle, scale, tx, ty, canvas, output", [
-    (17.0, 1.7, 180.3, 95.6, (900, 700), 256),     # plain crop
-    (-8.0, 5.3, 300.0, 250.0, (2200, 1900), 256),  # large face: the alignment shrinks the photo first
-    (25.0, 1.2, -60.0, 40.0, (500, 420), 256),     # face cut by the canvas edge: reflect padding
-])
+
+@pytest.mark.parametrize(
+    "angle, scale, tx, ty, canvas, output",
+    [
+        (17.0, 1.7, 180.3, 95.6, (900, 700), 256),  # plain crop
+        (-8.0, 5.3, 300.0, 250.0, (2200, 1900), 256),  # large face: the alignment shrinks the photo first
+        (25.0, 1.2, -60.0, 40.0, (500, 420), 256),  # face cut by the canvas edge: reflect padding
+    ],
+)
 def test_placement_recovers_a_known_similarity_transform(angle, scale, tx, ty, canvas, output):
     face = cv2.resize(cv2.imread(str(ROOT / "test_imgs" / "face_imgs" / "grace_hopper.jpg")), (256, 256))
     r, t, index_form = similarity(angle, scale, tx, ty)
@@ -96,13 +100,15 @@ def test_placement_recovers_a_known_similarity_transform(angle, scale, tx, ty, c
     crop, placement = align_landmarks_placed(photo_img, moved, output)
     assert np.abs(placement.corners - known).max() < 1.0, placement.corners - known
     # the placement's pixel mapping agrees with the crop's pixels: sample the photo where it says
-    back = cv2.warpAffine(photo_img, placement.crop_to_photo(output), (output, output),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    back = cv2.warpAffine(
+        photo_img, placement.crop_to_photo(output), (output, output), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    )
     x0, y0, x1, y1 = (int(np.ceil(v)) for v in placement.content)
     inside = np.zeros(photo_img.shape[:2], np.uint8)
-    inside[y0 + 2:y1 - 2, x0 + 2:x1 - 2] = 1  # photo content, away from the padding's blurred band
-    valid = cv2.warpAffine(inside, placement.crop_to_photo(output), (output, output),
-                           flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP).astype(bool)
+    inside[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2] = 1  # photo content, away from the padding's blurred band
+    valid = cv2.warpAffine(
+        inside, placement.crop_to_photo(output), (output, output), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    ).astype(bool)
     edge = output // 8
     valid[:edge], valid[-edge:], valid[:, :edge], valid[:, -edge:] = False, False, False, False
     assert valid.mean() > 0.08
@@ -151,13 +157,13 @@ def test_select_faces():
 
 # --------------------------------------------------------------------------- round trip (dlib)
 
+
 def identity_records(picture):
     records = photo.find_faces(face_aligner(), picture)
     for item in records:
         if item.aligned is not None:
             item.stylized = item.aligned  # the identity "stylizer": the aligned crop itself
-            item.mask = photo.head_mask(photo.landmarks_in_crop(item.face.landmarks, item.placement,
-                                                                photo.MASK_SIZE))
+            item.mask = photo.head_mask(photo.landmarks_in_crop(item.face.landmarks, item.placement, photo.MASK_SIZE))
     return records
 
 
@@ -188,8 +194,8 @@ def test_identity_stylizer_round_trip(name):
 def two_face_canvas():
     a, b = read("astronaut"), read("grace_hopper")
     canvas = np.full((640, a.shape[1] + b.shape[1] + 40, 3), 127, np.uint8)
-    canvas[20:20 + a.shape[0], :a.shape[1]] = a
-    canvas[20:20 + b.shape[0], a.shape[1] + 40:] = b
+    canvas[20 : 20 + a.shape[0], : a.shape[1]] = a
+    canvas[20 : 20 + b.shape[0], a.shape[1] + 40 :] = b
     return canvas, a.shape[1]
 
 
@@ -215,15 +221,27 @@ def test_several_faces_each_inside_its_own_mask(recipe_models):
         side = slice(0, split) if r.face.box[0] < split else slice(split, None)
         assert changed[:, side][own[:, side] > 0.5].mean() > 0.5
     assert not changed[union_mask(canvas, records) == 0].any()
-    assert not changed[600:, :].any() and not changed[:, split:split + 40].any()  # far from both faces
+    assert not changed[600:, :].any() and not changed[:, split : split + 40].any()  # far from both faces
 
 
 # --------------------------------------------------------------------------- the command (dlib + recipe weights)
 
+
 def run(args, tiny_weights, tmp_path):
-    return main(["stylize", *map(str, args), "--ckpt", str(tiny_weights["blendgan"]),
-                 "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"]), "--outdir", str(tmp_path / "out"),
-                 "--device", "cpu"])
+    return main(
+        [
+            "stylize",
+            *map(str, args),
+            "--ckpt",
+            str(tiny_weights["blendgan"]),
+            "--psp_encoder_ckpt",
+            str(tiny_weights["psp_encoder"]),
+            "--outdir",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ]
+    )
 
 
 @needs_dlib
@@ -269,7 +287,7 @@ def test_odd_photos_exif_16bit_cmyk(tiny_weights, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     rotated.save(src / "exif.jpg", exif=exif, quality=95)
-    grey16 = (np.asarray(rgb.convert("L")).astype(np.uint16) * 257)
+    grey16 = np.asarray(rgb.convert("L")).astype(np.uint16) * 257
     cv2.imwrite(str(src / "deep.png"), grey16)
     rgb.convert("CMYK").save(src / "cmyk.jpg", quality=95)
     assert run([src, "--style_img", STYLE], tiny_weights, tmp_path) == 0

@@ -1,4 +1,5 @@
 """The BlendGAN pipeline: same numbers as the models, batching and caching change nothing."""
+
 import numpy as np
 import pytest
 import torch
@@ -58,11 +59,12 @@ def test_stylize_matches_generator_and_batching_changes_nothing(bg, models):
     assert batched.shape == (4, 3, 64, 64)
     for i in range(4):
         with torch.no_grad():
-            single, _ = g([codes], input_is_latent=True, z_embed=zs[i:i + 1], add_weight_index=6,
-                          randomize_noise=False)
-        assert torch.equal(batched[i:i + 1], single), f"style {i}: batched output differs from batch 1"
+            single, _ = g(
+                [codes], input_is_latent=True, z_embed=zs[i : i + 1], add_weight_index=6, randomize_noise=False
+            )
+        assert torch.equal(batched[i : i + 1], single), f"style {i}: batched output differs from batch 1"
     # the uint8 images written by the commands are therefore identical too
-    singles = [images.tensor_to_bgr(bg.stylize(codes, zs[i:i + 1])) for i in range(4)]
+    singles = [images.tensor_to_bgr(bg.stylize(codes, zs[i : i + 1])) for i in range(4)]
     for a, b in zip(images.tensors_to_bgr(batched), singles):
         assert np.array_equal(a, b)
 
@@ -75,8 +77,14 @@ def test_sample_pair_matches_generator(bg, models):
     plain, styled = bg.sample_pair(z, style, truncation=0.7, truncation_latent=centre, add_weight_index=6)
     with torch.no_grad():
         ref_plain, _ = g([z], truncation=0.7, truncation_latent=centre, randomize_noise=False)
-        ref_styled, _ = g([z], z_embed=style.expand(2, 512), add_weight_index=6, truncation=0.7,
-                          truncation_latent=centre, randomize_noise=False)
+        ref_styled, _ = g(
+            [z],
+            z_embed=style.expand(2, 512),
+            add_weight_index=6,
+            truncation=0.7,
+            truncation_latent=centre,
+            randomize_noise=False,
+        )
     assert torch.equal(plain, ref_plain) and torch.equal(styled, ref_styled)
 
 
@@ -119,9 +127,15 @@ def test_device_and_precision_choices(monkeypatch):
 
 def fingerprint(model):
     """{key: (dtype, shape, float64 sum, float64 sum of squares)} of a state dict, without copying a tensor."""
-    return {k: (v.dtype, tuple(v.shape), float(v.sum(dtype=torch.float64)),
-                float((v.double() ** 2).sum()) if v.numel() < 1 << 22 else None)
-            for k, v in model.state_dict().items()}
+    return {
+        k: (
+            v.dtype,
+            tuple(v.shape),
+            float(v.sum(dtype=torch.float64)),
+            float((v.double() ** 2).sum()) if v.numel() < 1 << 22 else None,
+        )
+        for k, v in model.state_dict().items()
+    }
 
 
 def test_pipeline_takes_the_models_over_and_keeps_their_weights(models):

@@ -8,6 +8,7 @@ Documented bounds (max |x - x_fp32| / max |x_fp32| on the same inputs, recipe-li
 - style matrix stored in float16 / bfloat16, computed in float32: measured 2e-4 / 3e-3 relative on the
   output of a 70000-wide stand-in layer -> bounds 1e-3 / 1e-2. Memory: half of the float32 matrix (625 MB of 1.25 GB).
 """
+
 import pytest
 import torch
 from test_fast_path import inputs, random_generator

@@ -2,6 +2,7 @@
 
 The margins asserted were measured on these weights (benchmarks/results/refine_cpu.md gives the figures);
 they are set well inside what was measured so that they do not flake."""
+
 import numpy as np
 import pytest
 import torch
@@ -101,6 +102,7 @@ def test_same_seed_same_codes(tiny_bg, optimisations):
 
 def test_refine_codes_returns_the_best_codes_seen():
     """On a toy 'generator' (codes -> image) a too large step overshoots; the best evaluated codes come back."""
+
     class Toy(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -128,12 +130,27 @@ def test_refine_codes_returns_the_best_codes_seen():
 
 # --------------------------------------------------------------------------- the command
 
+
 def transfer(tiny_weights, tmp_path, name, *flags):
     out = tmp_path / name
-    status = main(["transfer", "--ckpt", str(tiny_weights["blendgan"]),
-                   "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"]),
-                   "--input_img_path", str(FACES[0]), "--style_img_path", str(STYLES[1]), "--outdir", str(out),
-                   "--device", "cpu", *flags])
+    status = main(
+        [
+            "transfer",
+            "--ckpt",
+            str(tiny_weights["blendgan"]),
+            "--psp_encoder_ckpt",
+            str(tiny_weights["psp_encoder"]),
+            "--input_img_path",
+            str(FACES[0]),
+            "--style_img_path",
+            str(STYLES[1]),
+            "--outdir",
+            str(out),
+            "--device",
+            "cpu",
+            *flags,
+        ]
+    )
     assert status == 0
     (written,) = out.glob("*.jpg")
     return written
@@ -156,19 +173,36 @@ def test_transfer_refine_flag(tiny_weights, tiny_bg, tmp_path, capsys, written):
         tiny_bg.set_refine_cache(None)
     z = tiny_bg.embed_style_bgr(images.read_image_bgr(STYLES[1]))
     panel = written[refined_file.name]
-    assert np.array_equal(panel[:, 2 * SIZE:], images.tensor_to_bgr(tiny_bg.stylize(codes, z)))
+    assert np.array_equal(panel[:, 2 * SIZE :], images.tensor_to_bgr(tiny_bg.stylize(codes, z)))
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--refine", "-1"], "--refine -1"),
-    (["--refine_cache", "x"], "only apply with --refine"),
-    (["--refine", "2", "--identity_weights", "missing.pth"], "file not found"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--refine", "-1"], "--refine -1"),
+        (["--refine_cache", "x"], "only apply with --refine"),
+        (["--refine", "2", "--identity_weights", "missing.pth"], "file not found"),
+    ],
+)
 def test_bad_refine_flags_are_one_line(tiny_weights, tmp_path, capsys, flags, message):
-    status = main(["transfer", "--ckpt", str(tiny_weights["blendgan"]),
-                   "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"]),
-                   "--input_img_path", str(FACES[0]), "--style_img_path", str(STYLES[1]),
-                   "--outdir", str(tmp_path), "--device", "cpu", *flags])
+    status = main(
+        [
+            "transfer",
+            "--ckpt",
+            str(tiny_weights["blendgan"]),
+            "--psp_encoder_ckpt",
+            str(tiny_weights["psp_encoder"]),
+            "--input_img_path",
+            str(FACES[0]),
+            "--style_img_path",
+            str(STYLES[1]),
+            "--outdir",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            *flags,
+        ]
+    )
     assert status == 2
     assert message in capsys.readouterr().err
 
@@ -194,9 +228,29 @@ def test_stylize_command_refines_the_faces_of_photos(tiny_weights, tiny_bg, tmp_
     pytest.importorskip("dlib")
     photo = helpers.ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"
     cache, out = tmp_path / "cache", tmp_path / "out"
-    status = main(["stylize", str(photo), "--style_img", str(STYLES[1]), "--ckpt", str(tiny_weights["blendgan"]),
-                   "--psp_encoder_ckpt", str(tiny_weights["psp_encoder"]), "--outdir", str(out), "--device", "cpu",
-                   "--faces", "largest", "--save_crops", "--refine", "1", "--refine_cache", str(cache)])
+    status = main(
+        [
+            "stylize",
+            str(photo),
+            "--style_img",
+            str(STYLES[1]),
+            "--ckpt",
+            str(tiny_weights["blendgan"]),
+            "--psp_encoder_ckpt",
+            str(tiny_weights["psp_encoder"]),
+            "--outdir",
+            str(out),
+            "--device",
+            "cpu",
+            "--faces",
+            "largest",
+            "--save_crops",
+            "--refine",
+            "1",
+            "--refine_cache",
+            str(cache),
+        ]
+    )
     assert status == 0
     assert f"refine {photo.name} face 0: 1 step in" in capsys.readouterr().err
     stem = f"{photo.stem}_v_{STYLES[1].stem}_face0"
@@ -217,8 +271,9 @@ def test_bf16_pipeline_on_cpu_refines_in_float32(tiny_weights, tiny_bg):
     a bf16 pipeline refines on float32 copies of the generator (without its style encoder) and the VGG."""
     from blendgan.pipeline import _digest
 
-    half = BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu",
-                                   precision="bf16")
+    half = BlendGAN.from_checkpoints(
+        tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu", precision="bf16"
+    )
     img = face(0)
     # the pSp codes are given, not encoded: the bf16 pSp encoder's forward takes minutes on AVX2-only CPUs
     # (~250 s for this face on the 2-core test machine); the refinement is what is tested here

@@ -1,5 +1,6 @@
 """blendgan.weights.safetensors_file: reads what the safetensors library writes (and the reverse) tensor for tensor,
 maps instead of reading, never writes through to the file, and refuses malformed files."""
+
 import json
 import os
 
@@ -13,8 +14,8 @@ from blendgan.weights import safetensors_file as stf
 def mixed_tensors():
     g = torch.Generator().manual_seed(0)
     return {
-        "w": torch.randn(300, 70, generator=g),                     # 84000 bytes, a multiple of 64
-        "b": torch.randn(3, generator=g),                           # 12 bytes: packed unaligned after "w"
+        "w": torch.randn(300, 70, generator=g),  # 84000 bytes, a multiple of 64
+        "b": torch.randn(3, generator=g),  # 12 bytes: packed unaligned after "w"
         "half": torch.randn(5, 7, generator=g).half(),
         "bf": torch.randn(9, generator=g).bfloat16(),
         "d": torch.randn(2, 2, generator=g, dtype=torch.float64),
@@ -77,8 +78,10 @@ def test_tensors_are_views_of_one_mapping_and_never_write_the_file(tmp_path):
 
 def test_element_misaligned_data_is_copied(tmp_path):
     # a hand-made file where a float32 starts at an odd byte: legal in the format, not viewable in place
-    header = {"u": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},
-              "f": {"dtype": "F32", "shape": [2], "data_offsets": [1, 9]}}
+    header = {
+        "u": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},
+        "f": {"dtype": "F32", "shape": [2], "data_offsets": [1, 9]},
+    }
     head = json.dumps(header).encode()
     head += b" " * (-(8 + len(head)) % 8)
     path = tmp_path / "odd.safetensors"
@@ -96,21 +99,37 @@ def raw_file(path, header, data=b""):
 F32x2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 
 
-@pytest.mark.parametrize("header, data, why", [
-    ({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8,
-     "cover 16 bytes of data but the file holds 8"),
-    ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}, b"\0" * 16, "span 16 bytes but"),
-    ({"a": F32x2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, b"\0" * 12,
-     "without gaps or overlaps"),
-    ({"a": F32x2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}}, b"\0" * 20,
-     "without gaps or overlaps"),
-    ({"a": F32x2}, b"\0" * 12, "cover 8 bytes of data but the file holds 12"),
-    ({"a": {"dtype": "Q7", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "dtype Q7 is not supported"),
-    ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "needs dtype, shape and data_offsets"),
-    ({"a": {"dtype": "F32", "shape": [2]}}, b"\0" * 8, "needs dtype, shape and data_offsets"),
-    ({"__metadata__": {"k": 1}, "a": F32x2}, b"\0" * 8, "__metadata__ is not a map of strings"),
-    ([1, 2], b"", "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "header, data, why",
+    [
+        (
+            {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
+            b"\0" * 8,
+            "cover 16 bytes of data but the file holds 8",
+        ),
+        ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}, b"\0" * 16, "span 16 bytes but"),
+        (
+            {"a": F32x2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}},
+            b"\0" * 12,
+            "without gaps or overlaps",
+        ),
+        (
+            {"a": F32x2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}},
+            b"\0" * 20,
+            "without gaps or overlaps",
+        ),
+        ({"a": F32x2}, b"\0" * 12, "cover 8 bytes of data but the file holds 12"),
+        ({"a": {"dtype": "Q7", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "dtype Q7 is not supported"),
+        (
+            {"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}},
+            b"\0" * 8,
+            "needs dtype, shape and data_offsets",
+        ),
+        ({"a": {"dtype": "F32", "shape": [2]}}, b"\0" * 8, "needs dtype, shape and data_offsets"),
+        ({"__metadata__": {"k": 1}, "a": F32x2}, b"\0" * 8, "__metadata__ is not a map of strings"),
+        ([1, 2], b"", "not a JSON object"),
+    ],
+)
 def test_malformed_files_are_refused_like_the_library_does(tmp_path, header, data, why):
     path = raw_file(tmp_path / "bad.safetensors", header, data)
     with pytest.raises(stf.SafetensorsFormatError) as err:
@@ -122,18 +141,22 @@ def test_malformed_files_are_refused_like_the_library_does(tmp_path, header, dat
 
 
 def test_dtypes_the_library_knows_but_torch_models_never_use_are_refused_clearly(tmp_path):
-    path = raw_file(tmp_path / "f8.safetensors", {"a": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}},
-                    b"\0\0")
+    path = raw_file(
+        tmp_path / "f8.safetensors", {"a": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, b"\0\0"
+    )
     with pytest.raises(stf.SafetensorsFormatError, match="dtype F8_E4M3 is not supported"):
         stf.read(path)
 
 
-@pytest.mark.parametrize("raw", [
-    b"",
-    b"\x05\x00",
-    (1000).to_bytes(8, "little") + b'{"a":',
-    (20).to_bytes(8, "little") + b'{"a": garbage}      ',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x05\x00",
+        (1000).to_bytes(8, "little") + b'{"a":',
+        (20).to_bytes(8, "little") + b'{"a": garbage}      ',
+    ],
+)
 def test_truncated_or_garbled_headers_are_refused(tmp_path, raw):
     path = tmp_path / "short.safetensors"
     path.write_bytes(raw)
@@ -147,4 +170,3 @@ def test_unstorable_dtype_is_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(stf.SafetensorsFormatError, match="complex64"):
         stf.write({"c": torch.zeros(2, dtype=torch.complex64)}, {}, tmp_path / "c.safetensors")
     assert list(tmp_path.iterdir()) == []
-

@@ -1,6 +1,7 @@
 """`blendgan train generator` on a CPU at size 64 with 16-channel networks: loss terms on hand-checkable
 cases, two processes equal one process with the doubled batch, resume equals an uninterrupted run, a
 snapshot works in the inference commands, and bad input fails with one line before any work."""
+
 import json
 import math
 import os
@@ -22,9 +23,35 @@ from helpers import run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 2  # steps of the comparison runs (step 0 runs both lazy regularisations, step 1 neither)
-TRAIN = ["--size", "64", "--max_channels", "16", "--iters", str(K), "--log_every", "1", "--r1", "1",
-         "--d_reg_every", "2", "--g_reg_every", "2", "--mbstd_group", "2", "--precision", "fp64", "--no_progress",
-         "--sample_every", "100", "--snapshot_every", "100", "--sample_rows", "2", "--sample_styles", "2"]
+TRAIN = [
+    "--size",
+    "64",
+    "--max_channels",
+    "16",
+    "--iters",
+    str(K),
+    "--log_every",
+    "1",
+    "--r1",
+    "1",
+    "--d_reg_every",
+    "2",
+    "--g_reg_every",
+    "2",
+    "--mbstd_group",
+    "2",
+    "--precision",
+    "fp64",
+    "--no_progress",
+    "--sample_every",
+    "100",
+    "--snapshot_every",
+    "100",
+    "--sample_rows",
+    "2",
+    "--sample_styles",
+    "2",
+]
 TIMING = ("images_per_s", "elapsed_s")
 
 
@@ -87,7 +114,7 @@ def test_r1_equals_direct_autograd_and_a_hand_case():
     x = torch.randn(5, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     got = losses.r1_penalty(d(x), x)
     inner = (x * w).sum((1, 2, 3))
-    by_hand = (4 * inner ** 2 * w.square().sum()).mean()
+    by_hand = (4 * inner**2 * w.square().sum()).mean()
     torch.testing.assert_close(got, by_hand)
     (g,) = torch.autograd.grad(got, x)  # differentiable for the D update: ∂/∂x of the same closed form
     (g_hand,) = torch.autograd.grad(by_hand, x)
@@ -127,8 +154,21 @@ def test_reference_run_outputs_and_unreadable_file_reported_once(env):
     assert cfg["batch"] == 4 and cfg["max_channels"] == 16 and cfg["r1"] == 1.0
     log = read_log(run / "log.jsonl")
     assert [r["step"] for r in log] == [1, 2]
-    for key in ("d_face", "d_style", "d_style_latent", "g_face", "g_style", "g_style_latent", "r1_face",
-                "r1_style", "r1_style_latent", "path_length", "add_weight", "images_per_s", "elapsed_s"):
+    for key in (
+        "d_face",
+        "d_style",
+        "d_style_latent",
+        "g_face",
+        "g_style",
+        "g_style_latent",
+        "r1_face",
+        "r1_style",
+        "r1_style_latent",
+        "path_length",
+        "add_weight",
+        "images_per_s",
+        "elapsed_s",
+    ):
         assert key in log[-1], key
     assert all(0 <= a <= 1 for a in log[-1]["add_weight"]) and min(log[-1]["add_weight"]) < 1  # WBM trains
     assert (run / "samples" / f"{K:06d}.jpg").stat().st_size > 0
@@ -145,10 +185,27 @@ def test_two_processes_equal_one_process_with_the_double_batch(env):
     sums (all-reduce vs one batch), ~1e-16 relative per operation: 1e-9 after two Adam steps is ample and
     a real difference (an extra Adam step, another sample) moves parameters by ~lr = 2e-3."""
     run = new_run(env, "D")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "blendgan", "train", "generator", *env["data"], *TRAIN, "--outdir", str(run), "--batch", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "blendgan",
+        "train",
+        "generator",
+        *env["data"],
+        *TRAIN,
+        "--outdir",
+        str(run),
+        "--batch",
+        "2",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("skipped:") == 1  # reported once, by rank 0
     diff = max_param_difference(snapshot(env["S"]), snapshot(run))
@@ -163,8 +220,9 @@ def test_two_processes_equal_one_process_with_the_double_batch(env):
 @pytest.mark.slow  # whole training runs / a 0.7 GB style encoder made for the session
 def test_resume_equals_an_uninterrupted_run(env):
     run = new_run(env, "R")
-    code, err = run_cli(["train", "generator", *env["data"], *TRAIN, "--outdir", str(run), "--batch", "4",
-                         "--iters", "1"])
+    code, err = run_cli(
+        ["train", "generator", *env["data"], *TRAIN, "--outdir", str(run), "--batch", "4", "--iters", "1"]
+    )
     assert code == 0, err
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["000001.pt"]
     code, err = run_cli(["train", "generator", "--outdir", str(run), "--resume", "--iters", str(K), "--no_progress"])
@@ -219,9 +277,21 @@ def test_snapshot_works_in_the_inference_commands(env, tmp_path):
 
     psp = train_helpers.make_psp_encoder(tmp_path / "psp_encoder.pt", size=64)
     out = tmp_path / "out"
-    code, err = run_cli(["transfer", "--ckpt", str(ckpt), "--psp_encoder_ckpt", str(psp), "--input_img_path",
-                         str(env["faces"] / "img_000.jpg"), "--style_img_path", str(env["styles"] / "img_000.jpg"),
-                         "--outdir", str(out)])
+    code, err = run_cli(
+        [
+            "transfer",
+            "--ckpt",
+            str(ckpt),
+            "--psp_encoder_ckpt",
+            str(psp),
+            "--input_img_path",
+            str(env["faces"] / "img_000.jpg"),
+            "--style_img_path",
+            str(env["styles"] / "img_000.jpg"),
+            "--outdir",
+            str(out),
+        ]
+    )
     assert code == 0, err
     assert len(list(out.glob("*.jpg"))) == 1
 
@@ -244,15 +314,31 @@ def test_bad_folders_fail_in_one_line_before_any_work(data_env, tmp_path):
     empty.mkdir()
     se = ["--style_encoder_ckpt", str(env["se"])]
     base = ["train", "generator", *TRAIN, *se, "--batch", "2"]
-    _fails([*base, "--faces", str(empty), "--styles", str(env["styles"]), "--outdir", str(tmp_path / "a")],
-           str(empty), "no image files")
-    _fails([*base, "--faces", str(env["clean_faces"]), "--styles", str(tmp_path / "missing"), "--outdir",
-            str(tmp_path / "b")], "missing", "no such file or folder")
+    _fails(
+        [*base, "--faces", str(empty), "--styles", str(env["styles"]), "--outdir", str(tmp_path / "a")],
+        str(empty),
+        "no image files",
+    )
+    _fails(
+        [
+            *base,
+            "--faces",
+            str(env["clean_faces"]),
+            "--styles",
+            str(tmp_path / "missing"),
+            "--outdir",
+            str(tmp_path / "b"),
+        ],
+        "missing",
+        "no such file or folder",
+    )
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "a.png").write_bytes(b"nope")
-    _fails([*base, "--faces", str(junk), "--styles", str(env["styles"]), "--outdir", str(tmp_path / "c")],
-           "none of the 1 files")
+    _fails(
+        [*base, "--faces", str(junk), "--styles", str(env["styles"]), "--outdir", str(tmp_path / "c")],
+        "none of the 1 files",
+    )
     assert not any((tmp_path / n).exists() for n in "abc")  # nothing written
 
 
@@ -262,8 +348,11 @@ def test_resume_without_a_snapshot_and_existing_runs_are_refused(data_env, tmp_p
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "000007.pt").write_bytes(b"an earlier run's snapshot")
-    _fails(["train", "generator", *data_env["data"], *TRAIN, "--batch", "2", "--outdir", str(run)],
-           "already holds snapshots", "--resume")
+    _fails(
+        ["train", "generator", *data_env["data"], *TRAIN, "--batch", "2", "--outdir", str(run)],
+        "already holds snapshots",
+        "--resume",
+    )
     assert (run / "checkpoints" / "000007.pt").read_bytes() == b"an earlier run's snapshot"
     assert sorted(p.name for p in run.rglob("*")) == ["000007.pt", "checkpoints"]  # nothing written
     # a truncated snapshot is refused with one line, not loaded
@@ -304,16 +393,46 @@ def test_init_from_stylegan2_and_wrong_inits(data_env, tmp_path):
         assert torch.equal(ds[name].final_linear[0].weight, d_sd["final_linear.0.weight"])
     assert torch.equal(ds["d_style_latent"].final_conv[0].weight, d_sd["final_conv.0.weight"])
 
-    base = ["train", "generator", "--faces", str(env["clean_faces"]), "--styles", str(env["styles"]),
-            "--style_encoder_ckpt", str(env["se"]), *TRAIN, "--batch", "2"]
+    base = [
+        "train",
+        "generator",
+        "--faces",
+        str(env["clean_faces"]),
+        "--styles",
+        str(env["styles"]),
+        "--style_encoder_ckpt",
+        str(env["se"]),
+        *TRAIN,
+        "--batch",
+        "2",
+    ]
     other = tmp_path / "sg2_32.pt"
     _stylegan2_checkpoint(other, 32)
     _fails([*base, "--init", str(other), "--outdir", str(tmp_path / "x")], "32x32", "--size 64")
-    _fails([*base, "--init", str(good), "--max_channels", "32", "--outdir", str(tmp_path / "y")],
-           "16 channels", "--max_channels 16")
+    _fails(
+        [*base, "--init", str(good), "--max_channels", "32", "--outdir", str(tmp_path / "y")],
+        "16 channels",
+        "--max_channels 16",
+    )
     _fails([*base, "--init", str(env["se"]), "--outdir", str(tmp_path / "z")], "not a StyleGAN2 or BlendGAN")
-    _fails(["train", "generator", "--faces", str(env["clean_faces"]), "--styles", str(env["styles"]), *TRAIN,
-            "--batch", "2", "--init", str(good), "--outdir", str(tmp_path / "w")], "--style_encoder_ckpt")
+    _fails(
+        [
+            "train",
+            "generator",
+            "--faces",
+            str(env["clean_faces"]),
+            "--styles",
+            str(env["styles"]),
+            *TRAIN,
+            "--batch",
+            "2",
+            "--init",
+            str(good),
+            "--outdir",
+            str(tmp_path / "w"),
+        ],
+        "--style_encoder_ckpt",
+    )
     assert not any((tmp_path / n).exists() for n in "xyzw")
 
 
@@ -330,9 +449,14 @@ KILL_TRAIN = [*TRAIN, "--iters", str(KILL_STEPS), "--snapshot_every", "2", "--ba
 
 
 def _launch(argv):
-    return subprocess.Popen([sys.executable, "-m", "blendgan", "train", "generator", *argv], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "blendgan", "train", "generator", *argv],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"},
+    )
 
 
 def _tensors(snap):
@@ -398,7 +522,10 @@ def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(env)
     assert not different, (seed, different[:5])
     assert a["step"] == b["step"] == KILL_STEPS and a["mean_path_length"] == b["mean_path_length"]
     assert json.loads((run / "config.json").read_text()) == {
-        **json.loads((straight / "config.json").read_text()), "outdir": str(run), "resume": started}
+        **json.loads((straight / "config.json").read_text()),
+        "outdir": str(run),
+        "resume": started,
+    }
     strip = lambda log: [{k: v for k, v in r.items() if k not in TIMING} for r in log]  # noqa: E731
     assert strip(read_log(run / "log.jsonl")) == strip(read_log(straight / "log.jsonl"))
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"{s:06d}.pt" for s in (2, 4, 6)]

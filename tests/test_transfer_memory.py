@@ -1,4 +1,5 @@
 """Folder transfer hands the encoders' memory back once their codes are made, with the same images."""
+
 from pathlib import Path
 
 import torch

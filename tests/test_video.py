@@ -23,7 +23,7 @@ def smooth_frames(n, h=64, w=96, seed=0):
     base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX)
     base[:, :, 0] = np.maximum(base[:, :, 0], 200)  # red-heavy in RGB
     base[:, :, 2] //= 4
-    return [np.ascontiguousarray(base[:, i * 2:i * 2 + w]) for i in range(n)]
+    return [np.ascontiguousarray(base[:, i * 2 : i * 2 + w]) for i in range(n)]
 
 
 def mean_abs(a, b):
@@ -141,8 +141,14 @@ def test_peak_memory_does_not_grow_with_frame_count(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
 
     def peak_kib(n):
-        out = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT, str(n), str(tmp_path / f"{n}.mp4")],
-                             env=env, capture_output=True, text=True, check=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS_SCRIPT, str(n), str(tmp_path / f"{n}.mp4")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
         return int(out.stdout.split()[-1])
 
     small, large = peak_kib(20), peak_kib(200)

@@ -2,6 +2,7 @@
 
 The clip is made here from a bundled photo (a slow pan and zoom, 2 s at 10 fps, with a 440 Hz tone); dlib's real
 detector finds the face, the models are the size-64 recipe weights."""
+
 import os
 import re
 import signal
@@ -37,14 +38,29 @@ def clip(tmp_path_factory):
 
 
 def flags(tiny_weights, outdir, *extra):
-    return ["--style_img", str(STYLE), "--ckpt", str(tiny_weights["blendgan"]), "--psp_encoder_ckpt",
-            str(tiny_weights["psp_encoder"]), "--outdir", str(outdir), "--device", "cpu", *map(str, extra)]
+    return [
+        "--style_img",
+        str(STYLE),
+        "--ckpt",
+        str(tiny_weights["blendgan"]),
+        "--psp_encoder_ckpt",
+        str(tiny_weights["psp_encoder"]),
+        "--outdir",
+        str(outdir),
+        "--device",
+        "cpu",
+        *map(str, extra),
+    ]
 
 
 def audio_seconds(path):
     """Duration of the first audio stream, by decoding it (ffmpeg's last time= line)."""
-    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:a:0",
-                           "-f", "null", "-"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:a:0", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     times = re.findall(r"time=(\d+):(\d+):([\d.]+)", done.stderr)
     assert times, done.stderr[-500:]
     h, m, s = times[-1]
@@ -85,7 +101,7 @@ def test_video_keeps_frames_rate_size_and_sound(clip, stylized):
         unchanged = ~changed
         # outside the faces the written video is the input within codec noise (an H.264 re-encode at crf 18)
         diff = (out_rgb.astype(float) - src_rgb)[unchanged]
-        assert 10 * np.log10(255 ** 2 / np.mean(diff ** 2)) > 36
+        assert 10 * np.log10(255**2 / np.mean(diff**2)) > 36
 
 
 @pytest.mark.slow
@@ -105,8 +121,9 @@ def test_smoothing_cuts_flicker(tiny_weights, clip, recipe_models, tmp_path):
     aligner = make_aligner()
     measured = {}
     for smooth in (0.0, 2.0):
-        measured[smooth] = stylize_video(bg, clip, z, tmp_path / f"s{smooth}.mp4", RunReport("t"), aligner=aligner,
-                                         smooth=smooth, segment_frames=5)["flicker"]
+        measured[smooth] = stylize_video(
+            bg, clip, z, tmp_path / f"s{smooth}.mp4", RunReport("t"), aligner=aligner, smooth=smooth, segment_frames=5
+        )["flicker"]
     print("flicker", measured)
     assert measured[0.0] > 1.3 * measured[2.0]  # measured 3.86 vs 2.55: 1.51x
 
@@ -114,10 +131,22 @@ def test_smoothing_cuts_flicker(tiny_weights, clip, recipe_models, tmp_path):
 def run_torchrun(args, nproc=2):
     # one thread per process for any process count (torchrun sets it only for several): the pSp encoder's
     # CPU convolutions round differently with another thread count
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "blendgan", *args]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "blendgan",
+        *args,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -127,9 +156,14 @@ def run_torchrun(args, nproc=2):
 def test_two_processes_give_the_same_frames(tiny_weights, clip, tmp_path):
     """torchrun with 1 and with 2 processes (one thread each): the same frames."""
     for n in (1, 2):
-        run_torchrun(["stylize", str(clip), *flags(tiny_weights, tmp_path / f"out{n}",
-                                                 "--frames_dir", tmp_path / f"f{n}", "--segment_frames", 5)],
-                     nproc=n)
+        run_torchrun(
+            [
+                "stylize",
+                str(clip),
+                *flags(tiny_weights, tmp_path / f"out{n}", "--frames_dir", tmp_path / f"f{n}", "--segment_frames", 5),
+            ],
+            nproc=n,
+        )
     one, two = png_frames(tmp_path / "f1" / "clip"), png_frames(tmp_path / "f2" / "clip")
     assert len(one) == len(two) == 12
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
@@ -140,8 +174,14 @@ def test_two_processes_give_the_same_frames(tiny_weights, clip, tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_video(tiny_weights, clip, stylized, tmp_path):
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "blendgan", "stylize", str(clip), *flags(tiny_weights, out, "--segment_frames", 5,
-                                                                            "--skip_existing")]
+    args = [
+        sys.executable,
+        "-m",
+        "blendgan",
+        "stylize",
+        str(clip),
+        *flags(tiny_weights, out, "--segment_frames", 5, "--skip_existing"),
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = out / ".clip_v_cartoon_astronaut.work"
@@ -171,8 +211,26 @@ def test_bad_videos_one_line_each_and_no_partial_file(tiny_weights, tmp_path, ca
 
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((240, 320, 3), 80, np.uint8))
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-loop", "1", "-i",
-                    str(blank), "-t", "1", "-r", "10", "-pix_fmt", "yuv420p", str(src / "noface.mp4")], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-loop",
+            "1",
+            "-i",
+            str(blank),
+            "-t",
+            "1",
+            "-r",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+            str(src / "noface.mp4"),
+        ],
+        check=True,
+    )
     out = tmp_path / "out"
     assert main(["stylize", str(src), *flags(tiny_weights, out)]) == 1
     err = capsys.readouterr().err

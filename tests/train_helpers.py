@@ -1,6 +1,7 @@
 """Small data and weights for the training tests, made on the spot (no downloads): face and style folders
 derived from the bundled photos by crops, flips and filters, and a frozen style encoder with random weights
 (its 610304 x 512 matrix stored in bfloat16: 0.6 GB instead of 1.25 GB; the trainer keeps the file's dtype)."""
+
 from pathlib import Path
 
 import cv2
@@ -30,10 +31,13 @@ def make_folder(path, n, size=64, kind="faces", seed=0):
         h, w = img.shape[:2]
         s = int(min(h, w) * rng.uniform(0.7, 1.0))
         y, x = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
-        crop = cv2.resize(img[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(img[y : y + s, x : x + s], (size, size), interpolation=cv2.INTER_AREA)
         if kind == "styles":
-            crop = [lambda c: (c // 64) * 64, lambda c: cv2.applyColorMap(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), i % 12),
-                    lambda c: cv2.bilateralFilter(c, 7, 60, 7)][i % 3](crop)
+            crop = [
+                lambda c: (c // 64) * 64,
+                lambda c: cv2.applyColorMap(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), i % 12),
+                lambda c: cv2.bilateralFilter(c, 7, 60, 7),
+            ][i % 3](crop)
         crop = np.clip(crop.astype(np.float32) * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8)
         ext = ".png" if i % 2 else ".jpg"
         cv2.imwrite(str(path / f"img_{i:03d}{ext}"), crop)

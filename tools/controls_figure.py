@@ -10,6 +10,7 @@ The recipe weights are a deterministic stand-in for the trained BlendGAN weights
 downloaded here), so the pictures are not faces in an art style: they show what each control does to the
 image relative to the others, nothing about quality. Drawn with OpenCV only.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -29,8 +30,10 @@ def build(size):
 
     g = from_state_dict(lambda: Generator(size), helpers.generator_state_dict(size))
     sd, latent_avg = helpers.psp_state_dict(size)
-    psp = from_state_dict(lambda: PSPEncoder(latent_avg.shape[0]),
-                          {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg})
+    psp = from_state_dict(
+        lambda: PSPEncoder(latent_avg.shape[0]),
+        {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg},
+    )
     return BlendGAN.from_models(g, psp, device="cpu")
 
 
@@ -66,17 +69,27 @@ def main(argv=None):
     n = args.tile
     row1 = [tile(bgr(bg.reconstruct(codes)), "reconstruction", n)]
     row1 += [tile(bgr(bg.stylize(codes, z, strength=s)), f"strength {s:g}", n) for s in (0, 0.25, 0.5, 0.75, 1)]
-    row2 = [tile(style, "style", n),
-            tile(bgr(bg.stylize(codes, z)), "colour: style's", n),
-            tile(bgr(bg.stylize(codes, z, preserve_color=True)), "colour: face's", n),
-            tile(bgr(bg.stylize(codes, z, layer_weights="structure")), "structure", n),
-            tile(bgr(bg.stylize(codes, z, layer_weights="texture")), "texture", n),
-            tile(bgr(bg.mix_styles(codes, [z, z2], [0.5, 0.5])), "mix 50/50", n)]
+    row2 = [
+        tile(style, "style", n),
+        tile(bgr(bg.stylize(codes, z)), "colour: style's", n),
+        tile(bgr(bg.stylize(codes, z, preserve_color=True)), "colour: face's", n),
+        tile(bgr(bg.stylize(codes, z, layer_weights="structure")), "structure", n),
+        tile(bgr(bg.stylize(codes, z, layer_weights="texture")), "texture", n),
+        tile(bgr(bg.mix_styles(codes, [z, z2], [0.5, 0.5])), "mix 50/50", n),
+    ]
     gap = np.full((row1[0].shape[0], 4, 3), 255, np.uint8)
     rows = [np.concatenate([x for t in row for x in (t, gap)][:-1], axis=1) for row in (row1, row2)]
     caption = np.full((24, rows[0].shape[1], 3), 255, np.uint8)
-    cv2.putText(caption, f"test (recipe) weights, {bg.size} px: not trained, the pictures only compare the controls",
-                (3, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
+    cv2.putText(
+        caption,
+        f"test (recipe) weights, {bg.size} px: not trained, the pictures only compare the controls",
+        (3, 17),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (60, 60, 60),
+        1,
+        cv2.LINE_AA,
+    )
     picture = np.concatenate([rows[0], np.full((6, rows[0].shape[1], 3), 255, np.uint8), rows[1], caption])
     images.write_image_atomic(args.out, picture)
     print(f"wrote {args.out} ({picture.shape[1]}x{picture.shape[0]})")

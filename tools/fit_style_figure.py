@@ -7,6 +7,7 @@ as the reference) in a temporary folder and copies its final sample sheet, enlar
 The recipe weights are not trained, so the pictures are noise: the sheet shows the layout and that every
 column differs, not what a real fit looks like.
 """
+
 import sys
 import tempfile
 from pathlib import Path
@@ -25,14 +26,33 @@ def main(dest):
     with tempfile.TemporaryDirectory() as tmp:
         files = helpers.RecipeFiles(Path(tmp) / "weights")
         run = Path(tmp) / "run"
-        code = cli(["fit-style", str(ROOT / "test_imgs/style_imgs/cartoon_astronaut.jpg"), "--outdir", str(run),
-                    "--ckpt", str(files.blendgan(64)), "--psp_encoder_ckpt", str(files.psp_encoder(64)),
-                    "--iters", "6", "--code_steps", "3", "--batch", "1", "--no_progress"])
+        code = cli(
+            [
+                "fit-style",
+                str(ROOT / "test_imgs/style_imgs/cartoon_astronaut.jpg"),
+                "--outdir",
+                str(run),
+                "--ckpt",
+                str(files.blendgan(64)),
+                "--psp_encoder_ckpt",
+                str(files.psp_encoder(64)),
+                "--iters",
+                "6",
+                "--code_steps",
+                "3",
+                "--batch",
+                "1",
+                "--no_progress",
+            ]
+        )
         if code:
             return code
         sheet = cv2.imread(str(run / "samples" / "000006.jpg"))
-        cv2.imwrite(str(dest), cv2.resize(sheet, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST),
-                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(
+            str(dest),
+            cv2.resize(sheet, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST),
+            [cv2.IMWRITE_JPEG_QUALITY, 90],
+        )
     print(f"wrote {dest}")
     return 0
 

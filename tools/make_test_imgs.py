@@ -29,6 +29,7 @@ JPEG_QUALITY = 92
 STYLE_SIZE = 256
 FACE_SIZE = 256
 
+
 # Face boxes (left, top, right, bottom) in source pixels, from dlib.get_frontal_face_detector()(img, 1).
 def package_file(package: str, *parts: str) -> Path:
     """Path of a data file inside an installed package (located without importing the package)."""
@@ -69,7 +70,7 @@ def center_square(img: np.ndarray, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     side = min(h, w)
     y0, x0 = (h - side) // 2, (w - side) // 2
-    return cv2.resize(img[y0:y0 + side, x0:x0 + side], (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img[y0 : y0 + side, x0 : x0 + side], (size, size), interpolation=cv2.INTER_AREA)
 
 
 def cartoon(img: np.ndarray) -> np.ndarray:

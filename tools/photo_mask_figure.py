@@ -6,6 +6,7 @@ Each photo is shown with every face's mask tinted green (the tint's strength is 
 stylized face replaces) and, outlined in white, the aligned square each face was cropped from. Uses dlib's
 real detector and landmark model; no generator is needed to draw the masks.
 """
+
 import sys
 from pathlib import Path
 
@@ -25,13 +26,20 @@ def figure(height=360):
         records = photo.find_faces(aligner, picture)
         for item in records:
             if item.aligned is not None:
-                item.mask = photo.head_mask(photo.landmarks_in_crop(item.face.landmarks, item.placement,
-                                                                    photo.MASK_SIZE))
+                item.mask = photo.head_mask(
+                    photo.landmarks_in_crop(item.face.landmarks, item.placement, photo.MASK_SIZE)
+                )
         shown = photo.mask_overlay(picture, records)
         for item in records:
             if item.aligned is not None:
-                cv2.polylines(shown, [np.round(item.placement.corners - 0.5).astype(np.int32)], True,
-                              (255, 255, 255), 1, cv2.LINE_AA)
+                cv2.polylines(
+                    shown,
+                    [np.round(item.placement.corners - 0.5).astype(np.int32)],
+                    True,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
         scale = height / shown.shape[0]
         panels.append(cv2.resize(shown, (round(shown.shape[1] * scale), height), interpolation=cv2.INTER_AREA))
     gap = np.full((height, 8, 3), 255, np.uint8)

@@ -8,6 +8,7 @@ the photo with the face pasted back. The released weights cannot be downloaded h
 the test suite's recipe weights at 64 px (random, not trained): the squares it draws are noise, and the
 caption in README.md says so. With real weights, pass --ckpt and --psp_encoder_ckpt.
 """
+
 import argparse
 import sys
 import tempfile
@@ -75,23 +76,33 @@ def figure(args):
     face = next(f for f in faces if f.stylized is not None)
     photo = images.read_image_bgr(photo_path)
     found = photo.copy()
-    cv2.polylines(found, [np.round(face.placement.corners - 0.5).astype(np.int32)], True, (0, 200, 255), 3,
-                  cv2.LINE_AA)
+    cv2.polylines(found, [np.round(face.placement.corners - 0.5).astype(np.int32)], True, (0, 200, 255), 3, cv2.LINE_AA)
     codes = bg.encode_face_bgr(images.resize_square(face.aligned, bg.size))[0].float().abs().mean(1).numpy()
     style = bg.embed_style(style_path)[0].float().numpy().reshape(16, 32).__abs__().mean(1)
     stylized = cv2.resize(face.stylized, (H, H), interpolation=cv2.INTER_NEAREST)
-    panels = [label(fit(found), "photo: face found"), arrow(),
-              label(fit(face.aligned), "aligned crop"), arrow(),
-              label(np.concatenate([bars(codes, 90, (200, 120, 40)), np.full((H, 8, 3), 255, np.uint8),
-                                    bars(style, 70, (60, 60, 220))], axis=1), "codes | style"), arrow(),
-              label(fit(stylized), "generated (test weights)"), arrow(),
-              label(fit(result[:, :, ::-1]), "pasted back")]
+    panels = [
+        label(fit(found), "photo: face found"),
+        arrow(),
+        label(fit(face.aligned), "aligned crop"),
+        arrow(),
+        label(
+            np.concatenate(
+                [bars(codes, 90, (200, 120, 40)), np.full((H, 8, 3), 255, np.uint8), bars(style, 70, (60, 60, 220))],
+                axis=1,
+            ),
+            "codes | style",
+        ),
+        arrow(),
+        label(fit(stylized), "generated (test weights)"),
+        arrow(),
+        label(fit(result[:, :, ::-1]), "pasted back"),
+    ]
     top = np.concatenate(panels, axis=1)
     style_row = label(fit(images.read_image_bgr(style_path), 120), "artwork")
     canvas = np.full((top.shape[0] + style_row.shape[0] + 10, top.shape[1], 3), 255, np.uint8)
-    canvas[:top.shape[0]] = top
+    canvas[: top.shape[0]] = top
     x = sum(p.shape[1] for p in panels[:4])
-    canvas[top.shape[0] + 10:, x:x + style_row.shape[1]] = style_row
+    canvas[top.shape[0] + 10 :, x : x + style_row.shape[1]] = style_row
     return canvas
 
 

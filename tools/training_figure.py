@@ -8,6 +8,7 @@ perceptual).
 
 Drawn with OpenCV only (no plotting library needed).
 """
+
 import json
 import sys
 from pathlib import Path
@@ -15,10 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CURVES = {"d_face": (200, 80, 0), "d_style": (0, 140, 255), "d_style_latent": (0, 0, 200),
-          "g_face": (160, 160, 0), "g_style": (200, 0, 200), "g_style_latent": (60, 60, 60)}
-ENCODER_CURVES = {"loss": (200, 80, 0), "retrieval_top1": (0, 140, 255), "l2": (0, 0, 200),
-                  "perceptual": (200, 0, 200)}
+CURVES = {
+    "d_face": (200, 80, 0),
+    "d_style": (0, 140, 255),
+    "d_style_latent": (0, 0, 200),
+    "g_face": (160, 160, 0),
+    "g_style": (200, 0, 200),
+    "g_style_latent": (60, 60, 60),
+}
+ENCODER_CURVES = {"loss": (200, 80, 0), "retrieval_top1": (0, 140, 255), "l2": (0, 0, 200), "perceptual": (200, 0, 200)}
 
 
 def curves_of(log):
@@ -49,8 +55,16 @@ def plot(log, width=520, height=360, margin=44):
         pts = np.array([[x(st), y(v)] for st, v in zip(steps, smooth[k])], np.int32)
         cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
     for i, (k, color) in enumerate(curves.items()):
-        cv2.putText(img, k, (margin + 6 + (i % 3) * 150, 12 + (i // 3) * 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
-                    color, 1, cv2.LINE_AA)
+        cv2.putText(
+            img,
+            k,
+            (margin + 6 + (i % 3) * 150, 12 + (i // 3) * 13),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.38,
+            color,
+            1,
+            cv2.LINE_AA,
+        )
     font = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.38, color=(0, 0, 0), thickness=1)
     cv2.putText(img, f"{hi:.2f}", (2, 36), **font)
     cv2.putText(img, f"{lo:.2f}", (2, height - margin), **font)
@@ -70,7 +84,7 @@ def metric_panel(run, width=360, height=360, margin=44):
     for f in sorted(Path(run).glob("metric-*.jsonl")):
         records = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
         if records:
-            logs[f.stem[len("metric-"):]] = records
+            logs[f.stem[len("metric-") :]] = records
     if not logs:
         return None
     img = np.full((height, width, 3), 255, np.uint8)
@@ -91,12 +105,12 @@ def metric_panel(run, width=360, height=360, margin=44):
             cv2.circle(img, tuple(int(c) for c in p), 2, color, -1, cv2.LINE_AA)
         best = min(records, key=lambda r: r["value"])
         cv2.circle(img, (x(best["step"]), y(best["value"])), 6, color, 1, cv2.LINE_AA)
-        cv2.putText(img, f"{name} {lo:.3g}..{hi:.3g}, best step {best['step']}", (margin, 12 + i * 13),
-                    color=color, **font)
+        cv2.putText(
+            img, f"{name} {lo:.3g}..{hi:.3g}, best step {best['step']}", (margin, 12 + i * 13), color=color, **font
+        )
     cv2.putText(img, f"step {s0}", (margin, height - margin + 16), color=(0, 0, 0), **font)
     cv2.putText(img, f"step {s1}", (width - 80, height - margin + 16), color=(0, 0, 0), **font)
-    cv2.putText(img, "metrics at snapshots (own scales)", (margin + 40, height - margin + 32), color=(0, 0, 0),
-                **font)
+    cv2.putText(img, "metrics at snapshots (own scales)", (margin + 40, height - margin + 32), color=(0, 0, 0), **font)
     return img
 
 

@@ -11,6 +11,7 @@ and one line in COMMANDS registers it. The modules import nothing heavy (torch, 
 time, only inside run(), so that `blendgan --help` answers at once. Commands only translate flags into
 pipeline calls and report; the work lives in ``blendgan.pipeline`` and friends.
 """
+
 import argparse
 import importlib
 import sys
@@ -19,10 +20,10 @@ from ..errors import BlendGANError
 
 # subcommand name -> module (relative to this package)
 COMMANDS = {
-    "pairs": "pairs",         # generate_image_pairs
-    "transfer": "transfer",   # style_transfer_folder
-    "video": "video",         # gen_video
-    "stylize": "stylize",     # whole photos: every face stylized and pasted back
+    "pairs": "pairs",  # generate_image_pairs
+    "transfer": "transfer",  # style_transfer_folder
+    "video": "video",  # gen_video
+    "stylize": "stylize",  # whole photos: every face stylized and pasted back
     "align": "align",
     "download": "download",
     "convert": "convert",
@@ -40,8 +41,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if (action.option_strings and action.nargs != 0  # on/off switches say what they switch
-                and "default" not in text.lower() and action.default not in (None, argparse.SUPPRESS)):
+        if (
+            action.option_strings
+            and action.nargs != 0  # on/off switches say what they switch
+            and "default" not in text.lower()
+            and action.default not in (None, argparse.SUPPRESS)
+        ):
             text += " (default: %(default)s)"
         return text
 
@@ -76,8 +81,9 @@ def _load(name):
 
 def run_module(module, argv=None, prog=None):
     """Parse ``argv`` with one subcommand module's flags and run it; returns the exit status."""
-    parser = argparse.ArgumentParser(prog=prog, description=module.HELP, epilog=_epilog(module, prog),
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=module.HELP, epilog=_epilog(module, prog), formatter_class=HelpFormatter
+    )
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     return _guarded(module.run, args)
@@ -96,15 +102,19 @@ def _guarded(fn, args):
 
 def main(argv=None):
     """Entry point of the ``blendgan`` console script."""
-    parser = argparse.ArgumentParser(prog="blendgan", description="BlendGAN: stylized face generation.",
-                                     formatter_class=CommandListFormatter,
-                                     epilog="`blendgan COMMAND --help` shows a command's flags and examples.")
+    parser = argparse.ArgumentParser(
+        prog="blendgan",
+        description="BlendGAN: stylized face generation.",
+        formatter_class=CommandListFormatter,
+        epilog="`blendgan COMMAND --help` shows a command's flags and examples.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name in COMMANDS:
         module = modules[name] = _load(name)
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP, epilog=_epilog(module, None),
-                           formatter_class=HelpFormatter)
+        p = sub.add_parser(
+            name, help=module.HELP, description=module.HELP, epilog=_epilog(module, None), formatter_class=HelpFormatter
+        )
         module.add_arguments(p)
     args = parser.parse_args(argv)
     if not args.command:

@@ -1,4 +1,5 @@
 """Flags and reporting shared by the generation commands (pairs, transfer, video)."""
+
 import os
 import sys
 import time
@@ -12,23 +13,39 @@ from ..errors import UsageError
 
 def add_runtime_arguments(parser, batch_default=4):
     """--device, --precision, --batch_size, --seed (improvements over the original scripts)."""
-    parser.add_argument("--device", default="auto",
-                        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                        help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) (default: fp32)")
-    parser.add_argument("--batch_size", type=int, default=batch_default,
-                        help="generator calls batched together (outputs are identical to batch 1)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of every random draw (drawn on the CPU: same images on every device)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the generator: a long compile per batch shape, then slightly faster "
-                             "(benchmarks/results/compile_cpu.md); for long jobs only (default: off)")
+    parser.add_argument(
+        "--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) (default: fp32)",
+    )
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=batch_default,
+        help="generator calls batched together (outputs are identical to batch 1)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of every random draw (drawn on the CPU: same images on every device)"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the generator: a long compile per batch shape, then slightly faster "
+        "(benchmarks/results/compile_cpu.md); for long jobs only (default: off)",
+    )
 
 
 def add_align_argument(parser):
-    parser.add_argument("--align", action="store_true",
-                        help="FFHQ-align each face photo first; square 256/512/1024 images are taken as already "
-                             "aligned (needs: pip install 'blendgan[align]')")
+    parser.add_argument(
+        "--align",
+        action="store_true",
+        help="FFHQ-align each face photo first; square 256/512/1024 images are taken as already "
+        "aligned (needs: pip install 'blendgan[align]')",
+    )
 
 
 def default_outdir(command):
@@ -63,9 +80,14 @@ def build_pipeline(args, need_psp=True):
         weight_path(args.ckpt, "blendgan", download),
         weight_path(getattr(args, "psp_encoder_ckpt", ""), "psp_encoder", download) if need_psp else None,
         getattr(args, "style_encoder_ckpt", None) or None,
-        size=args.size, channel_multiplier=args.channel_multiplier, adapters=adapter_args(args),
-        device=args.device, precision=args.precision, batch_size=args.batch_size,
-        compile=getattr(args, "compile", False))
+        size=args.size,
+        channel_multiplier=args.channel_multiplier,
+        adapters=adapter_args(args),
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        compile=getattr(args, "compile", False),
+    )
     if pipeline.device.type == "cpu":
         reuse_freed_memory()  # a generating program: keep freed activations for the next image (blendgan/allocator.py)
     return pipeline
@@ -98,8 +120,7 @@ class RunReport:
 
     def summary(self):
         seconds = time.perf_counter() - self.start
-        print(f"{self.command}: {self.written} written, {self.skipped} skipped, {self.failed} failed "
-              f"in {seconds:.1f}s")
+        print(f"{self.command}: {self.written} written, {self.skipped} skipped, {self.failed} failed in {seconds:.1f}s")
         return 1 if self.failed else 0
 
 
@@ -138,36 +159,62 @@ def list_inputs(path, flag, report):
 
 
 def add_size_argument(parser):
-    parser.add_argument("--size", type=int, default=None,
-                        help="output size; default: read from the checkpoint (the original defaulted to 1024)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="output size; default: read from the checkpoint (the original defaulted to 1024)",
+    )
 
 
 def add_checkpoint_arguments(parser, psp=True):
     """--ckpt (+ --psp_encoder_ckpt) with the original names, and the optional --style_encoder_ckpt."""
-    parser.add_argument("--ckpt", type=str, default="",
-                        help="blendgan.pt (default: the weights folder, $BLENDGAN_HOME or ./pretrained_models)")
+    parser.add_argument(
+        "--ckpt",
+        type=str,
+        default="",
+        help="blendgan.pt (default: the weights folder, $BLENDGAN_HOME or ./pretrained_models)",
+    )
     if psp:
-        parser.add_argument("--psp_encoder_ckpt", type=str, default="",
-                            help="psp_encoder.pt (default: the weights folder)")
-    parser.add_argument("--style_encoder_ckpt", type=str, default="",
-                        help="optional standalone style_encoder.pt (default: the one inside blendgan.pt)")
-    parser.add_argument("--adapter", action="append", default=None, metavar="FILE[:SCALE]",
-                        help="a style adapter of `blendgan fit-style` (adapter.safetensors), merged into the "
-                             "generator at load with SCALE (default 1; 0 = the base model); may be given "
-                             "several times (default: none)")
-    parser.add_argument("--no_download", action="store_true",
-                        help="do not download missing weights into the weights folder on first use "
-                             "(default: download them; BLENDGAN_OFFLINE=1 also turns this off)")
+        parser.add_argument(
+            "--psp_encoder_ckpt", type=str, default="", help="psp_encoder.pt (default: the weights folder)"
+        )
+    parser.add_argument(
+        "--style_encoder_ckpt",
+        type=str,
+        default="",
+        help="optional standalone style_encoder.pt (default: the one inside blendgan.pt)",
+    )
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        default=None,
+        metavar="FILE[:SCALE]",
+        help="a style adapter of `blendgan fit-style` (adapter.safetensors), merged into the "
+        "generator at load with SCALE (default 1; 0 = the base model); may be given "
+        "several times (default: none)",
+    )
+    parser.add_argument(
+        "--no_download",
+        action="store_true",
+        help="do not download missing weights into the weights folder on first use "
+        "(default: download them; BLENDGAN_OFFLINE=1 also turns this off)",
+    )
 
 
 def add_folder_job_arguments(parser, command, add_weight_index):
     """The flags style_transfer_folder.py and gen_video.py share (original names and defaults) + ours."""
     add_size_argument(parser)
     add_checkpoint_arguments(parser)
-    parser.add_argument("--style_img_path", type=str, default=None,
-                        help="folder of style images (or one image); required (unless --style_img is given)")
-    parser.add_argument("--input_img_path", type=str, default=None,
-                        help="folder of face images (or one image); required")
+    parser.add_argument(
+        "--style_img_path",
+        type=str,
+        default=None,
+        help="folder of style images (or one image); required (unless --style_img is given)",
+    )
+    parser.add_argument(
+        "--input_img_path", type=str, default=None, help="folder of face images (or one image); required"
+    )
     add_blend_arguments(parser, add_weight_index)
     parser.add_argument("--outdir", type=str, default=default_outdir(command), help="output folder")
     parser.add_argument("--skip_existing", action="store_true", help="keep outputs that already exist (resume)")
@@ -177,11 +224,16 @@ def add_folder_job_arguments(parser, command, add_weight_index):
 
 def add_blend_arguments(parser, add_weight_index):
     """--add_weight_index and --channel_multiplier (original names and defaults)."""
-    parser.add_argument("--add_weight_index", type=int, default=add_weight_index,
-                        help="latent layers below this index keep the face alone; the style is blended in from "
-                             "here (higher: more of the face)")
-    parser.add_argument("--channel_multiplier", type=int, default=2,
-                        help="generator width multiplier of the checkpoint")
+    parser.add_argument(
+        "--add_weight_index",
+        type=int,
+        default=add_weight_index,
+        help="latent layers below this index keep the face alone; the style is blended in from "
+        "here (higher: more of the face)",
+    )
+    parser.add_argument(
+        "--channel_multiplier", type=int, default=2, help="generator width multiplier of the checkpoint"
+    )
 
 
 def start_folder_job(args, command):
@@ -206,32 +258,59 @@ def start_folder_job(args, command):
 
 # --------------------------------------------------------------------------- stylization controls (issue 23)
 
+
 def add_control_arguments(parser, *, mixing=True, ranges=False, style_img_help=None):
     """--strength, --layer_weights, --preserve_color and (with `mixing`) --style_img given several times with
     --style_weights. `ranges`: --strength may be a range drawn per item (data sets). Defaults: the original
     output. Turn the flags into `blendgan.controls.Controls` with `controls_from_args`."""
     drawn = "; a range like 0.5-1 draws one per pair" if ranges else ""
-    parser.add_argument("--strength", type=str if ranges else float, default="1" if ranges else 1.0,
-                        help=f"style strength in [0, 1]: 0 gives the face's reconstruction, 1 the full style{drawn} "
-                             "(default: 1)")
-    parser.add_argument("--layer_weights", type=str, default=None,
-                        help="how much style each layer takes: one value in [0, 1] per layer (comma-separated; "
-                             "10/12/14/16/18 for 64 ... 1024 px) or a preset: all, structure (4-32 px layers), "
-                             "texture (64 px and finer); replaces --add_weight_index (default: none, see "
-                             "docs/controls.md)")
-    parser.add_argument("--preserve_color", action="store_true",
-                        help="the fine (colour) layers keep the face's code: the face's colours, the style's shapes "
-                             "(default: off)")
+    parser.add_argument(
+        "--strength",
+        type=str if ranges else float,
+        default="1" if ranges else 1.0,
+        help=f"style strength in [0, 1]: 0 gives the face's reconstruction, 1 the full style{drawn} (default: 1)",
+    )
+    parser.add_argument(
+        "--layer_weights",
+        type=str,
+        default=None,
+        help="how much style each layer takes: one value in [0, 1] per layer (comma-separated; "
+        "10/12/14/16/18 for 64 ... 1024 px) or a preset: all, structure (4-32 px layers), "
+        "texture (64 px and finer); replaces --add_weight_index (default: none, see "
+        "docs/controls.md)",
+    )
+    parser.add_argument(
+        "--preserve_color",
+        action="store_true",
+        help="the fine (colour) layers keep the face's code: the face's colours, the style's shapes (default: off)",
+    )
     if mixing:
-        parser.add_argument("--style_img", action="append", default=None, metavar="IMAGE",
-                            help=style_img_help or "a style image instead of --style_img_path; give it several "
-                                 "times to mix styles (with --style_weights) (default: none)")
-        parser.add_argument("--style_code", action="append", dest="style_img", metavar="FILE",
-                            help="a fitted style (style_code.safetensors of `blendgan fit-style`), used as a "
-                                 "--style_img is; may be mixed with style images (default: none)")
-        parser.add_argument("--style_weights", type=float, nargs="+", default=None, metavar="K",
-                            help="mix weights of the --style_img images, one each, not negative, normalised to sum "
-                                 "1 (default: equal weights)")
+        parser.add_argument(
+            "--style_img",
+            action="append",
+            default=None,
+            metavar="IMAGE",
+            help=style_img_help
+            or "a style image instead of --style_img_path; give it several "
+            "times to mix styles (with --style_weights) (default: none)",
+        )
+        parser.add_argument(
+            "--style_code",
+            action="append",
+            dest="style_img",
+            metavar="FILE",
+            help="a fitted style (style_code.safetensors of `blendgan fit-style`), used as a "
+            "--style_img is; may be mixed with style images (default: none)",
+        )
+        parser.add_argument(
+            "--style_weights",
+            type=float,
+            nargs="+",
+            default=None,
+            metavar="K",
+            help="mix weights of the --style_img images, one each, not negative, normalised to sum "
+            "1 (default: equal weights)",
+        )
 
 
 def controls_from_args(args, n_latent=None):
@@ -250,10 +329,13 @@ def controls_from_args(args, n_latent=None):
     if weights is not None:
         count = len(style_imgs) if isinstance(style_imgs, list) else 0
         if count != len(weights):
-            raise UsageError(f"--style_weights: {len(weights)} weights for {count} --style_img image(s); give one "
-                             "weight per --style_img")
-    controls = Controls(strength, args.layer_weights, args.preserve_color,
-                        tuple(weights) if weights is not None else None)
+            raise UsageError(
+                f"--style_weights: {len(weights)} weights for {count} --style_img image(s); give one "
+                "weight per --style_img"
+            )
+    controls = Controls(
+        strength, args.layer_weights, args.preserve_color, tuple(weights) if weights is not None else None
+    )
     if n_latent is not None:
         controls.layer_vector(n_latent)
     return controls
@@ -268,23 +350,41 @@ def strength_range(args):
 
 def control_kwargs(controls):
     """The pipeline keywords of a `Controls` (stylize, interpolate, sample_pair) apart from the mix weights."""
-    return {"strength": controls.strength, "layer_weights": controls.layer_weights,
-            "preserve_color": controls.preserve_color}
+    return {
+        "strength": controls.strength,
+        "layer_weights": controls.layer_weights,
+        "preserve_color": controls.preserve_color,
+    }
 
 
 # --------------------------------------------------------------------------- refined faces (issue 26)
 
+
 def add_refine_arguments(parser):
     """--refine N, --refine_cache DIR, --identity_weights FILE (docs/refine.md). Default: pSp's codes as is."""
     group = parser.add_argument_group("refine the likeness (docs/refine.md)")
-    group.add_argument("--refine", type=int, default=0, metavar="N",
-                       help="optimise each face's codes for N steps from pSp's so the result looks more like the "
-                            "photo (seconds per step; 0: off) (default: 0)")
-    group.add_argument("--refine_cache", type=str, default=None, metavar="DIR",
-                       help="keep refined codes in DIR and reuse them in later runs (default: memory only)")
-    group.add_argument("--identity_weights", type=str, default=None, metavar="ARCFACE_PTH",
-                       help="ArcFace IR-SE50 weights (pSp's model_ir_se50.pth): adds an identity term to --refine "
-                            "(default: none)")
+    group.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="N",
+        help="optimise each face's codes for N steps from pSp's so the result looks more like the "
+        "photo (seconds per step; 0: off) (default: 0)",
+    )
+    group.add_argument(
+        "--refine_cache",
+        type=str,
+        default=None,
+        metavar="DIR",
+        help="keep refined codes in DIR and reuse them in later runs (default: memory only)",
+    )
+    group.add_argument(
+        "--identity_weights",
+        type=str,
+        default=None,
+        metavar="ARCFACE_PTH",
+        help="ArcFace IR-SE50 weights (pSp's model_ir_se50.pth): adds an identity term to --refine (default: none)",
+    )
 
 
 def check_refine_arguments(args):
@@ -292,8 +392,9 @@ def check_refine_arguments(args):
     if args.refine < 0:
         raise UsageError(f"--refine {args.refine}: use 0 (off) or a number of steps >= 1")
     if args.identity_weights and not os.path.isfile(os.path.expanduser(args.identity_weights)):
-        raise UsageError(f"--identity_weights {args.identity_weights}: file not found (ArcFace IR-SE50, pSp's "
-                         "model_ir_se50.pth)")
+        raise UsageError(
+            f"--identity_weights {args.identity_weights}: file not found (ArcFace IR-SE50, pSp's model_ir_se50.pth)"
+        )
     if args.refine == 0 and (args.refine_cache or args.identity_weights):
         raise UsageError("--refine_cache / --identity_weights only apply with --refine N (N >= 1)")
 

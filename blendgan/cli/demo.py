@@ -1,4 +1,5 @@
 """`blendgan demo`: the local web app (Gradio) over the pipeline; this module only parses flags and launches."""
+
 from ..defaults import PRECISIONS
 from ._common import adapter_args, add_checkpoint_arguments, weight_path
 
@@ -12,24 +13,40 @@ blendgan demo --precision bf16 --port 8080 --ckpt my/blendgan.pt --psp_encoder_c
 
 def add_arguments(parser):
     add_checkpoint_arguments(parser)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to serve on (default: %(default)s, this machine only; 0.0.0.0 opens it to "
-                             "the network)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default: %(default)s, this machine only; 0.0.0.0 opens it to the network)",
+    )
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: %(default)s)")
-    parser.add_argument("--device", default="auto",
-                        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps (default: %(default)s)")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                        help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) "
-                             "(default: %(default)s)")
-    parser.add_argument("--max_video_seconds", type=float, default=10.0,
-                        help="longest clip the 'Your video' tab takes, in seconds")
-    parser.add_argument("--style_code", action="append", default=None, metavar="FILE",
-                        help="a fitted style (style_code.safetensors of `blendgan fit-style`), offered first among "
-                             "the bundled styles as its reference's picture; may be given several times "
-                             "(default: none)")
-    parser.add_argument("--predictor", default=None,
-                        help="dlib shape_predictor_68_face_landmarks.dat for face alignment "
-                             "(default: the one from blendgan[align])")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="compute precision: fp32 (faithful), bf16 (CPU/GPU), fp16 (GPU only) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max_video_seconds", type=float, default=10.0, help="longest clip the 'Your video' tab takes, in seconds"
+    )
+    parser.add_argument(
+        "--style_code",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="a fitted style (style_code.safetensors of `blendgan fit-style`), offered first among "
+        "the bundled styles as its reference's picture; may be given several times "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--predictor",
+        default=None,
+        help="dlib shape_predictor_68_face_landmarks.dat for face alignment (default: the one from blendgan[align])",
+    )
 
 
 def run(args):
@@ -52,10 +69,17 @@ def run(args):
             print(f"warning: {err}")
             return weight_path(flag_value, name, download=False)
 
-    service = DemoService.load(path_of(args.ckpt, "blendgan"), path_of(args.psp_encoder_ckpt, "psp_encoder"),
-                               args.style_encoder_ckpt or None, device=args.device, precision=args.precision,
-                               predictor=args.predictor, max_video_seconds=args.max_video_seconds,
-                               adapters=adapter_args(args), style_codes=args.style_code or ())
+    service = DemoService.load(
+        path_of(args.ckpt, "blendgan"),
+        path_of(args.psp_encoder_ckpt, "psp_encoder"),
+        args.style_encoder_ckpt or None,
+        device=args.device,
+        precision=args.precision,
+        predictor=args.predictor,
+        max_video_seconds=args.max_video_seconds,
+        adapters=adapter_args(args),
+        style_codes=args.style_code or (),
+    )
     if service.ready and service.pipeline.device.type == "cpu":
         from ..allocator import reuse_freed_memory
 

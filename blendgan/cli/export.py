@@ -1,4 +1,5 @@
 """``blendgan export``: write the generator, the pSp encoder and the style encoder as ONNX files."""
+
 import argparse
 import json
 import time
@@ -26,24 +27,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common.add_size_argument(parser)
     _common.add_checkpoint_arguments(parser)
     parser.add_argument("--channel_multiplier", type=int, default=2, help="generator channel multiplier (default: 2)")
-    parser.add_argument("--outdir", default=_common.default_outdir("export"),
-                        help="folder for the .onnx files and blendgan_onnx.json (default: %(default)s)")
-    parser.add_argument("--parts", default=",".join(PARTS),
-                        help="comma-separated subset of generator, psp_encoder, style_encoder (default: %(default)s)")
-    parser.add_argument("--style_img", "--style_code", default=None,
-                        help=f"also write {FIXED_STYLE_FILE}: this style (an image, or a style_code.safetensors of "
-                             "`blendgan fit-style`) baked in, face codes -> image (default: none)")
-    parser.add_argument("--add_weight_index", type=int, default=ADD_WEIGHT_INDEX,
-                        help=f"blending index baked into {FIXED_STYLE_FILE} (generator.onnx takes it as an input; "
-                             "default: %(default)s)")
-    parser.add_argument("--opset", type=int, default=None,
-                        help="ONNX opset (default: 18; dynamo 18 to 23, torchscript 9 to 20)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
-                        help="weights and inputs/outputs in float32 or float16 (fp16: for GPU runtimes; "
-                             "default: %(default)s)")
-    parser.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"],
-                        help="torch.onnx exporter: dynamo (torch.export-based) or the legacy torchscript tracer "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--outdir",
+        default=_common.default_outdir("export"),
+        help="folder for the .onnx files and blendgan_onnx.json (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help="comma-separated subset of generator, psp_encoder, style_encoder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--style_img",
+        "--style_code",
+        default=None,
+        help=f"also write {FIXED_STYLE_FILE}: this style (an image, or a style_code.safetensors of "
+        "`blendgan fit-style`) baked in, face codes -> image (default: none)",
+    )
+    parser.add_argument(
+        "--add_weight_index",
+        type=int,
+        default=ADD_WEIGHT_INDEX,
+        help=f"blending index baked into {FIXED_STYLE_FILE} (generator.onnx takes it as an input; "
+        "default: %(default)s)",
+    )
+    parser.add_argument(
+        "--opset", type=int, default=None, help="ONNX opset (default: 18; dynamo 18 to 23, torchscript 9 to 20)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "fp16"],
+        help="weights and inputs/outputs in float32 or float16 (fp16: for GPU runtimes; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exporter",
+        default="dynamo",
+        choices=["dynamo", "torchscript"],
+        help="torch.onnx exporter: dynamo (torch.export-based) or the legacy torchscript tracer (default: %(default)s)",
+    )
 
 
 def _parts(value):
@@ -81,8 +103,9 @@ def _writable_outdir(path):
         with tempfile.TemporaryFile(dir=outdir):
             pass
     except OSError as err:
-        raise UsageError(f"cannot write in the output folder {outdir}: {err.strerror or err}; "
-                         "pass a writable --outdir") from None
+        raise UsageError(
+            f"cannot write in the output folder {outdir}: {err.strerror or err}; pass a writable --outdir"
+        ) from None
     return outdir
 
 
@@ -143,20 +166,22 @@ def run(args: argparse.Namespace) -> int:
     options = dict(opset=opset, exporter=args.exporter)
     half = args.precision == "fp16"
 
-    generator, info = weights.load_generator(_common.weight_path(args.ckpt, "blendgan"), size=args.size,
-                                                 channel_multiplier=args.channel_multiplier)
+    generator, info = weights.load_generator(
+        _common.weight_path(args.ckpt, "blendgan"), size=args.size, channel_multiplier=args.channel_multiplier
+    )
     base_fingerprint = generator_fingerprint(generator)
     generator.base_fingerprint = base_fingerprint
     adapters = _common.adapter_args(args)
     for path, scale in adapters:  # merged into the exported weights
         merge_adapter(generator, path, scale)
     if style_file_code is not None and style_meta.get("base_fingerprint") != base_fingerprint:
-        raise UsageError(f"--style_img {args.style_img}: this style code was fitted with another base checkpoint "
-                         f"({style_meta.get('base_checkpoint', '?')}); export with that --ckpt")
+        raise UsageError(
+            f"--style_img {args.style_img}: this style code was fitted with another base checkpoint "
+            f"({style_meta.get('base_checkpoint', '?')}); export with that --ckpt"
+        )
     psp = None
     if "psp_encoder" in parts:
-        psp = weights.load_psp_encoder(_common.weight_path(args.psp_encoder_ckpt, "psp_encoder"),
-                                           size=generator.size)
+        psp = weights.load_psp_encoder(_common.weight_path(args.psp_encoder_ckpt, "psp_encoder"), size=generator.size)
     style_encoder = generator.embedder
     if args.style_encoder_ckpt:
         style_encoder = weights.load_style_encoder(args.style_encoder_ckpt)
@@ -191,9 +216,18 @@ def run(args: argparse.Namespace) -> int:
     if "style_encoder" in parts:
         export("style_encoder", export_style_encoder, style_encoder)
 
-    entries = {"format": 1, "size": generator.size, "n_latent": generator.n_latent, "precision": args.precision,
-               "encoder_input_size": ENCODER_INPUT_SIZE, "opset": opset, "exporter": args.exporter,
-               "torch": torch.__version__, "models": models, "base_fingerprint": base_fingerprint}
+    entries = {
+        "format": 1,
+        "size": generator.size,
+        "n_latent": generator.n_latent,
+        "precision": args.precision,
+        "encoder_input_size": ENCODER_INPUT_SIZE,
+        "opset": opset,
+        "exporter": args.exporter,
+        "torch": torch.__version__,
+        "models": models,
+        "base_fingerprint": base_fingerprint,
+    }
     if adapters:
         entries["adapters"] = [{"file": Path(p).name, "scale": k} for p, k in adapters]
     if "generator" in parts:  # the runner computes the controls' blend weights from the learned ones

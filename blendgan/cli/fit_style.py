@@ -5,6 +5,7 @@ the generator (RUN/adapter.safetensors, for `--adapter FILE[:SCALE]`); the base 
 The run folder follows the trainers' conventions (config.json, log.jsonl, checkpoints/, samples/ with the
 before/after sheets, --resume, torchrun). Flags come from blendgan.training.config.FitStyleConfig.
 """
+
 import argparse
 import os
 
@@ -21,9 +22,12 @@ blendgan fit-style --outdir runs/my_style --resume
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..training.config import FitStyleConfig
 
-    parser.add_argument("references", nargs="*", metavar="REF",
-                        help="reference artworks: the face in the style to fit, FFHQ-aligned or a square crop "
-                             "(none with --resume)")
+    parser.add_argument(
+        "references",
+        nargs="*",
+        metavar="REF",
+        help="reference artworks: the face in the style to fit, FFHQ-aligned or a square crop (none with --resume)",
+    )
     add_config_flags(parser, FitStyleConfig, skip=("references",))
 
 
@@ -54,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
             import json
 
             taken = json.loads(report.read_text())["style_taken"]
-            print("style taken (cosine of style codes, result vs reference, on the sheet faces): "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in taken.items()))
+            print(
+                "style taken (cosine of style codes, result vs reference, on the sheet faces): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in taken.items())
+            )
         print(f"fitted to step {step}: {out} (before/after sheets in {out / 'samples'})")
     return 0

@@ -1,4 +1,5 @@
 """``blendgan info``: what a checkpoint file holds and whether the loaders accept it."""
+
 import argparse
 import json
 
@@ -12,8 +13,9 @@ blendgan info pretrained_models/*.pt --json --no-sha256
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="checkpoint file(s) (.pt or .safetensors)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument("--no-sha256", dest="sha256", action="store_false",
-                        help="skip hashing the file (default: hash it)")
+    parser.add_argument(
+        "--no-sha256", dest="sha256", action="store_false", help="skip hashing the file (default: hash it)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

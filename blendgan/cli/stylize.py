@@ -1,4 +1,5 @@
 """`blendgan stylize`: people's own photos and videos, whole, with every face stylized and pasted back."""
+
 import argparse
 
 from ..errors import UsageError
@@ -39,43 +40,83 @@ def _faces(value):
 
 
 def add_arguments(parser):
-    parser.add_argument("inputs", nargs="+", metavar="PHOTO_OR_VIDEO",
-                        help="photos (jpg, png, bmp, webp, tif), videos (mp4, mov, webm, mkv, avi, gif) or folders")
-    add_control_arguments(parser, style_img_help="the artwork whose style the faces take (required); give it "
-                          "several times to mix styles (with --style_weights)")
-    parser.add_argument("--faces", type=_faces, default="all",
-                        help="which faces: all, largest, or K (the K largest)")
-    parser.add_argument("--min_face", type=float, default=None,
-                        help="skip faces whose aligned square is smaller than this many photo pixels, with a note "
-                             "(default: 96)")
-    parser.add_argument("--min_score", type=float, default=None,
-                        help="ignore face detections scoring below this (dlib HOG score; default: 0.3)")
-    parser.add_argument("--detect_size", type=int, default=1024,
-                        help="search for faces on a copy of the picture at most this many pixels long; raise it to "
-                             "find small faces in large group photos (slower)")
-    parser.add_argument("--keep_faceless", action="store_true",
-                        help="write photos without any face unchanged instead of reporting them as failed")
-    parser.add_argument("--save_crops", action="store_true",
-                        help="also write each face's aligned and stylized squares (<photo>_v_<style>_face<k>_*.png)")
-    parser.add_argument("--panel", action="store_true",
-                        help="also write a side-by-side picture [photo | result] (<photo>_v_<style>_panel.jpg)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="PHOTO_OR_VIDEO",
+        help="photos (jpg, png, bmp, webp, tif), videos (mp4, mov, webm, mkv, avi, gif) or folders",
+    )
+    add_control_arguments(
+        parser,
+        style_img_help="the artwork whose style the faces take (required); give it "
+        "several times to mix styles (with --style_weights)",
+    )
+    parser.add_argument("--faces", type=_faces, default="all", help="which faces: all, largest, or K (the K largest)")
+    parser.add_argument(
+        "--min_face",
+        type=float,
+        default=None,
+        help="skip faces whose aligned square is smaller than this many photo pixels, with a note (default: 96)",
+    )
+    parser.add_argument(
+        "--min_score",
+        type=float,
+        default=None,
+        help="ignore face detections scoring below this (dlib HOG score; default: 0.3)",
+    )
+    parser.add_argument(
+        "--detect_size",
+        type=int,
+        default=1024,
+        help="search for faces on a copy of the picture at most this many pixels long; raise it to "
+        "find small faces in large group photos (slower)",
+    )
+    parser.add_argument(
+        "--keep_faceless",
+        action="store_true",
+        help="write photos without any face unchanged instead of reporting them as failed",
+    )
+    parser.add_argument(
+        "--save_crops",
+        action="store_true",
+        help="also write each face's aligned and stylized squares (<photo>_v_<style>_face<k>_*.png)",
+    )
+    parser.add_argument(
+        "--panel",
+        action="store_true",
+        help="also write a side-by-side picture [photo | result] (<photo>_v_<style>_panel.jpg)",
+    )
     video = parser.add_argument_group("videos")
-    video.add_argument("--smooth", type=float, default=2.0,
-                       help="smoothing over time of each face's landmarks and codes: a Gaussian's width in frames "
-                            "(0: off, each frame on its own)")
+    video.add_argument(
+        "--smooth",
+        type=float,
+        default=2.0,
+        help="smoothing over time of each face's landmarks and codes: a Gaussian's width in frames "
+        "(0: off, each frame on its own)",
+    )
     video.add_argument("--start", type=float, default=0.0, help="first second of the video to stylize")
     video.add_argument("--end", type=float, default=None, help="stylize up to this second (default: the end)")
-    video.add_argument("--frames_dir", type=str, default=None,
-                       help="also write every stylized frame as PNG to FRAMES_DIR/<video>/000000.png ... "
-                            "(default: none)")
-    video.add_argument("--segment_frames", type=int, default=48,
-                       help="frames per segment, the unit that processes share and that a killed run resumes from")
+    video.add_argument(
+        "--frames_dir",
+        type=str,
+        default=None,
+        help="also write every stylized frame as PNG to FRAMES_DIR/<video>/000000.png ... (default: none)",
+    )
+    video.add_argument(
+        "--segment_frames",
+        type=int,
+        default=48,
+        help="frames per segment, the unit that processes share and that a killed run resumes from",
+    )
     add_size_argument(parser)
     add_checkpoint_arguments(parser)
     add_blend_arguments(parser, add_weight_index=6)
     parser.add_argument("--outdir", type=str, default=default_outdir("stylize"), help="output folder")
-    parser.add_argument("--skip_existing", action="store_true",
-                        help="keep outputs that already exist; a killed video run resumes where it stopped")
+    parser.add_argument(
+        "--skip_existing",
+        action="store_true",
+        help="keep outputs that already exist; a killed video run resumes where it stopped",
+    )
     add_runtime_arguments(parser)
     add_refine_arguments(parser)
 
@@ -104,8 +145,9 @@ def split_inputs(given, report):
             elif p.is_dir():
                 report.note(f"ignored (not a photo or video): {e}")
             else:
-                raise UsageError(f"{e}: not a photo or video file name (jpg, png, bmp, webp, tif; mp4, mov, webm, "
-                                 "mkv, avi, gif)")
+                raise UsageError(
+                    f"{e}: not a photo or video file name (jpg, png, bmp, webp, tif; mp4, mov, webm, mkv, avi, gif)"
+                )
     if not photos and not videos:
         raise UsageError(f"{' '.join(map(str, given))}: no photos or videos found")
     return photos, videos
@@ -132,8 +174,10 @@ def run(args):
     report = RunReport("stylize")
     photos, videos = split_inputs(args.inputs, report)
     if videos and args.refine:
-        report.note("--refine applies to photos; the faces of videos keep pSp's codes (a refine per frame would "
-                    "take seconds per step per face)")
+        report.note(
+            "--refine applies to photos; the faces of videos keep pSp's codes (a refine per frame would "
+            "take seconds per step per face)"
+        )
     missing = [p for p in args.style_img if not Path(p).is_file()]
     if missing:
         raise UsageError(f"--style_img {missing[0]}: file not found")
@@ -149,10 +193,23 @@ def run(args):
         if len(args.style_img) > 1:
             kwargs["style_weights"] = controls.mix_weights(len(args.style_img))
         if photos and ctx.is_main:
-            jobs.stylize_photos(bg, photos, args.style_img, outdir, report, faces=args.faces, min_face=args.min_face,
-                                min_score=args.min_score, keep_faceless=args.keep_faceless,
-                                save_crops=args.save_crops, panel=args.panel, skip_existing=args.skip_existing,
-                                aligner=aligner, refine=args.refine, **kwargs)
+            jobs.stylize_photos(
+                bg,
+                photos,
+                args.style_img,
+                outdir,
+                report,
+                faces=args.faces,
+                min_face=args.min_face,
+                min_score=args.min_score,
+                keep_faceless=args.keep_faceless,
+                save_crops=args.save_crops,
+                panel=args.panel,
+                skip_existing=args.skip_existing,
+                aligner=aligner,
+                refine=args.refine,
+                **kwargs,
+            )
         if videos:
             try:
                 codes = [bg.read_style(p)[1] for p in args.style_img]
@@ -167,11 +224,25 @@ def run(args):
                     continue
                 frames_dir = Path(args.frames_dir) / path.stem if args.frames_dir else None
                 try:
-                    stylize_video(bg, path, z_embed, target, report, aligner=aligner, faces=args.faces,
-                                  min_face=args.min_face, min_score=args.min_score, smooth=args.smooth,
-                                  start=args.start, end=args.end, skip_existing=args.skip_existing,
-                                  frames_dir=frames_dir, ctx=ctx, segment_frames=max(1, args.segment_frames),
-                                  **kwargs)
+                    stylize_video(
+                        bg,
+                        path,
+                        z_embed,
+                        target,
+                        report,
+                        aligner=aligner,
+                        faces=args.faces,
+                        min_face=args.min_face,
+                        min_score=args.min_score,
+                        smooth=args.smooth,
+                        start=args.start,
+                        end=args.end,
+                        skip_existing=args.skip_existing,
+                        frames_dir=frames_dir,
+                        ctx=ctx,
+                        segment_frames=max(1, args.segment_frames),
+                        **kwargs,
+                    )
                 except BlendGANError as err:
                     if isinstance(err, UsageError):
                         raise

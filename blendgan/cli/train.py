@@ -8,12 +8,15 @@ choices and range of each setting live in its field), so all three register thei
 left out is absent from the parsed arguments (argparse.SUPPRESS): a new run takes the setting's default, a
 resumed run keeps its saved value. Nothing heavy is imported here: the trainers are imported when a run starts.
 """
+
 import argparse
 import dataclasses
 import os
 
-HELP = ("train networks: `train generator` (BlendGAN generator + WBM vs three discriminators), `train style-encoder`, "
-        "`train psp`; torchrun for multi-GPU")
+HELP = (
+    "train networks: `train generator` (BlendGAN generator + WBM vs three discriminators), `train style-encoder`, "
+    "`train psp`; torchrun for multi-GPU"
+)
 
 EXAMPLES = """
 blendgan train generator --faces ffhq/ --styles aahq/ --outdir runs/ffhq256 --size 256 --init stylegan2-ffhq-256.pt --style_encoder_ckpt pretrained_models/style_encoder.pt
@@ -43,12 +46,24 @@ PSP_EPILOG = """examples:
 
 # trainer name -> (help, settings class name in blendgan.training.config, epilog, "module:function" that trains)
 TRAINERS = {
-    "generator": ("train the BlendGAN generator (+ WBM) against D_face, D_style and D_style_latent",
-                  "GeneratorConfig", GENERATOR_EPILOG, "generator_loop:train_generator"),
-    "style-encoder": ("train the style encoder, self-supervised (contrastive views of artworks, NT-Xent)",
-                      "StyleEncoderConfig", STYLE_EPILOG, "style_encoder_loop:train_style_encoder"),
-    "psp": ("train the pSp face encoder against the frozen generator (L2 + perceptual + identity + W-norm)",
-            "PSPConfig", PSP_EPILOG, "psp_loop:train_psp"),
+    "generator": (
+        "train the BlendGAN generator (+ WBM) against D_face, D_style and D_style_latent",
+        "GeneratorConfig",
+        GENERATOR_EPILOG,
+        "generator_loop:train_generator",
+    ),
+    "style-encoder": (
+        "train the style encoder, self-supervised (contrastive views of artworks, NT-Xent)",
+        "StyleEncoderConfig",
+        STYLE_EPILOG,
+        "style_encoder_loop:train_style_encoder",
+    ),
+    "psp": (
+        "train the pSp face encoder against the frozen generator (L2 + perceptual + identity + W-norm)",
+        "PSPConfig",
+        PSP_EPILOG,
+        "psp_loop:train_psp",
+    ),
 }
 
 
@@ -71,25 +86,39 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple = (
         meta, default = f.metadata, f.default
         group = groups[meta["group"]]
         if f.name == "progress":  # an on-by-default switch: the flag turns it off
-            group.add_argument("--no_progress", dest="progress", action="store_const", const=False,
-                               default=argparse.SUPPRESS, help=meta["help"])
+            group.add_argument(
+                "--no_progress",
+                dest="progress",
+                action="store_const",
+                const=False,
+                default=argparse.SUPPRESS,
+                help=meta["help"],
+            )
         elif isinstance(default, bool):
-            group.add_argument(f"--{f.name}", action="store_const", const=True, default=argparse.SUPPRESS,
-                               help=meta["help"])
+            group.add_argument(
+                f"--{f.name}", action="store_const", const=True, default=argparse.SUPPRESS, help=meta["help"]
+            )
         else:
-            group.add_argument(f"--{f.name}", type=type(default), choices=meta["choices"], default=argparse.SUPPRESS,
-                               help=f"{meta['help']} (default: {default})")
+            group.add_argument(
+                f"--{f.name}",
+                type=type(default),
+                choices=meta["choices"],
+                default=argparse.SUPPRESS,
+                help=f"{meta['help']} (default: {default})",
+            )
     for group in groups.values():  # argparse lists empty groups too
         if not group._group_actions:
             parser._action_groups.remove(group)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="trainer", metavar="TRAINER",
-                                help="what to train; `blendgan train TRAINER --help` lists its flags")
+    sub = parser.add_subparsers(
+        dest="trainer", metavar="TRAINER", help="what to train; `blendgan train TRAINER --help` lists its flags"
+    )
     for name, (help_, _, epilog, _) in TRAINERS.items():
-        p = sub.add_parser(name, help=help_, description=help_, epilog=epilog,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=help_, description=help_, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         add_config_flags(p, _config_class(name))
 
 

@@ -1,4 +1,5 @@
 """`blendgan transfer` = the original style_transfer_folder.py, same flags and outputs."""
+
 from ._common import (
     add_control_arguments,
     add_folder_job_arguments,
@@ -34,7 +35,17 @@ def run(args):
     setup_refine(bg, args)
     controls_from_args(args, bg.n_latent)
     mix = controls.mix_weights(len(styles)) if args.style_img and len(styles) > 1 else None
-    jobs.style_transfer_folder(bg, faces, styles, outdir, report, add_weight_index=args.add_weight_index,
-                               skip_existing=args.skip_existing, aligner=aligner, style_weights=mix,
-                               refine=args.refine, **control_kwargs(controls))
+    jobs.style_transfer_folder(
+        bg,
+        faces,
+        styles,
+        outdir,
+        report,
+        add_weight_index=args.add_weight_index,
+        skip_existing=args.skip_existing,
+        aligner=aligner,
+        style_weights=mix,
+        refine=args.refine,
+        **control_kwargs(controls),
+    )
     return report.summary()

@@ -1,4 +1,5 @@
 """`blendgan video` = the original gen_video.py, same flags; H.264 mp4 by default."""
+
 from ._common import (
     add_control_arguments,
     add_folder_job_arguments,
@@ -19,15 +20,27 @@ def add_arguments(parser):
     from ..defaults import VIDEO_ADD_WEIGHT_INDEX
 
     add_folder_job_arguments(parser, "video", add_weight_index=VIDEO_ADD_WEIGHT_INDEX)
-    parser.add_argument("--codec", choices=["h264", "mp4v"], default="h264",
-                        help="h264: browser-playable H.264/yuv420p (default); mp4v: the original's MPEG-4 Part 2")
-    parser.add_argument("--frames_dir", type=str, default=None,
-                        help="also write every frame as PNG to FRAMES_DIR/<face>/000000.png ... (default: no PNGs)")
+    parser.add_argument(
+        "--codec",
+        choices=["h264", "mp4v"],
+        default="h264",
+        help="h264: browser-playable H.264/yuv420p (default); mp4v: the original's MPEG-4 Part 2",
+    )
+    parser.add_argument(
+        "--frames_dir",
+        type=str,
+        default=None,
+        help="also write every frame as PNG to FRAMES_DIR/<face>/000000.png ... (default: no PNGs)",
+    )
     add_control_arguments(parser, mixing=False)
-    parser.add_argument("--style_space", choices=["z", "w"], default="z",
-                        help="blend two styles as style codes (z: the original) or as mapped styles (w: the same "
-                             "mix as --style_img/--style_weights in transfer; frame at alpha k = mix (1-k, k)) "
-                             "(default: z)")
+    parser.add_argument(
+        "--style_space",
+        choices=["z", "w"],
+        default="z",
+        help="blend two styles as style codes (z: the original) or as mapped styles (w: the same "
+        "mix as --style_img/--style_weights in transfer; frame at alpha k = mix (1-k, k)) "
+        "(default: z)",
+    )
 
 
 def run(args):
@@ -38,7 +51,19 @@ def run(args):
     controls_from_args(args, bg.n_latent)
     if args.frames_dir:
         make_outdir(args.frames_dir)
-    jobs.gen_video(bg, faces, styles, outdir, report, add_weight_index=args.add_weight_index, seed=args.seed,
-                   codec=args.codec, frames_dir=args.frames_dir, skip_existing=args.skip_existing, aligner=aligner,
-                   space=args.style_space, **control_kwargs(controls))
+    jobs.gen_video(
+        bg,
+        faces,
+        styles,
+        outdir,
+        report,
+        add_weight_index=args.add_weight_index,
+        seed=args.seed,
+        codec=args.codec,
+        frames_dir=args.frames_dir,
+        skip_existing=args.skip_existing,
+        aligner=aligner,
+        space=args.style_space,
+        **control_kwargs(controls),
+    )
     return report.summary()

@@ -11,6 +11,7 @@ defaults give the original image), ``stylize_photo(photo, style image, add_weigh
 controls) -> image`` (the whole photo) and ``stylize_video(clip, style image, add_weight_index) -> video``.
 Both image endpoints end with an optional ``refine=0``: steps of refining each face's codes (docs/refine.md).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,10 @@ from .service import (  # noqa: E402
 log = logging.getLogger(__name__)
 
 MODEL_QUEUE = "model"
-ADD_WEIGHT_INFO = ("How many of the generator's first layers keep the face's own code: higher keeps more of the "
-                   "face (pose, shape, identity), lower takes more of the style.")
+ADD_WEIGHT_INFO = (
+    "How many of the generator's first layers keep the face's own code: higher keeps more of the "
+    "face (pose, shape, identity), lower takes more of the style."
+)
 # system fonts only: the page needs nothing from the internet
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
@@ -71,8 +74,10 @@ def user_messages():
         raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
     except Exception as err:  # noqa: BLE001 - the page shows one line, the server log has the traceback
         log.exception("demo request failed")
-        raise gr.Error(html.escape(f"internal error ({type(err).__name__}: {err}); details are in the server's "
-                                   "log", quote=False), print_exception=False) from None
+        raise gr.Error(
+            html.escape(f"internal error ({type(err).__name__}: {err}); details are in the server's log", quote=False),
+            print_exception=False,
+        ) from None
 
 
 def _progress_callback(progress):
@@ -83,8 +88,7 @@ def _status_markdown(service):
     if service.ready:
         return f"Model: {service.describe()}."
     reason = html.escape(service.load_error, quote=False)
-    return (f"**The model is not loaded**, so nothing can be generated yet: {reason}. "
-            "Then restart `blendgan demo`.")
+    return f"**The model is not loaded**, so nothing can be generated yet: {reason}. Then restart `blendgan demo`."
 
 
 class ControlPanel:
@@ -93,25 +97,53 @@ class ControlPanel:
     `inputs` are the components in the order `service.stylize` / `values` take them."""
 
     def __init__(self, n_latent):
-        self.strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength", elem_id="strength",
-                                  info="0 gives the face's reconstruction, 1 the full style.")
-        self.preserve_color = gr.Checkbox(value=False, label="Keep the face's colours", elem_id="preserve_color",
-                                          info="The fine (colour) layers keep the face's code.")
+        self.strength = gr.Slider(
+            0,
+            1,
+            value=1.0,
+            step=0.05,
+            label="Strength",
+            elem_id="strength",
+            info="0 gives the face's reconstruction, 1 the full style.",
+        )
+        self.preserve_color = gr.Checkbox(
+            value=False,
+            label="Keep the face's colours",
+            elem_id="preserve_color",
+            info="The fine (colour) layers keep the face's code.",
+        )
         with gr.Accordion("Mix a second style", open=False, elem_id="mix_fold"):
-            self.style_2 = upload_image(label="Second style image (optional)", elem_id="style_input_2",
-                                        sources=["upload", "clipboard"])
-            self.mix = gr.Slider(0, 1, value=0.0, step=0.05, label="Second style's share", elem_id="style_mix",
-                                 info="The two styles mix in the style mapping's W space.")
+            self.style_2 = upload_image(
+                label="Second style image (optional)", elem_id="style_input_2", sources=["upload", "clipboard"]
+            )
+            self.mix = gr.Slider(
+                0,
+                1,
+                value=0.0,
+                step=0.05,
+                label="Second style's share",
+                elem_id="style_mix",
+                info="The two styles mix in the style mapping's W space.",
+            )
         with gr.Accordion("Advanced", open=False, elem_id="advanced"):
             self.layer_weights = gr.Textbox(
-                value="", label="Per-layer style weights", elem_id="layer_weights",
+                value="",
+                label="Per-layer style weights",
+                elem_id="layer_weights",
                 info=f"Empty: the add_weight_index slider decides. Else {n_latent} values in [0, 1] (layer 0 is "
-                     "the coarsest), or a preset: all, structure, texture.")
+                "the coarsest), or a preset: all, structure, texture.",
+            )
             self.refine = gr.Number(
-                value=0, minimum=0, maximum=MAX_REFINE_STEPS, precision=0, step=10, elem_id="refine",
+                value=0,
+                minimum=0,
+                maximum=MAX_REFINE_STEPS,
+                precision=0,
+                step=10,
+                elem_id="refine",
                 label="Refine the likeness (steps)",
                 info="0: off. Optimises the uploaded face's codes so the result keeps more of its likeness; each "
-                     "step takes about as long as a few results. Cached per face.")
+                "step takes about as long as a few results. Cached per face.",
+            )
 
     @property
     def inputs(self):
@@ -141,8 +173,20 @@ def build_app(service):
             return service.random_style(style_seed)
         raise gr.Error(f"Upload a {what} (or pick one of the bundled styles) first.", print_exception=False)
 
-    def on_stylize(face_path, style_path, index, face_seed, style_seed, strength=1.0, preserve_color=False,
-                   style_2=None, mix=0.0, layer_weights="", refine=0, progress=gr.Progress()):
+    def on_stylize(
+        face_path,
+        style_path,
+        index,
+        face_seed,
+        style_seed,
+        strength=1.0,
+        preserve_color=False,
+        style_2=None,
+        mix=0.0,
+        layer_weights="",
+        refine=0,
+        progress=gr.Progress(),
+    ):
         with user_messages():
             index = service.check_add_weight_index(index)
             controls, mix = service.check_controls(strength, preserve_color, layer_weights, mix)
@@ -157,8 +201,9 @@ def build_app(service):
             whole = None
             if face_path and service.is_whole_photo(face_path):
                 progress(0.8, desc="the whole photo")
-                whole, note = service.stylize_photo(face_path, z, index, z_second=z_second, mix=mix, refine=refine,
-                                                    **controls)
+                whole, note = service.stylize_photo(
+                    face_path, z, index, z_second=z_second, mix=mix, refine=refine, **controls
+                )
                 gr.Info(note)
         return face_rgb, result, whole  # (the alignment note was shown when the face was uploaded)
 
@@ -186,31 +231,67 @@ def build_app(service):
         return None, ""
 
     def on_random_face():
-        seed = secrets.randbelow(2 ** 31)
+        seed = secrets.randbelow(2**31)
         with user_messages():
             _, rgb = service.random_face(seed)
         return None, seed, rgb
 
     def on_random_style():
-        seed = secrets.randbelow(2 ** 31)
+        seed = secrets.randbelow(2**31)
         return None, seed, f"Style: a random style code (seed {seed})."
 
-    def on_api_stylize(face_path, style_path, index, strength=1.0, preserve_color=False, style_2=None, mix=0.0,
-                       layer_weights="", refine=0, progress=gr.Progress()):
+    def on_api_stylize(
+        face_path,
+        style_path,
+        index,
+        strength=1.0,
+        preserve_color=False,
+        style_2=None,
+        mix=0.0,
+        layer_weights="",
+        refine=0,
+        progress=gr.Progress(),
+    ):
         with user_messages():
-            _, result, _ = service.stylize(face_path, style_path, index, _progress_callback(progress),
-                                           strength=strength, preserve_color=preserve_color, style_path_2=style_2,
-                                           mix=mix, layer_weights=layer_weights, refine=refine)
+            _, result, _ = service.stylize(
+                face_path,
+                style_path,
+                index,
+                _progress_callback(progress),
+                strength=strength,
+                preserve_color=preserve_color,
+                style_path_2=style_2,
+                mix=mix,
+                layer_weights=layer_weights,
+                refine=refine,
+            )
         return result
 
-    def on_api_stylize_photo(photo_path, style_path, index, strength=1.0, preserve_color=False, style_2=None,
-                             mix=0.0, layer_weights="", refine=0, progress=gr.Progress()):
+    def on_api_stylize_photo(
+        photo_path,
+        style_path,
+        index,
+        strength=1.0,
+        preserve_color=False,
+        style_2=None,
+        mix=0.0,
+        layer_weights="",
+        refine=0,
+        progress=gr.Progress(),
+    ):
         with user_messages():
             controls, mix = service.check_controls(strength, preserve_color, layer_weights, mix)
             z_second = service.style_code(service.prepare_style(style_2)) if style_2 else None
-            result, _ = service.stylize_photo(photo_path, style_path, index, _progress_callback(progress),
-                                              z_second=z_second, mix=mix, refine=service.check_refine(refine),
-                                              **controls)
+            result, _ = service.stylize_photo(
+                photo_path,
+                style_path,
+                index,
+                _progress_callback(progress),
+                z_second=z_second,
+                mix=mix,
+                refine=service.check_refine(refine),
+                **controls,
+            )
         return result
 
     def on_stylize_video(video_path, style_path, index, progress=gr.Progress()):
@@ -236,11 +317,20 @@ def build_app(service):
         with gr.Tab("Stylize"):
             with gr.Row(equal_height=False):
                 with gr.Column():
-                    face_in = upload_image(label="Face photo (aligned automatically)", elem_id="face_input",
-                                           sources=["upload", "webcam", "clipboard"])
+                    face_in = upload_image(
+                        label="Face photo (aligned automatically)",
+                        elem_id="face_input",
+                        sources=["upload", "webcam", "clipboard"],
+                    )
                     random_face_btn = gr.Button("Random face", elem_id="random_face")
-                    face_used = gr.Image(label="Face as the model sees it", interactive=False, elem_id="face_used",
-                                         format="png", buttons=["fullscreen"], height=256)
+                    face_used = gr.Image(
+                        label="Face as the model sees it",
+                        interactive=False,
+                        elem_id="face_used",
+                        format="png",
+                        buttons=["fullscreen"],
+                        height=256,
+                    )
                 with gr.Column():
                     style_in = upload_image(label="Style image", elem_id="style_input", sources=["upload", "clipboard"])
                     if styles:
@@ -248,48 +338,89 @@ def build_app(service):
                     random_style_btn = gr.Button("Random style", elem_id="random_style")
                     style_note = gr.Markdown("", elem_id="style_note")
                 with gr.Column():
-                    result = gr.Image(label="Result", interactive=False, format="png", elem_id="result",
-                                      buttons=["download", "fullscreen"], height=256)
-                    index = gr.Slider(0, n_latent, value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent), step=1,
-                                      label="add_weight_index", info=ADD_WEIGHT_INFO, elem_id="add_weight_index")
+                    result = gr.Image(
+                        label="Result",
+                        interactive=False,
+                        format="png",
+                        elem_id="result",
+                        buttons=["download", "fullscreen"],
+                        height=256,
+                    )
+                    index = gr.Slider(
+                        0,
+                        n_latent,
+                        value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent),
+                        step=1,
+                        label="add_weight_index",
+                        info=ADD_WEIGHT_INFO,
+                        elem_id="add_weight_index",
+                    )
                     controls = ControlPanel(n_latent)
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="stylize")
                     api_btn = gr.Button(visible=False)  # carries the documented `stylize` endpoint
-            whole_photo = gr.Image(label="Whole photo: every face stylized and pasted back", interactive=False,
-                                   format="png", elem_id="whole_photo", buttons=["download", "fullscreen"])
+            whole_photo = gr.Image(
+                label="Whole photo: every face stylized and pasted back",
+                interactive=False,
+                format="png",
+                elem_id="whole_photo",
+                buttons=["download", "fullscreen"],
+            )
             photo_api_btn = gr.Button(visible=False)  # carries the documented `stylize_photo` endpoint
         with gr.Tab("Your video"):
             with gr.Row(equal_height=False):
                 with gr.Column():
-                    clip_in = gr.Video(label=f"Clip (up to {service.max_video_seconds:g} s)", sources=["upload"],
-                                       elem_id="clip_input")
+                    clip_in = gr.Video(
+                        label=f"Clip (up to {service.max_video_seconds:g} s)", sources=["upload"], elem_id="clip_input"
+                    )
                 with gr.Column():
-                    clip_style = upload_image(label="Style image", elem_id="clip_style",
-                                              sources=["upload", "clipboard"])
+                    clip_style = upload_image(
+                        label="Style image", elem_id="clip_style", sources=["upload", "clipboard"]
+                    )
                     if styles:
                         gr.Examples([[p] for p in styles], inputs=[clip_style], label="Bundled styles")
                 with gr.Column():
-                    clip_out = gr.Video(label="Stylized clip (H.264, with its sound)", autoplay=True,
-                                        elem_id="clip_output", interactive=False)
-                    clip_index = gr.Slider(0, n_latent, value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent), step=1,
-                                           label="add_weight_index", info=ADD_WEIGHT_INFO)
+                    clip_out = gr.Video(
+                        label="Stylized clip (H.264, with its sound)",
+                        autoplay=True,
+                        elem_id="clip_output",
+                        interactive=False,
+                    )
+                    clip_index = gr.Slider(
+                        0,
+                        n_latent,
+                        value=min(DEFAULT_ADD_WEIGHT_INDEX, n_latent),
+                        step=1,
+                        label="add_weight_index",
+                        info=ADD_WEIGHT_INFO,
+                    )
                     clip_btn = gr.Button("Stylize video", variant="primary", elem_id="stylize_video")
         with gr.Tab("Interpolation video"):
             with gr.Row(equal_height=False):
                 with gr.Column():
-                    video_face = upload_image(label="Face photo", elem_id="video_face",
-                                              sources=["upload", "webcam", "clipboard"])
+                    video_face = upload_image(
+                        label="Face photo", elem_id="video_face", sources=["upload", "webcam", "clipboard"]
+                    )
                 with gr.Column():
                     style_a = upload_image(label="From style", elem_id="video_style_a", sources=["upload", "clipboard"])
                     style_b = upload_image(label="To style", elem_id="video_style_b", sources=["upload", "clipboard"])
                     if len(styles) >= 2:
-                        gr.Examples([[a, b] for a, b in zip(styles, styles[1:] + styles[:1])],
-                                    inputs=[style_a, style_b], label="Bundled style pairs")
+                        gr.Examples(
+                            [[a, b] for a, b in zip(styles, styles[1:] + styles[:1])],
+                            inputs=[style_a, style_b],
+                            label="Bundled style pairs",
+                        )
                 with gr.Column():
-                    video = gr.Video(label="Interpolation (H.264)", autoplay=True, loop=True, elem_id="video",
-                                     interactive=False)
-                    video_index = gr.Slider(0, n_latent, value=min(VIDEO_ADD_WEIGHT_INDEX, n_latent), step=1,
-                                            label="add_weight_index", info=ADD_WEIGHT_INFO)
+                    video = gr.Video(
+                        label="Interpolation (H.264)", autoplay=True, loop=True, elem_id="video", interactive=False
+                    )
+                    video_index = gr.Slider(
+                        0,
+                        n_latent,
+                        value=min(VIDEO_ADD_WEIGHT_INDEX, n_latent),
+                        step=1,
+                        label="add_weight_index",
+                        info=ADD_WEIGHT_INFO,
+                    )
                     video_btn = gr.Button("Make video", variant="primary", elem_id="make_video")
 
         stylize_inputs = [face_in, style_in, index, face_seed, style_seed, *controls.inputs]
@@ -298,23 +429,42 @@ def build_app(service):
         face_in.change(on_face_change, [face_in, face_seed], [face_used, face_seed], **model, **ui)
         style_in.change(on_style_change, [style_in, style_seed], [style_seed, style_note], **ui)
         random_face_btn.click(on_random_face, None, [face_in, face_seed, face_used], **model, **ui).then(
-            on_stylize_if_ready, stylize_inputs, stylize_outputs, **model, **ui)
+            on_stylize_if_ready, stylize_inputs, stylize_outputs, **model, **ui
+        )
         random_style_btn.click(on_random_style, None, [style_in, style_seed, style_note], **ui).then(
-            on_stylize_if_ready, stylize_inputs, stylize_outputs, **model, **ui)
-        api_btn.click(on_api_stylize, [face_in, style_in, index, *controls.inputs], result, api_name="stylize",
-                      api_description="Stylize a face photo (aligned automatically) with a style image; "
-                                      f"add_weight_index 0 ... {n_latent}; optional: strength (0 ... 1), "
-                                      "preserve_color, a second style with its share (mix), per-layer style "
-                                      "weights (text: values or a preset), refine (steps of refining the "
-                                      "face's codes, 0: off).", **model)
-        photo_api_btn.click(on_api_stylize_photo, [face_in, style_in, index, *controls.inputs], whole_photo,
-                            api_name="stylize_photo",
-                            api_description="Stylize every face of a photo with a style image and paste them "
-                                            f"back: the whole photo at its own size; add_weight_index 0 ... "
-                                            f"{n_latent}; the optional controls of stylize.", **model)
-        clip_btn.click(on_stylize_video, [clip_in, clip_style, clip_index], clip_out, api_name="stylize_video",
-                       api_description="Stylize every face of a short clip and paste them back: an H.264 mp4 "
-                                       "with the clip's sound.", **model)
+            on_stylize_if_ready, stylize_inputs, stylize_outputs, **model, **ui
+        )
+        api_btn.click(
+            on_api_stylize,
+            [face_in, style_in, index, *controls.inputs],
+            result,
+            api_name="stylize",
+            api_description="Stylize a face photo (aligned automatically) with a style image; "
+            f"add_weight_index 0 ... {n_latent}; optional: strength (0 ... 1), "
+            "preserve_color, a second style with its share (mix), per-layer style "
+            "weights (text: values or a preset), refine (steps of refining the "
+            "face's codes, 0: off).",
+            **model,
+        )
+        photo_api_btn.click(
+            on_api_stylize_photo,
+            [face_in, style_in, index, *controls.inputs],
+            whole_photo,
+            api_name="stylize_photo",
+            api_description="Stylize every face of a photo with a style image and paste them "
+            f"back: the whole photo at its own size; add_weight_index 0 ... "
+            f"{n_latent}; the optional controls of stylize.",
+            **model,
+        )
+        clip_btn.click(
+            on_stylize_video,
+            [clip_in, clip_style, clip_index],
+            clip_out,
+            api_name="stylize_video",
+            api_description="Stylize every face of a short clip and paste them back: an H.264 mp4 "
+            "with the clip's sound.",
+            **model,
+        )
         video_btn.click(on_video, [video_face, style_a, style_b, video_index], video, **model, **ui)
     return app
 
@@ -323,8 +473,19 @@ def launch(app, host="127.0.0.1", port=7860, block=True, quiet=False):
     """Start the page on host:port with the model queue; `block=False` returns once the server is up."""
     app.queue(default_concurrency_limit=1)
     styles = bundled_style_images()
-    app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, ssr_mode=False,
-               mcp_server=False, pwa=False, enable_monitoring=False, theme=THEME, quiet=quiet,
-               run_history=False, allowed_paths=[str(styles[0].parent)] if styles else None,
-               footer_links=["api", "settings"])
+    app.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=not block,
+        share=False,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        theme=THEME,
+        quiet=quiet,
+        run_history=False,
+        allowed_paths=[str(styles[0].parent)] if styles else None,
+        footer_links=["api", "settings"],
+    )
     return app

@@ -6,6 +6,7 @@ returns RGB arrays, code tensors or a video path; anything a user can get wrong 
 notebook GUI does: decoded like ``cv2.imdecode(..., IMREAD_COLOR)``, FFHQ-aligned unless already an
 aligned square (256/512/1024 px), resized to the generator's size, then encoded.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -27,13 +28,13 @@ from ..defaults import VIDEO_ADD_WEIGHT_INDEX, VIDEO_FPS
 from ..errors import BlendGANError, InputImageError, UsageError
 from ..io import images
 
-MAX_PIXELS = 100_000_000      # larger uploads are refused before decoding (a 6000 x 4000 photo is 24 MP)
-ALIGN_SIZE = 1024             # the original GUI aligns at 1024, then resizes to the generator's size
-ALIGNED_CACHE_SIZE = 32       # uploads whose alignment is remembered (it takes seconds on big photos)
+MAX_PIXELS = 100_000_000  # larger uploads are refused before decoding (a 6000 x 4000 photo is 24 MP)
+ALIGN_SIZE = 1024  # the original GUI aligns at 1024, then resizes to the generator's size
+ALIGNED_CACHE_SIZE = 32  # uploads whose alignment is remembered (it takes seconds on big photos)
 RANDOM_FACE_TRUNCATION = 0.7  # random faces are drawn near the average face, as generate_image_pairs does
-VIDEOS_KEPT = 4               # older interpolation videos of this process are deleted
-MAX_VIDEO_SECONDS = 10.0      # longest clip the video tab takes (blendgan demo --max_video_seconds)
-MAX_REFINE_STEPS = 500       # most refine steps the page takes per face (each is seconds at 1024 px on a CPU)
+VIDEOS_KEPT = 4  # older interpolation videos of this process are deleted
+MAX_VIDEO_SECONDS = 10.0  # longest clip the video tab takes (blendgan demo --max_video_seconds)
+MAX_REFINE_STEPS = 500  # most refine steps the page takes per face (each is seconds at 1024 px on a CPU)
 
 
 def bundled_style_images():
@@ -70,8 +71,19 @@ class DemoService:
         self.fitted_styles = []  # pictures of the fitted style codes (`add_fitted_style`)
 
     @classmethod
-    def load(cls, ckpt, psp_encoder_ckpt, style_encoder_ckpt=None, *, device="auto", precision="fp32",
-             predictor=None, max_video_seconds=MAX_VIDEO_SECONDS, adapters=(), style_codes=()):
+    def load(
+        cls,
+        ckpt,
+        psp_encoder_ckpt,
+        style_encoder_ckpt=None,
+        *,
+        device="auto",
+        precision="fp32",
+        predictor=None,
+        max_video_seconds=MAX_VIDEO_SECONDS,
+        adapters=(),
+        style_codes=(),
+    ):
         """Load the weights; when they are missing or bad the service still starts and `load_error` says why.
 
         `adapters`: (adapter.safetensors, scale) pairs merged into the generator; `style_codes`: fitted styles
@@ -80,8 +92,14 @@ class DemoService:
 
         resolve_dtype(precision, resolve_device(device))  # a bad flag is an error now, not a message in the page
         try:
-            pipeline = BlendGAN.from_checkpoints(ckpt, psp_encoder_ckpt, style_encoder_ckpt or None,
-                                                 device=device, precision=precision, adapters=adapters)
+            pipeline = BlendGAN.from_checkpoints(
+                ckpt,
+                psp_encoder_ckpt,
+                style_encoder_ckpt or None,
+                device=device,
+                precision=precision,
+                adapters=adapters,
+            )
         except BlendGANError as err:
             return cls(None, str(err), predictor, max_video_seconds)
         service = cls(pipeline, None, predictor, max_video_seconds)
@@ -142,8 +160,10 @@ class DemoService:
         except Exception:  # noqa: BLE001 - decoding is retried below, which gives the precise reason
             width = height = 0
         if width * height > MAX_PIXELS:
-            raise InputImageError(f"{what} {name!r} is {width}x{height} ({width * height / 1e6:.0f} MP); "
-                                  f"the limit is {MAX_PIXELS / 1e6:.0f} MP: downscale it first")
+            raise InputImageError(
+                f"{what} {name!r} is {width}x{height} ({width * height / 1e6:.0f} MP); "
+                f"the limit is {MAX_PIXELS / 1e6:.0f} MP: downscale it first"
+            )
         try:
             return images.read_image_bgr(path)
         except InputImageError as err:
@@ -157,8 +177,10 @@ class DemoService:
             try:
                 self._aligner = FaceAligner(self._predictor)
             except UsageError as err:
-                raise UsageError(f"this photo needs face alignment, which is not available ({err}); "
-                                 "or upload an already aligned square crop of 256, 512 or 1024 px") from None
+                raise UsageError(
+                    f"this photo needs face alignment, which is not available ({err}); "
+                    "or upload an already aligned square crop of 256, 512 or 1024 px"
+                ) from None
         return self._aligner
 
     def align_face(self, image_bgr, name="the photo"):
@@ -177,8 +199,10 @@ class DemoService:
         self._aligned.move_to_end(key)
         aligned, n_faces = self._aligned[key]
         if aligned is None:
-            raise InputImageError(f"no face found in {name}: upload a photo with a clear, frontal face, "
-                                  "or an already aligned square crop (256, 512 or 1024 px)")
+            raise InputImageError(
+                f"no face found in {name}: upload a photo with a clear, frontal face, "
+                "or an already aligned square crop (256, 512 or 1024 px)"
+            )
         return aligned, n_faces
 
     def prepare_face(self, path):
@@ -204,8 +228,10 @@ class DemoService:
         `progress(fraction, desc)` follows the refine's steps."""
         step = None
         if progress is not None and refine:
+
             def step(done, total, loss):
                 progress(0.4 * done / total, f"refining the likeness: step {done}/{total}")
+
         with self._lock:
             return self._need_pipeline().face_codes_bgr(face_bgr, refine, progress=step)
 
@@ -232,8 +258,11 @@ class DemoService:
         with self._lock:
             bg = self._need_pipeline()
             if self._mean_latent is None:
-                self._mean_latent = (bg.latent_avg.reshape(1, -1).float() if bg.latent_avg is not None else
-                                     bg.mean_latent(MEAN_LATENT_SAMPLES, torch.Generator().manual_seed(0)))
+                self._mean_latent = (
+                    bg.latent_avg.reshape(1, -1).float()
+                    if bg.latent_avg is not None
+                    else bg.mean_latent(MEAN_LATENT_SAMPLES, torch.Generator().manual_seed(0))
+                )
             z = torch.randn(1, 512, generator=torch.Generator().manual_seed(int(seed)))
             codes = bg.face_codes_from_z(z, RANDOM_FACE_TRUNCATION, self._mean_latent)
             return codes, bg.to_rgb(bg.reconstruct(codes))[0]
@@ -252,8 +281,10 @@ class DemoService:
         except (TypeError, ValueError):
             raise UsageError(f"add_weight_index must be a whole number from 0 to {self.n_latent}") from None
         if not 0 <= index <= self.n_latent:
-            raise UsageError(f"add_weight_index {index} is outside 0 ... {self.n_latent} "
-                             f"(the {self.size} px generator has {self.n_latent} layers)")
+            raise UsageError(
+                f"add_weight_index {index} is outside 0 ... {self.n_latent} "
+                f"(the {self.size} px generator has {self.n_latent} layers)"
+            )
         return index
 
     def check_controls(self, strength=1.0, preserve_color=False, layer_weights="", mix=0.0):
@@ -269,8 +300,11 @@ class DemoService:
         mix = float(mix if mix is not None else 0.0)
         if not 0.0 <= mix <= 1.0:
             raise UsageError(f"style mix {mix:g}: must lie in [0, 1] (the second style's share)")
-        return {"strength": controls.strength, "layer_weights": controls.layer_weights,
-                "preserve_color": controls.preserve_color}, mix
+        return {
+            "strength": controls.strength,
+            "layer_weights": controls.layer_weights,
+            "preserve_color": controls.preserve_color,
+        }, mix
 
     # ------------------------------------------------------------------ results
     def stylize_codes(self, face_codes, z_embed, add_weight_index, *, z_second=None, mix=0.0, **controls):
@@ -280,14 +314,27 @@ class DemoService:
         with self._lock:
             bg = self._need_pipeline()
             if z_second is not None:
-                out = bg.mix_styles(face_codes, [z_embed, z_second], [1.0 - mix, mix], add_weight_index=index,
-                                    **controls)
+                out = bg.mix_styles(
+                    face_codes, [z_embed, z_second], [1.0 - mix, mix], add_weight_index=index, **controls
+                )
             else:
                 out = bg.stylize(face_codes, z_embed, add_weight_index=index, **controls)
             return bg.to_rgb(out)[0]
 
-    def stylize(self, face_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None, *,
-                strength=1.0, preserve_color=False, style_path_2=None, mix=0.0, layer_weights="", refine=0):
+    def stylize(
+        self,
+        face_path,
+        style_path,
+        add_weight_index=DEFAULT_ADD_WEIGHT_INDEX,
+        progress=None,
+        *,
+        strength=1.0,
+        preserve_color=False,
+        style_path_2=None,
+        mix=0.0,
+        layer_weights="",
+        refine=0,
+    ):
         """(aligned face RGB, stylized RGB, note) for two uploaded files: the HTTP API's `stylize`.
 
         The optional controls (defaults: the original image): `strength`, `preserve_color`, a second style
@@ -306,8 +353,11 @@ class DemoService:
         codes, z = self.face_codes(face, refine), self.style_code(style)
         z_second = self.style_code(second) if second is not None else None
         progress(0.6, "generating")
-        return images.bgr_to_rgb_array(face), self.stylize_codes(codes, z, index, z_second=z_second, mix=mix,
-                                                                 **controls), note
+        return (
+            images.bgr_to_rgb_array(face),
+            self.stylize_codes(codes, z, index, z_second=z_second, mix=mix, **controls),
+            note,
+        )
 
     def is_whole_photo(self, path):
         """True for an upload that is a photo to stylize whole (not an already aligned square crop)."""
@@ -315,8 +365,18 @@ class DemoService:
 
         return bool(path) and not is_prealigned(self.read_upload(path, "face photo"))
 
-    def stylize_photo(self, photo_path, style, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None, *,
-                      z_second=None, mix=0.0, refine=0, **controls):
+    def stylize_photo(
+        self,
+        photo_path,
+        style,
+        add_weight_index=DEFAULT_ADD_WEIGHT_INDEX,
+        progress=None,
+        *,
+        z_second=None,
+        mix=0.0,
+        refine=0,
+        **controls,
+    ):
         """(whole photo RGB with every face stylized and pasted back, note) for an uploaded photo and a style
         (an uploaded file's path, or a style code [1, 512]): the HTTP API's `stylize_photo`. `controls` and
         `z_second` with `mix` as in `stylize_codes`; `refine` steps refine each face's codes. Raises
@@ -333,15 +393,21 @@ class DemoService:
             z, controls = [z, z_second], {**controls, "style_weights": [1.0 - mix, mix]}
         progress(0.2, "finding faces")
         with self._lock:
-            result, records = bg.stylize_photo(images.bgr_to_rgb_array(picture), z,
-                                               aligner=self._get_photo_aligner(), add_weight_index=index,
-                                               refine=self.check_refine(refine), **controls)
+            result, records = bg.stylize_photo(
+                images.bgr_to_rgb_array(picture),
+                z,
+                aligner=self._get_photo_aligner(),
+                add_weight_index=index,
+                refine=self.check_refine(refine),
+                **controls,
+            )
         done = [r for r in records if r.stylized is not None]
         small = [r for r in records if r.skipped and "--min_face" in r.skipped]
         if not done:
             hint = " (the faces found are too small)" if small else ""
-            raise InputImageError(f"no face found in {_upload_name(photo_path)!r}{hint}: upload a photo with a "
-                                  "clear face")
+            raise InputImageError(
+                f"no face found in {_upload_name(photo_path)!r}{hint}: upload a photo with a clear face"
+            )
         note = f"{len(done)} face{'s' * (len(done) != 1)} stylized"
         if small:
             note += f"; {len(small)} too small to stylize left as they are"
@@ -363,9 +429,11 @@ class DemoService:
         except InputVideoError as err:
             raise InputVideoError(f"video {name!r}: {str(err).split(': ', 1)[-1]}") from None
         if info["duration"] > self.max_video_seconds + 1e-6:
-            raise UsageError(f"video {name!r} is {info['duration']:.1f} s long; this server takes clips of up to "
-                             f"{self.max_video_seconds:g} s (cut it, or start the server with a larger "
-                             "blendgan demo --max_video_seconds)")
+            raise UsageError(
+                f"video {name!r} is {info['duration']:.1f} s long; this server takes clips of up to "
+                f"{self.max_video_seconds:g} s (cut it, or start the server with a larger "
+                "blendgan demo --max_video_seconds)"
+            )
         progress(0.05, "encoding the style")
         z = self.style_code(self.prepare_style(style_path))
         with self._lock:
@@ -382,8 +450,9 @@ class DemoService:
                     raise InputVideoError(str(reason))
 
             progress(0.1, "finding, stylizing and pasting back the faces")
-            measured = stylize_video(bg, video_path, z, target, _Quiet(), aligner=self._get_photo_aligner(),
-                                     add_weight_index=index)
+            measured = stylize_video(
+                bg, video_path, z, target, _Quiet(), aligner=self._get_photo_aligner(), add_weight_index=index
+            )
             if not measured["frames_with_faces"]:
                 with contextlib.suppress(OSError):
                     target.unlink()
@@ -401,8 +470,9 @@ class DemoService:
                 raise UsageError(f"whole photos need face detection, which is not available ({err})") from None
         return self._photo_aligner
 
-    def interpolation_video(self, face_codes, z_from, z_to, add_weight_index=VIDEO_ADD_WEIGHT_INDEX,
-                            progress=None, alphas=None):
+    def interpolation_video(
+        self, face_codes, z_from, z_to, add_weight_index=VIDEO_ADD_WEIGHT_INDEX, progress=None, alphas=None
+    ):
         """H.264 mp4 (path) of the face as the style code moves through lerp(z_from, z_to, alpha) for each
         alpha; by default gen_video's blend factors there and back (62 frames, about 2 s at 30 fps)."""
         from ..io.video import VideoWriter
@@ -418,7 +488,7 @@ class DemoService:
             target = self._new_video_path()
             with VideoWriter(target, bg.size, bg.size, fps=VIDEO_FPS, codec="h264") as writer:
                 for start in range(0, len(alphas), bg.batch_size):
-                    chunk = alphas[start:start + bg.batch_size]
+                    chunk = alphas[start : start + bg.batch_size]
                     progress(start / len(alphas), f"frames {start + 1}-{start + len(chunk)} of {len(alphas)}")
                     out = bg.interpolate(face_codes, z_from, z_to, chunk, add_weight_index=index)
                     for frame in images.tensors_to_video_frames_rgb(out):

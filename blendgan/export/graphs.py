@@ -21,6 +21,7 @@ What the inference code does that a graph format cannot hold, and what is done h
 
 The modules below read the wrapped model's parameters; they never change the model.
 """
+
 import contextlib
 import math
 

@@ -12,6 +12,7 @@ Applying an adapter merges W + scale * B A into the weights at load, before the 
 inference buffers: generation then costs what the base model costs, and `blendgan export --adapter` writes
 the same merged weights.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,14 @@ FORMAT = "blendgan-style-adapter"
 VERSION = "1"
 # tensors whose bytes identify a base generator (cheap to hash at every load, unlike the 1.47 GB file); none
 # of them is changed by an adapter, so a generator with adapters merged still has its base's fingerprint
-FINGERPRINT_KEYS = ("add_weight", "input.input", "style.1.weight", "embedding.1.weight", "embedding.8.weight",
-                    "conv1.conv.modulation.weight")
+FINGERPRINT_KEYS = (
+    "add_weight",
+    "input.input",
+    "style.1.weight",
+    "embedding.1.weight",
+    "embedding.8.weight",
+    "conv1.conv.modulation.weight",
+)
 
 
 def adaptable_layers(generator: nn.Module) -> list[str]:
@@ -62,8 +69,9 @@ def select_layers(generator: nn.Module, spec: str) -> list[str]:
         raise UsageError(f"--layers {spec!r}: give 'all' or a range of resolutions such as 32-1024") from None
     chosen = [n for n in names if low <= layer_resolution(n) <= high]
     if not chosen:
-        raise UsageError(f"--layers {spec!r}: no layer of the {generator.size}px generator has a resolution "
-                         "in that range")
+        raise UsageError(
+            f"--layers {spec!r}: no layer of the {generator.size}px generator has a resolution in that range"
+        )
     return chosen
 
 
@@ -75,7 +83,7 @@ class LowRankDelta(nn.Module):
         _, out_ch, in_ch, k, _ = weight_shape
         fan_in = in_ch * k * k
         self.shape = tuple(weight_shape)
-        self.a = nn.Parameter(torch.randn(rank, fan_in, generator=generator) / fan_in ** 0.5)
+        self.a = nn.Parameter(torch.randn(rank, fan_in, generator=generator) / fan_in**0.5)
         self.b = nn.Parameter(torch.zeros(out_ch, rank))
 
     def delta(self) -> torch.Tensor:
@@ -160,8 +168,11 @@ def save_adapter(path, tensors: dict[str, torch.Tensor], meta: dict) -> int:
     """Write the adapter file (safetensors, atomically); returns its size in bytes."""
     from ..weights import safetensors_file
 
-    meta = {"format": FORMAT, "version": VERSION, **{k: v if isinstance(v, str) else json.dumps(v)
-                                                        for k, v in meta.items()}}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        **{k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()},
+    }
     safetensors_file.write(tensors, meta, path)
     return Path(path).stat().st_size
 
@@ -176,11 +187,15 @@ def read_adapter(path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         tensors, meta = safetensors_file.read(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input
-        raise UsageError(f"--adapter {path}: not a readable safetensors file ({err}); pass the adapter.safetensors "
-                         "that `blendgan fit-style` wrote") from None
+        raise UsageError(
+            f"--adapter {path}: not a readable safetensors file ({err}); pass the adapter.safetensors "
+            "that `blendgan fit-style` wrote"
+        ) from None
     if meta.get("format") != FORMAT:
-        raise UsageError(f"--adapter {path}: not a style adapter (no '{FORMAT}' metadata); pass the "
-                         "adapter.safetensors that `blendgan fit-style` wrote")
+        raise UsageError(
+            f"--adapter {path}: not a style adapter (no '{FORMAT}' metadata); pass the "
+            "adapter.safetensors that `blendgan fit-style` wrote"
+        )
     return tensors, meta
 
 
@@ -206,8 +221,10 @@ def merge_adapter(generator: nn.Module, path, scale: float = 1.0) -> dict:
     tensors, meta = read_adapter(path)
     if meta.get("base_fingerprint") != generator_fingerprint(generator):
         base = meta.get("base_checkpoint", "another checkpoint")
-        raise UsageError(f"--adapter {path}: made for another base checkpoint ({base}, sha256 "
-                         f"{meta.get('base_sha256', '?')[:16]}...); use it with that --ckpt")
+        raise UsageError(
+            f"--adapter {path}: made for another base checkpoint ({base}, sha256 "
+            f"{meta.get('base_sha256', '?')[:16]}...); use it with that --ckpt"
+        )
     if scale == 0:
         return meta
     layers = sorted({k.rsplit(".", 1)[0] for k in tensors})

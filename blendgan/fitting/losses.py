@@ -5,6 +5,7 @@ encoder sees them. The Gram distance is relative, ||G(x) - G(y)||^2 / ||G(y)||^2
 raw Gram entries of the five taps differ by orders of magnitude, and a relative distance weights each
 layer's texture statistics alike without hand-tuned per-layer weights (Gatys et al. weight them by hand).
 """
+
 from __future__ import annotations
 
 import torch
@@ -53,8 +54,11 @@ class StyleFitLoss(nn.Module):
     def targets(self, target: torch.Tensor) -> dict:
         """What the loss needs of the targets: pooled pixels, normalised taps and Gram matrices."""
         taps = [t.float() for t in self.taps(target)]
-        return {"pixels": pooled(target).float(), "taps": [F.normalize(t, dim=1, eps=1e-10) for t in taps],
-                "grams": [gram(t) for t in taps]}
+        return {
+            "pixels": pooled(target).float(),
+            "taps": [F.normalize(t, dim=1, eps=1e-10) for t in taps],
+            "grams": [gram(t) for t in taps],
+        }
 
     def forward(self, x: torch.Tensor, target) -> dict[str, torch.Tensor]:
         want = target if isinstance(target, dict) else self.targets(target)

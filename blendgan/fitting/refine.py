@@ -21,6 +21,7 @@ terms + pull) of all those evaluated, the pSp codes and the last update included
 drawn at random: `seed` fixes torch's RNG for the duration (forked, the caller's stream is untouched), so
 any later random term stays reproducible.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -66,12 +67,12 @@ class RefineSettings:
 
 @dataclass
 class RefineResult:
-    codes: torch.Tensor          # [1, n_latent, 512] float32, on the device of the initial codes
-    loss_before: float           # reconstruction loss (image terms only) of the initial codes
-    loss_after: float            # the same of the returned codes
+    codes: torch.Tensor  # [1, n_latent, 512] float32, on the device of the initial codes
+    loss_before: float  # reconstruction loss (image terms only) of the initial codes
+    loss_after: float  # the same of the returned codes
     seconds: float
     steps: int
-    cached: bool = False         # served from a cache (no optimisation ran)
+    cached: bool = False  # served from a cache (no optimisation ran)
 
 
 class ReconstructionLoss(torch.nn.Module):
@@ -102,8 +103,9 @@ class ReconstructionLoss(torch.nn.Module):
         with torch.no_grad():
             pooled = y.to(dtype)
             if pooled.shape[-2:] != shape:
-                pooled = F.interpolate(pooled.float(), size=shape, mode="bilinear", antialias=True,
-                                       align_corners=False).to(dtype)
+                pooled = F.interpolate(
+                    pooled.float(), size=shape, mode="bilinear", antialias=True, align_corners=False
+                ).to(dtype)
             prepared = {"pooled": pooled}
             if self.vgg is not None:
                 prepared["vgg"] = self.vgg.features(pooled)
@@ -137,10 +139,20 @@ def load_identity_model(path):
     return load_arcface(path)
 
 
-def refine_codes(generator: torch.nn.Module, target: torch.Tensor, init_codes: torch.Tensor,
-                 loss: ReconstructionLoss, *, steps: int, lr: float = 0.01, pull: float = 0.5, seed: int = 0,
-                 progress: Callable[[int, int, float], None] | None = None,
-                 dtype: torch.dtype | None = None, generator_kwargs: dict | None = None) -> RefineResult:
+def refine_codes(
+    generator: torch.nn.Module,
+    target: torch.Tensor,
+    init_codes: torch.Tensor,
+    loss: ReconstructionLoss,
+    *,
+    steps: int,
+    lr: float = 0.01,
+    pull: float = 0.5,
+    seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+    dtype: torch.dtype | None = None,
+    generator_kwargs: dict | None = None,
+) -> RefineResult:
     """Optimise W+ codes [1, n_latent, 512] so that `generator` redraws `target`.
 
     `target`: [1, 3, H, W] in [-1, 1] on the generator's device (resized to the generator's size by the

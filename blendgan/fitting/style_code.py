@@ -4,6 +4,7 @@ A style code means something only to the generator it was fitted with (its style
 w_style), so the file records that generator's fingerprint (`blendgan.fitting.adapter.fingerprint`) and the
 pipeline refuses a code made for another checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,11 @@ def save_style_code(path, z_embed: torch.Tensor, thumbnail_rgb: np.ndarray | Non
     tensors = {"z_embed": z_embed.detach().float().cpu().reshape(1, -1).contiguous()}
     if thumbnail_rgb is not None:
         tensors["thumbnail"] = torch.from_numpy(np.ascontiguousarray(thumbnail_rgb, dtype=np.uint8))
-    meta = {"format": FORMAT, "version": VERSION,
-            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        **{k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()},
+    }
     safetensors_file.write(tensors, meta, path)
     return Path(path).stat().st_size
 
@@ -55,11 +59,15 @@ def read_style_code(path) -> tuple[torch.Tensor, np.ndarray | None, dict]:
     try:
         tensors, meta = safetensors_file.read(path)
     except Exception as err:  # noqa: BLE001
-        raise UsageError(f"--style_code {path}: not a readable safetensors file ({err}); pass the style_code"
-                         ".safetensors that `blendgan fit-style` wrote") from None
+        raise UsageError(
+            f"--style_code {path}: not a readable safetensors file ({err}); pass the style_code"
+            ".safetensors that `blendgan fit-style` wrote"
+        ) from None
     z = tensors.get("z_embed")
     if meta.get("format") != FORMAT or z is None or z.numel() != 512:
-        raise UsageError(f"--style_code {path}: not a style-code file; pass the style_code.safetensors that "
-                         "`blendgan fit-style` wrote")
+        raise UsageError(
+            f"--style_code {path}: not a style-code file; pass the style_code.safetensors that "
+            "`blendgan fit-style` wrote"
+        )
     thumb = tensors.get("thumbnail")
     return z.float().reshape(1, 512).clone(), None if thumb is None else thumb.numpy().copy(), meta

@@ -54,9 +54,7 @@ def list_images(path: PathLike) -> tuple[list[Path], list[Path]]:
         return images, ignored
     if p.is_file():
         if not is_image_file(p):
-            raise UsageError(
-                f"{p}: not an image file name (expected one of {', '.join(IMAGE_EXTENSIONS)})"
-            )
+            raise UsageError(f"{p}: not an image file name (expected one of {', '.join(IMAGE_EXTENSIONS)})")
         return [p], []
     raise UsageError(f"{p}: no such file or folder; check the path")
 
@@ -127,8 +125,8 @@ def _png_reaches_iend(data: np.ndarray) -> bool:
     """Walk the PNG chunk chain (length, type, payload, CRC) from the signature to IEND."""
     pos, size = 8, data.size
     while pos + 8 <= size:
-        length = int.from_bytes(data[pos:pos + 4].tobytes(), "big")
-        if data[pos + 4:pos + 8].tobytes() == b"IEND":
+        length = int.from_bytes(data[pos : pos + 4].tobytes(), "big")
+        if data[pos + 4 : pos + 8].tobytes() == b"IEND":
             return True
         pos += 12 + length
     return False
@@ -177,12 +175,9 @@ def to_bgr(image: Union[PathLike, Image.Image, np.ndarray]) -> np.ndarray:
             return cv2.cvtColor(np.ascontiguousarray(image.reshape(image.shape[:2])), cv2.COLOR_GRAY2BGR)
         if image.ndim == 3 and image.shape[2] in (3, 4):
             return np.ascontiguousarray(image[:, :, 2::-1])
-        raise InputImageError(
-            f"image array of shape {tuple(image.shape)}: expected H×W, H×W×3 (RGB) or H×W×4 (RGBA)"
-        )
+        raise InputImageError(f"image array of shape {tuple(image.shape)}: expected H×W, H×W×3 (RGB) or H×W×4 (RGBA)")
     raise InputImageError(
-        f"unsupported image input of type {type(image).__name__}: pass a path, a PIL image or a "
-        "uint8 RGB NumPy array"
+        f"unsupported image input of type {type(image).__name__}: pass a path, a PIL image or a uint8 RGB NumPy array"
     )
 
 

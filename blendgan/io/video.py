@@ -42,8 +42,7 @@ class VideoWriter:
     ...         vw.write(frame)
     """
 
-    def __init__(self, path: PathLike, width: int, height: int, fps: float = 30,
-                 codec: str = "h264", crf: int = 18):
+    def __init__(self, path: PathLike, width: int, height: int, fps: float = 30, codec: str = "h264", crf: int = 18):
         if codec not in CODECS:
             raise UsageError(f"unknown video codec {codec!r}; choose one of {', '.join(CODECS)}")
         if width <= 0 or height <= 0:
@@ -82,19 +81,29 @@ class VideoWriter:
         if self.width % 2 or self.height % 2:
             output_params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         gen = imageio_ffmpeg.write_frames(
-            str(self._tmp), (self.width, self.height), pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            fps=self.fps, codec="libx264", quality=None, macro_block_size=1,
-            ffmpeg_log_level="error", output_params=output_params,
+            str(self._tmp),
+            (self.width, self.height),
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            fps=self.fps,
+            codec="libx264",
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=output_params,
         )
         gen.send(None)  # starts ffmpeg
         return gen
 
     def _open_mp4v(self):
-        writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(self.fps),
-                                 (self.width, self.height))
+        writer = cv2.VideoWriter(
+            str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(self.fps), (self.width, self.height)
+        )
         if not writer.isOpened():
-            raise BlendGANError(f"{self.path}: OpenCV could not open an mp4v video writer "
-                                "(OpenCV built without FFmpeg?); use codec h264")
+            raise BlendGANError(
+                f"{self.path}: OpenCV could not open an mp4v video writer "
+                "(OpenCV built without FFmpeg?); use codec h264"
+            )
         return writer
 
     def write(self, frame_rgb: np.ndarray) -> None:
@@ -102,8 +111,10 @@ class VideoWriter:
         if self._encoder is None:
             raise RuntimeError("VideoWriter is not open (use it in a with-block)")
         if frame_rgb.shape != (self.height, self.width, 3) or frame_rgb.dtype != np.uint8:
-            raise ValueError(f"frame must be uint8 {self.height}x{self.width}x3, got "
-                             f"{frame_rgb.dtype} {'x'.join(map(str, frame_rgb.shape))}")
+            raise ValueError(
+                f"frame must be uint8 {self.height}x{self.width}x3, got "
+                f"{frame_rgb.dtype} {'x'.join(map(str, frame_rgb.shape))}"
+            )
         if self.codec == "h264":
             try:
                 self._encoder.send(np.ascontiguousarray(frame_rgb))
@@ -185,8 +196,7 @@ class FrameDumper:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise UsageError(f"{self.folder}: cannot create the frames folder "
-                                 f"({err.strerror or err})") from None
+                raise UsageError(f"{self.folder}: cannot create the frames folder ({err.strerror or err})") from None
         path = self.folder / f"{self.index:06d}.png"
         write_image_atomic(path, frame_rgb[:, :, ::-1])
         self.index += 1
@@ -245,8 +255,10 @@ def is_video_file(path: PathLike) -> bool:
 
 def _video_error(path: PathLike, err: Exception) -> InputVideoError:
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    detail = next((ln for ln in reversed(lines) if "Invalid data" in ln or "could not" in ln.lower()),
-                  lines[-1] if lines else type(err).__name__)
+    detail = next(
+        (ln for ln in reversed(lines) if "Invalid data" in ln or "could not" in ln.lower()),
+        lines[-1] if lines else type(err).__name__,
+    )
     return InputVideoError(f"{path}: not a readable video ({detail[:160]}); use an mp4, mov, webm, mkv, avi or gif")
 
 
@@ -277,8 +289,13 @@ def probe_video(path: PathLike) -> dict:
         raise _video_error(p, err) from None
     if not n_frames or not meta.get("fps"):
         raise InputVideoError(f"{p}: no video frames could be decoded; use an mp4, mov, webm, mkv, avi or gif")
-    return {"fps": float(meta["fps"]), "size": tuple(meta["size"]), "n_frames": int(n_frames),
-            "duration": n_frames / float(meta["fps"]), "audio": meta.get("audio_codec")}
+    return {
+        "fps": float(meta["fps"]),
+        "size": tuple(meta["size"]),
+        "n_frames": int(n_frames),
+        "duration": n_frames / float(meta["fps"]),
+        "audio": meta.get("audio_codec"),
+    }
 
 
 def iter_video_frames(path: PathLike, stop: int | None = None):
@@ -305,8 +322,14 @@ def iter_video_frames(path: PathLike, stop: int | None = None):
             reader.close()
 
 
-def join_segments(segments: list[PathLike], target: PathLike, fps: float, audio_from: PathLike | None = None,
-                  audio_start: float = 0.0, audio_duration: float | None = None) -> None:
+def join_segments(
+    segments: list[PathLike],
+    target: PathLike,
+    fps: float,
+    audio_from: PathLike | None = None,
+    audio_start: float = 0.0,
+    audio_duration: float | None = None,
+) -> None:
     """Join raw H.264 segments (``.h264`` files of one size and encoder setting, each starting with a key
     frame) into the mp4 ``target`` without re-encoding the picture, at ``fps`` frames per second, with the
     audio of ``audio_from`` (from ``audio_start`` for ``audio_duration`` seconds, as AAC) when given.
@@ -321,8 +344,19 @@ def join_segments(segments: list[PathLike], target: PathLike, fps: float, audio_
     stream = tmp.with_name(tmp.name + ".h264")
     with open(stream, "wb") as joined:
         joined.writelines(Path(s).read_bytes() for s in segments)
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-framerate", f"{fps:.6f}",
-           "-f", "h264", "-i", str(stream)]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-framerate",
+        f"{fps:.6f}",
+        "-f",
+        "h264",
+        "-i",
+        str(stream),
+    ]
     if audio_from is not None:
         cmd += ["-ss", f"{audio_start:.6f}"] + (["-t", f"{audio_duration:.6f}"] if audio_duration else [])
         cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]

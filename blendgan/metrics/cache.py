@@ -5,6 +5,7 @@ options that change the features (resize convention, a resize applied before it)
 network or an option gives another key; a stale entry is never read. Entries are .npz files written atomically
 (float64 features, NaN rows for skipped files, and the skip messages, reported again when an entry is used).
 """
+
 import hashlib
 import json
 import os
@@ -29,8 +30,9 @@ def content_key(files, network_digest: str, options: dict) -> str:
     for f in files:
         st = Path(f).stat()
         entries.append([str(Path(f).resolve()), st.st_size, st.st_mtime_ns])
-    payload = json.dumps({"format": FORMAT, "files": entries, "network": network_digest, "options": options},
-                         sort_keys=True)
+    payload = json.dumps(
+        {"format": FORMAT, "files": entries, "network": network_digest, "options": options}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -56,6 +58,7 @@ def save(cache_dir, key, features, skipped, kind="inception") -> Path:
     p = entry_path(cache_dir, key, kind)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open_atomic(p) as f:
-        np.savez(f, format=FORMAT, key=key, features=np.asarray(features, np.float64),
-                 skipped=np.array(skipped, dtype=str))
+        np.savez(
+            f, format=FORMAT, key=key, features=np.asarray(features, np.float64), skipped=np.array(skipped, dtype=str)
+        )
     return p

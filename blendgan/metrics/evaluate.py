@@ -7,6 +7,7 @@ Unpaired metrics compare the two sets (fid, kid) or one set with itself (diversi
 recon) pair a real file with the fake file of the same name (stem). Work is shared over torchrun processes
 (sharing.py) with the same numbers for 1 or N processes. Unreadable images are reported and skipped.
 """
+
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +28,22 @@ CONVENTION = "clean-fid: per-channel float32 PIL bicubic (antialiased) to 299, c
 
 @dataclass
 class Options:
-    inception: str = ""                  # inception-2015-12-05.pt ('' = $BLENDGAN_HOME)
-    inception_sha256: str = ""           # '' = the published file's
-    arcface: str = ""                    # model_ir_se50.pth ('' = dlib's model)
-    style_encoder: str = ""              # blendgan.pt / style_encoder.pt for style codes
-    vgg: str = ""                        # blendgan.pt / style_encoder.pt / vgg19 file for perceptual distances
+    inception: str = ""  # inception-2015-12-05.pt ('' = $BLENDGAN_HOME)
+    inception_sha256: str = ""  # '' = the published file's
+    arcface: str = ""  # model_ir_se50.pth ('' = dlib's model)
+    style_encoder: str = ""  # blendgan.pt / style_encoder.pt for style codes
+    vgg: str = ""  # blendgan.pt / style_encoder.pt / vgg19 file for perceptual distances
     device: str = "cpu"
     batch: int = 16
-    cache_dir: str = ""                  # '' = cache.default_cache_dir(); 'off' = no cache
-    real_size: int = 0                   # resize real images to this square size first (training data's way)
+    cache_dir: str = ""  # '' = cache.default_cache_dir(); 'off' = no cache
+    real_size: int = 0  # resize real images to this square size first (training data's way)
     kid_subsets: int = stats.KID_SUBSETS
     kid_subset_size: int = stats.KID_SUBSET_SIZE
     diversity_pairs: int = 1000
     seed: int = 0
-    log: object = None                   # where skip notes go (stderr)
+    log: object = None  # where skip notes go (stderr)
     notes: list = field(default_factory=list)
-    networks: object = None              # the loaded networks, kept for the next call with these options
+    networks: object = None  # the loaded networks, kept for the next call with these options
 
 
 def parse_metrics(text):
@@ -50,8 +51,9 @@ def parse_metrics(text):
     names = [m.strip().lower() for m in str(text).split(",") if m.strip()]
     bad = [m for m in names if m not in METRICS]
     if not names or bad:
-        raise UsageError(f"--metrics {text!r}: unknown {', '.join(bad) or 'empty list'}; choose from "
-                         f"{', '.join(METRICS)}")
+        raise UsageError(
+            f"--metrics {text!r}: unknown {', '.join(bad) or 'empty list'}; choose from {', '.join(METRICS)}"
+        )
     return list(dict.fromkeys(names))
 
 
@@ -87,8 +89,10 @@ def pair_by_name(real_files, fake_files):
         by_stem.setdefault(f.stem, f)
     pairs = [(by_stem[f.stem], f) for f in fake_files if f.stem in by_stem]
     if not pairs:
-        raise UsageError(f"no file of --fake ({fake_files[0].parent}) has a namesake in --real "
-                         f"({real_files[0].parent}); paired metrics (id, style, recon) pair files by name")
+        raise UsageError(
+            f"no file of --fake ({fake_files[0].parent}) has a namesake in --real "
+            f"({real_files[0].parent}); paired metrics (id, style, recon) pair files by name"
+        )
     return pairs
 
 
@@ -142,8 +146,10 @@ def _weights(path, flag, what):
 
     p = Path(path).expanduser() if path else default_weight_path("blendgan")
     if not p.is_file():
-        raise UsageError(f"{flag} {p}: file not found; {what} use the VGG19/style encoder inside a blendgan.pt or "
-                         f"style_encoder.pt: pass {flag} FILE (or --ckpt), or run `blendgan download`")
+        raise UsageError(
+            f"{flag} {p}: file not found; {what} use the VGG19/style encoder inside a blendgan.pt or "
+            f"style_encoder.pt: pass {flag} FILE (or --ckpt), or run `blendgan download`"
+        )
     return str(p)
 
 
@@ -162,15 +168,16 @@ def real_inception_features(files, nets, opts, ctx):
                 print(f"skipped (cached): {s}", file=opts.log or sys.stderr)
         opts.notes.append(f"reference features read from the cache ({len(files)} files)")
         return features
-    features = sharing.map_rows(lambda f: read_rgb(f, opts.real_size), net, files, ctx, opts.batch, "real",
-                                opts.log)
+    features = sharing.map_rows(lambda f: read_rgb(f, opts.real_size), net, files, ctx, opts.batch, "real", opts.log)
     if use_cache and ctx.is_main:
         skipped = [f"{f}: unreadable" for f, r in zip(files, features) if np.isnan(r).any()]
         try:
             cache.save(cache_dir, key, features, skipped)
         except OSError as err:
-            print(f"note: cannot write the feature cache in {cache_dir} ({err.strerror or err})",
-                  file=opts.log or sys.stderr)
+            print(
+                f"note: cannot write the feature cache in {cache_dir} ({err.strerror or err})",
+                file=opts.log or sys.stderr,
+            )
     return features
 
 
@@ -263,7 +270,7 @@ def split_panel(path):
     k = w // h
     if k < 2 or w != k * h:
         raise InputImageError(f"{path}: {w} x {h} is not a row of square panels (width = k x height, k >= 2)")
-    return [rgb[:, i * h:(i + 1) * h] for i in range(k)]
+    return [rgb[:, i * h : (i + 1) * h] for i in range(k)]
 
 
 def evaluate_panels(panel_dir, metrics, opts=None, ctx=None, real_dir=None):
@@ -300,8 +307,7 @@ def evaluate_panels(panel_dir, metrics, opts=None, ctx=None, real_dir=None):
         out["style"] = _cosine(files, nets.get("style"), opts, ctx, "style", style_pair)
     if "diversity" in metrics:
         pairs = [(files[a], files[b]) for a, b in diversity_pairs(len(files), opts)]
-        rows = _pair_rows(pairs, nets.get("perceptual"), opts, ctx, "diversity",
-                          lambda p: (result(p[0]), result(p[1])))
+        rows = _pair_rows(pairs, nets.get("perceptual"), opts, ctx, "diversity", lambda p: (result(p[0]), result(p[1])))
         out["diversity"] = float(_need(_ok(rows), 1, "diversity pairs")[:, 1].mean())
     if "id" in metrics:
         undetected = ctx.all_reduce_sum([getattr(nets.get("identity"), "undetected", 0)])[0]
@@ -338,8 +344,9 @@ def evaluate_generator(generator, n, real_dir, metrics, opts=None, ctx=None, dev
     metrics = parse_metrics(",".join(metrics))
     paired = [m for m in metrics if m in PAIRED]
     if paired:
-        raise UsageError(f"{', '.join(paired)}: paired metrics need --real and --fake folders of named pairs, "
-                         "not generated images")
+        raise UsageError(
+            f"{', '.join(paired)}: paired metrics need --real and --fake folders of named pairs, not generated images"
+        )
     if n < 2:
         raise UsageError(f"--n {n}: at least 2 generated images are needed")
     nets = _networks(opts)
@@ -347,8 +354,15 @@ def evaluate_generator(generator, n, real_dir, metrics, opts=None, ctx=None, dev
     if {"fid", "kid"} & set(metrics):
         real = real_inception_features(list_folder(real_dir, "--real"), nets, opts, ctx)
         net = nets.get("inception")
-        fake = sharing.map_rows(lambda i: i, lambda idx: net(generated_rgb(generator, idx, opts.seed, device)),
-                                list(range(n)), ctx, opts.batch, "generated", opts.log)
+        fake = sharing.map_rows(
+            lambda i: i,
+            lambda idx: net(generated_rgb(generator, idx, opts.seed, device)),
+            list(range(n)),
+            ctx,
+            opts.batch,
+            "generated",
+            opts.log,
+        )
         out.update(fid_kid(real, fake, metrics, opts))
     if "diversity" in metrics:
         pairs = diversity_pairs(n, opts)
@@ -359,8 +373,10 @@ def evaluate_generator(generator, n, real_dir, metrics, opts=None, ctx=None, dev
             imgs = generated_rgb(generator, flat, opts.seed, device)
             return dist(list(zip(imgs[0::2], imgs[1::2])))
 
-        r = _need(_ok(sharing.map_rows(lambda p: p, rows, pairs, ctx, opts.batch, "diversity", opts.log)), 1,
-                  "diversity pairs")
+        r = _need(
+            _ok(sharing.map_rows(lambda p: p, rows, pairs, ctx, opts.batch, "diversity", opts.log)),
+            1,
+            "diversity pairs",
+        )
         out["diversity"] = float(r[:, 1].mean())
     return out
-

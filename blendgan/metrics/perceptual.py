@@ -5,6 +5,7 @@ uncalibrated form on the ImageNet VGG19 taps, without LPIPS's learned weights), 
 given blendgan.pt / style_encoder.pt (or torchvision's vgg19 file); images larger than 256 px are pooled to
 256 first, as the style encoder does, so the distance does not depend on the output size.
 """
+
 import numpy as np
 
 POOL = 256

@@ -6,6 +6,7 @@ it is computed in), and the rows are put back in item order by summing zero-fill
 is exact (x + 0 = x). Rows of items that failed are NaN. Everything after the gather runs on every rank on the
 same matrix, so 1 or N processes give the same numbers.
 """
+
 import sys
 
 import numpy as np

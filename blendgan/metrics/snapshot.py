@@ -11,6 +11,7 @@ JSON line to RUN/metric-<name>.jsonl:
 `best` names the best snapshot so far (lowest FID / KID). Names: fid or kid followed by N, with an optional
 k for thousands (fid5k = 5000 images, kid200 = 200). Under torchrun every process generates its share.
 """
+
 import json
 import re
 import sys
@@ -27,9 +28,9 @@ NAME_RE = re.compile(r"^(fid|kid)(\d+)(k?)$")
 
 @dataclass(frozen=True)
 class TrainingMetric:
-    name: str      # as given: fid5k
-    kind: str      # fid | kid
-    n: int         # generated images
+    name: str  # as given: fid5k
+    kind: str  # fid | kid
+    n: int  # generated images
 
 
 def parse_training_metrics(text):
@@ -38,8 +39,10 @@ def parse_training_metrics(text):
     for name in [t.strip().lower() for t in str(text or "").split(",") if t.strip()]:
         m = NAME_RE.match(name)
         if not m or int(m.group(2)) == 0:
-            raise UsageError(f"--metrics {name!r}: use fid or kid followed by the number of generated images, "
-                             "e.g. fid5k (5000), kid50k, fid200")
+            raise UsageError(
+                f"--metrics {name!r}: use fid or kid followed by the number of generated images, "
+                "e.g. fid5k (5000), kid50k, fid200"
+            )
         out.append(TrainingMetric(name, m.group(1), int(m.group(2)) * (1000 if m.group(3) else 1)))
     return list({m.name: m for m in out}.values())
 
@@ -63,12 +66,32 @@ def best_record(records):
 class SnapshotMetrics:
     """Made once per run (checks the Inception file before training starts); called at each snapshot."""
 
-    def __init__(self, metrics, faces, run_dir, size, ctx, inception="", batch=16, seed=0, cache_dir="",
-                 inception_sha256="", log=None):
+    def __init__(
+        self,
+        metrics,
+        faces,
+        run_dir,
+        size,
+        ctx,
+        inception="",
+        batch=16,
+        seed=0,
+        cache_dir="",
+        inception_sha256="",
+        log=None,
+    ):
         self.metrics = parse_training_metrics(metrics)
         self.run_dir, self.faces, self.ctx, self.log = Path(run_dir), faces, ctx, log
-        self.opts = Options(inception=inception, inception_sha256=inception_sha256, device=str(ctx.device),
-                            batch=batch, cache_dir=cache_dir, real_size=int(size), seed=seed, log=log)
+        self.opts = Options(
+            inception=inception,
+            inception_sha256=inception_sha256,
+            device=str(ctx.device),
+            batch=batch,
+            cache_dir=cache_dir,
+            real_size=int(size),
+            seed=seed,
+            log=log,
+        )
         if self.metrics:
             _networks(self.opts).get("inception")  # a missing or wrong file fails now, not after hours
 
@@ -86,8 +109,9 @@ class SnapshotMetrics:
         try:
             for n, group in by_n.items():
                 t0 = time.perf_counter()
-                got = evaluate_generator(generator, n, self.faces, [m.kind for m in group], self.opts, self.ctx,
-                                         device=self.ctx.device)
+                got = evaluate_generator(
+                    generator, n, self.faces, [m.kind for m in group], self.opts, self.ctx, device=self.ctx.device
+                )
                 seconds = time.perf_counter() - t0
                 for m in group:
                     values[m.name] = got[m.kind]
@@ -105,5 +129,7 @@ class SnapshotMetrics:
         record["best"] = {k: best[k] for k in ("step", "snapshot", "value")}
         text = "".join(json.dumps(r) + "\n" for r in records + [record])
         write_bytes_atomic(metric_log(self.run_dir, name), text.encode())
-        print(f"{name} {value:.4f} at step {step}; best {best['value']:.4f} at step {best['step']} "
-              f"({best['snapshot']})", file=self.log or sys.stderr)
+        print(
+            f"{name} {value:.4f} at step {step}; best {best['value']:.4f} at step {best['step']} ({best['snapshot']})",
+            file=self.log or sys.stderr,
+        )

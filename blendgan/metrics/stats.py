@@ -8,6 +8,7 @@
   ``k(x, y) = (x·y / d + 1)^3``, averaged over random subsets (as StyleGAN2-ADA computes it: 100 subsets of
   at most 1000 features each, drawn with a fixed seed so the value does not change from run to run).
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +56,14 @@ def trace_sqrt_product(a, b) -> float:
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
-    return _frechet(np.asarray(mu1, np.float64), np.asarray(sigma1, np.float64), symmetric_sqrt(sigma1),
-                    np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64), symmetric_sqrt(sigma2))
+    return _frechet(
+        np.asarray(mu1, np.float64),
+        np.asarray(sigma1, np.float64),
+        symmetric_sqrt(sigma1),
+        np.asarray(mu2, np.float64),
+        np.asarray(sigma2, np.float64),
+        symmetric_sqrt(sigma2),
+    )
 
 
 def _frechet(mu1, sigma1, a, mu2, sigma2, b):
@@ -78,8 +85,9 @@ def mmd2_unbiased_cubic(x: np.ndarray, y: np.ndarray) -> float:
     return float((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
 
 
-def kid(real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
-        seed: int = 0) -> float:
+def kid(
+    real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, seed: int = 0
+) -> float:
     """Kernel Inception Distance: mean unbiased MMD² over `subsets` random subsets of both feature sets."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     m = min(len(real), len(fake), subset_size)

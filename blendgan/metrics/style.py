@@ -12,6 +12,7 @@ class StyleCodes:
 
     def __init__(self, path, device="cpu"):
         from ..weights import load_style_encoder
+
         self.encoder = load_style_encoder(path).to(device).eval()
         self.device = device
 

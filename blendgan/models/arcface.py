@@ -5,6 +5,7 @@ Same layout as the `model_ir_se50.pth` weights pSp uses (keys `input_layer.*`, `
 BatchNorm2d, dropout (inactive: the network is only ever evaluated), flatten, Linear(25088, 512),
 BatchNorm1d; the 512-d embedding is L2-normalised.
 """
+
 import torch.nn.functional as F
 from torch import nn
 
@@ -23,8 +24,13 @@ class ArcFaceIRSE50(nn.Module):
     def __init__(self, embedding_dim=512):
         super().__init__()
         self.input_layer, self.body = ir_se50_trunk()
-        self.output_layer = nn.Sequential(FrozenBatchNorm2d(512), nn.Dropout(0.0), nn.Flatten(),
-                                          nn.Linear(512 * 7 * 7, embedding_dim), FrozenBatchNorm1d(embedding_dim))
+        self.output_layer = nn.Sequential(
+            FrozenBatchNorm2d(512),
+            nn.Dropout(0.0),
+            nn.Flatten(),
+            nn.Linear(512 * 7 * 7, embedding_dim),
+            FrozenBatchNorm1d(embedding_dim),
+        )
 
     def forward(self, x):
         return F.normalize(self.output_layer(self.body(self.input_layer(x))), dim=1)

@@ -5,6 +5,7 @@ discriminator: is a stylized image consistent with the style code `z_s`; Miyato 
 Pure modules: no state changes in forward. Widths follow the generator's channel table, optionally
 capped by `max_channels` (the state-dict keys never change, only shapes).
 """
+
 import math
 
 import torch
@@ -22,8 +23,9 @@ class ConvLayer(nn.Sequential):
     with p = len(kernel) - 2 + k - 1 and the convolution has stride 2 and no padding.
     Keys: `0.kernel` (downsample only), then the conv's `weight`, then the activation's `bias`."""
 
-    def __init__(self, in_channel, out_channel, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1),
-                 bias=True, activate=True):
+    def __init__(
+        self, in_channel, out_channel, kernel_size, downsample=False, blur_kernel=(1, 3, 3, 1), bias=True, activate=True
+    ):
         layers = []
         if downsample:
             p = (len(blur_kernel) - 2) + (kernel_size - 1)
@@ -31,8 +33,11 @@ class ConvLayer(nn.Sequential):
             stride, padding = 2, 0
         else:
             stride, padding = 1, kernel_size // 2
-        layers.append(EqualConv2d(in_channel, out_channel, kernel_size, stride=stride, padding=padding,
-                                  bias=bias and not activate))
+        layers.append(
+            EqualConv2d(
+                in_channel, out_channel, kernel_size, stride=stride, padding=padding, bias=bias and not activate
+            )
+        )
         if activate:
             if not bias:
                 raise ValueError("an activated ConvLayer always has a bias (the original has no other variant here)")
@@ -47,8 +52,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(in_channel, in_channel, 3, blur_kernel=blur_kernel)
         self.conv2 = ConvLayer(in_channel, out_channel, 3, downsample=True, blur_kernel=blur_kernel)
-        self.skip = ConvLayer(in_channel, out_channel, 1, downsample=True, blur_kernel=blur_kernel,
-                              activate=False, bias=False)
+        self.skip = ConvLayer(
+            in_channel, out_channel, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False
+        )
 
     def forward(self, x):
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)

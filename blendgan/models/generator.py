@@ -1,6 +1,7 @@
 """BlendGAN generator: StyleGAN2 synthesis + face mapping net `style` + style mapping net `embedding`
 + Weighted Blending Module `add_weight` + the style encoder `embedder`.
 """
+
 import math
 import random
 
@@ -10,15 +11,14 @@ from torch import nn
 from .layers import ConstantInput, EqualLinear, PixelNorm, StyledConv, ToRGB, random_normal
 from .style_encoder import VGG19_WIDTH, StyleEncoder
 
-SUPPORTED_SIZES = tuple(2 ** i for i in range(3, 11))  # 8 ... 1024
+SUPPORTED_SIZES = tuple(2**i for i in range(3, 11))  # 8 ... 1024
 
 
 def channels_for(channel_multiplier=2, max_channels=512):
     """Channels per resolution as in the original model.py (512 up to 32 px, then halving); `max_channels`
     caps every width (512 = the official networks; smaller values give narrow models for experiments and tests)."""
     cm = channel_multiplier
-    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm,
-             1024: 16 * cm}
+    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm, 1024: 16 * cm}
     return {res: min(c, int(max_channels)) for res, c in table.items()}
 
 
@@ -34,8 +34,9 @@ def size_for_n_latent(n_latent):
 
 def mapping_network(style_dim, n_mlp, lr_mlp):
     """PixelNorm then n_mlp x EqualLinear(lr_mul 0.01, fused lrelu); keys `.1` ... `.n_mlp`."""
-    return nn.Sequential(PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu")
-                                        for _ in range(n_mlp)])
+    return nn.Sequential(
+        PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu") for _ in range(n_mlp)]
+    )
 
 
 class NoiseBuffers(nn.Module):
@@ -55,8 +56,18 @@ class NoiseBuffers(nn.Module):
 class Generator(nn.Module):
     """BlendGAN generator with the original state-dict layout and `forward` keywords."""
 
-    def __init__(self, size, style_dim=512, n_mlp=8, channel_multiplier=2, blur_kernel=(1, 3, 3, 1), lr_mlp=0.01,
-                 max_channels=512, with_style_encoder=True, style_width=VGG19_WIDTH):
+    def __init__(
+        self,
+        size,
+        style_dim=512,
+        n_mlp=8,
+        channel_multiplier=2,
+        blur_kernel=(1, 3, 3, 1),
+        lr_mlp=0.01,
+        max_channels=512,
+        with_style_encoder=True,
+        style_width=VGG19_WIDTH,
+    ):
         super().__init__()
         if size not in SUPPORTED_SIZES:
             raise ValueError(f"size must be a power of two between 8 and 1024, got {size}")
@@ -82,7 +93,7 @@ class Generator(nn.Module):
         self.to_rgbs = nn.ModuleList()
         in_ch = channels[4]
         for i in range(3, self.log_size + 1):
-            out_ch = channels[2 ** i]
+            out_ch = channels[2**i]
             self.convs.append(StyledConv(in_ch, out_ch, 3, style_dim, upsample=True, blur_kernel=blur_kernel))
             self.convs.append(StyledConv(out_ch, out_ch, 3, style_dim, blur_kernel=blur_kernel))
             self.to_rgbs.append(ToRGB(out_ch, style_dim))
@@ -108,8 +119,7 @@ class Generator(nn.Module):
 
     def make_noise(self, generator=None):
         """Fresh random noise maps with the shapes of the stored buffers."""
-        return [torch.randn(b.shape, generator=generator, device=b.device, dtype=b.dtype)
-                for b in self.noises.maps()]
+        return [torch.randn(b.shape, generator=generator, device=b.device, dtype=b.dtype) for b in self.noises.maps()]
 
     def blend_weights(self, add_weight_index=None, style_amounts=None):
         """WBM weights a [1, n_latent, 1]: add_weight clamped to [0, 1], first `add_weight_index` layers = 1.
@@ -138,15 +148,29 @@ class Generator(nn.Module):
         w = None
         for j in range(z_embed.shape[1]):
             mapped = self.embedding(z_embed[:, j])
-            term = style_weights[:, j:j + 1].to(mapped.dtype) * mapped
+            term = style_weights[:, j : j + 1].to(mapped.dtype) * mapped
             w = term if w is None else w + term
         return w
 
     # ----------------------------------------------------------------- forward
-    def forward(self, styles, return_latents=False, inject_index=None, truncation=1, truncation_latent=None,
-                input_is_latent=False, noise=None, randomize_noise=True, style_image=None, z_embed=None,
-                only_return_z_embed=False, add_weight_index=None, blend_weights=None, style_weights=None,
-                max_resolution=None):
+    def forward(
+        self,
+        styles,
+        return_latents=False,
+        inject_index=None,
+        truncation=1,
+        truncation_latent=None,
+        input_is_latent=False,
+        noise=None,
+        randomize_noise=True,
+        style_image=None,
+        z_embed=None,
+        only_return_z_embed=False,
+        add_weight_index=None,
+        blend_weights=None,
+        style_weights=None,
+        max_resolution=None,
+    ):
         """The original keywords, plus two for the stylization controls (`blendgan.controls`):
         `blend_weights` [N|1, n_latent] replaces the WBM weights (add_weight_index is then ignored), and
         `z_embed` [N, J, 512] with `style_weights` [N|1, J] mixes J styles in W space (`style_latent`); and
@@ -157,7 +181,7 @@ class Generator(nn.Module):
             styles = [self.style(s) for s in styles]
 
         if noise is None:
-            noise = ([None] * self.num_layers if randomize_noise else self.noises.maps())
+            noise = [None] * self.num_layers if randomize_noise else self.noises.maps()
 
         if truncation < 1:
             styles = [truncation_latent + truncation * (s - truncation_latent) for s in styles]

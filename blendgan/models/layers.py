@@ -3,6 +3,7 @@
 Every layer that has a fast and a reference implementation reads `self.reference` (default False) to
 choose; `use_reference_ops(model, True)` flips it on a whole model (tests, benchmarks).
 """
+
 import math
 
 import torch
@@ -139,7 +140,7 @@ class Upsample(OpsSwitch):
     def __init__(self, blur_kernel=(1, 3, 3, 1), factor=2):
         super().__init__()
         self.factor = factor
-        self.register_buffer("kernel", ops.make_kernel(blur_kernel, scale=factor ** 2))
+        self.register_buffer("kernel", ops.make_kernel(blur_kernel, scale=factor**2))
         p = self.kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
 
@@ -153,7 +154,7 @@ class Blur(OpsSwitch):
 
     def __init__(self, blur_kernel, pad, upsample_factor=1):
         super().__init__()
-        self.register_buffer("kernel", ops.make_kernel(blur_kernel, scale=upsample_factor ** 2))
+        self.register_buffer("kernel", ops.make_kernel(blur_kernel, scale=upsample_factor**2))
         self.pad = tuple(pad)
 
     def forward(self, x):
@@ -165,8 +166,9 @@ class ModulatedConv2d(OpsSwitch):
     """Modulated convolution. Keys: `weight [1, out, in, k, k]`, `modulation.*`,
     and `blur.kernel` for the upsampling variant."""
 
-    def __init__(self, in_channel, out_channel, kernel_size, style_dim, demodulate=True, upsample=False,
-                 blur_kernel=(1, 3, 3, 1)):
+    def __init__(
+        self, in_channel, out_channel, kernel_size, style_dim, demodulate=True, upsample=False, blur_kernel=(1, 3, 3, 1)
+    ):
         super().__init__()
         self.in_channel, self.out_channel, self.kernel_size = in_channel, out_channel, kernel_size
         self.demodulate, self.upsample = demodulate, upsample
@@ -174,7 +176,7 @@ class ModulatedConv2d(OpsSwitch):
             factor = 2
             p = (len(blur_kernel) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
-        self.scale = 1 / math.sqrt(in_channel * kernel_size ** 2)
+        self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
         self.weight = nn.Parameter(random_normal(1, out_channel, in_channel, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1.0)
 
@@ -183,10 +185,12 @@ class ModulatedConv2d(OpsSwitch):
         `prepare_for_inference`."""
         with torch.no_grad():
             w = self.weight.detach()
-            self.register_buffer("weight_sq", ops.weight_sum_of_squares(w) if self.demodulate else None,
-                                 persistent=False)
-            self.register_buffer("weight_t", w[0].transpose(0, 1).contiguous() if self.upsample else None,
-                                 persistent=False)
+            self.register_buffer(
+                "weight_sq", ops.weight_sum_of_squares(w) if self.demodulate else None, persistent=False
+            )
+            self.register_buffer(
+                "weight_t", w[0].transpose(0, 1).contiguous() if self.upsample else None, persistent=False
+            )
         self._derived_key = _weight_key(self.weight)
 
     def derived(self):
@@ -203,16 +207,22 @@ class ModulatedConv2d(OpsSwitch):
 
     def forward(self, x, w):
         styles = self.modulation(w)
-        kwargs = dict(scale=self.scale, demodulate=self.demodulate, upsample=self.upsample,
-                      blur_kernel=self.blur.kernel if self.upsample else None,
-                      blur_pad=self.blur.pad if self.upsample else None)
+        kwargs = dict(
+            scale=self.scale,
+            demodulate=self.demodulate,
+            upsample=self.upsample,
+            blur_kernel=self.blur.kernel if self.upsample else None,
+            blur_pad=self.blur.pad if self.upsample else None,
+        )
         if self.reference:
             return ops.modulated_conv2d_reference(x, self.weight, styles, upfirdn=ops.upfirdn2d_reference, **kwargs)
         return ops.modulated_conv2d(x, self.weight, styles, **self.derived(), **kwargs)
 
     def extra_repr(self):
-        return (f"{self.in_channel}, {self.out_channel}, {self.kernel_size}, "
-                f"demodulate={self.demodulate}, upsample={self.upsample}")
+        return (
+            f"{self.in_channel}, {self.out_channel}, {self.kernel_size}, "
+            f"demodulate={self.demodulate}, upsample={self.upsample}"
+        )
 
 
 class NoiseInjection(nn.Module):
@@ -245,8 +255,9 @@ class StyledConv(OpsSwitch):
 
     def __init__(self, in_channel, out_channel, kernel_size, style_dim, upsample=False, blur_kernel=(1, 3, 3, 1)):
         super().__init__()
-        self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim, upsample=upsample,
-                                    blur_kernel=blur_kernel)
+        self.conv = ModulatedConv2d(
+            in_channel, out_channel, kernel_size, style_dim, upsample=upsample, blur_kernel=blur_kernel
+        )
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_channel)
 
@@ -255,10 +266,20 @@ class StyledConv(OpsSwitch):
             return self.activate(self.noise(self.conv(x, w), noise))
         conv = self.conv
         return ops.modulated_conv2d_fast(
-            x, conv.weight, conv.modulation(w), scale=conv.scale, demodulate=True, upsample=conv.upsample,
-            blur_kernel=conv.blur.kernel if conv.upsample else None, blur_pad=conv.blur.pad if conv.upsample else None,
-            bias=self.activate.bias, noise=None if noise is None else self.noise.weight * noise,
-            gain=ops.activation.GAIN, negative_slope=ops.activation.NEGATIVE_SLOPE, **conv.derived())
+            x,
+            conv.weight,
+            conv.modulation(w),
+            scale=conv.scale,
+            demodulate=True,
+            upsample=conv.upsample,
+            blur_kernel=conv.blur.kernel if conv.upsample else None,
+            blur_pad=conv.blur.pad if conv.upsample else None,
+            bias=self.activate.bias,
+            noise=None if noise is None else self.noise.weight * noise,
+            gain=ops.activation.GAIN,
+            negative_slope=ops.activation.NEGATIVE_SLOPE,
+            **conv.derived(),
+        )
 
 
 class ToRGB(OpsSwitch):
@@ -280,8 +301,16 @@ class ToRGB(OpsSwitch):
                 out = out + self.upsample(skip)
             return out
         residual = self.upsample(skip) if skip is not None else None
-        return ops.modulated_conv2d_fast(x, self.conv.weight, self.conv.modulation(w), scale=self.conv.scale,
-                                         demodulate=False, bias=self.bias, residual=residual, **self.conv.derived())
+        return ops.modulated_conv2d_fast(
+            x,
+            self.conv.weight,
+            self.conv.modulation(w),
+            scale=self.conv.scale,
+            demodulate=False,
+            bias=self.bias,
+            residual=residual,
+            **self.conv.derived(),
+        )
 
 
 class EqualConv2d(nn.Module):
@@ -291,13 +320,14 @@ class EqualConv2d(nn.Module):
     def __init__(self, in_channel, out_channel, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
         self.weight = nn.Parameter(random_normal(out_channel, in_channel, kernel_size, kernel_size))
-        self.scale = 1 / math.sqrt(in_channel * kernel_size ** 2)
+        self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
         self.stride, self.padding = stride, padding
         self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
 
     def forward(self, x):
-        return torch.nn.functional.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride,
-                                          padding=self.padding)
+        return torch.nn.functional.conv2d(
+            x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding
+        )
 
     def extra_repr(self):
         out, inp, k, _ = self.weight.shape

@@ -1,4 +1,5 @@
 """Instantiate a model straight from a state dict, without allocating or initialising throw-away weights."""
+
 import torch
 
 

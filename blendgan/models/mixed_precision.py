@@ -5,6 +5,7 @@ floating-point inputs to float32, so everything after the first such layer on th
 in float32 too. The latent MLPs (`latents`: the mapping network and the style embedding, 8 small
 linear layers each) compute in float32 and hand their output back in the input's dtype.
 """
+
 import torch
 
 from .layers import StyledConv, ToRGB

@@ -4,6 +4,7 @@ model_encoder.py): 4 x EqualLinear(512, 512), fused leaky ReLU on the first thre
 It maps style codes z_s into the space where the contrastive loss is computed and is discarded after
 training; keys `projector.{0..3}.weight [512, 512]` and `.bias [512]`.
 """
+
 from torch import nn
 
 from .layers import EqualLinear

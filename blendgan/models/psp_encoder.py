@@ -1,4 +1,5 @@
 """pSp face encoder: IR-SE50 GradualStyleEncoder and the pooling / latent_avg wrapper."""
+
 import math
 
 import torch
@@ -57,8 +58,9 @@ class BottleneckIRSE(nn.Module):
         if in_ch == depth:
             self.shortcut_layer = nn.MaxPool2d(1, stride)
         else:
-            self.shortcut_layer = nn.Sequential(nn.Conv2d(in_ch, depth, 1, stride, bias=False),
-                                                FrozenBatchNorm2d(depth))
+            self.shortcut_layer = nn.Sequential(
+                nn.Conv2d(in_ch, depth, 1, stride, bias=False), FrozenBatchNorm2d(depth)
+            )
         self.res_layer = nn.Sequential(
             FrozenBatchNorm2d(in_ch),
             nn.Conv2d(in_ch, depth, 3, 1, 1, bias=False),
@@ -117,7 +119,8 @@ class GradualStyleEncoder(nn.Module):
         top = 512 * width // IR_SE50_WIDTH  # the pyramid's width (512 in pSp)
         self.styles = nn.ModuleList(
             GradualStyleBlock(top, 512, 16 if j < COARSE_END else 32 if j < MIDDLE_END else 64, hidden=top)
-            for j in range(n_styles))
+            for j in range(n_styles)
+        )
         self.latlayer1 = nn.Conv2d(256 * width // IR_SE50_WIDTH, top, 1)
         self.latlayer2 = nn.Conv2d(128 * width // IR_SE50_WIDTH, top, 1)
 

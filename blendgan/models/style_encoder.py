@@ -2,6 +2,7 @@
 
 Lives inside the generator under `embedder.`; also usable on its own (`style_encoder.pt`).
 """
+
 import torch
 from torch import nn
 

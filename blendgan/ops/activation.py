@@ -1,4 +1,5 @@
 """Fused leaky ReLU: bias, leaky ReLU with slope 0.2, then gain sqrt(2)."""
+
 import math
 
 import torch

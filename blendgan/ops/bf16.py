@@ -1,4 +1,5 @@
 """Whether this machine has real bfloat16 convolution kernels."""
+
 from functools import cache
 
 import torch

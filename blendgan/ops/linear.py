@@ -5,6 +5,7 @@ bfloat16 to halve its memory (`blendgan.models.prepare_for_inference(..., style_
 The product is still computed in the activations' dtype: the weight is upcast one block of columns
 at a time into a small reused buffer, so only the storage rounding of the weight enters the result.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -34,8 +35,8 @@ def linear(x, weight, block_columns=BLOCK_COLUMNS):
     out = torch.zeros(rows.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
     buf = torch.empty(weight.shape[0], min(block_columns, in_dim), dtype=x.dtype, device=x.device)
     for c in range(0, in_dim, block_columns):
-        block = weight[:, c:c + block_columns]
-        wb = buf[:, :block.shape[1]]
+        block = weight[:, c : c + block_columns]
+        wb = buf[:, : block.shape[1]]
         wb.copy_(block)
-        out.addmm_(rows[:, c:c + block.shape[1]], wb.t())
+        out.addmm_(rows[:, c : c + block.shape[1]], wb.t())
     return out.reshape(*lead, weight.shape[0])

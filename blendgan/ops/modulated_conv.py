@@ -4,6 +4,7 @@ model.py's ModulatedConv2d).
 `modulated_conv2d_reference` builds one kernel per sample and runs one grouped convolution, the
 straightforward form of the math.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -12,8 +13,18 @@ from .upfirdn2d import upfirdn2d_fast, upfirdn2d_reference
 DEMOD_EPS = 1e-8
 
 
-def modulated_conv2d_reference(x, weight, styles, *, scale, demodulate=True, upsample=False,
-                               blur_kernel=None, blur_pad=(1, 1), upfirdn=upfirdn2d_reference):
+def modulated_conv2d_reference(
+    x,
+    weight,
+    styles,
+    *,
+    scale,
+    demodulate=True,
+    upsample=False,
+    blur_kernel=None,
+    blur_pad=(1, 1),
+    upfirdn=upfirdn2d_reference,
+):
     """Per-sample modulated convolution.
 
     x: [N, in, H, W]; weight: [1, out, in, k, k] (raw stored weight); styles: [N, in] (modulation output);
@@ -54,6 +65,7 @@ def modulated_conv2d(x, weight, styles, **kwargs):
 # The FIR blur after the transposed conv is a depthwise convolution, and bias, noise and the fused
 # leaky ReLU's gain are folded into the convolution epilogue (gain * lrelu(v) = lrelu(gain * v), gain > 0).
 
+
 def _compute_dtype(dtype):
     """Accumulation dtype for the small per-sample factors: float64 stays, everything else float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -69,7 +81,7 @@ def demodulation(weight, styles, scale, weight_sq=None):
     sq = styles.to(acc).square()
     wt = weight_sq.to(acc).t()
     # one row at a time: a GEMM over the whole batch would round differently for other batch sizes
-    return torch.rsqrt((scale * scale) * torch.cat([sq[b:b + 1] @ wt for b in range(sq.shape[0])]) + DEMOD_EPS)
+    return torch.rsqrt((scale * scale) * torch.cat([sq[b : b + 1] @ wt for b in range(sq.shape[0])]) + DEMOD_EPS)
 
 
 def weight_sum_of_squares(weight):
@@ -91,13 +103,31 @@ def _fold_into_weight(weight, in_ch, h, w):
 
 
 def _memory_format(t):
-    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) and t.shape[1] > 1 \
+    return (
+        torch.channels_last
+        if t.is_contiguous(memory_format=torch.channels_last) and t.shape[1] > 1
         else torch.contiguous_format
+    )
 
 
-def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample=False, blur_kernel=None,
-                          blur_pad=(1, 1), bias=None, noise=None, gain=1.0, negative_slope=None, residual=None,
-                          weight_sq=None, weight_t=None):
+def modulated_conv2d_fast(
+    x,
+    weight,
+    styles,
+    *,
+    scale,
+    demodulate=True,
+    upsample=False,
+    blur_kernel=None,
+    blur_pad=(1, 1),
+    bias=None,
+    noise=None,
+    gain=1.0,
+    negative_slope=None,
+    residual=None,
+    weight_sq=None,
+    weight_t=None,
+):
     """Modulated convolution with an optional fused epilogue; same numbers as the reference up to rounding.
 
     Returns `act(gain * (modconv(x) + noise) + gain * bias) + residual` where `act` is leaky ReLU with
@@ -134,7 +164,7 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
         wgt = wgt.to(x.dtype, memory_format=torch.contiguous_format)
         if n == 1 or _needs_grad(x, wgt, bias, noise):
             # one sample, or autograd on (out= writes are not differentiable): plain concatenation
-            parts = [_conv(x[b:b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias) for b in range(n)]
+            parts = [_conv(x[b : b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias) for b in range(n)]
             out = parts[0] if n == 1 else torch.cat(parts)
         else:
             out = _per_sample_into_batch(x, wgt, upsample, blur_kernel, blur_pad, k, bias, noise)
@@ -144,7 +174,7 @@ def modulated_conv2d_fast(x, weight, styles, *, scale, demodulate=True, upsample
         xs = x * in_scale.to(x.dtype)[:, :, None, None]
         shared = (weight[0].transpose(0, 1) if weight_t is None else weight_t) if upsample else weight[0]
         # per sample, so that results do not depend on the batch (oneDNN blocks small maps by batch)
-        out = torch.cat([_conv(xs[b:b + 1], shared, upsample, blur_kernel, blur_pad, k, None) for b in range(n)])
+        out = torch.cat([_conv(xs[b : b + 1], shared, upsample, blur_kernel, blur_pad, k, None) for b in range(n)])
         if out_scale is not None:
             scale_o = out_scale.to(x.dtype)[:, :, None, None]
             out = torch.addcmul(bias[None, :, None, None], out, scale_o) if bias is not None else out * scale_o
@@ -171,14 +201,15 @@ def _per_sample_into_batch(x, wgt, upsample, blur_kernel, blur_pad, k, bias, noi
     add (if any) doubles as that copy."""
     out = None
     for b in range(x.shape[0]):
-        part = _conv(x[b:b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias)
+        part = _conv(x[b : b + 1], wgt[b], upsample, blur_kernel, blur_pad, k, bias)
         if out is None:
-            out = torch.empty((x.shape[0], *part.shape[1:]), dtype=part.dtype, device=part.device,
-                              memory_format=_memory_format(part))
+            out = torch.empty(
+                (x.shape[0], *part.shape[1:]), dtype=part.dtype, device=part.device, memory_format=_memory_format(part)
+            )
         if noise is None:
-            out[b:b + 1].copy_(part)
+            out[b : b + 1].copy_(part)
         else:
-            torch.add(part, noise[b:b + 1] if noise.shape[0] > 1 else noise, out=out[b:b + 1])
+            torch.add(part, noise[b : b + 1] if noise.shape[0] > 1 else noise, out=out[b : b + 1])
     return out
 
 

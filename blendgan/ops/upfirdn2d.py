@@ -3,6 +3,7 @@
 `upfirdn2d_reference` is the plain definition (zero insertion, zero padding, a true 2-D convolution,
 subsampling) and is what every faster variant is tested against.
 """
+
 import torch
 import torch.nn.functional as F
 

@@ -126,8 +126,9 @@ class GeneratorConfig(RunConfig):
     sample_rows: int = setting(4, "face codes (rows) in the sample grid", check=POSITIVE)
     sample_styles: int = setting(4, "style images (columns) in the sample grid", check=NON_NEGATIVE)
     metrics: str = setting(
-        "", "metrics at each snapshot, appended to metric-NAME.jsonl: fid or kid + generated images, e.g. "
-        "fid5k,kid5k (docs/metrics.md; empty: none)"
+        "",
+        "metrics at each snapshot, appended to metric-NAME.jsonl: fid or kid + generated images, e.g. "
+        "fid5k,kid5k (docs/metrics.md; empty: none)",
     )
     inception: str = setting(
         "", "inception-2015-12-05.pt for --metrics (empty: $BLENDGAN_HOME/inception-2015-12-05.pt)"
@@ -224,41 +225,64 @@ class FitStyleConfig(RunConfig):
     translated to BlendGAN: the reference's own face codes, their style layers (from --add_weight_index on)
     mixed with random faces', all mapped to the reference."""
 
-    references: list = field(default_factory=list, metadata={
-        "help": "reference artworks (faces, FFHQ-aligned or square crops of the face)", "group": DATA,
-        "check": None, "choices": None})
-    ckpt: str = setting("", "the base generator, blendgan.pt (it stays unchanged; the adapter is a file beside it)",
-                        DATA)
+    references: list = field(
+        default_factory=list,
+        metadata={
+            "help": "reference artworks (faces, FFHQ-aligned or square crops of the face)",
+            "group": DATA,
+            "check": None,
+            "choices": None,
+        },
+    )
+    ckpt: str = setting(
+        "", "the base generator, blendgan.pt (it stays unchanged; the adapter is a file beside it)", DATA
+    )
     psp_encoder_ckpt: str = setting("", "psp_encoder.pt: the references' own face codes", DATA)
-    sheet_faces: str = setting("", "faces of the before/after sheet (folder); empty: the bundled test_imgs/face_imgs",
-                               DATA)
-    batch: int = setting(2, "images per process and step (stage 2: mixed faces per reference)", OPTIMISATION,
-                         POSITIVE)
-    iters: int = setting(300, "total steps: --code_steps of stage 1, the rest stage 2 (the adapter)", OPTIMISATION,
-                         POSITIVE)
+    sheet_faces: str = setting(
+        "", "faces of the before/after sheet (folder); empty: the bundled test_imgs/face_imgs", DATA
+    )
+    batch: int = setting(2, "images per process and step (stage 2: mixed faces per reference)", OPTIMISATION, POSITIVE)
+    iters: int = setting(
+        300, "total steps: --code_steps of stage 1, the rest stage 2 (the adapter)", OPTIMISATION, POSITIVE
+    )
     code_steps: int = setting(100, "steps of stage 1 (the style code alone); 0 skips it", OPTIMISATION, NON_NEGATIVE)
     rank: int = setting(4, "rank of the adapter's low-rank weight changes", NETWORKS, POSITIVE)
     layers: str = setting("all", "layers the adapter changes: all, or resolutions MIN-MAX (e.g. 32-1024)", NETWORKS)
-    add_weight_index: int = setting(6, "WBM blend of the fit (as in `transfer`): style from this layer on",
-                                    NETWORKS, NON_NEGATIVE)
-    fit_resolution: int = setting(256, "the fit runs the generator up to this resolution (the losses see 256 px) "
-                                  "and adapts the layers up to it; 0: the generator's size", NETWORKS, NON_NEGATIVE)
+    add_weight_index: int = setting(
+        6, "WBM blend of the fit (as in `transfer`): style from this layer on", NETWORKS, NON_NEGATIVE
+    )
+    fit_resolution: int = setting(
+        256,
+        "the fit runs the generator up to this resolution (the losses see 256 px) "
+        "and adapts the layers up to it; 0: the generator's size",
+        NETWORKS,
+        NON_NEGATIVE,
+    )
     code_lr: float = setting(0.01, "Adam learning rate of the style code (stage 1)", OPTIMISATION, POSITIVE)
     lr: float = setting(0.002, "Adam learning rate of the adapter (stage 2)", OPTIMISATION, POSITIVE)
-    mix_truncation: float = setting(0.7, "random faces mixed in stage 2 are drawn this close to the mean face",
-                                    OPTIMISATION, NON_NEGATIVE)
+    mix_truncation: float = setting(
+        0.7, "random faces mixed in stage 2 are drawn this close to the mean face", OPTIMISATION, NON_NEGATIVE
+    )
     perceptual_lambda: float = setting(1.0, "weight of the VGG perceptual loss", LOSSES, NON_NEGATIVE)
     style_lambda: float = setting(1.0, "weight of the relative Gram (style) loss", LOSSES, NON_NEGATIVE)
     l1_lambda: float = setting(0.0, "weight of the pixel L1 loss", LOSSES, NON_NEGATIVE)
-    snapshot_every: int = setting(100, "steps between snapshots checkpoints/NNNNNN.pt (and at the end)",
-                                  check=POSITIVE)
-    sample_every: int = setting(100, "steps between before/after sheets samples/NNNNNN.jpg (and at the end)",
-                                check=POSITIVE)
+    snapshot_every: int = setting(100, "steps between snapshots checkpoints/NNNNNN.pt (and at the end)", check=POSITIVE)
+    sample_every: int = setting(
+        100, "steps between before/after sheets samples/NNNNNN.jpg (and at the end)", check=POSITIVE
+    )
 
 
 # settings a resumed run may change, when they are given (everything else comes from RUN/config.json)
-RESUME_OVERRIDES = ("iters", "device", "snapshot_every", "sample_every", "log_every", "progress", "metrics",
-                    "inception")
+RESUME_OVERRIDES = (
+    "iters",
+    "device",
+    "snapshot_every",
+    "sample_every",
+    "log_every",
+    "progress",
+    "metrics",
+    "inception",
+)
 
 Config = TypeVar("Config", bound=RunConfig)
 

@@ -5,6 +5,7 @@ among the other 2N - 1 (cosine similarity / temperature, cross-entropy). Under t
 projections of every rank are gathered first (`gather_with_grad`), so the negatives of R ranks with B
 artworks each are exactly those of one batch of R * B.
 """
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -55,7 +56,7 @@ class _GatherWithGrad(torch.autograd.Function):
     def backward(ctx, grad):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
-        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
+        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
 
 
 def gather_with_grad(x):

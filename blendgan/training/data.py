@@ -6,6 +6,7 @@ Process `rank` of `world` takes the slots rank, rank + world, rank + 2·world, .
 the data position of a run is just its step count, a resumed run continues exactly, and N processes with
 batch B see the same samples as one process with batch N·B (see `global_positions`).
 """
+
 import sys
 
 import torch
@@ -25,8 +26,8 @@ def global_positions(step, batch, ctx):
 
 def sample_generator(seed, stream, position):
     """A torch.Generator for one (stream, global position): the same numbers on any process or run."""
-    key = (int(seed) * 1_000_003 + int(stream)) * 2 ** 40 + int(position)
-    return torch.Generator().manual_seed(key % 2 ** 63)
+    key = (int(seed) * 1_000_003 + int(stream)) * 2**40 + int(position)
+    return torch.Generator().manual_seed(key % 2**63)
 
 
 def check_folder(path, what):
@@ -34,8 +35,10 @@ def check_folder(path, what):
     (no decoding), so every folder is checked before any work."""
     files, _ = images.list_images(path)
     if not files:
-        raise UsageError(f"{path}: no image files in the {what} folder ({', '.join(images.IMAGE_EXTENSIONS)}); "
-                         f"point --{what} at a folder of aligned face images")
+        raise UsageError(
+            f"{path}: no image files in the {what} folder ({', '.join(images.IMAGE_EXTENSIONS)}); "
+            f"point --{what} at a folder of aligned face images"
+        )
     return files
 
 
@@ -65,8 +68,10 @@ class ImageFolder:
             loaded.update(part)
             bad += probs
         if not loaded:
-            raise UsageError(f"{path}: none of the {len(files)} files in the {what} folder is a readable image "
-                             f"(first: {bad[0]}); point --{what} at a folder of aligned face images")
+            raise UsageError(
+                f"{path}: none of the {len(files)} files in the {what} folder is a readable image "
+                f"(first: {bad[0]}); point --{what} at a folder of aligned face images"
+            )
         if ctx.is_main:
             for msg in bad:
                 print(f"skipped: {msg}", file=log or sys.stderr)

@@ -15,6 +15,7 @@ layers below --add_weight_index keep the reference's, so the adapter learns the 
 After every snapshot the run folder holds style_code.safetensors and adapter.safetensors as of that step.
 Every random draw is a function of the seed and the global sample position: a resumed fit continues exactly.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,10 @@ class FitStyleTrainer:
         self.g = g.to(dev, dtype)
         self.size, self.n_latent = g.size, g.n_latent
         if not cfg.add_weight_index < self.n_latent:
-            raise UsageError(f"--add_weight_index {cfg.add_weight_index}: below {self.n_latent}, the "
-                             f"{self.size}px generator's number of layers")
+            raise UsageError(
+                f"--add_weight_index {cfg.add_weight_index}: below {self.n_latent}, the "
+                f"{self.size}px generator's number of layers"
+            )
         refs = [read_square(p, self.size, "reference image") for p in cfg.references]
         self.reference_bgr = refs
         self.target = torch.cat([images.bgr_to_tensor(r) for r in refs]).to(dev, dtype)
@@ -104,8 +107,9 @@ class FitStyleTrainer:
         psp = load_psp_encoder(cfg.psp_encoder_ckpt, size=self.size).to(dev, dtype).eval()
         with torch.no_grad():
             self.w_ref = psp(self.target).float()
-            self.w_sheet = (psp(torch.cat([images.bgr_to_tensor(s) for s in sheet]).to(dev, dtype)).float()
-                            if sheet else None)
+            self.w_sheet = (
+                psp(torch.cat([images.bgr_to_tensor(s) for s in sheet]).to(dev, dtype)).float() if sheet else None
+            )
             self.z_encoder = g.embedder(self.target).float().mean(0, keepdim=True)  # the style encoder's code
             gen = torch.Generator().manual_seed(cfg.seed)
             self.w_mean = g.style(torch.randn(4096, g.style_dim, generator=gen).to(dev, dtype)).float().mean(0)
@@ -113,8 +117,11 @@ class FitStyleTrainer:
         self.noise = [m.to(dev, dtype) for m in g.noises.maps()]  # fixed noise: the stored maps
         self.z = torch.nn.Parameter(self.z_encoder.clone())
         self.fit_resolution = cfg.fit_resolution if 0 < cfg.fit_resolution < self.size else None
-        self.layers = [n for n in adapter_mod.select_layers(g, cfg.layers)
-                       if self.fit_resolution is None or adapter_mod.layer_resolution(n) <= self.fit_resolution]
+        self.layers = [
+            n
+            for n in adapter_mod.select_layers(g, cfg.layers)
+            if self.fit_resolution is None or adapter_mod.layer_resolution(n) <= self.fit_resolution
+        ]
         if not self.layers:
             raise UsageError(f"--layers {cfg.layers}: no layer at or below --fit_resolution {cfg.fit_resolution}")
         self.deltas = adapter_mod.attach(g, self.layers, cfg.rank, cfg.seed)
@@ -125,7 +132,7 @@ class FitStyleTrainer:
         if self.fit_resolution is not None:  # compared with the generator's image at that resolution
             fit_target = torch.nn.functional.adaptive_avg_pool2d(self.target, self.fit_resolution)
         with run.cast:
-            self.wanted = [self.loss.targets(fit_target[i:i + 1]) for i in range(len(refs))]  # fixed: once
+            self.wanted = [self.loss.targets(fit_target[i : i + 1]) for i in range(len(refs))]  # fixed: once
         self.reference_hashes = [sha256_file(p) for p in cfg.references]
         self.base_sha256 = sha256_file(cfg.ckpt) if ctx.is_main else ""
         run.write_settings()
@@ -151,9 +158,11 @@ class FitStyleTrainer:
         which = [p % len(self.reference_bgr) for p in positions]
         w = self.w_ref[which].clone()
         wanted = [self.wanted[i] for i in which]
-        target = {"pixels": torch.cat([t["pixels"] for t in wanted]),
-                  "taps": [torch.cat(t) for t in zip(*[t["taps"] for t in wanted])],
-                  "grams": [torch.cat(t) for t in zip(*[t["grams"] for t in wanted])]}
+        target = {
+            "pixels": torch.cat([t["pixels"] for t in wanted]),
+            "taps": [torch.cat(t) for t in zip(*[t["taps"] for t in wanted])],
+            "grams": [torch.cat(t) for t in zip(*[t["grams"] for t in wanted])],
+        }
         if mixed:
             k = cfg.add_weight_index
             rows = []
@@ -173,9 +182,14 @@ class FitStyleTrainer:
         """The stylized images of codes w with style code z: at --fit_resolution for the losses (the layers above
         it only add detail finer than the 256 px the losses see), at full size for the sheet."""
         dtype = self.run.dtype
-        img, _ = self.g([w.to(dtype)], input_is_latent=True, noise=self.noise, z_embed=z.to(dtype),
-                        add_weight_index=self.cfg.add_weight_index,
-                        max_resolution=None if full else self.fit_resolution)
+        img, _ = self.g(
+            [w.to(dtype)],
+            input_is_latent=True,
+            noise=self.noise,
+            z_embed=z.to(dtype),
+            add_weight_index=self.cfg.add_weight_index,
+            max_resolution=None if full else self.fit_resolution,
+        )
         return img
 
     def step(self, step, positions):
@@ -192,15 +206,22 @@ class FitStyleTrainer:
         with run.cast:
             img = self._stylize(w, z)
             parts = self.loss(img, target)
-        loss = cfg.perceptual_lambda * parts["perceptual"] + cfg.style_lambda * parts["style"] \
+        loss = (
+            cfg.perceptual_lambda * parts["perceptual"]
+            + cfg.style_lambda * parts["style"]
             + cfg.l1_lambda * parts["l1"]
+        )
         loss.backward()
         for p in params:
             if p.grad is not None:
                 distributed.all_reduce_mean_(p.grad, self.ctx)
         optim.step()
-        return {"loss": loss.item(), "perceptual": parts["perceptual"].item(), "style": parts["style"].item(),
-                "stage": float(stage)}
+        return {
+            "loss": loss.item(),
+            "perceptual": parts["perceptual"].item(),
+            "style": parts["style"].item(),
+            "stage": float(stage),
+        }
 
     def log_values(self, values):
         return distributed.mean_of(values, self.ctx, self.run.device)
@@ -214,8 +235,8 @@ class FitStyleTrainer:
     def _sheet(self):
         """[(input BGR, [stylized tensors of COLUMNS])] for the references (their own faces), then the sheet faces:
         the base model with the style encoder's code, the fitted code, the fitted code with the adapter."""
-        faces = [(r, self.w_ref[i:i + 1]) for i, r in enumerate(self.reference_bgr)]
-        faces += [(s, self.w_sheet[i:i + 1]) for i, s in enumerate(self.sheet_bgr)]
+        faces = [(r, self.w_ref[i : i + 1]) for i, r in enumerate(self.reference_bgr)]
+        faces += [(s, self.w_sheet[i : i + 1]) for i, s in enumerate(self.sheet_bgr)]
         rows = []
         for bgr, w in faces:
             cells = []
@@ -228,15 +249,17 @@ class FitStyleTrainer:
     def sample(self):
         """Before/after sheet, BGR: rows = the references (with their own faces), then the sheet faces; columns
         = input | base model with the style encoder's code | fitted code | fitted code + adapter."""
-        return np.concatenate([images.hconcat([bgr] + [images.tensor_to_bgr(c.cpu()) for c in cells])
-                               for bgr, cells in self._sheet()], axis=0)
+        return np.concatenate(
+            [images.hconcat([bgr] + [images.tensor_to_bgr(c.cpu()) for c in cells]) for bgr, cells in self._sheet()],
+            axis=0,
+        )
 
     @torch.no_grad()
     def style_taken(self):
         """The metrics' style measure (blendgan.metrics: cosine of style-encoder codes of result and reference),
         mean over the sheet faces (other faces than the references'), for each column of the sheet."""
         rows = self._sheet()
-        rows = rows[len(self.reference_bgr):] or rows  # the references' own faces only when there is no other
+        rows = rows[len(self.reference_bgr) :] or rows  # the references' own faces only when there is no other
         ref = torch.nn.functional.normalize(self.g.embedder(self.target.float()).float().mean(0, keepdim=True), dim=1)
         out = {}
         for j, name in enumerate(self.COLUMNS):
@@ -248,29 +271,41 @@ class FitStyleTrainer:
         return {"references": len(self.reference_bgr)}
 
     def state(self):
-        return {"z": self.z.detach().cpu().clone(), "adapter": adapter_mod.delta_tensors(self.deltas),
-                "code_optim": self.code_optim.state_dict(), "adapter_optim": self.adapter_optim.state_dict()}
+        return {
+            "z": self.z.detach().cpu().clone(),
+            "adapter": adapter_mod.delta_tensors(self.deltas),
+            "code_optim": self.code_optim.state_dict(),
+            "adapter_optim": self.adapter_optim.state_dict(),
+        }
 
     def after_snapshot(self, done, kimg, path):
         """style_code.safetensors and adapter.safetensors in the run folder, as of this snapshot."""
         if not self.ctx.is_main:
             return
         cfg = self.cfg
-        meta = {"base_checkpoint": Path(cfg.ckpt).name, "base_sha256": self.base_sha256,
-                "base_fingerprint": self.fingerprint, "size": str(self.size),
-                "references": [Path(p).name for p in cfg.references], "reference_sha256": self.reference_hashes,
-                "add_weight_index": str(cfg.add_weight_index),
-                "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        meta = {
+            "base_checkpoint": Path(cfg.ckpt).name,
+            "base_sha256": self.base_sha256,
+            "base_fingerprint": self.fingerprint,
+            "size": str(self.size),
+            "references": [Path(p).name for p in cfg.references],
+            "reference_sha256": self.reference_hashes,
+            "add_weight_index": str(cfg.add_weight_index),
+            "made": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         folder = Path(cfg.outdir)
         if done == cfg.iters:
             report = {"step": done, "style_taken": self.style_taken()}
             write_bytes_atomic(folder / "report.json", (json.dumps(report, indent=2) + "\n").encode())
         thumb = images.resize_square(self.reference_bgr[0], THUMBNAIL)[:, :, ::-1]
-        save_style_code(folder / "style_code.safetensors", self.z.detach(), thumb,
-                        {**meta, "steps": str(min(done, cfg.code_steps))})
-        adapter_mod.save_adapter(folder / "adapter.safetensors", adapter_mod.delta_tensors(self.deltas),
-                                 {**meta, "rank": str(cfg.rank), "layers": self.layers,
-                                  "steps": str(max(0, done - cfg.code_steps))})
+        save_style_code(
+            folder / "style_code.safetensors", self.z.detach(), thumb, {**meta, "steps": str(min(done, cfg.code_steps))}
+        )
+        adapter_mod.save_adapter(
+            folder / "adapter.safetensors",
+            adapter_mod.delta_tensors(self.deltas),
+            {**meta, "rank": str(cfg.rank), "layers": self.layers, "steps": str(max(0, done - cfg.code_steps))},
+        )
 
 
 def fit_style(cfg: FitStyleConfig, log_file=None, given: set[str] | None = None) -> int:

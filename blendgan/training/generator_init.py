@@ -1,6 +1,7 @@
 """Where the generator trainer's networks come from: random StyleGAN2 initialisation, a rosinality
 StyleGAN2 checkpoint (`g` / `g_ema` / `d`), an existing `blendgan.pt` (fine-tuning) or one of our training
 snapshots; and the frozen style encoder (`--style_encoder_ckpt`, or the `embedder.*` of the --init file)."""
+
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,26 +19,30 @@ EMBEDDER_PREFIX = "embedder."
 
 def build_generator(cfg):
     """The trained generator: BlendGAN's layout without the frozen style encoder (no `embedder.*`)."""
-    return Generator(cfg.size, channel_multiplier=cfg.channel_multiplier, max_channels=cfg.max_channels,
-                     with_style_encoder=False)
+    return Generator(
+        cfg.size, channel_multiplier=cfg.channel_multiplier, max_channels=cfg.max_channels, with_style_encoder=False
+    )
 
 
 def build_discriminators(cfg):
     kw = dict(channel_multiplier=cfg.channel_multiplier, max_channels=cfg.max_channels)
-    return {"d_face": Discriminator(cfg.size, **kw), "d_style": Discriminator(cfg.size, **kw),
-            "d_style_latent": ProjectionDiscriminator(cfg.size, **kw)}
+    return {
+        "d_face": Discriminator(cfg.size, **kw),
+        "d_style": Discriminator(cfg.size, **kw),
+        "d_style_latent": ProjectionDiscriminator(cfg.size, **kw),
+    }
 
 
 @dataclass
 class InitWeights:
     """State dicts to start from (None: keep the random initialisation)."""
 
-    kind: str = "random"                      # random | stylegan2 | blendgan | snapshot
+    kind: str = "random"  # random | stylegan2 | blendgan | snapshot
     g: dict = None
     g_ema: dict = None
-    d: dict = field(default_factory=dict)     # name -> state dict (strict) ...
+    d: dict = field(default_factory=dict)  # name -> state dict (strict) ...
     d_trunk: dict = field(default_factory=dict)  # ... or name -> partial state dict (trunk only)
-    checkpoint: Mapping = None                # the file's dict (for the style encoder)
+    checkpoint: Mapping = None  # the file's dict (for the style encoder)
 
 
 def without_embedder(sd):
@@ -55,20 +60,28 @@ def _describe(sd):
 def _check_generator(sd, cfg, source, optional=()):
     size, width = _describe(sd)
     if size is not None and size != cfg.size:
-        raise CheckpointError(f"{source} holds a {size}x{size} generator but --size {cfg.size} was given; "
-                              f"pass --size {size} (or an --init checkpoint of size {cfg.size})")
+        raise CheckpointError(
+            f"{source} holds a {size}x{size} generator but --size {cfg.size} was given; "
+            f"pass --size {size} (or an --init checkpoint of size {cfg.size})"
+        )
     if width is not None and width != min(512, cfg.max_channels):
-        raise CheckpointError(f"{source} holds a generator {width} channels wide but --max_channels "
-                              f"{cfg.max_channels} was given; pass --max_channels {width}")
+        raise CheckpointError(
+            f"{source} holds a generator {width} channels wide but --max_channels "
+            f"{cfg.max_channels} was given; pass --max_channels {width}"
+        )
     with torch.device("meta"):
         expected = build_generator(cfg).state_dict()
     missing = [k for k in expected if k not in sd and not k.startswith(optional)]
     wrong = [k for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
     if missing or wrong:
-        what = f"{len(missing)} missing ({', '.join(missing[:3])})" if missing else \
-            f"{len(wrong)} of the wrong shape ({', '.join(wrong[:3])}); --channel_multiplier?"
-        raise CheckpointError(f"{source} does not hold a {cfg.size}x{cfg.size} StyleGAN2/BlendGAN generator: "
-                              f"entries {what}")
+        what = (
+            f"{len(missing)} missing ({', '.join(missing[:3])})"
+            if missing
+            else f"{len(wrong)} of the wrong shape ({', '.join(wrong[:3])}); --channel_multiplier?"
+        )
+        raise CheckpointError(
+            f"{source} does not hold a {cfg.size}x{cfg.size} StyleGAN2/BlendGAN generator: entries {what}"
+        )
 
 
 def load_init(cfg):
@@ -80,8 +93,10 @@ def load_init(cfg):
     g_ema = ckpt.get("g_ema")
     if not isinstance(g_ema, Mapping):
         kind = weights.guess_kind(ckpt)
-        raise CheckpointError(f"{src} is not a StyleGAN2 or BlendGAN generator checkpoint (no 'g_ema'; it looks "
-                              f"like: {kind}); --init takes rosinality's StyleGAN2 .pt (g/g_ema/d) or a blendgan.pt")
+        raise CheckpointError(
+            f"{src} is not a StyleGAN2 or BlendGAN generator checkpoint (no 'g_ema'; it looks "
+            f"like: {kind}); --init takes rosinality's StyleGAN2 .pt (g/g_ema/d) or a blendgan.pt"
+        )
     if ckpt.get("format", "").startswith("blendgan-training-snapshot"):
         kind = "snapshot"
     elif "add_weight" in g_ema:
@@ -97,7 +112,7 @@ def load_init(cfg):
             _check_generator(sd, cfg, src, optional=("add_weight", "embedding."))
             sd["add_weight"] = torch.ones(1, 2 * cfg.size.bit_length() - 4, 1)
             if cfg.init_embedding == "copy":
-                sd.update({"embedding." + k[len("style."):]: v for k, v in sd.items() if k.startswith("style.")})
+                sd.update({"embedding." + k[len("style.") :]: v for k, v in sd.items() if k.startswith("style.")})
             setattr(init, name, sd)
         d = ckpt.get("d")
         if isinstance(d, Mapping):
@@ -114,12 +129,15 @@ def load_init(cfg):
 
 def apply_init(init, g, g_ema, discriminators, source="--init"):
     """Load InitWeights into freshly built modules (strict where whole, partial for a trunk)."""
+
     def load(module, sd, strict=True):
         try:
             result = module.load_state_dict(sd, strict=strict)
         except RuntimeError as err:
-            raise CheckpointError(f"{source}: weights do not fit ({str(err).splitlines()[0][:200]}); "
-                                  "check --size, --channel_multiplier and --max_channels") from None
+            raise CheckpointError(
+                f"{source}: weights do not fit ({str(err).splitlines()[0][:200]}); "
+                "check --size, --channel_multiplier and --max_channels"
+            ) from None
         return result
 
     if init.g is not None:
@@ -144,8 +162,10 @@ def load_style_encoder(cfg, init):
         enc = weights.style_encoder_from_checkpoint(init.checkpoint, source=cfg.init, dtype=None)
     else:
         why = f"{cfg.init} is a plain StyleGAN2 checkpoint without one" if cfg.init else "no --init was given"
-        raise UsageError(f"the frozen style encoder is needed and {why}: pass --style_encoder_ckpt "
-                         "style_encoder.pt (or a blendgan.pt)")
+        raise UsageError(
+            f"the frozen style encoder is needed and {why}: pass --style_encoder_ckpt "
+            "style_encoder.pt (or a blendgan.pt)"
+        )
     return enc.eval().requires_grad_(False)
 
 

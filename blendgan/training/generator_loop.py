@@ -18,6 +18,7 @@ of a step are called unwrapped. Every random draw is a function of the seed and 
 so N processes x batch B compute what one process with batch N·B computes (up to the order of
 floating-point sums).
 """
+
 from __future__ import annotations
 
 import copy
@@ -68,8 +69,12 @@ def draw_codes(g, seed, stream, positions, mixing, device, dtype):
         for i, b in enumerate(g.noises.maps()):
             noise[i].append(torch.randn(b.shape[1:], generator=gen))
     to = dict(device=device, dtype=dtype)
-    return (torch.stack(z1).to(**to), torch.stack(z2).to(**to), torch.tensor(cut, device=device),
-            [torch.stack(n).to(**to) for n in noise])
+    return (
+        torch.stack(z1).to(**to),
+        torch.stack(z2).to(**to),
+        torch.tensor(cut, device=device),
+        [torch.stack(n).to(**to) for n in noise],
+    )
 
 
 def synthesize(g, codes, z_s=None):
@@ -105,21 +110,26 @@ class GeneratorPass(nn.Module):
 
 def d_terms(ds, cfg, real_f, real_s, z_s, fake_f, fake_s):
     """{'d_face', 'd_style', 'd_style_latent'} logistic losses and their weighted sum 'd_total'."""
-    t = {"d_face": losses.d_logistic_loss(ds["d_face"](real_f), ds["d_face"](fake_f)),
-         "d_style": losses.d_logistic_loss(ds["d_style"](real_s), ds["d_style"](fake_s)),
-         "d_style_latent": losses.d_logistic_loss(ds["d_style_latent"](real_s, z_s),
-                                                  ds["d_style_latent"](fake_s, z_s))}
-    t["d_total"] = cfg.face_weight * t["d_face"] + cfg.style_weight * t["d_style"] + \
-        cfg.style_latent_weight * t["d_style_latent"]
+    t = {
+        "d_face": losses.d_logistic_loss(ds["d_face"](real_f), ds["d_face"](fake_f)),
+        "d_style": losses.d_logistic_loss(ds["d_style"](real_s), ds["d_style"](fake_s)),
+        "d_style_latent": losses.d_logistic_loss(ds["d_style_latent"](real_s, z_s), ds["d_style_latent"](fake_s, z_s)),
+    }
+    t["d_total"] = (
+        cfg.face_weight * t["d_face"] + cfg.style_weight * t["d_style"] + cfg.style_latent_weight * t["d_style_latent"]
+    )
     return t
 
 
 def g_terms(ds, cfg, z_s, fake_f, fake_s):
-    t = {"g_face": losses.g_nonsaturating_loss(ds["d_face"](fake_f)),
-         "g_style": losses.g_nonsaturating_loss(ds["d_style"](fake_s)),
-         "g_style_latent": losses.g_nonsaturating_loss(ds["d_style_latent"](fake_s, z_s))}
-    t["g_total"] = cfg.face_weight * t["g_face"] + cfg.style_weight * t["g_style"] + \
-        cfg.style_latent_weight * t["g_style_latent"]
+    t = {
+        "g_face": losses.g_nonsaturating_loss(ds["d_face"](fake_f)),
+        "g_style": losses.g_nonsaturating_loss(ds["d_style"](fake_s)),
+        "g_style_latent": losses.g_nonsaturating_loss(ds["d_style_latent"](fake_s, z_s)),
+    }
+    t["g_total"] = (
+        cfg.face_weight * t["g_face"] + cfg.style_weight * t["g_style"] + cfg.style_latent_weight * t["g_style_latent"]
+    )
     return t
 
 
@@ -144,7 +154,7 @@ def style_codes(embedder, folder, ctx, device, batch=STYLE_CODE_BATCH):
     rows = [r for r in range(2 * n) if r % ctx.world_size == ctx.rank]
     mine = {}
     for k in range(0, len(rows), batch):
-        chunk = rows[k:k + batch]
+        chunk = rows[k : k + batch]
         x = torch.stack([folder.tensor(r // 2, flip=bool(r % 2)) for r in chunk]).to(device)
         for r, code in zip(chunk, embedder(x).float().cpu()):
             mine[r] = code
@@ -206,8 +216,10 @@ class GeneratorTrainer:
     def check(cfg, ctx):
         group = min(cfg.batch, cfg.mbstd_group)
         if cfg.batch % group:
-            raise UsageError(f"--batch {cfg.batch} (per process) must be a multiple of the minibatch-stddev group "
-                             f"{group} (--mbstd_group {cfg.mbstd_group})")
+            raise UsageError(
+                f"--batch {cfg.batch} (per process) must be a multiple of the minibatch-stddev group "
+                f"{group} (--mbstd_group {cfg.mbstd_group})"
+            )
         if cfg.size & (cfg.size - 1) or not 8 <= cfg.size <= 1024:
             raise UsageError(f"--size {cfg.size}: must be a power of two between 8 and 1024")
         if not cfg.faces or not cfg.styles:
@@ -222,8 +234,16 @@ class GeneratorTrainer:
         data.check_folder(cfg.faces, "faces")
         data.check_folder(cfg.styles, "styles")
         # --metrics: the Inception file is checked now, not at the first snapshot
-        self.measure = SnapshotMetrics(cfg.metrics, cfg.faces, run.folder.path, cfg.size, ctx,
-                                       inception=cfg.inception, seed=cfg.seed, log=run.log_file)
+        self.measure = SnapshotMetrics(
+            cfg.metrics,
+            cfg.faces,
+            run.folder.path,
+            cfg.size,
+            ctx,
+            inception=cfg.inception,
+            seed=cfg.seed,
+            log=run.log_file,
+        )
         self.faces = data.ImageFolder(cfg.faces, cfg.size, "faces", ctx, run.log_file)
         self.styles = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, run.log_file)
         self.face_sampler = data.Sampler(len(self.faces), cfg.seed, stream=1)
@@ -306,9 +326,11 @@ class GeneratorTrainer:
 
         if cfg.r1 > 0 and step % cfg.d_reg_every == 0:
             reals = {"face": real_f.detach().requires_grad_(True), "style": real_s.detach().requires_grad_(True)}
-            preds = {"r1_face": (ds_sync["d_face"](reals["face"]), reals["face"]),
-                     "r1_style": (ds_sync["d_style"](reals["style"]), reals["style"]),
-                     "r1_style_latent": (ds_sync["d_style_latent"](reals["style"], z_s), reals["style"])}
+            preds = {
+                "r1_face": (ds_sync["d_face"](reals["face"]), reals["face"]),
+                "r1_style": (ds_sync["d_style"](reals["style"]), reals["style"]),
+                "r1_style_latent": (ds_sync["d_style_latent"](reals["style"], z_s), reals["style"]),
+            }
             r1 = {k: losses.r1_penalty(pred, x) for k, (pred, x) in preds.items()}
             # + 0·D(x): the backward then reaches every D parameter (the R1 gradient misses e.g. the last bias),
             # as DDP needs; a zero gradient leaves Adam's update at zero (beta1 = 0). rosinality does the same.
@@ -330,19 +352,28 @@ class GeneratorTrainer:
         if cfg.path_regularize > 0 and step % cfg.g_reg_every == 0:
             n = max(1, cfg.batch // cfg.path_batch_shrink)
             pl_codes = draw_codes(g, cfg.seed, PL_CODES, positions[:n], cfg.mixing, device, dtype)
-            pl_noise = torch.stack([torch.randn(3, cfg.size, cfg.size, generator=data.sample_generator(
-                cfg.seed, PL_CODES + 100, p)) for p in positions[:n]]).to(device, dtype)
+            pl_noise = torch.stack(
+                [
+                    torch.randn(3, cfg.size, cfg.size, generator=data.sample_generator(cfg.seed, PL_CODES + 100, p))
+                    for p in positions[:n]
+                ]
+            ).to(device, dtype)
             lengths, fake = g_pass(pl_codes, pl_noise=pl_noise)
             batch_mean = distributed.all_reduce_mean_(lengths.detach().mean().clone(), ctx)
-            pl_loss, self.mean_path_length = losses.path_length_penalty(lengths, self.mean_path_length,
-                                                                        batch_mean=batch_mean)
+            pl_loss, self.mean_path_length = losses.path_length_penalty(
+                lengths, self.mean_path_length, batch_mean=batch_mean
+            )
             # + 0·G(z): every parameter of the natural branch gets a gradient (the path length misses the
             # additive ones, e.g. ToRGB biases), as DDP needs; rosinality's train.py adds the same term
-            _step([g], [self.g_optim], g_scaler,
-                  cfg.path_regularize * cfg.g_reg_every * pl_loss + 0 * fake[0, 0, 0, 0])
+            _step([g], [self.g_optim], g_scaler, cfg.path_regularize * cfg.g_reg_every * pl_loss + 0 * fake[0, 0, 0, 0])
             g.add_weight.data.clamp_(0, 1)
-            self.last_reg.update({"path_length": float(batch_mean), "path_loss": pl_loss.item(),
-                                  "mean_path_length": self.mean_path_length})
+            self.last_reg.update(
+                {
+                    "path_length": float(batch_mean),
+                    "path_loss": pl_loss.item(),
+                    "mean_path_length": self.mean_path_length,
+                }
+            )
             self.last_reg["path_loss"] = distributed.mean_of({"x": self.last_reg["path_loss"]}, ctx, device)["x"]
 
         # 3. EMA
@@ -350,8 +381,11 @@ class GeneratorTrainer:
         return values
 
     def log_values(self, values):
-        return {**distributed.mean_of(values, self.ctx, self.run.device), **self.last_reg,
-                "add_weight": [round(float(a), 6) for a in self.g.add_weight.detach().flatten()]}
+        return {
+            **distributed.mean_of(values, self.ctx, self.run.device),
+            **self.last_reg,
+            "add_weight": [round(float(a), 6) for a in self.g.add_weight.detach().flatten()],
+        }
 
     def postfix(self, record):
         return {"d": f"{record['d_total']:.3f}", "g": f"{record['g_total']:.3f}"}
@@ -380,8 +414,10 @@ class GeneratorTrainer:
             **{name: {k: v.detach().cpu() for k, v in ds[name].state_dict().items()} for name in D_NAMES},
             "g_optim": self.g_optim.state_dict(),
             **{f"{name}_optim": self.d_optims[name].state_dict() for name in D_NAMES},
-            "g_scaler": self.g_scaler.state_dict(), "d_scaler": self.d_scaler.state_dict(),
-            "mean_path_length": self.mean_path_length, "last_regularization": dict(self.last_reg),
+            "g_scaler": self.g_scaler.state_dict(),
+            "d_scaler": self.d_scaler.state_dict(),
+            "mean_path_length": self.mean_path_length,
+            "last_regularization": dict(self.last_reg),
         }
 
 
@@ -410,8 +446,9 @@ def _on_device(embedder, device):
     from ..models import StyleEncoder
     from ..models.loading import from_state_dict
 
-    return from_state_dict(lambda: StyleEncoder(width=embedder.width),
-                           {k: v.to(device) for k, v in embedder.state_dict().items()})
+    return from_state_dict(
+        lambda: StyleEncoder(width=embedder.width), {k: v.to(device) for k, v in embedder.state_dict().items()}
+    )
 
 
 def _fixed_generator(g, seed):
@@ -421,5 +458,8 @@ def _fixed_generator(g, seed):
 def _snapshot_embedder(snapshot, folder):
     from .. import weights
 
-    return weights.style_encoder_from_checkpoint(snapshot, source=str(folder.checkpoints), dtype=None).eval() \
+    return (
+        weights.style_encoder_from_checkpoint(snapshot, source=str(folder.checkpoints), dtype=None)
+        .eval()
         .requires_grad_(False)
+    )

@@ -1,4 +1,5 @@
 """StyleGAN2 loss terms as small functions (rosinality's train.py / stylegan2-ada's loss.py)."""
+
 import math
 
 import torch
@@ -46,4 +47,4 @@ def lazy_regularization(lr, betas, every):
     if every <= 0:
         return lr, tuple(betas)
     c = every / (every + 1)
-    return lr * c, tuple(b ** c for b in betas)
+    return lr * c, tuple(b**c for b in betas)

@@ -12,6 +12,7 @@ latent_avg is the checkpoint's `latent_avg` (else the mean of 4096 mapped codes,
 Snapshots have the psp_encoder.pt layout (`state_dict` with `encoder.*`, `latent_avg`), so
 checkpoints/NNNNNN.pt is accepted as `--psp_encoder_ckpt` by every command.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -79,8 +80,9 @@ def build_encoder(cfg, snapshot, folder, size, latent_avg):
     else:
         if cfg.id_weights and cfg.id_lambda > 0:
             arc = load_arcface(cfg.id_weights).state_dict()
-            enc.encoder.load_state_dict({k: v for k, v in arc.items() if k.startswith(("input_layer.", "body."))},
-                                        strict=False)
+            enc.encoder.load_state_dict(
+                {k: v for k, v in arc.items() if k.startswith(("input_layer.", "body."))}, strict=False
+            )
         enc.latent_avg.copy_(latent_avg.reshape(1, 512).expand(n_styles, 512))
     return enc
 
@@ -116,8 +118,9 @@ class PSPTrainer:
     def __init__(self, run):
         cfg, ctx, device, dtype = run.cfg, run.ctx, run.device, run.dtype
         self.run, self.cfg, self.ctx = run, cfg, ctx
-        loss_fn = build_psp_loss(loss_weights(cfg), vgg_weights=cfg.vgg_weights or cfg.ckpt,
-                                 id_weights=cfg.id_weights or None)
+        loss_fn = build_psp_loss(
+            loss_weights(cfg), vgg_weights=cfg.vgg_weights or cfg.ckpt, id_weights=cfg.id_weights or None
+        )
         self.g, latent_avg = load_frozen_generator(cfg, device, dtype)
         self.folder = data.ImageFolder(cfg.faces, self.g.size, "faces", ctx, run.log_file)
         self.sampler = data.Sampler(len(self.folder), cfg.seed, stream=FACE_STREAM)
@@ -163,7 +166,8 @@ class PSPTrainer:
             "state_dict": {f"encoder.{k}": v.detach().cpu() for k, v in self.enc.encoder.state_dict().items()},
             "latent_avg": self.enc.state_dict()["latent_avg"].detach().cpu(),
             # training state
-            "optim": self.optim.state_dict()}
+            "optim": self.optim.state_dict(),
+        }
 
 
 def train_psp(cfg: PSPConfig, log_file=None, given: set[str] | None = None) -> int:

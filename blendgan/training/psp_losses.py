@@ -15,6 +15,7 @@
 A loss term whose weights file is missing is refused with one line naming the flag; a lambda of 0
 disables the term (its network is then not loaded at all).
 """
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,8 +128,10 @@ class PSPLoss(nn.Module):
 
 def _required_file(path, flag, term, lambda_flag, value, what):
     if path is None or str(path) == "":
-        raise UsageError(f"the {term} loss ({lambda_flag} {value}) needs {what}: pass {flag} FILE, "
-                         f"or {lambda_flag} 0 to train without it")
+        raise UsageError(
+            f"the {term} loss ({lambda_flag} {value}) needs {what}: pass {flag} FILE, "
+            f"or {lambda_flag} 0 to train without it"
+        )
     if not Path(path).expanduser().is_file():
         raise UsageError(f"{flag} {path}: file not found (the {term} loss needs {what}; or pass {lambda_flag} 0)")
     return Path(path).expanduser()
@@ -140,16 +143,19 @@ def load_arcface(path):
     src = resolve_checkpoint_path(path)
     ckpt = read_checkpoint(src)
     sd = ckpt["state_dict"] if isinstance(ckpt.get("state_dict"), dict) else ckpt
-    sd = {k[len("facenet."):] if isinstance(k, str) and k.startswith("facenet.") else k: v for k, v in sd.items()}
+    sd = {k[len("facenet.") :] if isinstance(k, str) and k.startswith("facenet.") else k: v for k, v in sd.items()}
     model = ArcFaceIRSE50()
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
-    wrong = [k for k in expected if k in sd and (not isinstance(sd[k], torch.Tensor)
-                                                 or sd[k].shape != expected[k].shape)]
+    wrong = [
+        k for k in expected if k in sd and (not isinstance(sd[k], torch.Tensor) or sd[k].shape != expected[k].shape)
+    ]
     if missing or wrong:
         what = f"missing {missing[0]}" if missing else f"{wrong[0]} has the wrong shape"
-        raise CheckpointError(f"{src} is not an ArcFace IR-SE50 weights file ({len(missing)} keys missing, "
-                              f"{len(wrong)} of the wrong shape: {what}); pass pSp's model_ir_se50.pth as --id_weights")
+        raise CheckpointError(
+            f"{src} is not an ArcFace IR-SE50 weights file ({len(missing)} keys missing, "
+            f"{len(wrong)} of the wrong shape: {what}); pass pSp's model_ir_se50.pth as --id_weights"
+        )
     model.load_state_dict({k: sd[k] for k in expected})
     return model.requires_grad_(False).eval()
 
@@ -163,11 +169,23 @@ def build_psp_loss(weights, vgg_weights=None, id_weights=None):
     weights.check()
     perceptual = identity = None
     if weights.lpips_lambda > 0:
-        path = _required_file(vgg_weights, "--vgg_weights", "perceptual", "--lpips_lambda", weights.lpips_lambda,
-                              "ImageNet VGG19 weights (a blendgan.pt, style_encoder.pt or torchvision's vgg19 file)")
+        path = _required_file(
+            vgg_weights,
+            "--vgg_weights",
+            "perceptual",
+            "--lpips_lambda",
+            weights.lpips_lambda,
+            "ImageNet VGG19 weights (a blendgan.pt, style_encoder.pt or torchvision's vgg19 file)",
+        )
         perceptual = VGGPerceptualLoss(load_vgg19_features(path))
     if weights.id_lambda > 0:
-        path = _required_file(id_weights, "--id_weights", "identity", "--id_lambda", weights.id_lambda,
-                              "ArcFace IR-SE50 weights (pSp's model_ir_se50.pth)")
+        path = _required_file(
+            id_weights,
+            "--id_weights",
+            "identity",
+            "--id_lambda",
+            weights.id_lambda,
+            "ArcFace IR-SE50 weights (pSp's model_ir_se50.pth)",
+        )
         identity = IdentityLoss(load_arcface(path))
     return PSPLoss(weights, perceptual, identity)

@@ -5,6 +5,7 @@ Every file is written atomically (blendgan.io.files), so a run killed at any mom
 files and resumes from its last complete snapshot; snapshots are read back through the safe checkpoint
 reader (weights only, truncated files refused).
 """
+
 import json
 import random
 import re
@@ -41,8 +42,9 @@ class RunDir:
                 for leftover in d.glob(".*.tmp*"):
                     leftover.unlink(missing_ok=True)
         except OSError as err:
-            raise UsageError(f"{self.path}: cannot create the run folder ({err.strerror or err}); "
-                             "pass another --outdir") from None
+            raise UsageError(
+                f"{self.path}: cannot create the run folder ({err.strerror or err}); pass another --outdir"
+            ) from None
 
     def snapshot_path(self, step):
         return self.checkpoints / f"{step:06d}.pt"
@@ -62,8 +64,10 @@ class RunDir:
         """Path of the highest-step snapshot; UsageError when there is none."""
         snaps = self.snapshots()
         if not snaps:
-            raise UsageError(f"{self.path}: no snapshot to resume from (no checkpoints/NNNNNN.pt); start the run "
-                             "without --resume, or pass the --outdir of an earlier run")
+            raise UsageError(
+                f"{self.path}: no snapshot to resume from (no checkpoints/NNNNNN.pt); start the run "
+                "without --resume, or pass the --outdir of an earlier run"
+            )
         return snaps[-1][1]
 
 
@@ -81,15 +85,21 @@ def load_snapshot(path):
     CheckpointError naming it."""
     ckpt = weights.read_checkpoint(path, prefer_safetensors=False)
     if ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a training snapshot of blendgan (no '{FORMAT}' format entry); "
-                              "resume needs the run folder's own checkpoints/NNNNNN.pt")
+        raise CheckpointError(
+            f"{path} is not a training snapshot of blendgan (no '{FORMAT}' format entry); "
+            "resume needs the run folder's own checkpoints/NNNNNN.pt"
+        )
     return ckpt
 
 
 def rng_state():
     """Every global random state this process uses (torch CPU and CUDA, NumPy, Python)."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
-             "numpy_pos": int(np.random.get_state()[2]), "python": repr(random.getstate())}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state()[1].tolist(),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "python": repr(random.getstate()),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -115,8 +125,11 @@ class JsonLog:
         """Drop lines past `step` (a resumed run rewrites what came after its snapshot)."""
         if not self.enabled or not self.path.is_file():
             return
-        keep = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        keep = [
+            line
+            for line in self.path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
         write_bytes_atomic(self.path, "".join(line + "\n" for line in keep).encode())
 
     def write(self, record):

@@ -13,6 +13,7 @@ Every random draw (image order, views) is a function of the seed and the global 
 resumed run continues exactly and N processes x batch B compute what one process with batch N·B computes
 (up to the order of floating-point sums).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,8 +58,10 @@ def view_config(cfg):
 
 def view_pair(images, positions, cfg):
     """Two views of every image; each sample's view parameters come from its own (seed, position) stream."""
-    params = [views.sample_view_params(2, data.sample_generator(cfg.seed, VIEW_STREAM, p), view_config(cfg))
-              for p in positions]
+    params = [
+        views.sample_view_params(2, data.sample_generator(cfg.seed, VIEW_STREAM, p), view_config(cfg))
+        for p in positions
+    ]
     first = {k: torch.cat([q[k][:1] for q in params]) for k in params[0]}
     second = {k: torch.cat([q[k][1:] for q in params]) for k in params[0]}
     return views.apply_views(images, first, cfg.size), views.apply_views(images, second, cfg.size)
@@ -77,7 +80,7 @@ def frozen_equal_linear(layer, x):
     else:
         out = torch.zeros(x.shape[0], w.shape[0], dtype=x.dtype, device=x.device)
         for c in range(0, w.shape[1], FROZEN_BLOCK_COLUMNS):
-            out.addmm_(x[:, c:c + FROZEN_BLOCK_COLUMNS], w[:, c:c + FROZEN_BLOCK_COLUMNS].to(x.dtype).t())
+            out.addmm_(x[:, c : c + FROZEN_BLOCK_COLUMNS], w[:, c : c + FROZEN_BLOCK_COLUMNS].to(x.dtype).t())
     out = out * layer.scale
     bias = layer.bias.to(x.dtype) * layer.lr_mul
     return ops.fused_leaky_relu(out, bias) if layer.activation else out + bias
@@ -135,8 +138,10 @@ def build_networks(cfg, snapshot, folder, device, dtype):
         encoder = style_encoder_from_checkpoint(snapshot, source=str(folder.checkpoints), dtype=None)
     else:
         if not cfg.init:
-            raise UsageError("--init FILE is required: the frozen VGG19 comes from a style_encoder.pt, a blendgan.pt "
-                             "or torchvision's vgg19 weights file (vgg19-dcbb9e9d.pth)")
+            raise UsageError(
+                "--init FILE is required: the frozen VGG19 comes from a style_encoder.pt, a blendgan.pt "
+                "or torchvision's vgg19 weights file (vgg19-dcbb9e9d.pth)"
+            )
         encoder, _ = load_style_encoder_init(cfg.init)
     # the projector is made in the training dtype before its saved state is copied in: loading an fp64
     # run's state into a float32 module would round it, and a resumed run would drift from a straight one
@@ -159,9 +164,12 @@ def retrieval_sheet(encoder, cfg, folder, device, dtype):
     n = min(cfg.sample_pool, len(folder))
     k = min(cfg.sample_neighbours, n - 1)
     imgs = torch.stack([folder.tensor(i) for i in range(n)])
-    x = F.interpolate(imgs, size=(cfg.size, cfg.size), mode="bilinear", align_corners=False, antialias=True) \
-        if imgs.shape[-1] != cfg.size else imgs
-    z = torch.cat([encode(encoder, x[i:i + 8].to(device, dtype), 4) for i in range(0, n, 8)]).float().cpu()
+    x = (
+        F.interpolate(imgs, size=(cfg.size, cfg.size), mode="bilinear", align_corners=False, antialias=True)
+        if imgs.shape[-1] != cfg.size
+        else imgs
+    )
+    z = torch.cat([encode(encoder, x[i : i + 8].to(device, dtype), 4) for i in range(0, n, 8)]).float().cpu()
     z = F.normalize(z, dim=1)
     sim = z @ z.t()
     sim.fill_diagonal_(float("-inf"))
@@ -194,8 +202,7 @@ class StyleEncoderTrainer:
 
     def parallel(self):
         # several processes: DDP averages the trained parameters' gradients (its construction broadcasts rank 0's)
-        self.trained = distributed.wrap(TrainedPass(self.encoder, self.projector, self.cfg.frozen_mlp_layers),
-                                        self.ctx)
+        self.trained = distributed.wrap(TrainedPass(self.encoder, self.projector, self.cfg.frozen_mlp_layers), self.ctx)
 
     def step(self, step, positions):
         cfg, run = self.cfg, self.run
@@ -203,8 +210,8 @@ class StyleEncoderTrainer:
         v1, v2 = view_pair(x, positions, cfg)
         with run.cast:
             z, p = self.trained(torch.cat([v1, v2]))
-        z1, z2 = contrastive.gather_with_grad(z[:cfg.batch]), contrastive.gather_with_grad(z[cfg.batch:])
-        p1, p2 = contrastive.gather_with_grad(p[:cfg.batch]), contrastive.gather_with_grad(p[cfg.batch:])
+        z1, z2 = contrastive.gather_with_grad(z[: cfg.batch]), contrastive.gather_with_grad(z[cfg.batch :])
+        p1, p2 = contrastive.gather_with_grad(p[: cfg.batch]), contrastive.gather_with_grad(p[cfg.batch :])
         loss = contrastive.nt_xent(p1.to(run.dtype), p2.to(run.dtype), cfg.temperature)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -229,7 +236,8 @@ class StyleEncoderTrainer:
             "state_dict": {k: v.detach().cpu() for k, v in self.encoder.state_dict().items()},
             # training state
             "projector": {k: v.detach().cpu() for k, v in self.projector.state_dict().items()},
-            "optim": self.optim.state_dict()}
+            "optim": self.optim.state_dict(),
+        }
 
 
 def train_style_encoder(cfg: StyleEncoderConfig, log_file=None, given: set[str] | None = None) -> int:

@@ -6,6 +6,7 @@
 
 Every file is read through blendgan.weights (weights-only, memory-mapped).
 """
+
 from collections.abc import Mapping
 
 import torch
@@ -32,19 +33,30 @@ def torchvision_vgg19_features(ckpt, source="checkpoint"):
     """State dict of the 37-module `features` stack (keys `0.weight` ... `34.bias`) from torchvision's
     VGG19 file, checked key by key and shape by shape."""
     sd = ckpt.get("state_dict") if isinstance(ckpt.get("state_dict"), Mapping) else ckpt
-    out = {k[len(TORCHVISION_PREFIX):]: v for k, v in sd.items()
-           if isinstance(k, str) and k.startswith(TORCHVISION_PREFIX)}
+    out = {
+        k[len(TORCHVISION_PREFIX) :]: v
+        for k, v in sd.items()
+        if isinstance(k, str) and k.startswith(TORCHVISION_PREFIX)
+    }
     expected = _vgg_shapes()
     missing = [k for k in expected if k not in out]
     extra = [k for k in out if k not in expected]
-    wrong = [k for k in expected if k in out and (not isinstance(out[k], torch.Tensor)
-                                                  or tuple(out[k].shape) != expected[k])]
+    wrong = [
+        k for k in expected if k in out and (not isinstance(out[k], torch.Tensor) or tuple(out[k].shape) != expected[k])
+    ]
     if missing or extra or wrong:
-        what = (f"missing features.{missing[0]}" if missing else f"unexpected features.{extra[0]}" if extra
-                else f"features.{wrong[0]} has shape {list(getattr(out[wrong[0]], 'shape', []))}, "
-                     f"expected {list(expected[wrong[0]])}")
-        raise CheckpointError(f"{source} is not torchvision's VGG19 (configuration E) weights file: {what}; "
-                              f"pass vgg19-dcbb9e9d.pth, a style_encoder.pt or a blendgan.pt")
+        what = (
+            f"missing features.{missing[0]}"
+            if missing
+            else f"unexpected features.{extra[0]}"
+            if extra
+            else f"features.{wrong[0]} has shape {list(getattr(out[wrong[0]], 'shape', []))}, "
+            f"expected {list(expected[wrong[0]])}"
+        )
+        raise CheckpointError(
+            f"{source} is not torchvision's VGG19 (configuration E) weights file: {what}; "
+            f"pass vgg19-dcbb9e9d.pth, a style_encoder.pt or a blendgan.pt"
+        )
     return {k: out[k] for k in expected}
 
 

@@ -9,6 +9,7 @@ Randomness comes only from the `torch.Generator` passed in, and the parameters a
 batch first (`sample_view_params`) so that every rank of a distributed run can draw the global batch's
 parameters and apply its own slice: R ranks then see exactly the views one process would.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -20,11 +21,11 @@ import torch.nn.functional as F
 class ViewConfig:
     """Ranges of the random view transform."""
 
-    scale: tuple = (0.35, 1.0)         # crop area as a fraction of the image
-    ratio: tuple = (3 / 4, 4 / 3)      # crop aspect ratio (width / height)
-    max_rotation: float = 10.0         # degrees, uniform in [-max, max]
-    zoom: tuple = (0.9, 1.1)           # extra isotropic scale change of the crop
-    flip_p: float = 0.5                # probability of a horizontal flip
+    scale: tuple = (0.35, 1.0)  # crop area as a fraction of the image
+    ratio: tuple = (3 / 4, 4 / 3)  # crop aspect ratio (width / height)
+    max_rotation: float = 10.0  # degrees, uniform in [-max, max]
+    zoom: tuple = (0.9, 1.1)  # extra isotropic scale change of the crop
+    flip_p: float = 0.5  # probability of a horizontal flip
 
 
 def sample_view_params(n, generator, config=ViewConfig()):
@@ -35,12 +36,14 @@ def sample_view_params(n, generator, config=ViewConfig()):
     area = lo + (hi - lo) * u[:, 0]
     log_r = math.log(config.ratio[0]) + (math.log(config.ratio[1]) - math.log(config.ratio[0])) * u[:, 1]
     aspect = torch.exp(log_r)
-    half_w = torch.sqrt(area * aspect).clamp(max=1.0)   # half-extent in normalised coordinates [-1, 1]
+    half_w = torch.sqrt(area * aspect).clamp(max=1.0)  # half-extent in normalised coordinates [-1, 1]
     half_h = torch.sqrt(area / aspect).clamp(max=1.0)
     zoom = config.zoom[0] + (config.zoom[1] - config.zoom[0]) * u[:, 5]
     return {
-        "half_w": half_w * zoom, "half_h": half_h * zoom,
-        "cx": (1 - half_w) * (2 * u[:, 2] - 1), "cy": (1 - half_h) * (2 * u[:, 3] - 1),
+        "half_w": half_w * zoom,
+        "half_h": half_h * zoom,
+        "cx": (1 - half_w) * (2 * u[:, 2] - 1),
+        "cy": (1 - half_h) * (2 * u[:, 3] - 1),
         "angle": torch.deg2rad(config.max_rotation * (2 * u[:, 4] - 1)),
         "flip": (torch.rand(n, generator=generator, dtype=torch.float64) < config.flip_p).to(torch.float64),
     }

@@ -18,24 +18,51 @@ door to the weights: every public name below can be imported from it,
 and is only imported (with torch, where its module needs it) when first used, so that importing one
 torch-free module of the package (`blendgan.weights.home`) stays torch-free.
 """
+
 from __future__ import annotations
 
 import importlib
 
 # public name -> the module of this package that defines it
 _EXPORTS = {
-    "building": ("generator_from_checkpoint", "load_generator", "load_psp_encoder", "load_style_encoder",
-                 "psp_encoder_from_checkpoint", "style_encoder_from_checkpoint"),
+    "building": (
+        "generator_from_checkpoint",
+        "load_generator",
+        "load_psp_encoder",
+        "load_style_encoder",
+        "psp_encoder_from_checkpoint",
+        "style_encoder_from_checkpoint",
+    ),
     "convert": ("convert_to_safetensors",),
     "describe": ("describe_checkpoint", "format_bytes"),
     "download": ("download_one", "download_weights", "weight_url"),
-    "home": ("HOME_ENV", "KINDS", "OFFICIAL_WEIGHTS", "WeightFile", "default_weight_path", "official_weight",
-             "weights_dir"),
+    "home": (
+        "HOME_ENV",
+        "KINDS",
+        "OFFICIAL_WEIGHTS",
+        "WeightFile",
+        "default_weight_path",
+        "official_weight",
+        "weights_dir",
+    ),
     "layouts": ("check_checkpoint", "guess_kind"),
-    "manifest": ("MANIFEST_NAME", "manifest_entry", "read_manifest", "sha256_file", "update_manifest",
-                 "verify_manifest"),
-    "reading": ("SAFE_GLOBALS", "CheckpointWarning", "html_page_kind", "read_checkpoint", "resolve_checkpoint_path",
-                "retry_later", "sniff_file"),
+    "manifest": (
+        "MANIFEST_NAME",
+        "manifest_entry",
+        "read_manifest",
+        "sha256_file",
+        "update_manifest",
+        "verify_manifest",
+    ),
+    "reading": (
+        "SAFE_GLOBALS",
+        "CheckpointWarning",
+        "html_page_kind",
+        "read_checkpoint",
+        "resolve_checkpoint_path",
+        "retry_later",
+        "sniff_file",
+    ),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

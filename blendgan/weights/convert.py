@@ -1,4 +1,5 @@
 """`.pt` -> `.safetensors`: the same tensors, bit for bit, without pickle."""
+
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,11 +25,17 @@ def convert_to_safetensors(path, out=None):
     ckpt = read_file(src)
     kind = guess_kind(ckpt)
     if kind == "unknown":
-        raise CheckpointError(f"{src} is not a BlendGAN checkpoint (entries: {few([str(k) for k in ckpt], 4)}); "
-                              "nothing to convert")
+        raise CheckpointError(
+            f"{src} is not a BlendGAN checkpoint (entries: {few([str(k) for k in ckpt], 4)}); nothing to convert"
+        )
     st = src.stat()
-    meta = {"format": "pt", META_PREFIX + "kind": kind, META_PREFIX + "source": src.name,
-            META_PREFIX + "source_size": str(st.st_size), META_PREFIX + "source_mtime_ns": str(st.st_mtime_ns)}
+    meta = {
+        "format": "pt",
+        META_PREFIX + "kind": kind,
+        META_PREFIX + "source": src.name,
+        META_PREFIX + "source_size": str(st.st_size),
+        META_PREFIX + "source_mtime_ns": str(st.st_mtime_ns),
+    }
     if kind == "generator":
         sd, size = generator_parts(ckpt, src)
         tensors = dict(sd)

@@ -1,4 +1,5 @@
 """What `blendgan info` prints about one file: kind, size, tensors, sha256, manifest and load check."""
+
 import math
 from collections.abc import Mapping
 
@@ -34,8 +35,11 @@ def describe_checkpoint(path, *, sha256=True):
         "dtypes": sorted({str(t.dtype).replace("torch.", "") for t in tensors}),
         "latent_avg": list(la.shape) if isinstance(la, torch.Tensor) else None,
         "truncation": None,
-        "extra_entries": sorted(str(k) for k in ckpt if k not in ("g_ema", "state_dict", "latent_avg", "truncation")
-                                and not isinstance(ckpt[k], torch.Tensor)),
+        "extra_entries": sorted(
+            str(k)
+            for k in ckpt
+            if k not in ("g_ema", "state_dict", "latent_avg", "truncation") and not isinstance(ckpt[k], torch.Tensor)
+        ),
         "sha256": sha256_file(p) if sha256 else None,
     }
     try:
@@ -73,4 +77,4 @@ def format_bytes(n):
     if n < 1000:
         return f"{n} B"
     exp = min(int(math.log(n, 1000)), 4)
-    return f"{n / 1000 ** exp:.2f} {' kMGT'[exp]}B"
+    return f"{n / 1000**exp:.2f} {' kMGT'[exp]}B"

@@ -12,6 +12,7 @@ in tests). gdown handles both: the Drive confirmation pages for Drive links, pla
 `fetch_if_missing` is the first-use path of the commands: a published file missing from the weights folder
 is downloaded this way before it is loaded, unless `$BLENDGAN_OFFLINE` is set.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -35,8 +36,7 @@ def weight_url(name, url_template=None):
     return template.format(id=w.drive_id, name=w.name, filename=w.filename)
 
 
-def download_weights(names=None, directory=None, *, force=False, url_template=None, retries=3, quiet=False,
-                     log=None):
+def download_weights(names=None, directory=None, *, force=False, url_template=None, retries=3, quiet=False, log=None):
     """Fetch the published weight files that are missing or damaged -> {name: path}.
 
     Files already present are kept when they match their manifest entry (or, without one, pass the
@@ -58,8 +58,9 @@ def download_weights(names=None, directory=None, *, force=False, url_template=No
                 continue
             except CheckpointError as err:
                 log(f"{target} is not usable ({err}); downloading it again")
-        paths[name] = download_one(name, directory, force=force, url_template=url_template, retries=retries,
-                                   quiet=quiet, log=log)
+        paths[name] = download_one(
+            name, directory, force=force, url_template=url_template, retries=retries, quiet=quiet, log=log
+        )
     return paths
 
 
@@ -95,27 +96,36 @@ def download_one(name, directory=None, *, force=False, url_template=None, retrie
     browser = f"download {w.filename} in a browser from {w.drive_link} and save it as {target}"
     log(f"downloading {w.filename} from {url}")
     try:
-        gdown.download(url, str(staging), quiet=quiet, resume=True, retries=retries, use_cookies=is_drive,
-                       timeout=60)
+        gdown.download(url, str(staging), quiet=quiet, resume=True, retries=retries, use_cookies=is_drive, timeout=60)
     except FileURLRetrievalError as err:
         reason = " ".join(str(err).split())[:300]
-        raise CheckpointError(f"Google Drive would not serve {w.filename} ({reason}); this usually means its "
-                              f"download quota is used up: try again later, or {browser}") from None
+        raise CheckpointError(
+            f"Google Drive would not serve {w.filename} ({reason}); this usually means its "
+            f"download quota is used up: try again later, or {browser}"
+        ) from None
     except DownloadError as err:
         reason = str(err).splitlines()[0]
         if "byte range" in reason or "temporary files" in reason:  # resuming cannot work: start over
-            raise CheckpointError(f"download of {w.filename} could not resume ({reason}); run `blendgan download "
-                                  f"--force --only {name}` to start it over") from None
+            raise CheckpointError(
+                f"download of {w.filename} could not resume ({reason}); run `blendgan download "
+                f"--force --only {name}` to start it over"
+            ) from None
         have = sum(p.stat().st_size for p in _partial_files(staging))
         if have == 0:  # nothing arrived at all: no connection rather than an interrupted download
-            raise CheckpointError(f"could not download {w.filename} from {url} ({reason[:200]}); check the "
-                                  f"connection and run `blendgan download --only {name}` again, or {browser}") from None
-        raise CheckpointError(f"download of {w.filename} was interrupted ({reason}); run `blendgan download "
-                              f"--only {name}` again to resume from the {format_bytes(have)} received") from None
+            raise CheckpointError(
+                f"could not download {w.filename} from {url} ({reason[:200]}); check the "
+                f"connection and run `blendgan download --only {name}` again, or {browser}"
+            ) from None
+        raise CheckpointError(
+            f"download of {w.filename} was interrupted ({reason}); run `blendgan download "
+            f"--only {name}` again to resume from the {format_bytes(have)} received"
+        ) from None
     except requests.RequestException as err:
-        raise CheckpointError(f"could not download {w.filename} from {url} ({type(err).__name__}: "
-                              f"{str(err)[:200]}); check the connection and run `blendgan download --only "
-                              f"{name}` again (partial data is kept and resumed), or {browser}") from None
+        raise CheckpointError(
+            f"could not download {w.filename} from {url} ({type(err).__name__}: "
+            f"{str(err)[:200]}); check the connection and run `blendgan download --only "
+            f"{name}` again (partial data is kept and resumed), or {browser}"
+        ) from None
     try:
         _check_arrival(staging, w, browser)
     except CheckpointError:
@@ -137,14 +147,17 @@ def _check_arrival(staging, w, browser):
     """Refuse what is not the expected checkpoint: a web page, a damaged file, the wrong kind or layout."""
     if sniff_file(staging) == "html":
         page = html_page_kind(staging)
-        raise CheckpointError(f"the server sent {page} instead of {w.filename}; try again"
-                              f"{retry_later(page) or ' later'}, or {browser}")
+        raise CheckpointError(
+            f"the server sent {page} instead of {w.filename}; try again{retry_later(page) or ' later'}, or {browser}"
+        )
     try:
         check_checkpoint(read_checkpoint(staging, prefer_safetensors=False), w.kind, source=staging)
     except CheckpointError as err:
         reason = str(err).replace(str(staging), "it").split("; ")[0]
-        raise CheckpointError(f"the downloaded {w.filename} is not usable ({reason}); run `blendgan download "
-                              f"--force --only {w.name}` again, or {browser}") from None
+        raise CheckpointError(
+            f"the downloaded {w.filename} is not usable ({reason}); run `blendgan download "
+            f"--force --only {w.name}` again, or {browser}"
+        ) from None
 
 
 def _record(path, w, url):

@@ -2,6 +2,7 @@
 
 Nothing here imports torch: the command line uses it to build its --help.
 """
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +17,24 @@ KINDS = ("generator", "psp_encoder", "style_encoder")
 class WeightFile:
     """One of the published weight files."""
 
-    name: str       # short name used by `blendgan download --only`
+    name: str  # short name used by `blendgan download --only`
     filename: str
     drive_id: str
-    kind: str       # generator | psp_encoder | style_encoder
+    kind: str  # generator | psp_encoder | style_encoder
 
     @property
     def drive_link(self):
         return f"https://drive.google.com/file/d/{self.drive_id}"
 
 
-OFFICIAL_WEIGHTS = {w.name: w for w in (
-    WeightFile("blendgan", "blendgan.pt", "1eF04jKMLAb9DvzI72m8Akn5ykWf3EafE", "generator"),
-    WeightFile("psp_encoder", "psp_encoder.pt", "14nevG94hNkkwaoK5eJLF1iv78cv5O8fN", "psp_encoder"),
-    WeightFile("style_encoder", "style_encoder.pt", "1EaM0ZYsAMdPkbRz0smLNIlJ1rxVAhbEz", "style_encoder"),
-)}
+OFFICIAL_WEIGHTS = {
+    w.name: w
+    for w in (
+        WeightFile("blendgan", "blendgan.pt", "1eF04jKMLAb9DvzI72m8Akn5ykWf3EafE", "generator"),
+        WeightFile("psp_encoder", "psp_encoder.pt", "14nevG94hNkkwaoK5eJLF1iv78cv5O8fN", "psp_encoder"),
+        WeightFile("style_encoder", "style_encoder.pt", "1EaM0ZYsAMdPkbRz0smLNIlJ1rxVAhbEz", "style_encoder"),
+    )
+}
 
 
 def weights_dir():
@@ -64,11 +68,15 @@ def how_to_get(path):
     """The advice for a missing weight file: the download command, or the original links."""
     w = official_weight(path) if path else None
     if w is not None:
-        return (f"run `blendgan download --only {w.name}` (saves it in {weights_dir().resolve()}) "
-                f"or download {w.filename} from {w.drive_link}")
+        return (
+            f"run `blendgan download --only {w.name}` (saves it in {weights_dir().resolve()}) "
+            f"or download {w.filename} from {w.drive_link}"
+        )
     links = ", ".join(f"{w.filename} {w.drive_link}" for w in OFFICIAL_WEIGHTS.values())
-    return (f"run `blendgan download` (saves the weights in {weights_dir().resolve()}) or download them from "
-            f"Google Drive: {links}")
+    return (
+        f"run `blendgan download` (saves the weights in {weights_dir().resolve()}) or download them from "
+        f"Google Drive: {links}"
+    )
 
 
 def how_to_redownload(path):
@@ -77,4 +85,3 @@ def how_to_redownload(path):
     if w is not None:
         return f"delete it and run `blendgan download --force --only {w.name}` (or get it from {w.drive_link})"
     return "download or save it again"
-

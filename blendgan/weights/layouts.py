@@ -3,6 +3,7 @@
 Keys and shapes come from meta-device instances of the models (no memory allocated), so a file is judged
 by exactly what `load_state_dict` would accept.
 """
+
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -35,8 +36,9 @@ def guess_kind(ckpt):
         return "psp_encoder"
     if any(k == "add_weight" or k.startswith(("style.1.", "to_rgb1.", "conv1.conv.")) for k in keys):
         return "generator"
-    if any(k.startswith(("embedder_mlp.", "embedder.embedder_mlp.")) for k in keys) or \
-            isinstance(ckpt.get("embedder"), Mapping):
+    if any(k.startswith(("embedder_mlp.", "embedder.embedder_mlp.")) for k in keys) or isinstance(
+        ckpt.get("embedder"), Mapping
+    ):
         return "style_encoder"
     return "unknown"
 
@@ -45,7 +47,7 @@ _KIND_HINTS = {
     "generator": "this looks like a BlendGAN generator checkpoint (blendgan.pt); pass it as --ckpt",
     "psp_encoder": "this looks like a pSp encoder checkpoint (psp_encoder.pt); pass it as --psp_encoder_ckpt",
     "style_encoder": "this looks like a standalone style encoder checkpoint (style_encoder.pt); pass it as "
-                     "--style_encoder_ckpt",
+    "--style_encoder_ckpt",
 }
 
 
@@ -54,8 +56,10 @@ def kind_hint(ckpt, wanted):
     if kind == "generator" and wanted == "generator":
         sd = ckpt.get("g_ema") if isinstance(ckpt.get("g_ema"), Mapping) else ckpt
         if "add_weight" not in sd and not any(str(k).startswith("embedder.") for k in sd):
-            return "; this looks like a plain StyleGAN2 generator without BlendGAN's style branch " \
-                   "(no add_weight / embedding / embedder weights)"
+            return (
+                "; this looks like a plain StyleGAN2 generator without BlendGAN's style branch "
+                "(no add_weight / embedding / embedder weights)"
+            )
     if kind in (wanted, "unknown"):
         return ""
     return "; " + _KIND_HINTS[kind]
@@ -71,17 +75,22 @@ def _check_state_dict(expected, got, source, what, hint=""):
         raise CheckpointError(f"{source} does not hold {what}: keys {' and '.join(parts)}{hint}")
     not_tensors = [k for k in expected if not isinstance(got[k], torch.Tensor)]
     if not_tensors:
-        raise CheckpointError(f"{source} does not hold {what}: {len(not_tensors)} entries are not tensors "
-                              f"({few(not_tensors)}){hint}")
+        raise CheckpointError(
+            f"{source} does not hold {what}: {len(not_tensors)} entries are not tensors ({few(not_tensors)}){hint}"
+        )
     no_data = [k for k in expected if got[k].is_meta]
     if no_data:
-        raise CheckpointError(f"{source} holds no data for {len(no_data)} tensors ({few(no_data)}): they were "
-                              f"saved from the meta device; {how_to_redownload(source)}")
+        raise CheckpointError(
+            f"{source} holds no data for {len(no_data)} tensors ({few(no_data)}): they were "
+            f"saved from the meta device; {how_to_redownload(source)}"
+        )
     wrong = [(k, list(got[k].shape), list(s)) for k, s in expected.items() if tuple(got[k].shape) != s]
     if wrong:
         shown = "; ".join(f"{k}: file {a}, model {b}" for k, a, b in wrong[:3])
-        raise CheckpointError(f"{source} does not hold {what}: {len(wrong)} tensors have the wrong shape "
-                              f"({shown}{'; ...' if len(wrong) > 3 else ''}){hint}")
+        raise CheckpointError(
+            f"{source} does not hold {what}: {len(wrong)} tensors have the wrong shape "
+            f"({shown}{'; ...' if len(wrong) > 3 else ''}){hint}"
+        )
 
 
 @cache
@@ -91,8 +100,7 @@ def _expected_shapes(kind, arg, width, channel_multiplier=2, max_channels=512):
     `width`: the encoder's first-layer width (VGG19's for a generator or style encoder, IR-SE50's for pSp)."""
     with torch.device("meta"):
         if kind == "generator":
-            model = Generator(arg, channel_multiplier=channel_multiplier, max_channels=max_channels,
-                              style_width=width)
+            model = Generator(arg, channel_multiplier=channel_multiplier, max_channels=max_channels, style_width=width)
         elif kind == "psp_encoder":
             model = PSPEncoder(arg, width)
         else:
@@ -133,28 +141,35 @@ def generator_parts(ckpt, source, size=None, channel_multiplier=2):
     if not isinstance(sd, Mapping):
         if guess_kind(ckpt) != "generator":
             entries = few([str(k) for k in ckpt], 4)
-            raise CheckpointError(f"{source} has no 'g_ema' generator weights (entries: {entries})"
-                                  f"{kind_hint(ckpt, 'generator')}")
+            raise CheckpointError(
+                f"{source} has no 'g_ema' generator weights (entries: {entries}){kind_hint(ckpt, 'generator')}"
+            )
         sd = ckpt  # a bare generator state dict
     inferred = _generator_size(sd)
     if size is not None and inferred is not None and int(size) != inferred:
-        raise CheckpointError(f"{source} is a {inferred} generator but --size {size} was given; "
-                              f"pass --size {inferred} (or omit it)")
+        raise CheckpointError(
+            f"{source} is a {inferred} generator but --size {size} was given; pass --size {inferred} (or omit it)"
+        )
     size = int(size) if size is not None else inferred
     if size is None:
-        raise CheckpointError(f"{source}: cannot tell the generator's output size (no add_weight or to_rgbs.* "
-                              f"entries); pass --size{kind_hint(ckpt, 'generator')}")
+        raise CheckpointError(
+            f"{source}: cannot tell the generator's output size (no add_weight or to_rgbs.* "
+            f"entries); pass --size{kind_hint(ckpt, 'generator')}"
+        )
     hint = kind_hint(ckpt, "generator")
     cm = _channel_multiplier(sd)
     if cm is not None and cm != channel_multiplier:
         hint += f"; its layer widths are those of channel multiplier {cm}: pass --channel_multiplier {cm}"
     max_channels = generator_max_channels(sd)
     width = style_encoder_width(sd, "embedder.")
-    what = f"a {size}x{size} BlendGAN generator (channel multiplier {channel_multiplier}" + \
-        (f", at most {max_channels} channels" if max_channels != 512 else "") + \
-        (f", a style encoder {width} channels wide)" if width != VGG19_WIDTH else ")")
-    _check_state_dict(_expected_shapes("generator", size, width, channel_multiplier, max_channels), sd, source, what,
-                      hint)
+    what = (
+        f"a {size}x{size} BlendGAN generator (channel multiplier {channel_multiplier}"
+        + (f", at most {max_channels} channels" if max_channels != 512 else "")
+        + (f", a style encoder {width} channels wide)" if width != VGG19_WIDTH else ")")
+    )
+    _check_state_dict(
+        _expected_shapes("generator", size, width, channel_multiplier, max_channels), sd, source, what, hint
+    )
     return sd, size
 
 
@@ -189,17 +204,20 @@ def psp_parts(ckpt, source, size=None):
     # The original keeps keys whose first len('encoder') characters are 'encoder' and drops
     # len('encoder') + 1 characters; other prefixes are ignored.
     n = len("encoder")
-    inner = {k[n + 1:]: v for k, v in sd.items() if isinstance(k, str) and k[:n] == "encoder"}
+    inner = {k[n + 1 :]: v for k, v in sd.items() if isinstance(k, str) and k[:n] == "encoder"}
     hint = kind_hint(ckpt, "psp_encoder")
     if not inner:
-        raise CheckpointError(f"{source} has no 'encoder.*' pSp weights (entries: {few([str(k) for k in sd], 4)})"
-                              f"{hint}")
+        raise CheckpointError(
+            f"{source} has no 'encoder.*' pSp weights (entries: {few([str(k) for k in sd], 4)}){hint}"
+        )
     blocks = {int(m.group(1)) for k in inner if (m := re.match(r"styles\.(\d+)\.", k))}
     inferred = _size_from_n_latent(max(blocks) + 1) if blocks else None
     if size is not None and inferred is not None and int(size) != inferred:
-        raise CheckpointError(f"{source} is a pSp encoder for {inferred}x{inferred} generators ({max(blocks) + 1} "
-                              f"styles) but the size in use is {size} (--size / the generator's size); use the "
-                              f"pSp encoder that matches the generator, or --size {inferred}")
+        raise CheckpointError(
+            f"{source} is a pSp encoder for {inferred}x{inferred} generators ({max(blocks) + 1} "
+            f"styles) but the size in use is {size} (--size / the generator's size); use the "
+            f"pSp encoder that matches the generator, or --size {inferred}"
+        )
     size = int(size) if size is not None else inferred
     if size is None:
         raise CheckpointError(f"{source}: cannot tell the pSp encoder's output size (no styles.* blocks){hint}")
@@ -207,8 +225,13 @@ def psp_parts(ckpt, source, size=None):
     width = psp_encoder_width(inner, prefix="")
     expected = _expected_shapes("psp_encoder", n_styles, width)
     narrow = f", {width} channels wide" if width != IR_SE50_WIDTH else ""
-    _check_state_dict({k[n + 1:]: s for k, s in expected.items() if k.startswith("encoder.")}, inner, source,
-                      f"a pSp encoder for {size}x{size} generators ({n_styles} styles{narrow})", hint)
+    _check_state_dict(
+        {k[n + 1 :]: s for k, s in expected.items() if k.startswith("encoder.")},
+        inner,
+        source,
+        f"a pSp encoder for {size}x{size} generators ({n_styles} styles{narrow})",
+        hint,
+    )
     out = {f"encoder.{k}": v for k, v in inner.items()}
     out["latent_avg"] = _psp_latent_avg(ckpt, n_styles, source)
     return out, n_styles, size
@@ -217,8 +240,10 @@ def psp_parts(ckpt, source, size=None):
 def _psp_latent_avg(ckpt, n_styles, source):
     la = ckpt.get("latent_avg")
     if not isinstance(la, torch.Tensor):
-        raise CheckpointError(f"{source} has no 'latent_avg' tensor; the pSp codes are offsets from it, so the "
-                              f"file is incomplete (expected shape [{n_styles}, 512]); {how_to_redownload(source)}")
+        raise CheckpointError(
+            f"{source} has no 'latent_avg' tensor; the pSp codes are offsets from it, so the "
+            f"file is incomplete (expected shape [{n_styles}, 512]); {how_to_redownload(source)}"
+        )
     shape = list(la.shape)
     if shape in ([n_styles, 512], [1, 512], [512]):
         return la.reshape(-1, 512).expand(n_styles, 512)  # broadcasts like the original's .repeat(N, 1, 1)
@@ -239,7 +264,7 @@ def style_parts(ckpt, source):
     # Prefixed form (as inside the generator): embedder.embedder.* and embedder.embedder_mlp.*; the bare
     # form's own keys are embedder.feature_extractor.* and embedder_mlp.*.
     if any(isinstance(k, str) and k.startswith("embedder.embedder_mlp.") for k in sd):
-        sd = {k[len("embedder."):]: v for k, v in sd.items() if isinstance(k, str) and k.startswith("embedder.")}
+        sd = {k[len("embedder.") :]: v for k, v in sd.items() if isinstance(k, str) and k.startswith("embedder.")}
     hint = kind_hint(ckpt, "style_encoder") if guess_kind(ckpt) != "generator" else ""
     width = style_encoder_width(sd)
     what = "a BlendGAN style encoder" + (f" ({width} channels wide)" if width != VGG19_WIDTH else "")
@@ -263,7 +288,6 @@ def check_checkpoint(ckpt, kind, source="checkpoint", size=None):
     return {"kind": kind, "size": size, "n_tensors": len(sd)}
 
 
-
 def read_truncation(ckpt, source):
     """The checkpoint's 'truncation' entry as a float (None when absent)."""
     t = ckpt.get("truncation")
@@ -272,6 +296,6 @@ def read_truncation(ckpt, source):
     try:
         return float(t)  # a float, an int or a one-element tensor
     except (TypeError, ValueError, RuntimeError):
-        raise CheckpointError(f"{source}: its 'truncation' entry ({type(t).__name__}) is not a number; "
-                              f"{how_to_redownload(source)}") from None
-
+        raise CheckpointError(
+            f"{source}: its 'truncation' entry ({type(t).__name__}) is not a number; {how_to_redownload(source)}"
+        ) from None

@@ -1,4 +1,5 @@
 """`manifest.json` beside downloaded weights: {file name: {sha256, size, mtime_ns, kind, ...}}, and checks."""
+
 import hashlib
 import json
 from pathlib import Path
@@ -20,8 +21,9 @@ def read_manifest(directory):
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as err:
-        raise CheckpointError(f"{f} is not a valid manifest ({err}); delete it or run `blendgan download` "
-                              "to write a new one") from None
+        raise CheckpointError(
+            f"{f} is not a valid manifest ({err}); delete it or run `blendgan download` to write a new one"
+        ) from None
     return data
 
 
@@ -68,8 +70,10 @@ def verify_manifest(path, *, rehash=False, digest=None):
     if not isinstance(entry, dict) or "sha256" not in entry:
         return None
     st = path.stat()
-    fix = (f"the file changed or was damaged after it was downloaded; {how_to_redownload(path)}, "
-           f"or remove its entry from {path.parent / MANIFEST_NAME} if you replaced it on purpose")
+    fix = (
+        f"the file changed or was damaged after it was downloaded; {how_to_redownload(path)}, "
+        f"or remove its entry from {path.parent / MANIFEST_NAME} if you replaced it on purpose"
+    )
     if "size" in entry and st.st_size != entry["size"]:
         raise CheckpointError(f"{path} has {st.st_size} bytes but {MANIFEST_NAME} records {entry['size']}: {fix}")
     if not rehash and entry.get("mtime_ns") == st.st_mtime_ns:
@@ -78,8 +82,10 @@ def verify_manifest(path, *, rehash=False, digest=None):
     if rehash or key not in _VERIFIED:
         digest = digest or sha256_file(path)
         if digest != entry["sha256"]:
-            raise CheckpointError(f"{path} does not match {MANIFEST_NAME} (sha256 {digest[:16]}..., recorded "
-                                  f"{str(entry['sha256'])[:16]}...): {fix}")
+            raise CheckpointError(
+                f"{path} does not match {MANIFEST_NAME} (sha256 {digest[:16]}..., recorded "
+                f"{str(entry['sha256'])[:16]}...): {fix}"
+            )
         _VERIFIED.add(key)
         if entry.get("mtime_ns") != st.st_mtime_ns:
             try:

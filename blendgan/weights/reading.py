@@ -10,6 +10,7 @@ by `blendgan convert` is given back in the layout of the `.pt` it came from:
   psp_encoder.pt    {'state_dict': {'encoder.<key>': ...}, 'latent_avg': [n, 512] | [1, 512] | [512]}
   style_encoder.pt  the style encoder's weights (see pretrained_models/README.md for the accepted layouts)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,10 @@ def _html_message(path):
     browser = f", or download {w.filename} in a browser from {w.drive_link}" if w else ""
     again = f"`blendgan download --force --only {w.name}`" if w else "the download"
     kind = html_page_kind(path)
-    return (f"{path} is {kind}, not a checkpoint (an HTML page was saved instead of the weights); delete it and "
-            f"run {again} again{retry_later(kind)}{browser}")
+    return (
+        f"{path} is {kind}, not a checkpoint (an HTML page was saved instead of the weights); delete it and "
+        f"run {again} again{retry_later(kind)}{browser}"
+    )
 
 
 def retry_later(page_kind):
@@ -106,8 +109,9 @@ def resolve_checkpoint_path(path: PathLike, prefer_safetensors: bool = True) -> 
                 raise CheckpointError(f"{sibling} {problem}, and {p} does not exist")
             warnings.warn(f"ignoring {sibling}: it {problem}; reading {p}", CheckpointWarning, stacklevel=3)
     if p.is_dir():
-        raise CheckpointError(f"{p} is a directory, not a checkpoint file; pass the file itself "
-                              f"(e.g. {p / 'blendgan.pt'})")
+        raise CheckpointError(
+            f"{p} is a directory, not a checkpoint file; pass the file itself (e.g. {p / 'blendgan.pt'})"
+        )
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} not found; {how_to_get(p)}")
     return p
@@ -171,8 +175,10 @@ def read_file(p):
         raise CheckpointError(f"{p} is truncated or corrupt (an incomplete download?); {how_to_redownload(p)}")
     obj = _torch_load(p, mmap=fmt == "zip")  # the legacy (pre-1.6) format cannot be memory-mapped
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{p} holds a {type(obj).__name__}, not a dict of weights; pass a BlendGAN "
-                              "checkpoint (blendgan.pt, psp_encoder.pt or style_encoder.pt)")
+        raise CheckpointError(
+            f"{p} holds a {type(obj).__name__}, not a dict of weights; pass a BlendGAN "
+            "checkpoint (blendgan.pt, psp_encoder.pt or style_encoder.pt)"
+        )
     return obj
 
 
@@ -190,9 +196,11 @@ def _torch_load(p, mmap):
             raise CheckpointError(
                 f"{p} was refused: loading it would run Python code{what}, which weights never need and a "
                 "malicious file would use; only tensors, plain containers and argparse.Namespace are accepted. "
-                "Use the official weights (`blendgan download`) or re-save just the tensors") from None
-        raise CheckpointError(f"{p} is corrupt ({msg.splitlines()[0] if msg else 'unpickling failed'}); "
-                              f"{how_to_redownload(p)}") from None
+                "Use the official weights (`blendgan download`) or re-save just the tensors"
+            ) from None
+        raise CheckpointError(
+            f"{p} is corrupt ({msg.splitlines()[0] if msg else 'unpickling failed'}); {how_to_redownload(p)}"
+        ) from None
     except (EOFError, RuntimeError, OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         if isinstance(err, (EOFError, OSError)) or "zip archive" in first or "central directory" in first:
@@ -206,8 +214,9 @@ def _read_safetensors(p):
     try:
         tensors, meta = safetensors_file.read(p)
     except safetensors_file.SafetensorsFormatError as err:
-        raise CheckpointError(f"{p} is not a valid safetensors file ({err}); convert the .pt again "
-                              "with `blendgan convert` or delete it") from None
+        raise CheckpointError(
+            f"{p} is not a valid safetensors file ({err}); convert the .pt again with `blendgan convert` or delete it"
+        ) from None
     return _unflatten(tensors, meta, p)
 
 
@@ -222,8 +231,10 @@ def _unflatten(tensors, meta, p):
             try:
                 out["truncation"] = float(meta[META_PREFIX + "truncation"])
             except ValueError:
-                raise CheckpointError(f"{p}: metadata truncation={meta[META_PREFIX + 'truncation']!r} is not a "
-                                      "number; convert the .pt again with `blendgan convert`") from None
+                raise CheckpointError(
+                    f"{p}: metadata truncation={meta[META_PREFIX + 'truncation']!r} is not a "
+                    "number; convert the .pt again with `blendgan convert`"
+                ) from None
         return out
     if kind == "psp_encoder":
         out = {"state_dict": {k: v for k, v in tensors.items() if k != "latent_avg"}}
@@ -231,4 +242,3 @@ def _unflatten(tensors, meta, p):
             out["latent_avg"] = tensors["latent_avg"]
         return out
     return dict(tensors)  # style encoder, or a third-party file: a flat state dict
-

@@ -11,6 +11,7 @@ of that mapping: nothing is read from disk until it is used and writes never rea
 own reader pages in the first block of every tensor (resident memory and cold-cache time compared in
 benchmarks/README.md), and this is one compiled dependency less.
 """
+
 import json
 import math
 import mmap
@@ -24,9 +25,18 @@ from ..io.files import open_atomic
 ALIGN = 64  # bytes; torch.save aligns tensor data the same way
 MAX_HEADER = 100 * 1000 * 1000  # bytes; the library's limit
 
-DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-          "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-          "BOOL": torch.bool}
+DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 
 
@@ -61,30 +71,41 @@ def read_header(path):
 def _check_ranges(entries, data_bytes):
     ranges = []
     for name, e in entries.items():
-        ok = (isinstance(e, dict) and isinstance(e.get("dtype"), str) and isinstance(e.get("shape"), list)
-              and all(isinstance(d, int) and d >= 0 for d in e["shape"])
-              and isinstance(e.get("data_offsets"), list) and len(e["data_offsets"]) == 2
-              and all(isinstance(o, int) for o in e["data_offsets"]))
+        ok = (
+            isinstance(e, dict)
+            and isinstance(e.get("dtype"), str)
+            and isinstance(e.get("shape"), list)
+            and all(isinstance(d, int) and d >= 0 for d in e["shape"])
+            and isinstance(e.get("data_offsets"), list)
+            and len(e["data_offsets"]) == 2
+            and all(isinstance(o, int) for o in e["data_offsets"])
+        )
         if not ok:
             raise SafetensorsFormatError(f"tensor {name!r}: needs dtype, shape and data_offsets [begin, end]")
         if e["dtype"] not in DTYPES:
-            raise SafetensorsFormatError(f"tensor {name!r}: dtype {e['dtype']} is not supported "
-                                         f"(only {', '.join(DTYPES)})")
+            raise SafetensorsFormatError(
+                f"tensor {name!r}: dtype {e['dtype']} is not supported (only {', '.join(DTYPES)})"
+            )
         begin, end = e["data_offsets"]
         need = math.prod(e["shape"]) * DTYPES[e["dtype"]].itemsize
         if end - begin != need:
-            raise SafetensorsFormatError(f"tensor {name!r}: data_offsets span {end - begin} bytes but dtype "
-                                         f"{e['dtype']} and shape {e['shape']} need {need}")
+            raise SafetensorsFormatError(
+                f"tensor {name!r}: data_offsets span {end - begin} bytes but dtype "
+                f"{e['dtype']} and shape {e['shape']} need {need}"
+            )
         ranges.append((begin, end, name))
     covered = 0
     for begin, end, name in sorted(ranges):
         if begin != covered:
-            raise SafetensorsFormatError(f"tensor {name!r}: data_offsets start at {begin}, expected {covered} "
-                                         "(tensor data must follow each other without gaps or overlaps)")
+            raise SafetensorsFormatError(
+                f"tensor {name!r}: data_offsets start at {begin}, expected {covered} "
+                "(tensor data must follow each other without gaps or overlaps)"
+            )
         covered = end
     if covered != data_bytes:
-        raise SafetensorsFormatError(f"the tensors cover {covered} bytes of data but the file holds {data_bytes} "
-                                     "(truncated or padded)")
+        raise SafetensorsFormatError(
+            f"the tensors cover {covered} bytes of data but the file holds {data_bytes} (truncated or padded)"
+        )
 
 
 def metadata(path):
@@ -106,10 +127,11 @@ def read(path):
             tensors[name] = torch.empty(e["shape"], dtype=dtype)
             continue
         if at % dtype.itemsize:  # legal in the format, but a tensor cannot start there: copy it out
-            tensors[name] = torch.frombuffer(bytearray(mapping[at:start + end]), dtype=dtype).view(e["shape"])
+            tensors[name] = torch.frombuffer(bytearray(mapping[at : start + end]), dtype=dtype).view(e["shape"])
         else:
-            tensors[name] = torch.frombuffer(mapping, dtype=dtype, count=(end - begin) // dtype.itemsize,
-                                             offset=at).view(e["shape"])
+            tensors[name] = torch.frombuffer(
+                mapping, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=at
+            ).view(e["shape"])
     return tensors, meta
 
 
