@@ -192,3 +192,21 @@ class Controls:
 def blend_weights(add_weight, amounts):
     """a' = 1 - t * (1 - a) per layer in plain Python (a: clamped add_weight values; the torch-free runner)."""
     return [1.0 - t * (1.0 - a) for a, t in zip(add_weight, amounts)]
+
+
+def stack_styles(z_embed, controls: Controls):
+    """(z_embed, mix weights [1, J] or None): one style code as given, or J styles (a list of [N|1, 512] codes,
+    or [N|1, J, 512]) stacked to [N|1, J, 512] with their weights normalised by `controls`."""
+    import torch
+
+    several = isinstance(z_embed, (list, tuple)) or z_embed.ndim == 3
+    if not several:
+        if controls.style_weights is not None and len(controls.style_weights) != 1:
+            raise UsageError(f"{len(controls.style_weights)} style weights for one style code")
+        return z_embed, None
+    if isinstance(z_embed, (list, tuple)):
+        rows = [z.reshape(-1, z.shape[-1]) for z in z_embed]
+        n = max(r.shape[0] for r in rows)
+        z_embed = torch.stack([r.expand(n, -1) for r in rows], dim=1)
+    k = controls.mix_weights(z_embed.shape[1])
+    return z_embed, torch.tensor([k], dtype=torch.float32)

@@ -104,7 +104,7 @@ def setup(device="auto"):
     `device` is the user's --device: with several processes, 'auto'/'cuda' become cuda:LOCAL_RANK (one
     GPU per process) and the backend is nccl; on CPU the backend is gloo. Single process: the device
     is resolved as usual and nothing is initialised."""
-    from .pipeline import resolve_device
+    from .devices import resolve_device
 
     rank, world, local = launched_world()
     if world == 1:

@@ -24,12 +24,10 @@ import cv2
 import numpy as np
 
 from .align import CropPlacement, Face, ffhq_quad
+from .defaults import DETECT_SIZE, MIN_FACE, MIN_SCORE
 
 #: faces are aligned at the size the original GUI aligns at, then resized to the generator's size
 ALIGN_SIZE = 1024
-#: photos are searched for faces on a copy whose longer side is at most this (with dlib's 2x upsampling,
-#: faces down to ~40 px at this scale are found); landmarks and crops use the full resolution
-DETECT_SIZE = 1024
 #: resolution at which the paste-back mask is drawn (it is smooth: warped up or down with bilinear filtering)
 MASK_SIZE = 256
 #: Gaussian feather of the head region, as a fraction of the crop side (the fade is about 2.5x this wide)
@@ -42,13 +40,6 @@ HAIR_WIDTH = 0.2
 EDGE_FADE = 0.05
 #: fade at the edge of the photo area the crop took untouched, as a fraction of the crop side
 CONTENT_FADE = 0.03
-#: default smallest face stylized: the crop side in photo pixels. The pSp encoder reads its input at
-#: 256 px; a crop much smaller than half of that is mostly upsampling blur, and the generated face,
-#: shrunk back to that size, loses the style's strokes.
-MIN_FACE = 96
-#: dlib's HOG detector, run with threshold 0, also reports textures that are not faces; real faces of the
-#: bundled photos score above 1, the false detection on the astronaut's suit patch 0.02
-MIN_SCORE = 0.3
 
 
 @dataclass
@@ -299,3 +290,40 @@ def stylize_faces(bg, photo: np.ndarray, faces: list[PhotoFace], z_embed, *, fac
         item.stylized = result
         item.mask = head_mask(landmarks_in_crop(item.face.landmarks, item.placement, MASK_SIZE))
     return composite(photo, faces)
+
+
+def stylize_photo(
+    bg,
+    image,
+    style,
+    faces: str | int = "all",
+    *,
+    min_face=None,
+    min_score=None,
+    aligner=None,
+    refine: int = 0,
+    **controls,
+) -> tuple[np.ndarray, list[PhotoFace]]:
+    """A whole photo with every face stylized and pasted back by pipeline `bg`: ``(photo, records)``.
+
+    ``image``: a photo (path, PIL image or H x W x 3 RGB array), any size. ``style``: an artwork (path,
+    PIL, RGB array) or a style code ``z_embed`` [1, 512], or a list of them mixed with ``style_weights``.
+    ``faces``: ``"all"``, ``"largest"`` or K (the K largest). ``controls`` go to ``bg.stylize`` (e.g.
+    ``add_weight_index``, ``strength``). Returns the photo as an H x W x 3 uint8 RGB array at its own
+    size, and one `PhotoFace` per detection (its placement, aligned crop, stylized face and mask, or why it
+    was skipped), in detector order. ``refine`` > 0: each face's codes are refined for that many steps first
+    (``bg.refine_face_bgr``, cached)."""
+    import torch
+
+    from .io import images
+
+    def code(one):
+        return one.reshape(1, -1) if torch.is_tensor(one) else bg.embed_style(one)
+
+    # several styles (a list) are mixed with the `style_weights` control
+    z_embed = [code(s) for s in style] if isinstance(style, (list, tuple)) else code(style)
+    bgr = images.to_bgr(image)
+    options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
+    records = find_faces(aligner or bg.face_aligner(), bgr, faces, **options)
+    result = stylize_faces(bg, bgr, records, z_embed, face_codes=lambda c: bg.face_codes_bgr(c, refine), **controls)
+    return images.bgr_to_rgb_array(result), records

@@ -17,7 +17,7 @@ import torch
 from blendgan import jobs
 from blendgan.cli import main
 from blendgan.io import images
-from blendgan.pipeline import video_alphas
+from blendgan.jobs.morph_video import video_alphas
 
 from helpers import ROOT
 

@@ -103,7 +103,7 @@ def _grads_both_ways(module, fn, inputs):
 def test_r1_training_gradients_fast_equal_reference(cls):
     """The D update with R1 differentiates through an input gradient (double backward): the fast ops must
     give the reference ops' numbers there too."""
-    from blendgan.training import losses
+    from blendgan.losses import gan as losses
 
     d = _randomised(cls(32, max_channels=8).double(), seed=11)
     x = torch.randn(4, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -123,8 +123,8 @@ def test_r1_training_gradients_fast_equal_reference(cls):
 def test_generator_path_length_gradients_fast_equal_reference():
     """The path-length penalty differentiates the generator's Jacobian (double backward through the
     modulated convolutions, noise and activations): fast == reference, and forward leaves state alone."""
+    from blendgan.losses import gan as losses
     from blendgan.models import Generator
-    from blendgan.training import losses
 
     g = _randomised(Generator(16, max_channels=8, with_style_encoder=False).double(), seed=12)
     gen = torch.Generator().manual_seed(3)

@@ -10,12 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from blendgan.errors import CheckpointError, UsageError
+from blendgan.losses import contrastive
+from blendgan.losses.identity import identity_crop, load_arcface
+from blendgan.losses.psp import PSPLossWeights, build_psp_loss, w_norm
+from blendgan.losses.vgg_weights import load_vgg19_features
 from blendgan.models.arcface import ArcFaceIRSE50
 from blendgan.models.projector import Projector
 from blendgan.models.style_encoder import vgg19_features
-from blendgan.training import contrastive, views
-from blendgan.training.psp_losses import PSPLossWeights, build_psp_loss, identity_crop, load_arcface, w_norm
-from blendgan.training.vgg_weights import load_vgg19_features
+from blendgan.training import views
 
 # ------------------------------------------------------------------------------ projection head
 

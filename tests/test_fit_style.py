@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from blendgan.fitting import adapter as adapter_mod
-from blendgan.fitting.losses import StyleFitLoss
 from blendgan.fitting.style_code import read_style_code
 from blendgan.io import images
+from blendgan.losses.style_fit import StyleFitLoss
 from blendgan.pipeline import BlendGAN
 from blendgan.weights import safetensors_file
 

@@ -1,6 +1,7 @@
-"""The package's imports point down: no module of blendgan/ imports another in a circle, and the ops import
-no other part of the package. Every `import` statement counts, also those inside functions (a late import
-still ties the two modules together)."""
+"""The package's imports point down: no module of blendgan/ imports another in a circle, every part of the
+package sits on a floor and imports only parts on floors below its own, and the ops import no other part of the
+package. Every `import` statement counts, also those inside functions (a late import still ties the two modules
+together), and so do imports made only for type checking."""
 
 import ast
 from pathlib import Path
@@ -66,6 +67,67 @@ def find_cycle(graph):
             if found:
                 return found
     return None
+
+
+# the floors of the house, bottom up: a module imports only modules of its own part or of a lower floor
+FLOORS = [
+    {"errors", "defaults", "allocator"},
+    {"ops", "io"},
+    {"models"},
+    {"weights"},
+    {"losses", "devices", "controls", "align", "tracking", "pairset"},
+    {"distributed", "fitting", "photo"},
+    {"pipeline"},
+    {"jobs", "metrics", "export", "onnx_run"},
+    {"training"},
+    {"demo"},
+    {"cli"},
+    {"__main__"},
+]
+
+
+def part_of(module):
+    """The part of the package a module belongs to: its top-level module or subpackage ('' for blendgan)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def floor_of(part):
+    return next(i for i, floor in enumerate(FLOORS) if part in floor)
+
+
+def upward_imports(graph):
+    """(module, imported module) pairs that import a part on the same floor or above (other than their own)."""
+    found = []
+    for name, targets in sorted(graph.items()):
+        here = part_of(name)
+        if here == "":  # the package's front door names its public classes (lazily)
+            continue
+        for t in sorted(targets):
+            there = part_of(t)
+            if there != here and floor_of(there) >= floor_of(here):
+                found.append((name, t))
+    return found
+
+
+def test_every_part_of_the_package_has_a_floor():
+    graph = import_graph(ROOT / "blendgan")
+    parts = {part_of(name) for name in graph} - {""}
+    placed = set().union(*FLOORS)
+    assert parts <= placed, f"place these in tests/test_imports.py FLOORS: {sorted(parts - placed)}"
+
+
+def test_no_import_points_up_or_sideways_between_floors():
+    graph = import_graph(ROOT / "blendgan")
+    assert upward_imports(graph) == []
+
+
+def test_the_floor_check_finds_an_upward_import():
+    graph = {"blendgan.models.generator": {"blendgan.pipeline"}, "blendgan.pipeline": {"blendgan.models"}}
+    assert upward_imports(graph) == [("blendgan.models.generator", "blendgan.pipeline")]
+    assert upward_imports({"blendgan.losses.perceptual": {"blendgan.devices"}}) == [
+        ("blendgan.losses.perceptual", "blendgan.devices")
+    ]
 
 
 def test_blendgan_has_no_import_circle():

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from blendgan.devices import resolve_device, resolve_dtype
 from blendgan.errors import UsageError
 from blendgan.io import images
-from blendgan.pipeline import BlendGAN, resolve_device, resolve_dtype, video_alphas
+from blendgan.jobs.morph_video import video_alphas
+from blendgan.pipeline import BlendGAN
 
 from helpers import ROOT
 
@@ -171,9 +173,9 @@ def test_compiled_generator_matches_eager(models):
 
 
 def test_compile_without_a_cxx_compiler_is_one_line(models, monkeypatch):
-    import blendgan.pipeline as pipeline
+    import blendgan.devices as devices
 
-    monkeypatch.setattr(pipeline.shutil, "which", lambda name: None)
+    monkeypatch.setattr(devices.shutil, "which", lambda name: None)
     g, psp = models
     with pytest.raises(UsageError, match="--compile: torch.compile needs a C\\+\\+ compiler"):
         BlendGAN.from_models(g, psp, device="cpu", compile=True)

@@ -269,7 +269,7 @@ def test_stylize_command_refines_the_faces_of_photos(tiny_weights, tiny_bg, tmp_
 def test_bf16_pipeline_on_cpu_refines_in_float32(tiny_weights, tiny_bg):
     """bf16 convolutions' backward takes PyTorch's slow reference kernel on CPUs without bf16 instructions:
     a bf16 pipeline refines on float32 copies of the generator (without its style encoder) and the VGG."""
-    from blendgan.pipeline import _digest
+    from blendgan.fitting.refiner import image_digest
 
     half = BlendGAN.from_checkpoints(
         tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu", precision="bf16"
@@ -277,12 +277,12 @@ def test_bf16_pipeline_on_cpu_refines_in_float32(tiny_weights, tiny_bg):
     img = face(0)
     # the pSp codes are given, not encoded: the bf16 pSp encoder's forward takes minutes on AVX2-only CPUs
     # (~250 s for this face on the 2-core test machine); the refinement is what is tested here
-    half._face_cache[_digest(img)] = tiny_bg.encode_face_bgr(img).to(torch.bfloat16)
+    half._face_cache[image_digest(img)] = tiny_bg.encode_face_bgr(img).to(torch.bfloat16)
     codes = half.refine_face_bgr(img, 1, lr=LR)
     assert codes.dtype == torch.float32 and half.last_refine.loss_after < half.last_refine.loss_before
-    generator, vgg = half._refine_copies
+    generator, vgg = half.refiner.copies
     assert generator.embedder is None and half.generator.embedder is not None
     assert next(generator.parameters()).dtype == torch.float32 and next(vgg.parameters()).dtype == torch.float32
     assert next(half.generator.convs.parameters()).dtype == torch.bfloat16  # the pipeline's own stay bf16
     half.release_refine_models()
-    assert half._refine_copies is None
+    assert half.refiner.copies is None

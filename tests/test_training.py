@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from blendgan.cli import main
-from blendgan.training import losses
+from blendgan.losses import gan as losses
 from blendgan.training.runs import read_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -111,9 +111,9 @@ def test_smoothing_cuts_flicker(tiny_weights, clip, recipe_models, tmp_path):
 
     from blendgan import jobs  # noqa: F401 - the same import path the command uses
     from blendgan.cli._common import RunReport
+    from blendgan.jobs.video import stylize_video
     from blendgan.photo import make_aligner
     from blendgan.pipeline import BlendGAN
-    from blendgan.video_job import stylize_video
 
     g, psp = recipe_models(SIZE, tiny=True)
     bg = BlendGAN(copy.deepcopy(g), copy.deepcopy(psp), device="cpu")

@@ -1,5 +1,7 @@
 """`blendgan demo`: the local web app (Gradio) over the pipeline; this module only parses flags and launches."""
 
+import argparse
+
 from ..defaults import PRECISIONS
 from ._common import adapter_args, add_checkpoint_arguments, weight_path
 
@@ -11,7 +13,7 @@ blendgan demo --precision bf16 --port 8080 --ckpt my/blendgan.pt --psp_encoder_c
 """
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_checkpoint_arguments(parser)
     parser.add_argument(
         "--host",
@@ -49,7 +51,7 @@ def add_arguments(parser):
     )
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..errors import BlendGANError, UsageError
 
     if args.max_video_seconds <= 0:

@@ -4,8 +4,9 @@ Under `torchrun` every process takes its share of the pairs (one GPU each); the 
 whatever the number of processes or the batch size.
 """
 
+import argparse
+
 from .. import distributed
-from ..defaults import LATENT_AVG_SAMPLES
 from ..errors import UsageError
 from ._common import (
     RunReport,
@@ -28,19 +29,22 @@ torchrun --nproc_per_node 8 -m blendgan pairs --pics 1000000 --style_img_path st
 """  # noqa: E501 (example command lines are kept whole)
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..jobs.options import PairsOptions
+
+    defaults = PairsOptions()
     add_size_argument(parser)
-    parser.add_argument("--pics", type=int, default=20, help="number of pairs (default: %(default)s)")
+    parser.add_argument("--pics", type=int, default=defaults.pics, help="number of pairs (default: %(default)s)")
     parser.add_argument(
         "--truncation",
         type=float,
-        default=0.75,
+        default=defaults.truncation,
         help="truncation of the face latents; a value stored in the checkpoint wins (default: %(default)s)",
     )
     parser.add_argument(
         "--truncation_mean",
         type=int,
-        default=LATENT_AVG_SAMPLES,
+        default=defaults.truncation_mean,
         help="samples for the mean latent when the checkpoint has no latent_avg (default: %(default)s)",
     )
     add_checkpoint_arguments(parser, psp=False)
@@ -65,7 +69,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--add_weight_index",
         type=str,
-        default="6",
+        default=str(defaults.add_weight_index),
         help="face layers kept from the face latent; a range like 4-8 draws one per pair (default: %(default)s)",
     )
     parser.add_argument(
@@ -88,7 +92,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--shard_size",
         type=int,
-        default=0,
+        default=defaults.shard_size,
         help="write tar shards of N pairs (pairs-000000.tar with <i>.face.jpg, <i>.stylized.jpg, "
         "<i>.json; WebDataset naming) instead of loose files (default: 0 = loose files)",
     )
@@ -108,7 +112,7 @@ def add_arguments(parser):
     )
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..pairset import parse_add_weight_index
 
     args.add_weight_index = parse_add_weight_index(args.add_weight_index)  # flag errors before any loading
@@ -126,13 +130,9 @@ def run(args):
         bg = build_pipeline(args, need_psp=False)
         controls_from_args(args, bg.n_latent)
         outdir = make_outdir(args.outdir)
-        from .. import jobs
+        from ..jobs.pairs import PairsOptions, generate_image_pairs
 
-        layout = args.layout or ("split" if args.shard_size else "pairs")
-        jobs.generate_image_pairs(
-            bg,
-            outdir,
-            report,
+        options = PairsOptions(
             pics=args.pics,
             truncation=args.truncation,
             truncation_mean=args.truncation_mean,
@@ -143,15 +143,15 @@ def run(args):
             add_weight_index=args.add_weight_index,
             seed=args.seed,
             skip_existing=args.skip_existing,
-            layout=layout,
+            layout=args.layout or ("split" if args.shard_size else "pairs"),
             shard_size=args.shard_size,
             random_noise=args.random_noise,
-            ctx=ctx,
             strength=strength_range(args),
             layer_weights=controls.layer_weights,
             preserve_color=controls.preserve_color,
             style_weights=controls.style_weights,
         )
+        generate_image_pairs(bg, outdir, report, options, ctx=ctx)
         report.written, report.skipped, report.failed = ctx.all_reduce_sum(
             [report.written, report.skipped, report.failed]
         )

@@ -2,7 +2,9 @@
 
 import argparse
 
+from ..defaults import ADD_WEIGHT_INDEX
 from ..errors import UsageError
+from ..jobs.options import PhotoOptions, VideoOptions
 from ._common import (
     RunReport,
     add_blend_arguments,
@@ -39,7 +41,7 @@ def _faces(value):
     return k
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -51,23 +53,27 @@ def add_arguments(parser):
         style_img_help="the artwork whose style the faces take (required); give it "
         "several times to mix styles (with --style_weights)",
     )
-    parser.add_argument("--faces", type=_faces, default="all", help="which faces: all, largest, or K (the K largest)")
+    photo = PhotoOptions()
+    parser.add_argument(
+        "--faces", type=_faces, default=photo.faces, help="which faces: all, largest, or K (the K largest)"
+    )
     parser.add_argument(
         "--min_face",
         type=float,
-        default=None,
-        help="skip faces whose aligned square is smaller than this many photo pixels, with a note (default: 96)",
+        default=photo.min_face,
+        help="skip faces whose aligned square is smaller than this many photo pixels, with a note "
+        "(default: %(default)g)",
     )
     parser.add_argument(
         "--min_score",
         type=float,
-        default=None,
-        help="ignore face detections scoring below this (dlib HOG score; default: 0.3)",
+        default=photo.min_score,
+        help="ignore face detections scoring below this (dlib HOG score; default: %(default)g)",
     )
     parser.add_argument(
         "--detect_size",
         type=int,
-        default=1024,
+        default=photo.detect_size,
         help="search for faces on a copy of the picture at most this many pixels long; raise it to "
         "find small faces in large group photos (slower)",
     )
@@ -87,15 +93,16 @@ def add_arguments(parser):
         help="also write a side-by-side picture [photo | result] (<photo>_v_<style>_panel.jpg)",
     )
     video = parser.add_argument_group("videos")
+    clip = VideoOptions()
     video.add_argument(
         "--smooth",
         type=float,
-        default=2.0,
+        default=clip.smooth,
         help="smoothing over time of each face's landmarks and codes: a Gaussian's width in frames "
         "(0: off, each frame on its own)",
     )
-    video.add_argument("--start", type=float, default=0.0, help="first second of the video to stylize")
-    video.add_argument("--end", type=float, default=None, help="stylize up to this second (default: the end)")
+    video.add_argument("--start", type=float, default=clip.start, help="first second of the video to stylize")
+    video.add_argument("--end", type=float, default=clip.end, help="stylize up to this second (default: the end)")
     video.add_argument(
         "--frames_dir",
         type=str,
@@ -105,12 +112,12 @@ def add_arguments(parser):
     video.add_argument(
         "--segment_frames",
         type=int,
-        default=48,
+        default=clip.segment_frames,
         help="frames per segment, the unit that processes share and that a killed run resumes from",
     )
     add_size_argument(parser)
     add_checkpoint_arguments(parser)
-    add_blend_arguments(parser, add_weight_index=6)
+    add_blend_arguments(parser, add_weight_index=ADD_WEIGHT_INDEX)
     parser.add_argument("--outdir", type=str, default=default_outdir("stylize"), help="output folder")
     parser.add_argument(
         "--skip_existing",
@@ -153,13 +160,13 @@ def split_inputs(given, report):
     return photos, videos
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .. import distributed, jobs
-    from ..errors import BlendGANError
+    from .. import distributed
+    from ..jobs.photos import stylize_photos
+    from ..jobs.video import stylize_videos
     from ..photo import make_aligner
-    from ..video_job import stylize_video
 
     if args.detect_size < 64:
         raise UsageError(f"--detect_size {args.detect_size}: use at least 64 (pixels)")
@@ -181,6 +188,7 @@ def run(args):
     missing = [p for p in args.style_img if not Path(p).is_file()]
     if missing:
         raise UsageError(f"--style_img {missing[0]}: file not found")
+    limits = {"faces": args.faces, "min_face": args.min_face, "min_score": args.min_score}
     ctx = distributed.setup(args.device)
     try:
         args.device = str(ctx.device)
@@ -193,62 +201,27 @@ def run(args):
         if len(args.style_img) > 1:
             kwargs["style_weights"] = controls.mix_weights(len(args.style_img))
         if photos and ctx.is_main:
-            jobs.stylize_photos(
-                bg,
-                photos,
-                args.style_img,
-                outdir,
-                report,
-                faces=args.faces,
-                min_face=args.min_face,
-                min_score=args.min_score,
+            options = PhotoOptions(
+                **limits,
+                detect_size=args.detect_size,
                 keep_faceless=args.keep_faceless,
                 save_crops=args.save_crops,
                 panel=args.panel,
                 skip_existing=args.skip_existing,
-                aligner=aligner,
                 refine=args.refine,
-                **kwargs,
             )
+            stylize_photos(bg, photos, args.style_img, outdir, report, options, aligner=aligner, **kwargs)
         if videos:
-            try:
-                codes = [bg.read_style(p)[1] for p in args.style_img]
-            except BlendGANError as err:
-                raise UsageError(f"--style_img {err}") from None
-            z_embed = codes[0] if len(codes) == 1 else codes
-            style_stem = "+".join(Path(p).stem for p in args.style_img)
-            for path in videos:
-                target = outdir / f"{path.stem}_v_{style_stem}.mp4"
-                if args.skip_existing and target.exists():
-                    report.skipped += 1
-                    continue
-                frames_dir = Path(args.frames_dir) / path.stem if args.frames_dir else None
-                try:
-                    stylize_video(
-                        bg,
-                        path,
-                        z_embed,
-                        target,
-                        report,
-                        aligner=aligner,
-                        faces=args.faces,
-                        min_face=args.min_face,
-                        min_score=args.min_score,
-                        smooth=args.smooth,
-                        start=args.start,
-                        end=args.end,
-                        skip_existing=args.skip_existing,
-                        frames_dir=frames_dir,
-                        ctx=ctx,
-                        segment_frames=max(1, args.segment_frames),
-                        **kwargs,
-                    )
-                except BlendGANError as err:
-                    if isinstance(err, UsageError):
-                        raise
-                    report.fail(path, err)
-                    continue
-                report.written += 1
+            options = VideoOptions(
+                **limits,
+                smooth=args.smooth,
+                start=args.start,
+                end=args.end,
+                skip_existing=args.skip_existing,
+                segment_frames=args.segment_frames,
+                frames_dir=args.frames_dir,
+            )
+            stylize_videos(bg, videos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)
         if not ctx.is_main:
             return 1 if report.failed else 0
         return report.summary()

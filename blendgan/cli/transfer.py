@@ -1,5 +1,7 @@
 """`blendgan transfer` = the original style_transfer_folder.py, same flags and outputs."""
 
+import argparse
+
 from ._common import (
     add_control_arguments,
     add_folder_job_arguments,
@@ -18,16 +20,16 @@ blendgan transfer --input_img_path photos/ --style_img a.jpg --style_img b.jpg -
 """
 
 
-def add_arguments(parser):
-    from ..defaults import ADD_WEIGHT_INDEX
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..jobs.options import TransferOptions
 
-    add_folder_job_arguments(parser, "transfer", add_weight_index=ADD_WEIGHT_INDEX)
+    add_folder_job_arguments(parser, "transfer", add_weight_index=TransferOptions().add_weight_index)
     add_control_arguments(parser)
     add_refine_arguments(parser)
 
 
-def run(args):
-    from .. import jobs
+def run(args: argparse.Namespace) -> int:
+    from ..jobs.transfer import TransferOptions, style_transfer_folder
 
     controls = controls_from_args(args)  # bad values fail before any loading
     check_refine_arguments(args)
@@ -35,17 +37,8 @@ def run(args):
     setup_refine(bg, args)
     controls_from_args(args, bg.n_latent)
     mix = controls.mix_weights(len(styles)) if args.style_img and len(styles) > 1 else None
-    jobs.style_transfer_folder(
-        bg,
-        faces,
-        styles,
-        outdir,
-        report,
-        add_weight_index=args.add_weight_index,
-        skip_existing=args.skip_existing,
-        aligner=aligner,
-        style_weights=mix,
-        refine=args.refine,
-        **control_kwargs(controls),
+    options = TransferOptions(
+        add_weight_index=args.add_weight_index, skip_existing=args.skip_existing, style_weights=mix, refine=args.refine
     )
+    style_transfer_folder(bg, faces, styles, outdir, report, options, aligner=aligner, **control_kwargs(controls))
     return report.summary()

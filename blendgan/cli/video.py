@@ -1,5 +1,7 @@
 """`blendgan video` = the original gen_video.py, same flags; H.264 mp4 by default."""
 
+import argparse
+
 from ._common import (
     add_control_arguments,
     add_folder_job_arguments,
@@ -16,14 +18,15 @@ blendgan video --input_img_path face.jpg --style_img_path styles/ --frames_dir r
 """
 
 
-def add_arguments(parser):
-    from ..defaults import VIDEO_ADD_WEIGHT_INDEX
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..jobs.options import MorphVideoOptions
 
-    add_folder_job_arguments(parser, "video", add_weight_index=VIDEO_ADD_WEIGHT_INDEX)
+    defaults = MorphVideoOptions()
+    add_folder_job_arguments(parser, "video", add_weight_index=defaults.add_weight_index)
     parser.add_argument(
         "--codec",
         choices=["h264", "mp4v"],
-        default="h264",
+        default=defaults.codec,
         help="h264: browser-playable H.264/yuv420p (default); mp4v: the original's MPEG-4 Part 2",
     )
     parser.add_argument(
@@ -43,27 +46,22 @@ def add_arguments(parser):
     )
 
 
-def run(args):
-    from .. import jobs
+def run(args: argparse.Namespace) -> int:
+    from ..jobs.morph_video import MorphVideoOptions, gen_video
 
     controls = controls_from_args(args)  # bad values fail before any loading
     report, faces, styles, aligner, bg, outdir = start_folder_job(args, "video")
     controls_from_args(args, bg.n_latent)
     if args.frames_dir:
         make_outdir(args.frames_dir)
-    jobs.gen_video(
-        bg,
-        faces,
-        styles,
-        outdir,
-        report,
+    options = MorphVideoOptions(
         add_weight_index=args.add_weight_index,
         seed=args.seed,
         codec=args.codec,
         frames_dir=args.frames_dir,
         skip_existing=args.skip_existing,
-        aligner=aligner,
-        space=args.style_space,
-        **control_kwargs(controls),
+    )
+    gen_video(
+        bg, faces, styles, outdir, report, options, aligner=aligner, space=args.style_space, **control_kwargs(controls)
     )
     return report.summary()

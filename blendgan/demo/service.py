@@ -417,7 +417,7 @@ class DemoService:
         """H.264 mp4 (path) of an uploaded clip with every face stylized and pasted back, its sound kept.
         Clips longer than ``max_video_seconds`` are refused with a message saying the limit."""
         from ..io.video import InputVideoError, probe_video
-        from ..video_job import stylize_video
+        from ..jobs.video import stylize_video
 
         progress = progress or (lambda fraction, desc: None)
         index = self.check_add_weight_index(add_weight_index)
@@ -476,7 +476,7 @@ class DemoService:
         """H.264 mp4 (path) of the face as the style code moves through lerp(z_from, z_to, alpha) for each
         alpha; by default gen_video's blend factors there and back (62 frames, about 2 s at 30 fps)."""
         from ..io.video import VideoWriter
-        from ..pipeline import video_alphas
+        from ..jobs.morph_video import video_alphas
 
         progress = progress or (lambda fraction, desc: None)
         index = self.check_add_weight_index(add_weight_index)

@@ -7,9 +7,9 @@
 - the image terms are computed at `loss_size` (default 256, as pSp's losses): the generator's image is
   average-pooled to it when larger, the photo resized (antialiased) to the same, so the VGG costs the same
   at every generator size above it.
-- VGG: the uncalibrated VGG19 perceptual distance of `blendgan.training.psp_losses.VGGPerceptualLoss`,
-  here on the VGG19 inside blendgan.pt (the style encoder's feature stack).
-- identity: 1 - cos of ArcFace IR-SE50 embeddings on pSp's face region (as `psp_losses.IdentityLoss`),
+- VGG: the uncalibrated VGG19 perceptual distance of `blendgan.losses.perceptual`, here on the VGG19 inside
+  blendgan.pt (the style encoder's feature stack).
+- identity: 1 - cos of ArcFace IR-SE50 embeddings on pSp's face region (as `blendgan.losses.identity`),
   only when its weights are given.
 The photo's pooled copy and its VGG / ArcFace features are computed once, not per step.
 - pull: mean squared offset of the codes from pSp's. The later layers are where a style is blended in
@@ -31,6 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UsageError
+from ..losses.features import pool_to
+from ..losses.identity import identity_crop, load_arcface
+from ..losses.perceptual import VGGPerceptualLoss, perceptual_distance
 
 LOSS_SIZE = 256
 
@@ -82,8 +85,6 @@ class ReconstructionLoss(torch.nn.Module):
 
     def __init__(self, vgg_layers, l2=1.0, perceptual=0.8, identity_model=None, identity=0.1, loss_size=LOSS_SIZE):
         super().__init__()
-        from ..training.psp_losses import VGGPerceptualLoss
-
         self.vgg = VGGPerceptualLoss(vgg_layers) if perceptual > 0 else None
         self.facenet = identity_model if identity > 0 else None
         self.l2, self.perceptual, self.identity = float(l2), float(perceptual), float(identity)
@@ -91,15 +92,11 @@ class ReconstructionLoss(torch.nn.Module):
         self._target = None  # (target tensor, {pooled, vgg, id})
 
     def pool(self, x):
-        if x.shape[-1] > self.loss_size:
-            x = F.adaptive_avg_pool2d(x, (self.loss_size, self.loss_size))
-        return x
+        return pool_to(x, self.loss_size)
 
     def _prepared(self, y, shape, dtype):
         if self._target is not None and self._target[0] is y:
             return self._target[1]
-        from ..training.psp_losses import identity_crop
-
         with torch.no_grad():
             pooled = y.to(dtype)
             if pooled.shape[-2:] != shape:
@@ -120,11 +117,9 @@ class ReconstructionLoss(torch.nn.Module):
         target = self._prepared(y, y_hat.shape[-2:], y_hat.dtype)
         terms = {"l2": F.mse_loss(y_hat.float(), target["pooled"].float())}
         if self.vgg is not None:
-            pairs = zip(self.vgg.features(y_hat), target["vgg"])
-            terms["perceptual"] = sum((a - b).float().pow(2).sum(dim=1).mean() for a, b in pairs)
+            got = [t.float() for t in self.vgg.features(y_hat)]
+            terms["perceptual"] = perceptual_distance(got, [t.float() for t in target["vgg"]]).mean()
         if self.facenet is not None:
-            from ..training.psp_losses import identity_crop
-
             emb = self.facenet(identity_crop(y_hat))
             terms["identity"] = (1 - (emb * target["id"]).sum(dim=1)).float().mean()
         weights = {"l2": self.l2, "perceptual": self.perceptual, "identity": self.identity}
@@ -134,8 +129,6 @@ class ReconstructionLoss(torch.nn.Module):
 
 def load_identity_model(path):
     """ArcFace IR-SE50 (frozen) from pSp's model_ir_se50.pth, for the identity term."""
-    from ..training.psp_losses import load_arcface
-
     return load_arcface(path)
 
 

@@ -71,3 +71,16 @@ def read_style_code(path) -> tuple[torch.Tensor, np.ndarray | None, dict]:
         )
     thumb = tensors.get("thumbnail")
     return z.float().reshape(1, 512).clone(), None if thumb is None else thumb.numpy().copy(), meta
+
+
+def read_checked_style_code(path, base_fingerprint: str, size: int) -> tuple[np.ndarray, torch.Tensor]:
+    """(BGR thumbnail, z_embed [1, 512]) of a style-code file fitted with the base whose fingerprint is given;
+    another base is refused in one line. A file without a thumbnail gets a black size x size picture."""
+    z, thumb, meta = read_style_code(path)
+    if meta.get("base_fingerprint") != base_fingerprint:
+        raise UsageError(
+            f"{path}: this style code was fitted with another base checkpoint "
+            f"({meta.get('base_checkpoint', '?')}); use it with that --ckpt or fit it again"
+        )
+    bgr = thumb[:, :, ::-1].copy() if thumb is not None else np.zeros((size, size, 3), np.uint8)
+    return bgr, z

@@ -4,7 +4,7 @@
   its 5-point landmark model (`shape_predictor_5_face_landmarks.dat`); both ship with the pip package
   `face-recognition-models` (real trained weights, offline) and are found without importing it. The default.
 - ArcFace IR-SE50 (`model_ir_se50.pth`, the weights pSp's identity loss uses; given by path) on pSp's face
-  region of an FFHQ-aligned face (blendgan.training.psp_losses.identity_crop).
+  region of an FFHQ-aligned face (blendgan.losses.identity.identity_crop).
 
 dlib: the face is found by dlib's HOG detector (largest face); where it finds none (stylized or small images)
 the box where FFHQ alignment puts the face is used and the image is counted in `undetected`.
@@ -90,7 +90,7 @@ class ArcFaceEmbedder:
     name = "arcface-ir-se50"
 
     def __init__(self, path, device="cpu"):
-        from ..training.psp_losses import load_arcface
+        from ..losses.identity import load_arcface
 
         p = Path(path).expanduser()
         if not p.is_file():
@@ -107,7 +107,7 @@ class ArcFaceEmbedder:
     def __call__(self, images):
         import torch
 
-        from ..training.psp_losses import identity_crop
+        from ..losses.identity import identity_crop
         from .perceptual import to_tensor
 
         with torch.inference_mode():

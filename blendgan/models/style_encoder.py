@@ -53,24 +53,33 @@ class VGGFeatureExtractor(nn.Module):
         self.vgg_layers = vgg19_features(width)
 
     def forward(self, x):
-        taps = []
-        for idx, layer in enumerate(self.vgg_layers):
-            x = layer(x)
-            if idx in VGG19_TAPS:
-                taps.append(x)
-                if idx == VGG19_TAPS[-1]:
-                    break
-        return taps
+        return vgg19_taps(self.vgg_layers, x)
+
+
+def vgg19_taps(vgg_layers: nn.Sequential, x: torch.Tensor) -> "list[torch.Tensor]":
+    """The five tapped ReLU outputs of a VGG19 `features` stack (relu1_2 ... relu5_4) for input x; the layers
+    after relu5_4 are not run. The one VGG walk of the package: the style encoder, the perceptual losses and
+    style fitting all call it."""
+    taps = []
+    for idx, layer in enumerate(vgg_layers):
+        x = layer(x)
+        if idx in VGG19_TAPS:
+            taps.append(x)
+            if idx == VGG19_TAPS[-1]:
+                break
+    return taps
+
+
+def gram_matrices(f: torch.Tensor) -> torch.Tensor:
+    """Gram matrices F·Fᵀ / (C·H·W) [N, C, C] of feature maps [N, C, H, W]."""
+    n, c, h, w = f.shape
+    flat = f.reshape(n, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
 def gram_vector(features):
-    """Concatenated, row-major flattened Gram matrices F·Fᵀ / (C·H·W) of each feature map."""
-    grams = []
-    for f in features:
-        n, c, h, w = f.shape
-        flat = f.reshape(n, c, h * w)
-        grams.append((torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)).reshape(n, c * c))
-    return torch.cat(grams, dim=1)
+    """Concatenated, row-major flattened Gram matrices of each feature map (BlendGAN's style statistics)."""
+    return torch.cat([gram_matrices(f).reshape(f.shape[0], -1) for f in features], dim=1)
 
 
 class GramEmbedder(nn.Module):

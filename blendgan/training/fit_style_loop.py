@@ -28,10 +28,10 @@ import torch
 from .. import distributed
 from ..errors import UsageError
 from ..fitting import adapter as adapter_mod
-from ..fitting.losses import StyleFitLoss
 from ..fitting.style_code import save_style_code
 from ..io import images
 from ..io.files import write_bytes_atomic
+from ..losses.style_fit import StyleFitLoss
 from ..weights.manifest import sha256_file
 from . import data, loop
 from .config import FitStyleConfig

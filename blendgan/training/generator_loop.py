@@ -30,8 +30,9 @@ from .. import distributed
 from ..defaults import LATENT_AVG_SAMPLES
 from ..errors import UsageError
 from ..io.images import hconcat, tensors_to_bgr
+from ..losses import gan as losses
 from ..metrics.snapshot import SnapshotMetrics
-from . import data, loop, losses
+from . import data, loop
 from .config import GeneratorConfig
 from .generator_init import (
     D_NAMES,

@@ -78,7 +78,7 @@ def check_settings(cfg: config_mod.RunConfig, ctx: distributed.Context) -> None:
     if cfg.precision == "fp16" and ctx.device.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA GPU (its gradient scaler); use bf16 or fp32 on the CPU")
     if ctx.is_main:
-        from ..pipeline import warn_if_bf16_is_emulated
+        from ..devices import warn_if_bf16_is_emulated
 
         warn_if_bf16_is_emulated(cfg.precision, ctx.device)
 

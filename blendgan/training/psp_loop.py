@@ -4,7 +4,7 @@ read top to bottom: `PSPTrainer` is the trainer's part of a run on the shared sk
 One step, per global batch of real faces x (aligned like FFHQ, at the generator's size):
   offsets = Enc(pool(x)), codes = offsets + latent_avg          (W+ codes, one per generator layer)
   y_hat = G([codes], input_is_latent=True) with the stored noise maps (as every inference command runs it)
-  loss = l2 · MSE + lpips · VGG perceptual + id · (1 - cos ArcFace) + w_norm · |offsets|   (psp_losses.py)
+  loss = l2 · MSE + lpips · VGG perceptual + id · (1 - cos ArcFace) + w_norm · |offsets|   (blendgan/losses/psp.py)
 Only the encoder trains. Its BatchNorm layers keep their stored statistics (the model is pure; their affine
 weights train), so N processes x batch B compute what one process with batch N·B computes. A new encoder
 starts its IR-SE50 body from the ArcFace weights when --id_weights is given, as pSp does.
@@ -25,11 +25,12 @@ from .. import distributed
 from ..defaults import LATENT_AVG_SAMPLES
 from ..errors import UsageError
 from ..io.images import hconcat, tensors_to_bgr
+from ..losses.identity import load_arcface
+from ..losses.psp import PSPLossWeights, build_psp_loss
 from ..models.generator import n_latent_for_size
 from ..models.psp_encoder import MIDDLE_END, PSPEncoder
 from . import data, loop
 from .config import PSPConfig
-from .psp_losses import PSPLossWeights, build_psp_loss, load_arcface
 
 FACE_STREAM = 31
 LOSS_SIZE = 256  # pSp computes its losses at 256 x 256 (smaller generators: at their own size)

@@ -24,9 +24,10 @@ from torch import nn
 from .. import distributed, ops
 from ..errors import UsageError
 from ..io.images import hconcat, tensors_to_bgr
+from ..losses import contrastive
 from ..models.projector import Projector
 from ..models.style_encoder import gram_vector
-from . import contrastive, data, loop, views
+from . import data, loop, views
 from .config import StyleEncoderConfig
 
 VIEW_STREAM = 21
@@ -130,8 +131,8 @@ def make_trainable(encoder, frozen_layers, dtype):
 
 def build_networks(cfg, snapshot, folder, device, dtype):
     """(encoder, projector): from the snapshot when resuming, else from --init (and fresh for the rest)."""
+    from ..losses.vgg_weights import load_style_encoder_init
     from ..weights import style_encoder_from_checkpoint
-    from .vgg_weights import load_style_encoder_init
 
     torch.manual_seed(cfg.seed)
     if snapshot is not None:

@@ -27,21 +27,19 @@ import math
 import shutil
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from . import distributed, photo, tracking
-from .align import align_landmarks_placed, ffhq_quad
-from .errors import UsageError
-from .io import images
-from .io.files import write_bytes_atomic
-from .io.video import VideoWriter, iter_video_frames, join_segments, probe_video
-
-#: frames per segment: the unit of resuming and of sharing the work among processes
-SEGMENT_FRAMES = 48
-#: Gaussian smoothing over time, in frames (standard deviation), of landmarks and face codes
-DEFAULT_SMOOTH = 2.0
+from .. import distributed, photo, tracking
+from ..align import align_landmarks_placed, ffhq_quad
+from ..errors import BlendGANError, UsageError
+from ..io import images
+from ..io.files import write_bytes_atomic
+from ..io.video import VideoWriter, iter_video_frames, join_segments, probe_video
+from .common import PathLike, Report, split_options
+from .options import VideoOptions
 
 
 def _progress(**kwargs):
@@ -56,7 +54,7 @@ def _save_npz_atomic(path: Path, **arrays) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def _settings_key(path, info, z_embed, bg, options) -> str:
+def _settings_key(path, info, z_embed, bg, settings) -> str:
     stat = Path(path).stat()
     h = hashlib.sha1(
         json.dumps(
@@ -64,7 +62,7 @@ def _settings_key(path, info, z_embed, bg, options) -> str:
                 "video": [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns],
                 "info": [info["n_frames"], info["fps"], list(info["size"])],
                 "generator": [bg.size, bg.precision],
-                **options,
+                **settings,
             },
             sort_keys=True,
             default=str,
@@ -113,28 +111,26 @@ def _segments(start, stop, size):
 
 def stylize_video(
     bg,
-    path,
+    path: PathLike,
     z_embed,
-    target,
-    report,
+    target: PathLike,
+    report: Report,
+    options: VideoOptions | None = None,
     *,
     aligner,
-    faces="all",
-    min_face=None,
-    min_score=None,
-    smooth=DEFAULT_SMOOTH,
-    start=0.0,
-    end=None,
-    skip_existing=False,
-    frames_dir=None,
-    ctx=None,
-    segment_frames=SEGMENT_FRAMES,
-    **controls,
-):
+    ctx: distributed.Context | None = None,
+    frames_dir: PathLike | None = None,
+    **kwargs,
+) -> dict | None:
     """Stylize the faces of the video at `path` into `target` (.mp4, H.264 yuv420p, the source's size, frame
     rate and audio). `start`/`end`: seconds of the source to use. Returns a dict of what was measured
     (`flicker`: the mean change between consecutive frames inside the faces, output over input) on the
-    main process, None elsewhere."""
+    main process, None elsewhere. `frames_dir`: also write this video's frames as PNG there. `kwargs`: fields of
+    `VideoOptions` (replacing those of `options`) and the stylization controls."""
+    options, controls = split_options(VideoOptions, options, kwargs)
+    faces, min_face, min_score, smooth = options.faces, options.min_face, options.min_score, options.smooth
+    start, end, skip_existing = options.start, options.end, options.skip_existing
+    segment_frames = max(1, int(options.segment_frames))
     ctx = ctx or distributed.Context(device=bg.device)
     target = Path(target)
     if frames_dir is not None:
@@ -142,8 +138,6 @@ def stylize_video(
             Path(frames_dir).mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UsageError(f"{frames_dir}: cannot create the frames folder ({err.strerror or err})") from None
-    min_face = photo.MIN_FACE if min_face is None else min_face
-    min_score = photo.MIN_SCORE if min_score is None else min_score
     if smooth < 0:
         raise UsageError(f"--smooth {smooth}: use 0 (off) or a positive number of frames")
     info = probe_video(path)
@@ -155,7 +149,7 @@ def stylize_video(
             f"{path}: --start {start} / --end {end} select no frames (the video has "
             f"{info['n_frames']} frames at {fps:g} fps, {info['duration']:.2f} s)"
         )
-    options = {
+    key_parts = {
         "faces": faces,
         "min_face": min_face,
         "min_score": min_score,
@@ -166,7 +160,7 @@ def stylize_video(
         "controls": sorted(controls.items()),
     }
     work = target.with_name(f".{target.stem}.work")
-    key = _settings_key(path, info, z_embed, bg, options)
+    key = _settings_key(path, info, z_embed, bg, key_parts)
     if ctx.is_main:
         settings = work / "settings.json"
         same = skip_existing and settings.is_file() and json.loads(settings.read_text()).get("key") == key
@@ -177,7 +171,7 @@ def stylize_video(
             write_bytes_atomic(
                 settings,
                 json.dumps(
-                    {"key": key, "source": str(path), **{k: v for k, v in options.items() if k != "controls"}}
+                    {"key": key, "source": str(path), **{k: v for k, v in key_parts.items() if k != "controls"}}
                 ).encode(),
             )
         if not (work / "faces.npz").is_file():
@@ -359,3 +353,45 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
     bar.close()
     frames.close()
     return {}
+
+
+def stylize_videos(
+    bg,
+    videos: Sequence[Path],
+    style_img: Sequence[PathLike],
+    outdir: PathLike,
+    report: Report,
+    options: VideoOptions | None = None,
+    *,
+    aligner,
+    ctx: distributed.Context | None = None,
+    **kwargs,
+) -> None:
+    """`{video}_v_{style}.mp4` for each video (`stylize_video`); `style_img`: one artwork or several mixed with
+    the `style_weights` control (the name then joins their stems with '+'). A video that fails is reported and
+    the next one goes on; a user error (bad flags) stops the run. `kwargs` as in `stylize_video`."""
+    options, controls = split_options(VideoOptions, options, kwargs)
+    style_img = list(style_img) if isinstance(style_img, (list, tuple)) else [style_img]
+    try:
+        codes = [bg.read_style(p)[1] for p in style_img]
+    except BlendGANError as err:
+        raise UsageError(f"--style_img {err}") from None
+    z_embed = codes[0] if len(codes) == 1 else codes
+    style_stem = "+".join(Path(p).stem for p in style_img)
+    for path in videos:
+        path = Path(path)
+        target = Path(outdir) / f"{path.stem}_v_{style_stem}.mp4"
+        if options.skip_existing and target.exists():
+            report.skipped += 1
+            continue
+        frames_dir = Path(options.frames_dir) / path.stem if options.frames_dir else None
+        try:
+            stylize_video(
+                bg, path, z_embed, target, report, options, aligner=aligner, ctx=ctx, frames_dir=frames_dir, **controls
+            )
+        except BlendGANError as err:
+            if isinstance(err, UsageError):
+                raise
+            report.fail(path, err)
+            continue
+        report.written += 1

@@ -1,0 +1,88 @@
+"""What every job shares: the report protocol, progress bars, option objects and the face codes of a face."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol, TypeVar, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..io import images
+
+if TYPE_CHECKING:
+    from ..pipeline import BlendGAN
+
+PathLike = Union[str, "os.PathLike[str]"]
+# aligner(image_bgr, path) -> the FFHQ-aligned face (blendgan.cli._common.make_aligner)
+Aligner = Callable[[np.ndarray, Path], np.ndarray]
+Options = TypeVar("Options")
+
+
+class Report(Protocol):
+    """What a job records (blendgan.cli._common.RunReport is the commands' one)."""
+
+    written: int
+    skipped: int
+
+    def fail(self, path: PathLike, reason: str) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+def split_options(cls: type[Options], options: Options | None, kwargs: dict) -> tuple[Options, dict]:
+    """(options, controls): the keywords that name fields of the option class `cls` replace those of `options`
+    (default: `cls()`); the others are stylization controls passed on to the pipeline."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    chosen = {k: v for k, v in kwargs.items() if k in names}
+    controls = {k: v for k, v in kwargs.items() if k not in names}
+    return dataclasses.replace(options if options is not None else cls(), **chosen), controls
+
+
+def chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def progress(iterable=None, **kwargs):
+    """tqdm progress bar on stderr (stdout keeps the summary line)."""
+    return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+
+def read_face(path: PathLike, aligner: Aligner | None) -> np.ndarray:
+    """A face image (BGR), FFHQ-aligned first when an aligner is given."""
+    img = images.read_image_bgr(path)
+    if aligner is not None:
+        img = aligner(img, path)
+    return img
+
+
+def face_codes(bg: BlendGAN, image_bgr: np.ndarray, refine: int, name: str, report: Report) -> torch.Tensor:
+    """pSp's codes of a face, or with `refine` > 0 its refined codes (`BlendGAN.refine_face_bgr`): a progress
+    bar of the steps and one note per face with the seconds it took (or that it came from the cache)."""
+    if not refine:
+        return bg.encode_face_bgr(image_bgr)
+    bar = progress(total=int(refine), desc=f"refine {name}", unit="step", leave=False)
+
+    def step(done, total, loss):
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        bar.update(1)
+
+    try:
+        codes = bg.refine_face_bgr(image_bgr, refine, progress=step)
+    finally:
+        bar.close()
+    r = bg.last_refine
+    how = "from the cache" if r.cached else f"{r.steps} step{'s' * (r.steps != 1)} in {r.seconds:.1f}s"
+    report.note(f"refine {name}: {how}, reconstruction loss {r.loss_before:.4g} -> {r.loss_after:.4g}")
+    return codes
+
+
+def numbered_face_codes(bg: BlendGAN, refine: int, photo_name: str, report: Report):
+    """`face_codes` for the faces of one photo, named '<photo> face k' in the notes."""
+    count = iter(range(1 << 30))
+    return lambda crop: face_codes(bg, crop, refine, f"{photo_name} face {next(count)}", report)

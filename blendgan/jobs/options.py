@@ -1,0 +1,100 @@
+"""The jobs' option objects: what each job does besides the stylization controls, with the commands' defaults.
+
+Torch-free (only `blendgan.defaults` is imported), so that the command-line help reads its defaults from here.
+A job takes one of these, and also its fields as keywords (`blendgan.jobs.common.split_options`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple, Union
+
+from ..defaults import (
+    ADD_WEIGHT_INDEX,
+    DETECT_SIZE,
+    LATENT_AVG_SAMPLES,
+    MIN_FACE,
+    MIN_SCORE,
+    SEGMENT_FRAMES,
+    VIDEO_ADD_WEIGHT_INDEX,
+    VIDEO_SMOOTH,
+)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """What a transfer run does besides the stylization controls (`BlendGAN.stylize`'s keywords)."""
+
+    add_weight_index: int = ADD_WEIGHT_INDEX
+    skip_existing: bool = False
+    style_weights: Optional[Sequence[float]] = None  # one per style: mix all the styles into one
+    refine: int = 0  # > 0: each face's codes are refined for that many steps (`face_codes`)
+
+
+@dataclass(frozen=True)
+class PairsOptions:
+    """What a pairs run makes; the defaults are the original program's."""
+
+    pics: int = 20
+    truncation: float = 0.75  # the checkpoint's value wins when it has one, as in the original
+    truncation_mean: int = LATENT_AVG_SAMPLES  # latents averaged for the truncation centre without latent_avg
+    style_img: Union[PathLike, Sequence[PathLike], None] = None  # one image, or several mixed (style_weights)
+    style_dir: Optional[PathLike] = None  # one image of this folder per pair
+    style_per_pair: bool = False  # latent-guided: a random style code per pair (default: one for the run)
+    sample_zs: Optional[PathLike] = None  # a torch file of [pics, 1, 512] face latents
+    add_weight_index: Union[int, Tuple[int, int], str] = ADD_WEIGHT_INDEX  # an int, (low, high) or '4-8'
+    seed: int = 0
+    skip_existing: bool = False
+    layout: str = "pairs"  # pairs, split or both (pairset.LAYOUTS)
+    shard_size: int = 0  # > 0: tar shards of this many pairs
+    random_noise: bool = False  # per-pair noise maps instead of the generator's stored ones
+    strength: Union[float, Tuple[float, float]] = (1.0, 1.0)  # a value or a (low, high) range drawn per pair
+    layer_weights: object = None
+    preserve_color: bool = False
+    style_weights: Optional[Sequence[float]] = None
+
+
+@dataclass(frozen=True)
+class MorphVideoOptions:
+    """What a morph-video run does besides the stylization controls (`space` and `BlendGAN.stylize`'s)."""
+
+    add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX
+    seed: int = 0  # the original's global `random` seeded at import
+    codec: str = "h264"  # h264 (browser-playable) or mp4v (the original's MPEG-4 Part 2)
+    frames_dir: Optional[PathLike] = None  # also every frame as PNG to FRAMES_DIR/<face>/000000.png ...
+    skip_existing: bool = False
+
+
+@dataclass(frozen=True)
+class PhotoOptions:
+    """Which faces of a photo are stylized and what is written besides the result; the defaults are the
+    `blendgan stylize` command's."""
+
+    faces: Union[str, int] = "all"  # "all", "largest" or K (the K largest)
+    min_face: float = MIN_FACE  # aligned squares smaller than this many photo pixels are skipped
+    min_score: float = MIN_SCORE  # detections scoring below this are ignored
+    detect_size: int = DETECT_SIZE  # faces are searched on a copy at most this many pixels long
+    keep_faceless: bool = False  # write photos without a face unchanged instead of failing them
+    save_crops: bool = False  # also each face's aligned and stylized squares
+    panel: bool = False  # also a [photo | result] picture
+    skip_existing: bool = False
+    refine: int = 0  # > 0: each face's codes are refined for that many steps first
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Which faces of a video are stylized, over which span, how they are smoothed and how the work is cut;
+    the defaults are the `blendgan stylize` command's."""
+
+    faces: Union[str, int] = "all"  # "all", "largest" or K (the K largest of each frame)
+    min_face: float = MIN_FACE
+    min_score: float = MIN_SCORE
+    smooth: float = VIDEO_SMOOTH  # Gaussian width in frames over time of landmarks and codes (0: off)
+    start: float = 0.0  # first second of the source to use
+    end: Optional[float] = None  # up to this second (None: the end)
+    skip_existing: bool = False  # keep finished videos; resume a killed one from its work folder
+    segment_frames: int = SEGMENT_FRAMES  # the unit that processes share and that a killed run resumes from
+    frames_dir: Optional[PathLike] = None  # also every stylized frame as PNG to FRAMES_DIR/<video>/000000.png
