@@ -371,7 +371,11 @@ class BlendGAN:
         return self.stylize(face_codes, list(z_embeds), add_weight_index, style_weights=weights, **controls)
 
     def stylize_photo(
-        self, image: "images.PathLike | images.Image.Image | np.ndarray", style, faces: "str | int" = "all", **options
+        self,
+        image: "images.PathLike | images.Image.Image | np.ndarray",
+        style: "images.PathLike | torch.Tensor | Sequence",
+        faces: "str | int" = "all",
+        **options,
     ) -> "tuple[np.ndarray, list]":
         """A whole photo with every face stylized and pasted back: ``(photo, records)``; the options and
         controls are those of `blendgan.photo.stylize_photo`, which this calls with this pipeline."""

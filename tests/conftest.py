@@ -6,6 +6,7 @@ float64), so the `embedder.*` entries, identical for every generator size with t
 generated once per session and shared by every size and dtype that needs them.
 """
 
+import copy
 import os
 import shutil
 import tempfile
@@ -212,11 +213,16 @@ def recipe_checkpoints(tmp_path_factory):
 @pytest.fixture(scope="session")
 def recipe_models(tmp_path_factory):
     """Factory (size, seed=1234) -> (Generator, PSPEncoder) in float32 built directly from the recipe state
-    dicts, without blendgan.weights: the 'model API' reference that command outputs are compared with."""
+    dicts, without blendgan.weights: the 'model API' reference that command outputs are compared with.
+
+    The models are made once and shared by every test of the session: never change them. A pipeline takes
+    the modules it is given over (moves, freezes and prepares them in place), so build one on
+    `copy.deepcopy(...)` of them (`tiny_models` is such a copy). The session checks at its end that they
+    are as they were made (same tensors, train/eval mode and requires_grad)."""
     from blendgan.models.loading import from_state_dict
 
     files = helpers.session_recipe_files(tmp_path_factory)
-    made = {}
+    made, states = {}, {}
 
     def make(size, seed=helpers.GENERATOR_SEED, tiny=False):
         if (size, seed, tiny) not in made:
@@ -226,9 +232,25 @@ def recipe_models(tmp_path_factory):
             sd, latent_avg = helpers.psp_state_dict(size, seed + 1, tiny)
             psp_sd = {**{f"encoder.{k}": v for k, v in sd.items()}, "latent_avg": latent_avg}
             made[(size, seed, tiny)] = (g, from_state_dict(helpers.model_factory("psp_encoder", size, tiny), psp_sd))
+            states[(size, seed, tiny)] = [_module_state(m) for m in made[(size, seed, tiny)]]
         return made[(size, seed, tiny)]
 
-    return make
+    yield make
+    changed = [key for key, pair in made.items() if [_module_state(m) for m in pair] != states[key]]
+    assert not changed, f"a test changed the shared recipe models {changed}: build pipelines on copy.deepcopy(...)"
+
+
+def _module_state(module):
+    """What a test must not change in a shared model: its tensors' names, shapes, dtypes and a checksum of their
+    values, its mode and which parameters require grad."""
+    import torch
+
+    with torch.no_grad():
+        tensors = [
+            (name, tuple(t.shape), str(t.dtype), float(t.double().sum()))
+            for name, t in module.state_dict(keep_vars=True).items()
+        ]
+    return tensors, module.training, [p.requires_grad for p in module.parameters()]
 
 
 # ---------------------------------------------------------------- the narrow 64 px models most tests run
@@ -250,8 +272,9 @@ def tiny_weights(recipe_checkpoints):
 
 @pytest.fixture(scope="session")
 def tiny_models(recipe_models):
-    """(Generator, PSPEncoder) of `tiny_weights`, built from the state dicts without blendgan.weights."""
-    return recipe_models(64, tiny=True)
+    """(Generator, PSPEncoder) of `tiny_weights`, built from the state dicts without blendgan.weights: a copy of
+    the shared recipe models per test module, so a test may hand them to a pipeline."""
+    return copy.deepcopy(recipe_models(64, tiny=True))
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@
 The equivalences are exact (torch.equal) on the recipe (test) weights; the monotone and colour tests
 measure the images those weights make."""
 
+import copy
+
 import pytest
 import torch
 
@@ -22,7 +24,7 @@ COLOR_FACTOR = 2.0
 
 @pytest.fixture(scope="module")
 def bg(recipe_models):
-    g, psp = recipe_models(64, tiny=True)
+    g, psp = copy.deepcopy(recipe_models(64, tiny=True))  # the pipeline takes its models over
     return BlendGAN.from_models(g, psp, device="cpu", batch_size=3)
 
 

@@ -17,8 +17,8 @@ STYLES = sorted((ROOT / "test_imgs" / "style_imgs").glob("*.*"))
 
 
 @pytest.fixture(scope="module")
-def models(recipe_models):
-    return recipe_models(64, tiny=True)
+def models(tiny_models):
+    return tiny_models
 
 
 @pytest.fixture()

@@ -24,6 +24,7 @@ The modules below read the wrapped model's parameters; they never change the mod
 
 import contextlib
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +36,7 @@ DEMOD_EPS = 1e-8
 
 
 @contextlib.contextmanager
-def reference_ops(model):
+def reference_ops(model: nn.Module) -> "Iterator[nn.Module]":
     """Run `model`'s layers with their plain reference ops inside the block, then restore the flags.
 
     The reference ops (F.linear, bias + leaky ReLU, pad-and-convolve FIR) capture as static graphs;
@@ -165,11 +166,11 @@ class GeneratorGraph(nn.Module):
     Equals `Generator(([codes]), input_is_latent=True, randomize_noise=False, z_embed=z_embed,
     add_weight_index=k)` (the pipeline's `stylize`)."""
 
-    def __init__(self, generator):
+    def __init__(self, generator: nn.Module) -> None:
         super().__init__()
         self.g = generator
 
-    def forward(self, codes, z_embed, add_weight_index):
+    def forward(self, codes: torch.Tensor, z_embed: torch.Tensor, add_weight_index: torch.Tensor) -> torch.Tensor:
         style_latent = mapping(self.g.embedding, z_embed).unsqueeze(1)
         a = blend_weights(self.g.add_weight, add_weight_index).to(codes.dtype)
         return synthesis(self.g, codes * a + style_latent * (1 - a))
@@ -182,11 +183,13 @@ class ControlledGeneratorGraph(nn.Module):
     style_weights=style_weights, blend_weights=blend_weights)`: the J styles mix in W space
     (sum_j k_j * embedding(z_j)) and the blend weights replace the WBM's (see `blendgan.controls`)."""
 
-    def __init__(self, generator):
+    def __init__(self, generator: nn.Module) -> None:
         super().__init__()
         self.g = generator
 
-    def forward(self, codes, z_embed, style_weights, blend_weights):
+    def forward(
+        self, codes: torch.Tensor, z_embed: torch.Tensor, style_weights: torch.Tensor, blend_weights: torch.Tensor
+    ) -> torch.Tensor:
         n, j = z_embed.shape[0], z_embed.shape[1]
         mapped = mapping(self.g.embedding, z_embed.reshape(n * j, 512)).reshape(n, j, 512)
         style_latent = (style_weights.unsqueeze(-1) * mapped).sum(1).unsqueeze(1)
@@ -198,7 +201,7 @@ class FixedStyleGeneratorGraph(nn.Module):
     """One style baked in: face codes [N, n_latent, 512] -> image. The style's mapped latent and the
     blending weights (for a fixed add_weight_index) are constants of the graph."""
 
-    def __init__(self, generator, z_embed, add_weight_index):
+    def __init__(self, generator: nn.Module, z_embed: torch.Tensor, add_weight_index: int) -> None:
         super().__init__()
         self.g = generator
         with torch.no_grad():
@@ -207,7 +210,7 @@ class FixedStyleGeneratorGraph(nn.Module):
         self.register_buffer("style_latent", style_latent.unsqueeze(1), persistent=False)
         self.register_buffer("a", a, persistent=False)
 
-    def forward(self, codes):
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
         a = self.a.to(codes.dtype)
         return synthesis(self.g, codes * a + self.style_latent.to(codes.dtype) * (1 - a))
 
@@ -217,9 +220,9 @@ class EncoderGraph(nn.Module):
     its output. The 256x256 input is what their adaptive pooling makes of any image; callers pool
     larger/smaller images the same way first (see `blendgan.onnx_run.adaptive_avg_pool`)."""
 
-    def __init__(self, encoder):
+    def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
 
-    def forward(self, image):
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.encoder(image)

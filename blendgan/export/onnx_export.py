@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -39,8 +40,17 @@ def _quiet():
 
 
 def export_module(
-    module, args, path, *, input_names, output_names, batched, opset=DEFAULT_OPSET, exporter="dynamo", dynamic_styles=()
-):
+    module: torch.nn.Module,
+    args: "tuple[torch.Tensor, ...]",
+    path: "str | os.PathLike[str]",
+    *,
+    input_names: "Sequence[str]",
+    output_names: "Sequence[str]",
+    batched: "Sequence[str]",
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "dynamo",
+    dynamic_styles: "Sequence[str]" = (),
+) -> "list[Path]":
     """Export `module(*args)` to `path` with a dynamic batch axis on the inputs named in `batched` and
     on every output, and a dynamic axis 1 (number of styles) on those in `dynamic_styles`. Returns the list
     of files written (model first)."""
@@ -104,7 +114,7 @@ def _like(module):
     return dict(dtype=p.dtype, device=p.device)
 
 
-def export_generator(generator, path, **kwargs):
+def export_generator(generator: torch.nn.Module, path: "str | os.PathLike[str]", **kwargs) -> "list[Path]":
     """generator.onnx: (codes [N, n_latent, 512], z_embed [N, 512], add_weight_index int64 [1]) -> image."""
     like = _like(generator)
     args = (
@@ -123,7 +133,7 @@ def export_generator(generator, path, **kwargs):
     )
 
 
-def export_controlled_generator(generator, path, **kwargs):
+def export_controlled_generator(generator: torch.nn.Module, path: "str | os.PathLike[str]", **kwargs) -> "list[Path]":
     """generator_controls.onnx: (codes [N, n_latent, 512], z_embed [N, J, 512], style_weights [N, J],
     blend_weights [N, n_latent]) -> image: the stylization controls (strength, per-layer weights, colour
     keeping, style mixing) as inputs; the runner computes the blend weights with `blendgan.controls`."""
@@ -148,7 +158,13 @@ def export_controlled_generator(generator, path, **kwargs):
     )
 
 
-def export_fixed_style_generator(generator, z_embed, add_weight_index, path, **kwargs):
+def export_fixed_style_generator(
+    generator: torch.nn.Module,
+    z_embed: torch.Tensor,
+    add_weight_index: int,
+    path: "str | os.PathLike[str]",
+    **kwargs,
+) -> "list[Path]":
     """One-input model for one style: codes [N, n_latent, 512] -> image (z_embed and index baked in)."""
     like = _like(generator)
     graph = FixedStyleGeneratorGraph(generator, z_embed.to(**like), add_weight_index).eval()
@@ -172,12 +188,12 @@ def _export_encoder(encoder, path, output_name, **kwargs):
         )
 
 
-def export_psp_encoder(psp_encoder, path, **kwargs):
+def export_psp_encoder(psp_encoder: torch.nn.Module, path: "str | os.PathLike[str]", **kwargs) -> "list[Path]":
     """psp_encoder.onnx: aligned face image [N, 3, 256, 256] in [-1, 1] -> codes [N, n_latent, 512]
     (latent_avg included)."""
     return _export_encoder(psp_encoder, path, "codes", **kwargs)
 
 
-def export_style_encoder(style_encoder, path, **kwargs):
+def export_style_encoder(style_encoder: torch.nn.Module, path: "str | os.PathLike[str]", **kwargs) -> "list[Path]":
     """style_encoder.onnx: artwork [N, 3, 256, 256] in [-1, 1] -> z_embed [N, 512]."""
     return _export_encoder(style_encoder, path, "z_embed", **kwargs)

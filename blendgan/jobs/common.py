@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..errors import BlendGANError, UsageError
 from ..io import images
 
 if TYPE_CHECKING:
@@ -86,3 +87,14 @@ def numbered_face_codes(bg: BlendGAN, refine: int, photo_name: str, report: Repo
     """`face_codes` for the faces of one photo, named '<photo> face k' in the notes."""
     count = iter(range(1 << 30))
     return lambda crop: face_codes(bg, crop, refine, f"{photo_name} face {next(count)}", report)
+
+
+def read_styles(bg: BlendGAN, style_img) -> tuple[torch.Tensor | list[torch.Tensor], str]:
+    """(z_embed, name part) of `--style_img`: one artwork or style-code file, or several (their codes as a list,
+    mixed by the `style_weights` control; the name joins their stems with '+'). An unreadable one is a user error."""
+    paths = list(style_img) if isinstance(style_img, (list, tuple)) else [style_img]
+    try:
+        codes = [bg.read_style(p)[1] for p in paths]
+    except BlendGANError as err:
+        raise UsageError(f"--style_img {err}") from None
+    return (codes[0] if len(codes) == 1 else codes), "+".join(Path(p).stem for p in paths)

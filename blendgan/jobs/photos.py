@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 
 from .. import photo as photo_mod
-from ..errors import BlendGANError, UsageError
+from ..errors import BlendGANError
 from ..io import images
-from .common import PathLike, Report, numbered_face_codes, progress, split_options
+from .common import PathLike, Report, numbered_face_codes, progress, read_styles, split_options
 from .options import PhotoOptions
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ PANEL_MAX_HEIGHT = 2048  # side-by-side panels of larger photos are shrunk to th
 def stylize_photos(
     bg: BlendGAN,
     photos: Sequence[Path],
-    style_img,
+    style_img: PathLike | Sequence[PathLike],
     outdir: PathLike,
     report: Report,
     options: PhotoOptions | None = None,
@@ -45,13 +45,7 @@ def stylize_photos(
     faces, refine, skip_existing = options.faces, options.refine, options.skip_existing
     keep_faceless, save_crops, panel = options.keep_faceless, options.save_crops, options.panel
     outdir = Path(outdir)
-    style_imgs = list(style_img) if isinstance(style_img, (list, tuple)) else [style_img]
-    try:
-        codes = [bg.read_style(p)[1] for p in style_imgs]
-    except BlendGANError as err:
-        raise UsageError(f"--style_img {err}") from None
-    z_embed = codes[0] if len(codes) == 1 else codes
-    style_stem = "+".join(Path(p).stem for p in style_imgs)
+    z_embed, style_stem = read_styles(bg, style_img)
     if aligner is None:
         same = options.detect_size == photo_mod.DETECT_SIZE
         aligner = bg.face_aligner() if same else photo_mod.make_aligner(options.detect_size)

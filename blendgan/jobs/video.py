@@ -27,7 +27,7 @@ import math
 import shutil
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -38,8 +38,14 @@ from ..errors import BlendGANError, UsageError
 from ..io import images
 from ..io.files import write_bytes_atomic
 from ..io.video import VideoWriter, iter_video_frames, join_segments, probe_video
-from .common import PathLike, Report, split_options
+from .common import PathLike, Report, read_styles, split_options
 from .options import VideoOptions
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..align import FaceAligner
+    from ..pipeline import BlendGAN
 
 
 def _progress(**kwargs):
@@ -110,14 +116,14 @@ def _segments(start, stop, size):
 
 
 def stylize_video(
-    bg,
+    bg: BlendGAN,
     path: PathLike,
-    z_embed,
+    z_embed: torch.Tensor | Sequence[torch.Tensor],
     target: PathLike,
     report: Report,
     options: VideoOptions | None = None,
     *,
-    aligner,
+    aligner: FaceAligner,
     ctx: distributed.Context | None = None,
     frames_dir: PathLike | None = None,
     **kwargs,
@@ -283,7 +289,7 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
     """Pass 2b: smooth the codes over time, generate, paste back and write each of this process' segments."""
     import torch
 
-    from .align import CropPlacement
+    from ..align import CropPlacement
 
     todo = [
         k
@@ -356,14 +362,14 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
 
 
 def stylize_videos(
-    bg,
+    bg: BlendGAN,
     videos: Sequence[Path],
     style_img: Sequence[PathLike],
     outdir: PathLike,
     report: Report,
     options: VideoOptions | None = None,
     *,
-    aligner,
+    aligner: FaceAligner,
     ctx: distributed.Context | None = None,
     **kwargs,
 ) -> None:
@@ -371,13 +377,7 @@ def stylize_videos(
     the `style_weights` control (the name then joins their stems with '+'). A video that fails is reported and
     the next one goes on; a user error (bad flags) stops the run. `kwargs` as in `stylize_video`."""
     options, controls = split_options(VideoOptions, options, kwargs)
-    style_img = list(style_img) if isinstance(style_img, (list, tuple)) else [style_img]
-    try:
-        codes = [bg.read_style(p)[1] for p in style_img]
-    except BlendGANError as err:
-        raise UsageError(f"--style_img {err}") from None
-    z_embed = codes[0] if len(codes) == 1 else codes
-    style_stem = "+".join(Path(p).stem for p in style_img)
+    z_embed, style_stem = read_styles(bg, style_img)
     for path in videos:
         path = Path(path)
         target = Path(outdir) / f"{path.stem}_v_{style_stem}.mp4"

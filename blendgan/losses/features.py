@@ -16,7 +16,7 @@ class ImageNetNormalize(torch.nn.Module):
     """[-1, 1] RGB -> ImageNet-normalised input of torchvision's VGG19 (its mean/std as non-persistent buffers,
     so the module moves with the loss that holds it)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1), persistent=False)

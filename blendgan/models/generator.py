@@ -4,6 +4,7 @@
 
 import math
 import random
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -22,12 +23,12 @@ def channels_for(channel_multiplier=2, max_channels=512):
     return {res: min(c, int(max_channels)) for res, c in table.items()}
 
 
-def n_latent_for_size(size):
+def n_latent_for_size(size: int) -> int:
     """Number of per-layer latents: 2·log2(size) − 2 (64 → 10, 256 → 14, 1024 → 18)."""
     return 2 * int(math.log2(size)) - 2
 
 
-def size_for_n_latent(n_latent):
+def size_for_n_latent(n_latent: int) -> int:
     """Inverse of `n_latent_for_size`."""
     return 2 ** ((n_latent + 2) // 2)
 
@@ -58,16 +59,16 @@ class Generator(nn.Module):
 
     def __init__(
         self,
-        size,
-        style_dim=512,
-        n_mlp=8,
-        channel_multiplier=2,
-        blur_kernel=(1, 3, 3, 1),
-        lr_mlp=0.01,
-        max_channels=512,
-        with_style_encoder=True,
-        style_width=VGG19_WIDTH,
-    ):
+        size: int,
+        style_dim: int = 512,
+        n_mlp: int = 8,
+        channel_multiplier: int = 2,
+        blur_kernel: Sequence[int] = (1, 3, 3, 1),
+        lr_mlp: float = 0.01,
+        max_channels: int = 512,
+        with_style_encoder: bool = True,
+        style_width: int = VGG19_WIDTH,
+    ) -> None:
         super().__init__()
         if size not in SUPPORTED_SIZES:
             raise ValueError(f"size must be a power of two between 8 and 1024, got {size}")
@@ -101,27 +102,29 @@ class Generator(nn.Module):
         self.noises = NoiseBuffers(self.num_layers)
 
     # ----------------------------------------------------------------- helpers
-    def get_latent(self, z):
+    def get_latent(self, z: torch.Tensor) -> torch.Tensor:
         """Face mapping network: z [N, 512] -> w [N, 512]."""
         return self.style(z)
 
     @torch.no_grad()
-    def get_z_embed(self, style_image):
+    def get_z_embed(self, style_image: torch.Tensor) -> torch.Tensor:
         """Style encoder: [-1, 1] RGB image -> z_embed [N, 512]."""
         return self.embedder(style_image)
 
     @torch.no_grad()
-    def mean_latent(self, n_latent, generator=None):
+    def mean_latent(self, n_latent: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Mean of `style(z)` over n random z, shape [1, 512] (truncation centre)."""
         p = self.input.input
         z = torch.randn(n_latent, self.style_dim, generator=generator, device=p.device, dtype=p.dtype)
         return self.style(z).mean(0, keepdim=True)
 
-    def make_noise(self, generator=None):
+    def make_noise(self, generator: Optional[torch.Generator] = None) -> "list[torch.Tensor]":
         """Fresh random noise maps with the shapes of the stored buffers."""
         return [torch.randn(b.shape, generator=generator, device=b.device, dtype=b.dtype) for b in self.noises.maps()]
 
-    def blend_weights(self, add_weight_index=None, style_amounts=None):
+    def blend_weights(
+        self, add_weight_index: Optional[int] = None, style_amounts: "Sequence | torch.Tensor | None" = None
+    ) -> torch.Tensor:
         """WBM weights a [1, n_latent, 1]: add_weight clamped to [0, 1], first `add_weight_index` layers = 1.
 
         The original clamps the parameter in place; clamping a copy gives the same numbers without
@@ -137,7 +140,7 @@ class Generator(nn.Module):
             a[:, :add_weight_index] = 1  # Python slice semantics, as in the original
         return a
 
-    def style_latent(self, z_embed, style_weights=None):
+    def style_latent(self, z_embed: torch.Tensor, style_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Style mapping: z_embed [N, 512] -> w_style [N, 512]; several styles z_embed [N, J, 512] with mix
         weights [N|1, J] mix in W space: sum_j k_j * embedding(z_j) (each style mapped on its own, so one
         style with weight 1 gives the single style's numbers exactly)."""
@@ -155,22 +158,22 @@ class Generator(nn.Module):
     # ----------------------------------------------------------------- forward
     def forward(
         self,
-        styles,
-        return_latents=False,
-        inject_index=None,
-        truncation=1,
-        truncation_latent=None,
-        input_is_latent=False,
-        noise=None,
-        randomize_noise=True,
-        style_image=None,
-        z_embed=None,
-        only_return_z_embed=False,
-        add_weight_index=None,
-        blend_weights=None,
-        style_weights=None,
-        max_resolution=None,
-    ):
+        styles: "Sequence[torch.Tensor]",
+        return_latents: bool = False,
+        inject_index: Optional[int] = None,
+        truncation: float = 1,
+        truncation_latent: Optional[torch.Tensor] = None,
+        input_is_latent: bool = False,
+        noise: "Optional[Sequence[Optional[torch.Tensor]]]" = None,
+        randomize_noise: bool = True,
+        style_image: Optional[torch.Tensor] = None,
+        z_embed: Optional[torch.Tensor] = None,
+        only_return_z_embed: bool = False,
+        add_weight_index: Optional[int] = None,
+        blend_weights: Optional[torch.Tensor] = None,
+        style_weights: Optional[torch.Tensor] = None,
+        max_resolution: Optional[int] = None,
+    ) -> "tuple[torch.Tensor, Optional[torch.Tensor]]":
         """The original keywords, plus two for the stylization controls (`blendgan.controls`):
         `blend_weights` [N|1, n_latent] replaces the WBM weights (add_weight_index is then ignored), and
         `z_embed` [N, J, 512] with `style_weights` [N|1, J] mixes J styles in W space (`style_latent`); and
@@ -214,7 +217,9 @@ class Generator(nn.Module):
         second = styles[1].unsqueeze(1).repeat(1, self.n_latent - inject_index, 1)
         return torch.cat([first, second], 1)
 
-    def synthesis(self, latent, noise, max_resolution=None):
+    def synthesis(
+        self, latent: torch.Tensor, noise: "list[torch.Tensor]", max_resolution: Optional[int] = None
+    ) -> "tuple[torch.Tensor, torch.Tensor]":
         """Synthesis network on per-layer latents [N, n_latent, 512]. `max_resolution` stops at that block and
         returns its RGB skip image (e.g. 256 px of a 1024 px generator: the layers above are not run)."""
         noise = [self._noise_map(n, latent, i) for i, n in enumerate(noise)]

@@ -18,7 +18,7 @@ class OpsSwitch(nn.Module):
     reference = False
 
 
-def use_reference_ops(model, enabled=True):
+def use_reference_ops(model: nn.Module, enabled: bool = True) -> nn.Module:
     """Make every layer of `model` use the plain reference ops (True) or the fast ones (False)."""
     for m in model.modules():
         if isinstance(m, OpsSwitch):
@@ -63,7 +63,7 @@ def set_style_matrix_dtype(model, dtype):
     return saved
 
 
-def prepare_for_inference(model, style_matrix_dtype=None):
+def prepare_for_inference(model: nn.Module, style_matrix_dtype: "torch.dtype | None" = None) -> nn.Module:
     """Optional one-time step after loading (and after the final `model.to(device, dtype)`).
 
     - Every ModulatedConv2d gets non-persistent buffers derived from its weight: `weight_sq`

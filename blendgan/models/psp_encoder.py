@@ -112,7 +112,7 @@ class GradualStyleBlock(nn.Module):
 class GradualStyleEncoder(nn.Module):
     """IR-SE50 feature pyramid -> n_styles latent codes [N, n_styles, 512]. `width`: see `ir_se50_trunk`."""
 
-    def __init__(self, n_styles, width=IR_SE50_WIDTH):
+    def __init__(self, n_styles: int, width: int = IR_SE50_WIDTH) -> None:
         super().__init__()
         self.n_styles = n_styles
         self.input_layer, self.body = ir_se50_trunk(width)
@@ -128,7 +128,7 @@ class GradualStyleEncoder(nn.Module):
     def _upsample_add(x, y):
         return F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=True) + y
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_layer(x)
         taps = []
         for i, unit in enumerate(self.body):
@@ -147,11 +147,11 @@ class GradualStyleEncoder(nn.Module):
 class PSPEncoder(nn.Module):
     """Face image ([-1, 1] RGB, any size) -> per-layer latent codes: pool to 256, encode, add latent_avg."""
 
-    def __init__(self, n_styles, width=IR_SE50_WIDTH):
+    def __init__(self, n_styles: int, width: int = IR_SE50_WIDTH) -> None:
         super().__init__()
         self.encoder = GradualStyleEncoder(n_styles, width)
         self.pool = nn.AdaptiveAvgPool2d((PSP_INPUT_SIZE, PSP_INPUT_SIZE))
         self.register_buffer("latent_avg", torch.zeros(n_styles, 512))
 
-    def forward(self, image):
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.pool(image)) + self.latent_avg

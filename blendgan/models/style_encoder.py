@@ -100,7 +100,7 @@ class StyleEncoder(nn.Module):
 
     `width` is VGG19's first-layer width (64, the published encoder); see `vgg19_features`."""
 
-    def __init__(self, style_dim=512, width=VGG19_WIDTH):
+    def __init__(self, style_dim: int = 512, width: int = VGG19_WIDTH) -> None:
         super().__init__()
         self.width = width
         self.embedder = GramEmbedder(width)
@@ -111,5 +111,5 @@ class StyleEncoder(nn.Module):
             EqualLinear(style_dim, style_dim),
         )
 
-    def forward(self, image):
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.embedder_mlp(self.embedder(image))

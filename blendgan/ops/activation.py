@@ -14,12 +14,16 @@ def _broadcast_bias(x, bias):
     return bias.reshape(1, -1, *([1] * (x.ndim - 2)))
 
 
-def fused_leaky_relu_reference(x, bias, negative_slope=NEGATIVE_SLOPE, scale=GAIN):
+def fused_leaky_relu_reference(
+    x: torch.Tensor, bias: "torch.Tensor | None", negative_slope: float = NEGATIVE_SLOPE, scale: float = GAIN
+) -> torch.Tensor:
     """`scale * leaky_relu(x + bias)`, the plain definition."""
     return F.leaky_relu(x + _broadcast_bias(x, bias), negative_slope=negative_slope) * scale
 
 
-def fused_leaky_relu(x, bias, negative_slope=NEGATIVE_SLOPE, scale=GAIN):
+def fused_leaky_relu(
+    x: torch.Tensor, bias: "torch.Tensor | None", negative_slope: float = NEGATIVE_SLOPE, scale: float = GAIN
+) -> torch.Tensor:
     """Public entry point: the reference's value in two passes instead of three.
 
     A positive gain commutes with leaky ReLU, so `scale * lrelu(x + b) = lrelu(scale*x + scale*b)`:

@@ -12,12 +12,12 @@ import torch.nn.functional as F
 BLOCK_COLUMNS = 4096  # 512 x 4096 float32 = 8 MB per block
 
 
-def linear_reference(x, weight):
+def linear_reference(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Plain definition: upcast the whole weight, then multiply."""
     return F.linear(x, weight.to(x.dtype))
 
 
-def linear(x, weight, block_columns=BLOCK_COLUMNS):
+def linear(x: torch.Tensor, weight: torch.Tensor, block_columns: int = BLOCK_COLUMNS) -> torch.Tensor:
     """`F.linear(x, weight)` (no bias) for any weight dtype; x's dtype is the compute dtype.
 
     Batch-invariant: rows are multiplied one at a time, because BLAS picks other kernels (and so

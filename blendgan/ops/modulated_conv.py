@@ -5,6 +5,8 @@ model.py's ModulatedConv2d).
 straightforward form of the math.
 """
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -14,17 +16,17 @@ DEMOD_EPS = 1e-8
 
 
 def modulated_conv2d_reference(
-    x,
-    weight,
-    styles,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
     *,
-    scale,
-    demodulate=True,
-    upsample=False,
-    blur_kernel=None,
-    blur_pad=(1, 1),
-    upfirdn=upfirdn2d_reference,
-):
+    scale: float,
+    demodulate: bool = True,
+    upsample: bool = False,
+    blur_kernel: "torch.Tensor | None" = None,
+    blur_pad: "tuple[int, int]" = (1, 1),
+    upfirdn: "Callable[..., torch.Tensor]" = upfirdn2d_reference,
+) -> torch.Tensor:
     """Per-sample modulated convolution.
 
     x: [N, in, H, W]; weight: [1, out, in, k, k] (raw stored weight); styles: [N, in] (modulation output);
@@ -48,7 +50,7 @@ def modulated_conv2d_reference(
     return out.reshape(n, out_ch, h, w)
 
 
-def modulated_conv2d(x, weight, styles, **kwargs):
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, **kwargs) -> torch.Tensor:
     """Public entry point: `modulated_conv2d_fast` (same numbers as the reference up to rounding).
 
     Takes the reference's keywords except `upfirdn`: the fast path has its own FIR blur."""
@@ -71,7 +73,9 @@ def _compute_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def demodulation(weight, styles, scale, weight_sq=None):
+def demodulation(
+    weight: torch.Tensor, styles: torch.Tensor, scale: float, weight_sq: "torch.Tensor | None" = None
+) -> torch.Tensor:
     """[N, out] demodulation factors rsqrt(sum_{i,kh,kw} (scale * w[o,i] * s[b,i])^2 + 1e-8).
 
     `weight_sq` ([out, in], sum over the spatial taps of w^2) may be passed precomputed."""
@@ -84,7 +88,7 @@ def demodulation(weight, styles, scale, weight_sq=None):
     return torch.rsqrt((scale * scale) * torch.cat([sq[b : b + 1] @ wt for b in range(sq.shape[0])]) + DEMOD_EPS)
 
 
-def weight_sum_of_squares(weight):
+def weight_sum_of_squares(weight: torch.Tensor) -> torch.Tensor:
     """sum over the spatial taps of w^2, [out, in], in the accumulation dtype (float32 or float64)."""
     return weight[0].to(_compute_dtype(weight.dtype)).square().sum([2, 3])
 
@@ -111,23 +115,23 @@ def _memory_format(t):
 
 
 def modulated_conv2d_fast(
-    x,
-    weight,
-    styles,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
     *,
-    scale,
-    demodulate=True,
-    upsample=False,
-    blur_kernel=None,
-    blur_pad=(1, 1),
-    bias=None,
-    noise=None,
-    gain=1.0,
-    negative_slope=None,
-    residual=None,
-    weight_sq=None,
-    weight_t=None,
-):
+    scale: float,
+    demodulate: bool = True,
+    upsample: bool = False,
+    blur_kernel: "torch.Tensor | None" = None,
+    blur_pad: "tuple[int, int]" = (1, 1),
+    bias: "torch.Tensor | None" = None,
+    noise: "torch.Tensor | None" = None,
+    gain: float = 1.0,
+    negative_slope: "float | None" = None,
+    residual: "torch.Tensor | None" = None,
+    weight_sq: "torch.Tensor | None" = None,
+    weight_t: "torch.Tensor | None" = None,
+) -> torch.Tensor:
     """Modulated convolution with an optional fused epilogue; same numbers as the reference up to rounding.
 
     Returns `act(gain * (modconv(x) + noise) + gain * bias) + residual` where `act` is leaky ReLU with

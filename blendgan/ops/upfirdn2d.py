@@ -4,13 +4,15 @@
 subsampling) and is what every faster variant is tested against.
 """
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
 from .bf16 import bf16_is_emulated
 
 
-def make_kernel(taps, scale=1.0):
+def make_kernel(taps: "Sequence[float]", scale: float = 1.0) -> torch.Tensor:
     """Normalized 2-D FIR kernel: outer product of the 1-D taps divided by its sum, times `scale`.
 
     The arithmetic runs on the CPU and only the result moves to the default device: under
@@ -36,7 +38,9 @@ def _check_args(x, kernel, up, down, pad):
     return int(p0), int(p1)
 
 
-def upfirdn2d_reference(x, kernel, up=1, down=1, pad=(0, 0)):
+def upfirdn2d_reference(
+    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: "tuple[int, int]" = (0, 0)
+) -> torch.Tensor:
     """Reference upfirdn2d: every (sample, channel) plane independently, same parameters on both axes."""
     p0, p1 = _check_args(x, kernel, up, down, pad)
     n, c, h, w = x.shape
@@ -54,7 +58,9 @@ def upfirdn2d_reference(x, kernel, up=1, down=1, pad=(0, 0)):
     return planes.reshape(n, c, planes.shape[2], planes.shape[3])
 
 
-def upfirdn2d(x, kernel, up=1, down=1, pad=(0, 0)):
+def upfirdn2d(
+    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: "tuple[int, int]" = (0, 0)
+) -> torch.Tensor:
     """Public entry point: same semantics as `upfirdn2d_reference`, computed as one depthwise
     (transposed) convolution over all channels at once (see `upfirdn2d_fast`)."""
     return upfirdn2d_fast(x, kernel, up=up, down=down, pad=pad)
@@ -93,7 +99,14 @@ def _depthwise(x, kernel, transposed, bias, **conv_args):
     return out if bias is None else out + bias.reshape(1, c, 1, 1)
 
 
-def upfirdn2d_fast(x, kernel, up=1, down=1, pad=(0, 0), bias=None):
+def upfirdn2d_fast(
+    x: torch.Tensor,
+    kernel: torch.Tensor,
+    up: int = 1,
+    down: int = 1,
+    pad: "tuple[int, int]" = (0, 0),
+    bias: "torch.Tensor | None" = None,
+) -> torch.Tensor:
     """upfirdn2d as one depthwise convolution over all planes.
 
     - up == 1: pad, then a strided conv with the flipped kernel (stride = down keeps every down-th

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 import torch
 
@@ -41,7 +41,7 @@ def compute_dtype(precision: str) -> torch.dtype:
     return torch.float64 if precision == "fp64" else torch.float32
 
 
-def autocast(precision: str, device: torch.device):
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed precision of the forward passes (bf16 anywhere, fp16 on CUDA)."""
     if precision in ("bf16", "fp16"):
         return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
@@ -86,7 +86,7 @@ def check_settings(cfg: config_mod.RunConfig, ctx: distributed.Context) -> None:
 class StepClock:
     """images/s between log lines and the run's total training time (carried over by snapshots)."""
 
-    def __init__(self, start_step: int, images_per_step: int, elapsed_before: float = 0.0):
+    def __init__(self, start_step: int, images_per_step: int, elapsed_before: float = 0.0) -> None:
         self.images_per_step, self.elapsed_before = images_per_step, elapsed_before
         self.t_start = self.t_last = time.perf_counter()
         self.step_last = start_step
@@ -104,7 +104,7 @@ class StepClock:
 class Progress:
     """tqdm bar over images (rate in img/s, ETA) on the main process; silent elsewhere."""
 
-    def __init__(self, total_steps: int, start_step: int, images_per_step: int, enabled: bool = True):
+    def __init__(self, total_steps: int, start_step: int, images_per_step: int, enabled: bool = True) -> None:
         self.images_per_step = images_per_step
         self.bar = None
         if enabled:
@@ -134,8 +134,13 @@ class Run:
     """One training run in this process: settings, folder, snapshot to resume from, device and precision."""
 
     def __init__(
-        self, cfg: config_mod.RunConfig, ctx: distributed.Context, folder: RunDir, snapshot: dict | None, log_file=None
-    ):
+        self,
+        cfg: config_mod.RunConfig,
+        ctx: distributed.Context,
+        folder: RunDir,
+        snapshot: dict | None,
+        log_file: TextIO | None = None,
+    ) -> None:
         self.cfg, self.ctx, self.folder, self.snapshot, self.log_file = cfg, ctx, folder, snapshot, log_file
         self.device, self.dtype = ctx.device, compute_dtype(cfg.precision)
         self.cast = autocast(cfg.precision, ctx.device)
@@ -218,7 +223,10 @@ class Run:
 
 
 def train(
-    trainer_cls: Callable[[Run], Any], cfg: config_mod.RunConfig, given: set[str] | None = None, log_file=None
+    trainer_cls: Callable[[Run], Any],
+    cfg: config_mod.RunConfig,
+    given: set[str] | None = None,
+    log_file: TextIO | None = None,
 ) -> int:
     """Run (or resume) a training run of `trainer_cls` on this process (or its torchrun group); returns the
     final step. `given`: the names of the settings the user gave (on resume only those among the run-time ones
