@@ -1,0 +1,96 @@
+"""A local stand-in for the Hugging Face Hub's file endpoint, for huggingface_hub's `hf_hub_download`.
+
+huggingface_hub resolves a file with `HEAD {endpoint}/{repo_id}/resolve/{revision}/{filename}` and needs the
+commit in `X-Repo-Commit`, an `ETag` (the cache's blob name) and the size (`Content-Length`); then it GETs the
+same URL (with a Range header when resuming). Missing repositories, revisions and files are 404s with the
+`X-Error-Code` the client maps to its errors. Only 127.0.0.1 is used.
+"""
+
+import hashlib
+import http.server
+import threading
+from urllib.parse import unquote
+
+
+class HubServer:
+    """http://127.0.0.1:<port> serving {repo_id: {filename: bytes}} at two revisions: `main` and its commit."""
+
+    def __init__(self):
+        self.repos = {}
+        self.requests = []  # (method, path)
+        self.commits = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self._answer(body=False)
+
+            def do_GET(self):
+                self._answer(body=True)
+
+            def _answer(self, body):
+                server.requests.append((self.command, unquote(self.path)))
+                parts = unquote(self.path.split("?")[0]).lstrip("/").split("/")
+                if len(parts) < 5 or parts[2] != "resolve":
+                    return self._error(404, "RepoNotFound")
+                repo_id, revision, filename = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
+                if repo_id not in server.repos:
+                    return self._error(404, "RepoNotFound")
+                commit = server.commit(repo_id)
+                if revision not in ("main", commit):
+                    return self._error(404, "RevisionNotFound")
+                data = server.repos[repo_id].get(filename)
+                if data is None:
+                    return self._error(404, "EntryNotFound", commit)
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and body:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("X-Repo-Commit", commit)
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                if body:
+                    self.wfile.write(data[start:])
+
+            def _error(self, code, error_code, commit=None):
+                body = f'{{"error": "{error_code}"}}'.encode()
+                self.send_response(code)
+                self.send_header("X-Error-Code", error_code)
+                if commit:
+                    self.send_header("X-Repo-Commit", commit)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def commit(self, repo_id):
+        """The repository's commit: the sha1 of its sorted file names and contents (changes with them)."""
+        h = hashlib.sha1(repo_id.encode())
+        for name, data in sorted(self.repos.get(repo_id, {}).items()):
+            h.update(name.encode() + hashlib.sha256(data).digest())
+        return h.hexdigest()
+
+    def add(self, repo_id, filename, data):
+        self.repos.setdefault(repo_id, {})[filename] = bytes(data)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
