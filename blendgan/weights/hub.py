@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CheckpointError, UsageError
-from .home import offline
+from .home import offline_reason
 
 SCHEME = "hf://"
 INSTALL = "pip install 'blendgan[hub]'"
@@ -93,7 +93,8 @@ def hub_download(name: HubName, filename: str | None = None, *, quiet: bool = Fa
 
     filename = filename or name.filename
     where = str(HubName(name.repo_id, filename, name.revision))
-    local_only = offline()
+    reason = offline_reason()
+    local_only = reason is not None
     try:
         path = hf.hf_hub_download(
             name.repo_id,
@@ -107,7 +108,7 @@ def hub_download(name: HubName, filename: str | None = None, *, quiet: bool = Fa
     except errors.LocalEntryNotFoundError as err:
         if local_only:
             raise CheckpointError(
-                f"{where} is not in the Hugging Face cache and downloads are off (offline); "
+                f"{where} is not in the Hugging Face cache and downloads are off ({reason}); "
                 f"fetch it once online, or pass the file by path"
             ) from None
         raise CheckpointError(f"could not download {where} ({_reason(err.__cause__ or err)})") from None
