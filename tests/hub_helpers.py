@@ -9,6 +9,7 @@ same URL (with a Range header when resuming). Missing repositories, revisions an
 import hashlib
 import http.server
 import threading
+from pathlib import Path
 from urllib.parse import unquote
 
 
@@ -94,3 +95,24 @@ class HubServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def make_fitted_files(ckpt, out) -> dict:
+    """A style code and an adapter (random, not fitted) for the generator in `ckpt`, carrying its base
+    fingerprint as `blendgan fit-style` writes them: {'style_code': path, 'adapter': path}."""
+    import torch
+
+    from blendgan import weights as ck
+    from blendgan.fitting import adapter as adapter_mod
+    from blendgan.fitting.style_code import save_style_code
+
+    out = Path(out)
+    generator, _ = ck.load_generator(ckpt)
+    meta = {"base_fingerprint": adapter_mod.generator_fingerprint(generator), "base_checkpoint": Path(ckpt).name}
+    g = torch.Generator().manual_seed(0)
+    save_style_code(out / "style_code.safetensors", torch.randn(1, 512, generator=g), None, meta)
+    layers = adapter_mod.adaptable_layers(generator)[:2]
+    deltas = adapter_mod.delta_tensors(adapter_mod.attach(generator, layers, 2))
+    tensors = {k: torch.randn(v.shape, generator=g) * 0.05 for k, v in deltas.items()}
+    adapter_mod.save_adapter(out / "adapter.safetensors", tensors, {**meta, "layers": layers, "rank": "2"})
+    return {"style_code": out / "style_code.safetensors", "adapter": out / "adapter.safetensors"}

@@ -5,12 +5,9 @@ the outputs are those of the same files by path."""
 from pathlib import Path
 
 import pytest
-import torch
+from hub_helpers import make_fitted_files
 
-from blendgan import weights as ck
 from blendgan.cli import main
-from blendgan.fitting import adapter as adapter_mod
-from blendgan.fitting.style_code import save_style_code
 from blendgan.io import images
 from blendgan.weights.hub import HubName, parse_hub_name, resolve_path
 
@@ -32,19 +29,7 @@ def photo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fitted_files(tiny_weights, tmp_path_factory):
-    """A style code and an adapter (random, not fitted) for the tiny generator, with its base fingerprint."""
-    out = tmp_path_factory.mktemp("fitted")
-    generator, _ = ck.load_generator(tiny_weights["blendgan"])
-    fingerprint = adapter_mod.generator_fingerprint(generator)
-    torch.manual_seed(0)
-    save_style_code(out / "style_code.safetensors", torch.randn(1, 512), None, {"base_fingerprint": fingerprint})
-    layers = adapter_mod.adaptable_layers(generator)[:2]
-    tensors = {
-        k: torch.randn_like(v) * 0.05
-        for k, v in adapter_mod.delta_tensors(adapter_mod.attach(generator, layers, 2)).items()
-    }
-    adapter_mod.save_adapter(out / "adapter.safetensors", tensors, {"base_fingerprint": fingerprint, "layers": layers})
-    return {"style_code": out / "style_code.safetensors", "adapter": out / "adapter.safetensors"}
+    return make_fitted_files(tiny_weights["blendgan"], tmp_path_factory.mktemp("fitted"))
 
 
 def test_names_parse_and_paths_pass_through():

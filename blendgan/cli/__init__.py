@@ -33,6 +33,7 @@ COMMANDS = {
     "train": "train",
     "eval": "eval",
     "fit-style": "fit_style",
+    "publish": "publish",
 }
 
 

@@ -1,0 +1,162 @@
+"""`blendgan publish`: the folder for the Hub (the files as safetensors, a model card whose YAML metadata reads
+back), the exact upload calls (huggingface_hub's HfApi replaced by a recorder: the local Hub stand-in answers
+downloads only), and a published adapter used by hf:// name checked against its base generator as a local one."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hub_helpers import make_fitted_files
+
+from blendgan import weights as ck
+from blendgan.cli import main
+from blendgan.io import images
+from blendgan.weights import safetensors_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fit_run(tiny_weights, tmp_path_factory):
+    """A run folder as `blendgan fit-style` leaves it (files made for the test, not fitted)."""
+    run = tmp_path_factory.mktemp("run") / "my_style"
+    run.mkdir()
+    files = make_fitted_files(tiny_weights["blendgan"], run)
+    (run / "config.json").write_text(json.dumps({"iters": 40, "rank": 2, "references": ["ref.jpg"]}))
+    (run / "report.json").write_text(json.dumps({"step": 40, "style_taken": {"base": 0.1, "code+adapter": 0.4}}))
+    (run / "log.jsonl").write_text('{"step": 20, "loss": 0.5}\n{"step": 40, "loss": 0.25}\n')
+    (run / "samples").mkdir()
+    for step in (20, 40):
+        sheet = (torch.rand(8, 16, 3) * 255).byte().numpy()
+        images.write_image_atomic(run / "samples" / f"{step:06d}.jpg", sheet)
+    return run, files
+
+
+def card_meta(folder):
+    text = (folder / "README.md").read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1]), text
+
+
+def test_dry_run_folder_of_a_fit_style_run(fit_run, tiny_weights, tmp_path, capsys):
+    run, files = fit_run
+    out = tmp_path / "pub"
+    assert main(["publish", str(run), "--repo", "me/my-style", "--dry_run", "--outdir", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    names = {"README.md", "style_code.safetensors", "adapter.safetensors", "config.json", "report.json", "sample.jpg"}
+    assert {p.name for p in out.iterdir()} == names
+    for name in ("style_code.safetensors", "adapter.safetensors"):
+        assert (out / name).read_bytes() == files[name.split(".")[0]].read_bytes()  # the same file, metadata and all
+    assert (out / "sample.jpg").read_bytes() == (run / "samples" / "000040.jpg").read_bytes()  # the latest sheet
+
+    meta, text = card_meta(out)
+    generator, _ = ck.load_generator(tiny_weights["blendgan"])
+    from blendgan.fitting.adapter import generator_fingerprint
+
+    bg = meta["blendgan"]
+    assert meta["library_name"] == "blendgan" and "adapter" in meta["tags"] and "style-code" in meta["tags"]
+    assert bg["base_fingerprint"] == generator_fingerprint(generator)
+    assert {f["name"]: f["kind"] for f in bg["files"]} == {
+        "style_code.safetensors": "style_code",
+        "adapter.safetensors": "adapter",
+    }
+    for f in bg["files"]:
+        assert f["sha256"] == ck.sha256_file(out / f["name"]) and f["base_fingerprint"] == bg["base_fingerprint"]
+    assert bg["config"] == {"iters": 40, "rank": 2, "references": ["ref.jpg"]}
+    assert bg["metrics"]["style_taken"]["code+adapter"] == 0.4 and bg["metrics"]["last_log"] == {
+        "step": 40,
+        "loss": 0.25,
+    }
+    assert bg["made_with"] == "blendgan fit-style (run my_style)" and bg["sample"] == "sample.jpg"
+    assert "--style_code hf://me/my-style/style_code.safetensors" in text and "authors" in text  # use, licence
+
+
+def test_a_checkpoint_is_published_as_safetensors_with_its_fingerprint(tiny_weights, tmp_path):
+    out = tmp_path / "pub"
+    assert main(["publish", str(tiny_weights["blendgan"]), "--repo", "me/gen", "--dry_run", "--outdir", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"README.md", "blendgan.safetensors"}
+    assert safetensors_file.metadata(out / "blendgan.safetensors")["format"] == "pt"
+    a, _ = ck.load_generator(tiny_weights["blendgan"])
+    b, _ = ck.load_generator(out / "blendgan.safetensors")
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    meta, _ = card_meta(out)
+    from blendgan.fitting.adapter import generator_fingerprint
+
+    assert (
+        meta["blendgan"]["base_fingerprint"] == generator_fingerprint(a) == meta["blendgan"]["files"][0]["fingerprint"]
+    )
+
+
+def test_upload_makes_the_repository_and_one_commit(fit_run, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, endpoint=None, **kwargs):
+            calls.append(("HfApi", endpoint))
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id, kwargs))
+            return f"https://hub.example/{repo_id}"
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload_folder", kwargs, sorted(p.name for p in Path(kwargs["folder_path"]).iterdir())))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Recorder)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    out = tmp_path / "pub"
+    assert main(["publish", str(fit_run[0]), "--repo", "me/my-style", "--private", "--outdir", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(out), "https://hub.example/me/my-style"]
+    assert calls[0] == ("HfApi", "http://127.0.0.1:9")
+    assert calls[1] == ("create_repo", "me/my-style", {"private": True, "exist_ok": True, "repo_type": "model"})
+    _, kwargs, uploaded = calls[2]
+    assert kwargs == {
+        "repo_id": "me/my-style",
+        "folder_path": str(out),
+        "repo_type": "model",
+        "commit_message": "blendgan publish",
+    }
+    assert "README.md" in uploaded and "adapter.safetensors" in uploaded and len(calls) == 3
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    cases = {
+        (str(tmp_path / "empty"), "me/x"): "no style_code.safetensors, adapter.safetensors or checkpoints/*.pt",
+        (str(tmp_path / "nothing"), "me/x"): "no such run folder or file",
+        (str(tmp_path / "notes.txt"), "me/x"): "notes.txt",
+        (str(tmp_path / "empty"), "no-owner"): "write the repository as owner/name",
+    }
+    for (source, repo), message in cases.items():
+        assert main(["publish", source, "--repo", repo, "--dry_run", "--outdir", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+
+
+def test_a_published_adapter_by_name_is_checked_against_the_generator(
+    fit_run, hub, tiny_weights, recipe_checkpoints, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.delenv("BLENDGAN_OFFLINE")
+    out = tmp_path / "pub"
+    assert main(["publish", str(fit_run[0]), "--repo", "me/my-style", "--dry_run", "--outdir", str(out)]) == 0
+    for f in out.iterdir():
+        hub.add("me/my-style", f.name, f.read_bytes())
+    photo = ROOT / "test_imgs" / "face_imgs" / "astronaut.jpg"
+    style = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
+    adapter = "hf://me/my-style/adapter.safetensors:0.5"
+
+    def transfer(weights, outdir):
+        flags = ["--ckpt", str(weights["blendgan"]), "--psp_encoder_ckpt", str(weights["psp_encoder"])]
+        argv = ["transfer", "--input_img_path", str(photo), "--style_img_path", str(style), "--adapter", adapter]
+        return main([*argv, *flags, "--device", "cpu", "--outdir", str(tmp_path / outdir)])
+
+    assert transfer(tiny_weights, "ok") == 0
+    other = recipe_checkpoints(64, seed=77, tiny=True)  # another generator of the same shapes
+    capsys.readouterr()
+    assert transfer(other, "refused") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "made for another base checkpoint" in err[0]
