@@ -3,6 +3,7 @@ back), the exact upload calls (huggingface_hub's HfApi replaced by a recorder: t
 downloads only), and a published adapter used by hf:// name checked against its base generator as a local one."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,21 @@ def test_a_published_adapter_by_name_is_checked_against_the_generator(
     assert transfer(other, "refused") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "made for another base checkpoint" in err[0]
+
+
+def test_a_training_run_publishes_its_latest_snapshot(tiny_weights, tmp_path):
+    run = tmp_path / "train_run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "000010.pt").write_bytes(b"an older snapshot: not read")
+    shutil.copyfile(tiny_weights["blendgan"], run / "checkpoints" / "000020.pt")  # the g_ema layout of a snapshot
+    (run / "config.json").write_text(json.dumps({"kind": "generator", "iters": 20}))
+    (run / "log.jsonl").write_text('{"step": 20, "fid": 80.5}\n')
+    out = tmp_path / "pub"
+    assert main(["publish", str(run), "--repo", "me/gen", "--dry_run", "--outdir", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"README.md", "blendgan.safetensors", "config.json"}
+    meta, _ = card_meta(out)
+    bg = meta["blendgan"]
+    assert bg["made_with"] == "blendgan train (run train_run)" and bg["metrics"] == {
+        "last_log": {"step": 20, "fid": 80.5}
+    }
+    assert bg["config"] == {"kind": "generator", "iters": 20} and bg["files"][0]["kind"] == "generator"
