@@ -223,3 +223,17 @@ def test_download_command_takes_sources(mirror, hub, files, tmp_path, capsys):
     assert run_module(download_cli, [*argv, "--source", base(mirror, "missing"), "--source", "hf://owner/weights"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "style_encoder.pt")
     assert (tmp_path / "style_encoder.pt").read_bytes() == files["style_encoder.pt"]
+
+
+def test_a_hub_source_without_its_client_is_one_failure_among_others(mirror, files, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # `import huggingface_hub` fails
+    mirror.files["psp_encoder.pt"] = files["psp_encoder.pt"]
+    paths, lines = fetch(tmp_path, ["hf://owner/weights", base(mirror, "ok")])
+    assert paths["psp_encoder"].read_bytes() == files["psp_encoder.pt"]
+    assert (
+        "psp_encoder.pt from hf://owner/weights: hf:// names need huggingface_hub: pip install 'blendgan[hub]'" in lines
+    )
+    with pytest.raises(UsageError, match=r"pip install 'blendgan\[hub\]'"):
+        fetch(tmp_path / "b", ["hf://owner/weights"])

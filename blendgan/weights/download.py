@@ -126,7 +126,7 @@ def download_one(
             url = _fetch(source, w, staging, force=force, retries=retries, quiet=quiet, log=log, browser=browser)
             _check_sha256(staging, w, directory, source, published)
             _check_arrival(staging, w, browser)
-        except CheckpointError as err:
+        except BlendGANError as err:  # also a UsageError: no huggingface_hub for a hf:// source
             staging.unlink(missing_ok=True)
             if len(tried) == 1 and not reason:
                 raise
