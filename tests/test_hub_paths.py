@@ -5,6 +5,7 @@ the outputs are those of the same files by path."""
 from pathlib import Path
 
 import pytest
+import torch
 from hub_helpers import make_fitted_files
 
 from blendgan.cli import main
@@ -79,3 +80,18 @@ def test_hub_name_problems_are_one_line(hub, tiny_weights, photo, capsys, monkey
     assert code == 2 and len(err) == 1
     assert "is not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE=1)" in err[0]
     assert len(hub.requests) == n
+
+
+def test_loaders_take_hub_names(hub, tiny_weights):
+    """The Python API too: BlendGAN.from_checkpoints (every loader of blendgan.weights) takes hf:// names."""
+    from blendgan.pipeline import BlendGAN
+
+    for name in ("blendgan", "psp_encoder"):
+        hub.add("owner/blendgan-tiny", f"{name}.pt", tiny_weights[name].read_bytes())
+    by_name = BlendGAN.from_checkpoints(
+        "hf://owner/blendgan-tiny/blendgan.pt", "hf://owner/blendgan-tiny/psp_encoder.pt"
+    )
+    by_path = BlendGAN.from_checkpoints(tiny_weights["blendgan"], tiny_weights["psp_encoder"])
+    for a, b in ((by_name.generator, by_path.generator), (by_name.psp_encoder, by_path.psp_encoder)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
