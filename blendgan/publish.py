@@ -224,15 +224,13 @@ def upload(folder, repo_id: str, *, private: bool = False) -> str:
         from huggingface_hub import HfApi
     except ImportError:
         raise UsageError(f"uploading needs huggingface_hub: {INSTALL}") from None
-    from huggingface_hub import errors
-
     api = HfApi(endpoint=hub_settings()["endpoint"])
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         api.upload_folder(
             repo_id=repo_id, folder_path=str(folder), repo_type="model", commit_message="blendgan publish"
         )
-    except (errors.HfHubHTTPError, errors.LocalTokenNotFoundError, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - the client's HTTP errors, its transport's (httpx or httpx2, by version)
         status = getattr(getattr(err, "response", None), "status_code", None)
         reason = f"HTTP {status}" if status else f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
         raise UsageError(

@@ -1,13 +1,22 @@
-"""A local stand-in for the Hugging Face Hub's file endpoint, for huggingface_hub's `hf_hub_download`.
+"""A local stand-in for the Hugging Face Hub, for huggingface_hub's `hf_hub_download` and `HfApi.upload_folder`.
 
-huggingface_hub resolves a file with `HEAD {endpoint}/{repo_id}/resolve/{revision}/{filename}` and needs the
-commit in `X-Repo-Commit`, an `ETag` (the cache's blob name) and the size (`Content-Length`); then it GETs the
-same URL (with a Range header when resuming). Missing repositories, revisions and files are 404s with the
-`X-Error-Code` the client maps to its errors. Only 127.0.0.1 is used.
+Downloads: huggingface_hub resolves a file with `HEAD {endpoint}/{repo_id}/resolve/{revision}/{filename}` and
+needs the commit in `X-Repo-Commit`, an `ETag` (the cache's blob name) and the size (`Content-Length`); then it
+GETs the same URL (with a Range header when resuming). Missing repositories, revisions and files are 404s with
+the `X-Error-Code` the client maps to its errors.
+
+Uploads, through the plain commit API (the client's Xet storage path must be turned off:
+`huggingface_hub.constants.HF_HUB_DISABLE_XET`): `POST /api/repos/create`, `POST /api/validate-yaml` (the model
+card), `POST /api/models/{repo_id}/preupload/{revision}` (every file answered "regular": sent inline) and
+`POST /api/models/{repo_id}/commit/{revision}` (NDJSON: a header, then the files base64-encoded).
+
+Only 127.0.0.1 is used.
 """
 
+import base64
 import hashlib
 import http.server
+import json
 import threading
 from pathlib import Path
 from urllib.parse import unquote
@@ -19,7 +28,7 @@ class HubServer:
     def __init__(self):
         self.repos = {}
         self.requests = []  # (method, path)
-        self.commits = {}
+        self.created = {}  # repo_id -> the create_repo payload
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -31,6 +40,47 @@ class HubServer:
 
             def do_GET(self):
                 self._answer(body=True)
+
+            def do_POST(self):
+                server.requests.append(("POST", unquote(self.path)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                parts = unquote(self.path.split("?")[0]).lstrip("/").split("/")
+                if parts[:3] == ["api", "repos", "create"]:
+                    payload = json.loads(body)
+                    repo_id = f"{payload['organization']}/{payload['name']}"
+                    if repo_id in server.repos:
+                        error = {"error": "You already created this model repo", "url": f"{server.endpoint}/{repo_id}"}
+                        return self._json(409, error)
+                    server.created[repo_id] = payload
+                    server.repos[repo_id] = {}
+                    return self._json(200, {"url": f"{server.endpoint}/{repo_id}", "name": repo_id})
+                if parts[:2] == ["api", "validate-yaml"]:
+                    return self._json(200, {"errors": [], "warnings": []})
+                if len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] in ("preupload", "commit"):
+                    repo_id = "/".join(parts[2:4])
+                    if repo_id not in server.repos:
+                        return self._error(404, "RepoNotFound")
+                    if parts[4] == "preupload":
+                        files = json.loads(body)["files"]
+                        modes = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]
+                        return self._json(200, {"files": modes})
+                    for line in body.decode().splitlines():
+                        item = json.loads(line)
+                        if item["key"] == "file":
+                            server.add(repo_id, item["value"]["path"], base64.b64decode(item["value"]["content"]))
+                    commit = server.commit(repo_id)
+                    return self._json(
+                        200, {"commitUrl": f"{server.endpoint}/{repo_id}/commit/{commit}", "commitOid": commit}
+                    )
+                return self._error(404, "RepoNotFound")
+
+            def _json(self, code, data):
+                body = json.dumps(data).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def _answer(self, body):
                 server.requests.append((self.command, unquote(self.path)))

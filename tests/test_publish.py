@@ -1,6 +1,6 @@
 """`blendgan publish`: the folder for the Hub (the files as safetensors, a model card whose YAML metadata reads
-back), the exact upload calls (huggingface_hub's HfApi replaced by a recorder: the local Hub stand-in answers
-downloads only), and a published adapter used by hf:// name checked against its base generator as a local one."""
+back), its upload to a local stand-in for the Hub (conftest's `hub`), and the published adapter used by hf://
+name, checked against its base generator as a local one is."""
 
 import json
 import shutil
@@ -90,62 +90,24 @@ def test_a_checkpoint_is_published_as_safetensors_with_its_fingerprint(tiny_weig
     )
 
 
-def test_upload_makes_the_repository_and_one_commit(fit_run, tmp_path, monkeypatch, capsys):
-    import huggingface_hub
-
-    calls = []
-
-    class Recorder:
-        def __init__(self, endpoint=None, **kwargs):
-            calls.append(("HfApi", endpoint))
-
-        def create_repo(self, repo_id, **kwargs):
-            calls.append(("create_repo", repo_id, kwargs))
-            return f"https://hub.example/{repo_id}"
-
-        def upload_folder(self, **kwargs):
-            calls.append(("upload_folder", kwargs, sorted(p.name for p in Path(kwargs["folder_path"]).iterdir())))
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", Recorder)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    out = tmp_path / "pub"
-    assert main(["publish", str(fit_run[0]), "--repo", "me/my-style", "--private", "--outdir", str(out)]) == 0
-    assert capsys.readouterr().out.splitlines() == [str(out), "https://hub.example/me/my-style"]
-    assert calls[0] == ("HfApi", "http://127.0.0.1:9")
-    assert calls[1] == ("create_repo", "me/my-style", {"private": True, "exist_ok": True, "repo_type": "model"})
-    _, kwargs, uploaded = calls[2]
-    assert kwargs == {
-        "repo_id": "me/my-style",
-        "folder_path": str(out),
-        "repo_type": "model",
-        "commit_message": "blendgan publish",
-    }
-    assert "README.md" in uploaded and "adapter.safetensors" in uploaded and len(calls) == 3
-
-
-def test_bad_input_is_one_line(tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "notes.txt").write_text("hello")
-    cases = {
-        (str(tmp_path / "empty"), "me/x"): "no style_code.safetensors, adapter.safetensors or checkpoints/*.pt",
-        (str(tmp_path / "nothing"), "me/x"): "no such run folder or file",
-        (str(tmp_path / "notes.txt"), "me/x"): "notes.txt",
-        (str(tmp_path / "empty"), "no-owner"): "write the repository as owner/name",
-    }
-    for (source, repo), message in cases.items():
-        assert main(["publish", source, "--repo", repo, "--dry_run", "--outdir", str(tmp_path / "o")]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and message in err[0], err
-
-
-def test_a_published_adapter_by_name_is_checked_against_the_generator(
+def test_upload_to_the_hub_and_use_by_name(
     fit_run, hub, tiny_weights, recipe_checkpoints, tmp_path, monkeypatch, capsys
 ):
+    """A real upload to the local Hub stand-in (huggingface_hub's plain commit API), then the published adapter
+    used by hf:// name: it works with its generator and is refused, one line, with another one."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)  # the stand-in has no Xet storage
     monkeypatch.delenv("BLENDGAN_OFFLINE")
     out = tmp_path / "pub"
-    assert main(["publish", str(fit_run[0]), "--repo", "me/my-style", "--dry_run", "--outdir", str(out)]) == 0
-    for f in out.iterdir():
-        hub.add("me/my-style", f.name, f.read_bytes())
+    assert main(["publish", str(fit_run[0]), "--repo", "me/my-style", "--private", "--outdir", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(out), f"{hub.endpoint}/me/my-style"]
+    assert hub.created == {
+        "me/my-style": {"name": "my-style", "organization": "me", "visibility": "private", "type": "model"}
+    }
+    assert hub.repos["me/my-style"] == {f.name: f.read_bytes() for f in out.iterdir()}  # one commit, every file
+    assert [p for m, p in hub.requests if m == "POST" and "/commit/" in p] == ["/api/models/me/my-style/commit/main"]
+
     photo = ROOT / "test_imgs" / "face_imgs" / "astronaut.jpg"
     style = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
     adapter = "hf://me/my-style/adapter.safetensors:0.5"
@@ -161,6 +123,35 @@ def test_a_published_adapter_by_name_is_checked_against_the_generator(
     assert transfer(other, "refused") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "made for another base checkpoint" in err[0]
+
+
+def test_upload_failure_is_one_line(fit_run, hub, tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    hub.repos["me/taken"] = {}  # exists: create_repo(exist_ok=True) goes on, the commit then succeeds
+    assert main(["publish", str(fit_run[0]), "--repo", "me/taken", "--outdir", str(tmp_path / "a")]) == 0
+    hub.close()  # nobody answers any more
+    capsys.readouterr()
+    assert main(["publish", str(fit_run[0]), "--repo", "me/other", "--outdir", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: could not upload {tmp_path / 'b'} to me/other (")
+    assert "hf auth login" in err[0]
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    cases = {
+        (str(tmp_path / "empty"), "me/x"): "no style_code.safetensors, adapter.safetensors or checkpoints/*.pt",
+        (str(tmp_path / "nothing"), "me/x"): "no such run folder or file",
+        (str(tmp_path / "notes.txt"), "me/x"): "notes.txt",
+        (str(tmp_path / "empty"), "no-owner"): "write the repository as owner/name",
+    }
+    for (source, repo), message in cases.items():
+        assert main(["publish", source, "--repo", repo, "--dry_run", "--outdir", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
 
 
 def test_a_training_run_publishes_its_latest_snapshot(tiny_weights, tmp_path):
