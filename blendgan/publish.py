@@ -144,7 +144,7 @@ def prepare(source, repo_id: str, folder) -> Path:
         raise UsageError(f"publishing writes YAML metadata with PyYAML: {INSTALL}") from None
     source, folder = Path(source), Path(folder)
     files = collect(source)
-    folder.mkdir(parents=True, exist_ok=True)
+    _fresh_folder(folder)
     entries = [_describe(_as_safetensors(path, kind, folder), kind) for path, kind in files]
     run = source if source.is_dir() else None
     config, metrics = _run_records(run)
@@ -180,6 +180,19 @@ def prepare(source, repo_id: str, folder) -> Path:
     )
     write_bytes_atomic(folder / "README.md", card.encode())
     return folder
+
+
+def _fresh_folder(folder: Path) -> None:
+    """An empty `folder`: a folder an earlier `publish` wrote is emptied (no stale file may be uploaded),
+    any other non-empty folder is refused."""
+    if folder.is_dir() and any(folder.iterdir()):
+        card = folder / "README.md"
+        if not (card.is_file() and "library_name: blendgan" in card.read_text(errors="replace")):
+            raise UsageError(
+                f"--outdir {folder} is not empty; pass a new or empty folder (everything in it is uploaded)"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _made_with(entries, run) -> str:

@@ -170,3 +170,16 @@ def test_a_training_run_publishes_its_latest_snapshot(tiny_weights, tmp_path):
         "last_log": {"step": 20, "fid": 80.5}
     }
     assert bg["config"] == {"kind": "generator", "iters": 20} and bg["files"][0]["kind"] == "generator"
+
+
+def test_the_folder_holds_only_this_publish(fit_run, tiny_weights, tmp_path, capsys):
+    out = tmp_path / "pub"
+    assert main(["publish", str(fit_run[0]), "--repo", "me/x", "--dry_run", "--outdir", str(out)]) == 0
+    assert main(["publish", str(tiny_weights["blendgan"]), "--repo", "me/x", "--dry_run", "--outdir", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"README.md", "blendgan.safetensors"}  # nothing left from the run
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    capsys.readouterr()
+    assert main(["publish", str(fit_run[0]), "--repo", "me/x", "--dry_run", "--outdir", str(tmp_path / "mine")]) == 2
+    assert "is not empty; pass a new or empty folder" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
