@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 
+import torch
 from gradio_client import Client, handle_file
 from test_demo import FACE, ROOT, STYLE, expected, free_port, read_rgb
 
@@ -30,6 +31,9 @@ def test_space_fetches_the_weights_and_serves_the_api(hub, tiny_weights, tmp_pat
         "HOST": "127.0.0.1",  # a Space listens on 0.0.0.0; a test only on loopback
         "PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
+        # the app computes with as many threads as the reference below: a float sum's order, so its last bits,
+        # depends on the thread count
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
         "PYTHONPATH": os.pathsep.join(
             [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         ),
