@@ -221,8 +221,21 @@ def test_download_command_takes_sources(mirror, hub, files, tmp_path, capsys):
     hub.add("owner/weights", "style_encoder.pt", files["style_encoder.pt"])
     argv = ["--dir", str(tmp_path), "--only", "style_encoder", "--quiet", "--retries", "0"]
     assert run_module(download_cli, [*argv, "--source", base(mirror, "missing"), "--source", "hf://owner/weights"]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "style_encoder.pt")
+    out, err = capsys.readouterr()
+    assert out.strip() == str(tmp_path / "style_encoder.pt")
     assert (tmp_path / "style_encoder.pt").read_bytes() == files["style_encoder.pt"]
+    failed = [line for line in err.splitlines() if line.startswith("style_encoder.pt from ")]
+    assert len(failed) == 1 and failed[0].startswith(f"style_encoder.pt from {mirror.url('missing')}: ")
+
+    # every source failing: one line per source, then the error line naming them all
+    argv = ["--dir", str(tmp_path / "b"), "--only", "style_encoder", "--quiet", "--retries", "0"]
+    assert run_module(download_cli, [*argv, "--source", base(mirror, "missing"), "--source", "hf://owner/nothing"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines if not line.startswith("downloading ")] == [
+        f"style_encoder.pt from {mirror.url('missing')}",
+        "style_encoder.pt from hf://owner/nothing",
+        "error",
+    ]
 
 
 def test_a_hub_source_without_its_client_is_one_failure_among_others(mirror, files, tmp_path, monkeypatch):
