@@ -2,12 +2,14 @@
 --adapter, --style_code): fetched through huggingface_hub from a local stand-in for the Hub (conftest's `hub`),
 the outputs are those of the same files by path."""
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from hub_helpers import make_fitted_files
 
+from blendgan import weights as ck
 from blendgan.cli import main
 from blendgan.io import images
 from blendgan.weights.hub import HubName, parse_hub_name, resolve_path
@@ -95,3 +97,14 @@ def test_loaders_take_hub_names(hub, tiny_weights):
     for a, b in ((by_name.generator, by_path.generator), (by_name.psp_encoder, by_path.psp_encoder)):
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_converting_a_hub_file_writes_here_not_into_the_cache(hub, tiny_weights, tmp_path, monkeypatch, capsys):
+    hub.add("owner/blendgan-tiny", "blendgan.pt", tiny_weights["blendgan"].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(["convert", "hf://owner/blendgan-tiny/blendgan.pt"]) == 0
+    assert (tmp_path / "blendgan.safetensors").is_file()
+    assert not list(Path(os.environ["HF_HUB_CACHE"]).rglob("*.safetensors"))
+    a, _ = ck.load_generator(tiny_weights["blendgan"])
+    b, _ = ck.load_generator(tmp_path / "blendgan.safetensors")
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
