@@ -300,3 +300,20 @@ def written(monkeypatch):
 
     monkeypatch.setattr(images, "write_image_atomic", spy)
     return record
+
+
+# ---------------------------------------------------------------- a local stand-in for the Hugging Face Hub
+@pytest.fixture
+def hub(monkeypatch, tmp_path_factory):
+    """A `hub_helpers.HubServer` on 127.0.0.1 with HF_ENDPOINT pointed at it and an empty Hugging Face cache of
+    its own (blendgan.weights.hub reads both at each call); `hub.add(repo_id, filename, bytes)` publishes."""
+    from hub_helpers import HubServer
+
+    server = HubServer()
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf_cache")))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield server
+    server.close()

@@ -112,6 +112,14 @@ def retry_waits(monkeypatch):
     return waits
 
 
+@pytest.fixture(autouse=True)
+def online(monkeypatch):
+    """Downloads are what this module tests: conftest's BLENDGAN_OFFLINE=1 becomes 0 (the tests that need it
+    removed or set still delete or set it), and the Hub's own offline switch is cleared."""
+    monkeypatch.setenv(dl.OFFLINE_ENV, "0")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
 @pytest.fixture
 def server():
     s = WeightServer()

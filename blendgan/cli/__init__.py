@@ -33,6 +33,7 @@ COMMANDS = {
     "train": "train",
     "eval": "eval",
     "fit-style": "fit_style",
+    "publish": "publish",
 }
 
 
@@ -91,6 +92,10 @@ def run_module(module, argv=None, prog=None):
 
 def _guarded(fn, args):
     try:
+        if any(str(v).startswith("hf://") for v in _flag_values(args)):
+            from ._common import resolve_hub_files
+
+            resolve_hub_files(args)  # files named on the Hub are fetched before the command sees them
         return int(fn(args) or 0)
     except BlendGANError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -98,6 +103,11 @@ def _guarded(fn, args):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _flag_values(args):
+    for value in vars(args).values():
+        yield from value if isinstance(value, list) else [value]
 
 
 def main(argv=None):

@@ -62,6 +62,34 @@ def weight_path(flag_value, name, download=True):
     return str(fetch_if_missing(name, allow=download))
 
 
+# the flags that take a file by path, which may also name one on the Hub (hf://owner/repo/file[@revision])
+HUB_FILE_FLAGS = ("ckpt", "psp_encoder_ckpt", "style_encoder_ckpt", "adapter", "style_img", "style_code", "directions")
+
+
+def resolve_hub_files(args):
+    """Replace the hf:// values of the file flags in `args` by their paths in the Hugging Face cache (downloaded
+    once); an --adapter's `:SCALE` is kept. Anything else is left as it is."""
+    from ..weights.hub import is_hub_name, resolve_path
+
+    def one(flag, value):
+        if not is_hub_name(value):
+            return value
+        head, sep, tail = value.rpartition(":") if flag == "adapter" else ("", "", "")
+        try:
+            float(tail)
+        except ValueError:
+            head, sep, tail = value, "", ""
+        return str(resolve_path(head)) + sep + tail
+
+    for flag in HUB_FILE_FLAGS:
+        value = getattr(args, flag, None)
+        if isinstance(value, list):
+            setattr(args, flag, [one(flag, v) for v in value])
+        elif isinstance(value, str):
+            setattr(args, flag, one(flag, value))
+    return args
+
+
 def make_outdir(path):
     try:
         os.makedirs(path, exist_ok=True)

@@ -8,6 +8,8 @@
     building         models built from checkpoint dicts and files (load_generator, ...)
     convert          .pt -> .safetensors
     describe         what `blendgan info` prints
+    hub              hf:// names: files from the Hugging Face Hub through huggingface_hub's cache (no torch)
+    sources          where the published files can come from: Drive, HTTP(S) mirrors, Hub repositories (no torch)
     download         fetching the published files, checked and recorded in the manifest
 
 The modules import only downwards in this list (and never each other in a circle). This package is the one
@@ -36,6 +38,8 @@ _EXPORTS = {
     "convert": ("convert_to_safetensors",),
     "describe": ("describe_checkpoint", "format_bytes"),
     "download": ("download_one", "download_weights", "weight_url"),
+    "hub": ("HubName", "hub_download", "is_hub_name", "parse_hub_name", "resolve_path"),
+    "sources": ("Source", "parse_source", "weight_sources"),
     "home": (
         "HOME_ENV",
         "KINDS",
@@ -43,6 +47,7 @@ _EXPORTS = {
         "WeightFile",
         "default_weight_path",
         "official_weight",
+        "offline",
         "weights_dir",
     ),
     "layouts": ("check_checkpoint", "guess_kind"),

@@ -7,13 +7,15 @@ import torch
 
 from ..errors import CheckpointError
 from . import safetensors_file
+from .hub import is_hub_name
 from .layouts import few, generator_parts, guess_kind, psp_parts, read_truncation, style_parts
 from .manifest import MANIFEST_NAME, manifest_entry, update_manifest, verify_manifest
 from .reading import META_PREFIX, read_file, resolve_checkpoint_path, sniff_file
 
 
 def convert_to_safetensors(path, out=None):
-    """Write the weights of a `.pt` checkpoint as `.safetensors` (default: same folder and stem) -> its path.
+    """Write the weights of a `.pt` checkpoint as `.safetensors` (default: same folder and stem; for a hf:// name
+    the current folder) -> its path.
 
     Tensors are copied bit for bit; entries the loaders ignore (optimizer states, training flags, ...)
     are dropped. When the folder has a manifest, the new file gets an entry too.
@@ -53,6 +55,8 @@ def convert_to_safetensors(path, out=None):
     if size is not None:
         meta[META_PREFIX + "size"] = str(size)
 
+    if out is None and is_hub_name(str(path)):
+        out = Path(src.stem + ".safetensors")  # here, not beside the file inside the Hugging Face cache
     dest = Path(out) if out is not None else src.with_suffix(".safetensors")
     if dest.is_dir():
         dest = dest / (src.stem + ".safetensors")

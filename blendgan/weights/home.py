@@ -10,6 +10,8 @@ from pathlib import Path
 from ..errors import UsageError
 
 HOME_ENV = "BLENDGAN_HOME"
+OFFLINE_ENV = "BLENDGAN_OFFLINE"
+HUB_OFFLINE_ENV = "HF_HUB_OFFLINE"
 KINDS = ("generator", "psp_encoder", "style_encoder")
 
 
@@ -40,6 +42,21 @@ OFFICIAL_WEIGHTS = {
 def weights_dir():
     """Where weights live by default: `$BLENDGAN_HOME` if set, else `./pretrained_models`."""
     return Path(os.environ.get(HOME_ENV) or "pretrained_models").expanduser()
+
+
+def offline_reason():
+    """The variable that turns downloads off (`BLENDGAN_OFFLINE` or `HF_HUB_OFFLINE` set to 1, true, yes, on),
+    as `NAME=value`, or None when downloads are allowed."""
+    for var in (OFFLINE_ENV, HUB_OFFLINE_ENV):
+        value = os.environ.get(var, "").strip()
+        if value.lower() in ("1", "true", "yes", "on"):
+            return f"{var}={value}"
+    return None
+
+
+def offline():
+    """True when `$BLENDGAN_OFFLINE` or `$HF_HUB_OFFLINE` asks for no downloads."""
+    return offline_reason() is not None
 
 
 def weight_file(name):

@@ -28,6 +28,7 @@ import torch
 from ..errors import CheckpointError
 from . import safetensors_file
 from .home import how_to_get, how_to_redownload, official_weight
+from .hub import is_hub_name, resolve_path
 from .manifest import verify_manifest
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -92,12 +93,15 @@ def retry_later(page_kind):
 
 def resolve_checkpoint_path(path: PathLike, prefer_safetensors: bool = True) -> Path:
     """The file a loader will read for `path`: its `.safetensors` sibling when that is present and valid.
+    `path` may be a Hub name, hf://owner/repo/file[@revision] (fetched into the Hugging Face cache).
 
     A sibling is skipped (with a CheckpointWarning) when it is older than the `.pt` file, unreadable, or
     fails its manifest entry. Raises CheckpointError naming how to get the weights when nothing exists.
     """
     if path is None or str(path) == "":
         raise CheckpointError(f"no checkpoint file given; {how_to_get(None)}")
+    if is_hub_name(str(path)):  # hf://owner/repo/file[@revision]: the file in the Hugging Face cache
+        path = resolve_path(str(path))
     p = Path(path).expanduser()
     if prefer_safetensors and p.suffix != ".safetensors":
         sibling = p.with_suffix(".safetensors")
