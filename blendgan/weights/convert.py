@@ -1,7 +1,10 @@
 """`.pt` -> `.safetensors`: the same tensors, bit for bit, without pickle."""
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -12,8 +15,11 @@ from .layouts import few, generator_parts, guess_kind, psp_parts, read_truncatio
 from .manifest import MANIFEST_NAME, manifest_entry, update_manifest, verify_manifest
 from .reading import META_PREFIX, read_file, resolve_checkpoint_path, sniff_file
 
+if TYPE_CHECKING:
+    from ..io.files import PathLike
 
-def convert_to_safetensors(path, out=None):
+
+def convert_to_safetensors(path: PathLike, out: PathLike | None = None) -> Path:
     """Write the weights of a `.pt` checkpoint as `.safetensors` (default: same folder and stem; for a hf:// name
     the current folder) -> its path.
 

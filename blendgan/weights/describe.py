@@ -1,7 +1,10 @@
 """What `blendgan info` prints about one file: kind, size, tensors, sha256, manifest and load check."""
 
+from __future__ import annotations
+
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -10,8 +13,11 @@ from .layouts import check_checkpoint, guess_kind, read_truncation
 from .manifest import sha256_file, verify_manifest
 from .reading import read_file, resolve_checkpoint_path, sniff_file
 
+if TYPE_CHECKING:
+    from ..io.files import PathLike
 
-def describe_checkpoint(path, *, sha256=True):
+
+def describe_checkpoint(path: PathLike, *, sha256: bool = True) -> dict:
     """A dict describing one file (no sibling substitution): kind, size, tensors, extras, sha256, checks.
 
     Keys: path, format (pt | pt-legacy | safetensors), file_bytes, kind, size, n_tensors, n_params, dtypes,
@@ -72,7 +78,7 @@ def _iter_tensors(obj, depth=0):
             yield from _iter_tensors(v, depth + 1)
 
 
-def format_bytes(n):
+def format_bytes(n: int) -> str:
     """'1.45 GB' style size."""
     if n < 1000:
         return f"{n} B"

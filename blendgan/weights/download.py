@@ -15,11 +15,14 @@ is downloaded this way before it is loaded. Offline (`BLENDGAN_OFFLINE=1` or `HF
 is contacted: only the Hugging Face cache is looked at, and a missing file is one line naming where to put it.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import BlendGANError, CheckpointError
 from .describe import format_bytes
@@ -30,18 +33,32 @@ from .manifest import manifest_entry, read_manifest, sha256_file, update_manifes
 from .reading import html_page_kind, read_checkpoint, retry_later, sniff_file
 from .sources import DRIVE_URL, URL_ENV, Source, parse_source, weight_sources
 
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
+
+    from ..io.files import PathLike
+
+
 __all__ = ["DRIVE_URL", "OFFLINE_ENV", "URL_ENV", "Source", "offline", "parse_source", "weight_sources"]
 STAGING_SUFFIX = ".download"
 
 
-def weight_url(name, url_template=None):
+def weight_url(name: str, url_template: str | None = None) -> str:
     """The URL (or hf:// name) one file is fetched from first."""
     return weight_sources([url_template] if url_template else None)[0].url(weight_file(name))
 
 
 def download_weights(
-    names=None, directory=None, *, force=False, url_template=None, sources=None, retries=3, quiet=False, log=None
-):
+    names: Sequence[str] | None = None,
+    directory: PathLike | None = None,
+    *,
+    force: bool = False,
+    url_template: str | None = None,
+    sources: Sequence[str] | None = None,
+    retries: int = 3,
+    quiet: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Fetch the published weight files that are missing or damaged -> {name: path}.
 
     Files already present are kept when they match their manifest entry (or, without one, pass the
@@ -90,17 +107,17 @@ def _verified_entry(path, w):
 
 
 def download_one(
-    name,
-    directory=None,
+    name: str,
+    directory: PathLike | None = None,
     *,
-    force=False,
-    url_template=None,
-    sources=None,
-    retries=3,
-    quiet=False,
-    log=None,
-    _published=None,
-):
+    force: bool = False,
+    url_template: str | None = None,
+    sources: Sequence[str] | None = None,
+    retries: int = 3,
+    quiet: bool = False,
+    log: Callable[[str], None] | None = None,
+    _published: dict | None = None,
+) -> Path:
     """Download one published file into `directory` from the first source that gives a usable one, check
     it, record it in the manifest -> its path. With one source its error is raised as it is; with several,
     each failure is logged as one line and the error names them all."""

@@ -3,11 +3,18 @@
 Nothing here imports torch: the command line uses it to build its --help.
 """
 
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..io.files import PathLike
+
 
 HOME_ENV = "BLENDGAN_HOME"
 OFFLINE_ENV = "BLENDGAN_OFFLINE"
@@ -39,7 +46,7 @@ OFFICIAL_WEIGHTS = {
 }
 
 
-def weights_dir():
+def weights_dir() -> Path:
     """Where weights live by default: `$BLENDGAN_HOME` if set, else `./pretrained_models`."""
     return Path(os.environ.get(HOME_ENV) or "pretrained_models").expanduser()
 
@@ -54,7 +61,7 @@ def offline_reason():
     return None
 
 
-def offline():
+def offline() -> bool:
     """True when `$BLENDGAN_OFFLINE` or `$HF_HUB_OFFLINE` asks for no downloads."""
     return offline_reason() is not None
 
@@ -67,12 +74,12 @@ def weight_file(name):
         raise UsageError(f"unknown weight file {name!r}; choose from {', '.join(OFFICIAL_WEIGHTS)}") from None
 
 
-def default_weight_path(name):
+def default_weight_path(name: str) -> Path:
     """Default path of one published file: name is blendgan | psp_encoder | style_encoder."""
     return weights_dir() / weight_file(name).filename
 
 
-def official_weight(path):
+def official_weight(path: PathLike) -> WeightFile | None:
     """The `WeightFile` whose file name (or stem) matches `path`, or None."""
     p = Path(path)
     for w in OFFICIAL_WEIGHTS.values():

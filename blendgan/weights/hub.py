@@ -10,12 +10,19 @@ when huggingface_hub was imported, so that a program that sets them later (a not
 Offline (`BLENDGAN_OFFLINE=1` or `HF_HUB_OFFLINE=1`) only the cache is looked at.
 """
 
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CheckpointError, UsageError
 from .home import offline_reason
+
+if TYPE_CHECKING:
+    from ..io.files import PathLike
+
 
 SCHEME = "hf://"
 INSTALL = "pip install 'blendgan[hub]'"
@@ -34,11 +41,11 @@ class HubName:
         return f"{SCHEME}{self.repo_id}{tail}" + (f"@{self.revision}" if self.revision else "")
 
     @property
-    def repo(self) -> "HubName":
+    def repo(self) -> HubName:
         return HubName(self.repo_id, None, self.revision)
 
 
-def is_hub_name(value) -> bool:
+def is_hub_name(value: object) -> bool:
     """True for a string that starts with hf://."""
     return isinstance(value, str) and value.startswith(SCHEME)
 
@@ -134,7 +141,7 @@ def _reason(err) -> str:
     return f"HTTP {status}" if status else f"{type(err).__name__}: {first}"
 
 
-def resolve_path(value):
+def resolve_path(value: PathLike) -> PathLike:
     """A file named by path or `hf://owner/repo/file[@revision]` -> the local path to read.
 
     Anything that is not a hf:// name is returned unchanged (a str stays a str), so callers may pass every

@@ -4,6 +4,8 @@ Keys and shapes come from meta-device instances of the models (no memory allocat
 by exactly what `load_state_dict` would accept.
 """
 
+from __future__ import annotations
+
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -24,7 +26,7 @@ def few(names, n=3):
     return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
-def guess_kind(ckpt):
+def guess_kind(ckpt: object) -> str:
     """'generator', 'psp_encoder', 'style_encoder' or 'unknown', judging by the keys of a checkpoint dict."""
     if not isinstance(ckpt, Mapping):
         return "unknown"
@@ -272,7 +274,7 @@ def style_parts(ckpt, source):
     return sd
 
 
-def check_checkpoint(ckpt, kind, source="checkpoint", size=None):
+def check_checkpoint(ckpt: Mapping, kind: str, source: object = "checkpoint", size: int | None = None) -> dict:
     """Check a checkpoint dict's keys and shapes for `kind` without building a model.
 
     Returns {'kind', 'size' (None for a style encoder), 'n_tensors'}; raises CheckpointError otherwise.

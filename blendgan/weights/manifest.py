@@ -1,17 +1,24 @@
 """`manifest.json` beside downloaded weights: {file name: {sha256, size, mtime_ns, kind, ...}}, and checks."""
 
+from __future__ import annotations
+
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import BlendGANError, CheckpointError
 from ..io.files import write_bytes_atomic
 from .home import how_to_redownload
 
+if TYPE_CHECKING:
+    from ..io.files import PathLike
+
+
 MANIFEST_NAME = "manifest.json"
 
 
-def read_manifest(directory):
+def read_manifest(directory: PathLike) -> dict:
     """The `manifest.json` in `directory` as {file name: {sha256, size, kind, ...}} ({} when absent)."""
     f = Path(directory) / MANIFEST_NAME
     if not f.is_file():
@@ -27,7 +34,7 @@ def read_manifest(directory):
     return data
 
 
-def update_manifest(directory, filename, entry):
+def update_manifest(directory: PathLike, filename: str, entry: dict | None) -> None:
     """Set (or with entry=None remove) the manifest entry of `filename`; written atomically."""
     directory = Path(directory)
     data = read_manifest(directory)
@@ -38,7 +45,7 @@ def update_manifest(directory, filename, entry):
     write_bytes_atomic(directory / MANIFEST_NAME, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def sha256_file(path, chunk_size=1 << 22):
+def sha256_file(path: PathLike, chunk_size: int = 1 << 22) -> str:
     """Hex sha256 of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -47,7 +54,7 @@ def sha256_file(path, chunk_size=1 << 22):
     return h.hexdigest()
 
 
-def manifest_entry(path, **fields):
+def manifest_entry(path: PathLike, **fields) -> dict:
     """A manifest entry for `path` as it is now: sha256, size, mtime_ns (when it was hashed) and `fields`."""
     st = Path(path).stat()
     return {"sha256": sha256_file(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, **fields}
@@ -56,7 +63,7 @@ def manifest_entry(path, **fields):
 _VERIFIED = set()  # (path, size, mtime_ns, sha256) already hashed by this process
 
 
-def verify_manifest(path, *, rehash=False, digest=None):
+def verify_manifest(path: PathLike, *, rehash: bool = False, digest: str | None = None) -> bool | None:
     """Check `path` against the manifest beside it: True if it matches, None if there is no entry.
 
     A size or sha256 mismatch raises CheckpointError. Hashing the 1.47 GB generator takes seconds, so a file

@@ -42,7 +42,7 @@ class CheckpointWarning(UserWarning):
     """A usable but imperfect checkpoint situation (e.g. a stale .safetensors sibling that was skipped)."""
 
 
-def sniff_file(path):
+def sniff_file(path: PathLike) -> str:
     """What the first bytes of a file say it is: zip | pickle | safetensors | html | empty | unknown.
 
     zip = torch.save's default format, pickle = its legacy format, html = a web page saved as a file
@@ -64,7 +64,7 @@ def sniff_file(path):
     return "unknown"
 
 
-def html_page_kind(path):
+def html_page_kind(path: PathLike) -> str:
     """What an HTML file saved in place of weights is, e.g. "Google Drive's 'download quota exceeded' page"."""
     with open(path, "rb") as f:
         text = f.read(1 << 18).decode("utf-8", "replace").lower()
@@ -86,7 +86,7 @@ def _html_message(path):
     )
 
 
-def retry_later(page_kind):
+def retry_later(page_kind: str) -> str:
     """' tomorrow (...)' advice when Drive's daily quota is the problem, '' otherwise."""
     return " tomorrow (Drive's download quota resets daily)" if "quota" in page_kind else ""
 

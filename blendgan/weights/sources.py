@@ -11,11 +11,20 @@ weights folder (copy the whole folder) publishes the sha256 of each file, which 
 Nothing here imports torch or a network client.
 """
 
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from .hub import SCHEME, HubName, parse_hub_name
+
+if TYPE_CHECKING:
+    from typing import Sequence
+
+    from .home import WeightFile
+
 
 URL_ENV = "BLENDGAN_WEIGHTS_URL"
 DRIVE_URL = "https://drive.google.com/uc?id={id}"
@@ -30,7 +39,7 @@ class Source:
     template: str = ""
     hub: HubName | None = None
 
-    def url(self, w) -> str:
+    def url(self, w: WeightFile) -> str:
         """Where the WeightFile `w` is fetched from (for hub: its hf:// name)."""
         if self.kind == "hub":
             return str(HubName(self.hub.repo_id, w.filename, self.hub.revision))
@@ -66,7 +75,7 @@ def parse_source(spec: str) -> Source:
     )
 
 
-def weight_sources(specs=None) -> list[Source]:
+def weight_sources(specs: Sequence[str] | None = None) -> list[Source]:
     """The sources to try in order: `specs` (the --source flags), else $BLENDGAN_WEIGHTS_URL, else Google Drive."""
     given = list(specs or []) or os.environ.get(URL_ENV, "").split() or ["drive"]
     return [parse_source(s) for s in given]
