@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .controls import Controls, stack_styles, step_weights
+from .defaults import ADD_WEIGHT_INDEX
 from .devices import compile_generator, place, resolve_device, resolve_dtype, warn_if_bf16_is_emulated
 from .errors import UsageError
 from .fitting.adapter import generator_fingerprint
@@ -29,6 +30,7 @@ from .models.mixed_precision import keep_float32
 
 if TYPE_CHECKING:
     from .align import FaceAligner
+    from .editing.directions_file import DirectionSet
 
 DEFAULT_BATCH_SIZE = 4
 #: one style code [N|1, 512], or several (a list of them, or [N|1, J, 512]) mixed with `style_weights`
@@ -295,6 +297,29 @@ class BlendGAN:
         if not refine:
             return self.encode_face_bgr(image_bgr)
         return self.refine_face_bgr(image_bgr, refine, **options)
+
+    # ------------------------------------------------------------------ face edits (blendgan.editing)
+    def load_directions(
+        self, paths: "images.PathLike | Sequence[images.PathLike]", add_weight_index: int = ADD_WEIGHT_INDEX
+    ) -> "DirectionSet":
+        """Directions of `blendgan directions` files for this base (another base is refused in one line) and
+        external [512] / [n_latent, 512] tensors (.pt, .npy; [512] ones move the layers before add_weight_index)."""
+        from .editing.apply import default_layers, load_directions
+
+        def mapping(z):
+            with torch.inference_mode():
+                return self._to_output(self.generator.style(self._to_model(z)))
+
+        paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
+        layers = default_layers(add_weight_index, self.n_latent)
+        return load_directions(paths, generator_fingerprint(self.generator), self.n_latent, mapping, layers)
+
+    def edit(self, face_codes: torch.Tensor, amounts: "dict[str, float]", directions: "DirectionSet") -> torch.Tensor:
+        """Face codes moved along named directions by amounts in standard deviations (`bg.edit(codes,
+        {"smile": 1.0}, bg.load_directions("directions.safetensors"))`); all amounts 0: the same codes."""
+        from .editing.apply import Edits
+
+        return Edits(directions, amounts)(face_codes)
 
     # ------------------------------------------------------------------ generation
     def _generate(self, styles, **kwargs):

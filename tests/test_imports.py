@@ -76,7 +76,7 @@ FLOORS = [
     {"models"},
     {"weights"},
     {"losses", "devices", "controls", "align", "tracking", "pairset"},
-    {"distributed", "fitting", "photo"},
+    {"distributed", "fitting", "photo", "editing"},
     {"pipeline"},
     {"jobs", "metrics", "export", "onnx_run", "publish"},
     {"training"},

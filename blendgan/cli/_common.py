@@ -432,3 +432,50 @@ def setup_refine(bg, args):
     if args.refine:
         bg.set_refine_cache(args.refine_cache)
         bg.load_identity_weights(args.identity_weights)
+
+
+# --------------------------------------------------------------------------- face edits (issue 34)
+
+
+def add_edit_arguments(parser):
+    """--edit NAME=AMOUNT (repeatable), --directions FILE (repeatable) (docs/editing.md). Default: no edit."""
+    group = parser.add_argument_group("edit the face before it is stylized (docs/editing.md)")
+    group.add_argument(
+        "--edit",
+        action="append",
+        default=None,
+        metavar="NAME=AMOUNT",
+        help="move each face along a direction of --directions by AMOUNT standard deviations (e.g. smile=1, "
+        "yaw=-0.5); may be given several times (default: none)",
+    )
+    group.add_argument(
+        "--directions",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="directions.safetensors of `blendgan directions` for this --ckpt, or an external [512] / "
+        "[n_latent, 512] tensor (.pt, .npy, named by its file name); may be given several times (default: none)",
+    )
+
+
+def check_edit_arguments(args):
+    """{name: amount} of the --edit flags; one-line UsageError for a malformed one, before any loading."""
+    from ..editing.apply import parse_edit
+
+    amounts = dict(parse_edit(v) for v in getattr(args, "edit", None) or [])
+    if amounts and not getattr(args, "directions", None):
+        raise UsageError("--edit needs --directions FILE (make one with `blendgan directions`)")
+    for path in getattr(args, "directions", None) or []:
+        if not os.path.isfile(os.path.expanduser(path)):
+            raise UsageError(f"--directions {path}: file not found (make one with `blendgan directions`)")
+    return amounts
+
+
+def edits_from_args(bg, args, add_weight_index):
+    """The pipeline's `Edits` of --edit / --directions, or None when no edit was asked for."""
+    amounts = check_edit_arguments(args)
+    if not amounts:
+        return None
+    from ..editing.apply import Edits
+
+    return Edits(bg.load_directions(args.directions, add_weight_index), amounts)

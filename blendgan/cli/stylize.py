@@ -10,14 +10,17 @@ from ._common import (
     add_blend_arguments,
     add_checkpoint_arguments,
     add_control_arguments,
+    add_edit_arguments,
     add_refine_arguments,
     add_runtime_arguments,
     add_size_argument,
     build_pipeline,
+    check_edit_arguments,
     check_refine_arguments,
     control_kwargs,
     controls_from_args,
     default_outdir,
+    edits_from_args,
     make_outdir,
     setup_refine,
 )
@@ -126,6 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_runtime_arguments(parser)
     add_refine_arguments(parser)
+    add_edit_arguments(parser)
 
 
 def split_inputs(given, report):
@@ -178,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--style_img IMAGE is required (the artwork whose style the faces take)")
     controls = controls_from_args(args)  # bad values fail before any loading
     check_refine_arguments(args)
+    check_edit_arguments(args)
     report = RunReport("stylize")
     photos, videos = split_inputs(args.inputs, report)
     if videos and args.refine:
@@ -197,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         setup_refine(bg, args)
         outdir = make_outdir(args.outdir)
         controls_from_args(args, bg.n_latent)  # the per-layer vector's length, now that the size is known
+        edit = edits_from_args(bg, args, args.add_weight_index)
         kwargs = {"add_weight_index": args.add_weight_index, **control_kwargs(controls)}
         if len(args.style_img) > 1:
             kwargs["style_weights"] = controls.mix_weights(len(args.style_img))
@@ -209,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
                 panel=args.panel,
                 skip_existing=args.skip_existing,
                 refine=args.refine,
+                edit=edit,
             )
             stylize_photos(bg, photos, args.style_img, outdir, report, options, aligner=aligner, **kwargs)
         if videos:
@@ -220,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
                 skip_existing=args.skip_existing,
                 segment_frames=args.segment_frames,
                 frames_dir=args.frames_dir,
+                edit=edit,
             )
             stylize_videos(bg, videos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)
         if not ctx.is_main:

@@ -4,11 +4,14 @@ import argparse
 
 from ._common import (
     add_control_arguments,
+    add_edit_arguments,
     add_folder_job_arguments,
     add_refine_arguments,
+    check_edit_arguments,
     check_refine_arguments,
     control_kwargs,
     controls_from_args,
+    edits_from_args,
     setup_refine,
     start_folder_job,
 )
@@ -26,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_folder_job_arguments(parser, "transfer", add_weight_index=TransferOptions().add_weight_index)
     add_control_arguments(parser)
     add_refine_arguments(parser)
+    add_edit_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,12 +37,17 @@ def run(args: argparse.Namespace) -> int:
 
     controls = controls_from_args(args)  # bad values fail before any loading
     check_refine_arguments(args)
+    check_edit_arguments(args)
     report, faces, styles, aligner, bg, outdir = start_folder_job(args, "transfer")
     setup_refine(bg, args)
     controls_from_args(args, bg.n_latent)
     mix = controls.mix_weights(len(styles)) if args.style_img and len(styles) > 1 else None
     options = TransferOptions(
-        add_weight_index=args.add_weight_index, skip_existing=args.skip_existing, style_weights=mix, refine=args.refine
+        add_weight_index=args.add_weight_index,
+        skip_existing=args.skip_existing,
+        style_weights=mix,
+        refine=args.refine,
+        edit=edits_from_args(bg, args, args.add_weight_index),
     )
     style_transfer_folder(bg, faces, styles, outdir, report, options, aligner=aligner, **control_kwargs(controls))
     return report.summary()

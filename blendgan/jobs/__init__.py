@@ -7,6 +7,7 @@
 | `morph_video` | a face morphing through 8 styles (the original gen_video.py) | `video` |
 | `photos` | your photos, every face stylized and pasted back | `stylize` |
 | `video` | your videos, faces tracked and smoothed over time, with their sound | `stylize` |
+| `directions` | directions in W to edit faces with, found in the checkpoint (SeFa, or dlib labels) | `directions` |
 
 Each job takes resolved inputs, an option object (`options`: frozen dataclasses whose defaults are the commands';
 a job also takes their fields as keywords) and the stylization controls as keywords; it writes its outputs
@@ -21,6 +22,8 @@ _LAZY = {
     "PhotoOptions": "options",
     "TransferOptions": "options",
     "VideoOptions": "options",
+    "DirectionsOptions": "options",
+    "compute_directions": "directions",
     "frames_per_video": "morph_video",
     "gen_video": "morph_video",
     "video_alphas": "morph_video",

@@ -83,10 +83,53 @@ def face_codes(bg: BlendGAN, image_bgr: np.ndarray, refine: int, name: str, repo
     return codes
 
 
-def numbered_face_codes(bg: BlendGAN, refine: int, photo_name: str, report: Report):
-    """`face_codes` for the faces of one photo, named '<photo> face k' in the notes."""
+def numbered_face_codes(bg: BlendGAN, refine: int, photo_name: str, report: Report, edit=None):
+    """`face_codes` for the faces of one photo, named '<photo> face k' in the notes, moved by `edit` if any."""
     count = iter(range(1 << 30))
-    return lambda crop: face_codes(bg, crop, refine, f"{photo_name} face {next(count)}", report)
+
+    def codes(crop):
+        name = f"{photo_name} face {next(count)}"
+        return edited_codes(bg, face_codes(bg, crop, refine, name, report), edit, name, report)
+
+    return codes
+
+
+def edited_codes(bg: BlendGAN, codes: torch.Tensor, edit, name: str, report: Report) -> torch.Tensor:
+    """`codes` moved by `edit` (a `blendgan.editing.apply.Edits`; None or all amounts 0: the codes as given),
+    with a note of the identity cosine between the unedited and the edited face (dlib descriptors, unstylized)."""
+    if edit is None or not edit.active:
+        return codes
+    moved = edit(codes)
+    cosine = identity_cosine(bg, codes, moved)
+    how = f"identity cosine {cosine:.3f}" if cosine == cosine else "identity not measured (dlib found no face)"
+    report.note(f"edit {edit.describe()} on {name}: {how} (dlib descriptors of the face before and after, unstylized)")
+    return moved
+
+
+def identity_cosine(bg: BlendGAN, codes: torch.Tensor, moved: torch.Tensor) -> float:
+    """Cosine of dlib's face descriptors of the two codes' faces (unstylized, at least 256 px); NaN without a face."""
+    from ..editing.labels import identity_cosine as cosine
+
+    faces = []
+    for rgb in bg.to_rgb(bg.reconstruct(torch.cat([codes[:1].cpu(), moved[:1].cpu()]))):
+        if rgb.shape[0] < 256:
+            import cv2
+
+            rgb = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_CUBIC)
+        faces.append(np.ascontiguousarray(rgb))
+    a, b = _labeller().descriptors(faces)
+    return cosine(a, b)
+
+
+_LABELLER = []
+
+
+def _labeller():
+    if not _LABELLER:
+        from ..editing.labels import DlibLabeller
+
+        _LABELLER.append(DlibLabeller(upsample=1))
+    return _LABELLER[0]
 
 
 def read_styles(bg: BlendGAN, style_img) -> tuple[torch.Tensor | list[torch.Tensor], str]:

@@ -32,6 +32,7 @@ class TransferOptions:
     skip_existing: bool = False
     style_weights: Optional[Sequence[float]] = None  # one per style: mix all the styles into one
     refine: int = 0  # > 0: each face's codes are refined for that many steps (`face_codes`)
+    edit: object = None  # a `blendgan.editing.apply.Edits`: each face's codes are moved by it before stylizing
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class PhotoOptions:
     panel: bool = False  # also a [photo | result] picture
     skip_existing: bool = False
     refine: int = 0  # > 0: each face's codes are refined for that many steps first
+    edit: object = None  # a `blendgan.editing.apply.Edits`: each face's codes are moved by it before stylizing
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,19 @@ class VideoOptions:
     skip_existing: bool = False  # keep finished videos; resume a killed one from its work folder
     segment_frames: int = SEGMENT_FRAMES  # the unit that processes share and that a killed run resumes from
     frames_dir: Optional[PathLike] = None  # also every stylized frame as PNG to FRAMES_DIR/<video>/000000.png
+    edit: object = None  # a `blendgan.editing.apply.Edits`: the same move of every face's codes in every frame
+
+
+@dataclass(frozen=True)
+class DirectionsOptions:
+    """What a directions run computes; the defaults are the `blendgan directions` command's."""
+
+    method: str = "labels"  # labels (sampled faces measured by dlib) or sefa (the weights alone)
+    n: int = 2000  # faces sampled and labelled (labels)
+    seed: int = 0
+    top: int = 10  # directions kept (sefa)
+    add_weight_index: int = ADD_WEIGHT_INDEX  # the directions move the layers before this one
+    truncation: float = 0.7  # sampled faces are pulled this far toward the mean face (more of them are detected)
+    label_size: int = 256  # faces are measured at this size
+    chunk: int = 64  # faces per part file: the unit that processes share and that a killed run resumes from
+    skip_existing: bool = False  # keep a finished file; resume a killed run from its parts

@@ -71,7 +71,12 @@ def stylize_photos(
                 continue
             report.note(f"{path}: no face found; written unchanged (--keep_faceless)")
         result = photo_mod.stylize_faces(
-            bg, picture, records, z_embed, face_codes=numbered_face_codes(bg, refine, path.name, report), **controls
+            bg,
+            picture,
+            records,
+            z_embed,
+            face_codes=numbered_face_codes(bg, refine, path.name, report, options.edit),
+            **controls,
         )
         images.write_image_atomic(target, result)
         report.written += 1

@@ -10,7 +10,17 @@ import torch
 
 from ..errors import BlendGANError
 from ..io import images
-from .common import Aligner, PathLike, Report, chunks, face_codes, progress, read_face, split_options
+from .common import (
+    Aligner,
+    PathLike,
+    Report,
+    chunks,
+    edited_codes,
+    face_codes,
+    progress,
+    read_face,
+    split_options,
+)
 from .options import TransferOptions
 
 if TYPE_CHECKING:
@@ -71,6 +81,7 @@ def style_transfer_folder(
             continue
         try:
             codes = face_codes(bg, read_face(face_path, aligner), refine, Path(face_path).name, report)
+            codes = edited_codes(bg, codes, options.edit, Path(face_path).name, report)
             work.append((face_path, targets, todo, codes))
         except BlendGANError as err:
             report.fail(face_path, err)

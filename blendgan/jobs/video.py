@@ -165,6 +165,9 @@ def stylize_video(
         "segment": segment_frames,
         "controls": sorted(controls.items()),
     }
+    edit = options.edit if options.edit is not None and options.edit.active else None
+    if edit is not None:  # only then: the keys of unedited runs stay as they were
+        key_parts["edit"] = edit.key()
     work = target.with_name(f".{target.stem}.work")
     key = _settings_key(path, info, z_embed, bg, key_parts)
     if ctx.is_main:
@@ -192,7 +195,7 @@ def stylize_video(
     _encode_segments(bg, path, found, segments, [k for k in mine if not (work / f"codes_{k:05d}.npz").is_file()], work)
     ctx.barrier()
     stats = _render_segments(
-        bg, path, found, segments, mine, work, z_embed, smooth, fps, info["size"], frames_dir, controls
+        bg, path, found, segments, mine, work, z_embed, smooth, fps, info["size"], frames_dir, controls, edit
     )
     ctx.barrier()
     if not ctx.is_main:
@@ -285,8 +288,9 @@ def _load_codes(work, segments, k, reach):
     return {name: np.concatenate([d[name] for d in loaded]) for name in loaded[0]}
 
 
-def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps, size, frames_dir, controls):
-    """Pass 2b: smooth the codes over time, generate, paste back and write each of this process' segments."""
+def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps, size, frames_dir, controls, edit):
+    """Pass 2b: smooth the codes over time, generate, paste back and write each of this process' segments.
+    `edit` (or None) moves every face's smoothed codes the same way in every frame."""
     import torch
 
     from ..align import CropPlacement
@@ -335,6 +339,8 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
                 result = bgr
                 if records:
                     batch = torch.from_numpy(np.stack([r.extra["codes"] for r in records]))
+                    if edit is not None:
+                        batch = edit(batch)
                     for r, face in zip(records, images.tensors_to_bgr(bg.stylize(batch, z_embed, **controls))):
                         r.stylized = face
                     result = photo.composite(bgr, records)
