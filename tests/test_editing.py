@@ -322,3 +322,80 @@ def test_a_video_gets_the_same_edit_in_every_frame(tiny_bg, sefa_file, tmp_path,
     assert torch.allclose(moves, moves[:1].expand_as(moves), atol=1e-6)  # the same move in every frame
     want = Edits(directions, {"sefa_0": 2.0, "sefa_2": -1.0}).offset(tiny_bg.n_latent)
     assert torch.allclose(moves[0], want, atol=1e-6) and float(want.abs().sum()) > 0
+
+
+# ------------------------------------------------------------------------------------------ resume, processes
+
+SCRIPT = """
+import sys
+import numpy as np
+from blendgan import BlendGAN, distributed
+from blendgan.jobs.directions import compute_directions
+
+class Report:
+    written = skipped = 0
+    def fail(self, path, reason): raise AssertionError(reason)
+    def note(self, message): pass
+
+class StandIn:  # reads the rendered faces too, so that their order and content count
+    names = ("planted", "brightness")
+    def __call__(self, faces, w):
+        v = np.sin(np.arange(512) * 0.37)
+        return np.stack([w.astype(np.float64) @ v, [f.mean() for f in faces]], 1)
+
+ckpt, outdir = sys.argv[1], sys.argv[2]
+ctx = distributed.setup("cpu")
+bg = BlendGAN.from_checkpoints(ckpt, device=ctx.device, batch_size=3)
+compute_directions(bg, outdir, Report(), n=45, chunk=7, labeller=StandIn(), ctx=ctx)
+ctx.close()
+"""
+
+
+def _run_script(script, ckpt, outdir, nproc):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    cmd = [*(launcher if nproc > 1 else [sys.executable]), str(script), str(ckpt), str(outdir)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return (outdir / "directions.safetensors").read_bytes()
+
+
+@pytest.mark.distributed
+def test_one_and_two_processes_give_the_same_directions(tiny_weights, tmp_path):
+    script = tmp_path / "directions_job.py"
+    script.write_text(SCRIPT)
+    one = _run_script(script, tiny_weights["blendgan"], tmp_path / "one", 1)
+    two = _run_script(script, tiny_weights["blendgan"], tmp_path / "two", 2)
+    assert one == two
+    assert not (tmp_path / "two" / ".directions.work").exists()
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_file(tiny_bg, tmp_path):
+    class Dying(StandIn):
+        def __init__(self, calls_before_death):
+            super().__init__(planted_direction(), needs_images=True)
+            self.left, self.calls = calls_before_death, 0
+
+        def __call__(self, faces, w):
+            self.calls += 1
+            if self.left == 0:
+                raise Killed
+            self.left -= 1
+            return super().__call__(faces, w)
+
+    options = {"n": 30, "chunk": 6, "truncation": 1.0, "label_size": 64}
+    whole = compute_directions(tiny_bg, tmp_path / "whole", Report(), labeller=Dying(-1), **options).read_bytes()
+    with pytest.raises(Killed):
+        compute_directions(tiny_bg, tmp_path / "cut", Report(), labeller=Dying(2), **options)
+    assert len(list((tmp_path / "cut" / ".directions.work").glob("part_*.npz"))) == 2
+    again = Dying(-1)
+    path = compute_directions(tiny_bg, tmp_path / "cut", Report(), labeller=again, skip_existing=True, **options)
+    assert path.read_bytes() == whole and again.calls == 3  # only the 3 parts that were missing
