@@ -399,3 +399,21 @@ def test_a_killed_run_resumes_to_the_same_file(tiny_bg, tmp_path):
     again = Dying(-1)
     path = compute_directions(tiny_bg, tmp_path / "cut", Report(), labeller=again, skip_existing=True, **options)
     assert path.read_bytes() == whole and again.calls == 3  # only the 3 parts that were missing
+
+
+def test_web_app_service_applies_the_slider_amounts(tiny_bg, sefa_file):
+    from blendgan.demo.service import DemoService
+
+    service = DemoService(tiny_bg)
+    codes = tiny_bg.face_codes_from_z(torch.randn(1, 512, generator=torch.Generator().manual_seed(5)))
+    z = tiny_bg.embed_style(STYLE)
+    plain = service.stylize_codes(codes, z, 6)
+    service.load_directions([sefa_file])
+    assert list(service.edit_amounts) == ["sefa_0", "sefa_1", "sefa_2"]
+    assert np.array_equal(service.stylize_codes(codes, z, 6), plain)  # sliders at 0: the same picture
+    service.set_edit("sefa_0", 2.0)
+    moved = tiny_bg.edit(codes, {"sefa_0": 2.0}, service.directions)
+    assert np.array_equal(service.stylize_codes(codes, z, 6), tiny_bg.to_rgb(tiny_bg.stylize(moved, z))[0])
+    assert not np.array_equal(service.stylize_codes(codes, z, 6), plain)
+    with pytest.raises(UsageError):
+        service.set_edit("smile", 1.0)

@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: none)",
     )
     parser.add_argument(
+        "--directions",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="directions of `blendgan directions` for this --ckpt (or an external .pt/.npy tensor): one "
+        "slider per direction edits the face before it is stylized; may be given several times (default: none)",
+    )
+    parser.add_argument(
         "--predictor",
         default=None,
         help="dlib shape_predictor_68_face_landmarks.dat for face alignment (default: the one from blendgan[align])",
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         max_video_seconds=args.max_video_seconds,
         adapters=adapter_args(args),
         style_codes=args.style_code or (),
+        directions=args.directions or (),
     )
     if service.ready and service.pipeline.device.type == "cpu":
         from ..allocator import reuse_freed_memory

@@ -91,6 +91,17 @@ def _status_markdown(service):
     return f"**The model is not loaded**, so nothing can be generated yet: {reason}. Then restart `blendgan demo`."
 
 
+def edit_sliders(service):
+    """One slider per direction of `blendgan demo --directions` (issue 34), in std units; each sets the
+    service's edit amount, used by the next result."""
+    if service.directions is None:
+        return
+    with gr.Accordion("Edit the face", open=True, elem_id="face_edits"):
+        for name in service.directions.names():
+            slider = gr.Slider(-3, 3, value=0.0, step=0.25, label=name, elem_id=f"edit_{name}")
+            slider.change(lambda value, name=name: service.set_edit(name, value), slider, None)
+
+
 class ControlPanel:
     """The stylization controls of the Stylize tab (issue 23), built in the current Gradio context: a strength
     slider, a colour toggle, a second style with a mix slider and, under "Advanced", per-layer style weights.
@@ -356,6 +367,7 @@ def build_app(service):
                         elem_id="add_weight_index",
                     )
                     controls = ControlPanel(n_latent)
+                    edit_sliders(service)
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="stylize")
                     api_btn = gr.Button(visible=False)  # carries the documented `stylize` endpoint
             whole_photo = gr.Image(

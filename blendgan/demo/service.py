@@ -69,6 +69,8 @@ class DemoService:
         self._videos = []
         self._fitted_dir = None
         self.fitted_styles = []  # pictures of the fitted style codes (`add_fitted_style`)
+        self.directions = None  # face edits offered as sliders (`load_directions`), and their amounts
+        self.edit_amounts = {}
 
     @classmethod
     def load(
@@ -83,6 +85,7 @@ class DemoService:
         max_video_seconds=MAX_VIDEO_SECONDS,
         adapters=(),
         style_codes=(),
+        directions=(),
     ):
         """Load the weights; when they are missing or bad the service still starts and `load_error` says why.
 
@@ -105,7 +108,28 @@ class DemoService:
         service = cls(pipeline, None, predictor, max_video_seconds)
         for path in style_codes:
             service.add_fitted_style(path)
+        if directions:
+            service.load_directions(directions)
         return service
+
+    def load_directions(self, paths):
+        """Offer the directions of these files (`blendgan directions`, or external tensors) as face edits."""
+        self.directions = self._need_pipeline().load_directions(paths)
+        self.edit_amounts = {name: 0.0 for name in self.directions.names()}
+
+    def set_edit(self, name, amount):
+        """Move the face along direction `name` by `amount` standard deviations in the next results."""
+        if self.directions is None or name not in self.edit_amounts:
+            raise UsageError(f"no face edit named {name!r}")
+        self.edit_amounts[name] = float(amount or 0.0)
+
+    def edited(self, face_codes):
+        """The face codes moved by the current edit amounts (all 0, or no directions: the same codes)."""
+        if self.directions is None:
+            return face_codes
+        from ..editing.apply import Edits
+
+        return Edits(self.directions, self.edit_amounts)(face_codes)
 
     def add_fitted_style(self, path):
         """Offer a fitted style code in the page: its reference's thumbnail, written losslessly at the
@@ -313,6 +337,7 @@ class DemoService:
         index = self.check_add_weight_index(add_weight_index)
         with self._lock:
             bg = self._need_pipeline()
+            face_codes = self.edited(face_codes)
             if z_second is not None:
                 out = bg.mix_styles(
                     face_codes, [z_embed, z_second], [1.0 - mix, mix], add_weight_index=index, **controls

@@ -113,7 +113,7 @@ class DlibLabeller:
         self.upsample = int(upsample)
         self.missed = 0
 
-    def shape(self, rgb: np.ndarray) -> "object | None":
+    def shape(self, rgb: np.ndarray) -> object | None:
         """dlib's 68-point shape of the largest face, or None."""
         rgb = np.ascontiguousarray(rgb)
         faces = self.detector(rgb, self.upsample)
