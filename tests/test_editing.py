@@ -139,6 +139,24 @@ def test_the_labeller_sees_the_generators_faces_at_label_size(tiny_bg, tmp_path)
     assert not (tmp_path / ".directions.work").exists()  # the parts are gone once the file is written
 
 
+def test_conditional_directions_leave_the_other_measures_alone(tiny_bg, tmp_path):
+    class TwoMeasures(StandIn):
+        names = ("first", "second")
+
+        def __call__(self, faces, w):
+            y = super().__call__(faces, w)
+            return np.concatenate([y, y + w[:, :1].astype(np.float64)], 1)  # correlated measures
+
+    compute_directions(
+        tiny_bg, tmp_path, Report(), n=200, chunk=50, truncation=1.0, labeller=TwoMeasures(planted_direction())
+    )
+    d = read_directions(tmp_path / "directions.safetensors").directions
+    assert list(d) == ["first", "second", "first_only", "second_only"]
+    only, other = d["first_only"].vector.double(), d["second"].vector.double()
+    assert abs(float(only @ other)) < 1e-6 and abs(float(only.norm()) - 1) < 1e-6
+    assert d["first_only"].quality["conditional_on"] == ["second"] and d["first_only"].std > 0
+
+
 def test_sefa_command_writes_a_file_the_edits_read(tiny_weights, tmp_path):
     code, err = run_cli(["directions", "--method", "sefa", "--top", "4", "--ckpt", str(tiny_weights["blendgan"]),
                          "--outdir", str(tmp_path), "--device", "cpu"])  # fmt: skip
@@ -396,6 +414,8 @@ def test_a_killed_run_resumes_to_the_same_file(tiny_bg, tmp_path):
     with pytest.raises(Killed):
         compute_directions(tiny_bg, tmp_path / "cut", Report(), labeller=Dying(2), **options)
     assert len(list((tmp_path / "cut" / ".directions.work").glob("part_*.npz"))) == 2
+    names = read_directions(tmp_path / "whole" / "directions.safetensors").directions
+    assert list(names) == ["planted"]  # one measure: nothing to make a conditional direction against
     again = Dying(-1)
     path = compute_directions(tiny_bg, tmp_path / "cut", Report(), labeller=again, skip_existing=True, **options)
     assert path.read_bytes() == whole and again.calls == 3  # only the 3 parts that were missing

@@ -173,6 +173,15 @@ def _label_directions(bg, target, report, options, labeller, ctx, layers, finger
         quality = {"r2_held_out": fit.r2, "n_train": fit.n_train, "n_test": fit.n_test}
         directions[name] = Direction(name, torch.from_numpy(fit.direction).float(), layers, fit.std, quality)
         report.note(f"directions: {name}: held-out R² {fit.r2:.3f} ({fit.n_train} faces fitted, {fit.n_test} held out)")
+    fitted = [n for n in names if np.isfinite(directions[n].quality["r2_held_out"])]
+    for name in fitted if len(fitted) > 1 else []:
+        # InterFaceGAN's conditional edit: this measure's direction with the others' projected out
+        others = [directions[o].vector.double().numpy() for o in fitted if o != name]
+        v = boundaries.conditional(directions[name].vector.double().numpy(), *others)
+        std = float(((w - w.mean(0)) @ v).std())
+        cosine = float(v @ directions[name].vector.double().numpy())
+        quality = {"conditional_on": [o for o in fitted if o != name], "cosine_to_plain": cosine}
+        directions[f"{name}_only"] = Direction(f"{name}_only", torch.from_numpy(v).float(), layers, std, quality)
     extra = {**{k: v for k, v in settings.items() if k != "base"}, "missed": missed}
     save_directions(target, DirectionSet(directions, fingerprint, "labels", options.n, extra=extra))
     shutil.rmtree(work, ignore_errors=True)
