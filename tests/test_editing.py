@@ -275,10 +275,12 @@ def _tree(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("command", ["transfer", "stylize"])
+@pytest.mark.parametrize("command", ["transfer", "stylize", "video"])
 def test_amount_zero_gives_the_same_bytes_and_an_edit_changes_them(command, tiny_weights, sefa_file, tmp_path):
     if command == "transfer":
         base = ["transfer", "--input_img_path", str(FACES), "--style_img", str(STYLE)]
+    elif command == "video":  # the morphing video of one face
+        base = ["video", "--input_img_path", str(FACES / "astronaut.jpg"), "--style_img_path", str(STYLE.parent)]
     else:
         base = ["stylize", str(ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"), "--style_img", str(STYLE)]
     runs = {}
@@ -293,7 +295,8 @@ def test_amount_zero_gives_the_same_bytes_and_an_edit_changes_them(command, tiny
         runs[label] = (_tree(out), err)
     assert runs["plain"][0] and runs["zero"][0] == runs["plain"][0]
     assert runs["edited"][0].keys() == runs["plain"][0].keys() and runs["edited"][0] != runs["plain"][0]
-    assert "edit sefa_0=+3, sefa_1=-2 on" in runs["edited"][1] and "identity" in runs["edited"][1]
+    if command != "video":
+        assert "edit sefa_0=+3, sefa_1=-2 on" in runs["edited"][1] and "identity" in runs["edited"][1]
 
 
 def test_edit_flags_are_checked_before_loading(tiny_weights, tmp_path):
@@ -437,3 +440,32 @@ def test_web_app_service_applies_the_slider_amounts(tiny_bg, sefa_file):
     assert not np.array_equal(service.stylize_codes(codes, z, 6), plain)
     with pytest.raises(UsageError):
         service.set_edit("smile", 1.0)
+
+
+def test_an_edit_is_reported_with_the_identity_of_the_faces_before_and_after():
+    from blendgan.io import images
+    from blendgan.jobs.common import edited_codes
+    from blendgan.pipeline import BlendGAN
+
+    class Pictures:
+        """Stands in for the pipeline: 'reconstructs' the first code as one photo and the second as another."""
+
+        to_rgb = staticmethod(BlendGAN.to_rgb)
+
+        def __init__(self, first, second):
+            self.pictures = [images.read_image_bgr(FACES / f"{n}.jpg") for n in (first, second)]
+
+        def reconstruct(self, codes):
+            return torch.cat([images.bgr_to_tensor(p) for p in self.pictures])
+
+    v = planted_direction().float()
+    edit = Edits(DirectionSet({"a": Direction("a", v, (0, 1), 1.0)}, "x", "labels"), {"a": 1.0})
+    codes = torch.zeros(1, 8, 512)
+    for first, second, same in [("grace_hopper", "grace_hopper", True), ("grace_hopper", "astronaut", False)]:
+        report = Report()
+        moved = edited_codes(Pictures(first, second), codes, edit, "face.jpg", report)
+        assert torch.equal(moved, edit(codes)) and len(report.notes) == 1
+        note = report.notes[0]
+        assert note.startswith("edit a=+1 on face.jpg: identity cosine")
+        distance = float(note.split("dlib distance ")[1].split()[0])
+        assert (distance < 0.6) == same, note

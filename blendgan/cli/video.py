@@ -4,9 +4,12 @@ import argparse
 
 from ._common import (
     add_control_arguments,
+    add_edit_arguments,
     add_folder_job_arguments,
+    check_edit_arguments,
     control_kwargs,
     controls_from_args,
+    edits_from_args,
     make_outdir,
     start_folder_job,
 )
@@ -44,12 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "mix as --style_img/--style_weights in transfer; frame at alpha k = mix (1-k, k)) "
         "(default: z)",
     )
+    add_edit_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..jobs.morph_video import MorphVideoOptions, gen_video
 
     controls = controls_from_args(args)  # bad values fail before any loading
+    check_edit_arguments(args)
     report, faces, styles, aligner, bg, outdir = start_folder_job(args, "video")
     controls_from_args(args, bg.n_latent)
     if args.frames_dir:
@@ -60,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         codec=args.codec,
         frames_dir=args.frames_dir,
         skip_existing=args.skip_existing,
+        edit=edits_from_args(bg, args, args.add_weight_index),
     )
     gen_video(
         bg, faces, styles, outdir, report, options, aligner=aligner, space=args.style_space, **control_kwargs(controls)

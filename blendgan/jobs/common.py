@@ -100,14 +100,19 @@ def edited_codes(bg: BlendGAN, codes: torch.Tensor, edit, name: str, report: Rep
     if edit is None or not edit.active:
         return codes
     moved = edit(codes)
-    cosine = identity_cosine(bg, codes, moved)
-    how = f"identity cosine {cosine:.3f}" if cosine == cosine else "identity not measured (dlib found no face)"
+    cosine, distance = identity_cosine(bg, codes, moved)
+    how = (
+        f"identity cosine {cosine:.3f}, dlib distance {distance:.3f} (dlib's same-person rule: below 0.6)"
+        if cosine == cosine
+        else "identity not measured (dlib found no face)"
+    )
     report.note(f"edit {edit.describe()} on {name}: {how} (dlib descriptors of the face before and after, unstylized)")
     return moved
 
 
-def identity_cosine(bg: BlendGAN, codes: torch.Tensor, moved: torch.Tensor) -> float:
-    """Cosine of dlib's face descriptors of the two codes' faces (unstylized, at least 256 px); NaN without a face."""
+def identity_cosine(bg: BlendGAN, codes: torch.Tensor, moved: torch.Tensor) -> tuple[float, float]:
+    """(cosine, Euclidean distance) of dlib's face descriptors of the two codes' faces (unstylized, at least
+    256 px); NaN without a face."""
     from ..editing.labels import identity_cosine as cosine
 
     faces = []
@@ -118,7 +123,7 @@ def identity_cosine(bg: BlendGAN, codes: torch.Tensor, moved: torch.Tensor) -> f
             rgb = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_CUBIC)
         faces.append(np.ascontiguousarray(rgb))
     a, b = _labeller().descriptors(faces)
-    return cosine(a, b)
+    return cosine(a, b), (float(np.linalg.norm(a - b)) if a is not None and b is not None else float("nan"))
 
 
 _LABELLER = []

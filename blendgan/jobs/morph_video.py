@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from .common import Aligner, PathLike, Report, chunks, progress, read_face, spli
 from .options import MorphVideoOptions
 
 if TYPE_CHECKING:
+    import torch
+
     from ..pipeline import BlendGAN
 
 VIDEO_STYLES_PER_FACE = 8
@@ -32,11 +34,14 @@ def video_frames(
     face_bgr: np.ndarray,
     style_bgrs: Sequence[np.ndarray],
     add_weight_index: int = VIDEO_ADD_WEIGHT_INDEX,
+    *,
+    edit: Callable[[torch.Tensor], torch.Tensor] | None = None,
     **controls,
 ) -> Iterator[np.ndarray]:
     """gen_video's frames (H x 3W x 3 uint8 RGB) for one face and its chosen styles, streamed.
 
-    `controls`: `space` and the controls of `BlendGAN.interpolate` (defaults: the original frames).
+    `controls`: `space` and the controls of `BlendGAN.interpolate` (defaults: the original frames). `edit`
+    (a `blendgan.editing.apply.Edits`, or None) moves the face's codes before it is stylized.
 
     `face_bgr` and `style_bgrs` are already resized to size x size; they are encoded as such."""
     size = bg.size
@@ -44,6 +49,8 @@ def video_frames(
     style_panels = [images.tensor_to_video_frame_rgb(images.bgr_to_tensor(s)) for s in style_bgrs]
     zs = [bg.embed_style_bgr(s) for s in style_bgrs]
     codes = bg.encode_face_bgr(face_bgr)
+    if edit is not None:
+        codes = edit(codes)
     alphas = video_alphas()
     frame = None
     for t in range(len(style_bgrs) - 1):
@@ -114,7 +121,9 @@ def gen_video(
             report.fail(face_path, err)
             continue
         dumper = FrameDumper(Path(frames_dir) / Path(face_path).stem) if frames_dir else None
-        frames = video_frames(bg, face, [style_image(p) for p in choices], add_weight_index, **controls)
+        frames = video_frames(
+            bg, face, [style_image(p) for p in choices], add_weight_index, edit=options.edit, **controls
+        )
         with VideoWriter(target, 3 * size, size, fps=VIDEO_FPS, codec=codec) as writer:
             for frame in progress(frames, total=n_frames, desc=Path(face_path).name, unit="frame", leave=False):
                 writer.write(frame)

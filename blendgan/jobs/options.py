@@ -67,6 +67,7 @@ class MorphVideoOptions:
     codec: str = "h264"  # h264 (browser-playable) or mp4v (the original's MPEG-4 Part 2)
     frames_dir: Optional[PathLike] = None  # also every frame as PNG to FRAMES_DIR/<face>/000000.png ...
     skip_existing: bool = False
+    edit: object = None  # a `blendgan.editing.apply.Edits`: each face's codes are moved by it before stylizing
 
 
 @dataclass(frozen=True)
