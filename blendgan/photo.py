@@ -302,6 +302,7 @@ def stylize_photo(
     min_score=None,
     aligner=None,
     refine: int = 0,
+    edit=None,
     **controls,
 ) -> tuple[np.ndarray, list[PhotoFace]]:
     """A whole photo with every face stylized and pasted back by pipeline `bg`: ``(photo, records)``.
@@ -312,7 +313,8 @@ def stylize_photo(
     ``add_weight_index``, ``strength``). Returns the photo as an H x W x 3 uint8 RGB array at its own
     size, and one `PhotoFace` per detection (its placement, aligned crop, stylized face and mask, or why it
     was skipped), in detector order. ``refine`` > 0: each face's codes are refined for that many steps first
-    (``bg.refine_face_bgr``, cached)."""
+    (``bg.refine_face_bgr``, cached). ``edit``: a codes -> codes callable (``blendgan.editing.apply.Edits``)
+    applied to each face's codes before stylizing."""
     import torch
 
     from .io import images
@@ -325,5 +327,10 @@ def stylize_photo(
     bgr = images.to_bgr(image)
     options = {k: v for k, v in (("min_face", min_face), ("min_score", min_score)) if v is not None}
     records = find_faces(aligner or bg.face_aligner(), bgr, faces, **options)
-    result = stylize_faces(bg, bgr, records, z_embed, face_codes=lambda c: bg.face_codes_bgr(c, refine), **controls)
+
+    def face_codes(crop):
+        codes = bg.face_codes_bgr(crop, refine)
+        return codes if edit is None else edit(codes)
+
+    result = stylize_faces(bg, bgr, records, z_embed, face_codes=face_codes, **controls)
     return images.bgr_to_rgb_array(result), records

@@ -449,6 +449,10 @@ def test_web_app_service_applies_the_slider_amounts(tiny_bg, sefa_file):
     moved = tiny_bg.edit(codes, {"sefa_0": 2.0}, service.directions)
     assert np.array_equal(service.stylize_codes(codes, z, 6), tiny_bg.to_rgb(tiny_bg.stylize(moved, z))[0])
     assert not np.array_equal(service.stylize_codes(codes, z, 6), plain)
+    photo = ROOT / "test_imgs" / "photos" / "grace_hopper.jpg"
+    edited_photo = service.stylize_photo(photo, z, 6)[0]
+    service.set_edit("sefa_0", 0.0)
+    assert not np.array_equal(edited_photo, service.stylize_photo(photo, z, 6)[0])  # the whole-photo tab too
     with pytest.raises(UsageError):
         service.set_edit("smile", 1.0)
 

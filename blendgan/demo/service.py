@@ -424,6 +424,7 @@ class DemoService:
                 aligner=self._get_photo_aligner(),
                 add_weight_index=index,
                 refine=self.check_refine(refine),
+                edit=self.edited,
                 **controls,
             )
         done = [r for r in records if r.stylized is not None]
