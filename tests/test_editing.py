@@ -286,7 +286,7 @@ def _tree(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("command", ["transfer", "stylize", "video"])
+@pytest.mark.parametrize("command", ["transfer", "stylize", pytest.param("video", marks=pytest.mark.slow)])
 def test_amount_zero_gives_the_same_bytes_and_an_edit_changes_them(command, tiny_weights, sefa_file, tmp_path):
     if command == "transfer":
         base = ["transfer", "--input_img_path", str(FACES), "--style_img", str(STYLE)]

@@ -149,14 +149,21 @@ def _label_directions(bg, target, report, options, labeller, ctx, layers, finger
     todo = [k for k in mine if not (work / f"part_{k:05d}.npz").is_file()]
     centre = _truncation_centre(bg)
     bar = progress(total=sum(len(parts[k]) for k in todo), desc="faces", unit="face", disable=not ctx.is_main)
-    for k in todo:
-        w = sample_codes(bg, parts[k], options.seed, options.truncation, centre)
-        faces = _faces_rgb(bg, w, options.label_size) if getattr(labeller, "needs_images", True) else []
-        labels = np.asarray(labeller(faces, w.numpy()), np.float64)
-        _save_npz_atomic(work / f"part_{k:05d}.npz", index=np.array(parts[k]), w=w.numpy(), labels=labels)
-        bar.update(len(parts[k]))
+    error = None
+    try:
+        for k in todo:
+            w = sample_codes(bg, parts[k], options.seed, options.truncation, centre)
+            faces = _faces_rgb(bg, w, options.label_size) if getattr(labeller, "needs_images", True) else []
+            labels = np.asarray(labeller(faces, w.numpy()), np.float64)
+            _save_npz_atomic(work / f"part_{k:05d}.npz", index=np.array(parts[k]), w=w.numpy(), labels=labels)
+            bar.update(len(parts[k]))
+    except BaseException as err:  # noqa: BLE001 - told to the other ranks first, so that none waits forever
+        error = err
     bar.close()
-    ctx.barrier()
+    if ctx.all_reduce_sum([error is not None])[0]:
+        if error is not None:
+            raise error
+        raise UsageError("directions: another process failed (its error is above); run again with --skip_existing")
     if not ctx.is_main:
         return None
     data = []
