@@ -107,6 +107,11 @@ class BlendGAN:
         # off on long jobs only (docs/speed.md)
         self._run_generator = compile_generator(self.generator, self.device) if compile else self.generator
 
+    @property
+    def weights_id(self) -> str:
+        """A fingerprint of the generator's and pSp encoder's weights (adapters merged), for cache and resume keys."""
+        return self.refiner.weights_id
+
     @classmethod
     def from_checkpoints(
         cls,

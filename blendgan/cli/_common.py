@@ -152,6 +152,18 @@ class RunReport:
         return 1 if self.failed else 0
 
 
+def finish_report(report: RunReport, ctx) -> int:
+    """The exit status of a command whose processes shared the work: every process's counts summed, the
+    summary line printed by the main process; each process prints its own failures as they happen."""
+    if ctx.distributed:
+        report.written, report.skipped, report.failed = ctx.all_reduce_sum(
+            [report.written, report.skipped, report.failed]
+        )
+        if not ctx.is_main:
+            return 1 if report.failed else 0
+    return report.summary()
+
+
 def make_aligner(args):
     """`aligner(image_bgr, path)` for --align (FFHQ alignment of each face photo), else None."""
     if not getattr(args, "align", False):

@@ -18,6 +18,7 @@ from ._common import (
     control_kwargs,
     controls_from_args,
     default_outdir,
+    finish_report,
     make_outdir,
     setup_refine,
 )
@@ -200,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {"add_weight_index": args.add_weight_index, **control_kwargs(controls)}
         if len(args.style_img) > 1:
             kwargs["style_weights"] = controls.mix_weights(len(args.style_img))
-        if photos and ctx.is_main:
+        if photos:
             options = PhotoOptions(
                 **limits,
                 detect_size=args.detect_size,
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
                 skip_existing=args.skip_existing,
                 refine=args.refine,
             )
-            stylize_photos(bg, photos, args.style_img, outdir, report, options, aligner=aligner, **kwargs)
+            stylize_photos(bg, photos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)
         if videos:
             options = VideoOptions(
                 **limits,
@@ -222,8 +223,6 @@ def run(args: argparse.Namespace) -> int:
                 frames_dir=args.frames_dir,
             )
             stylize_videos(bg, videos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)
-        if not ctx.is_main:
-            return 1 if report.failed else 0
-        return report.summary()
+        return finish_report(report, ctx)
     finally:
         ctx.close()
