@@ -115,11 +115,11 @@ def fill_gaps(frames: np.ndarray, tracks: np.ndarray, values: np.ndarray, max_ga
                 new_frames.append(t)
                 new_tracks.append(int(k))
                 new_values.append((1 - w) * values[a].astype(np.float64) + w * values[b].astype(np.float64))
-    shape = (0, *values.shape[1:])
+    rest = values.shape[1:]
     return (
         np.asarray(new_frames, np.int64),
         np.asarray(new_tracks, np.int64),
-        np.asarray(new_values, values.dtype).reshape(shape) if new_values else np.zeros(shape, values.dtype),
+        np.asarray(new_values, values.dtype).reshape(-1, *rest) if new_values else np.zeros((0, *rest), values.dtype),
     )
 
 

@@ -138,7 +138,7 @@ def link_faces(parts: list[dict], first: int, stop: int, smooth: float) -> dict:
         i += int(count)
     tracks = np.asarray([k for ids in tracking.link_tracks(per_frame) for k in ids], np.int64)
     gap_frames, gap_tracks, gap_values = tracking.fill_gaps(
-        frames, tracks, np.concatenate([raw.reshape(len(raw), -1), boxes.astype(np.float32)], axis=1)
+        frames, tracks, np.concatenate([raw.reshape(len(raw), 68 * 2), boxes.astype(np.float32)], axis=1)
     )
     interpolated = np.concatenate([np.zeros(len(frames), bool), np.ones(len(gap_frames), bool)])
     frames = np.concatenate([frames, gap_frames])
