@@ -29,6 +29,7 @@ through, and a segment needs only its neighbours' codes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -104,17 +105,18 @@ def _settings_key(path, info, z_embed, bg, settings) -> str:
 def detect_segment(aligner, path, lo, hi, which, min_face, min_score) -> dict:
     """Pass 1 on frames [lo, hi): every face kept (score, size, which), with its frame, box and raw landmarks."""
     frames, boxes, landmarks, counts = [], [], [], []
-    for t, rgb in enumerate(iter_video_frames(path, hi)):
-        if t < lo:
-            continue
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        found = [f for f in aligner.detect(bgr) if f.score >= min_score]
-        found = [f for f in photo.select_faces(found, which) if ffhq_quad(f.landmarks)[1] >= min_face]
-        counts.append(len(found))
-        for f in found:
-            frames.append(t)
-            boxes.append(f.box)
-            landmarks.append(np.asarray(f.landmarks, np.float32))
+    with contextlib.closing(iter_video_frames(path, hi)) as decoded:  # the ffmpeg reader, also on errors
+        for t, rgb in enumerate(decoded):
+            if t < lo:
+                continue
+            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            found = [f for f in aligner.detect(bgr) if f.score >= min_score]
+            found = [f for f in photo.select_faces(found, which) if ffhq_quad(f.landmarks)[1] >= min_face]
+            counts.append(len(found))
+            for f in found:
+                frames.append(t)
+                boxes.append(f.box)
+                landmarks.append(np.asarray(f.landmarks, np.float32))
     if len(counts) != hi - lo:
         raise BlendGANError(f"{path}: ends at frame {lo + len(counts)}, before frame {hi} its header announced")
     return {
@@ -159,8 +161,24 @@ def link_faces(parts: list[dict], first: int, stop: int, smooth: float) -> dict:
     }
 
 
+class _Waits:
+    """Seconds this process spent waiting for the others' parts (the share of the clip's time it idled)."""
+
+    seconds = 0.0
+
+
 def _wait_for(paths: Sequence[Path], work: Path) -> None:
     """Return once every path exists; raise `VideoFailed` with the reason once a process recorded a failure."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        _poll_until_present(paths, work)
+    finally:
+        _Waits.seconds += time.perf_counter() - started
+
+
+def _poll_until_present(paths, work):
     import time
 
     pending = [Path(p) for p in paths]
@@ -179,11 +197,24 @@ def _wait_until_joined(work: Path) -> None:
     if a process recorded a failure instead."""
     import time
 
-    while work.exists():
-        failure = work / "failed.txt"
-        if failure.is_file():
-            raise VideoFailed(failure.read_text().strip())
-        time.sleep(POLL_SECONDS)
+    started = time.perf_counter()
+    try:
+        while work.exists():
+            failure = work / "failed.txt"
+            if failure.is_file():
+                raise VideoFailed(failure.read_text().strip())
+            time.sleep(POLL_SECONDS)
+    finally:
+        _Waits.seconds += time.perf_counter() - started
+
+
+def _note_waiting(report, path, ctx, seconds):
+    """One note per process when there are several: how much of the clip's time it waited for the others."""
+    if ctx.distributed:
+        share = _Waits.seconds / seconds if seconds > 0 else 0.0
+        report.note(
+            f"{path}: process {ctx.rank} waited {_Waits.seconds:.1f} s of {seconds:.1f} s ({share:.0%}) for the others"
+        )
 
 
 def _record_failure(work: Path, err: BaseException) -> None:
@@ -281,6 +312,9 @@ def stylize_video(
     if ctx.is_main:
         _prepare_work(work, key, skip_existing, {"source": str(path), **key_parts})
     ctx.barrier()  # the clip's one collective: it waits only for the folder above, never for the clip's work
+    import time
+
+    clock, _Waits.seconds = time.perf_counter(), 0.0
     segments = _segments(first, stop, segment_frames)
     mine = distributed.interleave(range(len(segments)), ctx.rank, ctx.world_size)
     try:
@@ -312,6 +346,7 @@ def stylize_video(
         )
         if not ctx.is_main:
             _wait_until_joined(work)  # the main process's join, watched here rather than in a collective
+            _note_waiting(report, path, ctx, time.perf_counter() - clock)
             return None
         _wait_for([work / f"segment_{k:05d}.{ext}" for k in range(len(segments)) for ext in ("h264", "json")], work)
         parts = [json.loads((work / f"segment_{k:05d}.json").read_text()) for k in range(len(segments))]
@@ -335,6 +370,8 @@ def stylize_video(
         _record_failure(work, failure)
         raise failure from None
     shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - clock
+    _note_waiting(report, path, ctx, seconds)
     out_change = sum(p["out_change"] for p in parts)
     in_change = sum(p["in_change"] for p in parts)
     n_face_frames = len(np.unique(found["frame"]))
@@ -346,6 +383,8 @@ def stylize_video(
         "interpolated": n_filled,
         "flicker": out_change / in_change if in_change > 0 else float("nan"),
         "stats": stats,
+        "seconds": seconds,
+        "waited_seconds": _Waits.seconds,
     }
     report.note(
         f"{path}: {stop - first} frames, {n_face_frames} with faces ({n_filled} face(s) missed by the detector "
@@ -377,34 +416,37 @@ def _encode_segments(bg, path, found, segments, todo, work, fail_at=None):
     results = {}
     last = segments[todo[-1]][1]
     pending = list(todo)
-    for t, rgb in enumerate(iter_video_frames(path, last)):
-        if not any(lo <= t < hi for lo, hi in (segments[k] for k in pending)):
-            continue
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        for e in by_frame.get(t, []):
-            aligned, placement = align_landmarks_placed(bgr, found["landmarks"][e], photo.ALIGN_SIZE, photo.ALIGN_SIZE)
-            crop = aligned if aligned.shape[0] == bg.size else images.resize_square(aligned, bg.size)
-            results[e] = (bg.encode_face_bgr(crop)[0].float().cpu().numpy(), placement)
-        bar.update(1)
-        lo, hi = segments[pending[0]]
-        if t == hi - 1:  # the segment is complete: write it and forget its crops' codes
-            entries = _entries_of(found, lo, hi)
-            n_latent = bg.n_latent
-            _save_npz_atomic(
-                work / f"codes_{pending[0]:05d}.npz",
-                entry=entries,
-                codes=np.stack([results[e][0] for e in entries])
-                if len(entries)
-                else np.zeros((0, n_latent, 512), np.float32),
-                corners=np.stack([results[e][1].corners for e in entries]) if len(entries) else np.zeros((0, 4, 2)),
-                content=np.array([results[e][1].content for e in entries]).reshape(-1, 4),
-            )
-            for e in entries:
-                results.pop(e, None)
-            bg.clear_caches()  # the codes are on disk; the pipeline's cache would grow with the clip
-            pending.pop(0)
-            if not pending:
-                break
+    with contextlib.closing(iter_video_frames(path, last)) as decoded:  # the ffmpeg reader, also on errors
+        for t, rgb in enumerate(decoded):
+            if not any(lo <= t < hi for lo, hi in (segments[k] for k in pending)):
+                continue
+            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            for e in by_frame.get(t, []):
+                aligned, placement = align_landmarks_placed(
+                    bgr, found["landmarks"][e], photo.ALIGN_SIZE, photo.ALIGN_SIZE
+                )
+                crop = aligned if aligned.shape[0] == bg.size else images.resize_square(aligned, bg.size)
+                results[e] = (bg.encode_face_bgr(crop)[0].float().cpu().numpy(), placement)
+            bar.update(1)
+            lo, hi = segments[pending[0]]
+            if t == hi - 1:  # the segment is complete: write it and forget its crops' codes
+                entries = _entries_of(found, lo, hi)
+                n_latent = bg.n_latent
+                _save_npz_atomic(
+                    work / f"codes_{pending[0]:05d}.npz",
+                    entry=entries,
+                    codes=np.stack([results[e][0] for e in entries])
+                    if len(entries)
+                    else np.zeros((0, n_latent, 512), np.float32),
+                    corners=np.stack([results[e][1].corners for e in entries]) if len(entries) else np.zeros((0, 4, 2)),
+                    content=np.array([results[e][1].content for e in entries]).reshape(-1, 4),
+                )
+                for e in entries:
+                    results.pop(e, None)
+                bg.clear_caches()  # the codes are on disk; the pipeline's cache would grow with the clip
+                pending.pop(0)
+                if not pending:
+                    break
     bar.close()
 
 
@@ -435,63 +477,66 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
     width, height = size
     bar = _progress(total=sum(segments[k][1] - segments[k][0] for k in todo), desc="stylize", unit="frame")
     frames = iter_video_frames(path, segments[todo[-1]][1])
-    t = -1
-    for k in todo:
-        lo, hi = segments[k]
-        near = _load_codes(work, segments, k, reach)
-        entries = near["entry"]
-        codes = tracking.smooth_tracks(found["track"][entries], found["frame"][entries], near["codes"], smooth)
-        row = {int(e): i for i, e in enumerate(entries)}
-        out_change = in_change = 0.0
-        prev_in = prev_out = None
-        with VideoWriter(work / f"segment_{k:05d}.h264", width, height, fps=fps, codec="h264") as writer:
-            while t < hi - 1:
-                t += 1
-                rgb = next(frames)
-                if t < lo:
-                    continue
-                bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-                records = []
-                for e in _entries_of(found, t, t + 1):
-                    i = row[int(e)]
-                    placement = CropPlacement(near["corners"][i], tuple(near["content"][i]), (width, height))
-                    records.append(
-                        photo.PhotoFace(
-                            None,
-                            placement,
-                            mask=photo.head_mask(
-                                photo.landmarks_in_crop(found["landmarks"][e], placement, photo.MASK_SIZE)
+    try:  # the decoder (an ffmpeg process) is closed also when a segment fails
+        t = -1
+        for k in todo:
+            lo, hi = segments[k]
+            near = _load_codes(work, segments, k, reach)
+            entries = near["entry"]
+            codes = tracking.smooth_tracks(found["track"][entries], found["frame"][entries], near["codes"], smooth)
+            row = {int(e): i for i, e in enumerate(entries)}
+            out_change = in_change = 0.0
+            prev_in = prev_out = None
+            with VideoWriter(work / f"segment_{k:05d}.h264", width, height, fps=fps, codec="h264") as writer:
+                while t < hi - 1:
+                    t += 1
+                    rgb = next(frames)
+                    if t < lo:
+                        continue
+                    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+                    records = []
+                    for e in _entries_of(found, t, t + 1):
+                        i = row[int(e)]
+                        placement = CropPlacement(near["corners"][i], tuple(near["content"][i]), (width, height))
+                        records.append(
+                            photo.PhotoFace(
+                                None,
+                                placement,
+                                mask=photo.head_mask(
+                                    photo.landmarks_in_crop(found["landmarks"][e], placement, photo.MASK_SIZE)
+                                )
+                                * np.float32(found["fade"][e]),
+                                extra={"codes": codes[i]},
                             )
-                            * np.float32(found["fade"][e]),
-                            extra={"codes": codes[i]},
                         )
-                    )
-                result = bgr
-                if records:
-                    batch = torch.from_numpy(np.stack([r.extra["codes"] for r in records]))
-                    for r, face in zip(records, images.tensors_to_bgr(bg.stylize(batch, z_embed, **controls))):
-                        r.stylized = face
-                    result = photo.composite(bgr, records)
-                    weight = np.zeros((height, width), bool)
-                    for r in records:
-                        got = photo.photo_mask(r.mask, r.placement)
-                        if got is not None:
-                            (x0, y0, x1, y1), w = got
-                            weight[y0:y1, x0:x1] |= w > 0
-                    if prev_in is not None and weight.any():
-                        out_change += float(np.abs(result.astype(np.int16) - prev_out)[weight].mean())
-                        in_change += float(np.abs(bgr.astype(np.int16) - prev_in)[weight].mean())
-                prev_in, prev_out = bgr.astype(np.int16), result.astype(np.int16)
-                writer.write(np.ascontiguousarray(result[:, :, ::-1]))
-                if frames_dir is not None:
-                    images.write_image_atomic(Path(frames_dir) / f"{t:06d}.png", result)
-                bar.update(1)
-            # the numbers first: a segment counts as done once its video is there too
-            write_bytes_atomic(
-                work / f"segment_{k:05d}.json", json.dumps({"out_change": out_change, "in_change": in_change}).encode()
-            )
-    bar.close()
-    frames.close()
+                    result = bgr
+                    if records:
+                        batch = torch.from_numpy(np.stack([r.extra["codes"] for r in records]))
+                        for r, face in zip(records, images.tensors_to_bgr(bg.stylize(batch, z_embed, **controls))):
+                            r.stylized = face
+                        result = photo.composite(bgr, records)
+                        weight = np.zeros((height, width), bool)
+                        for r in records:
+                            got = photo.photo_mask(r.mask, r.placement)
+                            if got is not None:
+                                (x0, y0, x1, y1), w = got
+                                weight[y0:y1, x0:x1] |= w > 0
+                        if prev_in is not None and weight.any():
+                            out_change += float(np.abs(result.astype(np.int16) - prev_out)[weight].mean())
+                            in_change += float(np.abs(bgr.astype(np.int16) - prev_in)[weight].mean())
+                    prev_in, prev_out = bgr.astype(np.int16), result.astype(np.int16)
+                    writer.write(np.ascontiguousarray(result[:, :, ::-1]))
+                    if frames_dir is not None:
+                        images.write_image_atomic(Path(frames_dir) / f"{t:06d}.png", result)
+                    bar.update(1)
+                # the numbers first: a segment counts as done once its video is there too
+                write_bytes_atomic(
+                    work / f"segment_{k:05d}.json",
+                    json.dumps({"out_change": out_change, "in_change": in_change}).encode(),
+                )
+    finally:
+        frames.close()
+        bar.close()
     return {}
 
 
