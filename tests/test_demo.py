@@ -522,9 +522,10 @@ def test_browser_controls_strength_colour_mix_and_layer_weights(served, referenc
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(url)
             # Gradio 6 renders a closed accordion's controls only when it is first opened, and then sets their
-            # stored (default) values once more after the page has settled: a value typed in between is wiped
-            # (on a loaded machine the layer-weights textarea stayed empty). So the folds are opened first, and
-            # the values are checked where they matter: in the request the server received.
+            # stored (default) values once more after the page has settled (render_previously_invisible_children
+            # in its frontend): a value typed in between can be wiped, the likely cause of the layer-weights
+            # textarea that stayed empty on a loaded machine. So the folds are opened first, and the values are
+            # checked where they matter: in the request the server received.
             page.get_by_text("Mix a second style").click()
             page.get_by_text("Advanced").click()
             page.locator("#layer_weights textarea").wait_for()
