@@ -85,7 +85,8 @@ def peak_rss_mb(children=False):
 
 def finish_line():
     """One Markdown line for the end of a run: the load average then and the peak RSS of this process and of its
-    largest child."""
+    largest child (the figure of the benchmarks that run their work in children; a child forked from a large
+    process, such as a `git` call late in a torch benchmark, counts the pages it shared at the fork)."""
     return (
         f"At the end: load average {load_average()}; peak RSS {peak_rss_mb():.0f} MB (this process), "
         f"{peak_rss_mb(children=True):.0f} MB (largest child)"
