@@ -338,11 +338,13 @@ def main():
                 )
             )
             rows.append((f"the same, second run: cache hit ({times[1][1]} images read)", times[1][0], "s"))
-    print(harness.finish_line())
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")
-    print("| what | value | unit |\n|---|---:|---|")
+    print(harness.markdown_row(["what", "value", "unit"]))
+    print(harness.markdown_row(["---", "---:", "---"]))
     for name, value, unit in rows:
-        print(f"| {name} | {value:.3g} | {unit} |")
+        print(harness.markdown_row([name, f"{value:.3g}", unit]))
+    print()
+    print(harness.finish_line())
 
 
 if __name__ == "__main__":
