@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from blendgan.models import Generator, PSPEncoder, StyleEncoder, n_latent_for_size
+from blendgan.models import Generator, PSPEncoder, n_latent_for_size
 from blendgan.models.discriminator import Discriminator, ProjectionDiscriminator
 from blendgan.pipeline import BlendGAN
 
@@ -126,8 +126,9 @@ def test_model_matches_the_cpu(case, outputs, model, precision):
     assert err <= BOUND[precision], f"{model} on {DEVICE} in {precision}: {err:.2e} from the CPU's fp32"
 
 
-def make_training_files(root):
-    """64 px face and style folders from the bundled images, a random style encoder, generator and pSp encoder."""
+def make_training_files(root, tiny_weights):
+    """64 px face and style folders from the bundled images; the tests' narrow 64 px checkpoints (the trainers read
+    the widths from the files; the real widths are what the model tests above compare)."""
     import cv2
 
     faces, styles = root / "faces", root / "styles"
@@ -136,17 +137,8 @@ def make_training_files(root):
         for p in sorted(src.glob("*.jpg")):
             small = cv2.resize(cv2.imread(str(p)), (64, 64), interpolation=cv2.INTER_AREA)
             cv2.imwrite(str(folder / f"{p.stem}.png"), small)
-    torch.manual_seed(3)
-    style_encoder = root / "style_encoder.pt"
-    torch.save({"state_dict": StyleEncoder().state_dict()}, style_encoder)
-    torch.manual_seed(4)
-    ckpt = root / "blendgan_64.pt"
-    torch.save({"g_ema": Generator(64).state_dict(), "latent_avg": torch.zeros(1, 512)}, ckpt)
-    enc = PSPEncoder(n_latent_for_size(64)).state_dict()
-    psp = root / "psp_64.pt"
-    inner = {k: v for k, v in enc.items() if k.startswith("encoder.")}
-    torch.save({"state_dict": inner, "latent_avg": enc["latent_avg"]}, psp)
-    return {"faces": faces, "styles": styles, "style_encoder": style_encoder, "ckpt": ckpt, "psp": psp}
+    ckpt = tiny_weights["blendgan"]
+    return {"faces": faces, "styles": styles, "style_encoder": ckpt, "ckpt": ckpt, "psp": tiny_weights["psp_encoder"]}
 
 
 def train_both(files, device, out):
@@ -192,10 +184,10 @@ def train_both(files, device, out):
     }
 
 
-def test_training_steps_match_the_cpu(tmp_path, monkeypatch):
+def test_training_steps_match_the_cpu(tiny_weights, tmp_path, monkeypatch):
     """The same seed gives the same logged losses (to 1e-3) on the device as on the CPU, for both trainers."""
     monkeypatch.setenv("BLENDGAN_OFFLINE", "1")
-    files = make_training_files(tmp_path)
+    files = make_training_files(tmp_path, tiny_weights)
     cpu, dev = (train_both(files, device, tmp_path / f"run_{i}") for i, device in enumerate(("cpu", DEVICE)))
     not_losses = {"step", "kimg", "images_per_s", "elapsed_s", "stage"}
     compared = 0
