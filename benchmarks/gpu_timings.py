@@ -1,6 +1,6 @@
 """Timings on a lent GPU machine at 1024 px: every model per precision (fp32, bf16, fp16) and a training step.
 
-    python benchmarks/gpu_timings.py                               # cuda, 1024 px (about a minute)
+    python benchmarks/gpu_timings.py                               # cuda, 1024 px (not yet run on a GPU)
     python benchmarks/gpu_timings.py --device cpu --size 64 --quick  # a dry run of the script on the CPU
 
 Its parity half is tests/test_cuda.py (`pytest -m cuda tests/test_cuda.py`); docs/development.md gives the one
