@@ -235,8 +235,8 @@ def main():
                 )
             )
         if "arcface" not in skip:
+            from blendgan.losses.identity import identity_crop
             from blendgan.models.arcface import ArcFaceIRSE50
-            from blendgan.training.psp_losses import identity_crop
 
             arc = random_init_(ArcFaceIRSE50()).eval()
 
@@ -261,8 +261,8 @@ def main():
             )
             del enc
         if "vgg" not in skip:
+            from blendgan.losses.perceptual import VGGPerceptualLoss
             from blendgan.models.style_encoder import vgg19_features
-            from blendgan.training.psp_losses import VGGPerceptualLoss
 
             loss = VGGPerceptualLoss(vgg19_features()).eval()
             pairs = list(zip(imgs[0::2], imgs[1::2]))

@@ -28,7 +28,7 @@ BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on refer
 def bf16_emulated():
     import torch
 
-    from blendgan.pipeline import bf16_is_emulated
+    from blendgan.ops.bf16 import bf16_is_emulated
 
     return bf16_is_emulated(torch.device("cpu"))
 

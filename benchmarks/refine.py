@@ -48,7 +48,7 @@ def child(size, precision, steps, max_seconds, raw=False):
     if raw:  # the pipeline's own (bf16) generator and VGG, as refine_face would run them without the copies
         generator, vgg, dtype = bg.generator, bg.generator.embedder.embedder.feature_extractor.vgg_layers, bg.dtype
     else:  # what refine_face runs (float32 copies in a bf16 pipeline on CPU)
-        generator, vgg, dtype = bg._refine_models()
+        generator, vgg, dtype = bg.refiner.models()
     target = images.bgr_to_tensor(images.resize_square(face, size)).to(dtype)
     loss = ReconstructionLoss(vgg)
     stamps = [time.perf_counter()]

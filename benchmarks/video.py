@@ -5,7 +5,7 @@
     python benchmarks/video.py --quick                 # 0.5 s, 256 px fp32, nothing written: that it runs
 
 Each configuration runs in a child process over the same job the command runs
-(`blendgan.video_job.stylize_video`): pass 1 (decode, detect, landmarks, tracking, smoothing), pass 2
+(`blendgan.jobs.video.stylize_video`): pass 1 (decode, detect, landmarks, tracking, smoothing), pass 2
 (decode, align, encode, smooth codes, generate, paste back, H.264 encode) and the final join with the audio.
 The networks' calls (pSp encoder, generator) are timed where the pipeline makes them; the rest is "outside
 the networks". Random weights (same shapes as the real ones): timing does not depend on their values; the
@@ -28,7 +28,7 @@ BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on refer
 def bf16_emulated():
     import torch
 
-    from blendgan.pipeline import bf16_is_emulated
+    from blendgan.ops.bf16 import bf16_is_emulated
 
     return bf16_is_emulated(torch.device("cpu"))
 
@@ -41,11 +41,11 @@ def child(args):
     import torch
 
     from blendgan.allocator import reuse_freed_memory
+    from blendgan.jobs.video import stylize_video
     from blendgan.models import Generator, PSPEncoder
     from blendgan.models.generator import n_latent_for_size
     from blendgan.photo import make_aligner
     from blendgan.pipeline import BlendGAN
-    from blendgan.video_job import stylize_video
 
     import harness
 

@@ -35,7 +35,7 @@ def add_runtime_arguments(parser, batch_default=4):
         "--compile",
         action="store_true",
         help="torch.compile the generator: a long compile per batch shape, then slightly faster "
-        "(benchmarks/results/compile_cpu.md); for long jobs only (default: off)",
+        "(docs/speed.md); for long jobs only (default: off)",
     )
 
 
