@@ -141,3 +141,39 @@ def fade_weights(frames: np.ndarray, tracks: np.ndarray, first: int, stop: int, 
                 w = min(w, (end - t + 1) / (fade + 1))
             weights[r] = w
     return weights
+
+
+def keyframes(frames: np.ndarray, tracks: np.ndarray, every: int) -> np.ndarray:
+    """Which entries are encoded when only every `every`-th face of a track is: each track's 1st, (1+every)-th,
+    ... entry in frame order, and its last (so every other entry lies between two encoded ones). `every` 1:
+    all of them."""
+    key = np.zeros(len(frames), bool)
+    for k in np.unique(tracks):
+        rows = np.nonzero(tracks == k)[0]
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        key[rows[:: max(1, int(every))]] = True
+        key[rows[-1]] = True
+    return key
+
+
+def fill_between_keys(frames: np.ndarray, tracks: np.ndarray, values: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """`values` with each non-key entry replaced by the linear interpolation, along its track and over frames,
+    of the nearest key entries before and after it (key entries are returned exactly as they are). An entry with
+    a key on one side only takes that key's value."""
+    out = np.array(values, copy=True)
+    for k in np.unique(tracks):
+        rows = np.nonzero(tracks == k)[0]
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        keys = rows[key[rows]]
+        if len(keys) == 0 or len(keys) == len(rows):
+            continue
+        key_frames = frames[keys].astype(np.float64)
+        for r in rows[~key[rows]]:
+            j = int(np.searchsorted(key_frames, frames[r]))
+            if j == 0 or j == len(keys):
+                out[r] = values[keys[min(j, len(keys) - 1)]]
+                continue
+            a, b = keys[j - 1], keys[j]
+            w = (frames[r] - frames[a]) / (frames[b] - frames[a])
+            out[r] = ((1 - w) * values[a].astype(np.float64) + w * values[b].astype(np.float64)).astype(values.dtype)
+    return out

@@ -96,3 +96,23 @@ def test_smoothing_is_per_track_and_reduces_jitter():
     smoothed = tracking.smooth_tracks(tracks, frames, values, 2.0)
     assert abs(smoothed[:30].mean()) < 1 and abs(smoothed[30:].mean() - 100) < 1  # tracks not mixed
     assert np.diff(smoothed[:30]).std() < 0.5 * np.diff(values[:30]).std()
+
+
+def test_keyframes_every_k_and_each_tracks_last():
+    frames = np.array([0, 1, 2, 3, 4, 5, 6, 2, 3, 4])
+    tracks = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1])
+    key = tracking.keyframes(frames, tracks, 3)
+    assert key.tolist() == [True, False, False, True, False, False, True, True, False, True]
+    assert tracking.keyframes(frames, tracks, 1).all()
+
+
+def test_fill_between_keys_is_exact_on_keys_and_linear_between():
+    frames = np.array([0, 1, 2, 3, 4, 5, 6, 7])
+    tracks = np.zeros(8, int)
+    values = np.stack([frames * 2.0, -frames * 1.0], axis=1).astype(np.float32)
+    values[[1, 2, 4, 5]] = np.nan  # not encoded
+    key = ~np.isnan(values[:, 0])
+    filled = tracking.fill_between_keys(frames, tracks, values, key)
+    assert np.array_equal(filled[key], values[key])  # the encoded faces exactly
+    np.testing.assert_allclose(filled[:, 0], frames * 2.0, rtol=1e-6)  # a straight line is recovered
+    np.testing.assert_allclose(filled[:, 1], -frames * 1.0, rtol=1e-6)

@@ -192,3 +192,36 @@ def test_inputs_that_share_a_name_get_distinct_outputs(tmp_path):
     # photos keep their extension: only the same name clashes
     assert output_stems(["a/x.jpg", "a/x.png", "b/x.jpg"], keep_suffix=True) == ["x_jpg_1", "x", "x_jpg_3"]
     assert output_stems(["a/x.jpg", "b/y.jpg"], keep_suffix=True) == ["x", "y"]
+
+
+def test_encoding_every_third_face_is_exact_on_the_encoded_frames(tiny_models, clip, tmp_path):
+    """--encode_every 3 (smoothing off, so each frame shows its own codes): the frames whose face was encoded are
+    the per-frame run's exactly, the encoder runs on a third of the faces, and the others are stylized too."""
+    from blendgan.cli._common import RunReport
+    from blendgan.jobs.video import stylize_video
+    from blendgan.photo import make_aligner
+    from blendgan.pipeline import BlendGAN
+
+    bg = BlendGAN(*copy.deepcopy(tiny_models), device="cpu")
+    z = bg.embed_style(STYLE)
+    aligner = make_aligner()
+    calls = []
+    encode = bg.encode_face_bgr
+    bg.encode_face_bgr = lambda crop: calls.append(1) or encode(crop)
+    runs = {}
+    for every in (1, 3):
+        calls.clear()
+        frames = tmp_path / f"frames{every}"
+        stylize_video(
+            bg, clip, z, tmp_path / f"out{every}.mp4", RunReport("t"), aligner=aligner, smooth=0.0,
+            segment_frames=5, encode_every=every, frames_dir=frames,
+        )  # fmt: skip
+        runs[every] = ([cv2.imread(str(frames / f"{t:06d}.png")) for t in range(12)], len(calls))
+    (per_frame, n1), (keyed, n3) = runs[1], runs[3]
+    assert n1 == 12 and n3 == 5  # faces 0, 3, 6, 9 and the track's last (11)
+    source, _ = read_video(clip)
+    for t in range(12):
+        if t in (0, 3, 6, 9, 11):
+            assert np.array_equal(keyed[t], per_frame[t]), t
+        else:  # interpolated codes: still a stylized face, close to the per-frame one
+            assert np.any(np.abs(keyed[t][:, :, ::-1].astype(int) - source[t]) > 8)

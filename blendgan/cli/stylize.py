@@ -111,6 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write every stylized frame as PNG to FRAMES_DIR/<video>/000000.png ... (default: none)",
     )
     video.add_argument(
+        "--encode_every",
+        type=int,
+        default=clip.encode_every,
+        help="encode every K-th face of a track (and its last) and interpolate the codes of the faces between "
+        "(1: every face, the exact path; docs/video.md says what larger values cost in quality)",
+    )
+    video.add_argument(
         "--segment_frames",
         type=int,
         default=clip.segment_frames,
@@ -173,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--detect_size {args.detect_size}: use at least 64 (pixels)")
     if args.smooth < 0:
         raise UsageError(f"--smooth {args.smooth}: use 0 (off) or a positive number of frames")
+    if args.encode_every < 1:
+        raise UsageError(f"--encode_every {args.encode_every}: use 1 (every face) or more")
     if args.start < 0 or (args.end is not None and args.end <= args.start):
         raise UsageError(f"--start {args.start} / --end {args.end}: need 0 <= start < end (seconds)")
     if not args.style_img:
@@ -220,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
                 end=args.end,
                 skip_existing=args.skip_existing,
                 segment_frames=args.segment_frames,
+                encode_every=args.encode_every,
                 frames_dir=args.frames_dir,
             )
             stylize_videos(bg, videos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)

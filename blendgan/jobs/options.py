@@ -97,4 +97,5 @@ class VideoOptions:
     end: Optional[float] = None  # up to this second (None: the end)
     skip_existing: bool = False  # keep finished videos; resume a killed one from its work folder
     segment_frames: int = SEGMENT_FRAMES  # the unit that processes share and that a killed run resumes from
+    encode_every: int = 1  # encode every K-th face of a track (and its last); the others are interpolated
     frames_dir: Optional[PathLike] = None  # also every stylized frame as PNG to FRAMES_DIR/<video>/000000.png

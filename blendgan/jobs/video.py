@@ -127,7 +127,7 @@ def detect_segment(aligner, path, lo, hi, which, min_face, min_score) -> dict:
     }
 
 
-def link_faces(parts: list[dict], first: int, stop: int, smooth: float) -> dict:
+def link_faces(parts: list[dict], first: int, stop: int, smooth: float, encode_every: int = 1) -> dict:
     """Tracks over the whole span from the segments' detections (in order): faces linked from frame to frame,
     the frames a track missed filled by interpolation (`interpolated` marks them), landmarks smoothed over time
     per track, and each entry's fade weight (`tracking.fade_weights`)."""
@@ -158,6 +158,7 @@ def link_faces(parts: list[dict], first: int, stop: int, smooth: float) -> dict:
         "box": boxes,
         "interpolated": interpolated,
         "fade": tracking.fade_weights(frames, tracks, first, stop),
+        "key": tracking.keyframes(frames, tracks, encode_every),
     }
 
 
@@ -239,6 +240,22 @@ def _segments(start, stop, size):
     return [(s, min(s + size, stop)) for s in range(start, stop, size)]
 
 
+def _codes_reach(smooth: float, key_spacing: int) -> int:
+    """Frames around a segment whose codes its rendering reads: the smoothing's 3 sigma, plus the distance to the
+    encoded faces on either side when only some faces are encoded (`key_spacing` 1: every face is)."""
+    return int(math.ceil(3 * smooth)) + 1 + max(0, int(key_spacing) - 1)
+
+
+def _key_spacing(found) -> int:
+    """The largest distance in frames between consecutive encoded faces of a track (1 when every face is)."""
+    spacing = 1
+    for k in np.unique(found["track"]):
+        frames = np.sort(found["frame"][(found["track"] == k) & found["key"]])
+        if len(frames) > 1:
+            spacing = max(spacing, int(np.diff(frames).max()))
+    return spacing
+
+
 def _near_segments(segments, k, reach):
     """Segment k and those within `reach` frames of it: the codes that smoothing segment k reads."""
     lo, hi = segments[k]
@@ -279,6 +296,9 @@ def stylize_video(
     faces, min_face, min_score, smooth = options.faces, options.min_face, options.min_score, options.smooth
     start, end, skip_existing = options.start, options.end, options.skip_existing
     segment_frames = max(1, int(options.segment_frames))
+    encode_every = int(options.encode_every)
+    if encode_every < 1:
+        raise UsageError(f"--encode_every {options.encode_every}: use 1 (every face) or more")
     ctx = ctx or distributed.Context(device=bg.device)
     target = Path(target)
     if frames_dir is not None:
@@ -306,6 +326,7 @@ def stylize_video(
         "stop": stop,
         "segment": segment_frames,
         "controls": sorted(controls.items()),
+        **({"encode_every": encode_every} if encode_every != 1 else {}),  # 1: today's key, today's work folder
     }
     work = target.with_name(f".{target.stem}.work")
     key = _settings_key(path, info, z_embed, bg, key_parts)
@@ -333,16 +354,16 @@ def stylize_video(
         for k in range(len(segments)):
             with np.load(work / f"faces_{k:05d}.npz") as data:
                 parts.append({name: data[name] for name in data.files})
-        found = link_faces(parts, first, stop, smooth)
+        found = link_faces(parts, first, stop, smooth, encode_every)
         del parts
         # pass 2: encode this process's segments, then render them once their neighbours' codes are there
         todo = [k for k in mine if not (work / f"codes_{k:05d}.npz").is_file()]
         _encode_segments(bg, path, found, segments, todo, work, _test_hook(FAIL_SEGMENT_ENV, ctx.rank))
-        reach = int(math.ceil(3 * smooth)) + 1
+        reach = _codes_reach(smooth, _key_spacing(found))
         near = {j for k in mine for j in _near_segments(segments, k, reach)}
         _wait_for([work / f"codes_{j:05d}.npz" for j in sorted(near)], work)
         stats = _render_segments(
-            bg, path, found, segments, mine, work, z_embed, smooth, fps, info["size"], frames_dir, controls
+            bg, path, found, segments, mine, work, z_embed, smooth, reach, fps, info["size"], frames_dir, controls
         )
         if not ctx.is_main:
             _wait_until_joined(work)  # the main process's join, watched here rather than in a collective
@@ -425,6 +446,9 @@ def _encode_segments(bg, path, found, segments, todo, work, fail_at=None):
                 aligned, placement = align_landmarks_placed(
                     bgr, found["landmarks"][e], photo.ALIGN_SIZE, photo.ALIGN_SIZE
                 )
+                if not found["key"][e]:  # filled in from the track's encoded faces when it is rendered
+                    results[e] = (np.full((bg.n_latent, 512), np.nan, np.float32), placement)
+                    continue
                 crop = aligned if aligned.shape[0] == bg.size else images.resize_square(aligned, bg.size)
                 results[e] = (bg.encode_face_bgr(crop)[0].float().cpu().numpy(), placement)
             bar.update(1)
@@ -460,7 +484,7 @@ def _load_codes(work, segments, k, reach):
     return {name: np.concatenate([d[name] for d in loaded]) for name in loaded[0]}
 
 
-def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps, size, frames_dir, controls):
+def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, reach, fps, size, frames_dir, controls):
     """Pass 2b: smooth the codes over time, generate, paste back and write each of this process' segments."""
     import torch
 
@@ -473,7 +497,6 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
     ]
     if not todo:
         return {}
-    reach = int(math.ceil(3 * smooth)) + 1
     width, height = size
     bar = _progress(total=sum(segments[k][1] - segments[k][0] for k in todo), desc="stylize", unit="frame")
     frames = iter_video_frames(path, segments[todo[-1]][1])
@@ -483,7 +506,11 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
             lo, hi = segments[k]
             near = _load_codes(work, segments, k, reach)
             entries = near["entry"]
-            codes = tracking.smooth_tracks(found["track"][entries], found["frame"][entries], near["codes"], smooth)
+            codes = near["codes"]
+            if not found["key"][entries].all():  # faces between encoded ones: interpolated along their track
+                frames_k, tracks_k = found["frame"][entries], found["track"][entries]
+                codes = tracking.fill_between_keys(frames_k, tracks_k, codes, found["key"][entries])
+            codes = tracking.smooth_tracks(found["track"][entries], found["frame"][entries], codes, smooth)
             row = {int(e): i for i, e in enumerate(entries)}
             out_change = in_change = 0.0
             prev_in = prev_out = None
