@@ -42,6 +42,18 @@ def _faces(value):
     return k
 
 
+def _max_resolution(value):
+    if value == "auto":
+        return value
+    try:
+        px = int(value)
+    except ValueError:
+        px = 0
+    if px < 8 or px & (px - 1):
+        raise argparse.ArgumentTypeError(f"{value!r}: use auto or a power of two such as 256")
+    return px
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs",
@@ -77,6 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=photo.detect_size,
         help="search for faces on a copy of the picture at most this many pixels long; raise it to "
         "find small faces in large group photos (slower)",
+    )
+    parser.add_argument(
+        "--max_resolution",
+        type=_max_resolution,
+        default=photo.max_resolution,
+        help="stop the generator at the block that covers the faces' size in the picture (auto) or at PX: the "
+        "blocks above draw detail the paste-back shrinks away (default: off, the full generator)",
     )
     parser.add_argument(
         "--keep_faceless",
@@ -219,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
                 panel=args.panel,
                 skip_existing=args.skip_existing,
                 refine=args.refine,
+                max_resolution=args.max_resolution,
             )
             stylize_photos(bg, photos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)
         if videos:
@@ -230,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
                 skip_existing=args.skip_existing,
                 segment_frames=args.segment_frames,
                 encode_every=args.encode_every,
+                max_resolution=args.max_resolution,
                 frames_dir=args.frames_dir,
             )
             stylize_videos(bg, videos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)

@@ -101,6 +101,20 @@ def read_styles(bg: BlendGAN, style_img) -> tuple[torch.Tensor | list[torch.Tens
     return (codes[0] if len(codes) == 1 else codes), "+".join(Path(p).stem for p in paths)
 
 
+def generator_resolution(max_resolution, records, size: int) -> int | None:
+    """The `max_resolution` to stylize these faces at (`blendgan.photo.PhotoFace` records with a placement):
+    None (the full generator), a number of pixels, or "auto": what the largest of them needs
+    (`blendgan.photo.resolution_for`)."""
+    from ..photo import resolution_for
+
+    if max_resolution is None:
+        return None
+    if max_resolution == "auto":
+        sides = [r.placement.side for r in records if r.placement is not None]
+        return resolution_for(max(sides), size) if sides else None
+    return min(int(max_resolution), size)
+
+
 def output_stems(paths: Sequence[PathLike], keep_suffix: bool) -> list[str]:
     """The name part of each input's outputs: its stem, as the original names them. Inputs whose outputs would
     collide get their extension added (`clip.mov`, `clip.mp4` -> `clip_mov`, `clip_mp4`) and, where that is

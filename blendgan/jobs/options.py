@@ -82,6 +82,7 @@ class PhotoOptions:
     panel: bool = False  # also a [photo | result] picture
     skip_existing: bool = False
     refine: int = 0  # > 0: each face's codes are refined for that many steps first
+    max_resolution: Union[str, int, None] = None  # "auto" or PX: stop the generator at the size the faces need
 
 
 @dataclass(frozen=True)
@@ -98,4 +99,5 @@ class VideoOptions:
     skip_existing: bool = False  # keep finished videos; resume a killed one from its work folder
     segment_frames: int = SEGMENT_FRAMES  # the unit that processes share and that a killed run resumes from
     encode_every: int = 1  # encode every K-th face of a track (and its last); the others are interpolated
+    max_resolution: Union[str, int, None] = None  # "auto" or PX: stop the generator at the size the faces need
     frames_dir: Optional[PathLike] = None  # also every stylized frame as PNG to FRAMES_DIR/<video>/000000.png

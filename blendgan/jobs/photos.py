@@ -13,7 +13,16 @@ from .. import distributed
 from .. import photo as photo_mod
 from ..errors import BlendGANError
 from ..io import images
-from .common import PathLike, Report, numbered_face_codes, output_stems, progress, read_styles, split_options
+from .common import (
+    PathLike,
+    Report,
+    generator_resolution,
+    numbered_face_codes,
+    output_stems,
+    progress,
+    read_styles,
+    split_options,
+)
 from .options import PhotoOptions
 
 if TYPE_CHECKING:
@@ -84,8 +93,17 @@ def stylize_photos(
                 report.fail(path, "no face found to stylize; pass --keep_faceless to write such photos unchanged")
                 continue
             report.note(f"{path}: no face found; written unchanged (--keep_faceless)")
+        faces_drawn = [r for r in records if r.aligned is not None]
+        resolution = generator_resolution(options.max_resolution, faces_drawn, bg.size)
+        extra = {} if resolution is None else {"max_resolution": resolution}
         result = photo_mod.stylize_faces(
-            bg, picture, records, z_embed, face_codes=numbered_face_codes(bg, refine, path.name, report), **controls
+            bg,
+            picture,
+            records,
+            z_embed,
+            face_codes=numbered_face_codes(bg, refine, path.name, report),
+            **controls,
+            **extra,
         )
         # the extras first, the photo last: a run killed in between does the photo again on resume
         if save_crops:

@@ -47,7 +47,7 @@ from ..errors import BlendGANError, UsageError
 from ..io import images
 from ..io.files import write_bytes_atomic
 from ..io.video import VideoWriter, iter_video_frames, join_segments, probe_video
-from .common import PathLike, Report, output_stems, read_styles, split_options
+from .common import PathLike, Report, generator_resolution, output_stems, read_styles, split_options
 from .options import VideoOptions
 
 if TYPE_CHECKING:
@@ -327,6 +327,7 @@ def stylize_video(
         "segment": segment_frames,
         "controls": sorted(controls.items()),
         **({"encode_every": encode_every} if encode_every != 1 else {}),  # 1: today's key, today's work folder
+        **({"max_resolution": options.max_resolution} if options.max_resolution is not None else {}),
     }
     work = target.with_name(f".{target.stem}.work")
     key = _settings_key(path, info, z_embed, bg, key_parts)
@@ -363,7 +364,20 @@ def stylize_video(
         near = {j for k in mine for j in _near_segments(segments, k, reach)}
         _wait_for([work / f"codes_{j:05d}.npz" for j in sorted(near)], work)
         stats = _render_segments(
-            bg, path, found, segments, mine, work, z_embed, smooth, reach, fps, info["size"], frames_dir, controls
+            bg,
+            path,
+            found,
+            segments,
+            mine,
+            work,
+            z_embed,
+            smooth,
+            reach,
+            fps,
+            info["size"],
+            frames_dir,
+            controls,
+            options.max_resolution,
         )
         if not ctx.is_main:
             _wait_until_joined(work)  # the main process's join, watched here rather than in a collective
@@ -484,7 +498,9 @@ def _load_codes(work, segments, k, reach):
     return {name: np.concatenate([d[name] for d in loaded]) for name in loaded[0]}
 
 
-def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, reach, fps, size, frames_dir, controls):
+def _render_segments(
+    bg, path, found, segments, mine, work, z_embed, smooth, reach, fps, size, frames_dir, controls, max_resolution
+):
     """Pass 2b: smooth the codes over time, generate, paste back and write each of this process' segments."""
     import torch
 
@@ -539,7 +555,10 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, rea
                     result = bgr
                     if records:
                         batch = torch.from_numpy(np.stack([r.extra["codes"] for r in records]))
-                        for r, face in zip(records, images.tensors_to_bgr(bg.stylize(batch, z_embed, **controls))):
+                        resolution = generator_resolution(max_resolution, records, bg.size)
+                        extra = {} if resolution is None else {"max_resolution": resolution}
+                        drawn = bg.stylize(batch, z_embed, **controls, **extra)
+                        for r, face in zip(records, images.tensors_to_bgr(drawn)):
                             r.stylized = face
                         result = photo.composite(bgr, records)
                         weight = np.zeros((height, width), bool)
