@@ -54,6 +54,7 @@ class MissingFrames:
         return getattr(self.aligner, name)
 
 
+@pytest.mark.slow  # whole runs of seconds each: make test (CI) runs them, test-fast does not
 def test_frames_a_track_missed_stay_stylized(tiny_models, clip, tmp_path):
     from blendgan.cli._common import RunReport
     from blendgan.jobs.video import stylize_video
@@ -194,6 +195,7 @@ def test_inputs_that_share_a_name_get_distinct_outputs(tmp_path):
     assert output_stems(["a/x.jpg", "b/y.jpg"], keep_suffix=True) == ["x", "y"]
 
 
+@pytest.mark.slow  # whole runs of seconds each: make test (CI) runs them, test-fast does not
 def test_encoding_every_third_face_is_exact_on_the_encoded_frames(tiny_models, clip, tmp_path):
     """--encode_every 3 (smoothing off, so each frame shows its own codes): the frames whose face was encoded are
     the per-frame run's exactly, the encoder runs on a third of the faces, and the others are stylized too."""
