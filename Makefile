@@ -18,11 +18,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra tests
 
-# the daily subset: no browser, ONNX export, multi-process, torch.compile or long tests (`make test` runs all);
-# its times are in benchmarks/README.md ("Test suite").
+# the daily subset: no browser, ONNX export, multi-process, torch.compile, CUDA or long tests (`make test` runs all;
+# the CUDA tests skip there without a GPU); its time is in docs/development.md ("Test suite").
 # Two pytest processes (pytest-xdist, a test file per process at a time), one thread each.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -ra -n 2 --dist loadfile -m "not (browser or export or distributed or compile or slow)" tests
+	$(BIN)/python -m pytest -ra -n 2 --dist loadfile -m "not (browser or export or distributed or compile or cuda or slow)" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,7 +19,7 @@ Weights: the conformance fixture's recipe weights in float32, made from the mode
 with --random-weights, randomly initialised models of the same shapes (said so in the output).
 
 The measurement machinery (alternating runs, peak memory, FLOPs, ceiling, profiler, report) is in
-measure.py; each benchmark below is a function that builds its variants and reports a table.
+harness.py; each benchmark below is a function that builds its variants and reports a table.
 
 Memory: the reference FIR (pad-and-convolve on [N*C, 1, H, W] planes, im2col) needs ~4 GB per 1024 px
 image, so by default (--max-reference-gb 6) a batched reference that needs more (batch 4: ~16 GB) runs
@@ -43,10 +43,10 @@ def _import_torch():
     (it has no effect if torch was already in use)."""
     global torch, Generator, PSPEncoder, use_reference_ops, set_style_matrix_dtype, from_state_dict
     global prepare_for_inference, release_freed_memory, reuse_freed_memory
-    global CPU_TIMES, Report, alternate, ceiling, count_flops, fmt_s, machine_info, mem_available_mb
+    global CPU_TIMES, Report, alternate, ceiling, count_flops, finish_line, fmt_s, machine_info, mem_available_mb
     global memory_allows, profile_self_time, rel_err, rss_mb, sync
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    for folder in (ROOT, ROOT / "benchmarks", ROOT / "tests"):  # blendgan, measure.py, the recipe weights
+    for folder in (ROOT, ROOT / "benchmarks", ROOT / "tests"):  # blendgan, harness.py, the recipe weights
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
     import torch
@@ -57,12 +57,13 @@ def _import_torch():
     from blendgan.models.layers import set_style_matrix_dtype
     from blendgan.models.loading import from_state_dict
 
-    from measure import (  # noqa: F401
+    from harness import (  # noqa: F401
         CPU_TIMES,
         Report,
         alternate,
         ceiling,
         count_flops,
+        finish_line,
         fmt_s,
         machine_info,
         mem_available_mb,
@@ -587,13 +588,12 @@ def run(args):
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rep = Report()
     started = time.time()
-    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     rep.add(f"# Fast path vs reference path ({device.type}, {datetime.date.today().isoformat()})")
     rep.add()
     rep.add("Command: `python benchmarks/bench.py " + " ".join(sys.argv[1:]) + "`")
     rep.add()
     info = machine_info(device, reuse)
-    rep.table(["", ""], [[k, v] for k, v in info.items()] + ([["load average at start", load0]] if load0 else []))
+    rep.table(["", ""], [[k, v] for k, v in info.items()])
 
     rep.add("## Machine ceiling (same run)")
     rep.add()
@@ -641,11 +641,12 @@ def run(args):
     if SKIPPED:
         rep.add("Skipped (memory): " + "; ".join(SKIPPED) + ".")
         rep.add()
-    load1 = os.getloadavg() if hasattr(os, "getloadavg") else None
     rep.add(
-        f"Total benchmark time {time.time() - started:.0f} s; load average at end {load1}. Times are wall "
-        "clock; on a shared machine compare ratios (alternating runs) rather than absolute seconds."
+        f"Total benchmark time {time.time() - started:.0f} s. Times are wall clock; on a shared machine compare "
+        "ratios (alternating runs) rather than absolute seconds."
     )
+    rep.add()
+    rep.add(finish_line())
     if not args.no_write:
         rep.write(args.out or RESULTS / f"{device.type}-{datetime.datetime.now().strftime('%Y%m%d-%H%M')}.md")
     return 0

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_onnx.py                      # generator at 256 and 1024 + both encoders, fp32
     python benchmarks/bench_onnx.py --sizes 256 --runs 3 --no-encoders
+    python benchmarks/bench_onnx.py --quick              # the 64 px generator, 1 run, nothing written
 
 Models are randomly initialised (timing does not depend on the values). For each model: export with
 `blendgan.export` (dynamo exporter, fp32), one warm-up call each, then `--runs` calls alternating
@@ -11,14 +12,13 @@ and written to benchmarks/results/onnx.md. PyTorch runs as the pipeline does (fa
 """
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -41,7 +41,12 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=5, help="timed runs per model and runtime (default: %(default)s)")
     parser.add_argument("--no-encoders", dest="encoders", action="store_false", help="skip pSp and style encoder")
     parser.add_argument("--out", default=str(RESULTS / "onnx.md"), help="Markdown result (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="the 64 px generator, 1 run, no file: that it runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.runs, args.encoders, args.out = "64", 1, False, None
+    start = harness.machine_line()
+    print(start, flush=True)
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -104,14 +109,12 @@ def main(argv=None):
             del psp
         del g
 
-    load = os.getloadavg()
     lines = [
         "# onnxruntime vs PyTorch fast path (CPU, fp32)",
         "",
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"{platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}, "
-        f"load average at the end {load[0]:.1f} (other processes share the CPU when > 0).",
+        start,
+        "",
+        f"torch {torch.__version__}, onnxruntime {ort.__version__}. {harness.finish_line()}.",
         f"Median of {args.runs} alternating runs after one warm-up; random weights; `python benchmarks/bench_onnx.py`.",
         "",
         "| model | PyTorch fast path (s) | onnxruntime (s) | ort / torch | max rel. diff | export (s) |",
@@ -119,10 +122,12 @@ def main(argv=None):
         *[f"| {name} | {a:.3f} | {b:.3f} | {b / a:.2f} | {e:.1e} | {x:.0f} |" for name, a, b, e, x in rows],
         "",
     ]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    print(f"wrote {out}")
+    print("\n".join(lines))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(lines))
+        print(f"wrote {out}")
     tmp.rmdir()
     return 0
 

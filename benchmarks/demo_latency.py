@@ -7,6 +7,7 @@ that needs FFHQ alignment (the first one also loads dlib's landmark model).
 
     python benchmarks/demo_latency.py --size 256 --precision fp32
     python benchmarks/demo_latency.py --size 1024 --precision bf16 --repeats 3
+    python benchmarks/demo_latency.py --quick     # 64 px, 1 repeat: that it runs
 """
 
 import argparse
@@ -21,6 +22,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import harness  # noqa: E402
 
 
 def random_pipeline(size, precision):
@@ -41,7 +43,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="cached requests timed (median reported)")
     parser.add_argument("--ckpt", default=None, help="blendgan.pt (default: random weights)")
     parser.add_argument("--psp_encoder_ckpt", default=None)
+    parser.add_argument("--quick", action="store_true", help="a 64 px generator, 1 repeat: that it runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.repeats = 64, 1
+    print(harness.machine_line(), flush=True)
 
     import torch
     from gradio_client import Client, handle_file
@@ -75,10 +81,12 @@ def main(argv=None):
     photo = request(imgs / "photos/grace_hopper.jpg", imgs / "style_imgs/cartoon_astronaut.jpg", 6)
     photo_again = request(imgs / "photos/grace_hopper.jpg", imgs / "style_imgs/pencil_grace_hopper.jpg", 6)
     app.close()
-    print(
-        f"| {service.size} | {args.precision} | {first:.2f} | {cached:.2f} | {photo:.2f} | {photo_again:.2f} | "
-        f"{torch.get_num_threads()} |"
-    )
+    header = ["size", "precision", "first s", "cached s", "photo (aligned) s", "photo again s", "threads"]
+    print(harness.markdown_row(header))
+    print(harness.markdown_row(["---"] * len(header)))
+    cells = [service.size, args.precision, f"{first:.2f}", f"{cached:.2f}", f"{photo:.2f}", f"{photo_again:.2f}"]
+    print(harness.markdown_row([*cells, torch.get_num_threads()]))
+    print(harness.finish_line())
     return 0
 
 

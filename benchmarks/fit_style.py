@@ -2,6 +2,7 @@
 
     python benchmarks/fit_style.py       # 256 and 1024, fp32 and bf16; writes results/fit_style_cpu.md
     python benchmarks/fit_style.py --sizes 256 --precisions fp32 --steps 3
+    python benchmarks/fit_style.py --quick      # 64 px, fp32, 2 steps per stage, nothing written: that it runs
 
 Each (size, precision) runs in a child process (its peak RSS is its own) through the real trainer
 (`blendgan.training.fit_style_loop`, the command's code path) on random weights of the real shapes, saved as
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CODE_STEPS, DEFAULT_ITERS = 100, 300
@@ -120,12 +123,15 @@ def main():
     p.add_argument("--ckpt", help=argparse.SUPPRESS)
     p.add_argument("--psp", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="64 px, fp32, 2 steps per stage, no file: that it runs")
     args = p.parse_args()
     if args.child:
         return child(args)
+    if args.quick:
+        args.sizes, args.precisions, args.fit_resolutions, args.steps, args.out = [64], ["fp32"], [0], 2, None
     work = Path(tempfile.mkdtemp(prefix="bench_fit_"))
     rows = []
-    load = os.getloadavg()
+    start = harness.machine_line()
     for size in args.sizes:
         ck, psp = make_weights(work / "weights", size)
         # a --fit_resolution at or above the size runs the whole generator, as 0 does: timed once
@@ -186,8 +192,9 @@ def main():
     lines = [
         f"# fit-style on this CPU ({os.cpu_count()} cores), batch {args.batch}",
         "",
-        f"Load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f}. Random weights of the real "
-        "shapes; seconds per step without the first step of each stage.",
+        start,
+        "",
+        "Random weights of the real shapes; seconds per step without the first step of each stage.",
         "",
         "| size | precision | --fit_resolution | stage 1 s/step | stage 2 s/step | a default fit "
         "(100 + 200 steps) | peak RSS |",
@@ -205,7 +212,9 @@ def main():
             f"{r['stage2_s']:.2f} | "
             f"{minutes:.0f} min | {r['peak_rss_gb']:.1f} GB |"
         )
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    lines += ["", harness.finish_line()]
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     import shutil
 

@@ -2,6 +2,7 @@
 
     python benchmarks/folder_transfer.py                      # 8 x 30, fp32, batch 1 and 4, 6 original pairs
     python benchmarks/folder_transfer.py --faces 2 --styles 3 --original-pairs 6   # every pair, quicker
+    python benchmarks/folder_transfer.py --quick      # 1 face x 2 styles, batch 1, 1 original pair: that it runs
 
 The fast path is the whole job through `blendgan.pipeline.BlendGAN`: every face and style encoded once,
 then every (face, style) pair generated (batches of 4 styles per face). The original's way
@@ -16,7 +17,6 @@ same size (timing does not depend on what a picture shows).
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -28,21 +28,23 @@ import bench  # noqa: E402
 
 def run(args):
     bench._import_torch()
-    import measure
+    import harness
 
     torch = bench.torch
     from blendgan.io import images
     from blendgan.pipeline import BlendGAN
 
     cpu = torch.device("cpu")
-    rep = measure.Report()
+    rep = harness.Report()
     n_pairs = args.faces * args.styles
     rep.add(f"## Folder style transfer, {args.faces} faces x {args.styles} styles at {bench.SIZE}, fp32")
     rep.add()
     rep.add(
         f"Command: `python benchmarks/folder_transfer.py {' '.join(sys.argv[1:])}`; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; load average at start {os.getloadavg()[0]:.1f}"
+        f"{torch.get_num_threads()} threads"
     )
+    rep.add()
+    rep.add(harness.machine_line())
     rep.add()
     gsd, psd, desc = bench.build_models(argparse.Namespace(random_weights=args.random_weights))
     bench.reuse_freed_memory()  # as the generating commands do (blendgan/allocator.py)
@@ -87,7 +89,7 @@ def run(args):
             z = g.embedder(images.bgr_to_tensor(styles[j]))
             ref = g([code], input_is_latent=True, z_embed=z, add_weight_index=6, randomize_noise=False)[0]
             per_pair.append(time.perf_counter() - t0)
-            errs.append(max(measure.rel_err(kept[(i, j)], ref) for _, kept in runs.values()))
+            errs.append(max(harness.rel_err(kept[(i, j)], ref) for _, kept in runs.values()))
     orig_pair = statistics.median(per_pair)
     orig_total = orig_pair * n_pairs
 
@@ -126,8 +128,10 @@ def run(args):
     gen = min(t["generate"] for t, _ in runs.values()) / n_pairs
     rep.add(
         f"Even with free encoding the speed-up could not pass {orig_pair:.3f} / {gen:.3f} = {orig_pair / gen:.2f}x "
-        f"(the fastest generator above); load average at end {os.getloadavg()[0]:.1f}."
+        "(the fastest generator above)."
     )
+    rep.add()
+    rep.add(harness.finish_line())
     if args.out:
         rep.write(args.out)
     return 0
@@ -146,7 +150,11 @@ def main(argv=None):
     parser.add_argument("--original-pairs", type=int, default=6, help="pairs timed the original's way (default 6)")
     parser.add_argument("--random-weights", action="store_true", help="random instead of recipe weights")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write the tables to")
-    return run(parser.parse_args(argv))
+    parser.add_argument("--quick", action="store_true", help="1 face x 2 styles, batch 1, 1 original pair, random")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.faces, args.styles, args.batch_sizes, args.original_pairs, args.random_weights = 1, 2, [1], 1, True
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
                                                  #   made in a temporary folder if there is none beside it)
     python benchmarks/load.py --recipe           # the 1024 px recipe generator (made on the fly)
     python benchmarks/load.py A.pt B.safetensors
+    python benchmarks/load.py --quick            # the 64 px recipe generator, 1 run each: that it runs
 
 For each file and page-cache state (warm: the file was just read; cold: its pages were dropped with
 posix_fadvise first) it runs `--runs` fresh Python processes that import torch and blendgan, then load the
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,11 +86,11 @@ def measure(path, how, cache, runs):
     return {k: statistics.median(r[k] for r in results) for k in results[0]}
 
 
-def recipe_file(folder):
+def recipe_file(folder, size=1024):
     sys.path.insert(0, str(ROOT / "tests"))
     import helpers  # the tests' recipe weights: made from the model's keys, nothing to download
 
-    return helpers.RecipeFiles(Path(folder)).blendgan(1024)
+    return helpers.RecipeFiles(Path(folder)).blendgan(size)
 
 
 def main(argv=None):
@@ -96,14 +99,18 @@ def main(argv=None):
     parser.add_argument("--recipe", action="store_true", help="benchmark the 1024 px recipe generator")
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per measurement (default 3)")
     parser.add_argument("--no-original", action="store_true", help="skip the original scripts' way of loading")
+    parser.add_argument("--quick", action="store_true", help="the 64 px recipe generator, 1 run: that it runs")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 1
+    print(harness.machine_line(), flush=True)
     sys.path.insert(0, str(ROOT))
     from blendgan import weights as checkpoints
 
     with tempfile.TemporaryDirectory(prefix="blendgan-load-") as tmp:
         files = list(args.files)
-        if args.recipe:
-            files = [recipe_file(tmp)]
+        if args.recipe or args.quick:
+            files = [recipe_file(tmp, 64 if args.quick else 1024)]
         elif not files:
             files = [ROOT / "pretrained_models" / "blendgan.pt"]
         pts = [f for f in files if f.suffix != ".safetensors"]
@@ -124,9 +131,11 @@ def main(argv=None):
             if f.suffix != ".safetensors" and not args.no_original:
                 rows.append((f, "original", "warm", measure(f, "original", "warm", 1)))
 
-    print(f"{'file':<40} {'loader':<9} {'cache':<5} {'load s':>8} {'peak MB':>8} {'all read MB':>11}")
+    print(harness.markdown_row(["file", "loader", "page cache", "load s", "peak RSS growth MB", "all read MB"]))
+    print(harness.markdown_row(["---"] * 6))
     for f, how, cache, m in rows:
-        print(f"{f.name:<40} {how:<9} {cache:<5} {m['load_s']:8.3f} {m['load_mb']:8.1f} {m['touched_mb']:11.1f}")
+        cells = [f.name, how, cache, f"{m['load_s']:.3f}", f"{m['load_mb']:.1f}", f"{m['touched_mb']:.1f}"]
+        print(harness.markdown_row(cells))
     by = {(f.suffix == ".safetensors", how, cache): m for f, how, cache, m in rows}
     for cache in ("warm", "cold"):
         pt, st = by.get((False, "blendgan", cache)), by.get((True, "blendgan", cache))
@@ -136,6 +145,8 @@ def main(argv=None):
                 f".pt {pt['load_mb']:.1f} MB, .safetensors {st['load_mb']:.1f} MB "
                 f"({pt['load_mb'] - st['load_mb']:+.1f} MB for the .pt)"
             )
+
+    print(harness.finish_line())
 
 
 if __name__ == "__main__":

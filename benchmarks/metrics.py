@@ -3,6 +3,7 @@ the time of a fid5k at a training snapshot with a 256 px generator, and the refe
 
     python benchmarks/metrics.py                      # small counts (a few minutes on 2 busy cores)
     python benchmarks/metrics.py --n 64 --fid_n 32    # more images per figure
+    python benchmarks/metrics.py --quick              # 4 images per figure, 2 generated: that it runs
     python benchmarks/metrics.py --inception inception-2015-12-05.pt   # the real file, if you have it
 
 Networks: the Inception file cannot be downloaded here, so unless --inception is given the Inception figure uses an
@@ -16,12 +17,10 @@ fid5k: the 256 px generator (full width, random weights) makes `--fid_n` images 
 time for 5000 is extrapolated linearly from that (the per-image work is the same for every image) and the
 statistics (FID, and KID with 100 subsets of 1000) are timed on 5000 x 2048 features for real. The cache figure
 is the time to get the reference features of a folder the first time and the second time (a cache hit reads no
-image). Prints a Markdown table with the machine load (`uptime`) before and after.
+image). Prints a Markdown table with the machine line (CPU, flags, load average) before and after.
 """
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -156,10 +157,6 @@ class InceptionShaped(nn.Module):
 
 
 # ----------------------------------------------------------------------------- helpers
-def uptime():
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
 def faces(n, size=256):
     """n face crops of the bundled photos (random crops and brightness), uint8 RGB."""
     srcs = [cv2.imread(str(p))[:, :, ::-1] for p in sorted((ROOT / "test_imgs" / "face_imgs").glob("*.jpg"))]
@@ -201,7 +198,10 @@ def main():
     ap.add_argument(
         "--skip", default="", help="comma-separated parts to skip: inception,dlib,arcface,style,vgg,fid,cache"
     )
+    ap.add_argument("--quick", action="store_true", help="--n 4 --fid_n 2 --cache_n 4 --batch 2: that it runs")
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.fid_n, args.cache_n, args.batch = 4, 2, 4, 2
     skip = set(args.skip.split(","))
     torch.manual_seed(0)
 
@@ -209,7 +209,7 @@ def main():
     from blendgan.metrics.identity import DlibFaceEmbedder
     from blendgan.metrics.perceptual import to_tensor
 
-    load_before = uptime()
+    print(harness.machine_line(), flush=True)
     rows = []
     imgs = faces(args.n)
     with tempfile.TemporaryDirectory(prefix="metrics-bench-") as tmp:
@@ -235,8 +235,8 @@ def main():
                 )
             )
         if "arcface" not in skip:
+            from blendgan.losses.identity import identity_crop
             from blendgan.models.arcface import ArcFaceIRSE50
-            from blendgan.training.psp_losses import identity_crop
 
             arc = random_init_(ArcFaceIRSE50()).eval()
 
@@ -261,8 +261,8 @@ def main():
             )
             del enc
         if "vgg" not in skip:
+            from blendgan.losses.perceptual import VGGPerceptualLoss
             from blendgan.models.style_encoder import vgg19_features
-            from blendgan.training.psp_losses import VGGPerceptualLoss
 
             loss = VGGPerceptualLoss(vgg19_features()).eval()
             pairs = list(zip(imgs[0::2], imgs[1::2]))
@@ -338,12 +338,13 @@ def main():
                 )
             )
             rows.append((f"the same, second run: cache hit ({times[1][1]} images read)", times[1][0], "s"))
-    print(f"load before: {load_before}")
-    print(f"load after:  {uptime()}")
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cores {os.cpu_count()}\n")
-    print("| what | value | unit |\n|---|---:|---|")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    print(harness.markdown_row(["what", "value", "unit"]))
+    print(harness.markdown_row(["---", "---:", "---"]))
     for name, value, unit in rows:
-        print(f"| {name} | {value:.3g} | {unit} |")
+        print(harness.markdown_row([name, f"{value:.3g}", unit]))
+    print()
+    print(harness.finish_line())
 
 
 if __name__ == "__main__":

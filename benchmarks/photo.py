@@ -2,6 +2,7 @@
 
     python benchmarks/photo.py                       # fp32 and bf16, 2 runs each, writes results/photo_cpu.md
     python benchmarks/photo.py --precisions fp32 --runs 1
+    python benchmarks/photo.py --quick               # fp32, 1 run, nothing written: that it runs
 
 Each precision runs in a child process (so its peak RSS is its own) over the same job the command runs
 (`blendgan.jobs.stylize_photos`: read, detect, align, encode, stylize, paste back, write). The networks'
@@ -13,7 +14,6 @@ and the faces are found by dlib's real detector on the photo made here from the 
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on reference code (bf16_cpu.md)"
+BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on reference code (docs/speed.md)"
 
 
 def bf16_emulated():
     import torch
 
-    from blendgan.pipeline import bf16_is_emulated
+    from blendgan.ops.bf16 import bf16_is_emulated
 
     return bf16_is_emulated(torch.device("cpu"))
 
@@ -70,13 +70,13 @@ def child(args):
     from blendgan.photo import make_aligner
     from blendgan.pipeline import BlendGAN
 
-    import measure
+    import harness
 
     torch.manual_seed(0)
     bg = BlendGAN(Generator(1024), PSPEncoder(18), device="cpu", precision=args.precision)
     reuse_freed_memory()
     spent = {"networks": 0.0, "faces": 0}
-    measure.time_calls(bg, ["encode_face_bgr", "embed_style_bgr", "stylize"], spent)
+    harness.time_calls(bg, ["encode_face_bgr", "embed_style_bgr", "stylize"], spent)
     encode = bg.encode_face_bgr
 
     def counted(image):
@@ -126,21 +126,20 @@ def main():
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--photo", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "photo_cpu.md"))
+    parser.add_argument("--quick", action="store_true", help="fp32, 1 run, no file written: that the benchmark runs")
     args = parser.parse_args()
     if args.child:
         return child(args)
-    import measure
+    if args.quick:
+        args.precisions, args.runs, args.out = ["fp32"], 1, None
+    import harness
 
-    rep = measure.Report()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
-    )
+    rep = harness.Report()
     rep.add("## Whole photo, 4000 x 3000, three faces, 1024 px generator (`blendgan stylize`)")
     rep.add()
-    rep.add(
-        f"Command: `python benchmarks/photo.py {' '.join(sys.argv[1:])}` at commit {commit.stdout.strip()}; "
-        f"load average at start {os.getloadavg()[0]:.2f}; best of {args.runs} run(s) per precision"
-    )
+    rep.add(f"Command: `python benchmarks/photo.py {' '.join(sys.argv[1:])}`; best of {args.runs} run(s) per precision")
+    rep.add()
+    rep.add(harness.machine_line())
     rep.add()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,8 +182,9 @@ def main():
                 ]
             )
     rep.table(["precision", "faces", "total s", "networks s", "outside s", "outside share", "peak RSS MB"], rows)
-    rep.add(f"load average at end {os.getloadavg()[0]:.2f}")
-    rep.write(args.out)
+    rep.add(harness.finish_line())
+    if args.out:
+        rep.write(args.out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Refine a face (`BlendGAN.refine_face`, blendgan/fitting/refine.py): seconds per optimisation step and peak RSS.
 
     python benchmarks/refine.py                              # 256 and 1024 px, fp32 and bf16, 5 timed steps each
-    python benchmarks/refine.py --sizes 64 --precisions fp32 --steps 2      # a quick check that it runs
+    python benchmarks/refine.py --quick                      # 64 px fp32, 2 steps: a quick check that it runs
     python benchmarks/refine.py --test-weights               # the tests' recipe weights: loss before/after
 
 Each (size, precision) runs in a child process, so its peak RSS (VmHWM) is its own. The generator is
@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import harness
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,7 +48,7 @@ def child(size, precision, steps, max_seconds, raw=False):
     if raw:  # the pipeline's own (bf16) generator and VGG, as refine_face would run them without the copies
         generator, vgg, dtype = bg.generator, bg.generator.embedder.embedder.feature_extractor.vgg_layers, bg.dtype
     else:  # what refine_face runs (float32 copies in a bf16 pipeline on CPU)
-        generator, vgg, dtype = bg._refine_models()
+        generator, vgg, dtype = bg.refiner.models()
     target = images.bgr_to_tensor(images.resize_square(face, size)).to(dtype)
     loss = ReconstructionLoss(vgg)
     stamps = [time.perf_counter()]
@@ -140,17 +142,22 @@ def main():
         action="store_true",
         help="bf16: time the bf16 generator itself instead of refine_face's float32 copies",
     )
+    parser.add_argument("--quick", action="store_true", help="64 px, fp32, 2 steps: that the benchmark runs")
     parser.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         size, precision = args.child.split(":")
         print(json.dumps(child(int(size), precision, args.steps, args.max_seconds, args.raw)))
         return
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    if args.quick:
+        args.sizes, args.precisions, args.steps = [64], ["fp32"], 2
+    print(harness.machine_line(), flush=True)
     if args.test_weights:
         for row in test_weights(3, args.lr):
             print(json.dumps(row), flush=True)
         return
+    print(harness.markdown_row(["size", "precision", "runs in", "first step s", "step s (median)", "peak RSS MB"]))
+    print(harness.markdown_row(["---"] * 6))
     for size in args.sizes:
         for precision in args.precisions:
             proc = subprocess.run(
@@ -172,8 +179,11 @@ def main():
             if proc.returncode:
                 print(f"{size} px {precision}: failed\n{proc.stderr[-2000:]}", flush=True)
                 continue
-            print(proc.stdout.strip().splitlines()[-1], flush=True)
-    print(f"load average after: {os.getloadavg()}", flush=True)
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            step = "stopped: slower than --max_seconds" if r["stopped_slow"] else f"{r['step_s']:.2f}"
+            cells = [size, precision, r["runs_in"], f"{r['first_step_s']:.2f}", step, f"{r['peak_rss_mb']:.0f}"]
+            print(harness.markdown_row(cells), flush=True)
+    print(harness.finish_line(), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Benchmark: images/s and peak RSS of `blendgan train generator` steps, one fresh run per configuration.
 
     python benchmarks/train.py --style_encoder_ckpt pretrained_models/style_encoder.pt
+    python benchmarks/train.py --quick           # one 64 px run of 2 steps with a style encoder made here
     python benchmarks/train.py --style_encoder_ckpt se.pt --configs 64:64:fp32:1 64:512:bf16:2 256:512:fp32:1
 
 A configuration is SIZE:MAX_CHANNELS:PRECISION:PROCESSES. Data: a small face and style folder made from the
@@ -20,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import harness
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = [
     "64:64:fp32:1",
@@ -30,14 +33,6 @@ DEFAULT = [
     "256:512:fp32:1",
     "256:512:bf16:1",
 ]
-
-
-# runs the command and reports the largest resident set among its descendants (kB), on its last stderr line
-MEASURE = (
-    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-    "sys.exit(r.returncode)"
-)
 
 
 def make_data(folder, n_faces=8, n_styles=4):
@@ -96,7 +91,7 @@ def run_one(cfg, args, faces, styles, work, codes_cache):
     ]
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", MEASURE, *cmd],
+        [sys.executable, "-c", harness.CHILD_PEAK_RSS, *cmd],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -119,15 +114,25 @@ def run_one(cfg, args, faces, styles, work, codes_cache):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--style_encoder_ckpt", required=True, help="style_encoder.pt or blendgan.pt")
+    p.add_argument(
+        "--style_encoder_ckpt", default=None, help="style_encoder.pt or blendgan.pt (default: random, made here)"
+    )
+    p.add_argument("--quick", action="store_true", help="only 64:64:fp32:1, 2 steps: that the benchmark runs")
     p.add_argument("--configs", nargs="+", default=DEFAULT, help="SIZE:MAX_CHANNELS:PRECISION:PROCESSES ...")
     p.add_argument("--batch", type=int, default=4, help="per process (default: %(default)s)")
     p.add_argument("--iters", type=int, default=5, help="steps per run (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="(default: %(default)s)")
     args = p.parse_args()
+    if args.quick:
+        args.configs, args.iters = ["64:64:fp32:1"], 2
+    print(harness.machine_line(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         faces, styles = make_data(work)
+        if args.style_encoder_ckpt is None:
+            import train_helpers
+
+            args.style_encoder_ckpt = str(train_helpers.make_style_encoder(work / "style_encoder.pt"))
         cache = {}
         print("| size | max_channels | precision | processes | images/step | images/s | peak RSS (GB) |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -142,6 +147,7 @@ def main():
                 f"{r['peak_rss_gb']:.2f} |",
                 flush=True,
             )
+    print(harness.finish_line())
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 per configuration.
 
     python benchmarks/train_encoders.py
+    python benchmarks/train_encoders.py --quick       # one style-encoder run of 2 steps: that the benchmark runs
     python benchmarks/train_encoders.py --configs style:256:fp32:1 psp:256:16:fp32 psp:256:512:fp32
 
 A configuration is style:SIZE:PRECISION:FROZEN_MLP_LAYERS (views rendered at SIZE, the real VGG19 and MLP
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
-from train import MEASURE  # noqa: E402  (the generator benchmark's peak-RSS wrapper)
+import harness  # noqa: E402
 
 DEFAULT = ["style:256:fp32:1", "style:256:bf16:1", "psp:256:16:fp32", "psp:256:512:fp32"]
 
@@ -118,7 +119,7 @@ def run_one(cfg, args, data, work, cache):
     out, cmd = command(cfg, args, data, work, cache)
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", MEASURE, *cmd],
+        [sys.executable, "-c", harness.CHILD_PEAK_RSS, *cmd],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -143,15 +144,15 @@ def main():
     p.add_argument("--batch", type=int, default=2, help="per step (default: %(default)s)")
     p.add_argument("--iters", type=int, default=3, help="steps per run (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="(default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="only style:256:fp32:1, 2 steps: that the benchmark runs")
     args = p.parse_args()
+    if args.quick:
+        args.configs, args.iters = ["style:256:fp32:1"], 2
+    print(harness.machine_line(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data, cache = make_data(work), {}
-        print(
-            f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; batch {args.batch}, "
-            f"{args.iters} steps per run",
-            flush=True,
-        )
+        print(f"batch {args.batch}, {args.iters} steps per run", flush=True)
         print("| trainer | configuration | images/s | peak RSS (GB) | run wall s | load avg (1 min) after |")
         print("| --- | --- | --- | --- | --- | --- |")
         for cfg in args.configs:
@@ -166,6 +167,7 @@ def main():
                 f"{os.getloadavg()[0]:.2f} |",
                 flush=True,
             )
+    print(harness.finish_line())
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
     python benchmarks/video.py                         # 10 s clip; 1024 px fp32 and bf16, 256 px fp32
     python benchmarks/video.py --seconds 2             # a shorter clip (frames/s is what it reports)
+    python benchmarks/video.py --quick                 # 0.5 s, 256 px fp32, nothing written: that it runs
 
 Each configuration runs in a child process over the same job the command runs
-(`blendgan.video_job.stylize_video`): pass 1 (decode, detect, landmarks, tracking, smoothing), pass 2
+(`blendgan.jobs.video.stylize_video`): pass 1 (decode, detect, landmarks, tracking, smoothing), pass 2
 (decode, align, encode, smooth codes, generate, paste back, H.264 encode) and the final join with the audio.
 The networks' calls (pSp encoder, generator) are timed where the pipeline makes them; the rest is "outside
 the networks". Random weights (same shapes as the real ones): timing does not depend on their values; the
@@ -13,7 +14,6 @@ face is found by dlib's real detector in a clip made from a bundled photo (`test
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on reference code (bf16_cpu.md)"
+BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on reference code (docs/speed.md)"
 
 
 def bf16_emulated():
     import torch
 
-    from blendgan.pipeline import bf16_is_emulated
+    from blendgan.ops.bf16 import bf16_is_emulated
 
     return bf16_is_emulated(torch.device("cpu"))
 
@@ -41,13 +41,13 @@ def child(args):
     import torch
 
     from blendgan.allocator import reuse_freed_memory
+    from blendgan.jobs.video import stylize_video
     from blendgan.models import Generator, PSPEncoder
     from blendgan.models.generator import n_latent_for_size
     from blendgan.photo import make_aligner
     from blendgan.pipeline import BlendGAN
-    from blendgan.video_job import stylize_video
 
-    import measure
+    import harness
 
     torch.manual_seed(0)
     bg = BlendGAN(
@@ -55,7 +55,7 @@ def child(args):
     )
     reuse_freed_memory()
     spent = {"networks": 0.0}
-    measure.time_calls(bg, ["encode_face_bgr", "stylize"], spent)
+    harness.time_calls(bg, ["encode_face_bgr", "stylize"], spent)
     z = torch.randn(1, 512, generator=torch.Generator().manual_seed(0))
 
     class Report:
@@ -90,22 +90,21 @@ def main():
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--clip", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "video_cpu.md"))
+    parser.add_argument("--quick", action="store_true", help="0.5 s, 256:fp32, no file written: that it runs")
     args = parser.parse_args()
     if args.child:
         return child(args)
-    import measure
+    if args.quick:
+        args.seconds, args.configs, args.out = 0.5, ["256:fp32"], None
+    import harness
     from helpers import make_face_clip
 
-    rep = measure.Report()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
-    )
+    rep = harness.Report()
     rep.add(f"## Your video: {args.seconds:g} s of 1280 x 720 at 30 fps, one face (`blendgan stylize VIDEO`)")
     rep.add()
-    rep.add(
-        f"Command: `python benchmarks/video.py {' '.join(sys.argv[1:])}` at commit {commit.stdout.strip()}; "
-        f"load average at start {os.getloadavg()[0]:.2f}"
-    )
+    rep.add(f"Command: `python benchmarks/video.py {' '.join(sys.argv[1:])}`")
+    rep.add()
+    rep.add(harness.machine_line())
     rep.add()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,8 +141,9 @@ def main():
         ["generator", "precision", "frames", "total s", "frames/s", "s/frame", "outside the networks", "peak RSS MB"],
         rows,
     )
-    rep.add(f"load average at end {os.getloadavg()[0]:.2f}")
-    rep.write(args.out)
+    rep.add(harness.finish_line())
+    if args.out:
+        rep.write(args.out)
 
 
 if __name__ == "__main__":

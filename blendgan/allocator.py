@@ -2,7 +2,8 @@
 
 A 1024 px generator forward creates ~1 GB of fresh 30-130 MB activation tensors. glibc serves blocks
 that large with mmap and returns them with munmap, so every call faults all of that memory in again,
-page by page, zero-filled by the kernel (page faults and kernel time measured in benchmarks/README.md).
+page by page, zero-filled by the kernel (page faults and kernel time measured: docs/speed.md, "Figures behind
+code comments").
 `reuse_freed_memory()` keeps freed blocks in the heap for the next call instead (no faults after the
 first call).
 The cost: the process's resident memory stays at its peak until it exits, so call it from programs

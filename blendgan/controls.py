@@ -24,7 +24,8 @@ from .errors import UsageError
 PRESETS = ("all", "structure", "texture")
 STRUCTURE_MAX_RESOLUTION = 32  # `structure`: the layers that draw at 4 ... 32 px; `texture`: 64 px and finer
 # --preserve_color keeps the face's code on the layers drawing at this resolution and finer. Chosen from the
-# per-layer mean colour shift measured on the test weights (benchmarks/color_layers.py, docs/controls.md).
+# per-layer mean colour shift measured on the test weights
+# (docs/controls.md, "Keep the face's colours", with the recipe to measure it again).
 COLOR_MIN_RESOLUTION = {}  # size -> resolution; sizes not listed use DEFAULT_COLOR_MIN_RESOLUTION
 DEFAULT_COLOR_MIN_RESOLUTION = 64
 

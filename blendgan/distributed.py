@@ -31,6 +31,28 @@ def launched_world():
     return rank, world, local
 
 
+#: seconds a collective may wait before the process group gives up (`BLENDGAN_DIST_TIMEOUT` to change it). Set
+#: explicitly because PyTorch's defaults differ by backend (NCCL 10 min, gloo 30 min). The jobs keep every
+#: collective away from work that grows with the input (a video's processes wait for each other's parts by
+#: watching the work folder), so this bounds only short steps: preparing a folder, summing counts.
+TIMEOUT_ENV = "BLENDGAN_DIST_TIMEOUT"
+DEFAULT_TIMEOUT = 1800.0
+
+
+def process_group_timeout() -> float:
+    """The process group's timeout in seconds: `$BLENDGAN_DIST_TIMEOUT`, else `DEFAULT_TIMEOUT`."""
+    from .errors import UsageError
+
+    value = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        seconds = float(value) if value else DEFAULT_TIMEOUT
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise UsageError(f"${TIMEOUT_ENV}={value!r}: give the process group's timeout in seconds (> 0)")
+    return seconds
+
+
 def interleave(items, rank, world_size):
     """This rank's share of `items`: every world_size-th one starting at `rank` (a round-robin deal)."""
     return list(items)[rank::world_size]
@@ -124,8 +146,13 @@ def setup(device="auto"):
         torch.cuda.set_device(resolved)
     owned = False
     if not dist.is_initialized():
+        import datetime
+
         kwargs = {"device_id": resolved} if backend == "nccl" else {}
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world, **kwargs)
+        timeout = datetime.timedelta(seconds=process_group_timeout())
+        dist.init_process_group(
+            backend=backend, init_method="env://", rank=rank, world_size=world, timeout=timeout, **kwargs
+        )
         owned = True
     return Context(rank=rank, world_size=world, local_rank=local, device=resolved, backend=backend, _group_owned=owned)
 

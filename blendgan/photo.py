@@ -334,3 +334,13 @@ def stylize_photo(
 
     result = stylize_faces(bg, bgr, records, z_embed, face_codes=face_codes, **controls)
     return images.bgr_to_rgb_array(result), records
+
+
+def resolution_for(side: float, size: int, floor: int = 64) -> int:
+    """The generator resolution a face pasted `side` photo pixels across needs: the smallest power of two at
+    least that side (and at least `floor`), at most the generator's `size`. The blocks above it draw detail the
+    paste-back shrinks away."""
+    r = floor
+    while r < side and r < size:
+        r *= 2
+    return min(r, size)

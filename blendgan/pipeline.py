@@ -109,6 +109,11 @@ class BlendGAN:
         # off on long jobs only (docs/speed.md)
         self._run_generator = compile_generator(self.generator, self.device) if compile else self.generator
 
+    @property
+    def weights_id(self) -> str:
+        """A fingerprint of the generator's and pSp encoder's weights (adapters merged), for cache and resume keys."""
+        return self.refiner.weights_id
+
     @classmethod
     def from_checkpoints(
         cls,
@@ -345,6 +350,7 @@ class BlendGAN:
         layer_weights: LayerWeights = None,
         preserve_color: bool = False,
         style_weights: Optional[Sequence[float]] = None,
+        max_resolution: Optional[int] = None,
     ) -> torch.Tensor:
         """Images [N, 3, size, size] from pSp codes [N|1, n_latent, 512] and style codes [N|1, 512].
 
@@ -352,14 +358,17 @@ class BlendGAN:
         (0: the face's reconstruction), `layer_weights` (n_latent values in [0, 1] or a preset name such as
         'structure'; replaces the add_weight_index step), `preserve_color` (the colour layers keep the face's
         code), `style_weights` (several styles: z_embed a list of [N|1, 512] codes or [N|1, J, 512], mixed
-        in W space with these weights)."""
+        in W space with these weights). `max_resolution` (a power of two below `size`): stop the synthesis at
+        that block, [N, 3, r, r] (for faces pasted back smaller than that; None: the full generator)."""
         controls = Controls(strength, layer_weights, preserve_color, _weights_tuple(style_weights))
         z_embed, mix = stack_styles(z_embed, controls)
-        return self._stylize(face_codes, z_embed, mix, controls, add_weight_index)
+        return self._stylize(face_codes, z_embed, mix, controls, add_weight_index, max_resolution)
 
-    def _stylize(self, face_codes, z_embed, mix, controls, add_weight_index):
+    def _stylize(self, face_codes, z_embed, mix, controls, add_weight_index, max_resolution=None):
         face_codes, z_embed = self._pair(face_codes, z_embed)
         extra = self._control_inputs([controls], add_weight_index, mix)
+        if max_resolution is not None and int(max_resolution) < self.size:
+            extra["max_resolution"] = int(max_resolution)
         return self._generate(
             face_codes,
             input_is_latent=True,

@@ -88,3 +88,92 @@ def smooth_tracks(track_ids: np.ndarray, frame_index: np.ndarray, values: np.nda
         rows = rows[np.argsort(frame_index[rows], kind="stable")]
         out[rows] = smooth_over_time(frame_index[rows], values[rows], sigma)
     return out
+
+
+#: frames over which a track's stylized face fades in where the face appears and out where it leaves
+FADE_FRAMES = 3
+
+
+def fill_gaps(frames: np.ndarray, tracks: np.ndarray, values: np.ndarray, max_gap: int = MAX_GAP):
+    """Entries for the frames a track missed inside its span: (frames, tracks, values) of the new entries only.
+
+    A track that lost its face for up to `max_gap` frames (a missed detection: `link_tracks` keeps it open that
+    long) gets, for each missed frame, the value linearly interpolated between the entries on either side
+    (landmarks, boxes: any array whose first axis is the entry). Gaps are never filled before a track's first
+    entry or after its last: there the face was not seen at all."""
+    new_frames, new_tracks, new_values = [], [], []
+    values = np.asarray(values)
+    for k in np.unique(tracks):
+        rows = np.nonzero(tracks == k)[0]
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        for a, b in zip(rows[:-1], rows[1:]):
+            t0, t1 = int(frames[a]), int(frames[b])
+            if t1 - t0 < 2 or t1 - t0 - 1 > max_gap:
+                continue
+            for t in range(t0 + 1, t1):
+                w = (t - t0) / (t1 - t0)
+                new_frames.append(t)
+                new_tracks.append(int(k))
+                new_values.append((1 - w) * values[a].astype(np.float64) + w * values[b].astype(np.float64))
+    rest = values.shape[1:]
+    return (
+        np.asarray(new_frames, np.int64),
+        np.asarray(new_tracks, np.int64),
+        np.asarray(new_values, values.dtype).reshape(-1, *rest) if new_values else np.zeros((0, *rest), values.dtype),
+    )
+
+
+def fade_weights(frames: np.ndarray, tracks: np.ndarray, first: int, stop: int, fade: int = FADE_FRAMES) -> np.ndarray:
+    """A weight in (0, 1] per entry for the stylized face's mask: 1 inside a track, rising over the first `fade`
+    frames of a track that starts after the clip's first frame `first` and falling over the last `fade` frames
+    of one that ends before `stop`, so a face that appears or leaves is not switched on or off in one frame
+    (a track that starts at the clip's first frame or runs to its end is at full weight there)."""
+    weights = np.ones(len(frames), np.float64)
+    for k in np.unique(tracks):
+        rows = np.nonzero(tracks == k)[0]
+        start, end = int(frames[rows].min()), int(frames[rows].max())
+        for r in rows:
+            t = int(frames[r])
+            w = 1.0
+            if start > first:
+                w = min(w, (t - start + 1) / (fade + 1))
+            if end < stop - 1:
+                w = min(w, (end - t + 1) / (fade + 1))
+            weights[r] = w
+    return weights
+
+
+def keyframes(frames: np.ndarray, tracks: np.ndarray, every: int) -> np.ndarray:
+    """Which entries are encoded when only every `every`-th face of a track is: each track's 1st, (1+every)-th,
+    ... entry in frame order, and its last (so every other entry lies between two encoded ones). `every` 1:
+    all of them."""
+    key = np.zeros(len(frames), bool)
+    for k in np.unique(tracks):
+        rows = np.nonzero(tracks == k)[0]
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        key[rows[:: max(1, int(every))]] = True
+        key[rows[-1]] = True
+    return key
+
+
+def fill_between_keys(frames: np.ndarray, tracks: np.ndarray, values: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """`values` with each non-key entry replaced by the linear interpolation, along its track and over frames,
+    of the nearest key entries before and after it (key entries are returned exactly as they are). An entry with
+    a key on one side only takes that key's value."""
+    out = np.array(values, copy=True)
+    for k in np.unique(tracks):
+        rows = np.nonzero(tracks == k)[0]
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        keys = rows[key[rows]]
+        if len(keys) == 0 or len(keys) == len(rows):
+            continue
+        key_frames = frames[keys].astype(np.float64)
+        for r in rows[~key[rows]]:
+            j = int(np.searchsorted(key_frames, frames[r]))
+            if j == 0 or j == len(keys):
+                out[r] = values[keys[min(j, len(keys) - 1)]]
+                continue
+            a, b = keys[j - 1], keys[j]
+            w = (frames[r] - frames[a]) / (frames[b] - frames[a])
+            out[r] = ((1 - w) * values[a].astype(np.float64) + w * values[b].astype(np.float64)).astype(values.dtype)
+    return out

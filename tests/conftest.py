@@ -18,7 +18,7 @@ import helpers
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test-fast` runs two pytest processes (pytest-xdist), one per core: each keeps to one thread, as two
-    # processes using both cores only contend (benchmarks/README.md, "Test suite")
+    # processes using both cores only contend (docs/development.md, "Test suite")
     torch.set_num_threads(1)
 
 

@@ -18,7 +18,7 @@ from helpers import ROOT
 FACES = sorted((ROOT / "test_imgs" / "face_imgs").glob("*.*"))
 STYLES = sorted((ROOT / "test_imgs" / "style_imgs").glob("*.*"))
 # --preserve_color brings the output's mean colour at least this much closer to the reconstruction's
-# (measured on the 64 px test weights: see docs/controls.md and benchmarks/color_layers.py)
+# (measured on the 64 px test weights: see docs/controls.md, "Keep the face's colours")
 COLOR_FACTOR = 2.0
 
 

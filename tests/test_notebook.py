@@ -33,6 +33,7 @@ def with_parameters(nb, values):
     return nb
 
 
+@pytest.mark.slow  # whole runs of seconds each: make test (CI) runs them, test-fast does not
 def test_notebook_runs_top_to_bottom(hub, tiny_weights, tmp_path, monkeypatch):
     for name in ("blendgan", "psp_encoder"):
         hub.add("test/blendgan-tiny", f"{name}.pt", tiny_weights[name].read_bytes())

@@ -323,3 +323,32 @@ def test_bad_inputs_are_reported_and_the_others_finish(tiny_weights, tmp_path, c
     # a missing style is one line, exit 2
     assert run([src / "good.jpg", "--style_img", tmp_path / "missing.jpg"], tiny_weights, tmp_path) == 2
     assert "missing.jpg" in capsys.readouterr().err
+
+
+def test_resolution_for_a_face_is_the_block_that_covers_it():
+    assert photo.resolution_for(40, 1024) == 64  # at least the floor
+    assert photo.resolution_for(64, 1024) == 64
+    assert photo.resolution_for(65, 1024) == 128
+    assert photo.resolution_for(300, 1024) == 512
+    assert photo.resolution_for(3000, 1024) == 1024  # never above the generator
+    assert photo.resolution_for(100, 64) == 64
+
+
+@needs_dlib
+def test_max_resolution_auto_is_the_full_generator_for_faces_it_covers_and_a_lower_block_draws_less(
+    tiny_weights, tmp_path
+):
+    """The 64 px test generator is smaller than the photo's face, so `auto` keeps it whole: the same bytes as
+    without the flag. A lower block (32 px) gives another stylized face, drawn with fewer layers."""
+    src = tmp_path / "hopper.png"
+    picture = read("grace_hopper")
+    cv2.imwrite(str(src), picture)
+    outputs = {}
+    for flag in ([], ["--max_resolution", "auto"], ["--max_resolution", "32"]):
+        where = tmp_path / ("run" + "_".join(flag))
+        assert run([src, "--style_img", STYLE, *flag], tiny_weights, where) == 0
+        outputs[" ".join(flag)] = (where / "out" / "hopper_v_cartoon_astronaut.png").read_bytes()
+    assert outputs["--max_resolution auto"] == outputs[""]
+    lower = cv2.imdecode(np.frombuffer(outputs["--max_resolution 32"], np.uint8), cv2.IMREAD_COLOR)
+    full = cv2.imdecode(np.frombuffer(outputs[""], np.uint8), cv2.IMREAD_COLOR)
+    assert not np.array_equal(lower, full) and np.any(lower != picture)

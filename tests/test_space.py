@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 
+import pytest
 import torch
 from gradio_client import Client, handle_file
 from test_demo import FACE, ROOT, STYLE, expected, free_port, read_rgb
@@ -18,6 +19,7 @@ from blendgan.io import images
 from blendgan.pipeline import BlendGAN
 
 
+@pytest.mark.slow  # whole runs of seconds each: make test (CI) runs them, test-fast does not
 def test_space_fetches_the_weights_and_serves_the_api(hub, tiny_weights, tmp_path):
     for name in ("blendgan", "psp_encoder"):
         hub.add("test/blendgan-tiny", f"{name}.pt", tiny_weights[name].read_bytes())

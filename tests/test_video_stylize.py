@@ -172,7 +172,10 @@ def test_two_processes_give_the_same_frames(tiny_weights, clip, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_video(tiny_weights, clip, stylized, tmp_path):
+@pytest.mark.parametrize("moment", ["faces_00001.npz", "segment_00000.h264"])
+def test_killed_run_resumes_to_the_same_video(tiny_weights, clip, stylized, tmp_path, moment):
+    """Killed once pass 1 has written a part (the faces of a segment) or once a segment is rendered: the
+    resumed run gives the uninterrupted run's frames."""
     out = tmp_path / "out"
     args = [
         sys.executable,
@@ -186,11 +189,11 @@ def test_killed_run_resumes_to_the_same_video(tiny_weights, clip, stylized, tmp_
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = out / ".clip_v_cartoon_astronaut.work"
     deadline = time.time() + 600
-    while not (work / "segment_00000.h264").exists() and proc.poll() is None and time.time() < deadline:
+    while not (work / moment).exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (work / "segment_00000.h264").exists() and not (out / "clip_v_cartoon_astronaut.mp4").exists()
+    assert (work / moment).exists() and not (out / "clip_v_cartoon_astronaut.mp4").exists()
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     resumed, _ = read_video(out / "clip_v_cartoon_astronaut.mp4")

@@ -34,6 +34,7 @@ COMMANDS = {
     "eval": "eval",
     "fit-style": "fit_style",
     "publish": "publish",
+    "bench": "bench",
     "directions": "directions",
 }
 

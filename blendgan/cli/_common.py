@@ -35,7 +35,7 @@ def add_runtime_arguments(parser, batch_default=4):
         "--compile",
         action="store_true",
         help="torch.compile the generator: a long compile per batch shape, then slightly faster "
-        "(benchmarks/results/compile_cpu.md); for long jobs only (default: off)",
+        "(docs/speed.md); for long jobs only (default: off)",
     )
 
 
@@ -150,6 +150,18 @@ class RunReport:
         seconds = time.perf_counter() - self.start
         print(f"{self.command}: {self.written} written, {self.skipped} skipped, {self.failed} failed in {seconds:.1f}s")
         return 1 if self.failed else 0
+
+
+def finish_report(report: RunReport, ctx) -> int:
+    """The exit status of a command whose processes shared the work: every process's counts summed, the
+    summary line printed by the main process; each process prints its own failures as they happen."""
+    if ctx.distributed:
+        report.written, report.skipped, report.failed = ctx.all_reduce_sum(
+            [report.written, report.skipped, report.failed]
+        )
+        if not ctx.is_main:
+            return 1 if report.failed else 0
+    return report.summary()
 
 
 def make_aligner(args):

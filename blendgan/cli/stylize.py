@@ -21,6 +21,7 @@ from ._common import (
     controls_from_args,
     default_outdir,
     edits_from_args,
+    finish_report,
     make_outdir,
     setup_refine,
 )
@@ -42,6 +43,18 @@ def _faces(value):
     if k < 1:
         raise argparse.ArgumentTypeError(f"{value!r}: use all, largest or a number of faces >= 1")
     return k
+
+
+def _max_resolution(value):
+    if value == "auto":
+        return value
+    try:
+        px = int(value)
+    except ValueError:
+        px = 0
+    if px < 8 or px & (px - 1):
+        raise argparse.ArgumentTypeError(f"{value!r}: use auto or a power of two such as 256")
+    return px
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "find small faces in large group photos (slower)",
     )
     parser.add_argument(
+        "--max_resolution",
+        type=_max_resolution,
+        default=photo.max_resolution,
+        help="stop the generator at the block that covers the faces' size in the picture (auto) or at PX: the "
+        "blocks above draw detail the paste-back shrinks away (default: off, the full generator)",
+    )
+    parser.add_argument(
         "--keep_faceless",
         action="store_true",
         help="write photos without any face unchanged instead of reporting them as failed",
@@ -111,6 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=str,
         default=None,
         help="also write every stylized frame as PNG to FRAMES_DIR/<video>/000000.png ... (default: none)",
+    )
+    video.add_argument(
+        "--encode_every",
+        type=int,
+        default=clip.encode_every,
+        help="encode every K-th face of a track (and its last) and interpolate the codes of the faces between "
+        "(1: every face, the exact path; docs/video.md says what larger values cost in quality)",
     )
     video.add_argument(
         "--segment_frames",
@@ -176,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--detect_size {args.detect_size}: use at least 64 (pixels)")
     if args.smooth < 0:
         raise UsageError(f"--smooth {args.smooth}: use 0 (off) or a positive number of frames")
+    if args.encode_every < 1:
+        raise UsageError(f"--encode_every {args.encode_every}: use 1 (every face) or more")
     if args.start < 0 or (args.end is not None and args.end <= args.start):
         raise UsageError(f"--start {args.start} / --end {args.end}: need 0 <= start < end (seconds)")
     if not args.style_img:
@@ -206,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {"add_weight_index": args.add_weight_index, **control_kwargs(controls)}
         if len(args.style_img) > 1:
             kwargs["style_weights"] = controls.mix_weights(len(args.style_img))
-        if photos and ctx.is_main:
+        if photos:
             options = PhotoOptions(
                 **limits,
                 detect_size=args.detect_size,
@@ -215,9 +244,10 @@ def run(args: argparse.Namespace) -> int:
                 panel=args.panel,
                 skip_existing=args.skip_existing,
                 refine=args.refine,
+                max_resolution=args.max_resolution,
                 edit=edit,
             )
-            stylize_photos(bg, photos, args.style_img, outdir, report, options, aligner=aligner, **kwargs)
+            stylize_photos(bg, photos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)
         if videos:
             options = VideoOptions(
                 **limits,
@@ -226,12 +256,12 @@ def run(args: argparse.Namespace) -> int:
                 end=args.end,
                 skip_existing=args.skip_existing,
                 segment_frames=args.segment_frames,
+                encode_every=args.encode_every,
+                max_resolution=args.max_resolution,
                 frames_dir=args.frames_dir,
                 edit=edit,
             )
             stylize_videos(bg, videos, args.style_img, outdir, report, options, aligner=aligner, ctx=ctx, **kwargs)
-        if not ctx.is_main:
-            return 1 if report.failed else 0
-        return report.summary()
+        return finish_report(report, ctx)
     finally:
         ctx.close()

@@ -12,6 +12,7 @@ from ._common import (
     control_kwargs,
     controls_from_args,
     edits_from_args,
+    finish_report,
     setup_refine,
     start_folder_job,
 )
@@ -33,21 +34,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..jobs.transfer import TransferOptions, style_transfer_folder
 
     controls = controls_from_args(args)  # bad values fail before any loading
     check_refine_arguments(args)
     check_edit_arguments(args)
-    report, faces, styles, aligner, bg, outdir = start_folder_job(args, "transfer")
-    setup_refine(bg, args)
-    controls_from_args(args, bg.n_latent)
-    mix = controls.mix_weights(len(styles)) if args.style_img and len(styles) > 1 else None
-    options = TransferOptions(
-        add_weight_index=args.add_weight_index,
-        skip_existing=args.skip_existing,
-        style_weights=mix,
-        refine=args.refine,
-        edit=edits_from_args(bg, args, args.add_weight_index),
-    )
-    style_transfer_folder(bg, faces, styles, outdir, report, options, aligner=aligner, **control_kwargs(controls))
-    return report.summary()
+    ctx = distributed.setup(args.device)  # torchrun: the faces are shared out over the processes
+    try:
+        args.device = str(ctx.device)
+        report, faces, styles, aligner, bg, outdir = start_folder_job(args, "transfer")
+        setup_refine(bg, args)
+        controls_from_args(args, bg.n_latent)
+        mix = controls.mix_weights(len(styles)) if args.style_img and len(styles) > 1 else None
+        options = TransferOptions(
+            add_weight_index=args.add_weight_index,
+            skip_existing=args.skip_existing,
+            style_weights=mix,
+            refine=args.refine,
+            edit=edits_from_args(bg, args, args.add_weight_index),
+        )
+        style_transfer_folder(
+            bg, faces, styles, outdir, report, options, aligner=aligner, ctx=ctx, **control_kwargs(controls)
+        )
+        return finish_report(report, ctx)
+    finally:
+        ctx.close()

@@ -98,6 +98,23 @@ def read_image_bgr(path: PathLike) -> np.ndarray:
     return img
 
 
+def read_alpha(path: PathLike) -> np.ndarray | None:
+    """The alpha channel (H×W uint8, EXIF orientation applied like the colour) of an image that has one (PNG,
+    WebP, TIFF, GIF with transparency), else None. Read after `read_image_bgr` accepted the file: a file Pillow
+    cannot open, or whose alpha does not match the colour's size, counts as having none."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+            if not has_alpha:
+                return None
+            alpha = np.asarray(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
+    except (OSError, ValueError):
+        return None
+    return np.ascontiguousarray(alpha)
+
+
 def _truncation_reason(data: np.ndarray) -> str | None:
     """A reason string if the bytes are a JPEG, PNG or WebP that ends early, else None.
 

@@ -335,15 +335,22 @@ def join_segments(
     audio of ``audio_from`` (from ``audio_start`` for ``audio_duration`` seconds, as AAC) when given.
     Raw streams are joined byte by byte, so the frame timing is the constant ``fps`` (an mp4 per segment
     would carry each segment's own end time into the joined file). Written atomically."""
+
+    target = Path(target)
+    try:
+        _join_segments(segments, target, fps, audio_from, audio_start, audio_duration)
+    except OSError as err:  # a full disk, a removed folder: one line, and no partial file under either name
+        where = f" ({err.filename})" if err.filename else ""
+        raise BlendGANError(f"{target}: joining the video segments failed: {err.strerror or err}{where}") from None
+
+
+def _join_segments(segments, target, fps, audio_from, audio_start, audio_duration):
     import subprocess
 
     import imageio_ffmpeg
 
-    target = Path(target)
     tmp = temp_sibling(target)
     stream = tmp.with_name(tmp.name + ".h264")
-    with open(stream, "wb") as joined:
-        joined.writelines(Path(s).read_bytes() for s in segments)
     cmd = [
         imageio_ffmpeg.get_ffmpeg_exe(),
         "-hide_banner",
@@ -362,9 +369,14 @@ def join_segments(
         cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
     cmd += ["-c:v", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
     try:
+        with open(stream, "wb") as joined:
+            for part in segments:
+                joined.write(Path(part).read_bytes())
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BlendGANError(f"{target}: joining the video segments failed ({done.stderr.strip()[:200]})")
+        with open(tmp, "rb") as f:  # on disk before the rename, as the atomic writer does
+            os.fsync(f.fileno())
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(OSError):

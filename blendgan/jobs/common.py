@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar, Union
 
 import numpy as np
 import torch
@@ -146,3 +147,37 @@ def read_styles(bg: BlendGAN, style_img) -> tuple[torch.Tensor | list[torch.Tens
     except BlendGANError as err:
         raise UsageError(f"--style_img {err}") from None
     return (codes[0] if len(codes) == 1 else codes), "+".join(Path(p).stem for p in paths)
+
+
+def generator_resolution(max_resolution, records, size: int) -> int | None:
+    """The `max_resolution` to stylize these faces at (`blendgan.photo.PhotoFace` records with a placement):
+    None (the full generator), a number of pixels, or "auto": what the largest of them needs
+    (`blendgan.photo.resolution_for`)."""
+    from ..photo import resolution_for
+
+    if max_resolution is None:
+        return None
+    if max_resolution == "auto":
+        sides = [r.placement.side for r in records if r.placement is not None]
+        return resolution_for(max(sides), size) if sides else None
+    return min(int(max_resolution), size)
+
+
+def output_stems(paths: Sequence[PathLike], keep_suffix: bool) -> list[str]:
+    """The name part of each input's outputs: its stem, as the original names them. Inputs whose outputs would
+    collide get their extension added (`clip.mov`, `clip.mp4` -> `clip_mov`, `clip_mp4`) and, where that is
+    not enough (the same name in two folders), their position in the input list (`_2`, `_3`, ...).
+    `keep_suffix`: the outputs keep the input's extension (photos), so only equal names collide."""
+
+    def key(p, stem):
+        return (stem, Path(p).suffix.lower()) if keep_suffix else stem
+
+    stems = [Path(p).stem for p in paths]
+    for rename in (lambda i: f"{Path(paths[i]).stem}_{Path(paths[i]).suffix.lstrip('.')}", lambda i: None):
+        counts = Counter(key(p, s) for p, s in zip(paths, stems))
+        clashing = [i for i, (p, s) in enumerate(zip(paths, stems)) if counts[key(p, s)] > 1]
+        if not clashing:
+            return stems
+        for i in clashing:
+            stems[i] = rename(i) or f"{stems[i]}_{i + 1}"
+    return stems

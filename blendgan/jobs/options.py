@@ -84,6 +84,7 @@ class PhotoOptions:
     panel: bool = False  # also a [photo | result] picture
     skip_existing: bool = False
     refine: int = 0  # > 0: each face's codes are refined for that many steps first
+    max_resolution: Union[str, int, None] = None  # "auto" or PX: stop the generator at the size the faces need
     edit: object = None  # a `blendgan.editing.apply.Edits`: each face's codes are moved by it before stylizing
 
 
@@ -100,6 +101,8 @@ class VideoOptions:
     end: Optional[float] = None  # up to this second (None: the end)
     skip_existing: bool = False  # keep finished videos; resume a killed one from its work folder
     segment_frames: int = SEGMENT_FRAMES  # the unit that processes share and that a killed run resumes from
+    encode_every: int = 1  # encode every K-th face of a track (and its last); the others are interpolated
+    max_resolution: Union[str, int, None] = None  # "auto" or PX: stop the generator at the size the faces need
     frames_dir: Optional[PathLike] = None  # also every stylized frame as PNG to FRAMES_DIR/<video>/000000.png
     edit: object = None  # a `blendgan.editing.apply.Edits`: the same move of every face's codes in every frame
 

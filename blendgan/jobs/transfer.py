@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
+from .. import distributed
 from ..errors import BlendGANError
 from ..io import images
 from .common import (
@@ -36,6 +37,7 @@ def style_transfer_folder(
     options: TransferOptions | None = None,
     *,
     aligner: Aligner | None = None,
+    ctx: distributed.Context | None = None,
     **kwargs,
 ) -> None:
     """`{face}_v_{style}.jpg` = [face | style | stylized] for every face x style.
@@ -51,19 +53,23 @@ def style_transfer_folder(
     handed back after the styles, and the pSp encoder is dropped after every face is encoded (the
     faces are read again for their panels); the images are the same as encoding face by face.
 
-    `kwargs`: fields of `TransferOptions` (replacing those of `options`) and the stylization controls."""
+    `kwargs`: fields of `TransferOptions` (replacing those of `options`) and the stylization controls. `ctx`
+    (torchrun): this process does every world_size-th face (round-robin) with every style; the files are
+    those of one process."""
     options, controls = split_options(TransferOptions, options, kwargs)
     add_weight_index, skip_existing, refine = options.add_weight_index, options.skip_existing, options.refine
     style_weights = options.style_weights
     outdir = Path(outdir)
     size = bg.size
+    ctx = ctx or distributed.Context(device=bg.device)
     style_items = []  # (stem, display copy, z_embed)
     for path in progress(styles, desc="styles", unit="img"):
         try:
             img, z = bg.read_style(path)  # an image, or a fitted style code with its reference's thumbnail
             style_items.append((Path(path).stem, images.resize_square(img, size), z))
         except BlendGANError as err:
-            report.fail(path, err)
+            if ctx.is_main:  # every process reads the styles; the main one reports them
+                report.fail(path, err)
     if not style_items:
         return
     if style_weights is not None:
@@ -72,6 +78,7 @@ def style_transfer_folder(
         style_items = [_mixed_style_item(style_items, size)]
         controls["style_weights"] = style_weights
     bg.page_out_style_encoder()
+    faces = distributed.interleave(faces, ctx.rank, ctx.world_size)
     work = []  # (face path, targets, indices to make, codes)
     for face_path in progress(faces, desc="faces", unit="img"):
         targets = [outdir / f"{Path(face_path).stem}_v_{stem}.jpg" for stem, _, _ in style_items]

@@ -1,26 +1,35 @@
 """`blendgan stylize VIDEO`: every frame, every face stylized and pasted back, stable over time, with its sound.
 
-Two passes, so that what makes a frame-by-frame stylization flicker is fixed before any face is generated:
+Two passes, so that what makes a frame-by-frame stylization flicker is fixed before any face is generated. The
+clip is cut into segments of ``segment_frames`` frames that the processes share out round-robin (torchrun);
+every step below works on this process's segments only:
 
-1. **Faces** (one process): every frame is searched for faces (on a shrunk copy) and their 68 landmarks
-   (full resolution); faces are followed from frame to frame (`blendgan.tracking`), and each face's
-   landmarks are smoothed over time with a centred Gaussian of ``smooth`` frames. The aligned crop, and
-   so the pasted face, then moves with the face instead of with the landmark detector's jitter.
-2. **Faces stylized**, split into segments of ``SEGMENT_FRAMES`` frames that processes share out
-   (torchrun): (a) every face of a segment is aligned with the smoothed landmarks and encoded; (b) the
-   pSp codes of each face are smoothed over time with the same filter (they jump where the crop barely
-   moves), the faces are generated with the generator's fixed noise maps and pasted back, and the segment
-   is written as H.264. Frames without a face pass through.
+1. **Faces**: every frame of a segment is searched for faces (on a shrunk copy) and their 68 landmarks (full
+   resolution), written as the segment's part. Once every part is there, each process joins them and follows
+   the faces from frame to frame (`blendgan.tracking`, the same result on every process); a frame a track
+   missed (up to ``tracking.MAX_GAP`` frames) gets the landmarks interpolated along the track, so its face
+   stays stylized; each face's landmarks are smoothed over time with a centred Gaussian of ``smooth`` frames.
+2. **Faces stylized**: (a) every face of a segment is aligned with the smoothed landmarks and encoded; (b)
+   once the neighbouring segments' codes are there, the pSp codes of each face are smoothed over time with the
+   same filter, the faces are generated with the generator's fixed noise maps and pasted back (fading in over
+   ``tracking.FADE_FRAMES`` frames where a face appears and out where it leaves), and the segment is written
+   as H.264. Frames without a face pass through (re-encoded).
 
-Finally one process joins the segments (no re-encoding) and carries over the audio of the same span.
-Everything in between lives in a work folder next to the output (`.<name>.work/`): the faces of pass 1,
-each segment's codes and each finished segment, all written atomically, so a run killed at any moment
-resumes with ``skip_existing`` and gives the uninterrupted run's file. Memory does not grow with the clip:
-frames stream through, and a segment needs only its neighbours' codes.
+Finally the main process joins the segments (no re-encoding) and carries over the audio of the same span.
+
+Processes wait for each other's parts by watching the work folder next to the output (`.<name>.work/`), not
+in a collective: the only collective of a clip is the barrier after the main process has prepared that folder,
+so no process-group timeout can fire while another process works through a long clip. A failure on one
+process (an unreadable frame, a full disk) is written to the work folder as one line; every process that is
+waiting reads it and reports the same line for that clip, and all go on to the next input. Everything in the
+work folder is written atomically, so a run killed at any moment resumes with ``skip_existing`` and gives the
+uninterrupted run's file. Memory does not grow with the clip beyond the faces' landmarks: frames stream
+through, and a segment needs only its neighbours' codes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -38,7 +47,7 @@ from ..errors import BlendGANError, UsageError
 from ..io import images
 from ..io.files import write_bytes_atomic
 from ..io.video import VideoWriter, iter_video_frames, join_segments, probe_video
-from .common import PathLike, Report, read_styles, split_options
+from .common import PathLike, Report, generator_resolution, output_stems, read_styles, split_options
 from .options import VideoOptions
 
 if TYPE_CHECKING:
@@ -60,14 +69,28 @@ def _save_npz_atomic(path: Path, **arrays) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
+#: how often a process looks at the work folder while it waits for another's part
+POLL_SECONDS = 0.2
+#: test hook: "RANK:SECONDS" makes that rank sleep in its part of pass 1 (a slow process, on purpose)
+SLOW_PASS1_ENV = "BLENDGAN_TEST_SLOW_PASS1"
+#: test hook: "RANK:SEGMENT" makes that rank fail while it encodes that segment (a failure on one process)
+FAIL_SEGMENT_ENV = "BLENDGAN_TEST_FAIL_SEGMENT"
+
+
+class VideoFailed(BlendGANError):
+    """This clip failed on some process (the same one line on every process); the next input goes on."""
+
+
 def _settings_key(path, info, z_embed, bg, settings) -> str:
+    """What the pixels of the output depend on: the source (path, size, mtime), the models' weights (adapters
+    merged) and precision, the style codes, the controls and the job's settings."""
     stat = Path(path).stat()
     h = hashlib.sha1(
         json.dumps(
             {
                 "video": [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns],
                 "info": [info["n_frames"], info["fps"], list(info["size"])],
-                "generator": [bg.size, bg.precision],
+                "generator": [bg.size, bg.precision, bg.weights_id],
                 **settings,
             },
             sort_keys=True,
@@ -79,40 +102,176 @@ def _settings_key(path, info, z_embed, bg, settings) -> str:
     return h.hexdigest()
 
 
-def find_video_faces(aligner, path, start, stop, which, min_face, min_score, smooth):
-    """Pass 1: every face of frames [start, stop) with landmarks raw and smoothed over time, and its track."""
-    frames, boxes, landmarks = [], [], []
-    per_frame = []
-    bar = _progress(total=stop - start, desc="faces", unit="frame")
-    for t, rgb in enumerate(iter_video_frames(path, stop)):
-        if t < start:
-            continue
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        found = [f for f in aligner.detect(bgr) if f.score >= min_score]
-        found = [f for f in photo.select_faces(found, which) if ffhq_quad(f.landmarks)[1] >= min_face]
-        per_frame.append([f.box for f in found])
-        for f in found:
-            frames.append(t)
-            boxes.append(f.box)
-            landmarks.append(np.asarray(f.landmarks, np.float32))
-        bar.update(1)
-    bar.close()
-    ids = [k for frame_ids in tracking.link_tracks(per_frame) for k in frame_ids]
-    frames = np.asarray(frames, np.int64)
-    tracks = np.asarray(ids, np.int64)
-    raw = np.asarray(landmarks, np.float32).reshape(-1, 68, 2)
+def detect_segment(aligner, path, lo, hi, which, min_face, min_score) -> dict:
+    """Pass 1 on frames [lo, hi): every face kept (score, size, which), with its frame, box and raw landmarks."""
+    frames, boxes, landmarks, counts = [], [], [], []
+    with contextlib.closing(iter_video_frames(path, hi)) as decoded:  # the ffmpeg reader, also on errors
+        for t, rgb in enumerate(decoded):
+            if t < lo:
+                continue
+            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            found = [f for f in aligner.detect(bgr) if f.score >= min_score]
+            found = [f for f in photo.select_faces(found, which) if ffhq_quad(f.landmarks)[1] >= min_face]
+            counts.append(len(found))
+            for f in found:
+                frames.append(t)
+                boxes.append(f.box)
+                landmarks.append(np.asarray(f.landmarks, np.float32))
+    if len(counts) != hi - lo:
+        raise BlendGANError(f"{path}: ends at frame {lo + len(counts)}, before frame {hi} its header announced")
+    return {
+        "frame": np.asarray(frames, np.int64),
+        "box": np.asarray(boxes, np.int64).reshape(-1, 4),
+        "landmarks": np.asarray(landmarks, np.float32).reshape(-1, 68, 2),
+        "count": np.asarray(counts, np.int64),
+    }
+
+
+def link_faces(parts: list[dict], first: int, stop: int, smooth: float, encode_every: int = 1) -> dict:
+    """Tracks over the whole span from the segments' detections (in order): faces linked from frame to frame,
+    the frames a track missed filled by interpolation (`interpolated` marks them), landmarks smoothed over time
+    per track, and each entry's fade weight (`tracking.fade_weights`)."""
+    frames = np.concatenate([p["frame"] for p in parts]) if parts else np.zeros(0, np.int64)
+    boxes = np.concatenate([p["box"] for p in parts]) if parts else np.zeros((0, 4), np.int64)
+    raw = np.concatenate([p["landmarks"] for p in parts]) if parts else np.zeros((0, 68, 2), np.float32)
+    per_frame, i = [], 0
+    for count in np.concatenate([p["count"] for p in parts]) if parts else []:
+        per_frame.append([tuple(b) for b in boxes[i : i + count]])
+        i += int(count)
+    tracks = np.asarray([k for ids in tracking.link_tracks(per_frame) for k in ids], np.int64)
+    gap_frames, gap_tracks, gap_values = tracking.fill_gaps(
+        frames, tracks, np.concatenate([raw.reshape(len(raw), 68 * 2), boxes.astype(np.float32)], axis=1)
+    )
+    interpolated = np.concatenate([np.zeros(len(frames), bool), np.ones(len(gap_frames), bool)])
+    frames = np.concatenate([frames, gap_frames])
+    tracks = np.concatenate([tracks, gap_tracks])
+    raw = np.concatenate([raw, gap_values[:, : 68 * 2].reshape(-1, 68, 2)])
+    boxes = np.concatenate([boxes, np.rint(gap_values[:, 68 * 2 :]).astype(np.int64)])
+    order = np.lexsort((tracks, frames))  # frame order, then track, so each frame's entries are together
+    frames, tracks, raw, boxes, interpolated = (a[order] for a in (frames, tracks, raw, boxes, interpolated))
     smoothed = tracking.smooth_tracks(tracks, frames, raw, smooth) if len(raw) else raw
     return {
         "frame": frames,
         "track": tracks,
         "landmarks_raw": raw,
         "landmarks": smoothed,
-        "box": np.asarray(boxes, np.int64).reshape(-1, 4),
+        "box": boxes,
+        "interpolated": interpolated,
+        "fade": tracking.fade_weights(frames, tracks, first, stop),
+        "key": tracking.keyframes(frames, tracks, encode_every),
     }
+
+
+class _Waits:
+    """Seconds this process spent waiting for the others' parts (the share of the clip's time it idled)."""
+
+    seconds = 0.0
+
+
+def _wait_for(paths: Sequence[Path], work: Path) -> None:
+    """Return once every path exists; raise `VideoFailed` with the reason once a process recorded a failure."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        _poll_until_present(paths, work)
+    finally:
+        _Waits.seconds += time.perf_counter() - started
+
+
+def _poll_until_present(paths, work):
+    import time
+
+    pending = [Path(p) for p in paths]
+    while True:
+        pending = [p for p in pending if not p.is_file()]
+        if not pending:
+            return
+        failure = work / "failed.txt"
+        if failure.is_file():
+            raise VideoFailed(failure.read_text().strip())
+        time.sleep(POLL_SECONDS)
+
+
+def _wait_until_joined(work: Path) -> None:
+    """Return once the main process has joined the clip (it then removes the work folder); raise `VideoFailed`
+    if a process recorded a failure instead."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        while work.exists():
+            failure = work / "failed.txt"
+            if failure.is_file():
+                raise VideoFailed(failure.read_text().strip())
+            time.sleep(POLL_SECONDS)
+    finally:
+        _Waits.seconds += time.perf_counter() - started
+
+
+def _note_waiting(report, path, ctx, seconds):
+    """One note per process when there are several: how much of the clip's time it waited for the others."""
+    if ctx.distributed:
+        share = _Waits.seconds / seconds if seconds > 0 else 0.0
+        report.note(
+            f"{path}: process {ctx.rank} waited {_Waits.seconds:.1f} s of {seconds:.1f} s ({share:.0%}) for the others"
+        )
+
+
+def _record_failure(work: Path, err: BaseException) -> None:
+    """Tell the other processes, through the work folder, that this clip failed and why (one line)."""
+    import contextlib
+
+    if work.is_dir() and not (work / "failed.txt").is_file():
+        with contextlib.suppress(OSError, BlendGANError):
+            write_bytes_atomic(work / "failed.txt", (str(err).splitlines() or ["failed"])[0].encode())
+
+
+def _test_hook(env: str, rank: int) -> float | None:
+    """The value of a test hook `RANK:VALUE` for this rank, else None (never set outside the tests)."""
+    import os
+
+    spec = os.environ.get(env, "")
+    who, _, value = spec.partition(":")
+    return float(value) if who and value and int(who) == rank else None
 
 
 def _segments(start, stop, size):
     return [(s, min(s + size, stop)) for s in range(start, stop, size)]
+
+
+def _codes_reach(smooth: float, key_spacing: int) -> int:
+    """Frames around a segment whose codes its rendering reads: the smoothing's 3 sigma, plus the distance to the
+    encoded faces on either side when only some faces are encoded (`key_spacing` 1: every face is)."""
+    return int(math.ceil(3 * smooth)) + 1 + max(0, int(key_spacing) - 1)
+
+
+def _key_spacing(found) -> int:
+    """The largest distance in frames between consecutive encoded faces of a track (1 when every face is)."""
+    spacing = 1
+    for k in np.unique(found["track"]):
+        frames = np.sort(found["frame"][(found["track"] == k) & found["key"]])
+        if len(frames) > 1:
+            spacing = max(spacing, int(np.diff(frames).max()))
+    return spacing
+
+
+def _near_segments(segments, k, reach):
+    """Segment k and those within `reach` frames of it: the codes that smoothing segment k reads."""
+    lo, hi = segments[k]
+    return [j for j in range(len(segments)) if segments[j][1] > lo - reach and segments[j][0] < hi + reach]
+
+
+def _prepare_work(work: Path, key: str, skip_existing: bool, settings: dict) -> None:
+    """The clip's work folder, kept when resuming the same settings, else made anew with its settings file."""
+    path = work / "settings.json"
+    same = skip_existing and path.is_file() and json.loads(path.read_text()).get("key") == key
+    if same:
+        (work / "failed.txt").unlink(missing_ok=True)  # a resumed run tries again what failed
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, json.dumps({"key": key, **settings}, default=str).encode())
 
 
 def stylize_video(
@@ -137,6 +296,9 @@ def stylize_video(
     faces, min_face, min_score, smooth = options.faces, options.min_face, options.min_score, options.smooth
     start, end, skip_existing = options.start, options.end, options.skip_existing
     segment_frames = max(1, int(options.segment_frames))
+    encode_every = int(options.encode_every)
+    if encode_every < 1:
+        raise UsageError(f"--encode_every {options.encode_every}: use 1 (every face) or more")
     ctx = ctx or distributed.Context(device=bg.device)
     target = Path(target)
     if frames_dir is not None:
@@ -151,7 +313,7 @@ def stylize_video(
     first = max(0, int(round(start * fps)))
     stop = info["n_frames"] if end is None else min(info["n_frames"], int(round(end * fps)))
     if first >= stop:
-        raise UsageError(
+        raise VideoFailed(
             f"{path}: --start {start} / --end {end} select no frames (the video has "
             f"{info['n_frames']} frames at {fps:g} fps, {info['duration']:.2f} s)"
         )
@@ -164,6 +326,8 @@ def stylize_video(
         "stop": stop,
         "segment": segment_frames,
         "controls": sorted(controls.items()),
+        **({"encode_every": encode_every} if encode_every != 1 else {}),  # 1: today's key, today's work folder
+        **({"max_resolution": options.max_resolution} if options.max_resolution is not None else {}),
     }
     edit = options.edit if options.edit is not None and options.edit.active else None
     if edit is not None:  # only then: the keys of unedited runs stay as they were
@@ -171,61 +335,103 @@ def stylize_video(
     work = target.with_name(f".{target.stem}.work")
     key = _settings_key(path, info, z_embed, bg, key_parts)
     if ctx.is_main:
-        settings = work / "settings.json"
-        same = skip_existing and settings.is_file() and json.loads(settings.read_text()).get("key") == key
-        if not same:
-            shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True, exist_ok=True)
-        if not same:
-            write_bytes_atomic(
-                settings,
-                json.dumps(
-                    {"key": key, "source": str(path), **{k: v for k, v in key_parts.items() if k != "controls"}}
-                ).encode(),
-            )
-        if not (work / "faces.npz").is_file():
-            _save_npz_atomic(
-                work / "faces.npz", **find_video_faces(aligner, path, first, stop, faces, min_face, min_score, smooth)
-            )
-    ctx.barrier()
-    with np.load(work / "faces.npz") as data:
-        found = {k: data[k] for k in data.files}
+        _prepare_work(work, key, skip_existing, {"source": str(path), **key_parts})
+    ctx.barrier()  # the clip's one collective: it waits only for the folder above, never for the clip's work
+    import time
+
+    clock, _Waits.seconds = time.perf_counter(), 0.0
     segments = _segments(first, stop, segment_frames)
     mine = distributed.interleave(range(len(segments)), ctx.rank, ctx.world_size)
-    _encode_segments(bg, path, found, segments, [k for k in mine if not (work / f"codes_{k:05d}.npz").is_file()], work)
-    ctx.barrier()
-    stats = _render_segments(
-        bg, path, found, segments, mine, work, z_embed, smooth, fps, info["size"], frames_dir, controls, edit
-    )
-    ctx.barrier()
-    if not ctx.is_main:
-        return None
-    parts = [json.loads((work / f"segment_{k:05d}.json").read_text()) for k in range(len(segments))]
-    join_segments(
-        [work / f"segment_{k:05d}.h264" for k in range(len(segments))],
-        target,
-        fps,
-        audio_from=path if info["audio"] else None,
-        audio_start=first / fps,
-        audio_duration=(stop - first) / fps,
-    )
+    try:
+        # pass 1, this process's segments; then everyone's, joined into tracks (the same on every process)
+        slow = _test_hook(SLOW_PASS1_ENV, ctx.rank)
+        if slow:
+            import time
+
+            time.sleep(slow)
+        for k in mine:
+            if not (work / f"faces_{k:05d}.npz").is_file():
+                found_k = detect_segment(aligner, path, *segments[k], faces, min_face, min_score)
+                _save_npz_atomic(work / f"faces_{k:05d}.npz", **found_k)
+        _wait_for([work / f"faces_{k:05d}.npz" for k in range(len(segments))], work)
+        parts = []
+        for k in range(len(segments)):
+            with np.load(work / f"faces_{k:05d}.npz") as data:
+                parts.append({name: data[name] for name in data.files})
+        found = link_faces(parts, first, stop, smooth, encode_every)
+        del parts
+        # pass 2: encode this process's segments, then render them once their neighbours' codes are there
+        todo = [k for k in mine if not (work / f"codes_{k:05d}.npz").is_file()]
+        _encode_segments(bg, path, found, segments, todo, work, _test_hook(FAIL_SEGMENT_ENV, ctx.rank))
+        reach = _codes_reach(smooth, _key_spacing(found))
+        near = {j for k in mine for j in _near_segments(segments, k, reach)}
+        _wait_for([work / f"codes_{j:05d}.npz" for j in sorted(near)], work)
+        stats = _render_segments(
+            bg,
+            path,
+            found,
+            segments,
+            mine,
+            work,
+            z_embed,
+            smooth,
+            reach,
+            fps,
+            info["size"],
+            frames_dir,
+            controls,
+            options.max_resolution,
+            edit,
+        )
+        if not ctx.is_main:
+            _wait_until_joined(work)  # the main process's join, watched here rather than in a collective
+            _note_waiting(report, path, ctx, time.perf_counter() - clock)
+            return None
+        _wait_for([work / f"segment_{k:05d}.{ext}" for k in range(len(segments)) for ext in ("h264", "json")], work)
+        parts = [json.loads((work / f"segment_{k:05d}.json").read_text()) for k in range(len(segments))]
+        join_segments(
+            [work / f"segment_{k:05d}.h264" for k in range(len(segments))],
+            target,
+            fps,
+            audio_from=path if info["audio"] else None,
+            audio_start=first / fps,
+            audio_duration=(stop - first) / fps,
+        )
+    except VideoFailed:
+        raise
+    except BlendGANError as err:
+        _record_failure(work, err)
+        if isinstance(err, UsageError):
+            raise
+        raise VideoFailed(str(err)) from None
+    except OSError as err:  # a full disk, a folder removed under us: this clip's failure, in one line
+        failure = VideoFailed(f"{path}: {err.strerror or err}" + (f" ({err.filename})" if err.filename else ""))
+        _record_failure(work, failure)
+        raise failure from None
     shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - clock
+    _note_waiting(report, path, ctx, seconds)
     out_change = sum(p["out_change"] for p in parts)
     in_change = sum(p["in_change"] for p in parts)
     n_face_frames = len(np.unique(found["frame"]))
+    n_filled = int(found["interpolated"].sum())
     measured = {
         "frames": stop - first,
         "frames_with_faces": int(n_face_frames),
         "tracks": len(np.unique(found["track"])),
+        "interpolated": n_filled,
         "flicker": out_change / in_change if in_change > 0 else float("nan"),
         "stats": stats,
+        "seconds": seconds,
+        "waited_seconds": _Waits.seconds,
     }
     report.note(
-        f"{path}: {stop - first} frames, {n_face_frames} with faces, {measured['tracks']} face track(s); "
+        f"{path}: {stop - first} frames, {n_face_frames} with faces ({n_filled} face(s) missed by the detector "
+        f"filled in along their track), {measured['tracks']} face track(s); "
         f"flicker {measured['flicker']:.3f} (change between frames inside the faces, output / input)"
     )
     if n_face_frames == 0:
-        report.note(f"{path}: no face found in any frame; the video was passed through unchanged")
+        report.note(f"{path}: no face found in any frame; its frames were re-encoded unchanged, with the sound")
     return measured
 
 
@@ -233,10 +439,13 @@ def _entries_of(found, lo, hi):
     return np.nonzero((found["frame"] >= lo) & (found["frame"] < hi))[0]
 
 
-def _encode_segments(bg, path, found, segments, todo, work):
-    """Pass 2a: align every face of the segments `todo` with its smoothed landmarks and encode it."""
+def _encode_segments(bg, path, found, segments, todo, work, fail_at=None):
+    """Pass 2a: align every face of the segments `todo` with its smoothed landmarks and encode it. `fail_at`: a
+    segment at which to fail on purpose (the tests' hook for a failure on one process)."""
     if not todo:
         return
+    if fail_at is not None and int(fail_at) in todo:
+        raise BlendGANError(f"{path}: a failure injected for the tests while encoding segment {int(fail_at)}")
     todo = sorted(todo)
     bar = _progress(total=sum(segments[k][1] - segments[k][0] for k in todo), desc="encode", unit="frame")
     by_frame = {}
@@ -246,41 +455,46 @@ def _encode_segments(bg, path, found, segments, todo, work):
     results = {}
     last = segments[todo[-1]][1]
     pending = list(todo)
-    for t, rgb in enumerate(iter_video_frames(path, last)):
-        if not any(lo <= t < hi for lo, hi in (segments[k] for k in pending)):
-            continue
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        for e in by_frame.get(t, []):
-            aligned, placement = align_landmarks_placed(bgr, found["landmarks"][e], photo.ALIGN_SIZE, photo.ALIGN_SIZE)
-            crop = aligned if aligned.shape[0] == bg.size else images.resize_square(aligned, bg.size)
-            results[e] = (bg.encode_face_bgr(crop)[0].float().cpu().numpy(), placement)
-        bar.update(1)
-        lo, hi = segments[pending[0]]
-        if t == hi - 1:  # the segment is complete: write it and forget its crops' codes
-            entries = _entries_of(found, lo, hi)
-            n_latent = bg.n_latent
-            _save_npz_atomic(
-                work / f"codes_{pending[0]:05d}.npz",
-                entry=entries,
-                codes=np.stack([results[e][0] for e in entries])
-                if len(entries)
-                else np.zeros((0, n_latent, 512), np.float32),
-                corners=np.stack([results[e][1].corners for e in entries]) if len(entries) else np.zeros((0, 4, 2)),
-                content=np.array([results[e][1].content for e in entries]).reshape(-1, 4),
-            )
-            for e in entries:
-                results.pop(e, None)
-            bg.clear_caches()  # the codes are on disk; the pipeline's cache would grow with the clip
-            pending.pop(0)
-            if not pending:
-                break
+    with contextlib.closing(iter_video_frames(path, last)) as decoded:  # the ffmpeg reader, also on errors
+        for t, rgb in enumerate(decoded):
+            if not any(lo <= t < hi for lo, hi in (segments[k] for k in pending)):
+                continue
+            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            for e in by_frame.get(t, []):
+                aligned, placement = align_landmarks_placed(
+                    bgr, found["landmarks"][e], photo.ALIGN_SIZE, photo.ALIGN_SIZE
+                )
+                if not found["key"][e]:  # filled in from the track's encoded faces when it is rendered
+                    results[e] = (np.full((bg.n_latent, 512), np.nan, np.float32), placement)
+                    continue
+                crop = aligned if aligned.shape[0] == bg.size else images.resize_square(aligned, bg.size)
+                results[e] = (bg.encode_face_bgr(crop)[0].float().cpu().numpy(), placement)
+            bar.update(1)
+            lo, hi = segments[pending[0]]
+            if t == hi - 1:  # the segment is complete: write it and forget its crops' codes
+                entries = _entries_of(found, lo, hi)
+                n_latent = bg.n_latent
+                _save_npz_atomic(
+                    work / f"codes_{pending[0]:05d}.npz",
+                    entry=entries,
+                    codes=np.stack([results[e][0] for e in entries])
+                    if len(entries)
+                    else np.zeros((0, n_latent, 512), np.float32),
+                    corners=np.stack([results[e][1].corners for e in entries]) if len(entries) else np.zeros((0, 4, 2)),
+                    content=np.array([results[e][1].content for e in entries]).reshape(-1, 4),
+                )
+                for e in entries:
+                    results.pop(e, None)
+                bg.clear_caches()  # the codes are on disk; the pipeline's cache would grow with the clip
+                pending.pop(0)
+                if not pending:
+                    break
     bar.close()
 
 
 def _load_codes(work, segments, k, reach):
     """Entries, codes, corners, content of segment k and of the segments within `reach` frames of it."""
-    lo, hi = segments[k]
-    parts = [j for j in range(len(segments)) if segments[j][1] > lo - reach and segments[j][0] < hi + reach]
+    parts = _near_segments(segments, k, reach)
     loaded = []
     for j in parts:
         with np.load(work / f"codes_{j:05d}.npz") as data:
@@ -288,7 +502,9 @@ def _load_codes(work, segments, k, reach):
     return {name: np.concatenate([d[name] for d in loaded]) for name in loaded[0]}
 
 
-def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps, size, frames_dir, controls, edit):
+def _render_segments(
+    bg, path, found, segments, mine, work, z_embed, smooth, reach, fps, size, frames_dir, controls, max_resolution, edit
+):
     """Pass 2b: smooth the codes over time, generate, paste back and write each of this process' segments.
     `edit` (or None) moves every face's smoothed codes the same way in every frame."""
     import torch
@@ -302,68 +518,78 @@ def _render_segments(bg, path, found, segments, mine, work, z_embed, smooth, fps
     ]
     if not todo:
         return {}
-    reach = int(math.ceil(3 * smooth)) + 1
     width, height = size
     bar = _progress(total=sum(segments[k][1] - segments[k][0] for k in todo), desc="stylize", unit="frame")
     frames = iter_video_frames(path, segments[todo[-1]][1])
-    t = -1
-    for k in todo:
-        lo, hi = segments[k]
-        near = _load_codes(work, segments, k, reach)
-        entries = near["entry"]
-        codes = tracking.smooth_tracks(found["track"][entries], found["frame"][entries], near["codes"], smooth)
-        row = {int(e): i for i, e in enumerate(entries)}
-        out_change = in_change = 0.0
-        prev_in = prev_out = None
-        with VideoWriter(work / f"segment_{k:05d}.h264", width, height, fps=fps, codec="h264") as writer:
-            while t < hi - 1:
-                t += 1
-                rgb = next(frames)
-                if t < lo:
-                    continue
-                bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-                records = []
-                for e in _entries_of(found, t, t + 1):
-                    i = row[int(e)]
-                    placement = CropPlacement(near["corners"][i], tuple(near["content"][i]), (width, height))
-                    records.append(
-                        photo.PhotoFace(
-                            None,
-                            placement,
-                            mask=photo.head_mask(
-                                photo.landmarks_in_crop(found["landmarks"][e], placement, photo.MASK_SIZE)
-                            ),
-                            extra={"codes": codes[i]},
+    try:  # the decoder (an ffmpeg process) is closed also when a segment fails
+        t = -1
+        for k in todo:
+            lo, hi = segments[k]
+            near = _load_codes(work, segments, k, reach)
+            entries = near["entry"]
+            codes = near["codes"]
+            if not found["key"][entries].all():  # faces between encoded ones: interpolated along their track
+                frames_k, tracks_k = found["frame"][entries], found["track"][entries]
+                codes = tracking.fill_between_keys(frames_k, tracks_k, codes, found["key"][entries])
+            codes = tracking.smooth_tracks(found["track"][entries], found["frame"][entries], codes, smooth)
+            row = {int(e): i for i, e in enumerate(entries)}
+            out_change = in_change = 0.0
+            prev_in = prev_out = None
+            with VideoWriter(work / f"segment_{k:05d}.h264", width, height, fps=fps, codec="h264") as writer:
+                while t < hi - 1:
+                    t += 1
+                    rgb = next(frames)
+                    if t < lo:
+                        continue
+                    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+                    records = []
+                    for e in _entries_of(found, t, t + 1):
+                        i = row[int(e)]
+                        placement = CropPlacement(near["corners"][i], tuple(near["content"][i]), (width, height))
+                        records.append(
+                            photo.PhotoFace(
+                                None,
+                                placement,
+                                mask=photo.head_mask(
+                                    photo.landmarks_in_crop(found["landmarks"][e], placement, photo.MASK_SIZE)
+                                )
+                                * np.float32(found["fade"][e]),
+                                extra={"codes": codes[i]},
+                            )
                         )
-                    )
-                result = bgr
-                if records:
-                    batch = torch.from_numpy(np.stack([r.extra["codes"] for r in records]))
-                    if edit is not None:
-                        batch = edit(batch)
-                    for r, face in zip(records, images.tensors_to_bgr(bg.stylize(batch, z_embed, **controls))):
-                        r.stylized = face
-                    result = photo.composite(bgr, records)
-                    weight = np.zeros((height, width), bool)
-                    for r in records:
-                        got = photo.photo_mask(r.mask, r.placement)
-                        if got is not None:
-                            (x0, y0, x1, y1), w = got
-                            weight[y0:y1, x0:x1] |= w > 0
-                    if prev_in is not None and weight.any():
-                        out_change += float(np.abs(result.astype(np.int16) - prev_out)[weight].mean())
-                        in_change += float(np.abs(bgr.astype(np.int16) - prev_in)[weight].mean())
-                prev_in, prev_out = bgr.astype(np.int16), result.astype(np.int16)
-                writer.write(np.ascontiguousarray(result[:, :, ::-1]))
-                if frames_dir is not None:
-                    images.write_image_atomic(Path(frames_dir) / f"{t:06d}.png", result)
-                bar.update(1)
-            # the numbers first: a segment counts as done once its video is there too
-            write_bytes_atomic(
-                work / f"segment_{k:05d}.json", json.dumps({"out_change": out_change, "in_change": in_change}).encode()
-            )
-    bar.close()
-    frames.close()
+                    result = bgr
+                    if records:
+                        batch = torch.from_numpy(np.stack([r.extra["codes"] for r in records]))
+                        if edit is not None:
+                            batch = edit(batch)
+                        resolution = generator_resolution(max_resolution, records, bg.size)
+                        extra = {} if resolution is None else {"max_resolution": resolution}
+                        drawn = bg.stylize(batch, z_embed, **controls, **extra)
+                        for r, face in zip(records, images.tensors_to_bgr(drawn)):
+                            r.stylized = face
+                        result = photo.composite(bgr, records)
+                        weight = np.zeros((height, width), bool)
+                        for r in records:
+                            got = photo.photo_mask(r.mask, r.placement)
+                            if got is not None:
+                                (x0, y0, x1, y1), w = got
+                                weight[y0:y1, x0:x1] |= w > 0
+                        if prev_in is not None and weight.any():
+                            out_change += float(np.abs(result.astype(np.int16) - prev_out)[weight].mean())
+                            in_change += float(np.abs(bgr.astype(np.int16) - prev_in)[weight].mean())
+                    prev_in, prev_out = bgr.astype(np.int16), result.astype(np.int16)
+                    writer.write(np.ascontiguousarray(result[:, :, ::-1]))
+                    if frames_dir is not None:
+                        images.write_image_atomic(Path(frames_dir) / f"{t:06d}.png", result)
+                    bar.update(1)
+                # the numbers first: a segment counts as done once its video is there too
+                write_bytes_atomic(
+                    work / f"segment_{k:05d}.json",
+                    json.dumps({"out_change": out_change, "in_change": in_change}).encode(),
+                )
+    finally:
+        frames.close()
+        bar.close()
     return {}
 
 
@@ -384,13 +610,14 @@ def stylize_videos(
     the next one goes on; a user error (bad flags) stops the run. `kwargs` as in `stylize_video`."""
     options, controls = split_options(VideoOptions, options, kwargs)
     z_embed, style_stem = read_styles(bg, style_img)
-    for path in videos:
+    counts = ctx is None or ctx.is_main  # every process works on every clip; the main one counts the outcomes
+    for path, stem in zip(videos, output_stems(videos, keep_suffix=False)):
         path = Path(path)
-        target = Path(outdir) / f"{path.stem}_v_{style_stem}.mp4"
+        target = Path(outdir) / f"{stem}_v_{style_stem}.mp4"
         if options.skip_existing and target.exists():
-            report.skipped += 1
+            report.skipped += counts
             continue
-        frames_dir = Path(options.frames_dir) / path.stem if options.frames_dir else None
+        frames_dir = Path(options.frames_dir) / stem if options.frames_dir else None
         try:
             stylize_video(
                 bg, path, z_embed, target, report, options, aligner=aligner, ctx=ctx, frames_dir=frames_dir, **controls
@@ -398,6 +625,10 @@ def stylize_videos(
         except BlendGANError as err:
             if isinstance(err, UsageError):
                 raise
-            report.fail(path, err)
+            if counts:
+                report.fail(path, err)
+            else:  # the same line on every process; the main process counts it
+                message = str(err)
+                report.note(f"failed: {message if message.startswith(str(path)) else f'{path}: {message}'}")
             continue
-        report.written += 1
+        report.written += counts

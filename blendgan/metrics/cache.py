@@ -1,9 +1,12 @@
-"""Cache of a data set's features, keyed by its content, so a reference folder is read once.
+"""Cache of a data set's features, keyed by its files' paths, sizes and modification times, so a reference folder
+is read once.
 
-The key is the sha256 of: the files (name, size, modification time), the feature network's file hash, and the
-options that change the features (resize convention, a resize applied before it). Any change to a file, the
-network or an option gives another key; a stale entry is never read. Entries are .npz files written atomically
-(float64 features, NaN rows for skipped files, and the skip messages, reported again when an entry is used).
+The key is the sha256 of: the files (resolved path, size, modification time in ns), the feature network's file
+hash, and the options that change the features (resize convention, a resize applied before it). The files'
+contents are not read for the key: a change that alters a file's size or modification time, the network or an
+option gives another key, but a file rewritten with the same size and modification time (a copy that keeps the
+old mtime, `cp -p`, `rsync -t`) reuses the old entry. Entries are .npz files written atomically (float64
+features, NaN rows for skipped files, and the skip messages, reported again when an entry is used).
 """
 
 import hashlib

@@ -31,8 +31,8 @@ def random_normal(*shape, divisor=1.0):
 
     On the meta device (checkpoints are loaded by building there and adopting the file's tensors) the
     values are left undefined: random math on meta tensors goes through Python decompositions that import
-    sympy and torch._dynamo (time and memory per process: benchmarks/README.md), for values that are thrown
-    away.
+    sympy and torch._dynamo (time and memory per process: docs/speed.md, "Figures behind code comments"), for
+    values that are thrown away.
     """
     t = torch.empty(shape)
     if not t.is_meta:
@@ -69,7 +69,8 @@ def prepare_for_inference(model: nn.Module, style_matrix_dtype: "torch.dtype | N
     - Every ModulatedConv2d gets non-persistent buffers derived from its weight: `weight_sq`
       (sum over the taps of w^2, for the demodulation factors) and, for upsampling convs, `weight_t`
       (the weight laid out for conv_transpose2d). The fast path then skips recomputing them per call
-      (benchmarks/README.md gives the saving). They are not in the state dict, are moved by `.to()`,
+      (docs/speed.md, "Figures behind code comments", gives the saving). They are not in the state dict, are
+      moved by `.to()`,
       and are ignored (recomputed on the fly) as soon as the weight is replaced, re-loaded or cast,
       so results never depend on whether this was called; call it again after such changes to regain
       the saving. In-place edits through `weight.data` are not detected: call it again after those.

@@ -17,7 +17,7 @@ def make_kernel(taps: "Sequence[float]", scale: float = 1.0) -> torch.Tensor:
 
     The arithmetic runs on the CPU and only the result moves to the default device: under
     `torch.device("meta")` (how checkpoints are loaded) meta-tensor math would import torch._dynamo
-    (time and memory per process: benchmarks/README.md, "Figures behind code comments").
+    (time and memory per process: docs/speed.md, "Figures behind code comments").
     """
     k = torch.as_tensor(taps, dtype=torch.float32, device="cpu")
     if k.ndim == 1:
@@ -78,7 +78,7 @@ def _fir_weight(kernel, like, flip=True):
 def _grouped_is_fast(x):
     # oneDNN (float32, and bfloat16 where the CPU has bf16 kernels) and cuDNN have real depthwise kernels;
     # elsewhere (float64 on CPU, bf16 on an AVX2-only CPU) PyTorch loops over the channels one group at a
-    # time, so one plane-batch conv is better (benchmarks/README.md, "bf16 on this CPU").
+    # time, so one plane-batch conv is better (docs/speed.md, "bf16 on a CPU without bf16 kernels").
     if x.device.type != "cpu":
         return True
     return x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and not bf16_is_emulated(x.device))
@@ -91,7 +91,7 @@ def _depthwise(x, kernel, transposed, bias, **conv_args):
     weight = _fir_weight(kernel, x, flip=not transposed)
     if _grouped_is_fast(x):
         if x.device.type == "cpu" and c > 1:
-            # oneDNN's depthwise kernels are faster in NHWC than in NCHW (benchmarks/README.md, 3-64 channels)
+            # oneDNN's depthwise kernels are faster in NHWC than in NCHW (docs/speed.md, "Figures behind code comments")
             x = x.contiguous(memory_format=torch.channels_last)
         return fn(x, weight.expand(c, 1, *weight.shape[2:]), bias, groups=c, **conv_args)
     out = fn(x.reshape(n * c, 1, h, w), weight, **conv_args)

@@ -9,7 +9,7 @@ Reading validates the header the way the safetensors library does (the tests hol
 verdicts, valid and damaged files alike), maps the file once copy-on-write, and makes every tensor a view
 of that mapping: nothing is read from disk until it is used and writes never reach the file. The library's
 own reader pages in the first block of every tensor (resident memory and cold-cache time compared in
-benchmarks/README.md), and this is one compiled dependency less.
+docs/speed.md, "Figures behind code comments"), and this is one compiled dependency less.
 """
 
 import json

@@ -1,28 +1,141 @@
-"""Measurement machinery of the benchmarks: alternating timed runs, peak memory, FLOPs, the machine's
-matmul/conv ceiling, a torch.profiler summary and a Markdown report. A benchmark is then a short function
-that builds its variants (callables) and hands them to `alternate`.
+"""The benchmarks' shared harness: the machine line every result carries (CPU model and the flags that decide
+which kernels run, cores, load average, commit, date), timing with warm-up and repeats, peak RSS, a Markdown
+row printer; for the torch benchmarks also alternating timed runs, peak memory, FLOPs, the machine's
+matmul/conv ceiling and a torch.profiler summary.
 
-Importing this module imports torch; `bench.py` imports it only when it runs (its flags stay cheap).
+A benchmark script prints `machine_line()` at its start, its table through `Report` (or `markdown_row`) and
+`finish_line()` at its end (load average and peak RSS then), so every figure it backs says where and under which
+load it was measured. Importing this module does not import torch (the child-process benchmarks stay light);
+the torch helpers import it when called.
 """
 
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
+# the flags that decide which CPU kernels PyTorch/oneDNN can use (bf16 convolutions need avx512_bf16 or amx)
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
-from blendgan.allocator import release_freed_memory
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (platform's guess elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags():
+    """Which of CPU_FLAGS this CPU has (empty where /proc/cpuinfo cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in CPU_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages as one string ('n/a' where the OS has none)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def commit():
+    """The checkout's short commit, with '+' when it has uncommitted changes; '?' outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        return head + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def machine_line():
+    """One Markdown line: CPU model and flags, cores, commit, date and the load average now."""
+    flags = ", ".join(cpu_flags()) or "none of " + "/".join(CPU_FLAGS)
+    return (
+        f"Machine: {cpu_model()} ({flags}), {os.cpu_count()} logical cores; commit {commit()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; load average {load_average()} at the start"
+    )
+
+
+def peak_rss_mb(children=False):
+    """Peak resident set in MB of this process, or (children=True) of the largest waited-for child."""
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024  # kB on Linux
+
+
+def finish_line():
+    """One Markdown line for the end of a run: the load average then and the peak RSS of this process and of its
+    largest child (the figure of the benchmarks that run their work in children; a child forked from a large
+    process, such as a `git` call late in a torch benchmark, counts the pages it shared at the fork)."""
+    return (
+        f"At the end: load average {load_average()}; peak RSS {peak_rss_mb():.0f} MB (this process), "
+        f"{peak_rss_mb(children=True):.0f} MB (largest child)"
+    )
+
+
+# `python -c CHILD_PEAK_RSS CMD...` runs CMD and prints the largest resident set among its descendants (kB) on its
+# last stderr line ("peak_rss_kb N"): the peak of a command run as a child, without the benchmark's own memory
+CHILD_PEAK_RSS = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+    "sys.exit(r.returncode)"
+)
+
+
+def timed(fn, warmup=1, repeats=3):
+    """Call `fn` `warmup` times, then `repeats` timed times: (median seconds, [seconds], last result)."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, result
+
+
+def markdown_row(cells):
+    """One Markdown table row."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def markdown_table(header, rows):
+    """A Markdown table as lines: the header, its rule and the rows."""
+    return [markdown_row(header), "|" + "|".join(" --- " for _ in header) + "|"] + [markdown_row(r) for r in rows]
 
 
 def sync(device):
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def reset_peak(device):
     """Start a new peak-memory window (RSS high-water mark on Linux; CUDA allocator peak)."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
@@ -43,6 +156,8 @@ def proc_mb(path, field):
 
 
 def peak_mb(device):
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     peak = proc_mb("/proc/self/status", "VmHWM")
@@ -70,6 +185,10 @@ def alternate(variants, device, runs, warmup=1, memory=True, peak_in_runs=False)
     long to repeat) takes the peak of the timed calls themselves instead, each after the same hand-back.
 
     Returns {name: (median_s, [times], last_output, peak_mb)}; median CPU seconds go to CPU_TIMES."""
+    import torch
+
+    from blendgan.allocator import release_freed_memory
+
     times = {name: [] for name in variants}
     cpu = {name: [] for name in variants}
     outputs, peaks = {}, {name: 0.0 if peak_in_runs else float("nan") for name in variants}
@@ -117,6 +236,7 @@ def memory_allows(device, need_mb, margin_mb=2048):
 
 
 def count_flops(fn):
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
@@ -125,16 +245,13 @@ def count_flops(fn):
 
 
 def machine_info(device, reuse):
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    import torch
+
     info = {
-        "cpu": cpu,
+        "cpu": cpu_model(),
+        "cpu flags": ", ".join(cpu_flags()),
+        "commit": commit(),
+        "load average at the start": load_average(),
         "logical cores": os.cpu_count(),
         "torch threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -151,6 +268,8 @@ def machine_info(device, reuse):
 
 def thp_in_use():
     """Whether a fresh 64 MB tensor landed on transparent huge pages (Linux only)."""
+    import torch
+
     try:
         before = _anon_huge_kb()
         t = torch.ones(16 * 2**20)
@@ -170,6 +289,8 @@ def _anon_huge_kb():
 
 def ceiling(device, dtypes):
     """GFLOP/s of a 4096^2 x 4096 matmul and a 512->512 3x3 conv on 64x64 (batch 1), median of 5."""
+    import torch
+
     rows = []
     for label, dtype in dtypes:
         a = torch.randn(4096, 4096, device=device, dtype=dtype)
@@ -192,10 +313,8 @@ class Report:
         self.lines.append(text)
 
     def table(self, header, rows):
-        self.add("| " + " | ".join(header) + " |")
-        self.add("|" + "|".join(" --- " for _ in header) + "|")
-        for r in rows:
-            self.add("| " + " | ".join(str(c) for c in r) + " |")
+        for line in markdown_table(header, rows):
+            self.add(line)
         self.add()
 
     def write(self, path):
@@ -215,6 +334,7 @@ def fmt_s(x):
 def profile_self_time(fn, device, top=12):
     """Profile one call of `fn` (after one warm-up call): (total self time in us, [(kind, us)] largest first,
     [(op, input shapes, calls, us)] of the `top` ops)."""
+    import torch
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
