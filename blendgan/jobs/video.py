@@ -102,29 +102,41 @@ def _settings_key(path, info, z_embed, bg, settings) -> str:
     return h.hexdigest()
 
 
-def detect_segment(aligner, path, lo, hi, which, min_face, min_score) -> dict:
-    """Pass 1 on frames [lo, hi): every face kept (score, size, which), with its frame, box and raw landmarks."""
-    frames, boxes, landmarks, counts = [], [], [], []
-    with contextlib.closing(iter_video_frames(path, hi)) as decoded:  # the ffmpeg reader, also on errors
+def detect_segments(aligner, path, segments, todo, work, which, min_face, min_score) -> None:
+    """Pass 1 on the segments `todo`, in one decoding of the clip: every face kept (score, size, which) with its
+    frame, box and raw landmarks, written as `faces_<k>.npz` as soon as segment k is complete."""
+    if not todo:
+        return
+    todo = sorted(todo)
+    part = None
+    with contextlib.closing(iter_video_frames(path, segments[todo[-1]][1])) as decoded:  # closed on errors too
         for t, rgb in enumerate(decoded):
+            lo, hi = segments[todo[0]]
             if t < lo:
                 continue
+            if part is None:
+                part = {"frame": [], "box": [], "landmarks": [], "count": []}
             bgr = np.ascontiguousarray(rgb[:, :, ::-1])
             found = [f for f in aligner.detect(bgr) if f.score >= min_score]
             found = [f for f in photo.select_faces(found, which) if ffhq_quad(f.landmarks)[1] >= min_face]
-            counts.append(len(found))
+            part["count"].append(len(found))
             for f in found:
-                frames.append(t)
-                boxes.append(f.box)
-                landmarks.append(np.asarray(f.landmarks, np.float32))
-    if len(counts) != hi - lo:
-        raise BlendGANError(f"{path}: ends at frame {lo + len(counts)}, before frame {hi} its header announced")
-    return {
-        "frame": np.asarray(frames, np.int64),
-        "box": np.asarray(boxes, np.int64).reshape(-1, 4),
-        "landmarks": np.asarray(landmarks, np.float32).reshape(-1, 68, 2),
-        "count": np.asarray(counts, np.int64),
-    }
+                part["frame"].append(t)
+                part["box"].append(f.box)
+                part["landmarks"].append(np.asarray(f.landmarks, np.float32))
+            if t == hi - 1:  # the segment is complete
+                _save_npz_atomic(
+                    work / f"faces_{todo[0]:05d}.npz",
+                    frame=np.asarray(part["frame"], np.int64),
+                    box=np.asarray(part["box"], np.int64).reshape(-1, 4),
+                    landmarks=np.asarray(part["landmarks"], np.float32).reshape(-1, 68, 2),
+                    count=np.asarray(part["count"], np.int64),
+                )
+                part = None
+                todo.pop(0)
+                if not todo:
+                    return
+    raise BlendGANError(f"{path}: ends before frame {segments[todo[0]][1]}, which its header announced")
 
 
 def link_faces(parts: list[dict], first: int, stop: int, smooth: float, encode_every: int = 1) -> dict:
@@ -349,10 +361,8 @@ def stylize_video(
             import time
 
             time.sleep(slow)
-        for k in mine:
-            if not (work / f"faces_{k:05d}.npz").is_file():
-                found_k = detect_segment(aligner, path, *segments[k], faces, min_face, min_score)
-                _save_npz_atomic(work / f"faces_{k:05d}.npz", **found_k)
+        todo = [k for k in mine if not (work / f"faces_{k:05d}.npz").is_file()]
+        detect_segments(aligner, path, segments, todo, work, faces, min_face, min_score)
         _wait_for([work / f"faces_{k:05d}.npz" for k in range(len(segments))], work)
         parts = []
         for k in range(len(segments)):
