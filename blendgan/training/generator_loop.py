@@ -191,7 +191,7 @@ def style_codes_key(folder, embedder, cfg):
         sample = t.reshape(-1)[::9973] if t.numel() > 1 << 20 else t.reshape(-1)
         h.update(name.encode())
         h.update(sample.detach().float().cpu().numpy().tobytes())
-    files = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.files]
+    files = folder.identity()
     return {"files": files, "size": cfg.size, "encoder": h.hexdigest()}
 
 
@@ -239,6 +239,11 @@ class GeneratorTrainer:
             )
         if cfg.size & (cfg.size - 1) or not 8 <= cfg.size <= 1024:
             raise UsageError(f"--size {cfg.size}: must be a power of two between 8 and 1024")
+        if cfg.metrics and data.is_shard_set(cfg.faces):
+            raise UsageError(
+                f"--metrics reads the real faces from a folder of images; {cfg.faces} holds tar shards "
+                "(train without --metrics, or measure with `blendgan eval` on a folder)"
+            )
         for name in ("augment_p", "target"):
             if not 0 <= getattr(cfg, name) <= 1:
                 raise UsageError(f"--{name} {getattr(cfg, name)}: must be between 0 and 1")
@@ -264,8 +269,8 @@ class GeneratorTrainer:
             seed=cfg.seed,
             log=run.log_file,
         )
-        self.faces = data.ImageFolder(cfg.faces, cfg.size, "faces", ctx, run.log_file)
-        self.styles = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, run.log_file)
+        self.faces = data.open_images(cfg.faces, cfg.size, "faces", ctx, run.log_file)
+        self.styles = data.open_images(cfg.styles, cfg.size, "styles", ctx, run.log_file)
         self.face_sampler = data.Sampler(len(self.faces), cfg.seed, stream=1)
         self.style_sampler = data.Sampler(len(self.styles), cfg.seed, stream=2)
 
