@@ -455,9 +455,11 @@ class GeneratorTrainer:
         return {"d": f"{record['d_total']:.3f}", "g": f"{record['g_total']:.3f}"}
 
     def after_snapshot(self, step, kimg, snapshot_path):
-        """--metrics of g_ema at this snapshot (every process takes part; the main one writes metric-*.jsonl)."""
+        """--metrics of g_ema at this snapshot (every process takes part; the main one writes metric-*.jsonl);
+        returns {name: value}."""
         if self.measure:
-            self.measure(self.g_ema, step, kimg, snapshot_path)
+            return self.measure(self.g_ema, step, kimg, snapshot_path)
+        return {}
 
     def sample(self):
         return sample_grid(self.g_ema, self.cfg, self.codes, self.styles, self.run.device, self.run.dtype)
