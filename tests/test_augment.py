@@ -4,6 +4,8 @@ rising when a tiny discriminator memorises 8 images and staying at 0 when it can
 --augment ada` resuming with the same p."""
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from torch import nn
 from blendgan.training import augment as A
 from blendgan.training.runs import read_log
 
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_helpers  # noqa: E402
 from helpers import run_cli  # noqa: E402
@@ -173,3 +176,26 @@ def test_bad_augment_settings_fail_in_one_line(data, tmp_path):
     root, flags = data
     code, err = run_cli(["train", "generator", *flags, *TRAIN, "--outdir", str(tmp_path / "r"), "--augment_p", "2"])
     assert code != 0 and "--augment_p 2.0: must be between 0 and 1" in err and "Traceback" not in err
+
+
+@pytest.mark.distributed
+def test_two_processes_augment_as_one_with_the_double_batch(data):
+    """torchrun, 2 gloo processes x batch 2 == 1 process x batch 4 with ADA: the draws follow the global sample
+    positions and r_t is averaged over the processes, so p and the weights agree (up to float64 sum order)."""
+    root, flags = data
+    common = [*flags, *TRAIN, "--iters", "2", "--mbstd_group", "2"]
+    one, two = root / "one", root / "two"
+    code, err = run_cli(["train", "generator", *common, "--batch", "4", "--outdir", str(one)])
+    assert code == 0, err
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2"]
+    cmd += ["-m", "blendgan", "train", "generator", *common, "--batch", "2", "--outdir", str(two)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (torch.load(run / "checkpoints" / "000002.pt", weights_only=True) for run in (one, two))
+    for name in a["augment"]:
+        assert a["augment"][name]["p"] == pytest.approx(b["augment"][name]["p"], abs=1e-12)
+    assert {a["augment"][n]["p"] for n in a["augment"]} != {0.5}  # p moved
+    for name in ("g", "d_face", "d_style", "d_style_latent"):
+        diff = max(float((a[name][k] - b[name][k]).abs().max()) for k in a[name])
+        assert diff < 1e-9, (name, diff)
