@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import shutil
+import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -158,10 +159,12 @@ def examine(path: Path, opts: DatasetOptions, aligner) -> tuple[dict, list[bytes
             faces = [aligner.choose(faces)] if faces else []
         for k, face in enumerate(faces):
             side = ffhq_quad(face.landmarks.astype(np.float64))[1]
-            if face.score < opts.min_score:
-                reject("low_score", f"detector score {face.score:.3f} < {opts.min_score}", k)
-            elif side < opts.min_side:
-                reject("small_face", f"face crop of {side:.0f} px < {opts.min_side}", k)
+            if face.score < opts.min_score or side < opts.min_side:
+                if opts.kind == "faces":  # (an artwork whose face is unusable keeps the square rule)
+                    if face.score < opts.min_score:
+                        reject("low_score", f"detector score {face.score:.3f} < {opts.min_score}", k)
+                    else:
+                        reject("small_face", f"face crop of {side:.0f} px < {opts.min_side}", k)
             else:
                 crop, _ = aligner.align_face(img, face, opts.size, opts.transform_size)
                 crops.append((k, {"box": list(face.box), "score": round(face.score, 6)}, crop))
@@ -183,7 +186,9 @@ def _work_paths(outdir: Path, i: int) -> tuple[Path, str]:
 def examine_cached(i, path, outdir, opts, aligner, skip_existing):
     """examine() of source i, through OUTDIR/.work (PNGs first, the JSON last: a JSON means complete)."""
     json_path, png_name = _work_paths(outdir, i)
-    key = {"options": asdict(opts), "source": str(path)}
+    # what the examination depends on (not the shard count, the duplicate threshold or the sheet's seed)
+    examined = {k: v for k, v in asdict(opts).items() if k not in ("shards", "dup_threshold", "seed")}
+    key = {"options": examined, "source": str(path)}
     if skip_existing and json_path.is_file():
         try:
             saved = json.loads(json_path.read_text())
@@ -263,6 +268,17 @@ class RecordShardWriter(pairset.ShardWriter):
 
     def add_member(self, name: str, data: bytes) -> None:
         self._member(name, data)
+
+
+def shard_holds(path: Path, records: list[dict]) -> bool:
+    """True when the shard at `path` is complete and holds exactly these records (a shard left by a run with
+    other inputs or settings is written again)."""
+    try:
+        with tarfile.open(path) as tar:
+            found = [json.loads(tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".json")]
+    except (OSError, tarfile.TarError, ValueError, AttributeError):
+        return False
+    return found == [public(r) for r in records]
 
 
 def write_shard(outdir: Path, name: str, records: list[dict]) -> None:
@@ -369,7 +385,7 @@ def make_dataset(
     error = None
     try:
         for name in names[ctx.rank :: ctx.world_size]:
-            if skip_existing and (outdir / name).exists():
+            if skip_existing and shard_holds(outdir / name, by_shard[name]):
                 continue
             write_shard(outdir, name, by_shard[name])
     except BlendGANError as err:

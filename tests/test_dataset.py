@@ -223,3 +223,13 @@ def test_the_command_defaults_are_the_job_defaults():
     d = dt.DatasetOptions(kind="faces")
     assert cli.KINDS == dt.KINDS and cli.RECORDS_PER_SHARD == dt.RECORDS_PER_SHARD
     assert vars(cli.DEFAULTS) == {k: getattr(d, k) for k in vars(cli.DEFAULTS)}
+
+
+def test_a_resumed_run_rewrites_shards_that_do_not_hold_its_records(faces):
+    """A shard left by other inputs (here: the other shard's bytes under its name) is made again, not kept."""
+    out = faces["root"] / "stale"
+    out.mkdir()
+    (out / "faces-000001.tar").write_bytes((faces["ref"] / "faces-000000.tar").read_bytes())
+    opts = dt.DatasetOptions(kind="faces", shards=2, **FAST)
+    dt.make_dataset([faces["src"]], out, opts, progress=False, skip_existing=True)
+    assert folder_bytes(out) == folder_bytes(faces["ref"])
