@@ -233,3 +233,17 @@ def test_a_resumed_run_rewrites_shards_that_do_not_hold_its_records(faces):
     opts = dt.DatasetOptions(kind="faces", shards=2, **FAST)
     dt.make_dataset([faces["src"]], out, opts, progress=False, skip_existing=True)
     assert folder_bytes(out) == folder_bytes(faces["ref"])
+
+
+def test_styles_with_faces_aligned_as_aahq_was(tmp_path):
+    """--align_style_faces: an artwork with a face is FFHQ-aligned (its record names the face), one without
+    keeps the square rule."""
+    src = tmp_path / "art"
+    src.mkdir()
+    (src / "a_cartoon.jpg").write_bytes((IMGS / "style_imgs" / "cartoon_astronaut.jpg").read_bytes())
+    cv2.imwrite(str(src / "b_ramp.png"), np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (256, 1, 3)))
+    opts = dt.DatasetOptions(kind="styles", align_style_faces=True, **FAST)
+    summary = dt.make_dataset([src], tmp_path / "ds", opts, progress=False)
+    records = read_manifest(tmp_path / "ds")
+    assert [(Path(r["source"]).name, r["face"]) for r in records] == [("a_cartoon.jpg", 0), ("b_ramp.png", None)]
+    assert records[0]["score"] > 0.3 and len(records[0]["box"]) == 4 and summary["rejected"] == []
