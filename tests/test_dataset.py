@@ -190,10 +190,15 @@ def test_styles_square_rule_and_near_duplicates(tmp_path):
     cv2.imwrite(str(src / "z_panorama.png"), panorama)  # its centred square is the artwork itself
     cv2.imwrite(str(src / "z_smaller.jpg"), cv2.resize(cv2.imread(str(styles[-1])), (200, 200)))
     cv2.imwrite(str(src / "z_tiny.png"), wide[:20, :30])
+    # colour spaces and depths the commands read: a CMYK JPEG and a 16-bit PNG (other pictures: kept)
+    Image.open(IMGS / "photos" / "grace_hopper.jpg").convert("CMYK").save(src / "y_cmyk.jpg", quality=95)
+    photo = cv2.imread(str(IMGS / "photos" / "astronaut.jpg")).astype(np.uint16) * 257
+    cv2.imwrite(str(src / "y_deep.png"), photo)
     out = tmp_path / "ds"
     summary = dt.make_dataset([src], out, dt.DatasetOptions(kind="styles", size=64), progress=False)
     got = outcomes(summary, read_manifest(out))
     expected = {(f.name, None): "kept" for f in styles}
+    expected.update({("y_cmyk.jpg", None): "kept", ("y_deep.png", None): "kept"})
     expected.update(
         {("z_panorama.png", None): "near_duplicate", ("z_smaller.jpg", None): "near_duplicate"}
         | {("z_tiny.png", None): "too_small"}
@@ -206,6 +211,11 @@ def test_styles_square_rule_and_near_duplicates(tmp_path):
     expected_px = cv2.resize(wide, (64, 64), interpolation=cv2.INTER_AREA)
     assert np.array_equal(cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_COLOR), expected_px)
     assert Image.open(io.BytesIO(first)).size == (64, 64)
+    deep = next(r for r in read_manifest(out) if r["source"].endswith("y_deep.png"))
+    with tarfile.open(out / deep["shard"]) as tar:
+        png = tar.extractfile(f"{deep['key']}.png").read()
+    eight_bit = dt.square_crop(cv2.imread(str(IMGS / "photos" / "astronaut.jpg")), 64)  # 16 -> 8 bit: the photo
+    assert np.array_equal(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), eight_bit)
 
 
 def test_bad_flags_fail_in_one_line(tmp_path):
