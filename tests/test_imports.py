@@ -78,7 +78,7 @@ FLOORS = [
     {"losses", "devices", "controls", "align", "tracking", "pairset"},
     {"distributed", "fitting", "photo", "editing"},
     {"pipeline"},
-    {"jobs", "metrics", "export", "onnx_run", "publish", "speed"},
+    {"jobs", "metrics", "export", "onnx_run", "publish", "speed", "dataset_tool"},
     {"training"},
     {"demo"},
     {"cli"},

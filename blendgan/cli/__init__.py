@@ -25,6 +25,7 @@ COMMANDS = {
     "video": "video",  # gen_video
     "stylize": "stylize",  # whole photos: every face stylized and pasted back
     "align": "align",
+    "dataset": "dataset",  # raw photos / artworks -> training shards
     "download": "download",
     "convert": "convert",
     "info": "info",

@@ -116,6 +116,21 @@ class GeneratorConfig(RunConfig):
     ema_rampup: float = setting(
         0.05, "g_ema half-life at most this fraction of the images seen (0 = off)", OPTIMISATION, NON_NEGATIVE
     )
+    augment: str = setting(
+        "none",
+        "augment every image the discriminators see (reals and fakes; docs/training.md): ada (p adapts to "
+        "their overfitting, StyleGAN2-ADA), fixed (p = --augment_p), none",
+        OPTIMISATION,
+        choices=("none", "fixed", "ada"),
+    )
+    augment_p: float = setting(
+        0.0, "augmentation probability: fixed's p, ada's starting p (0 to 1)", OPTIMISATION, NON_NEGATIVE
+    )
+    target: float = setting(
+        0.6, "ada: target of r_t = E[sign(D(reals))]; p rises while r_t is above it", OPTIMISATION, NON_NEGATIVE
+    )
+    ada_kimg: float = setting(500.0, "ada: p can move from 0 to 1 in this many thousand images", OPTIMISATION, POSITIVE)
+    ada_interval: int = setting(4, "ada: steps between adjustments of p", OPTIMISATION, POSITIVE)
     init_embedding: str = setting(
         "copy",
         "the new style mapping `embedding` when --init is a plain StyleGAN2: "

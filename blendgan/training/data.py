@@ -1,4 +1,5 @@
-"""Image folders for training, and the deterministic order in which their samples are drawn.
+"""Image folders (or `blendgan dataset` shards) for training, and the deterministic order in which their samples are
+drawn.
 
 Every random choice of a run (which image, flipped or not, latent codes, noise) is a function of the run's
 seed and the *global sample position* (step x global batch + slot), never of the process that draws it.
@@ -8,7 +9,11 @@ batch B see the same samples as one process with batch N·B (see `global_positio
 """
 
 import sys
+import tarfile
+from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 from .. import distributed
@@ -30,9 +35,17 @@ def sample_generator(seed, stream, position):
     return torch.Generator().manual_seed(key % 2**63)
 
 
+def is_shard_set(path):
+    """True for a folder of tar shards (what `blendgan dataset` writes)."""
+    p = Path(path)
+    return p.is_dir() and any(p.glob("*.tar"))
+
+
 def check_folder(path, what):
-    """UsageError (one line) unless `path` is a folder or file with at least one image file name; cheap
-    (no decoding), so every folder is checked before any work."""
+    """UsageError (one line) unless `path` is a folder or file with at least one image file name, or a folder of
+    tar shards; cheap (no decoding), so every folder is checked before any work."""
+    if is_shard_set(path):
+        return sorted(Path(path).glob("*.tar"))
     files, _ = images.list_images(path)
     if not files:
         raise UsageError(
@@ -94,6 +107,72 @@ class ImageFolder:
         x = images.bgr_to_tensor(self.pixels(i))[0]
         return x.flip(-1) if flip else x
 
+    def identity(self):
+        """What the images are, for caches made from them: [name, bytes, mtime] of each file."""
+        return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in self.files]
+
+
+class ShardImages(ImageFolder):
+    """The images of a folder of tar shards (`blendgan dataset`: {key}.png members, in shard and member order),
+    read on demand: memory holds an index of where each image's bytes lie (20 bytes an image), not pixels, so
+    it does not grow with the images' size and a data set of any length trains in the same memory.
+
+    The images are numbered like a folder's sorted files, so the samplers (and their guarantees: the same
+    samples for any number of processes, exact resume) work unchanged; a folder holding the same images
+    under the same sorted names trains identically."""
+
+    OPEN_SHARDS = 8  # file handles kept open (least recently used closed first)
+
+    def __init__(self, path, size, what, ctx=None, log=None):
+        self.path, self.size, self.what = path, int(size), what
+        self.shards = sorted(Path(path).glob("*.tar"))
+        where, offsets, lengths = [], [], []
+        for k, shard in enumerate(self.shards):
+            try:
+                with tarfile.open(shard) as tar:
+                    for m in tar:
+                        if m.isfile() and images.is_image_file(m.name):
+                            where.append(k)
+                            offsets.append(m.offset_data)
+                            lengths.append(m.size)
+            except (OSError, tarfile.TarError) as err:
+                raise UsageError(f"{shard}: not a readable tar shard ({err}); make the data set again") from None
+        if not where:
+            raise UsageError(f"{path}: its tar shards hold no images; point --{what} at a `blendgan dataset` folder")
+        self.where = np.asarray(where, np.int32)
+        self.offsets, self.lengths = np.asarray(offsets, np.int64), np.asarray(lengths, np.int64)
+        self.cache, self._pixels, self._open = False, None, {}
+
+    def __len__(self):
+        return len(self.where)
+
+    def _read(self, i):
+        k = int(self.where[i])
+        f = self._open.pop(k, None)
+        if f is None:
+            if len(self._open) >= self.OPEN_SHARDS:
+                self._open.pop(next(iter(self._open))).close()
+            f = open(self.shards[k], "rb")
+        self._open[k] = f  # most recently used last
+        f.seek(int(self.offsets[i]))
+        return f.read(int(self.lengths[i]))
+
+    def pixels(self, i):
+        img = cv2.imdecode(np.frombuffer(self._read(i), np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise UsageError(f"{self.shards[int(self.where[i])]}: image {i} cannot be decoded; make the data set again")
+        return img if img.shape[:2] == (self.size, self.size) else images.resize_square(img, self.size)
+
+    def identity(self):
+        return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in self.shards]
+
+
+def open_images(path, size, what, ctx, log=None):
+    """ImageFolder, or ShardImages for a folder of tar shards."""
+    if is_shard_set(path):
+        return ShardImages(path, size, what, ctx, log)
+    return ImageFolder(path, size, what, ctx, log)
+
 
 class Sampler:
     """Which image and which flip a global sample position gets: epoch e uses a permutation of the folder
@@ -128,4 +207,14 @@ def batch_of(folder, draws):
     return torch.stack([folder.tensor(i, f) for i, f in draws])
 
 
-__all__ = ["ImageFolder", "Sampler", "batch_of", "check_folder", "global_positions", "sample_generator"]
+__all__ = [
+    "ImageFolder",
+    "Sampler",
+    "ShardImages",
+    "batch_of",
+    "check_folder",
+    "global_positions",
+    "is_shard_set",
+    "open_images",
+    "sample_generator",
+]

@@ -33,6 +33,7 @@ from ..io.images import hconcat, tensors_to_bgr
 from ..losses import gan as losses
 from ..metrics.snapshot import SnapshotMetrics
 from . import data, loop
+from .augment import AdaptiveAugment
 from .config import GeneratorConfig
 from .generator_init import (
     D_NAMES,
@@ -47,6 +48,8 @@ from .runs import save_snapshot
 
 # random streams (see data.sample_generator)
 D_CODES, G_CODES, PL_CODES, FIXED_CODES = 1, 2, 3, 9
+# augmentation streams: AUG_STREAM + 10 · (index of the discriminator in D_NAMES) + phase
+AUG_STREAM, AUG_D_REAL, AUG_D_FAKE, AUG_R1, AUG_G_FAKE = 40, 0, 1, 2, 3
 STYLE_CODE_BATCH = 8
 
 
@@ -109,24 +112,38 @@ class GeneratorPass(nn.Module):
         return synthesize(self.g, codes)[0], synthesize(self.g, codes, z_s)[0]
 
 
-def d_terms(ds, cfg, real_f, real_s, z_s, fake_f, fake_s):
-    """{'d_face', 'd_style', 'd_style_latent'} logistic losses and their weighted sum 'd_total'."""
-    t = {
-        "d_face": losses.d_logistic_loss(ds["d_face"](real_f), ds["d_face"](fake_f)),
-        "d_style": losses.d_logistic_loss(ds["d_style"](real_s), ds["d_style"](fake_s)),
-        "d_style_latent": losses.d_logistic_loss(ds["d_style_latent"](real_s, z_s), ds["d_style_latent"](fake_s, z_s)),
-    }
+def _identity(name, x, phase):
+    return x
+
+
+def d_terms(ds, cfg, real_f, real_s, z_s, fake_f, fake_s, aug=_identity, real_logits=None):
+    """{'d_face', 'd_style', 'd_style_latent'} logistic losses and their weighted sum 'd_total'. `aug(name,
+    images, phase)` augments what discriminator `name` sees; `real_logits` (a dict) receives D(reals)."""
+    out = {}
+    for name, real, fake in (
+        ("d_face", real_f, fake_f),
+        ("d_style", real_s, fake_s),
+        ("d_style_latent", real_s, fake_s),
+    ):
+        extra = (z_s,) if name == "d_style_latent" else ()
+        real_pred = ds[name](aug(name, real, AUG_D_REAL), *extra)
+        out[name] = losses.d_logistic_loss(real_pred, ds[name](aug(name, fake, AUG_D_FAKE), *extra))
+        if real_logits is not None:
+            real_logits[name] = real_pred.detach()
+    t = {k: out[k] for k in ("d_face", "d_style", "d_style_latent")}
     t["d_total"] = (
         cfg.face_weight * t["d_face"] + cfg.style_weight * t["d_style"] + cfg.style_latent_weight * t["d_style_latent"]
     )
     return t
 
 
-def g_terms(ds, cfg, z_s, fake_f, fake_s):
+def g_terms(ds, cfg, z_s, fake_f, fake_s, aug=_identity):
     t = {
-        "g_face": losses.g_nonsaturating_loss(ds["d_face"](fake_f)),
-        "g_style": losses.g_nonsaturating_loss(ds["d_style"](fake_s)),
-        "g_style_latent": losses.g_nonsaturating_loss(ds["d_style_latent"](fake_s, z_s)),
+        "g_face": losses.g_nonsaturating_loss(ds["d_face"](aug("d_face", fake_f, AUG_G_FAKE))),
+        "g_style": losses.g_nonsaturating_loss(ds["d_style"](aug("d_style", fake_s, AUG_G_FAKE))),
+        "g_style_latent": losses.g_nonsaturating_loss(
+            ds["d_style_latent"](aug("d_style_latent", fake_s, AUG_G_FAKE), z_s)
+        ),
     }
     t["g_total"] = (
         cfg.face_weight * t["g_face"] + cfg.style_weight * t["g_style"] + cfg.style_latent_weight * t["g_style_latent"]
@@ -175,7 +192,7 @@ def style_codes_key(folder, embedder, cfg):
         sample = t.reshape(-1)[::9973] if t.numel() > 1 << 20 else t.reshape(-1)
         h.update(name.encode())
         h.update(sample.detach().float().cpu().numpy().tobytes())
-    files = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.files]
+    files = folder.identity()
     return {"files": files, "size": cfg.size, "encoder": h.hexdigest()}
 
 
@@ -223,6 +240,14 @@ class GeneratorTrainer:
             )
         if cfg.size & (cfg.size - 1) or not 8 <= cfg.size <= 1024:
             raise UsageError(f"--size {cfg.size}: must be a power of two between 8 and 1024")
+        if cfg.metrics and data.is_shard_set(cfg.faces):
+            raise UsageError(
+                f"--metrics reads the real faces from a folder of images; {cfg.faces} holds tar shards "
+                "(train without --metrics, or measure with `blendgan eval` on a folder)"
+            )
+        for name in ("augment_p", "target"):
+            if not 0 <= getattr(cfg, name) <= 1:
+                raise UsageError(f"--{name} {getattr(cfg, name)}: must be between 0 and 1")
         if not cfg.faces or not cfg.styles:
             raise UsageError("--faces DIR and --styles DIR are required (folders of aligned face images)")
 
@@ -245,8 +270,8 @@ class GeneratorTrainer:
             seed=cfg.seed,
             log=run.log_file,
         )
-        self.faces = data.ImageFolder(cfg.faces, cfg.size, "faces", ctx, run.log_file)
-        self.styles = data.ImageFolder(cfg.styles, cfg.size, "styles", ctx, run.log_file)
+        self.faces = data.open_images(cfg.faces, cfg.size, "faces", ctx, run.log_file)
+        self.styles = data.open_images(cfg.styles, cfg.size, "styles", ctx, run.log_file)
         self.face_sampler = data.Sampler(len(self.faces), cfg.seed, stream=1)
         self.style_sampler = data.Sampler(len(self.styles), cfg.seed, stream=2)
 
@@ -283,6 +308,14 @@ class GeneratorTrainer:
         scaler_on = cfg.precision == "fp16"
         self.g_scaler, self.d_scaler = (torch.amp.GradScaler(device.type, enabled=scaler_on) for _ in range(2))
         self.mean_path_length, self.last_reg = 0.0, {}
+        # --augment: one augmentation (and one p) per discriminator: D_face sees a large photo set, D_style a
+        # few hundred artworks, and each overfits at its own pace
+        self.augments = None
+        if cfg.augment != "none":
+            self.augments = {
+                name: AdaptiveAugment(cfg.augment, cfg.augment_p, cfg.target, cfg.ada_kimg, cfg.ada_interval, cfg.seed)
+                for name in D_NAMES
+            }
 
     def restore(self, snapshot):
         self.g.load_state_dict(snapshot["g"])
@@ -295,6 +328,9 @@ class GeneratorTrainer:
         self.d_scaler.load_state_dict(snapshot["d_scaler"])
         self.mean_path_length = float(snapshot["mean_path_length"])
         self.last_reg = dict(snapshot["last_regularization"])
+        if self.augments is not None:
+            for name, state in snapshot["augment"].items():
+                self.augments[name].load_state_dict(state)
 
     def parallel(self):
         # several processes: DDP averages the gradients of G and of each discriminator during backward; its
@@ -313,6 +349,15 @@ class GeneratorTrainer:
         real_s = data.batch_of(self.styles, draws).to(device, dtype)
         z_s = self.codes[[2 * i + int(f) for i, f in draws]].to(device, dtype)
         values = {}
+        aug, real_logits = _identity, None
+        if self.augments is not None:
+            augments = self.augments
+
+            def aug(name, x, phase):
+                stream = AUG_STREAM + 10 * D_NAMES.index(name) + phase
+                return augments[name](x, stream, positions)
+
+            real_logits = {}
 
         # 1. discriminators
         requires_grad([g], False)
@@ -321,16 +366,26 @@ class GeneratorTrainer:
         with torch.no_grad(), cast:
             fake_f, fake_s = distributed.unwrap(g_pass)(d_codes, z_s)
         with cast:
-            terms = d_terms(ds_sync, cfg, real_f, real_s, z_s, fake_f.to(dtype), fake_s.to(dtype))
+            terms = d_terms(ds_sync, cfg, real_f, real_s, z_s, fake_f.to(dtype), fake_s.to(dtype), aug, real_logits)
         _step([*ds.values()], self.d_optims.values(), d_scaler, terms["d_total"])
         values.update({k: v.item() for k, v in terms.items()})
+        if real_logits is not None:  # ADA's overfitting signal r_t: E[sign(D(reals))], over all processes
+            signs = distributed.mean_of(
+                {k: v.float().sign().mean().item() for k, v in real_logits.items()}, ctx, device
+            )
+            for name, value in signs.items():
+                self.augments[name].observe(value)
 
         if cfg.r1 > 0 and step % cfg.d_reg_every == 0:
             reals = {"face": real_f.detach().requires_grad_(True), "style": real_s.detach().requires_grad_(True)}
+            # (with --augment the penalty is on the un-augmented reals, through the augmentation: StyleGAN2-ADA)
             preds = {
-                "r1_face": (ds_sync["d_face"](reals["face"]), reals["face"]),
-                "r1_style": (ds_sync["d_style"](reals["style"]), reals["style"]),
-                "r1_style_latent": (ds_sync["d_style_latent"](reals["style"], z_s), reals["style"]),
+                "r1_face": (ds_sync["d_face"](aug("d_face", reals["face"], AUG_R1)), reals["face"]),
+                "r1_style": (ds_sync["d_style"](aug("d_style", reals["style"], AUG_R1)), reals["style"]),
+                "r1_style_latent": (
+                    ds_sync["d_style_latent"](aug("d_style_latent", reals["style"], AUG_R1), z_s),
+                    reals["style"],
+                ),
             }
             r1 = {k: losses.r1_penalty(pred, x) for k, (pred, x) in preds.items()}
             # + 0·D(x): the backward then reaches every D parameter (the R1 gradient misses e.g. the last bias),
@@ -345,7 +400,7 @@ class GeneratorTrainer:
         g_codes = draw_codes(g, cfg.seed, G_CODES, positions, cfg.mixing, device, dtype)
         with cast:  # the frozen discriminators are called directly: no gradient of theirs to synchronise
             fake_f, fake_s = g_pass(g_codes, z_s)
-            terms = g_terms(ds, cfg, z_s, fake_f.to(dtype), fake_s.to(dtype))
+            terms = g_terms(ds, cfg, z_s, fake_f.to(dtype), fake_s.to(dtype), aug)
         _step([g], [self.g_optim], g_scaler, terms["g_total"])
         values.update({k: v.item() for k, v in terms.items()})
         g.add_weight.data.clamp_(0, 1)  # the WBM weights live in [0, 1]
@@ -379,22 +434,33 @@ class GeneratorTrainer:
 
         # 3. EMA
         update_ema(self.g_ema, g, cfg, (step + 1) * self.run.images_per_step, self.run.images_per_step)
+
+        # 4. ADA: p follows the discriminators' overfitting (every --ada_interval steps)
+        if self.augments is not None:
+            for a in self.augments.values():
+                a.adjust(step, self.run.images_per_step)
         return values
 
     def log_values(self, values):
+        extra = {}
+        if self.augments is not None:  # the p each discriminator's augmentation had after this step
+            extra = {f"augment_p_{name[2:]}": a.p for name, a in self.augments.items()}
         return {
             **distributed.mean_of(values, self.ctx, self.run.device),
             **self.last_reg,
             "add_weight": [round(float(a), 6) for a in self.g.add_weight.detach().flatten()],
+            **extra,
         }
 
     def postfix(self, record):
         return {"d": f"{record['d_total']:.3f}", "g": f"{record['g_total']:.3f}"}
 
     def after_snapshot(self, step, kimg, snapshot_path):
-        """--metrics of g_ema at this snapshot (every process takes part; the main one writes metric-*.jsonl)."""
+        """--metrics of g_ema at this snapshot (every process takes part; the main one writes metric-*.jsonl);
+        returns {name: value}."""
         if self.measure:
-            self.measure(self.g_ema, step, kimg, snapshot_path)
+            return self.measure(self.g_ema, step, kimg, snapshot_path)
+        return {}
 
     def sample(self):
         return sample_grid(self.g_ema, self.cfg, self.codes, self.styles, self.run.device, self.run.dtype)
@@ -419,6 +485,7 @@ class GeneratorTrainer:
             "d_scaler": self.d_scaler.state_dict(),
             "mean_path_length": self.mean_path_length,
             "last_regularization": dict(self.last_reg),
+            **({"augment": {k: a.state_dict() for k, a in self.augments.items()}} if self.augments else {}),
         }
 
 

@@ -35,6 +35,7 @@ from ..io.images import write_image_atomic
 from . import config as config_mod
 from . import data
 from .runs import JsonLog, RunDir, load_snapshot, rng_state, save_snapshot, set_rng_state
+from .tensorboard import Board
 
 
 def compute_dtype(precision: str) -> torch.dtype:
@@ -179,6 +180,16 @@ class Run:
         self.write_settings()
         progress = Progress(cfg.iters, self.start, self.images_per_step, enabled=ctx.is_main and cfg.progress)
         clock = StepClock(self.start, self.images_per_step, self.elapsed_before)
+        board = Board(self.folder.path, self.start, enabled=ctx.is_main)  # when tensorboard is installed
+        try:
+            self._steps(trainer, progress, clock, board)
+        finally:
+            board.close()
+        progress.close()
+        return cfg.iters
+
+    def _steps(self, trainer: Any, progress: Progress, clock: StepClock, board: Board) -> None:
+        cfg, ctx = self.cfg, self.ctx
         for step in range(self.start, cfg.iters):
             values = trainer.step(step, data.global_positions(step, cfg.batch, ctx))
             done = step + 1
@@ -191,11 +202,14 @@ class Run:
                     "elapsed_s": clock.elapsed(),
                 }
                 self._log.write(record)
+                board.scalars({**record, "lr": getattr(cfg, "lr", None)}, done)
                 progress.step(trainer.postfix(record))
             else:
                 progress.step()
             if ctx.is_main and (done % cfg.sample_every == 0 or done == cfg.iters):
-                write_image_atomic(self.folder.sample_path(done), trainer.sample())
+                sheet = trainer.sample()
+                write_image_atomic(self.folder.sample_path(done), sheet)
+                board.image("samples", sheet, done)
             if done % cfg.snapshot_every == 0 or done == cfg.iters:
                 if ctx.is_main:
                     state = trainer.state()
@@ -217,9 +231,9 @@ class Run:
                 distributed.barrier(ctx)
                 after = getattr(trainer, "after_snapshot", None)  # e.g. the generator's --metrics
                 if after is not None:
-                    after(done, done * self.images_per_step / 1000, self.folder.snapshot_path(done))
-        progress.close()
-        return cfg.iters
+                    measured = after(done, done * self.images_per_step / 1000, self.folder.snapshot_path(done))
+                    board.scalars({f"metrics/{k}": v for k, v in (measured or {}).items()}, done)
+                board.flush()
 
 
 def train(

@@ -123,7 +123,7 @@ class PSPTrainer:
             loss_weights(cfg), vgg_weights=cfg.vgg_weights or cfg.ckpt, id_weights=cfg.id_weights or None
         )
         self.g, latent_avg = load_frozen_generator(cfg, device, dtype)
-        self.folder = data.ImageFolder(cfg.faces, self.g.size, "faces", ctx, run.log_file)
+        self.folder = data.open_images(cfg.faces, self.g.size, "faces", ctx, run.log_file)
         self.sampler = data.Sampler(len(self.folder), cfg.seed, stream=FACE_STREAM)
         self.enc = build_encoder(cfg, run.snapshot, run.folder, self.g.size, latent_avg).to(device, dtype).train()
         self.loss_fn = loss_fn.to(device, dtype)

@@ -190,7 +190,7 @@ class StyleEncoderTrainer:
     def __init__(self, run):
         cfg, ctx = run.cfg, run.ctx
         self.run, self.cfg, self.ctx = run, cfg, ctx
-        self.folder = data.ImageFolder(cfg.styles, read_size(cfg), "styles", ctx, run.log_file)
+        self.folder = data.open_images(cfg.styles, read_size(cfg), "styles", ctx, run.log_file)
         if len(self.folder) < 2:
             raise UsageError(f"{cfg.styles}: contrastive training needs at least 2 artworks, found {len(self.folder)}")
         self.sampler = data.Sampler(len(self.folder), cfg.seed, stream=STYLE_STREAM, flips=False)  # the views flip
