@@ -24,6 +24,12 @@ members are deterministic), so 1 and N processes, or a killed and resumed run, g
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from .align import FaceAligner
+    from .io.files import PathLike
+
 import hashlib
 import json
 import math
@@ -79,7 +85,7 @@ class DatasetOptions:
 
 
 # ----------------------------------------------------------------------------- sources
-def list_sources(sources) -> list[Path]:
+def list_sources(sources: Sequence[PathLike]) -> list[Path]:
     """Every image file under the given files and folders (folders recursively, hidden entries skipped), each
     folder's files in sorted order of their relative path; a path given twice counts once."""
     out, seen = [], set()
@@ -126,7 +132,7 @@ def square_crop(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_LANCZOS4)
 
 
-def examine(path: Path, opts: DatasetOptions, aligner) -> tuple[dict, list[bytes]]:
+def examine(path: Path, opts: DatasetOptions, aligner: FaceAligner | None) -> tuple[dict, list[bytes]]:
     """(result, PNG bytes of each candidate) for one source file; never raises for a bad input."""
     result = {"source": str(path), "sha256": None, "candidates": [], "rejected": []}
 
@@ -327,8 +333,8 @@ def file_sha256(path: Path) -> str:
 
 # ----------------------------------------------------------------------------- the job
 def make_dataset(
-    sources,
-    outdir,
+    sources: Sequence[PathLike],
+    outdir: PathLike,
     opts: DatasetOptions,
     *,
     skip_existing: bool = False,
@@ -428,7 +434,7 @@ def _stop_if_any_failed(ctx, error):
         raise UsageError("dataset: stopped because another process failed (its error is printed above)")
 
 
-def read_summary(outdir) -> dict:
+def read_summary(outdir: PathLike) -> dict:
     """dataset.json of a finished data set."""
     path = Path(outdir) / DATASET_JSON
     try:

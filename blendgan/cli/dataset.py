@@ -23,7 +23,7 @@ DEFAULTS = argparse.Namespace(
 )
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     parser.add_argument("sources", nargs="+", metavar="SRC", help="image files and folders (searched recursively)")
     parser.add_argument(
@@ -77,7 +77,7 @@ def add_arguments(parser):
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..dataset_tool import REASONS, DatasetOptions, make_dataset
 
     opts = DatasetOptions(

@@ -30,6 +30,7 @@ changing p never shifts another sample's numbers.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ SATURATION_STD = 1.0  # log2 units
 CUTOUT_SIZE = 0.5  # fraction of the size
 
 
-def draw(seed: int, stream: int, positions, size: int) -> dict[str, torch.Tensor]:
+def draw(seed: int, stream: int, positions: Sequence[int], size: int) -> dict[str, torch.Tensor]:
     """Per sample: a uniform gate for each transform (applied when gate < p) and its parameters. The same
     numbers are drawn for every p."""
     rows = []
@@ -107,7 +108,7 @@ def _geometric(x: torch.Tensor, params: dict, on: dict[str, torch.Tensor]) -> to
     return torch.where(_per_sample(moved, x).bool(), out, x)
 
 
-def apply(x: torch.Tensor, p: float, params: dict, transforms=TRANSFORMS) -> torch.Tensor:
+def apply(x: torch.Tensor, p: float, params: dict, transforms: Sequence[str] = TRANSFORMS) -> torch.Tensor:
     """x [N, C, H, W] in [-1, 1] with each of `transforms` applied to the samples whose gate is below p.
     p = 0 returns x itself."""
     if p <= 0:
@@ -139,7 +140,14 @@ def apply(x: torch.Tensor, p: float, params: dict, transforms=TRANSFORMS) -> tor
     return x
 
 
-def augment(x: torch.Tensor, p: float, seed: int, stream: int, positions, transforms=TRANSFORMS) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    p: float,
+    seed: int,
+    stream: int,
+    positions: Sequence[int],
+    transforms: Sequence[str] = TRANSFORMS,
+) -> torch.Tensor:
     """`apply` with the draws of (seed, stream, positions)."""
     if p <= 0:
         return x
@@ -153,7 +161,7 @@ class AdaptiveAugment:
     sign(r_t - target) · (global batch · interval) / (ada_kimg · 1000), clamped to [0, 1], where
     r_t = E[sign(D(augmented reals))] over the interval (StyleGAN2-ADA's overfitting heuristic)."""
 
-    def __init__(self, mode: str, p: float, target: float, ada_kimg: float, interval: int, seed: int):
+    def __init__(self, mode: str, p: float, target: float, ada_kimg: float, interval: int, seed: int) -> None:
         self.mode, self.p = mode, float(p) if mode != "none" else 0.0
         self.target, self.ada_kimg, self.interval, self.seed = float(target), float(ada_kimg), int(interval), int(seed)
         self.sign_sum, self.count = 0.0, 0  # over the steps of the current interval (global means)

@@ -8,9 +8,12 @@ the data position of a run is just its step count, a resumed run continues exact
 batch B see the same samples as one process with batch N·B (see `global_positions`).
 """
 
+from __future__ import annotations
+
 import sys
 import tarfile
 from pathlib import Path
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -23,25 +26,25 @@ from ..io import images
 CACHE_LIMIT_BYTES = 1 << 30  # decoded images are kept in memory while the folder's resized pixels fit
 
 
-def global_positions(step, batch, ctx):
+def global_positions(step: int, batch: int, ctx: distributed.Context) -> list[int]:
     """Global sample positions of this process's `batch` samples at `step` (interleaved over processes)."""
     base = step * batch * ctx.world_size
     return [base + ctx.rank + ctx.world_size * j for j in range(batch)]
 
 
-def sample_generator(seed, stream, position):
+def sample_generator(seed: int, stream: int, position: int) -> torch.Generator:
     """A torch.Generator for one (stream, global position): the same numbers on any process or run."""
     key = (int(seed) * 1_000_003 + int(stream)) * 2**40 + int(position)
     return torch.Generator().manual_seed(key % 2**63)
 
 
-def is_shard_set(path):
+def is_shard_set(path: images.PathLike) -> bool:
     """True for a folder of tar shards (what `blendgan dataset` writes)."""
     p = Path(path)
     return p.is_dir() and any(p.glob("*.tar"))
 
 
-def check_folder(path, what):
+def check_folder(path: images.PathLike, what: str) -> list[Path]:
     """UsageError (one line) unless `path` is a folder or file with at least one image file name, or a folder of
     tar shards; cheap (no decoding), so every folder is checked before any work."""
     if is_shard_set(path):
@@ -62,7 +65,9 @@ class ImageFolder:
     usable image is a UsageError. Checking the files is shared among the processes (each reads its shard).
     """
 
-    def __init__(self, path, size, what, ctx, log=None):
+    def __init__(
+        self, path: images.PathLike, size: int, what: str, ctx: distributed.Context, log: Callable | None = None
+    ) -> None:
         self.path, self.size, self.what = path, int(size), what
         files = check_folder(path, what)
         self.cache = len(files) * self.size * self.size * 3 <= CACHE_LIMIT_BYTES
@@ -98,16 +103,16 @@ class ImageFolder:
     def __len__(self):
         return len(self.files)
 
-    def pixels(self, i):
+    def pixels(self, i: int) -> np.ndarray:
         """uint8 H x W x 3 BGR pixels of image i at the training size."""
         return self._pixels[i] if self.cache else self._load(self.files[i])
 
-    def tensor(self, i, flip=False):
+    def tensor(self, i: int, flip: bool = False) -> torch.Tensor:
         """[3, size, size] float32 RGB in [-1, 1], optionally mirrored left-right."""
         x = images.bgr_to_tensor(self.pixels(i))[0]
         return x.flip(-1) if flip else x
 
-    def identity(self):
+    def identity(self) -> list:
         """What the images are, for caches made from them: [name, bytes, mtime] of each file."""
         return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in self.files]
 
@@ -123,7 +128,14 @@ class ShardImages(ImageFolder):
 
     OPEN_SHARDS = 8  # file handles kept open (least recently used closed first)
 
-    def __init__(self, path, size, what, ctx=None, log=None):
+    def __init__(
+        self,
+        path: images.PathLike,
+        size: int,
+        what: str,
+        ctx: distributed.Context | None = None,
+        log: Callable | None = None,
+    ) -> None:
         self.path, self.size, self.what = path, int(size), what
         self.shards = sorted(Path(path).glob("*.tar"))
         where, offsets, lengths = [], [], []
@@ -157,17 +169,19 @@ class ShardImages(ImageFolder):
         f.seek(int(self.offsets[i]))
         return f.read(int(self.lengths[i]))
 
-    def pixels(self, i):
+    def pixels(self, i: int) -> np.ndarray:
         img = cv2.imdecode(np.frombuffer(self._read(i), np.uint8), cv2.IMREAD_COLOR)
         if img is None:
             raise UsageError(f"{self.shards[int(self.where[i])]}: image {i} cannot be decoded; make the data set again")
         return img if img.shape[:2] == (self.size, self.size) else images.resize_square(img, self.size)
 
-    def identity(self):
+    def identity(self) -> list:
         return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in self.shards]
 
 
-def open_images(path, size, what, ctx, log=None):
+def open_images(
+    path: images.PathLike, size: int, what: str, ctx: distributed.Context, log: Callable | None = None
+) -> ImageFolder:
     """ImageFolder, or ShardImages for a folder of tar shards."""
     if is_shard_set(path):
         return ShardImages(path, size, what, ctx, log)
@@ -178,7 +192,7 @@ class Sampler:
     """Which image and which flip a global sample position gets: epoch e uses a permutation of the folder
     drawn from (seed, stream, e); every position is used exactly once per epoch."""
 
-    def __init__(self, n, seed, stream, flips=True):
+    def __init__(self, n: int, seed: int, stream: int, flips: bool = True) -> None:
         self.n, self.seed, self.stream, self.flips = n, int(seed), int(stream), flips
         self._perms = {}
 
@@ -188,21 +202,21 @@ class Sampler:
             self._perms = {epoch: torch.randperm(self.n, generator=g).tolist()}  # only the current epoch
         return self._perms[epoch]
 
-    def index(self, position):
+    def index(self, position: int) -> int:
         return self._perm(position // self.n)[position % self.n]
 
-    def flip(self, position):
+    def flip(self, position: int) -> bool:
         if not self.flips:
             return False
         g = sample_generator(self.seed, 1000 + self.stream, position)
         return bool(torch.rand((), generator=g) < 0.5)
 
-    def draw(self, positions):
+    def draw(self, positions: Sequence[int]) -> list[tuple[int, bool]]:
         """[(image index, flip)] for the positions."""
         return [(self.index(p), self.flip(p)) for p in positions]
 
 
-def batch_of(folder, draws):
+def batch_of(folder: ImageFolder, draws: Sequence[tuple[int, bool]]) -> torch.Tensor:
     """[N, 3, size, size] float32 tensor of the drawn (index, flip) samples."""
     return torch.stack([folder.tensor(i, f) for i, f in draws])
 

@@ -9,6 +9,11 @@ drops them when it reads the new file), so its curves continue without a doubled
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from pathlib import Path
 
 FOLDER = "tensorboard"
@@ -26,7 +31,7 @@ GROUPS = (
 SKIP = ("step", "kimg")
 
 
-def summary_writer_class():
+def summary_writer_class() -> type | None:
     """torch's SummaryWriter, or None when the tensorboard package is absent."""
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -45,7 +50,7 @@ def tag(name: str) -> str:
 class Board:
     """The run's event writer (main process), a no-op when disabled or when tensorboard is not installed."""
 
-    def __init__(self, run_folder: Path, start_step: int = 0, enabled: bool = True):
+    def __init__(self, run_folder: Path, start_step: int = 0, enabled: bool = True) -> None:
         cls = summary_writer_class() if enabled else None
         self.writer = None
         if cls is not None:
@@ -64,7 +69,7 @@ class Board:
                 for i, v in enumerate(value):
                     self.writer.add_scalar(f"{tag(name)}/{i}", float(v), step)
 
-    def image(self, name: str, bgr, step: int) -> None:
+    def image(self, name: str, bgr: np.ndarray, step: int) -> None:
         """An H x W x 3 uint8 BGR sheet."""
         if self.writer is not None:
             self.writer.add_image(name, bgr[:, :, ::-1].copy(), step, dataformats="HWC")
