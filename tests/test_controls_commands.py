@@ -85,14 +85,16 @@ def test_transfer_mixes_several_style_images(tiny_weights, tiny_bg, written, tmp
 def test_video_with_w_space_and_strength(tiny_weights, tiny_bg, tmp_path, monkeypatch):
     """The frames are the pipeline's interpolation with the same space and controls (checked on the first
     transition through `video_frames`, which the command streams into the encoder)."""
+    from blendgan.jobs import morph_video
+
     calls = []
-    original = jobs.video_frames
+    original = morph_video.video_frames
 
     def spy(bg_, face, styles, awi, **controls):
         calls.append(controls)
         return original(bg_, face, styles, awi, **controls)
 
-    monkeypatch.setattr(jobs, "video_frames", spy)
+    monkeypatch.setattr(morph_video, "video_frames", spy)
     face = min(FACES.glob("*.*"))
     style_dir = tmp_path / "styles"
     style_dir.mkdir()

@@ -388,7 +388,13 @@ def _run_script(script, ckpt, outdir, nproc):
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    # one thread per process for any process count (torchrun sets it only for several): float32 convolutions
+    # and the ridge fit's sums round differently with another thread count
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
     cmd = [*(launcher if nproc > 1 else [sys.executable]), str(script), str(ckpt), str(outdir)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env, check=False)

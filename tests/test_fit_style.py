@@ -243,16 +243,19 @@ def test_a_fit_killed_mid_run_resumes_to_the_uninterrupted_result(fitted, tmp_pa
     snapshot and files equal those of the fit made without interruption."""
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"}
+    # the run stops itself right after its step-2 snapshot, so the kill lands there however fast the machine
+    killed_env = {**env, "BLENDGAN_TEST_HOLD_AFTER_SNAPSHOT": "2"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "blendgan", *fit_argv(fitted["ckpt"], run)],
         cwd=ROOT,
-        env=env,
+        env=killed_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     deadline = time.time() + 600
     while not (run / "checkpoints" / "000002.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
+    assert (run / "checkpoints" / "000002.pt").exists(), "the run did not reach its first snapshot"
     proc.kill()
     proc.wait()
     assert not (run / "checkpoints" / "000004.pt").exists()

@@ -109,6 +109,7 @@ def gen_video(
     if not usable:
         return
     n_frames = frames_per_video()
+    edit = {} if options.edit is None else {"edit": options.edit}  # no edit: the original call
     for face_path in faces:
         choices = rng.choices(usable, k=VIDEO_STYLES_PER_FACE)  # drawn even when skipped: same stream
         target = outdir / f"{Path(face_path).stem}.mp4"
@@ -121,9 +122,7 @@ def gen_video(
             report.fail(face_path, err)
             continue
         dumper = FrameDumper(Path(frames_dir) / Path(face_path).stem) if frames_dir else None
-        frames = video_frames(
-            bg, face, [style_image(p) for p in choices], add_weight_index, edit=options.edit, **controls
-        )
+        frames = video_frames(bg, face, [style_image(p) for p in choices], add_weight_index, **edit, **controls)
         with VideoWriter(target, 3 * size, size, fps=VIDEO_FPS, codec=codec) as writer:
             for frame in progress(frames, total=n_frames, desc=Path(face_path).name, unit="frame", leave=False):
                 writer.write(frame)

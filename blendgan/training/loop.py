@@ -234,6 +234,21 @@ class Run:
                     measured = after(done, done * self.images_per_step / 1000, self.folder.snapshot_path(done))
                     board.scalars({f"metrics/{k}": v for k, v in (measured or {}).items()}, done)
                 board.flush()
+                _hold_for_tests(done)
+
+
+#: test hook: "STEP" makes the process stop itself (SIGSTOP) right after that step's snapshot, so a test can
+#: kill it at exactly that point (a kill timed by polling can come after later snapshots on a fast machine)
+HOLD_ENV = "BLENDGAN_TEST_HOLD_AFTER_SNAPSHOT"
+
+
+def _hold_for_tests(step: int) -> None:
+    import os
+
+    if os.environ.get(HOLD_ENV) == str(step) and hasattr(__import__("signal"), "SIGSTOP"):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def train(
