@@ -17,6 +17,7 @@ from ._common import (
     build_pipeline,
     controls_from_args,
     default_outdir,
+    finish_report,
     make_outdir,
     strength_range,
 )
@@ -152,11 +153,6 @@ def run(args: argparse.Namespace) -> int:
             style_weights=controls.style_weights,
         )
         generate_image_pairs(bg, outdir, report, options, ctx=ctx)
-        report.written, report.skipped, report.failed = ctx.all_reduce_sum(
-            [report.written, report.skipped, report.failed]
-        )
-        if not ctx.is_main:
-            return 1 if report.failed else 0
-        return report.summary()
+        return finish_report(report, ctx)
     finally:
         ctx.close()

@@ -72,10 +72,7 @@ def stylize_photos(
     for path, stem in progress(mine, desc="photos", unit="photo", disable=not ctx.is_main):
         path = Path(path)
         target = outdir / f"{stem}_v_{style_stem}{path.suffix}"
-        extras_missing = (panel and not _panel_path(target).exists()) or (
-            save_crops and not any(outdir.glob(f"{_glob_escape(target.stem)}_face*_stylized.png"))
-        )
-        if skip_existing and target.exists() and not extras_missing:
+        if skip_existing and target.exists() and not _extras_missing(target, panel, save_crops):
             report.skipped += 1
             continue
         try:
@@ -121,11 +118,13 @@ def _panel_path(target: Path) -> Path:
     return target.with_name(f"{target.stem}_panel.jpg")
 
 
-def _glob_escape(text: str) -> str:
-    """`text` with glob's special characters escaped, for a literal prefix in `Path.glob`."""
+def _extras_missing(target: Path, panel: bool, save_crops: bool) -> bool:
+    """Whether a finished photo lacks the panel or the crops this run asks for (then it is done again)."""
     import glob
 
-    return glob.escape(text)
+    if panel and not _panel_path(target).exists():
+        return True
+    return save_crops and not any(target.parent.glob(f"{glob.escape(target.stem)}_face*_stylized.png"))
 
 
 def _side_by_side(left, right):

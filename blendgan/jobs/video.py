@@ -35,6 +35,7 @@ import json
 import math
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -174,60 +175,48 @@ def link_faces(parts: list[dict], first: int, stop: int, smooth: float, encode_e
     }
 
 
-class _Waits:
-    """Seconds this process spent waiting for the others' parts (the share of the clip's time it idled)."""
+class _Waiting:
+    """One process's waits for the others' parts of a clip, by watching the clip's work folder (never in a
+    collective), with the seconds it spent waiting and since it started the clip (the share it idled)."""
 
-    seconds = 0.0
+    def __init__(self, work: Path):
+        self.work, self.waited, self.started = work, 0.0, time.perf_counter()
 
+    def _until(self, done) -> None:
+        """Poll until `done()`; raise `VideoFailed` with the reason once a process recorded a failure."""
+        started = time.perf_counter()
+        try:
+            while not done():
+                failure = self.work / "failed.txt"
+                if failure.is_file():
+                    raise VideoFailed(failure.read_text().strip())
+                time.sleep(POLL_SECONDS)
+        finally:
+            self.waited += time.perf_counter() - started
 
-def _wait_for(paths: Sequence[Path], work: Path) -> None:
-    """Return once every path exists; raise `VideoFailed` with the reason once a process recorded a failure."""
-    import time
+    def for_files(self, paths: Sequence[Path]) -> None:
+        """Return once every path exists."""
+        pending = [Path(p) for p in paths]
 
-    started = time.perf_counter()
-    try:
-        _poll_until_present(paths, work)
-    finally:
-        _Waits.seconds += time.perf_counter() - started
+        def present():
+            pending[:] = [p for p in pending if not p.is_file()]
+            return not pending
 
+        self._until(present)
 
-def _poll_until_present(paths, work):
-    import time
+    def until_joined(self) -> None:
+        """Return once the main process has joined the clip (it then removes the work folder)."""
+        self._until(lambda: not self.work.exists())
 
-    pending = [Path(p) for p in paths]
-    while True:
-        pending = [p for p in pending if not p.is_file()]
-        if not pending:
-            return
-        failure = work / "failed.txt"
-        if failure.is_file():
-            raise VideoFailed(failure.read_text().strip())
-        time.sleep(POLL_SECONDS)
-
-
-def _wait_until_joined(work: Path) -> None:
-    """Return once the main process has joined the clip (it then removes the work folder); raise `VideoFailed`
-    if a process recorded a failure instead."""
-    import time
-
-    started = time.perf_counter()
-    try:
-        while work.exists():
-            failure = work / "failed.txt"
-            if failure.is_file():
-                raise VideoFailed(failure.read_text().strip())
-            time.sleep(POLL_SECONDS)
-    finally:
-        _Waits.seconds += time.perf_counter() - started
-
-
-def _note_waiting(report, path, ctx, seconds):
-    """One note per process when there are several: how much of the clip's time it waited for the others."""
-    if ctx.distributed:
-        share = _Waits.seconds / seconds if seconds > 0 else 0.0
-        report.note(
-            f"{path}: process {ctx.rank} waited {_Waits.seconds:.1f} s of {seconds:.1f} s ({share:.0%}) for the others"
-        )
+    def note(self, report, path, ctx) -> float:
+        """The clip's seconds on this process so far; with several processes, one note of the share it waited."""
+        seconds = time.perf_counter() - self.started
+        if ctx.distributed:
+            share = self.waited / seconds if seconds > 0 else 0.0
+            report.note(
+                f"{path}: process {ctx.rank} waited {self.waited:.1f} s of {seconds:.1f} s ({share:.0%}) for the others"
+            )
+        return seconds
 
 
 def _record_failure(work: Path, err: BaseException) -> None:
@@ -349,21 +338,17 @@ def stylize_video(
     if ctx.is_main:
         _prepare_work(work, key, skip_existing, {"source": str(path), **key_parts})
     ctx.barrier()  # the clip's one collective: it waits only for the folder above, never for the clip's work
-    import time
-
-    clock, _Waits.seconds = time.perf_counter(), 0.0
+    waiting = _Waiting(work)
     segments = _segments(first, stop, segment_frames)
     mine = distributed.interleave(range(len(segments)), ctx.rank, ctx.world_size)
     try:
         # pass 1, this process's segments; then everyone's, joined into tracks (the same on every process)
         slow = _test_hook(SLOW_PASS1_ENV, ctx.rank)
         if slow:
-            import time
-
             time.sleep(slow)
         todo = [k for k in mine if not (work / f"faces_{k:05d}.npz").is_file()]
         detect_segments(aligner, path, segments, todo, work, faces, min_face, min_score)
-        _wait_for([work / f"faces_{k:05d}.npz" for k in range(len(segments))], work)
+        waiting.for_files([work / f"faces_{k:05d}.npz" for k in range(len(segments))])
         parts = []
         for k in range(len(segments)):
             with np.load(work / f"faces_{k:05d}.npz") as data:
@@ -375,7 +360,7 @@ def stylize_video(
         _encode_segments(bg, path, found, segments, todo, work, _test_hook(FAIL_SEGMENT_ENV, ctx.rank))
         reach = _codes_reach(smooth, _key_spacing(found))
         near = {j for k in mine for j in _near_segments(segments, k, reach)}
-        _wait_for([work / f"codes_{j:05d}.npz" for j in sorted(near)], work)
+        waiting.for_files([work / f"codes_{j:05d}.npz" for j in sorted(near)])
         stats = _render_segments(
             bg,
             path,
@@ -394,10 +379,10 @@ def stylize_video(
             edit,
         )
         if not ctx.is_main:
-            _wait_until_joined(work)  # the main process's join, watched here rather than in a collective
-            _note_waiting(report, path, ctx, time.perf_counter() - clock)
+            waiting.until_joined()  # the main process's join, watched here rather than in a collective
+            waiting.note(report, path, ctx)
             return None
-        _wait_for([work / f"segment_{k:05d}.{ext}" for k in range(len(segments)) for ext in ("h264", "json")], work)
+        waiting.for_files([work / f"segment_{k:05d}.{ext}" for k in range(len(segments)) for ext in ("h264", "json")])
         parts = [json.loads((work / f"segment_{k:05d}.json").read_text()) for k in range(len(segments))]
         join_segments(
             [work / f"segment_{k:05d}.h264" for k in range(len(segments))],
@@ -419,8 +404,7 @@ def stylize_video(
         _record_failure(work, failure)
         raise failure from None
     shutil.rmtree(work, ignore_errors=True)
-    seconds = time.perf_counter() - clock
-    _note_waiting(report, path, ctx, seconds)
+    seconds = waiting.note(report, path, ctx)
     out_change = sum(p["out_change"] for p in parts)
     in_change = sum(p["in_change"] for p in parts)
     n_face_frames = len(np.unique(found["frame"]))
@@ -433,7 +417,7 @@ def stylize_video(
         "flicker": out_change / in_change if in_change > 0 else float("nan"),
         "stats": stats,
         "seconds": seconds,
-        "waited_seconds": _Waits.seconds,
+        "waited_seconds": waiting.waited,
     }
     report.note(
         f"{path}: {stop - first} frames, {n_face_frames} with faces ({n_filled} face(s) missed by the detector "

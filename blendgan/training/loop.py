@@ -244,10 +244,9 @@ HOLD_ENV = "BLENDGAN_TEST_HOLD_AFTER_SNAPSHOT"
 
 def _hold_for_tests(step: int) -> None:
     import os
+    import signal
 
-    if os.environ.get(HOLD_ENV) == str(step) and hasattr(__import__("signal"), "SIGSTOP"):
-        import signal
-
+    if os.environ.get(HOLD_ENV) == str(step) and hasattr(signal, "SIGSTOP"):  # POSIX only
         os.kill(os.getpid(), signal.SIGSTOP)
 
 
