@@ -52,7 +52,7 @@ def missing_hints(function):
 def test_every_public_function_has_type_hints():
     functions = public_functions()
     assert len(functions) > 150  # the scan found the API (the pipeline, the loaders, the jobs, the commands)
-    assert "blendgan.pipeline.BlendGAN.stylize" in functions and "blendgan.cli.stylize.run" in functions
+    assert "blendgan.pipeline.core.BlendGAN.stylize" in functions and "blendgan.cli.stylize.run" in functions
     missing = {name: hints for name, f in sorted(functions.items()) if (hints := missing_hints(f))}
     print(f"{len(functions)} public functions, {len(functions) - len(missing)} fully annotated")
     assert not missing, f"{len(missing)} of {len(functions)} public functions lack type hints: {missing}"

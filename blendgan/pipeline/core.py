@@ -1,49 +1,30 @@
-"""The BlendGAN pipeline: the one place that knows both the models and the outside world.
+"""`BlendGAN`: device, dtype, batching, the face and style caches, and stylizing. Refining, sampling, edits and
+whole photos are its mixed-in methods (`refining`, `sampling`, `editing`, `photos` beside this module)."""
 
-It owns the device, the dtype, batching and the caches of face codes and style codes. Images come in
-as paths, PIL images or NumPy arrays (RGB) and go out as tensors in [-1, 1] (convert them with
-`blendgan.io.images`). Commands are thin wrappers over this module.
-
-    from blendgan import BlendGAN
-    bg = BlendGAN.from_checkpoints("pretrained_models/blendgan.pt", "pretrained_models/psp_encoder.pt")
-    codes = bg.encode_face("face.jpg")
-    style = bg.embed_style("painting.jpg")
-    image = bg.stylize(codes, style, add_weight_index=6)      # [1, 3, size, size] in [-1, 1]
-    bg.to_rgb(image)[0]                                         # H x W x 3 uint8 RGB
-"""
-
-from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from .controls import Controls, stack_styles, step_weights
-from .defaults import ADD_WEIGHT_INDEX
-from .devices import compile_generator, place, resolve_device, resolve_dtype, warn_if_bf16_is_emulated
-from .errors import UsageError
-from .fitting.adapter import generator_fingerprint
-from .fitting.refine import RefineSettings
-from .fitting.refiner import FaceRefiner, image_digest, weights_fingerprint
-from .io import images
-from .models.mixed_precision import keep_float32
-
-if TYPE_CHECKING:
-    from .align import FaceAligner
-    from .editing.directions_file import DirectionSet
+from ..controls import Controls, stack_styles, step_weights
+from ..devices import compile_generator, place, resolve_device, resolve_dtype, warn_if_bf16_is_emulated
+from ..errors import UsageError
+from ..fitting.adapter import generator_fingerprint
+from ..fitting.refiner import FaceRefiner, image_digest, weights_fingerprint
+from ..io import images
+from ..models.mixed_precision import keep_float32
+from .editing import EditingMethods
+from .photos import PhotoMethods
+from .refining import RefiningMethods
+from .sampling import SamplingMethods
+from .types import LayerWeights, StyleCodes, weights_tuple
 
 DEFAULT_BATCH_SIZE = 4
-#: one style code [N|1, 512], or several (a list of them, or [N|1, J, 512]) mixed with `style_weights`
-StyleCodes = Union[torch.Tensor, Sequence[torch.Tensor]]
-#: n_latent values in [0, 1], or a preset name (`blendgan.controls.PRESETS`)
-LayerWeights = Union[str, Sequence[float], None]
-#: progress(step, steps, loss) after each refinement step
-RefineProgress = Callable[[int, int, float], None]
 
-__all__ = ["BlendGAN", "DEFAULT_BATCH_SIZE", "resolve_device", "resolve_dtype"]
+__all__ = ["BlendGAN", "DEFAULT_BATCH_SIZE"]
 
 
-class BlendGAN:
+class BlendGAN(RefiningMethods, SamplingMethods, EditingMethods, PhotoMethods):
     """Generator + encoders on one device/dtype, with caches of face codes and style codes.
 
     The pipeline takes the modules it is given over: they are moved to its device and dtype in place
@@ -130,8 +111,8 @@ class BlendGAN:
 
         `adapters`: (adapter.safetensors, scale) pairs from `blendgan fit-style`, merged into the generator's
         weights at load (scale 0: the base model exactly); the files on disk are not changed."""
-        from .fitting.adapter import merge_adapter
-        from .weights.building import load_generator, load_psp_encoder, load_style_encoder
+        from ..fitting.adapter import merge_adapter
+        from ..weights.building import load_generator, load_psp_encoder, load_style_encoder
 
         generator, info = load_generator(ckpt, size=size, channel_multiplier=channel_multiplier)
         # recorded in float32, before adapters and before a cast to bf16: style-code files are checked with it
@@ -206,7 +187,7 @@ class BlendGAN:
         """Style code z_embed [1, 512] of an artwork (path, PIL image or RGB array), or the code stored in a
         style-code file (`blendgan fit-style`'s style_code.safetensors)."""
         if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-            from .fitting.style_code import is_style_code_file
+            from ..fitting.style_code import is_style_code_file
 
             if is_style_code_file(image):
                 return self.read_style(image)[1]
@@ -215,7 +196,7 @@ class BlendGAN:
     def read_style(self, path: "images.PathLike") -> "tuple[np.ndarray, torch.Tensor]":
         """(BGR picture, z_embed [1, 512]) of a style file: an image (read and embedded), or a style-code file
         (its stored code, checked against this generator, and its reference's thumbnail)."""
-        from .fitting.style_code import is_style_code_file, read_checked_style_code
+        from ..fitting.style_code import is_style_code_file, read_checked_style_code
 
         if not is_style_code_file(path):
             bgr = images.read_image_bgr(path)
@@ -230,9 +211,9 @@ class BlendGAN:
 
     def page_out_style_encoder(self) -> int:
         """Hand the style encoder's weight pages back to the OS (e.g. once every style code is made):
-        those of a memory-mapped checkpoint (fp32 from .pt / .safetensors) are re-read from the file if
+        those of a memory-mapped checkpoint (fp32 from ..pt / .safetensors) are re-read from the file if
         it is used again. Returns the bytes advised (0 where unavailable)."""
-        from .allocator import page_out
+        from ..allocator import page_out
 
         return page_out(
             [t for t in [*self.style_encoder.parameters(), *self.style_encoder.buffers()] if t.device.type == "cpu"]
@@ -243,88 +224,6 @@ class BlendGAN:
         self._face_cache.clear()
         self._style_cache.clear()
         self.refiner.memory.clear()
-
-    # ------------------------------------------------------------------ refined face codes (fitting.refiner)
-    @property
-    def last_refine(self):
-        """The last `refine_face_bgr` call's `RefineResult` (seconds, losses), or a cached one; None after 0 steps."""
-        return self.refiner.last
-
-    @property
-    def refine_cache_dir(self):
-        return self.refiner.cache_dir
-
-    def set_refine_cache(self, folder: "images.PathLike | None") -> None:
-        """Also keep refined codes in `folder` (one .pt file per image and settings, written atomically), so
-        that another run or process reuses them; None: memory only."""
-        self.refiner.set_cache_dir(folder)
-
-    def load_identity_weights(self, path: "images.PathLike | None") -> None:
-        """ArcFace IR-SE50 weights (pSp's model_ir_se50.pth) for the identity term of `refine_face`;
-        None drops them (the term is then off)."""
-        self.refiner.load_identity_weights(path)
-
-    def release_refine_models(self) -> None:
-        """Drop the float32 copies `refine_face` makes in a reduced-precision pipeline (made again when needed)."""
-        self.refiner.release_copies()
-
-    def refine_face_bgr(
-        self, image_bgr: np.ndarray, steps: int = 50, *, progress: Optional[RefineProgress] = None, **options
-    ) -> torch.Tensor:
-        """W+ codes [1, n_latent, 512] (CPU float32) of a uint8 BGR face, optimised from pSp's for `steps` steps
-        so that the generator redraws the photo closer (`blendgan.fitting.refine`: L2 + VGG perceptual, + ArcFace
-        identity when `load_identity_weights` was called, + a pull toward pSp's codes so styles still apply).
-        `options`: lr, seed, l2, perceptual, identity, pull, loss_size (`RefineSettings`).
-
-        Cached by image content and settings in memory and, with `set_refine_cache`, in a folder: a second call
-        does no optimisation. `progress(step, steps, loss)` is called after each step. `self.last_refine` holds
-        the last call's `RefineResult` (seconds, losses before/after) and whether it came from a cache."""
-        fields = RefineSettings.__dataclass_fields__
-        unknown = sorted(set(options) - set(fields))
-        if unknown:
-            raise TypeError(f"refine_face_bgr() got unexpected keyword arguments {unknown}")
-        settings = RefineSettings(
-            steps=int(steps), **{k: type(fields[k].default)(v) for k, v in options.items()}
-        ).check()
-        if settings.steps == 0:
-            self.refiner.last = None
-            return self._to_output(self.encode_face_bgr(image_bgr))
-        return self.refiner.refine(image_bgr, lambda: self.encode_face_bgr(image_bgr), settings, progress)
-
-    def refine_face(
-        self, image: "images.PathLike | images.Image.Image | np.ndarray", steps: int = 50, **options
-    ) -> torch.Tensor:
-        """Refined codes of a face (path, PIL image or RGB array; FFHQ-aligned); see `refine_face_bgr`."""
-        return self.refine_face_bgr(images.to_bgr(image), steps, **options)
-
-    def face_codes_bgr(self, image_bgr: np.ndarray, refine: int = 0, **options) -> torch.Tensor:
-        """The codes the jobs stylize: pSp's (`encode_face_bgr`) with refine=0, else `refine_face_bgr`."""
-        if not refine:
-            return self.encode_face_bgr(image_bgr)
-        return self.refine_face_bgr(image_bgr, refine, **options)
-
-    # ------------------------------------------------------------------ face edits (blendgan.editing)
-    def load_directions(
-        self, paths: "images.PathLike | Sequence[images.PathLike]", add_weight_index: int = ADD_WEIGHT_INDEX
-    ) -> "DirectionSet":
-        """Directions of `blendgan directions` files for this base (another base is refused in one line) and
-        external [512] / [n_latent, 512] tensors (.pt, .npy; [512] ones move the layers before add_weight_index)."""
-        from .editing.apply import default_layers, load_directions
-
-        def mapping(z):
-            with torch.inference_mode():
-                return self._to_output(self.generator.style(self._to_model(z)))
-
-        paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
-        layers = default_layers(add_weight_index, self.n_latent)
-        return load_directions(paths, generator_fingerprint(self.generator), self.n_latent, mapping, layers)
-
-    def edit(self, face_codes: torch.Tensor, amounts: "dict[str, float]", directions: "DirectionSet") -> torch.Tensor:
-        """Face codes moved along named directions by amounts in standard deviations (`bg.edit(codes,
-        {"smile": 1.0}, bg.load_directions("directions.safetensors"))`); all amounts 0: the same codes."""
-        from .editing.apply import Edits
-
-        return Edits(directions, amounts)(face_codes)
 
     # ------------------------------------------------------------------ generation
     def _generate(self, styles, **kwargs):
@@ -360,7 +259,7 @@ class BlendGAN:
         code), `style_weights` (several styles: z_embed a list of [N|1, 512] codes or [N|1, J, 512], mixed
         in W space with these weights). `max_resolution` (a power of two below `size`): stop the synthesis at
         that block, [N, 3, r, r] (for faces pasted back smaller than that; None: the full generator)."""
-        controls = Controls(strength, layer_weights, preserve_color, _weights_tuple(style_weights))
+        controls = Controls(strength, layer_weights, preserve_color, weights_tuple(style_weights))
         z_embed, mix = stack_styles(z_embed, controls)
         return self._stylize(face_codes, z_embed, mix, controls, add_weight_index, max_resolution)
 
@@ -404,121 +303,9 @@ class BlendGAN:
         controls of `stylize` as keywords."""
         return self.stylize(face_codes, list(z_embeds), add_weight_index, style_weights=weights, **controls)
 
-    def stylize_photo(
-        self,
-        image: "images.PathLike | images.Image.Image | np.ndarray",
-        style: "images.PathLike | torch.Tensor | Sequence",
-        faces: "str | int" = "all",
-        **options,
-    ) -> "tuple[np.ndarray, list]":
-        """A whole photo with every face stylized and pasted back: ``(photo, records)``; the options and
-        controls are those of `blendgan.photo.stylize_photo`, which this calls with this pipeline."""
-        from . import photo
-
-        return photo.stylize_photo(self, image, style, faces, **options)
-
-    def face_aligner(self) -> "FaceAligner":
-        """The FFHQ face aligner (dlib detector + landmarks), loaded on first use and kept."""
-        if getattr(self, "_aligner", None) is None:
-            from .photo import make_aligner
-
-            self._aligner = make_aligner()
-        return self._aligner
-
     def reconstruct(self, face_codes: torch.Tensor) -> torch.Tensor:
         """The face as the generator sees it (pSp inversion, no style)."""
         return self._generate(self._to_model(face_codes), input_is_latent=True)
-
-    def sample_pair(
-        self,
-        z: torch.Tensor,
-        z_embed: StyleCodes,
-        truncation: float = 1.0,
-        truncation_latent: "torch.Tensor | None" = None,
-        add_weight_index: int = 6,
-        noise: "list[torch.Tensor] | None" = None,
-        *,
-        strength: "float | Sequence[float]" = 1.0,
-        layer_weights: LayerWeights = None,
-        preserve_color: bool = False,
-        style_weights: Optional[Sequence[float]] = None,
-    ) -> "tuple[torch.Tensor, torch.Tensor]":
-        """generate_image_pairs: (face, stylized face) for latent z [N, 512] and style code [N|1, 512].
-
-        `noise`: optional per-layer noise maps [N, 1, r, r] (both images of a pair get the same maps);
-        default: the generator's stored maps, as in the original. The controls are those of `stylize`;
-        `strength` may also be a list with one value per row (data sets drawing it per pair)."""
-        strengths = list(strength) if isinstance(strength, (list, tuple)) else None
-        controls = Controls(
-            1.0 if strengths else strength, layer_weights, preserve_color, _weights_tuple(style_weights)
-        )
-        z_embed, mix = stack_styles(z_embed, controls)
-        z, z_embed = self._pair(z, z_embed)
-        extra = {}
-        if noise is not None:
-            extra["noise"] = [self._to_model(m) for m in noise]
-        if truncation < 1:
-            if truncation_latent is None:
-                raise UsageError("truncation < 1 needs a truncation centre (latent_avg or mean_latent)")
-            extra.update(truncation=truncation, truncation_latent=self._to_model(truncation_latent))
-        plain = self._generate(z, **extra)
-        rows = [controls] if strengths is None else [replace(controls, strength=s) for s in strengths]
-        extra.update(self._control_inputs(rows, add_weight_index, mix))
-        styled = self._generate(z, z_embed=self._to_model(z_embed), add_weight_index=add_weight_index, **extra)
-        return plain, styled
-
-    def noise_shapes(self) -> "list[tuple[int, ...]]":
-        """Shapes [1, 1, r, r] of the generator's per-layer noise maps (for drawing random ones)."""
-        return [tuple(b.shape) for b in self.generator.noises.maps()]
-
-    def face_codes_from_z(
-        self, z: torch.Tensor, truncation: float = 1.0, truncation_latent: "torch.Tensor | None" = None
-    ) -> torch.Tensor:
-        """Face codes [N, n_latent, 512] of random latents z [N, 512] (a latent-guided face, the original
-        GUI's random face): w = mapping(z), pulled towards `truncation_latent` when truncation < 1."""
-        with torch.inference_mode():
-            w = self.generator.style(self._to_model(z))
-            if truncation < 1:
-                if truncation_latent is None:
-                    raise UsageError("truncation < 1 needs a truncation centre (latent_avg or mean_latent)")
-                centre = self._to_model(truncation_latent.reshape(1, -1))
-                w = centre + truncation * (w - centre)
-        return self._to_output(w).unsqueeze(1).repeat(1, self.n_latent, 1)
-
-    def mean_latent(self, n: int, generator: "torch.Generator | None" = None) -> torch.Tensor:
-        """Mean mapped latent of n random z drawn on the CPU generator (device-independent)."""
-        z = torch.randn(n, 512, generator=generator)
-        with torch.inference_mode():
-            w = torch.cat([self.generator.style(self._to_model(c)) for c in z.split(1024)])
-        return w.float().mean(0, keepdim=True)
-
-    def interpolate(
-        self,
-        face_codes: torch.Tensor,
-        z_from: torch.Tensor,
-        z_to: torch.Tensor,
-        alphas: "list[float] | tuple[float, ...]",
-        add_weight_index: int = 7,
-        *,
-        space: str = "z",
-        **controls,
-    ) -> torch.Tensor:
-        """Images blending two styles by each alpha, in order (the interpolation video).
-
-        space 'z' (gen_video's original): style codes torch.lerp(z_from, z_to, alpha). space 'w': the style
-        mix of `mix_styles` with weights (1 - alpha, alpha), so a frame equals that two-style mix exactly.
-        Takes the other controls of `stylize` as keywords."""
-        if space == "w":
-            pair = torch.stack([z_from.reshape(-1), z_to.reshape(-1)])  # [2, 512]
-            z = pair.unsqueeze(0).expand(len(alphas), -1, -1)
-            mix = torch.tensor(
-                [Controls(style_weights=(1.0 - float(a), float(a))).mix_weights(2) for a in alphas], dtype=torch.float32
-            )
-            return self._stylize(face_codes, z, mix, Controls(**controls), add_weight_index)
-        if space != "z":
-            raise UsageError(f"interpolation space {space!r}: choose 'z' (style codes) or 'w' (mapped styles)")
-        z = torch.stack([torch.lerp(z_from.reshape(-1), z_to.reshape(-1), float(a)) for a in alphas])
-        return self.stylize(face_codes, z, add_weight_index=add_weight_index, **controls)
 
     def _pair(self, a, b):
         """Broadcast two batches where one of them has a single entry."""
@@ -530,10 +317,6 @@ class BlendGAN:
             a = a.expand(n, *a.shape[1:])
             b = b.expand(n, *b.shape[1:])
         return a, b
-
-
-def _weights_tuple(style_weights):
-    return None if style_weights is None else tuple(float(k) for k in style_weights)
 
 
 def _batch_slice(value, n, start, size):
