@@ -3,6 +3,13 @@
     python benchmarks/fit_style.py       # 256 and 1024, fp32 and bf16; writes results/fit_style_cpu.md
     python benchmarks/fit_style.py --sizes 256 --precisions fp32 --steps 3
     python benchmarks/fit_style.py --quick      # 64 px, fp32, 2 steps per stage, nothing written: that it runs
+    python benchmarks/fit_style.py --presets default quick --sizes 64    # whole fits, side by side
+    python benchmarks/fit_style.py --presets quick --sizes 1024          # a whole `fit-style --quick` at 1024 px
+
+`--presets` runs the command itself (`blendgan fit-style REF [--quick]`, sheet and snapshots included) once per
+preset and size and gives its wall time, peak RSS and the style-taken measure of its report.json (the cosine of
+style codes, result vs reference: base model, fitted code, code + adapter), so the default and the quick fit
+are compared on the same weights in one run.
 
 Each (size, precision) runs in a child process (its peak RSS is its own) through the real trainer
 (`blendgan.training.fit_style_loop`, the command's code path) on random weights of the real shapes, saved as
@@ -101,6 +108,67 @@ def child(args):
     )
 
 
+def whole_fits(args, work):
+    """Rows of `blendgan fit-style` run end to end, once per size and preset (args.presets)."""
+    rows = []
+    for size in args.sizes:
+        ck, psp = make_weights(work / "weights", size)
+        for preset in args.presets:
+            run = work / f"whole_{size}_{preset}"
+            cmd = [
+                sys.executable,
+                "-m",
+                "blendgan",
+                "fit-style",
+                str(ROOT / "test_imgs/style_imgs/cartoon_astronaut.jpg"),
+            ]
+            cmd += ["--outdir", str(run), "--ckpt", str(ck), "--psp_encoder_ckpt", str(psp), "--no_progress"]
+            cmd += ["--device", "cpu"] + (["--quick"] if preset == "quick" else [])
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            t0 = time.perf_counter()
+            out = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"},
+            )
+            minutes = (time.perf_counter() - t0) / 60
+            rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
+            if out.returncode != 0:
+                rows.append({"size": size, "preset": preset, "error": out.stderr.strip().splitlines()[-1]})
+            else:
+                config = json.loads((run / "config.json").read_text())
+                taken = json.loads((run / "report.json").read_text())["style_taken"]
+                rows.append(
+                    {
+                        "size": size,
+                        "preset": preset,
+                        "minutes": minutes,
+                        "peak_rss_gb": rss,
+                        "steps": f"{config['code_steps']} + {config['iters'] - config['code_steps']}",
+                        "batch": config["batch"],
+                        "taken": taken,
+                    }
+                )
+            print(rows[-1], flush=True)
+    lines = [
+        "| size | preset | batch | steps (stage 1 + 2) | wall time | peak RSS | style taken: "
+        + " / ".join(rows[0].get("taken", {}) or ["base", "code", "adapter"])
+        + " |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['size']} | {r['preset']} | {r['error']} | | | | |")
+            continue
+        taken = " / ".join(f"{v:.3f}" for v in r["taken"].values())
+        lines.append(
+            f"| {r['size']} | {r['preset']} | {r['batch']} | {r['steps']} | {r['minutes']:.1f} min | "
+            f"{r['peak_rss_gb']:.1f} GB | {taken} |"
+        )
+    return lines
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
@@ -124,9 +192,31 @@ def main():
     p.add_argument("--psp", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="64 px, fp32, 2 steps per stage, no file: that it runs")
+    p.add_argument(
+        "--presets",
+        nargs="+",
+        choices=["default", "quick"],
+        help="run whole fits with these presets instead of timing steps (writes --out only when given)",
+    )
     args = p.parse_args()
     if args.child:
         return child(args)
+    if args.presets:
+        work = Path(tempfile.mkdtemp(prefix="bench_fit_"))
+        lines = [
+            f"# whole `blendgan fit-style` runs on this CPU ({os.cpu_count()} cores)",
+            "",
+            harness.machine_line(),
+            "",
+        ]
+        lines += whole_fits(args, work) + ["", harness.finish_line()]
+        if "--out" in sys.argv:
+            Path(args.out).write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        return
     if args.quick:
         args.sizes, args.precisions, args.fit_resolutions, args.steps, args.out = [64], ["fp32"], [0], 2, None
     work = Path(tempfile.mkdtemp(prefix="bench_fit_"))

@@ -149,3 +149,44 @@ def test_resume_of_a_moved_run_folder_uses_the_folder_given(tmp_path):
     cfg, folder, _ = loop.open_run(*parsed("--outdir", str(moved), "--resume"))
     assert cfg.outdir == str(moved) and folder.path == moved
     assert json.loads((moved / "config.json").read_text())["outdir"] == str(out)  # read, not rewritten here
+
+
+def _fit_style_settings(monkeypatch, argv):
+    """The FitStyleConfig `blendgan fit-style ARGV` would fit with (the fit itself is replaced by a recorder)."""
+    from blendgan.training import fit_style_loop
+
+    seen = {}
+
+    def record(cfg, given):
+        seen.update(cfg=cfg, given=given)
+        return 0
+
+    monkeypatch.setattr(fit_style_loop, "fit_style", record)
+    code, err = run_cli(["fit-style", *argv])
+    return code, err, seen
+
+
+def test_fit_style_quick_sets_its_preset_and_flags_given_beside_it_win(monkeypatch, tmp_path):
+    common = ["ref.jpg", "--outdir", str(tmp_path / "run"), "--ckpt", "g.pt", "--psp_encoder_ckpt", "p.pt"]
+    code, err, plain = _fit_style_settings(monkeypatch, common)
+    assert code == 0, err
+    default = config.FitStyleConfig()
+    assert (plain["cfg"].batch, plain["cfg"].iters, plain["cfg"].code_steps) == (
+        default.batch,
+        default.iters,
+        default.code_steps,
+    )
+    code, err, quick = _fit_style_settings(monkeypatch, [*common, "--quick"])
+    assert code == 0, err
+    for name, value in config.FIT_STYLE_QUICK.items():
+        assert getattr(quick["cfg"], name) == value != getattr(default, name), name
+    assert set(config.FIT_STYLE_QUICK) <= quick["given"]  # saved in config.json as chosen, so a resume keeps them
+    code, err, mixed = _fit_style_settings(monkeypatch, [*common, "--quick", "--iters", "80"])
+    assert code == 0, err
+    assert mixed["cfg"].iters == 80 and mixed["cfg"].batch == 1
+
+
+def test_fit_style_quick_with_resume_is_one_line(monkeypatch, tmp_path):
+    code, err, seen = _fit_style_settings(monkeypatch, ["--outdir", str(tmp_path), "--resume", "--quick"])
+    assert code == 2 and not seen
+    assert len(err.strip().splitlines()) == 1 and "--quick" in err

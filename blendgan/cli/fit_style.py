@@ -15,6 +15,7 @@ HELP = "fit a style from one to a few reference artworks: a style-code file and 
 
 EXAMPLES = """
 blendgan fit-style my_ref.jpg --outdir runs/my_style --ckpt pretrained_models/blendgan.pt --psp_encoder_ckpt pretrained_models/psp_encoder.pt
+blendgan fit-style my_ref.jpg --outdir runs/my_style --quick
 blendgan fit-style --outdir runs/my_style --resume
 """  # noqa: E501 (example command lines are kept whole)
 
@@ -28,15 +29,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="REF",
         help="reference artworks: the face in the style to fit, FFHQ-aligned or a square crop (none with --resume)",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the quick preset for a CPU: --batch 1 --iters 150 --code_steps 50 (flags given beside it win; "
+        "docs/fit_style.md compares it with the default)",
+    )
     add_config_flags(parser, FitStyleConfig, skip=("references",))
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..training.config import FitStyleConfig
+    from ..errors import UsageError
+    from ..training.config import FIT_STYLE_QUICK, FitStyleConfig
     from ..training.fit_style_loop import fit_style
 
+    if args.quick:
+        if getattr(args, "resume", False):
+            raise UsageError("--quick is a preset for a new fit: a resumed run keeps its saved settings (drop --quick)")
+        for name, value in FIT_STYLE_QUICK.items():
+            if not hasattr(args, name):  # flags not given are absent (argparse.SUPPRESS)
+                setattr(args, name, value)
+    del args.quick
     if not args.references:
         del args.references  # `--resume` alone: the run's saved references
     if not getattr(args, "resume", False):

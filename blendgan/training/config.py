@@ -287,6 +287,10 @@ class FitStyleConfig(RunConfig):
     )
 
 
+#: `blendgan fit-style --quick`: one image per step and half the steps, so that a fit at 1024 px finishes within
+#: about a quarter of an hour on a 2-core CPU (benchmarks/results/fit_style_cpu.md); flags given beside it win
+FIT_STYLE_QUICK = {"batch": 1, "iters": 150, "code_steps": 50, "snapshot_every": 50, "sample_every": 150}
+
 # settings a resumed run may change, when they are given (everything else comes from RUN/config.json)
 RESUME_OVERRIDES = (
     "iters",
@@ -372,5 +376,6 @@ __all__ = [
     "save_config",
     "load_config",
     "merged_for_resume",
+    "FIT_STYLE_QUICK",
     "to_dict",
 ]
