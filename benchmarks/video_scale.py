@@ -2,12 +2,17 @@
 
     python benchmarks/video_scale.py                       # a 60 s 720p clip at the 256 px generator
     python benchmarks/video_scale.py --seconds 10 60       # peak RSS per process for two clip lengths
+    python benchmarks/video_scale.py --join --seconds 10 60 600    # the final join alone (one process)
 
 For each clip length and process count it runs the video job under `torch.distributed.run` (one thread per
 process, random weights of the real shapes: timing does not depend on their values; the face is found by dlib's
 real detector in a clip made from a bundled photo) and prints a Markdown row: wall time, speed-up over one
 process, the share of the clip's time each process waited for the others (the job's own measure), and the peak
 RSS of each process. Run it on a quiet machine: it states the CPU and the load average.
+
+`--join` times the one step the main process does alone, the final join of the segments (`io.video.join_segments`:
+a byte copy of the raw H.264 segments and one remux with the clip's audio, no re-encoding), on 720p segments of
+48 frames written by the job's own writer, with a short tone as the audio to mux.
 """
 
 import argparse
@@ -121,11 +126,38 @@ def run(clip, nproc, size, segment_frames):
     return wall, sorted(rows, key=lambda r: r["rank"])
 
 
+def time_join(seconds, segment_frames):
+    """(seconds to join, MB joined) for a 720p clip of `seconds` at 30 fps in segments of `segment_frames`."""
+    import numpy as np
+
+    from blendgan.io.video import VideoWriter, join_segments
+
+    from helpers import make_face_clip
+
+    fps, n = 30, int(seconds * 30)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        audio = make_face_clip(tmp / "audio.mp4", seconds=1, fps=fps, size=(64, 64), tone=True)
+        frame = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+        parts = []
+        for k, lo in enumerate(range(0, n, segment_frames)):
+            parts.append(tmp / f"segment_{k:05d}.h264")
+            with VideoWriter(parts[-1], 1280, 720, fps=fps, codec="h264") as writer:
+                for t in range(lo, min(n, lo + segment_frames)):
+                    writer.write(np.roll(frame, 4 * t, axis=1))  # moving texture: real P-frame sizes
+        mb = sum(p.stat().st_size for p in parts) / 1e6
+        started = time.perf_counter()
+        join_segments(parts, tmp / "joined.mp4", fps, audio_from=audio)
+        return time.perf_counter() - started, mb
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, nargs="+", default=[60.0])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--segment_frames", type=int, default=48)
+    parser.add_argument("--join", action="store_true", help="time the final join alone, per clip length")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--clip", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -139,6 +171,14 @@ def main():
     simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
     print(f"CPU: {cpu} ({', '.join(simd)}), {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}")
     print()
+    if args.join:
+        print("| clip | segments | MB of H.264 | join s |")
+        print("| --- | ---: | ---: | ---: |")
+        for seconds in args.seconds:
+            took, mb = time_join(seconds, args.segment_frames)
+            n = -(-int(seconds * 30) // args.segment_frames)
+            print(f"| {seconds:g} s 720p | {n} | {mb:.1f} | {took:.2f} |", flush=True)
+        return
     print("| clip | processes | wall s | speed-up | waited (per process) | peak RSS MB (per process) |")
     print("| --- | ---: | ---: | ---: | --- | --- |")
     for seconds in args.seconds:
