@@ -327,6 +327,7 @@ def test_unknown_direction_name_is_refused(tiny_bg, sefa_file):
 
 
 def test_a_video_gets_the_same_edit_in_every_frame(tiny_bg, sefa_file, tmp_path, monkeypatch):
+    from blendgan.jobs import common as jobs_common
     from blendgan.jobs.video import stylize_video
     from blendgan.photo import make_aligner
 
@@ -343,11 +344,24 @@ def test_a_video_gets_the_same_edit_in_every_frame(tiny_bg, sefa_file, tmp_path,
 
         return stylize
 
+    measured = []  # the identity note's inputs (dlib finds no face in the test weights' pictures)
+    monkeypatch.setattr(jobs_common, "identity_cosine", lambda bg, a, b: measured.append((a, b)) or (0.5, 0.25))
     aligner = make_aligner()
+    reports = {}
     for label, amounts in [("plain", {}), ("edited", {"sefa_0": 2.0, "sefa_2": -1.0})]:
         monkeypatch.setattr(tiny_bg, "stylize", recording(label))
         edit = Edits(directions, amounts) if amounts else None
-        stylize_video(tiny_bg, clip, z, tmp_path / f"{label}.mp4", Report(), aligner=aligner, edit=edit)
+        reports[label] = Report()
+        stylize_video(tiny_bg, clip, z, tmp_path / f"{label}.mp4", reports[label], aligner=aligner, edit=edit)
+    # one identity note per track of the edited clip (one face: one track), none without an edit
+    notes = [n for n in reports["edited"].notes if n.startswith("edit ")]
+    assert notes == [
+        "edit sefa_0=+2, sefa_2=-1 on clip.mp4 track 0 (frame 0): identity cosine 0.500, dlib distance 0.250 "
+        "(dlib's same-person rule: below 0.6) (dlib descriptors of the face before and after, unstylized)"
+    ]
+    assert not [n for n in reports["plain"].notes if n.startswith("edit ")]
+    (before, after), want = measured[0], Edits(directions, {"sefa_0": 2.0, "sefa_2": -1.0}).offset(tiny_bg.n_latent)
+    assert len(measured) == 1 and torch.allclose(after - before, want[None], atol=1e-6)
     plain, edited = torch.cat(seen["plain"]), torch.cat(seen["edited"])
     assert plain.shape == edited.shape and plain.shape[0] >= 3  # a face in every frame
     moves = edited - plain
