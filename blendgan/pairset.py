@@ -85,6 +85,7 @@ class PairRecipe:
     strength: tuple = (1.0, 1.0)
     layer_weights: object = None
     preserve_color: bool = False
+    edit: dict = None  # {"amounts": {name: amount}, "key": digest}: recorded only for an edit that moves the codes
 
     def draws(self, index):
         """The manifest fields of pair `index` (everything that decides its pixels besides the weights)."""
@@ -127,6 +128,8 @@ class PairRecipe:
             rec["preserve_color"] = bool(self.preserve_color)
         rec["truncation"] = self.truncation
         rec["noise_seed"] = derive_seed(seed, index, "noise") if self.random_noise else None
+        if self.edit is not None:
+            rec["edit"] = self.edit
         return rec
 
 

@@ -593,3 +593,131 @@ def test_browser_controls_strength_colour_mix_and_layer_weights(served, referenc
             f"the page's result is not the pipeline's with the same controls; it is the pipeline's without: "
             f"{lost or 'no single control'}"
         )
+
+
+# --------------------------------------------------------------------------- face edits (issue 34)
+
+
+@pytest.fixture(scope="module")
+def served_edits(tiny_weights, tmp_path_factory):
+    """(url, service) of an app started with two SeFa directions of the test weights: a slider each per tab."""
+    from blendgan.demo.app import build_app, launch
+
+    from helpers import run_cli
+
+    out = tmp_path_factory.mktemp("demo_directions")
+    code, err = run_cli(["directions", "--method", "sefa", "--top", "2", "--ckpt", str(tiny_weights["blendgan"]),
+                         "--outdir", str(out), "--device", "cpu"])  # fmt: skip
+    assert code == 0, err
+    service = DemoService.load(
+        tiny_weights["blendgan"], tiny_weights["psp_encoder"], device="cpu", directions=[out / "directions.safetensors"]
+    )
+    app = launch(build_app(service), port=free_port(), block=False, quiet=True)
+    yield app.local_url, service
+    app.close()
+
+
+def edited_expected(bg, service, amounts, add_weight_index=6):
+    """The pipeline's picture of FACE in STYLE with the face codes moved by `amounts` (RGB)."""
+    face = images.resize_square(images.read_image_bgr(FACE), bg.size)
+    style = images.resize_square(images.read_image_bgr(STYLE), bg.size)
+    codes = bg.edit(bg.encode_face_bgr(face), amounts, service.directions)
+    return bg.to_rgb(bg.stylize(codes, bg.embed_style_bgr(style), add_weight_index=add_weight_index))[0]
+
+
+def test_video_tabs_pass_their_edit_sliders_to_the_video_jobs(served_edits, tmp_path, monkeypatch):
+    """The clip endpoint takes one amount per direction after add_weight_index and hands the job the edit
+    (none at 0); the interpolation video moves the face codes once for all its frames."""
+    import torch
+
+    from blendgan.jobs import video as video_job
+
+    from helpers import make_face_clip
+
+    url, service = served_edits
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "downloads"))
+    params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/stylize_video"]["parameters"]
+    assert len(params) == 5 and [p["parameter_default"] for p in params[3:]] == [0, 0]
+    got, real = [], video_job.stylize_video
+    monkeypatch.setattr(video_job, "stylize_video", lambda *a, **k: got.append(k.get("edit")) or real(*a, **k))
+    clip = make_face_clip(tmp_path / "clip.mp4", seconds=0.5, fps=6)
+    for amounts in ([1.5, -0.5], [0, 0]):
+        client.predict(handle_file(str(clip)), handle_file(str(STYLE)), 6, *amounts, api_name="/stylize_video")
+    assert got[0].amounts == {"sefa_0": 1.5, "sefa_1": -0.5} and got[1] is None
+
+    bg = service.pipeline
+    seen, interpolate = [], bg.interpolate
+    monkeypatch.setattr(bg, "interpolate", lambda codes, *a, **k: seen.append(codes) or interpolate(codes, *a, **k))
+    codes, z = torch.zeros(1, bg.n_latent, 512), service.random_style(1)
+    for amounts in ({"sefa_0": 2.0, "sefa_1": 0.0}, {"sefa_0": 0.0, "sefa_1": 0.0}):
+        service.interpolation_video(codes, z, z, 6, alphas=[0.0, 1.0], edit_amounts=amounts)
+    assert torch.equal(seen[0], bg.edit(codes, {"sefa_0": 2.0}, service.directions)) and seen[-1] is codes
+
+
+@pytest.fixture()
+def edit_requests(served_edits, monkeypatch):
+    """The edit amounts each stylize request of the page reached the server with, and a condition to wait on."""
+    service = served_edits[1]
+    seen, arrived = [], threading.Condition()
+    original = service.stylize_codes
+
+    def spy(codes, z, index, *, edit_amounts=None, **rest):
+        with arrived:
+            seen.append(dict(edit_amounts or {}))
+            arrived.notify_all()
+        return original(codes, z, index, edit_amounts=edit_amounts, **rest)
+
+    monkeypatch.setattr(service, "stylize_codes", spy)
+    return seen, arrived
+
+
+@pytest.mark.browser
+def test_browser_edit_slider_moves_the_face_and_zero_gives_the_unedited_result(
+    served_edits, reference, edit_requests, tmp_path
+):
+    """Each step waits for a state: the slider's value in the page, the request with that amount at the server,
+    then a new result picture (its src changed); never for a time."""
+    from playwright.sync_api import expect, sync_playwright
+
+    executable = chromium_path()
+    url, service = served_edits
+    seen, arrived = edit_requests
+    pictures = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(url)
+            page.locator("#face_input input[type=file]").set_input_files(str(FACE))
+            page.locator("#style_input input[type=file]").set_input_files(str(STYLE))
+            page.wait_for_selector("#face_used img", timeout=120_000)
+            src = None
+            for label, value in [("zero", "0"), ("edited", "2"), ("back", "0")]:
+                number = page.locator("#edit_sefa_0 input[type=number]")
+                number.fill(value)
+                number.press("Enter")
+                expect(page.locator("#edit_sefa_0 input[type=range]")).to_have_value(value, timeout=60_000)
+                with arrived:
+                    count = len(seen)
+                    page.click("#stylize")
+                    assert arrived.wait_for(lambda n=count: len(seen) > n, timeout=180), "no request reached the server"
+                assert seen[-1] == {"sefa_0": float(value), "sefa_1": 0.0}, f"the server received {seen}"
+                page.wait_for_function(  # the new picture: each step's differs from the one before
+                    "old => { const i = document.querySelector('#result img'); return i && i.src !== old; }",
+                    arg=src,
+                    timeout=120_000,
+                )
+                src = page.locator("#result img").get_attribute("src")
+                png = page.request.get(src).body()
+                pictures[label] = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+            for tab, prefix in [("Your video", "clip_"), ("Interpolation video", "video_")]:  # their own sliders
+                page.get_by_role("tab", name=tab).click()
+                for name in ("sefa_0", "sefa_1"):
+                    page.locator(f"#{prefix}edit_{name} input[type=range]").wait_for(timeout=60_000)
+        finally:
+            browser.close()
+    plain = edited_expected(reference, service, {})
+    assert np.array_equal(pictures["zero"], plain)
+    assert np.array_equal(pictures["edited"], edited_expected(reference, service, {"sefa_0": 2.0}))
+    assert not np.array_equal(pictures["edited"], plain)
+    assert np.array_equal(pictures["back"], plain)

@@ -239,6 +239,42 @@ def test_dlib_measures_order_faces_made_by_known_warps(name):
     assert same > other
 
 
+@pytest.mark.slow
+def test_labels_path_with_the_real_dlib_labeller_finds_a_planted_head_turn(tiny_bg, tmp_path, monkeypatch):
+    """End to end on real faces: a stand-in generator maps z into an 8-d subspace of W and draws the bundled
+    Grace Hopper photo with nose, mouth and chin moved sideways by 12 px per unit of w·u (u planted in the
+    subspace); dlib's real labeller measures the faces and the real fitting path (parts, ridge, held-out R²)
+    must give back u as the yaw direction, and drawing faces along it must turn the measured head."""
+    from blendgan.io import images
+
+    k = 8
+    basis = torch.linalg.qr(torch.randn(512, k, generator=torch.Generator().manual_seed(3), dtype=torch.float64))[0].T
+    planted = basis[0]
+    photo = cv2.resize(cv2.imread(str(FACES / "grace_hopper.jpg")), (512, 512), interpolation=cv2.INTER_CUBIC)
+
+    def face_codes_from_z(z, truncation=1.0, centre=None):
+        return (z.double()[:, :k] @ basis).float()[:, None].repeat(1, tiny_bg.n_latent, 1)
+
+    def reconstruct(codes):  # the photo turned by the codes' projection on the planted direction (BGR in, RGB out)
+        shifts = np.clip(12.0 * (codes[:, 0].double() @ planted).numpy(), -24, 24)
+        return torch.cat([images.bgr_to_tensor(_turn(photo, float(s))) for s in shifts])
+
+    monkeypatch.setattr(tiny_bg, "face_codes_from_z", face_codes_from_z)
+    monkeypatch.setattr(tiny_bg, "reconstruct", reconstruct)
+    report = Report()
+    path = compute_directions(tiny_bg, tmp_path, report, n=100, chunk=50, label_size=512, truncation=1.0)
+    assert any("100 faces sampled, 0 not found" in n for n in report.notes), report.notes
+    directions = read_directions(path)
+    yaw = directions.directions["yaw"]
+    cosine = float(yaw.vector.double() @ planted)
+    assert cosine >= 0.95 and yaw.quality["r2_held_out"] > 0.8, (cosine, yaw.quality)
+    # faces drawn along the recovered direction, -2 ... +2 of its std: the measured head turns one way
+    moved = [tiny_bg.edit(torch.zeros(1, tiny_bg.n_latent, 512), {"yaw": a}, directions) for a in (-2, -1, 0, 1, 2)]
+    labeller = DlibLabeller()
+    yaws = labeller(tiny_bg.to_rgb(reconstruct(torch.cat(moved))))[:, labeller.names.index("yaw")]
+    assert np.all(np.diff(yaws) > 0), yaws
+
+
 # ------------------------------------------------------------------------------------------ files
 
 
@@ -327,6 +363,7 @@ def test_unknown_direction_name_is_refused(tiny_bg, sefa_file):
 
 
 def test_a_video_gets_the_same_edit_in_every_frame(tiny_bg, sefa_file, tmp_path, monkeypatch):
+    from blendgan.jobs import common as jobs_common
     from blendgan.jobs.video import stylize_video
     from blendgan.photo import make_aligner
 
@@ -343,11 +380,24 @@ def test_a_video_gets_the_same_edit_in_every_frame(tiny_bg, sefa_file, tmp_path,
 
         return stylize
 
+    measured = []  # the identity note's inputs (dlib finds no face in the test weights' pictures)
+    monkeypatch.setattr(jobs_common, "identity_cosine", lambda bg, a, b: measured.append((a, b)) or (0.5, 0.25))
     aligner = make_aligner()
+    reports = {}
     for label, amounts in [("plain", {}), ("edited", {"sefa_0": 2.0, "sefa_2": -1.0})]:
         monkeypatch.setattr(tiny_bg, "stylize", recording(label))
         edit = Edits(directions, amounts) if amounts else None
-        stylize_video(tiny_bg, clip, z, tmp_path / f"{label}.mp4", Report(), aligner=aligner, edit=edit)
+        reports[label] = Report()
+        stylize_video(tiny_bg, clip, z, tmp_path / f"{label}.mp4", reports[label], aligner=aligner, edit=edit)
+    # one identity note per track of the edited clip (one face: one track), none without an edit
+    notes = [n for n in reports["edited"].notes if n.startswith("edit ")]
+    assert notes == [
+        "edit sefa_0=+2, sefa_2=-1 on clip.mp4 track 0 (frame 0): identity cosine 0.500, dlib distance 0.250 "
+        "(dlib's same-person rule: below 0.6) (dlib descriptors of the face before and after, unstylized)"
+    ]
+    assert not [n for n in reports["plain"].notes if n.startswith("edit ")]
+    (before, after), want = measured[0], Edits(directions, {"sefa_0": 2.0, "sefa_2": -1.0}).offset(tiny_bg.n_latent)
+    assert len(measured) == 1 and torch.allclose(after - before, want[None], atol=1e-6)
     plain, edited = torch.cat(seen["plain"]), torch.cat(seen["edited"])
     assert plain.shape == edited.shape and plain.shape[0] >= 3  # a face in every frame
     moves = edited - plain

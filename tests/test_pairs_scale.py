@@ -302,3 +302,107 @@ def test_torchrun_environment_and_round_robin_shares(monkeypatch):
     assert distributed.launched_world() == (0, 1, 0)
     ctx = distributed.setup("cpu")
     assert not ctx.distributed and ctx.all_reduce_sum([3, 4]) == [3, 4] and ctx.all_reduce_max(5) == 5
+
+
+# ------------------------------------------------------------------------------------------ face edits (issue 34)
+
+
+@pytest.fixture(scope="module")
+def sefa_file(tiny_weights, work):
+    from helpers import run_cli
+
+    out = work / "sefa"
+    code, err = run_cli(["directions", "--method", "sefa", "--top", "2", "--ckpt", str(tiny_weights["blendgan"]),
+                         "--outdir", str(out), "--device", "cpu"])  # fmt: skip
+    assert code == 0, err
+    return out / "directions.safetensors"
+
+
+def edit_flags(tiny_weights, styles, outdir, *extra):
+    """Pairs with the generator's stored noise (an edit draws from W+ codes) and a strength range (drawn per pair,
+    so the edited path's per-strength batches are exercised)."""
+    args = flags(tiny_weights, styles, outdir, "--strength", "0.5-1", *extra)
+    args.remove("--random_noise")
+    args[args.index("--pics") + 1] = "4"
+    return args
+
+
+@pytest.fixture(scope="module")
+def edit_runs(tiny_weights, styles, work, sefa_file):
+    """Trees of three runs: no flag, amount 0, and an edit."""
+    runs = {}
+    for label, extra in [
+        ("plain", []),
+        ("zero", ["--directions", str(sefa_file), "--edit", "sefa_0=0"]),
+        ("edited", ["--directions", str(sefa_file), "--edit", "sefa_0=3", "--edit", "sefa_1=-2"]),
+    ]:
+        assert main(edit_flags(tiny_weights, styles, work / f"edit_{label}", "--batch_size", "4", *extra)) == 0
+        runs[label] = work / f"edit_{label}"
+    return runs
+
+
+def test_pairs_edit_amount_zero_is_byte_identical_and_an_edit_moves_both_images(edit_runs):
+    plain, zero, edited = (tree(edit_runs[k]) for k in ("plain", "zero", "edited"))
+    assert plain and zero == plain  # every image and the manifest, byte for byte
+    assert edited.keys() == plain.keys()
+    for r in manifest(edit_runs["plain"]):
+        for name in r["files"]:  # the face, the stylized face and the pair of every record changed
+            assert edited[name] != plain[name], name
+    records = manifest(edit_runs["edited"])
+    assert all(r["edit"]["amounts"] == {"sefa_0": 3.0, "sefa_1": -2.0} for r in records)
+    assert [{k: v for k, v in r.items() if k != "edit"} for r in records] == manifest(edit_runs["plain"])
+
+
+def test_an_edited_pair_is_drawn_from_the_edited_face_codes(edit_runs, tiny_bg, sefa_file, styles):
+    """A record of the edited run gives its pixels back: mapping + truncation, repeated, moved, then the face and
+    the stylized face of the same codes at the record's strength."""
+    from blendgan.editing.apply import Edits
+
+    edit = Edits(tiny_bg.load_directions(sefa_file, 4), {"sefa_0": 3.0, "sefa_1": -2.0})
+    files = tree(edit_runs["edited"])
+    for r in manifest(edit_runs["edited"])[:2]:
+        z = torch.randn(1, 512, generator=torch.Generator().manual_seed(r["face_seed"]))
+        codes = edit(tiny_bg.face_codes_from_z(z, r["truncation"], tiny_bg.latent_avg))
+        z_embed = tiny_bg.embed_style_bgr(images.read_image_bgr(styles / r["style_image"]))
+        face = images.tensor_to_bgr(tiny_bg.reconstruct(codes))
+        styled = images.tensor_to_bgr(tiny_bg.stylize(codes, z_embed, r["add_weight_index"], strength=r["strength"]))
+        assert_jpeg_of(files[f"face/{r['key']}.jpg"], face)
+        assert_jpeg_of(files[f"stylized/{r['key']}.jpg"], styled)
+
+
+def test_the_edited_path_with_no_move_draws_the_original_pairs(tiny_bg, styles):
+    """The W+ path (mapping and truncation done before the generator, its stored noise) at a zero move gives the
+    pixels of `sample_pair`: the edit is the only difference between an edited and an unedited pair."""
+    from blendgan.jobs.pairs import _make_pairs
+
+    class NoMove:
+        active = True
+
+        def __call__(self, codes):
+            return codes
+
+    recipe = pairset.PairRecipe(seed=0, truncation=0.7, add_weight_index=(4, 6), style=("latent", True),
+                                strength=(0.5, 1.0))  # fmt: skip
+    recs = [recipe.draws(i) for i in range(4)]
+    mean = tiny_bg.latent_avg.reshape(1, -1).float()
+    want = _make_pairs(tiny_bg, recs, None, {}, None, mean, 0.7)
+    got = _make_pairs(tiny_bg, recs, None, {}, None, mean, 0.7, NoMove())
+    for a, b in zip(want[0] + want[1], got[0] + got[1]):
+        assert np.array_equal(a, b)  # the same float operations in the same order: the same bytes on a CPU
+
+
+def test_pairs_edit_with_random_noise_is_refused_in_one_line(tiny_weights, styles, tmp_path, sefa_file):
+    from helpers import run_cli
+
+    args = flags(tiny_weights, styles, tmp_path / "out", "--directions", str(sefa_file), "--edit", "sefa_0=1")
+    code, err = run_cli(args)
+    assert code == 2 and "--edit cannot be combined with --random_noise" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.distributed
+def test_edited_pairs_are_the_same_for_one_and_two_processes(tiny_weights, styles, work, sefa_file, edit_runs):
+    edit = ["--directions", str(sefa_file), "--edit", "sefa_0=3", "--edit", "sefa_1=-2"]
+    two = work / "edit_two"
+    run_torchrun(edit_flags(tiny_weights, styles, two, "--batch_size", "1", *edit))
+    assert tree(two) == tree(edit_runs["edited"])

@@ -12,11 +12,14 @@ from ._common import (
     RunReport,
     add_checkpoint_arguments,
     add_control_arguments,
+    add_edit_arguments,
     add_runtime_arguments,
     add_size_argument,
     build_pipeline,
+    check_edit_arguments,
     controls_from_args,
     default_outdir,
+    edits_from_args,
     finish_report,
     make_outdir,
     strength_range,
@@ -111,6 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "without it and without --style_img_path a random style code is used (default: none)"
         ),
     )
+    add_edit_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,12 +128,16 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.shard_size < 0 or args.pics < 0:
         raise UsageError("--pics and --shard_size must be 0 or more")
+    if any(amount for amount in check_edit_arguments(args).values()) and args.random_noise:
+        raise UsageError("--edit cannot be combined with --random_noise yet: drop one of them")
     ctx = distributed.setup(args.device)
     try:
         report = RunReport("pairs")
         args.device = str(ctx.device)
         bg = build_pipeline(args, need_psp=False)
         controls_from_args(args, bg.n_latent)
+        # a [512] external direction moves the layers before the lowest add_weight_index: face layers in every pair
+        edit = edits_from_args(bg, args, args.add_weight_index[0])
         outdir = make_outdir(args.outdir)
         from ..jobs.pairs import PairsOptions, generate_image_pairs
 
@@ -151,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             layer_weights=controls.layer_weights,
             preserve_color=controls.preserve_color,
             style_weights=controls.style_weights,
+            edit=edit,
         )
         generate_image_pairs(bg, outdir, report, options, ctx=ctx)
         return finish_report(report, ctx)

@@ -10,6 +10,8 @@ style_2=None, mix=0, layer_weights='') -> image`` (the aligned face, stylized; t
 defaults give the original image), ``stylize_photo(photo, style image, add_weight_index, ...the same
 controls) -> image`` (the whole photo) and ``stylize_video(clip, style image, add_weight_index) -> video``.
 Both image endpoints end with an optional ``refine=0``: steps of refining each face's codes (docs/refine.md).
+With ``blendgan demo --directions FILE`` every tab gets a slider per face edit (docs/editing.md); the
+``stylize_video`` endpoint then takes their amounts as optional inputs after ``add_weight_index``.
 """
 
 from __future__ import annotations
@@ -91,15 +93,26 @@ def _status_markdown(service):
     return f"**The model is not loaded**, so nothing can be generated yet: {reason}. Then restart `blendgan demo`."
 
 
-def edit_sliders(service):
-    """One slider per direction of `blendgan demo --directions` (issue 34), in std units; each sets the
-    service's edit amount, used by the next result."""
+def edit_sliders(service, prefix=""):
+    """One slider per direction of `blendgan demo --directions` (issue 34), in std units, built in the current
+    Gradio context (ids `<prefix>edit_<name>`); [] without directions. A tab passes their values as the last
+    inputs of its events (`edit_amounts`), so a result depends on that tab's sliders only, never on another
+    tab's or another visitor's."""
     if service.directions is None:
-        return
-    with gr.Accordion("Edit the face", open=True, elem_id="face_edits"):
-        for name in service.directions.names():
-            slider = gr.Slider(-3, 3, value=0.0, step=0.25, label=name, elem_id=f"edit_{name}")
-            slider.change(lambda value, name=name: service.set_edit(name, value), slider, None)
+        return []
+    with gr.Accordion("Edit the face", open=True, elem_id=f"{prefix}face_edits"):
+        return [
+            gr.Slider(-3, 3, value=0.0, step=0.25, label=name, elem_id=f"{prefix}edit_{name}")
+            for name in service.directions.names()
+        ]
+
+
+def edit_amounts(service, values):
+    """{"edit_amounts": {direction name: amount}} of a tab's edit slider values (in `edit_sliders`' order), the
+    keyword of the service's calls; {} without sliders (the calls of an app without directions stay as they were)."""
+    if service.directions is None or not values:
+        return {}
+    return {"edit_amounts": {name: float(v or 0.0) for name, v in zip(service.directions.names(), values)}}
 
 
 class ControlPanel:
@@ -197,32 +210,36 @@ def build_app(service):
         layer_weights="",
         refine=0,
         progress=gr.Progress(),
+        *edit_values,
     ):
         with user_messages():
             index = service.check_add_weight_index(index)
             controls, mix = service.check_controls(strength, preserve_color, layer_weights, mix)
             refine = service.check_refine(refine)
+            edits = edit_amounts(service, edit_values)
             progress(0.0, desc="face")
             codes, face_rgb, _ = face_source(face_path, face_seed, refine, _progress_callback(progress))
             progress(0.4, desc="style")
             z = style_source(style_path, style_seed)
             z_second = service.style_code(service.prepare_style(style_2)) if style_2 else None
             progress(0.6, desc="generating")
-            result = service.stylize_codes(codes, z, index, z_second=z_second, mix=mix, **controls)
+            result = service.stylize_codes(codes, z, index, z_second=z_second, mix=mix, **edits, **controls)
             whole = None
             if face_path and service.is_whole_photo(face_path):
                 progress(0.8, desc="the whole photo")
                 whole, note = service.stylize_photo(
-                    face_path, z, index, z_second=z_second, mix=mix, refine=refine, **controls
+                    face_path, z, index, z_second=z_second, mix=mix, refine=refine, **edits, **controls
                 )
                 gr.Info(note)
         return face_rgb, result, whole  # (the alignment note was shown when the face was uploaded)
 
-    def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, *controls, progress=gr.Progress()):
-        """After a random face/style: generate when both inputs are there, else leave the page as it is."""
+    def on_stylize_if_ready(face_path, style_path, index, face_seed, style_seed, *rest, progress=gr.Progress()):
+        """After a random face/style: generate when both inputs are there, else leave the page as it is.
+        `rest`: the control values, then the edit sliders' values."""
         if not service.ready or not (face_path or face_seed is not None) or not (style_path or style_seed is not None):
             return gr.skip(), gr.skip(), gr.skip()
-        return on_stylize(face_path, style_path, index, face_seed, style_seed, *controls, progress=progress)
+        controls, edits = rest[: len(controls_inputs)], rest[len(controls_inputs) :]
+        return on_stylize(face_path, style_path, index, face_seed, style_seed, *controls, progress, *edits)
 
     def on_face_change(face_path, face_seed):
         """Show the aligned crop of a new upload (and forget the random face); report "no face found" now."""
@@ -305,18 +322,20 @@ def build_app(service):
             )
         return result
 
-    def on_stylize_video(video_path, style_path, index, progress=gr.Progress()):
+    def on_stylize_video(video_path, style_path, index, progress=gr.Progress(), *edit_values):
         with user_messages():
-            return service.stylize_video(video_path, style_path, index, _progress_callback(progress))
+            edits = edit_amounts(service, edit_values)
+            return service.stylize_video(video_path, style_path, index, _progress_callback(progress), **edits)
 
-    def on_video(face_path, style_a, style_b, index, progress=gr.Progress()):
+    def on_video(face_path, style_a, style_b, index, progress=gr.Progress(), *edit_values):
         with user_messages():
             index = service.check_add_weight_index(index)
+            edits = edit_amounts(service, edit_values)
             progress(0.0, desc="encoding")
             codes, _, _ = face_source(face_path, None)
             z_from = style_source(style_a, None, "first style image")
             z_to = style_source(style_b, None, "second style image")
-            return service.interpolation_video(codes, z_from, z_to, index, _progress_callback(progress))
+            return service.interpolation_video(codes, z_from, z_to, index, _progress_callback(progress), **edits)
 
     model = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
     ui = dict(api_visibility="private")
@@ -367,7 +386,7 @@ def build_app(service):
                         elem_id="add_weight_index",
                     )
                     controls = ControlPanel(n_latent)
-                    edit_sliders(service)
+                    photo_edits = edit_sliders(service)
                     run_btn = gr.Button("Stylize", variant="primary", elem_id="stylize")
                     api_btn = gr.Button(visible=False)  # carries the documented `stylize` endpoint
             whole_photo = gr.Image(
@@ -405,6 +424,7 @@ def build_app(service):
                         label="add_weight_index",
                         info=ADD_WEIGHT_INFO,
                     )
+                    clip_edits = edit_sliders(service, "clip_")
                     clip_btn = gr.Button("Stylize video", variant="primary", elem_id="stylize_video")
         with gr.Tab("Interpolation video"):
             with gr.Row(equal_height=False):
@@ -433,9 +453,11 @@ def build_app(service):
                         label="add_weight_index",
                         info=ADD_WEIGHT_INFO,
                     )
+                    video_edits = edit_sliders(service, "video_")
                     video_btn = gr.Button("Make video", variant="primary", elem_id="make_video")
 
-        stylize_inputs = [face_in, style_in, index, face_seed, style_seed, *controls.inputs]
+        controls_inputs = controls.inputs
+        stylize_inputs = [face_in, style_in, index, face_seed, style_seed, *controls_inputs, *photo_edits]
         stylize_outputs = [face_used, result, whole_photo]
         run_btn.click(on_stylize, stylize_inputs, stylize_outputs, **model, **ui)
         face_in.change(on_face_change, [face_in, face_seed], [face_used, face_seed], **model, **ui)
@@ -470,14 +492,14 @@ def build_app(service):
         )
         clip_btn.click(
             on_stylize_video,
-            [clip_in, clip_style, clip_index],
+            [clip_in, clip_style, clip_index, *clip_edits],
             clip_out,
             api_name="stylize_video",
             api_description="Stylize every face of a short clip and paste them back: an H.264 mp4 "
             "with the clip's sound.",
             **model,
         )
-        video_btn.click(on_video, [video_face, style_a, style_b, video_index], video, **model, **ui)
+        video_btn.click(on_video, [video_face, style_a, style_b, video_index, *video_edits], video, **model, **ui)
     return app
 
 

@@ -123,13 +123,20 @@ class DemoService:
             raise UsageError(f"no face edit named {name!r}")
         self.edit_amounts[name] = float(amount or 0.0)
 
-    def edited(self, face_codes):
-        """The face codes moved by the current edit amounts (all 0, or no directions: the same codes)."""
+    def edits(self, amounts=None):
+        """The `Edits` of `amounts` ({name: std units}, e.g. a tab's slider values; None: the amounts of
+        `set_edit`), or None when there is nothing to move (no directions, every amount 0)."""
         if self.directions is None:
-            return face_codes
+            return None
         from ..editing.apply import Edits
 
-        return Edits(self.directions, self.edit_amounts)(face_codes)
+        edit = Edits(self.directions, self.edit_amounts if amounts is None else amounts)
+        return edit if edit.active else None
+
+    def edited(self, face_codes, amounts=None):
+        """The face codes moved by `amounts` (see `edits`; all 0, or no directions: the same codes)."""
+        edit = self.edits(amounts)
+        return face_codes if edit is None else edit(face_codes)
 
     def add_fitted_style(self, path):
         """Offer a fitted style code in the page: its reference's thumbnail, written losslessly at the
@@ -331,13 +338,16 @@ class DemoService:
         }, mix
 
     # ------------------------------------------------------------------ results
-    def stylize_codes(self, face_codes, z_embed, add_weight_index, *, z_second=None, mix=0.0, **controls):
+    def stylize_codes(
+        self, face_codes, z_embed, add_weight_index, *, z_second=None, mix=0.0, edit_amounts=None, **controls
+    ):
         """RGB uint8 image of a face code with a style code. `controls`: strength, layer_weights,
-        preserve_color; `z_second` with `mix` in [0, 1]: the second style's share of a W-space style mix."""
+        preserve_color; `z_second` with `mix` in [0, 1]: the second style's share of a W-space style mix;
+        `edit_amounts`: face edits (see `edits`)."""
         index = self.check_add_weight_index(add_weight_index)
         with self._lock:
             bg = self._need_pipeline()
-            face_codes = self.edited(face_codes)
+            face_codes = self.edited(face_codes, edit_amounts)
             if z_second is not None:
                 out = bg.mix_styles(
                     face_codes, [z_embed, z_second], [1.0 - mix, mix], add_weight_index=index, **controls
@@ -400,11 +410,12 @@ class DemoService:
         z_second=None,
         mix=0.0,
         refine=0,
+        edit_amounts=None,
         **controls,
     ):
         """(whole photo RGB with every face stylized and pasted back, note) for an uploaded photo and a style
-        (an uploaded file's path, or a style code [1, 512]): the HTTP API's `stylize_photo`. `controls` and
-        `z_second` with `mix` as in `stylize_codes`; `refine` steps refine each face's codes. Raises
+        (an uploaded file's path, or a style code [1, 512]): the HTTP API's `stylize_photo`. `controls`,
+        `z_second` with `mix` and `edit_amounts` as in `stylize_codes`; `refine` steps refine each face's codes. Raises
         InputImageError when no face is found; the note says how many faces were stylized or skipped."""
         import torch
 
@@ -424,7 +435,7 @@ class DemoService:
                 aligner=self._get_photo_aligner(),
                 add_weight_index=index,
                 refine=self.check_refine(refine),
-                edit=self.edited,
+                edit=lambda codes: self.edited(codes, edit_amounts),
                 **controls,
             )
         done = [r for r in records if r.stylized is not None]
@@ -439,9 +450,13 @@ class DemoService:
             note += f"; {len(small)} too small to stylize left as they are"
         return result, note
 
-    def stylize_video(self, video_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None):
-        """H.264 mp4 (path) of an uploaded clip with every face stylized and pasted back, its sound kept.
-        Clips longer than ``max_video_seconds`` are refused with a message saying the limit."""
+    def stylize_video(
+        self, video_path, style_path, add_weight_index=DEFAULT_ADD_WEIGHT_INDEX, progress=None, edit_amounts=None
+    ):
+        """H.264 mp4 (path) of an uploaded clip with every face stylized and pasted back, its sound kept;
+        `edit_amounts` ({name: std units}; None or all 0: no edit) move every face the same way in every frame,
+        as `blendgan stylize --edit` does. Clips longer than ``max_video_seconds`` are refused with a message
+        saying the limit."""
         from ..io.video import InputVideoError, probe_video
         from ..jobs.video import stylize_video
 
@@ -476,8 +491,16 @@ class DemoService:
                     raise InputVideoError(str(reason))
 
             progress(0.1, "finding, stylizing and pasting back the faces")
+            edit = self.edits(edit_amounts or {})
             measured = stylize_video(
-                bg, video_path, z, target, _Quiet(), aligner=self._get_photo_aligner(), add_weight_index=index
+                bg,
+                video_path,
+                z,
+                target,
+                _Quiet(),
+                aligner=self._get_photo_aligner(),
+                add_weight_index=index,
+                **({} if edit is None else {"edit": edit}),  # no edit: the job's own default, untouched
             )
             if not measured["frames_with_faces"]:
                 with contextlib.suppress(OSError):
@@ -497,10 +520,18 @@ class DemoService:
         return self._photo_aligner
 
     def interpolation_video(
-        self, face_codes, z_from, z_to, add_weight_index=VIDEO_ADD_WEIGHT_INDEX, progress=None, alphas=None
+        self,
+        face_codes,
+        z_from,
+        z_to,
+        add_weight_index=VIDEO_ADD_WEIGHT_INDEX,
+        progress=None,
+        alphas=None,
+        edit_amounts=None,
     ):
         """H.264 mp4 (path) of the face as the style code moves through lerp(z_from, z_to, alpha) for each
-        alpha; by default gen_video's blend factors there and back (62 frames, about 2 s at 30 fps)."""
+        alpha; by default gen_video's blend factors there and back (62 frames, about 2 s at 30 fps).
+        `edit_amounts` ({name: std units}; None or all 0: no edit) move the face once, for every frame."""
         from ..io.video import VideoWriter
         from ..jobs.morph_video import video_alphas
 
@@ -509,6 +540,7 @@ class DemoService:
         if alphas is None:
             alphas = video_alphas() + video_alphas()[::-1]
         alphas = [float(a) for a in alphas]
+        face_codes = self.edited(face_codes, edit_amounts or {})
         with self._lock:
             bg = self._need_pipeline()
             target = self._new_video_path()

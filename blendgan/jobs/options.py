@@ -56,6 +56,7 @@ class PairsOptions:
     layer_weights: object = None
     preserve_color: bool = False
     style_weights: Optional[Sequence[float]] = None
+    edit: object = None  # a `blendgan.editing.apply.Edits`: both images of a pair drawn from the edited face codes
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ def generate_image_pairs(
     `style_img`: one image, or a list of images mixed with `style_weights` (normalised, one per image).
     `strength` (a value or a (low, high) range drawn per pair), `layer_weights`, `preserve_color`: the
     stylization controls of `BlendGAN.stylize`, recorded in the manifest when not at their defaults.
+    `edit` (a `blendgan.editing.apply.Edits`): each face's W+ codes (mapping, truncation, repeated over the
+    layers) are moved by it and both images of the pair are drawn from the moved codes with the generator's
+    stored noise; with no edit, or every amount 0, the pairs are those of a run without it, byte for byte.
 
     Pair i is drawn from `(seed, i)` alone (`blendgan.pairset`), so the files do not depend on the batch
     size, the number of processes or where a run resumed. `ctx` (`blendgan.distributed.Context`) gives
@@ -65,6 +68,10 @@ def generate_image_pairs(
     add_weight_index, seed, skip_existing, layout = o.add_weight_index, o.seed, o.skip_existing, o.layout
     shard_size, random_noise, strength, layer_weights = o.shard_size, o.random_noise, o.strength, o.layer_weights
     preserve_color, style_weights = o.preserve_color, o.style_weights
+    edit = o.edit if o.edit is not None and o.edit.active else None  # amount 0: the original path, untouched
+    if edit is not None and random_noise:
+        # BlendGAN.reconstruct / stylize draw W+ codes with the stored noise only; per-pair maps need sample_pair
+        raise UsageError("--edit cannot be combined with --random_noise yet: drop one of them")
     ctx = ctx or distributed.Context(device=bg.device)
     outdir = Path(outdir)
     if bg.truncation is not None:
@@ -119,6 +126,7 @@ def generate_image_pairs(
         strength=strength,
         layer_weights=layer_weights,
         preserve_color=preserve_color,
+        edit=None if edit is None else {"amounts": {k: v for k, v in edit.amounts.items() if v}, "key": edit.key()},
     )
     outputs = pairset.Outputs(outdir, layout, shard_size, pics)
     outputs.prepare()
@@ -155,7 +163,7 @@ def generate_image_pairs(
                 if opens:
                     writer = outputs.open_unit(unit)
                 recs = [records[i] for i in part]
-                faces, styled = _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation)
+                faces, styled = _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation, edit)
                 for rec, a, b in zip(recs, faces, styled):
                     writer.add(rec, a, b)
                 if closes:
@@ -232,8 +240,9 @@ def _embed_style_folder(bg, folder, style_codes, report):
     return tuple(names)
 
 
-def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation):
-    """(faces, stylized) as BGR arrays for the records, in order; batched per add_weight_index."""
+def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation, edit=None):
+    """(faces, stylized) as BGR arrays for the records, in order; batched per add_weight_index. With `edit`,
+    both images come from the edited face codes (`_edited_pair`)."""
     z = torch.cat([zs[r["index"] : r["index"] + 1] if zs is not None else pairset.face_code(r) for r in recs])
     controls = {}
     if "strength" in recs[0]:  # the stylization controls (the same for every pair but the drawn strength)
@@ -260,15 +269,38 @@ def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation
         chosen = dict(controls)
         if "strength" in chosen:
             chosen["strength"] = [chosen["strength"][k] for k in pos]
-        plain, styl = bg.sample_pair(
-            z[sel],
-            z_embed[sel],
-            truncation=truncation,
-            truncation_latent=mean_latent,
-            add_weight_index=awi,
-            noise=None if noise is None else [m[sel] for m in noise],
-            **chosen,
-        )
+        if edit is not None:
+            plain, styl = _edited_pair(bg, z[sel], z_embed[sel], awi, chosen, mean_latent, truncation, edit)
+        else:
+            plain, styl = bg.sample_pair(
+                z[sel],
+                z_embed[sel],
+                truncation=truncation,
+                truncation_latent=mean_latent,
+                add_weight_index=awi,
+                noise=None if noise is None else [m[sel] for m in noise],
+                **chosen,
+            )
         for k, a, b in zip(pos, images.tensors_to_bgr(plain), images.tensors_to_bgr(styl)):
             faces[k], styled[k] = a, b
     return faces, styled
+
+
+def _edited_pair(bg, z, z_embed, awi, controls, mean_latent, truncation, edit):
+    """(faces, stylized) [N, 3, s, s] of latents z moved by `edit` in W+: w = mapping(z), truncated as
+    `sample_pair` truncates it, repeated over the layers, moved; then the face (`reconstruct`) and the stylized
+    face (`stylize`) of the same codes, both with the generator's stored noise. A per-pair strength is a
+    stylize call per distinct value (stylize takes one strength)."""
+    codes = edit(bg.face_codes_from_z(z, truncation, mean_latent if truncation < 1 else None))
+    plain = bg.reconstruct(codes)
+    strengths = controls.pop("strength", None)
+    if not isinstance(strengths, (list, tuple)):
+        return plain, bg.stylize(codes, z_embed, awi, **controls)
+    styled = [None] * len(strengths)
+    for value in dict.fromkeys(strengths):
+        rows = [k for k, s in enumerate(strengths) if s == value]
+        sel = torch.tensor(rows)
+        out = bg.stylize(codes[sel], z_embed[sel], awi, strength=value, **controls)
+        for k, image in zip(rows, out):
+            styled[k] = image
+    return plain, torch.stack(styled)

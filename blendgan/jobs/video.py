@@ -48,7 +48,7 @@ from ..errors import BlendGANError, UsageError
 from ..io import images
 from ..io.files import write_bytes_atomic
 from ..io.video import VideoWriter, iter_video_frames, join_segments, probe_video
-from .common import PathLike, Report, generator_resolution, output_stems, read_styles, split_options
+from .common import PathLike, Report, edited_codes, generator_resolution, output_stems, read_styles, split_options
 from .options import VideoOptions
 
 if TYPE_CHECKING:
@@ -392,6 +392,8 @@ def stylize_video(
             audio_start=first / fps,
             audio_duration=(stop - first) / fps,
         )
+        if edit is not None:
+            _note_edit_identity(bg, path, found, segments, work, edit, report)
     except VideoFailed:
         raise
     except BlendGANError as err:
@@ -427,6 +429,23 @@ def stylize_video(
     if n_face_frames == 0:
         report.note(f"{path}: no face found in any frame; its frames were re-encoded unchanged, with the sound")
     return measured
+
+
+def _note_edit_identity(bg, path, found, segments, work, edit, report):
+    """The photos' identity note (`edited_codes`: dlib descriptors of the unedited and the edited face,
+    unstylized) for the first encoded face of each track, once per clip (the same move is in every frame)."""
+    import torch
+
+    keys = np.nonzero(found["key"])[0]
+    for track in np.unique(found["track"][keys]):
+        entries = keys[found["track"][keys] == track]
+        e = int(entries[np.argmin(found["frame"][entries])])
+        frame = int(found["frame"][e])
+        k = next(j for j, (lo, hi) in enumerate(segments) if lo <= frame < hi)
+        with np.load(work / f"codes_{k:05d}.npz") as data:
+            codes = data["codes"][int(np.nonzero(data["entry"] == e)[0][0])]
+        name = f"{Path(path).name} track {int(track)} (frame {frame})"
+        edited_codes(bg, torch.from_numpy(codes)[None], edit, name, report)
 
 
 def _entries_of(found, lo, hi):
