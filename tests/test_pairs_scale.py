@@ -370,9 +370,11 @@ def test_an_edited_pair_is_drawn_from_the_edited_face_codes(edit_runs, tiny_bg, 
         assert_jpeg_of(files[f"stylized/{r['key']}.jpg"], styled)
 
 
-def test_the_edited_path_with_no_move_draws_the_original_pairs(tiny_bg, styles):
-    """The W+ path (mapping and truncation done before the generator, its stored noise) at a zero move gives the
-    pixels of `sample_pair`: the edit is the only difference between an edited and an unedited pair."""
+@pytest.mark.parametrize("random_noise", [False, True])
+def test_the_edited_path_with_no_move_draws_the_original_pairs(tiny_bg, styles, random_noise):
+    """The W+ path (mapping and truncation done before the generator, the same noise maps: the stored ones, or the
+    pair's own with --random_noise) at a zero move gives the pixels of `sample_pair`: the edit is the only
+    difference between an edited and an unedited pair."""
     from blendgan.jobs.pairs import _make_pairs
 
     class NoMove:
@@ -382,8 +384,9 @@ def test_the_edited_path_with_no_move_draws_the_original_pairs(tiny_bg, styles):
             return codes
 
     recipe = pairset.PairRecipe(seed=0, truncation=0.7, add_weight_index=(4, 6), style=("latent", True),
-                                strength=(0.5, 1.0))  # fmt: skip
+                                strength=(0.5, 1.0), random_noise=random_noise)  # fmt: skip
     recs = [recipe.draws(i) for i in range(4)]
+    assert (recs[0]["noise_seed"] is not None) == random_noise
     mean = tiny_bg.latent_avg.reshape(1, -1).float()
     want = _make_pairs(tiny_bg, recs, None, {}, None, mean, 0.7)
     got = _make_pairs(tiny_bg, recs, None, {}, None, mean, 0.7, NoMove())
@@ -391,13 +394,22 @@ def test_the_edited_path_with_no_move_draws_the_original_pairs(tiny_bg, styles):
         assert np.array_equal(a, b)  # the same float operations in the same order: the same bytes on a CPU
 
 
-def test_pairs_edit_with_random_noise_is_refused_in_one_line(tiny_weights, styles, tmp_path, sefa_file):
+def test_pairs_edit_with_random_noise_draws_each_pair_with_its_own_maps(tiny_weights, styles, tmp_path, sefa_file):
+    """--edit with --random_noise runs (the zero-move test above shows both images take the pair's maps), and the
+    maps reach the pictures: an edited run with random noise differs from one with the stored noise."""
     from helpers import run_cli
 
-    args = flags(tiny_weights, styles, tmp_path / "out", "--directions", str(sefa_file), "--edit", "sefa_0=1")
-    code, err = run_cli(args)
-    assert code == 2 and "--edit cannot be combined with --random_noise" in err and err.count("\n") == 1, err
-    assert not (tmp_path / "out").exists()
+    edit = ["--directions", str(sefa_file), "--edit", "sefa_0=1"]
+    pictures = {}
+    for name in ("random", "stored"):
+        args = flags(tiny_weights, styles, tmp_path / name, *edit)
+        if name == "stored":
+            args.remove("--random_noise")
+        code, err = run_cli(args)
+        assert code == 0, err
+        pictures[name] = {k: v for k, v in tree(tmp_path / name).items() if not k.endswith((".json", ".jsonl"))}
+    assert pictures["random"].keys() == pictures["stored"].keys() and pictures["random"]
+    assert all(pictures["random"][k] != pictures["stored"][k] for k in pictures["random"])
 
 
 @pytest.mark.distributed

@@ -128,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.shard_size < 0 or args.pics < 0:
         raise UsageError("--pics and --shard_size must be 0 or more")
-    if any(amount for amount in check_edit_arguments(args).values()) and args.random_noise:
-        raise UsageError("--edit cannot be combined with --random_noise yet: drop one of them")
+    check_edit_arguments(args)
     ctx = distributed.setup(args.device)
     try:
         report = RunReport("pairs")

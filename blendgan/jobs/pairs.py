@@ -69,9 +69,6 @@ def generate_image_pairs(
     shard_size, random_noise, strength, layer_weights = o.shard_size, o.random_noise, o.strength, o.layer_weights
     preserve_color, style_weights = o.preserve_color, o.style_weights
     edit = o.edit if o.edit is not None and o.edit.active else None  # amount 0: the original path, untouched
-    if edit is not None and random_noise:
-        # BlendGAN.reconstruct / stylize draw W+ codes with the stored noise only; per-pair maps need sample_pair
-        raise UsageError("--edit cannot be combined with --random_noise yet: drop one of them")
     ctx = ctx or distributed.Context(device=bg.device)
     outdir = Path(outdir)
     if bg.truncation is not None:
@@ -269,8 +266,9 @@ def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation
         chosen = dict(controls)
         if "strength" in chosen:
             chosen["strength"] = [chosen["strength"][k] for k in pos]
+        maps = None if noise is None else [m[sel] for m in noise]
         if edit is not None:
-            plain, styl = _edited_pair(bg, z[sel], z_embed[sel], awi, chosen, mean_latent, truncation, edit)
+            plain, styl = _edited_pair(bg, z[sel], z_embed[sel], awi, chosen, mean_latent, truncation, edit, maps)
         else:
             plain, styl = bg.sample_pair(
                 z[sel],
@@ -278,7 +276,7 @@ def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation
                 truncation=truncation,
                 truncation_latent=mean_latent,
                 add_weight_index=awi,
-                noise=None if noise is None else [m[sel] for m in noise],
+                noise=maps,
                 **chosen,
             )
         for k, a, b in zip(pos, images.tensors_to_bgr(plain), images.tensors_to_bgr(styl)):
@@ -286,21 +284,22 @@ def _make_pairs(bg, recs, zs, style_codes, shared_style, mean_latent, truncation
     return faces, styled
 
 
-def _edited_pair(bg, z, z_embed, awi, controls, mean_latent, truncation, edit):
+def _edited_pair(bg, z, z_embed, awi, controls, mean_latent, truncation, edit, noise=None):
     """(faces, stylized) [N, 3, s, s] of latents z moved by `edit` in W+: w = mapping(z), truncated as
     `sample_pair` truncates it, repeated over the layers, moved; then the face (`reconstruct`) and the stylized
-    face (`stylize`) of the same codes, both with the generator's stored noise. A per-pair strength is a
-    stylize call per distinct value (stylize takes one strength)."""
+    face (`stylize`) of the same codes, both with the same noise maps (None: the generator's stored ones). A
+    per-pair strength is a stylize call per distinct value (stylize takes one strength)."""
     codes = edit(bg.face_codes_from_z(z, truncation, mean_latent if truncation < 1 else None))
-    plain = bg.reconstruct(codes)
+    plain = bg.reconstruct(codes, noise)
     strengths = controls.pop("strength", None)
     if not isinstance(strengths, (list, tuple)):
-        return plain, bg.stylize(codes, z_embed, awi, **controls)
+        return plain, bg.stylize(codes, z_embed, awi, noise=noise, **controls)
     styled = [None] * len(strengths)
     for value in dict.fromkeys(strengths):
         rows = [k for k, s in enumerate(strengths) if s == value]
         sel = torch.tensor(rows)
-        out = bg.stylize(codes[sel], z_embed[sel], awi, strength=value, **controls)
+        maps = None if noise is None else [m[sel] for m in noise]
+        out = bg.stylize(codes[sel], z_embed[sel], awi, strength=value, noise=maps, **controls)
         for k, image in zip(rows, out):
             styled[k] = image
     return plain, torch.stack(styled)

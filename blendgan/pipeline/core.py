@@ -250,6 +250,7 @@ class BlendGAN(RefiningMethods, SamplingMethods, EditingMethods, PhotoMethods):
         preserve_color: bool = False,
         style_weights: Optional[Sequence[float]] = None,
         max_resolution: Optional[int] = None,
+        noise: "list[torch.Tensor] | None" = None,
     ) -> torch.Tensor:
         """Images [N, 3, size, size] from pSp codes [N|1, n_latent, 512] and style codes [N|1, 512].
 
@@ -258,16 +259,19 @@ class BlendGAN(RefiningMethods, SamplingMethods, EditingMethods, PhotoMethods):
         'structure'; replaces the add_weight_index step), `preserve_color` (the colour layers keep the face's
         code), `style_weights` (several styles: z_embed a list of [N|1, 512] codes or [N|1, J, 512], mixed
         in W space with these weights). `max_resolution` (a power of two below `size`): stop the synthesis at
-        that block, [N, 3, r, r] (for faces pasted back smaller than that; None: the full generator)."""
+        that block, [N, 3, r, r] (for faces pasted back smaller than that; None: the full generator). `noise`:
+        per-layer noise maps [N|1, 1, r, r] as in `sample_pair` (None: the generator's stored maps)."""
         controls = Controls(strength, layer_weights, preserve_color, weights_tuple(style_weights))
         z_embed, mix = stack_styles(z_embed, controls)
-        return self._stylize(face_codes, z_embed, mix, controls, add_weight_index, max_resolution)
+        return self._stylize(face_codes, z_embed, mix, controls, add_weight_index, max_resolution, noise)
 
-    def _stylize(self, face_codes, z_embed, mix, controls, add_weight_index, max_resolution=None):
+    def _stylize(self, face_codes, z_embed, mix, controls, add_weight_index, max_resolution=None, noise=None):
         face_codes, z_embed = self._pair(face_codes, z_embed)
         extra = self._control_inputs([controls], add_weight_index, mix)
         if max_resolution is not None and int(max_resolution) < self.size:
             extra["max_resolution"] = int(max_resolution)
+        if noise is not None:
+            extra["noise"] = [self._to_model(m) for m in noise]
         return self._generate(
             face_codes,
             input_is_latent=True,
@@ -303,9 +307,10 @@ class BlendGAN(RefiningMethods, SamplingMethods, EditingMethods, PhotoMethods):
         controls of `stylize` as keywords."""
         return self.stylize(face_codes, list(z_embeds), add_weight_index, style_weights=weights, **controls)
 
-    def reconstruct(self, face_codes: torch.Tensor) -> torch.Tensor:
-        """The face as the generator sees it (pSp inversion, no style)."""
-        return self._generate(self._to_model(face_codes), input_is_latent=True)
+    def reconstruct(self, face_codes: torch.Tensor, noise: "list[torch.Tensor] | None" = None) -> torch.Tensor:
+        """The face as the generator sees it (pSp inversion, no style); `noise` as in `stylize`."""
+        extra = {} if noise is None else {"noise": [self._to_model(m) for m in noise]}
+        return self._generate(self._to_model(face_codes), input_is_latent=True, **extra)
 
     def _pair(self, a, b):
         """Broadcast two batches where one of them has a single entry."""
