@@ -11,7 +11,9 @@ from blendgan.align import ffhq_quad
 from blendgan.defaults import MIN_FACE, MIN_SCORE
 from blendgan.io.video import read_video
 
-from helpers import make_face_clip
+from helpers import ROOT, make_face_clip
+
+STYLE = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
 
 try:  # what building an aligner needs
     import dlib  # noqa: F401
@@ -142,3 +144,48 @@ def test_segments_shared_over_processes_give_one_process_faces(aligner, tmp_path
     for k in range(3):
         name = f"faces_{k:05d}.npz"
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def make_two_face_clip(path, n=4, fps=8):
+    """n frames of the two bundled photos side by side (each face about a third of the frame high), panning."""
+    import cv2
+    import imageio_ffmpeg
+
+    halves = [cv2.imread(str(ROOT / "test_imgs" / "photos" / f"{p}.jpg")) for p in ("grace_hopper", "astronaut")]
+    halves = [cv2.resize(h, (240, 360), interpolation=cv2.INTER_AREA) for h in halves]
+    picture = np.ascontiguousarray(np.concatenate(halves, axis=1)[:, :, ::-1])
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (480, 360), fps=fps, codec="libx264", pix_fmt_out="yuv420p", macro_block_size=1,
+        ffmpeg_log_level="error", output_params=["-crf", "12"],
+    )  # fmt: skip
+    writer.send(None)
+    for t in range(n):
+        m = np.array([[1.0, 0, 2.0 * t], [0, 1.0, 0]])
+        writer.send(cv2.warpAffine(picture, m, (480, 360), borderMode=cv2.BORDER_REFLECT))
+    writer.close()
+    return path
+
+
+def test_the_video_is_batch_invariant(tiny_models, aligner, tmp_path):
+    """Two faces in every frame, stylized with the pipeline's batch_size 1 and 4 (the generator takes a frame's
+    faces in one batch, or one by one): the frames are byte-identical."""
+    import copy
+
+    import cv2
+
+    from blendgan.cli._common import RunReport
+    from blendgan.jobs.video import stylize_video
+    from blendgan.pipeline import BlendGAN
+
+    clip = make_two_face_clip(tmp_path / "two.mp4")
+    frames = {}
+    for batch in (1, 4):
+        bg = BlendGAN(*copy.deepcopy(tiny_models), device="cpu", batch_size=batch)
+        z = bg.embed_style(STYLE)
+        folder = tmp_path / f"frames{batch}"
+        measured = stylize_video(
+            bg, clip, z, tmp_path / f"out{batch}.mp4", RunReport("t"), aligner=aligner, frames_dir=folder
+        )
+        assert measured["tracks"] == 2
+        frames[batch] = [cv2.imread(str(folder / f"{t:06d}.png")) for t in range(4)]
+    assert all(np.array_equal(a, b) for a, b in zip(frames[1], frames[4]))
