@@ -4,7 +4,8 @@ Pass 1 of `blendgan stylize VIDEO` records every frame's faces; this module link
 in frame t is the face of frame t-1 whose box overlaps it most) and smooths each track's values with a
 centred Gaussian over the track's own frames. The whole clip is known before anything is smoothed, so the
 filter looks ahead as well as back (no lag, unlike a causal filter), and a face that appears, leaves or is
-missed for a few frames is smoothed only over the frames where it is.
+missed for a few frames is smoothed only over the frames where it is. `FaceFollower` decides on which frames
+pass 1 runs the face detector at all (``--detect_every``) and follows the faces on the others.
 """
 
 from __future__ import annotations
@@ -184,10 +185,11 @@ def fill_between_keys(frames: np.ndarray, tracks: np.ndarray, values: np.ndarray
 #: side (pixels) of the grey thumbnails whose change between consecutive frames tells a cut
 THUMB_SIDE = 32
 #: a mean absolute change of the thumbnails (grey levels 0-255) above this is a cut: the smooth pan and zoom of
-#: the test clips changes them by at most ~5 per frame, a cut to another photo or a shifted face by 40-72
-#: (docs/video.md); a false cut only costs one detection, a missed one is caught by the landmark check
+#: the test clips changes them by at most ~5 per frame, a cut to another photo or a shifted face by 36-72
+#: (docs/video.md); a false cut only costs one detection, a missed one is caught at the next detection
 CUT_THRESHOLD = 16.0
-#: a followed face whose landmarks give a box overlapping the predicted box less than this ends its track
+#: a followed face whose landmarks, with the box placed on them as at the detection, overlap the box they came from
+#: less than this (intersection over union) ends its track
 AGREE_IOU = 0.5
 
 
@@ -256,7 +258,6 @@ class FaceFollower:
     def __init__(self, every: int, cut_threshold: float = CUT_THRESHOLD):
         self.every, self.cut_threshold = max(1, int(every)), cut_threshold
         self.index, self.thumb, self.lost, self.faces = 0, None, False, []
-        self.detections = 0  # frames the detector ran on
 
     def step(self, bgr: np.ndarray, detect, landmarks_at, keep) -> list[tuple[tuple, np.ndarray]]:
         """(box, landmarks) of each face of the next frame `bgr`. `detect(bgr)`: the faces found (objects with
@@ -264,7 +265,6 @@ class FaceFollower:
         `keep(landmarks)`: whether a followed face still counts (its size)."""
         index, self.index = self.index, self.index + 1
         if self.every == 1:
-            self.detections += 1
             return [(tuple(f.box), f.landmarks) for f in detect(bgr)]
         thumb = thumbnail(bgr)
         cut = self.thumb is not None and frame_change(self.thumb, thumb) > self.cut_threshold
@@ -291,7 +291,6 @@ class FaceFollower:
 
     def _detected(self, bgr, detect, cut):
         found = detect(bgr)
-        self.detections += 1
         previous = [] if cut else self.faces  # after a cut nothing carries over
         pairs = sorted(
             ((box_iou(f.box, p.last), i, j) for i, f in enumerate(found) for j, p in enumerate(previous)), reverse=True

@@ -166,6 +166,7 @@ def make_two_face_clip(path, n=4, fps=8):
     return path
 
 
+@pytest.mark.slow  # two whole runs of seconds each: make test (CI) runs it, test-fast does not
 def test_the_video_is_batch_invariant(tiny_models, aligner, tmp_path):
     """Two faces in every frame, stylized with the pipeline's batch_size 1 and 4 (the generator takes a frame's
     faces in one batch, or one by one): the frames are byte-identical."""

@@ -5,10 +5,12 @@ clip is cut into segments of ``segment_frames`` frames that the processes share 
 every step below works on this process's segments only:
 
 1. **Faces**: every frame of a segment is searched for faces (on a shrunk copy) and their 68 landmarks (full
-   resolution), written as the segment's part. Once every part is there, each process joins them and follows
-   the faces from frame to frame (`blendgan.tracking`, the same result on every process); a frame a track
-   missed (up to ``tracking.MAX_GAP`` frames) gets the landmarks interpolated along the track, so its face
-   stays stylized; each face's landmarks are smoothed over time with a centred Gaussian of ``smooth`` frames.
+   resolution), written as the segment's part; with ``detect_every`` N > 1 only some frames are searched and
+   the faces of the others are followed with the landmark model (`tracking.FaceFollower`). Once every part is
+   there, each process joins them and follows the faces from frame to frame (`blendgan.tracking`, the same
+   result on every process); a frame a track missed (up to ``tracking.MAX_GAP`` frames) gets the landmarks
+   interpolated along the track, so its face stays stylized; each face's landmarks are smoothed over time with
+   a centred Gaussian of ``smooth`` frames.
 2. **Faces stylized**: (a) every face of a segment is aligned with the smoothed landmarks and encoded; (b)
    once the neighbouring segments' codes are there, the pSp codes of each face are smoothed over time with the
    same filter, the faces are generated with the generator's fixed noise maps and pasted back (fading in over
