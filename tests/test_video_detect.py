@@ -1,6 +1,7 @@
 """`blendgan stylize VIDEO --detect_every N` (issue 33): the face detector runs only on every N-th frame, on cuts and
-where a face was lost; the faces of the other frames are followed with the landmark model. Pass 1 alone (detection,
-tracking), on clips made here from a bundled photo with dlib's real detector and landmark model: no network runs."""
+where a face was lost; the faces of the other frames are followed with the landmark model. Mostly pass 1 alone
+(detection, tracking) on clips made here from the bundled photos, with dlib's real detector and landmark model; and
+the video's batch invariance (issue 33's batching across frames, measured and not taken) with the narrow weights."""
 
 import hashlib
 
@@ -104,9 +105,11 @@ def test_a_cut_is_detected_on_the_cut_frame(aligner, tmp_path):
     assert np.array_equal(followed["landmarks_raw"][at_cut], per_frame["landmarks_raw"][at_cut])
 
 
-def test_detect_every_one_keeps_the_resume_key_and_bad_values_are_refused(tiny_bg, monkeypatch, tmp_path):
+def test_detect_every_one_keeps_the_resume_key_and_bad_values_are_refused(tiny_bg, monkeypatch, tmp_path, capsys):
     """--detect_every 1 is today's path: the same settings key as without the flag (a work folder made before the
-    flag existed resumes); another value is part of the key; 0 is a one-line usage error."""
+    flag existed resumes); another value is part of the key; 0 is a one-line usage error, from the job and from
+    the command."""
+    from blendgan.cli import main
     from blendgan.cli._common import RunReport
     from blendgan.errors import UsageError
     from blendgan.jobs import video
@@ -127,6 +130,10 @@ def test_detect_every_one_keeps_the_resume_key_and_bad_values_are_refused(tiny_b
     assert keys[0] == keys[1] and "detect_every" not in keys[0] and keys[2]["detect_every"] == 5
     with pytest.raises(UsageError, match="--detect_every 0"):
         video.stylize_video(tiny_bg, clip, None, tmp_path / "o.mp4", RunReport("t"), aligner=None, detect_every=0)
+    capsys.readouterr()
+    assert main(["stylize", str(clip), "--style_img", str(STYLE), "--detect_every", "0"]) == 2
+    printed = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(printed) == 1 and "--detect_every 0" in printed[0], printed
 
 
 def test_segments_shared_over_processes_give_one_process_faces(aligner, tmp_path):
