@@ -109,7 +109,7 @@ def detect_segments(aligner, path, segments, todo, work, which, min_face, min_sc
     """Pass 1 on the segments `todo`, in one decoding of the clip: every face kept (score, size, which) with its
     frame, box and raw landmarks, written as `faces_<k>.npz` as soon as segment k is complete. `detect_every` N
     > 1: the detector runs only where `tracking.FaceFollower` needs it; the other frames' faces are followed with
-    the landmark model from the boxes their tracks predict."""
+    the landmark model from the boxes of their last detection."""
     if not todo:
         return
     todo = sorted(todo)
