@@ -134,6 +134,8 @@ def main():
         ],
         rows,
     )
+    rep.add(f"Landmarks identical to the per-frame run's on {int((error == 0).sum())} of {len(error)} frames.")
+    rep.add()
     rep.add(
         f"The per-frame detector's own landmark jumps between consecutive frames (second difference, mean over the "
         f"points): median {np.median(jitter):.1f} px, max {jitter.max():.1f} px."
