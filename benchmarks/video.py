@@ -3,6 +3,8 @@
     python benchmarks/video.py                         # 10 s clip; 1024 px fp32 and bf16, 256 px fp32
     python benchmarks/video.py --seconds 2             # a shorter clip (frames/s is what it reports)
     python benchmarks/video.py --quick                 # 0.5 s, 256 px fp32, nothing written: that it runs
+    python benchmarks/video.py --seconds 1 --configs 256:fp32 --settings default fast --out \
+        benchmarks/results/video_fast_cpu.md           # the default job vs --encode_every 4 --detect_every 5
 
 Each configuration runs in a child process over the same job the command runs
 (`blendgan.jobs.video.stylize_video`): pass 1 (decode, detect, landmarks, tracking, smoothing), pass 2
@@ -22,6 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the job's settings a row can use: the default, and the opt-in speed flags of issue 33
+SETTINGS = {"default": {}, "fast": {"encode_every": 4, "detect_every": 5}}
 BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on reference code (docs/speed.md)"
 
 
@@ -64,7 +68,9 @@ def child(args):
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        measured = stylize_video(bg, args.clip, z, Path(out) / "out.mp4", Report(), aligner=make_aligner())
+        measured = stylize_video(
+            bg, args.clip, z, Path(out) / "out.mp4", Report(), aligner=make_aligner(), **SETTINGS[args.setting]
+        )
         total = time.perf_counter() - t0
     print(
         json.dumps(
@@ -85,7 +91,11 @@ def main():
     parser.add_argument(
         "--configs", nargs="+", default=["1024:fp32", "1024:bf16", "256:fp32"], help="generator size:precision pairs"
     )
+    parser.add_argument(
+        "--settings", nargs="+", default=["default"], choices=sorted(SETTINGS), help="job settings (SETTINGS)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--setting", default="default", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=1024, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--clip", default=None, help=argparse.SUPPRESS)
@@ -112,33 +122,47 @@ def main():
         for config in args.configs:
             size, precision = config.split(":")
             if precision == "bf16" and bf16_emulated():
-                rows.append([size, precision, "not run: " + BF16_NOTE, "", "", "", "", ""])
+                rows.append([size, precision, "", "not run: " + BF16_NOTE, "", "", "", "", ""])
                 continue
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", "--size", size, "--precision", precision, "--clip", str(clip)],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                check=False,
-            )
-            if done.returncode:
-                sys.exit(done.stderr[-3000:])
-            r = json.loads(done.stdout.strip().splitlines()[-1])
-            outside = r["total"] - r["networks"]
-            rows.append(
-                [
-                    size,
-                    precision,
-                    r["frames"],
-                    f"{r['total']:.1f}",
-                    f"{r['frames'] / r['total']:.3f}",
-                    f"{r['total'] / r['frames']:.2f}",
-                    f"{100 * outside / r['total']:.1f} %",
-                    f"{r['peak_rss_mb']:.0f}",
-                ]
-            )
+            for setting in args.settings:
+                command = [sys.executable, __file__, "--child", "--size", size, "--precision", precision]
+                done = subprocess.run(
+                    [*command, "--clip", str(clip), "--setting", setting],
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                    check=False,
+                )
+                if done.returncode:
+                    sys.exit(done.stderr[-3000:])
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                outside = r["total"] - r["networks"]
+                flags = " ".join(f"--{k} {v}" for k, v in SETTINGS[setting].items()) or "default"
+                rows.append(
+                    [
+                        size,
+                        precision,
+                        flags,
+                        r["frames"],
+                        f"{r['total']:.1f}",
+                        f"{r['frames'] / r['total']:.3f}",
+                        f"{r['total'] / r['frames']:.2f}",
+                        f"{100 * outside / r['total']:.1f} %",
+                        f"{r['peak_rss_mb']:.0f}",
+                    ]
+                )
     rep.table(
-        ["generator", "precision", "frames", "total s", "frames/s", "s/frame", "outside the networks", "peak RSS MB"],
+        [
+            "generator",
+            "precision",
+            "settings",
+            "frames",
+            "total s",
+            "frames/s",
+            "s/frame",
+            "outside the networks",
+            "peak RSS MB",
+        ],
         rows,
     )
     rep.add(harness.finish_line())

@@ -388,6 +388,13 @@ class FaceAligner:
             faces.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), float(score), points))
         return faces
 
+    def landmarks_at(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The 68×2 landmarks of the face in ``box`` (left, top, right, bottom) of ``image``, without running the
+        detector: the landmark model alone, started from that box (a face followed from frame to frame)."""
+        grey = cv2.cvtColor(self._input_bgr(image), cv2.COLOR_BGR2GRAY)
+        shape = self._predictor(grey, self._rectangle(*(int(v) for v in box)))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.int64)
+
     def _find_boxes(self, grey: np.ndarray):
         scale = 1.0
         if self.detect_max_side and max(grey.shape) > self.detect_max_side:

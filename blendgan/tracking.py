@@ -4,7 +4,8 @@ Pass 1 of `blendgan stylize VIDEO` records every frame's faces; this module link
 in frame t is the face of frame t-1 whose box overlaps it most) and smooths each track's values with a
 centred Gaussian over the track's own frames. The whole clip is known before anything is smoothed, so the
 filter looks ahead as well as back (no lag, unlike a causal filter), and a face that appears, leaves or is
-missed for a few frames is smoothed only over the frames where it is.
+missed for a few frames is smoothed only over the frames where it is. `FaceFollower` decides on which frames
+pass 1 runs the face detector at all (``--detect_every``) and follows the faces on the others.
 """
 
 from __future__ import annotations
@@ -177,3 +178,130 @@ def fill_between_keys(frames: np.ndarray, tracks: np.ndarray, values: np.ndarray
             w = (frames[r] - frames[a]) / (frames[b] - frames[a])
             out[r] = ((1 - w) * values[a].astype(np.float64) + w * values[b].astype(np.float64)).astype(values.dtype)
     return out
+
+
+# --------------------------------------------------------------------------- detection only where needed
+
+#: side (pixels) of the grey thumbnails whose change between consecutive frames tells a cut
+THUMB_SIDE = 32
+#: a mean absolute change of the thumbnails (grey levels 0-255) above this is a cut: the smooth pan and zoom of
+#: the test clips changes them by at most ~5 per frame, a cut to another photo or a shifted face by 36-72
+#: (docs/video.md); a false cut only costs one detection, a missed one is caught at the next detection
+CUT_THRESHOLD = 16.0
+#: a followed face whose landmarks, with the box placed on them as at the detection, overlap the box they came from
+#: less than this (intersection over union) ends its track
+AGREE_IOU = 0.5
+
+
+def thumbnail(bgr: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    """A small grey copy of a BGR frame (``side`` pixels wide, area-averaged) for telling cuts."""
+    import cv2
+
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape
+    return cv2.resize(grey, (side, max(1, round(side * h / w))), interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+def frame_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two thumbnails (grey levels)."""
+    return float(np.abs(a - b).mean())
+
+
+def _landmark_frame(landmarks: np.ndarray) -> np.ndarray:
+    """Centre x, centre y and scale (RMS distance to the centre) of 68 landmarks."""
+    lm = np.asarray(landmarks, np.float64)
+    centre = lm.mean(axis=0)
+    return np.array([*centre, np.sqrt(((lm - centre) ** 2).sum(axis=1).mean()) or 1.0])
+
+
+def box_in_landmarks(box, landmarks) -> np.ndarray:
+    """A box (left, top, right, bottom) in the frame of its face's landmarks (relative to their centre, in units of
+    their scale): `box_on` places it on the same face's landmarks in another frame."""
+    x, y, scale = _landmark_frame(landmarks)
+    return (np.asarray(box, np.float64) - [x, y, x, y]) / scale
+
+
+def box_on(landmarks, relative) -> np.ndarray:
+    """The box (floats) that `relative` (`box_in_landmarks`) gives on these landmarks."""
+    x, y, scale = _landmark_frame(landmarks)
+    return np.array([x, y, x, y]) + np.asarray(relative) * scale
+
+
+#: a followed face's box moves only once its landmarks moved by more than this share of the box's side
+FOLLOW_STEP = 0.125
+
+
+class _Followed:
+    """A face found by the detector and followed since: its detector box, its landmarks' centre there, the box
+    in the landmarks' frame, and the box of its latest frame."""
+
+    def __init__(self, box, landmarks):
+        self.box, self.last = tuple(int(v) for v in box), tuple(int(v) for v in box)
+        self.centre = _landmark_frame(landmarks)[:2]
+        self.relative = box_in_landmarks(box, landmarks)
+
+
+class FaceFollower:
+    """Which frames of a segment run the face detector, and the faces of the other frames.
+
+    The detector runs on the segment's first frame, on every `every`-th frame after it, on a cut (the frame's
+    thumbnail changed by more than `cut_threshold` from the previous frame's) and on the frame after a face was
+    lost. On the other frames each face is followed from its detection: the landmark model runs on the box the
+    detector gave it. dlib's detector moves its boxes in steps (the cells of its sliding window), and the landmark
+    model's points move by several pixels when their box does; so the followed box stays where the detector put it
+    until the landmarks show the face moved by more than `FOLLOW_STEP` of the box, and is then moved with them and
+    the landmark model runs again on the moved box (no drift builds up: every frame is measured from the detection,
+    not from the previous frame). A face whose landmarks leave the frame, whose box placed on its landmarks (as the
+    detector's box sat on them) overlaps the box they came from less than `AGREE_IOU`, or that `keep(landmarks)`
+    refuses, ends there. Make one per segment: a segment never depends on another's frames."""
+
+    def __init__(self, every: int, cut_threshold: float = CUT_THRESHOLD):
+        self.every, self.cut_threshold = max(1, int(every)), cut_threshold
+        self.index, self.thumb, self.lost, self.faces = 0, None, False, []
+
+    def step(self, bgr: np.ndarray, detect, landmarks_at, keep) -> list[tuple[tuple, np.ndarray]]:
+        """(box, landmarks) of each face of the next frame `bgr`. `detect(bgr)`: the faces found (objects with
+        `box` and `landmarks`, already chosen and filtered); `landmarks_at(bgr, box)`: the landmarks in a box;
+        `keep(landmarks)`: whether a followed face still counts (its size)."""
+        index, self.index = self.index, self.index + 1
+        if self.every == 1:
+            return [(tuple(f.box), f.landmarks) for f in detect(bgr)]
+        thumb = thumbnail(bgr)
+        cut = self.thumb is not None and frame_change(self.thumb, thumb) > self.cut_threshold
+        self.thumb = thumb
+        if index % self.every == 0 or cut or self.lost:
+            return self._detected(bgr, detect, cut)
+        height, width = bgr.shape[:2]
+        out, kept = [], []
+        for face in self.faces:
+            box, lm = face.box, landmarks_at(bgr, face.box)
+            moved = _landmark_frame(lm)[:2] - face.centre
+            if np.abs(moved).max() > FOLLOW_STEP * (box[2] - box[0]):
+                box = tuple(int(v) for v in np.rint(np.asarray(box) + np.tile(moved, 2)))
+                lm = landmarks_at(bgr, box)
+            inside = lm.min() >= 0 and lm[:, 0].max() < width and lm[:, 1].max() < height
+            if not inside or box_iou(box_on(lm, face.relative), box) < AGREE_IOU or not keep(lm):
+                self.lost = True
+                continue
+            face.last = box
+            kept.append(face)
+            out.append((box, lm))
+        self.faces = kept
+        return out
+
+    def _detected(self, bgr, detect, cut):
+        found = detect(bgr)
+        previous = [] if cut else self.faces  # after a cut nothing carries over
+        pairs = sorted(
+            ((box_iou(f.box, p.last), i, j) for i, f in enumerate(found) for j, p in enumerate(previous)), reverse=True
+        )
+        matched, used = set(), set()
+        for iou, i, j in pairs:
+            if iou < MIN_IOU:
+                break
+            if i not in matched and j not in used:
+                matched.add(i)
+                used.add(j)
+        self.lost = len(used) < len(previous)  # a face the detector did not find again: look again next frame
+        self.faces = [_Followed(f.box, f.landmarks) for f in found]
+        return [(tuple(f.box), f.landmarks) for f in found]

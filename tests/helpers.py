@@ -288,9 +288,12 @@ def session_recipe_files(tmp_path_factory):
     return _SESSIONS[base]
 
 
-def make_face_clip(path, seconds=2.0, fps=10, size=(480, 360), tone=True, photo="grace_hopper"):
+def make_face_clip(
+    path, seconds=2.0, fps=10, size=(480, 360), tone=True, photo="grace_hopper", cut_at=None, cut_shift=(0, 0)
+):
     """A short video made from a bundled photo: a slow pan and zoom towards the face (H.264), with a 440 Hz tone
-    of the same duration as its audio when `tone`. Deterministic for a given ffmpeg build."""
+    of the same duration as its audio when `tone`. Deterministic for a given ffmpeg build. `cut_at`: from that
+    frame on, the picture jumps by `cut_shift` (x, y) output pixels (a scene cut to a shifted face)."""
     import subprocess
 
     import cv2
@@ -317,6 +320,8 @@ def make_face_clip(path, seconds=2.0, fps=10, size=(480, 360), tone=True, photo=
         scale = height / src.shape[0] * (1.0 + 0.15 * a)  # zoom in by 15 %
         cx, cy = 256 + 12 * a, 260 - 8 * a  # pan across the face
         m = np.array([[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]])
+        if cut_at is not None and t >= cut_at:
+            m[:, 2] += cut_shift
         frame = cv2.warpAffine(
             np.ascontiguousarray(src), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )

@@ -116,3 +116,42 @@ def test_fill_between_keys_is_exact_on_keys_and_linear_between():
     assert np.array_equal(filled[key], values[key])  # the encoded faces exactly
     np.testing.assert_allclose(filled[:, 0], frames * 2.0, rtol=1e-6)  # a straight line is recovered
     np.testing.assert_allclose(filled[:, 1], -frames * 1.0, rtol=1e-6)
+
+
+class Found:
+    def __init__(self, box):
+        self.box, self.landmarks = box, face_points(box)
+
+
+def face_points(box):
+    """68 made-up landmarks spread over a box (only their centre and spread matter to the follower)."""
+    left, top, right, bottom = box
+    u = np.linspace(0.2, 0.8, 68)
+    return np.stack([left + u * (right - left), top + u[::-1] * (bottom - top)], axis=1).astype(np.int64)
+
+
+def test_the_follower_detects_on_schedule_after_a_loss_and_on_a_cut():
+    """--detect_every 4 on made-up frames: the detector runs on frames 0 and 4; a face whose landmarks leave the
+    frame ends its track there and the next frame is detected; a frame whose picture changed (a cut) is detected."""
+    frames = [np.full((120, 160, 3), 100, np.uint8) for _ in range(10)]
+    frames[8:] = [np.full((120, 160, 3), 220, np.uint8)] * 2  # a cut at frame 8
+    detected, t_of = [], {}
+    face = {"box": (40, 30, 100, 90)}
+
+    def detect(bgr):
+        detected.append(t_of["t"])
+        return [Found(face["box"])]
+
+    def landmarks_at(bgr, box):
+        return face_points(face["box"])
+
+    follower = tracking.FaceFollower(4)
+    for t, frame in enumerate(frames):
+        t_of["t"] = t
+        if t == 2:
+            face["box"] = (120, 30, 180, 90)  # the face runs out of the frame's right edge
+        if t == 3:
+            face["box"] = (40, 30, 100, 90)
+        found = follower.step(frame, detect, landmarks_at, lambda lm: True)
+        assert len(found) == (0 if t == 2 else 1), t
+    assert detected == [0, 3, 4, 8]

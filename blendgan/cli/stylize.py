@@ -140,6 +140,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(1: every face, the exact path; docs/video.md says what larger values cost in quality)",
     )
     video.add_argument(
+        "--detect_every",
+        type=int,
+        default=clip.detect_every,
+        help="run the face detector on every N-th frame, on cuts and where a face was lost; follow the faces with "
+        "the landmark model between (1: every frame, the exact path; docs/video.md)",
+    )
+    video.add_argument(
         "--segment_frames",
         type=int,
         default=clip.segment_frames,
@@ -205,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--smooth {args.smooth}: use 0 (off) or a positive number of frames")
     if args.encode_every < 1:
         raise UsageError(f"--encode_every {args.encode_every}: use 1 (every face) or more")
+    if args.detect_every < 1:
+        raise UsageError(f"--detect_every {args.detect_every}: use 1 (every frame) or more")
     if args.start < 0 or (args.end is not None and args.end <= args.start):
         raise UsageError(f"--start {args.start} / --end {args.end}: need 0 <= start < end (seconds)")
     if not args.style_img:
@@ -257,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
                 skip_existing=args.skip_existing,
                 segment_frames=args.segment_frames,
                 encode_every=args.encode_every,
+                detect_every=args.detect_every,
                 max_resolution=args.max_resolution,
                 frames_dir=args.frames_dir,
                 edit=edit,

@@ -5,10 +5,12 @@ clip is cut into segments of ``segment_frames`` frames that the processes share 
 every step below works on this process's segments only:
 
 1. **Faces**: every frame of a segment is searched for faces (on a shrunk copy) and their 68 landmarks (full
-   resolution), written as the segment's part. Once every part is there, each process joins them and follows
-   the faces from frame to frame (`blendgan.tracking`, the same result on every process); a frame a track
-   missed (up to ``tracking.MAX_GAP`` frames) gets the landmarks interpolated along the track, so its face
-   stays stylized; each face's landmarks are smoothed over time with a centred Gaussian of ``smooth`` frames.
+   resolution), written as the segment's part; with ``detect_every`` N > 1 only some frames are searched and
+   the faces of the others are followed with the landmark model (`tracking.FaceFollower`). Once every part is
+   there, each process joins them and follows the faces from frame to frame (`blendgan.tracking`, the same
+   result on every process); a frame a track missed (up to ``tracking.MAX_GAP`` frames) gets the landmarks
+   interpolated along the track, so its face stays stylized; each face's landmarks are smoothed over time with
+   a centred Gaussian of ``smooth`` frames.
 2. **Faces stylized**: (a) every face of a segment is aligned with the smoothed landmarks and encoded; (b)
    once the neighbouring segments' codes are there, the pSp codes of each face are smoothed over time with the
    same filter, the faces are generated with the generator's fixed noise maps and pasted back (fading in over
@@ -103,13 +105,23 @@ def _settings_key(path, info, z_embed, bg, settings) -> str:
     return h.hexdigest()
 
 
-def detect_segments(aligner, path, segments, todo, work, which, min_face, min_score) -> None:
+def detect_segments(aligner, path, segments, todo, work, which, min_face, min_score, detect_every=1) -> None:
     """Pass 1 on the segments `todo`, in one decoding of the clip: every face kept (score, size, which) with its
-    frame, box and raw landmarks, written as `faces_<k>.npz` as soon as segment k is complete."""
+    frame, box and raw landmarks, written as `faces_<k>.npz` as soon as segment k is complete. `detect_every` N
+    > 1: the detector runs only where `tracking.FaceFollower` needs it; the other frames' faces are followed with
+    the landmark model from the boxes of their last detection."""
     if not todo:
         return
     todo = sorted(todo)
     part = None
+
+    def detect(bgr):
+        found = [f for f in aligner.detect(bgr) if f.score >= min_score]
+        return [f for f in photo.select_faces(found, which) if ffhq_quad(f.landmarks)[1] >= min_face]
+
+    def keep(landmarks):
+        return ffhq_quad(landmarks)[1] >= min_face
+
     with contextlib.closing(iter_video_frames(path, segments[todo[-1]][1])) as decoded:  # closed on errors too
         for t, rgb in enumerate(decoded):
             lo, hi = segments[todo[0]]
@@ -117,14 +129,14 @@ def detect_segments(aligner, path, segments, todo, work, which, min_face, min_sc
                 continue
             if part is None:
                 part = {"frame": [], "box": [], "landmarks": [], "count": []}
+                follower = tracking.FaceFollower(detect_every)  # each segment on its own: any process can do it
             bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-            found = [f for f in aligner.detect(bgr) if f.score >= min_score]
-            found = [f for f in photo.select_faces(found, which) if ffhq_quad(f.landmarks)[1] >= min_face]
+            found = follower.step(bgr, detect, aligner.landmarks_at, keep)
             part["count"].append(len(found))
-            for f in found:
+            for box, landmarks in found:
                 part["frame"].append(t)
-                part["box"].append(f.box)
-                part["landmarks"].append(np.asarray(f.landmarks, np.float32))
+                part["box"].append(box)
+                part["landmarks"].append(np.asarray(landmarks, np.float32))
             if t == hi - 1:  # the segment is complete
                 _save_npz_atomic(
                     work / f"faces_{todo[0]:05d}.npz",
@@ -300,6 +312,9 @@ def stylize_video(
     encode_every = int(options.encode_every)
     if encode_every < 1:
         raise UsageError(f"--encode_every {options.encode_every}: use 1 (every face) or more")
+    detect_every = int(options.detect_every)
+    if detect_every < 1:
+        raise UsageError(f"--detect_every {options.detect_every}: use 1 (every frame) or more")
     ctx = ctx or distributed.Context(device=bg.device)
     target = Path(target)
     if frames_dir is not None:
@@ -328,6 +343,7 @@ def stylize_video(
         "segment": segment_frames,
         "controls": sorted(controls.items()),
         **({"encode_every": encode_every} if encode_every != 1 else {}),  # 1: today's key, today's work folder
+        **({"detect_every": detect_every} if detect_every != 1 else {}),  # the same
         **({"max_resolution": options.max_resolution} if options.max_resolution is not None else {}),
     }
     edit = options.edit if options.edit is not None and options.edit.active else None
@@ -347,7 +363,7 @@ def stylize_video(
         if slow:
             time.sleep(slow)
         todo = [k for k in mine if not (work / f"faces_{k:05d}.npz").is_file()]
-        detect_segments(aligner, path, segments, todo, work, faces, min_face, min_score)
+        detect_segments(aligner, path, segments, todo, work, faces, min_face, min_score, detect_every)
         waiting.for_files([work / f"faces_{k:05d}.npz" for k in range(len(segments))])
         parts = []
         for k in range(len(segments)):
