@@ -16,7 +16,6 @@ HELP = "fit a style from one to a few reference artworks: a style-code file and 
 EXAMPLES = """
 blendgan fit-style my_ref.jpg --outdir runs/my_style --ckpt pretrained_models/blendgan.pt --psp_encoder_ckpt pretrained_models/psp_encoder.pt
 blendgan fit-style my_ref.jpg --outdir runs/my_style --quick
-blendgan fit-style --outdir runs/my_style --resume
 """  # noqa: E501 (example command lines are kept whole)
 
 
