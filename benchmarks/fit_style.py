@@ -112,7 +112,14 @@ def whole_fits(args, work):
     """Rows of `blendgan fit-style` run end to end, once per size and preset (args.presets)."""
     rows = []
     for size in args.sizes:
-        ck, psp = make_weights(work / "weights", size)
+        if args.weights == "recipe-tiny":  # the tests' weights (tests/helpers.py): narrow, signals of a usable size
+            sys.path.insert(0, str(ROOT / "tests"))
+            from helpers import GENERATOR_SEED, RecipeFiles
+
+            files = RecipeFiles(work / "recipe")
+            ck, psp = files.blendgan(size, GENERATOR_SEED, True), files.psp_encoder(size, GENERATOR_SEED + 1, tiny=True)
+        else:
+            ck, psp = make_weights(work / "weights", size)
         for preset in args.presets:
             run = work / f"whole_{size}_{preset}"
             cmd = [
@@ -124,7 +131,6 @@ def whole_fits(args, work):
             ]
             cmd += ["--outdir", str(run), "--ckpt", str(ck), "--psp_encoder_ckpt", str(psp), "--no_progress"]
             cmd += ["--device", "cpu"] + (["--quick"] if preset == "quick" else [])
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
             out = subprocess.run(
                 cmd,
@@ -133,7 +139,6 @@ def whole_fits(args, work):
                 env={**os.environ, "PYTHONPATH": str(ROOT), "BLENDGAN_OFFLINE": "1"},
             )
             minutes = (time.perf_counter() - t0) / 60
-            rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
             if out.returncode != 0:
                 rows.append({"size": size, "preset": preset, "error": out.stderr.strip().splitlines()[-1]})
             else:
@@ -144,7 +149,6 @@ def whole_fits(args, work):
                         "size": size,
                         "preset": preset,
                         "minutes": minutes,
-                        "peak_rss_gb": rss,
                         "steps": f"{config['code_steps']} + {config['iters'] - config['code_steps']}",
                         "batch": config["batch"],
                         "taken": taken,
@@ -152,19 +156,18 @@ def whole_fits(args, work):
                 )
             print(rows[-1], flush=True)
     lines = [
-        "| size | preset | batch | steps (stage 1 + 2) | wall time | peak RSS | style taken: "
+        "| size | preset | batch | steps (stage 1 + 2) | wall time | style taken: "
         + " / ".join(rows[0].get("taken", {}) or ["base", "code", "adapter"])
         + " |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['size']} | {r['preset']} | {r['error']} | | | | |")
+            lines.append(f"| {r['size']} | {r['preset']} | {r['error']} | | | |")
             continue
         taken = " / ".join(f"{v:.3f}" for v in r["taken"].values())
         lines.append(
-            f"| {r['size']} | {r['preset']} | {r['batch']} | {r['steps']} | {r['minutes']:.1f} min | "
-            f"{r['peak_rss_gb']:.1f} GB | {taken} |"
+            f"| {r['size']} | {r['preset']} | {r['batch']} | {r['steps']} | {r['minutes']:.1f} min | {taken} |"
         )
     return lines
 
@@ -197,6 +200,12 @@ def main():
         nargs="+",
         choices=["default", "quick"],
         help="run whole fits with these presets instead of timing steps (writes --out only when given)",
+    )
+    p.add_argument(
+        "--weights",
+        choices=["random", "recipe-tiny"],
+        default="random",
+        help="whole fits: random weights of the real shapes, or the tests' narrow recipe weights",
     )
     args = p.parse_args()
     if args.child:
