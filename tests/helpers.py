@@ -354,3 +354,36 @@ def make_face_clip(
     )
     silent.unlink()
     return Path(path)
+
+
+def alignment_missing():
+    """Why the alignment extra (dlib and its landmark model) cannot be used here, or None when it can. Only what
+    building an aligner needs is checked: building one at collection would read dlib's models for nothing."""
+    try:
+        import dlib  # noqa: F401
+
+        from blendgan.align import find_predictor
+
+        find_predictor()
+    except Exception as err:  # noqa: BLE001 - the optional extra is missing: the caller's tests skip
+        return f"alignment extra missing: {err}"
+    return None
+
+
+def run_blendgan_torchrun(args, nproc=2, env=None, timeout=900):
+    """`torchrun --standalone --nproc_per_node NPROC -m blendgan ARGS` from the checkout (subprocess result).
+
+    One thread per process for any process count (torchrun sets it only for several): the pSp encoder's CPU
+    convolutions round differently with another thread count. `env` adds or overrides variables."""
+    import subprocess
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        **(env or {}),
+    }
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    return subprocess.run(
+        [*cmd, "-m", "blendgan", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )

@@ -7,8 +7,6 @@ the command in this process (two threads), so they also show that the pixels do 
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -21,6 +19,8 @@ from blendgan import distributed, pairset
 from blendgan.cli import main
 from blendgan.errors import UsageError
 from blendgan.io import images
+
+from helpers import run_blendgan_torchrun
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -65,20 +65,7 @@ def flags(tiny_weights, styles, outdir, *extra):
 
 
 def run_torchrun(args, nproc=2):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    env.pop("OMP_NUM_THREADS", None)  # torchrun's default: one thread per process
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        str(nproc),
-        "-m",
-        "blendgan",
-        *args,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    done = run_blendgan_torchrun(args, nproc)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

@@ -12,18 +12,12 @@ from blendgan.align import ffhq_quad
 from blendgan.defaults import MIN_FACE, MIN_SCORE
 from blendgan.io.video import read_video
 
-from helpers import ROOT, make_face_clip
+from helpers import ROOT, alignment_missing, make_face_clip
 
 STYLE = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
 
-try:  # what building an aligner needs
-    import dlib  # noqa: F401
-
-    from blendgan.align import find_predictor
-
-    find_predictor()
-except Exception as err:  # noqa: BLE001 - the optional extra is missing: these tests skip
-    pytestmark = pytest.mark.skip(reason=f"alignment extra missing: {err}")
+if alignment_missing():
+    pytestmark = pytest.mark.skip(reason=alignment_missing())
 
 
 @pytest.fixture(scope="module")

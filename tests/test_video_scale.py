@@ -4,9 +4,6 @@ shared over processes give one process's files, a photo keeps its transparency, 
 distinct outputs. The clips are made here from a bundled photo; the models are the size-64 recipe weights."""
 
 import copy
-import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -15,20 +12,14 @@ import pytest
 from blendgan.cli import main
 from blendgan.io.video import read_video
 
-from helpers import ROOT, make_face_clip
+from helpers import ROOT, alignment_missing, make_face_clip, run_blendgan_torchrun
 
 STYLE = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
 FACES = ROOT / "test_imgs" / "face_imgs"
 STYLES = ROOT / "test_imgs" / "style_imgs"
 
-try:  # what building an aligner needs
-    import dlib  # noqa: F401
-
-    from blendgan.align import find_predictor
-
-    find_predictor()
-except Exception as err:  # noqa: BLE001 - the optional extra is missing: these tests skip
-    pytestmark = pytest.mark.skip(reason=f"alignment extra missing: {err}")
+if alignment_missing():
+    pytestmark = pytest.mark.skip(reason=alignment_missing())
 
 
 @pytest.fixture(scope="module")
@@ -77,26 +68,15 @@ def test_frames_a_track_missed_stay_stylized(tiny_models, clip, tmp_path):
         assert 0.01 < changed < 0.5, (t, changed)  # the missed frames too: the face is stylized, not passed through
 
 
-def run_torchrun(args, nproc=2, env=None):
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        **(env or {}),
-    }
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
-    return subprocess.run(
-        [*cmd, "-m", "blendgan", *args], capture_output=True, text=True, timeout=900, cwd=ROOT, env=env
-    )
-
-
 @pytest.mark.distributed
 @pytest.mark.slow
 def test_a_slow_process_in_pass_one_does_not_time_out_the_others(tiny_weights, clip, tmp_path):
     """Rank 0 sleeps in its part of pass 1 for twice the process group's timeout: rank 1 waits for its parts in
     the work folder, not in a collective, so the run finishes."""
     env = {"BLENDGAN_DIST_TIMEOUT": "15", "BLENDGAN_TEST_SLOW_PASS1": "0:30"}
-    done = run_torchrun(["stylize", str(clip), *flags(tiny_weights, tmp_path, "--segment_frames", "4")], env=env)
+    done = run_blendgan_torchrun(
+        ["stylize", str(clip), *flags(tiny_weights, tmp_path, "--segment_frames", "4")], env=env
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(read_video(tmp_path / "clip_v_cartoon_astronaut.mp4")[0]) == 12
 
@@ -110,7 +90,7 @@ def test_a_failure_on_one_process_is_one_line_on_every_process_and_the_next_clip
     make_face_clip(src / "b.mp4", seconds=0.5, fps=8)  # 4 frames: one segment, rank 0's
     out = tmp_path / "out"
     env = {"BLENDGAN_TEST_FAIL_SEGMENT": "1:1"}  # rank 1 fails while it encodes segment 1
-    done = run_torchrun(["stylize", str(src), *flags(tiny_weights, out, "--segment_frames", "4")], env=env)
+    done = run_blendgan_torchrun(["stylize", str(src), *flags(tiny_weights, out, "--segment_frames", "4")], env=env)
     assert done.returncode == 1, done.stderr[-3000:]
     line = "a.mp4: a failure injected for the tests while encoding segment 1"
     printed = [ln.split("failed: ")[-1] for ln in done.stderr.splitlines() if line in ln]
@@ -138,9 +118,9 @@ def files_of(folder):
 def test_photo_folders_and_transfer_on_two_processes_equal_one(tiny_weights, tmp_path):
     src = photo_folder(tmp_path)
     for n in (1, 2):
-        done = run_torchrun(["stylize", str(src), *flags(tiny_weights, tmp_path / f"photos{n}", "--panel")], n)
+        done = run_blendgan_torchrun(["stylize", str(src), *flags(tiny_weights, tmp_path / f"photos{n}", "--panel")], n)
         assert done.returncode == 0, done.stderr[-3000:]
-        done = run_torchrun(
+        done = run_blendgan_torchrun(
             [
                 "transfer",
                 "--input_img_path",

@@ -17,19 +17,13 @@ import pytest
 from blendgan.cli import main
 from blendgan.io.video import probe_video, read_video
 
-from helpers import ROOT, make_face_clip
+from helpers import ROOT, alignment_missing, make_face_clip, run_blendgan_torchrun
 
 STYLE = ROOT / "test_imgs" / "style_imgs" / "cartoon_astronaut.jpg"
 SIZE = 64
 
-try:  # what building an aligner needs (building one here, at collection, would read dlib's models for nothing)
-    import dlib  # noqa: F401
-
-    from blendgan.align import find_predictor
-
-    find_predictor()
-except Exception as err:  # noqa: BLE001 - the optional extra is missing: these tests skip
-    pytestmark = pytest.mark.skip(reason=f"alignment extra missing: {err}")
+if alignment_missing():
+    pytestmark = pytest.mark.skip(reason=alignment_missing())
 
 
 @pytest.fixture(scope="module")
@@ -129,25 +123,7 @@ def test_smoothing_cuts_flicker(tiny_weights, clip, recipe_models, tmp_path):
 
 
 def run_torchrun(args, nproc=2):
-    # one thread per process for any process count (torchrun sets it only for several): the pSp encoder's
-    # CPU convolutions round differently with another thread count
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        str(nproc),
-        "-m",
-        "blendgan",
-        *args,
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+    done = run_blendgan_torchrun(args, nproc)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
