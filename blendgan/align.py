@@ -257,6 +257,81 @@ def align_landmarks(
     return align_landmarks_placed(image, landmarks, output_size, transform_size, enable_padding)[0]
 
 
+@dataclass
+class _AlignPlan:
+    """The geometry of one FFHQ alignment, computed from the photo's size and the landmarks alone: what
+    `align_landmarks_placed` does to the pixels, step by step, and where the crop lands (`placement`)."""
+
+    shrink: int  # > 1: the photo is first reduced by this factor (to `shrunk_size`)
+    shrunk_size: tuple[int, int]
+    crop: tuple[int, int, int, int] | None  # the box cut out of the (shrunk) photo, or None
+    pad: tuple[int, int, int, int] | None  # reflect padding (left, top, right, bottom), or None
+    quad: np.ndarray  # the crop square in the working image's coordinates
+    qsize: float
+    placement: CropPlacement
+
+
+def _align_plan(width: int, height: int, landmarks: np.ndarray, output_size: int, enable_padding: bool) -> _AlignPlan:
+    quad, qsize = ffhq_quad(landmarks)
+    size = (width, height)  # the working image's size as each step leaves it
+    scale = np.array([1.0, 1.0])  # shrunk image size / photo size, per axis
+
+    # shrink: very large faces are first reduced by an integer factor.
+    shrink = int(np.floor(qsize / output_size * 0.5))
+    shrunk_size = size
+    if shrink > 1:
+        shrunk_size = size = (int(np.rint(float(width) / shrink)), int(np.rint(float(height) / shrink)))
+        scale = np.array([size[0] / width, size[1] / height])
+        quad /= shrink
+        qsize /= shrink
+
+    # crop to the quad's bounding box plus a border.
+    border = max(int(np.rint(qsize * 0.1)), 3)
+    x0, y0, x1, y1 = _int_bounds(quad)
+    crop = (max(x0 - border, 0), max(y0 - border, 0), min(x1 + border, size[0]), min(y1 + border, size[1]))
+    offset = np.zeros(2)  # shrunk-image coordinates = working coordinates + offset
+    if crop[2] - crop[0] < size[0] or crop[3] - crop[1] < size[1]:
+        size = (crop[2] - crop[0], crop[3] - crop[1])
+        quad -= crop[0:2]
+        offset += crop[0:2]
+    else:
+        crop = None
+    # the photo area the crop takes pixels from untouched, in shrunk-image coordinates (x0, y0, x1, y1)
+    content = np.array([offset[0], offset[1], offset[0] + size[0], offset[1] + size[1]])
+
+    # pad where the quad (plus border) leaves the image.
+    x0, y0, x1, y1 = _int_bounds(quad)
+    pad = (
+        max(border - x0, 0),
+        max(border - y0, 0),
+        max(x1 - size[0] + border, 0),
+        max(y1 - size[1] + border, 0),
+    )
+    if enable_padding and max(pad) > border - 4:
+        least = int(np.rint(qsize * 0.3))
+        pad = tuple(max(p, least) for p in pad)
+        quad += pad[0:2]
+        offset -= pad[0:2]
+        # _pad_and_blend blurs the photo's own pixels up to a third of the pad width from each edge
+        content += np.array([pad[0], pad[1], -pad[2], -pad[3]]) / 3.0
+    else:
+        pad = None
+
+    # back to the photo's continuous coordinates (pixel i covers [i, i + 1)); +0.5: Pillow's continuous convention
+    corners = (quad + 0.5 + offset) / scale
+    content = np.concatenate([content[:2] / scale, content[2:] / scale])
+    placement = CropPlacement(corners, tuple(float(v) for v in content), (width, height))
+    return _AlignPlan(shrink, shrunk_size, crop, pad, quad, qsize, placement)
+
+
+def crop_placement(
+    photo_size: tuple[int, int], landmarks: np.ndarray, output_size: int = 1024, enable_padding: bool = True
+) -> CropPlacement:
+    """Where `align_landmarks_placed` would put the crop in a photo of `photo_size` (width, height), without
+    touching a pixel: what pasting back needs for a face whose crop itself is not needed."""
+    return _align_plan(int(photo_size[0]), int(photo_size[1]), landmarks, output_size, enable_padding).placement
+
+
 def align_landmarks_placed(
     image: np.ndarray,
     landmarks: np.ndarray,
@@ -266,59 +341,22 @@ def align_landmarks_placed(
 ) -> tuple[np.ndarray, CropPlacement]:
     """``align_landmarks`` that also returns where the crop sits in ``image`` (``CropPlacement``): the
     pixels are the same; the placement is what pasting a generated face back into the photo needs."""
-    quad, qsize = ffhq_quad(landmarks)
-    img = Image.fromarray(np.ascontiguousarray(image), "RGB")  # "RGB" is only a label
     height, width = image.shape[:2]
-    scale = np.array([1.0, 1.0])  # shrunk image size / photo size, per axis
-
-    # shrink: very large faces are first reduced by an integer factor.
-    shrink = int(np.floor(qsize / output_size * 0.5))
-    if shrink > 1:
-        size = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
-        img = img.resize(size, Image.Resampling.LANCZOS)
-        scale = np.array([size[0] / width, size[1] / height])
-        quad /= shrink
-        qsize /= shrink
-
-    # crop to the quad's bounding box plus a border.
-    border = max(int(np.rint(qsize * 0.1)), 3)
-    x0, y0, x1, y1 = _int_bounds(quad)
-    crop = (max(x0 - border, 0), max(y0 - border, 0), min(x1 + border, img.size[0]), min(y1 + border, img.size[1]))
-    offset = np.zeros(2)  # shrunk-image coordinates = working coordinates + offset
-    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
-        img = img.crop(crop)
-        quad -= crop[0:2]
-        offset += crop[0:2]
-    # the photo area the crop takes pixels from untouched, in shrunk-image coordinates (x0, y0, x1, y1)
-    content = np.array([offset[0], offset[1], offset[0] + img.size[0], offset[1] + img.size[1]])
-
-    # pad where the quad (plus border) leaves the image.
-    x0, y0, x1, y1 = _int_bounds(quad)
-    pad = (
-        max(border - x0, 0),
-        max(border - y0, 0),
-        max(x1 - img.size[0] + border, 0),
-        max(y1 - img.size[1] + border, 0),
-    )
-    if enable_padding and max(pad) > border - 4:
-        least = int(np.rint(qsize * 0.3))
-        pad = tuple(max(p, least) for p in pad)
-        img = _pad_and_blend(img, pad, qsize)
-        quad += pad[0:2]
-        offset -= pad[0:2]
-        # _pad_and_blend blurs the photo's own pixels up to a third of the pad width from each edge
-        content += np.array([pad[0], pad[1], -pad[2], -pad[3]]) / 3.0
-
+    plan = _align_plan(width, height, landmarks, output_size, enable_padding)
+    img = Image.fromarray(np.ascontiguousarray(image), "RGB")  # "RGB" is only a label
+    if plan.shrink > 1:
+        img = img.resize(plan.shrunk_size, Image.Resampling.LANCZOS)
+    if plan.crop is not None:
+        img = img.crop(plan.crop)
+    if plan.pad is not None:
+        img = _pad_and_blend(img, plan.pad, plan.qsize)
     # warp the quad onto transform_size² (corners +0.5: Pillow's continuous convention), resize.
     img = img.transform(
-        (transform_size, transform_size), Image.Transform.QUAD, (quad + 0.5).flatten(), Image.Resampling.BILINEAR
+        (transform_size, transform_size), Image.Transform.QUAD, (plan.quad + 0.5).flatten(), Image.Resampling.BILINEAR
     )
     if output_size < transform_size:
         img = img.resize((output_size, output_size), Image.Resampling.LANCZOS)
-    # back to the photo's continuous coordinates (pixel i covers [i, i + 1))
-    corners = (quad + 0.5 + offset) / scale
-    content = np.concatenate([content[:2] / scale, content[2:] / scale])
-    return np.asarray(img), CropPlacement(corners, tuple(float(v) for v in content), (width, height))
+    return np.asarray(img), plan.placement
 
 
 # --------------------------------------------------------------------------- detector + aligner

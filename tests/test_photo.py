@@ -352,3 +352,26 @@ def test_max_resolution_auto_is_the_full_generator_for_faces_it_covers_and_a_low
     lower = cv2.imdecode(np.frombuffer(outputs["--max_resolution 32"], np.uint8), cv2.IMREAD_COLOR)
     full = cv2.imdecode(np.frombuffer(outputs[""], np.uint8), cv2.IMREAD_COLOR)
     assert not np.array_equal(lower, full) and np.any(lower != picture)
+
+
+@pytest.mark.parametrize(
+    "scale, tx, ty, canvas, output",
+    [
+        (1.0, 40.0, 30.0, (640, 480), 256),  # inside the photo: cropped, no padding
+        (1.5, -120.0, 10.0, (600, 500), 256),  # beyond the left edge: padded
+        (6.0, -300.0, -300.0, (1800, 1600), 64),  # a large face for a small crop: shrunk first
+        (1.5, 0.0, 0.0, (256, 256), 1024),  # a face larger than the photo: no crop step, padded
+    ],
+)
+def test_crop_placement_without_pixels_is_the_aligners_placement(scale, tx, ty, canvas, output):
+    """`crop_placement` (geometry only, for faces whose crop is not encoded) gives exactly the placement that
+    aligning the pixels gives, through every step: shrink, crop, pad."""
+    from blendgan.align import crop_placement
+
+    r, t, _ = similarity(7.0, scale, tx, ty)
+    lm = (synthetic_face_landmarks() + 0.5) @ r.T + t - 0.5
+    image = np.zeros((canvas[1], canvas[0], 3), np.uint8)
+    _, placement = align_landmarks_placed(image, lm, output)
+    geometry = crop_placement(canvas, lm, output)
+    assert np.array_equal(geometry.corners, placement.corners)
+    assert geometry.content == placement.content and geometry.photo_size == placement.photo_size

@@ -45,7 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import distributed, photo, tracking
-from ..align import align_landmarks_placed, ffhq_quad
+from ..align import align_landmarks_placed, crop_placement, ffhq_quad
 from ..errors import BlendGANError, UsageError
 from ..io import images
 from ..io.files import write_bytes_atomic
@@ -488,14 +488,17 @@ def _encode_segments(bg, path, found, segments, todo, work, fail_at=None):
         for t, rgb in enumerate(decoded):
             if not any(lo <= t < hi for lo, hi in (segments[k] for k in pending)):
                 continue
-            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            bgr = None  # made for the first face that is encoded
             for e in by_frame.get(t, []):
+                if not found["key"][e]:  # filled in from the track's encoded faces when it is rendered: its
+                    # crop is never looked at, only where it lies (the same placement, without the warp)
+                    placement = crop_placement((rgb.shape[1], rgb.shape[0]), found["landmarks"][e], photo.ALIGN_SIZE)
+                    results[e] = (np.full((bg.n_latent, 512), np.nan, np.float32), placement)
+                    continue
+                bgr = np.ascontiguousarray(rgb[:, :, ::-1]) if bgr is None else bgr
                 aligned, placement = align_landmarks_placed(
                     bgr, found["landmarks"][e], photo.ALIGN_SIZE, photo.ALIGN_SIZE
                 )
-                if not found["key"][e]:  # filled in from the track's encoded faces when it is rendered
-                    results[e] = (np.full((bg.n_latent, 512), np.nan, np.float32), placement)
-                    continue
                 crop = aligned if aligned.shape[0] == bg.size else images.resize_square(aligned, bg.size)
                 results[e] = (bg.encode_face_bgr(crop)[0].float().cpu().numpy(), placement)
             bar.update(1)
