@@ -107,7 +107,7 @@ def make_clip(path, photo, kind, frames):
     writer.send(None)
     for t in range(frames):
         m = frame_matrix(kind, t / max(frames - 1, 1), centre, quad)
-        frame = cv2.warpPerspective(rgb, m, SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.warpPerspective(rgb, m, SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         writer.send(np.ascontiguousarray(frame))
     writer.close()
     return Path(path)
