@@ -18,11 +18,14 @@ encoders:
   smoothness in the image, not the encoder the job uses. Two faces are one person below distance 0.6.
 
 For each K: the job's key faces (`tracking.keyframes`) and the codes between them interpolated
-(`tracking.fill_between_keys`). "|c|" is the codes' RMS size; "error" is the RMS over the non-key faces of
+(`tracking.fill_between_keys`). "size" is the codes' RMS norm; "error" is the RMS over the non-key faces of
 |interpolated - per-frame|, over the codes' motion over the clip (RMS of |c_t - mean c|); "smoothed" is the RMS
 over all faces after the job's smoothing (`tracking.smooth_tracks` at the command's default `--smooth`) of both,
 over the same motion. "jitter" is the per-frame codes' RMS change between consecutive frames over the motion: the
-encoder's own frame-to-frame noise.
+encoder's own frame-to-frame noise. "smoothed step vs K = 1" is the RMS change between consecutive frames of the
+smoothed interpolated codes over that of the smoothed per-frame codes: below 1, the codes the generator gets move
+less from frame to frame than with every face encoded (what makes a trained generator's output flicker).
+
 The flicker is the number the job itself returns (`stylize_video`'s `flicker`: change between frames inside the
 faces, output over input) for the whole job with the random-weight pipeline and a 256 px generator.
 """
@@ -185,6 +188,7 @@ def keyframe_errors(frames, codes, K, sigma):
     smooth_codes = tracking.smooth_tracks(tracks, frames, codes, sigma)
     return {
         "encoded": int(key.sum()),
+        "step": rms(np.diff(smooth_filled, axis=0)) / rms(np.diff(smooth_codes, axis=0)),
         "error": rms(filled[~key] - codes[~key]) / motion,
         "error_abs": rms(filled[~key] - codes[~key]),
         "smoothed": rms(smooth_filled - smooth_codes) / motion,
@@ -197,12 +201,24 @@ class _Notes:
 
 
 def job_flicker(bg, clip, z, K, frames, out):
-    """The job's own flicker number for the first `frames` frames of the clip with `--encode_every K`."""
+    """The job's own flicker number for the first `frames` frames of the clip with `--encode_every K`, and how
+    many faces it encoded (calls of the pipeline's pSp encoder)."""
     from blendgan.jobs.video import stylize_video
     from blendgan.photo import make_aligner
 
-    measured = stylize_video(bg, clip, z, out, _Notes(), aligner=make_aligner(), end=frames / FPS, encode_every=K)
-    return measured["flicker"]
+    calls = [0]
+    encode = bg.encode_face_bgr
+
+    def counted(image_bgr):
+        calls[0] += 1
+        return encode(image_bgr)
+
+    bg.encode_face_bgr = counted
+    try:
+        measured = stylize_video(bg, clip, z, out, _Notes(), aligner=make_aligner(), end=frames / FPS, encode_every=K)
+    finally:
+        del bg.encode_face_bgr  # the class's method again
+    return measured["flicker"], calls[0]
 
 
 def main():
@@ -287,10 +303,11 @@ def main():
                                 f"{e['error']:.3f}",
                                 f"{e['error_abs']:.3g}",
                                 f"{e['smoothed']:.3f}",
+                                f"{e['step']:.3f}",
                             ]
                         )
                 flicker = [job_flicker(bg, clip, z, K, args.job_frames, tmp / "out.mp4") for K in args.job_ks]
-                flicker_rows.append([name, *(f"{f:.4f}" for f in flicker)])
+                flicker_rows.append([name, *(f"{f:.4f} ({n_encoded})" for f, n_encoded in flicker)])
                 (tmp / "out.mp4").unlink(missing_ok=True)
                 clip.unlink()
     header = [
@@ -298,12 +315,13 @@ def main():
         "faces in track / frames",
         "K",
         "encoded",
-        "|c|",
-        "motion |c - mean c|",
+        "size (RMS norm of c)",
+        "motion (RMS norm of c - mean c)",
         "jitter",
         "error / motion",
         "error (abs)",
         "smoothed error / motion",
+        "smoothed step vs K = 1",
     ]
     rep.add("### pSp architecture, random weights (seed 0), 14 x 512 codes, through the pipeline")
     rep.add()
@@ -315,6 +333,8 @@ def main():
         f"### The job's flicker (`stylize_video`'s `flicker`), random-weight pSp + 256 px generator, first "
         f"{args.job_frames} frames, `--smooth {options.smooth:g}`"
     )
+    rep.add()
+    rep.add("Each cell: the flicker (the faces the job encoded).")
     rep.add()
     rep.table(["clip", *(f"K = {K}" for K in args.job_ks)], flicker_rows)
     rep.add(f"Run time: {time.perf_counter() - started:.0f} s")
