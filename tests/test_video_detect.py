@@ -100,13 +100,14 @@ def test_a_cut_is_detected_on_the_cut_frame(aligner, tmp_path):
 
 
 def test_detect_every_one_keeps_the_resume_key_and_bad_values_are_refused(tiny_bg, monkeypatch, tmp_path, capsys):
-    """--detect_every 1 is today's path: the same settings key as without the flag (a work folder made before the
-    flag existed resumes); another value is part of the key; 0 is a one-line usage error, from the job and from
-    the command."""
+    """Detecting and encoding every frame is the path of before: the same settings key as before the flags existed
+    (a work folder made then resumes); the defaults' spacings and other values are part of the key; 0, and
+    --every_frame with another spacing, are one-line usage errors, from the job and from the command."""
     from blendgan.cli import main
     from blendgan.cli._common import RunReport
     from blendgan.errors import UsageError
     from blendgan.jobs import video
+    from blendgan.jobs.options import VideoOptions
 
     class Keyed(Exception):
         pass
@@ -117,17 +118,25 @@ def test_detect_every_one_keeps_the_resume_key_and_bad_values_are_refused(tiny_b
     monkeypatch.setattr(video, "_settings_key", spy)
     clip = make_face_clip(tmp_path / "c.mp4", seconds=0.25, fps=8, tone=False)
     keys = []
-    for extra in ({}, {"detect_every": 1}, {"detect_every": 5}):
+    every_frame = {"detect_every": 1, "encode_every": 1}
+    for extra in (every_frame, {}, {"detect_every": 3, "encode_every": 1}):
         with pytest.raises(Keyed) as got:
             video.stylize_video(tiny_bg, clip, None, tmp_path / "o.mp4", RunReport("t"), aligner=None, **extra)
         keys.append(got.value.args[0])
-    assert keys[0] == keys[1] and "detect_every" not in keys[0] and keys[2]["detect_every"] == 5
+    assert "detect_every" not in keys[0] and "encode_every" not in keys[0]
+    defaults = (keys[1].get("detect_every", 1), keys[1].get("encode_every", 1))
+    assert defaults == (VideoOptions.detect_every, VideoOptions.encode_every)
+    assert keys[2]["detect_every"] == 3 and "encode_every" not in keys[2]
     with pytest.raises(UsageError, match="--detect_every 0"):
         video.stylize_video(tiny_bg, clip, None, tmp_path / "o.mp4", RunReport("t"), aligner=None, detect_every=0)
     capsys.readouterr()
-    assert main(["stylize", str(clip), "--style_img", str(STYLE), "--detect_every", "0"]) == 2
-    printed = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(printed) == 1 and "--detect_every 0" in printed[0], printed
+    for argv, says in (
+        (["--detect_every", "0"], "--detect_every 0"),
+        (["--every_frame", "--encode_every", "2"], "--every_frame"),
+    ):
+        assert main(["stylize", str(clip), "--style_img", str(STYLE), *argv]) == 2
+        printed = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(printed) == 1 and says in printed[0], printed
 
 
 def test_segments_shared_over_processes_give_one_process_faces(aligner, tmp_path):
@@ -186,8 +195,32 @@ def test_the_video_is_batch_invariant(tiny_models, aligner, tmp_path):
         z = bg.embed_style(STYLE)
         folder = tmp_path / f"frames{batch}"
         measured = stylize_video(
-            bg, clip, z, tmp_path / f"out{batch}.mp4", RunReport("t"), aligner=aligner, frames_dir=folder
-        )
+            bg, clip, z, tmp_path / f"out{batch}.mp4", RunReport("t"), aligner=aligner, frames_dir=folder,
+            encode_every=1, detect_every=1,  # dlib finds the small second face on frame 1 only: detect it there
+        )  # fmt: skip
         assert measured["tracks"] == 2
         frames[batch] = [cv2.imread(str(folder / f"{t:06d}.png")) for t in range(4)]
     assert all(np.array_equal(a, b) for a, b in zip(frames[1], frames[4]))
+
+
+def test_every_frame_is_one_flag_for_the_exact_path():
+    """`--every_frame` sets both spacings to 1 (the path of before); without it the job's defaults apply; a
+    spacing given explicitly wins over the default."""
+    import argparse
+
+    from blendgan.cli import stylize
+    from blendgan.jobs.options import VideoOptions
+
+    parser = argparse.ArgumentParser()
+    stylize.add_arguments(parser)
+    cases = {
+        (): (VideoOptions.encode_every, VideoOptions.detect_every),
+        ("--every_frame",): (1, 1),
+        ("--every_frame", "--encode_every", "1"): (1, 1),
+        ("--detect_every", "2"): (VideoOptions.encode_every, 2),
+    }
+    for extra, spacing in cases.items():
+        args = parser.parse_args(["clip.mp4", "--style_img", "s.png", *extra])
+        stylize._resolve_video_spacing(args)
+        assert (args.encode_every, args.detect_every) == spacing, extra
+    assert (VideoOptions.encode_every, VideoOptions.detect_every) != (1, 1)  # the defaults are the faster path

@@ -135,16 +135,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument(
         "--encode_every",
         type=int,
-        default=clip.encode_every,
+        default=None,
         help="encode every K-th face of a track (and its last) and interpolate the codes of the faces between "
-        "(1: every face, the exact path; docs/video.md says what larger values cost in quality)",
+        f"(1: every face; docs/video.md says what larger values cost in quality) (default: {clip.encode_every})",
     )
     video.add_argument(
         "--detect_every",
         type=int,
-        default=clip.detect_every,
+        default=None,
         help="run the face detector on every N-th frame, on cuts and where a face was lost; follow the faces with "
-        "the landmark model between (1: every frame, the exact path; docs/video.md)",
+        f"the landmark model between (1: every frame; docs/video.md) (default: {clip.detect_every})",
+    )
+    video.add_argument(
+        "--every_frame",
+        action="store_true",
+        help="detect and encode the faces of every frame: the exact path of the versions before the faster "
+        "defaults (--encode_every 1 --detect_every 1)",
     )
     video.add_argument(
         "--segment_frames",
@@ -198,6 +204,19 @@ def split_inputs(given, report):
     return photos, videos
 
 
+def _resolve_video_spacing(args: argparse.Namespace) -> None:
+    """--encode_every / --detect_every from the flags given: a value given wins, --every_frame makes both 1, the
+    rest take VideoOptions' defaults; a value below 1, or --every_frame with another spacing, is a usage error."""
+    clip = VideoOptions()
+    for name, unit in (("encode_every", "every face"), ("detect_every", "every frame")):
+        given = getattr(args, name)
+        if given is not None and given < 1:
+            raise UsageError(f"--{name} {given}: use 1 ({unit}) or more")
+        if args.every_frame and given not in (None, 1):
+            raise UsageError(f"--every_frame with --{name} {given}: --every_frame means 1; give one of the two")
+        setattr(args, name, given if given is not None else 1 if args.every_frame else getattr(clip, name))
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -210,10 +229,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--detect_size {args.detect_size}: use at least 64 (pixels)")
     if args.smooth < 0:
         raise UsageError(f"--smooth {args.smooth}: use 0 (off) or a positive number of frames")
-    if args.encode_every < 1:
-        raise UsageError(f"--encode_every {args.encode_every}: use 1 (every face) or more")
-    if args.detect_every < 1:
-        raise UsageError(f"--detect_every {args.detect_every}: use 1 (every frame) or more")
+    _resolve_video_spacing(args)
     if args.start < 0 or (args.end is not None and args.end <= args.start):
         raise UsageError(f"--start {args.start} / --end {args.end}: need 0 <= start < end (seconds)")
     if not args.style_img:

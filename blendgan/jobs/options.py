@@ -103,7 +103,8 @@ class VideoOptions:
     skip_existing: bool = False  # keep finished videos; resume a killed one from its work folder
     segment_frames: int = SEGMENT_FRAMES  # the unit that processes share and that a killed run resumes from
     encode_every: int = 1  # encode every K-th face of a track (and its last); the others are interpolated
-    detect_every: int = 1  # run the face detector on every N-th frame (and where tracks need it); follow between
+    # 5: the same tracks as detecting every frame, landmarks within the detector's own jitter (docs/video.md)
+    detect_every: int = 5  # run the face detector on every N-th frame (and where tracks need it); follow between
     max_resolution: Union[str, int, None] = None  # "auto" or PX: stop the generator at the size the faces need
     frames_dir: Optional[PathLike] = None  # also every stylized frame as PNG to FRAMES_DIR/<video>/000000.png
     edit: object = None  # a `blendgan.editing.apply.Edits`: the same move of every face's codes in every frame
