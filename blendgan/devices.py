@@ -43,6 +43,16 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[precision]
 
 
+def fastest_precision(device: torch.device) -> str:
+    """bf16 where the device has bf16 kernels for the convolutions (a CPU with AVX512-BF16 or AMX, a CUDA GPU that
+    supports bf16), else fp32: bf16 elsewhere runs on slow reference code (docs/speed.md)."""
+    if device.type == "cpu":
+        return "fp32" if bf16_is_emulated(device) else "bf16"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "fp32"
+
+
 def warn_if_bf16_is_emulated(precision: str, device: torch.device) -> None:
     """One line on stderr when bf16 was asked for on a CPU without bf16 kernels (it works, but slowly)."""
     if precision == "bf16" and bf16_is_emulated(device):

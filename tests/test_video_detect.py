@@ -203,24 +203,36 @@ def test_the_video_is_batch_invariant(tiny_models, aligner, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(frames[1], frames[4]))
 
 
-def test_every_frame_is_one_flag_for_the_exact_path():
-    """`--every_frame` sets both spacings to 1 (the path of before); without it the job's defaults apply; a
-    spacing given explicitly wins over the default."""
+def test_every_frame_and_fast_are_one_flag_each():
+    """`--every_frame` sets both spacings to 1 (the exact path of before); `--fast` sets `--encode_every 4` and the
+    device's fastest precision; without them the job's defaults and fp32 apply; a flag given explicitly wins; the
+    two together, or `--every_frame` with another spacing, are usage errors."""
     import argparse
 
+    import torch
+
     from blendgan.cli import stylize
+    from blendgan.devices import fastest_precision
+    from blendgan.errors import UsageError
     from blendgan.jobs.options import VideoOptions
 
     parser = argparse.ArgumentParser()
     stylize.add_arguments(parser)
+    default = (VideoOptions.encode_every, VideoOptions.detect_every)
+    fastest = fastest_precision(torch.device("cpu"))
     cases = {
-        (): (VideoOptions.encode_every, VideoOptions.detect_every),
-        ("--every_frame",): (1, 1),
-        ("--every_frame", "--encode_every", "1"): (1, 1),
-        ("--detect_every", "2"): (VideoOptions.encode_every, 2),
+        (): (*default, "fp32"),
+        ("--every_frame",): (1, 1, "fp32"),
+        ("--every_frame", "--encode_every", "1"): (1, 1, "fp32"),
+        ("--detect_every", "2"): (default[0], 2, "fp32"),
+        ("--fast",): (stylize.FAST_ENCODE_EVERY, default[1], fastest),
+        ("--fast", "--encode_every", "2", "--precision", "fp32"): (2, default[1], "fp32"),
     }
-    for extra, spacing in cases.items():
-        args = parser.parse_args(["clip.mp4", "--style_img", "s.png", *extra])
-        stylize._resolve_video_spacing(args)
-        assert (args.encode_every, args.detect_every) == spacing, extra
-    assert (VideoOptions.encode_every, VideoOptions.detect_every) != (1, 1)  # the defaults are the faster path
+    for extra, expected in cases.items():
+        args = parser.parse_args(["clip.mp4", "--style_img", "s.png", "--device", "cpu", *extra])
+        stylize._resolve_speed(args)
+        assert (args.encode_every, args.detect_every, args.precision) == expected, extra
+    assert default != (1, 1)  # the default detects on fewer frames than every one
+    for extra in (["--fast", "--every_frame"], ["--every_frame", "--detect_every", "3"]):
+        with pytest.raises(UsageError, match="--every_frame"):
+            stylize._resolve_speed(parser.parse_args(["c.mp4", "--style_img", "s.png", "--device", "cpu", *extra]))

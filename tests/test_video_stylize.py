@@ -218,3 +218,17 @@ def test_bad_videos_one_line_each_and_no_partial_file(tiny_weights, tmp_path, ca
     assert "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["noface_v_cartoon_astronaut.mp4"]
     assert probe_video(out / "noface_v_cartoon_astronaut.mp4")["n_frames"] == 10
+
+
+@pytest.mark.slow
+def test_fast_flag_stylizes_every_frame(tiny_weights, clip, tmp_path):
+    """`--fast` (the device's fastest precision, every 4th face encoded) runs the whole job: every frame's face is
+    stylized (the interpolated faces too), the rest of the frame kept."""
+    frames = tmp_path / "frames"
+    assert main(["stylize", str(clip), *flags(tiny_weights, tmp_path / "out", "--frames_dir", frames, "--fast")]) == 0
+    decoded_in, _ = read_video(clip)
+    pngs = png_frames(frames / "clip")
+    assert len(pngs) == len(decoded_in) == 12
+    for src_rgb, png in zip(decoded_in, pngs):
+        changed = np.any(png[:, :, ::-1] != src_rgb, axis=2)
+        assert 0.01 < changed.mean() < 0.5

@@ -168,6 +168,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep outputs that already exist; a killed video run resumes where it stopped",
     )
     add_runtime_arguments(parser)
+    parser.set_defaults(precision=None)  # fp32 unless given, or chosen by --fast (_resolve_speed)
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="the measured fast settings: bf16 where the CPU or GPU has bf16 kernels (else fp32), and for videos "
+        "--encode_every 4; a flag given explicitly wins (docs/video.md says what they cost)",
+    )
     add_refine_arguments(parser)
     add_edit_arguments(parser)
 
@@ -204,17 +211,33 @@ def split_inputs(given, report):
     return photos, videos
 
 
-def _resolve_video_spacing(args: argparse.Namespace) -> None:
-    """--encode_every / --detect_every from the flags given: a value given wins, --every_frame makes both 1, the
-    rest take VideoOptions' defaults; a value below 1, or --every_frame with another spacing, is a usage error."""
+#: what --fast sets for videos where the flag is not given (measured in docs/video.md)
+FAST_ENCODE_EVERY = 4
+
+
+def _resolve_speed(args: argparse.Namespace) -> None:
+    """--encode_every / --detect_every / --precision from the flags given: a value given wins; --every_frame makes
+    both spacings 1; --fast sets --encode_every 4 and the device's fastest precision; the rest take the defaults
+    (VideoOptions', fp32). A spacing below 1, or --every_frame with another spacing or with --fast, is a usage
+    error."""
+    from ..devices import fastest_precision, resolve_device
+
+    if args.every_frame and args.fast:
+        raise UsageError("--every_frame with --fast: the exact path or the fast one; give one of the two")
     clip = VideoOptions()
+    defaults = {
+        "encode_every": FAST_ENCODE_EVERY if args.fast else clip.encode_every,
+        "detect_every": clip.detect_every,
+    }
     for name, unit in (("encode_every", "every face"), ("detect_every", "every frame")):
         given = getattr(args, name)
         if given is not None and given < 1:
             raise UsageError(f"--{name} {given}: use 1 ({unit}) or more")
         if args.every_frame and given not in (None, 1):
             raise UsageError(f"--every_frame with --{name} {given}: --every_frame means 1; give one of the two")
-        setattr(args, name, given if given is not None else 1 if args.every_frame else getattr(clip, name))
+        setattr(args, name, given if given is not None else 1 if args.every_frame else defaults[name])
+    if args.precision is None:
+        args.precision = fastest_precision(resolve_device(args.device)) if args.fast else "fp32"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--detect_size {args.detect_size}: use at least 64 (pixels)")
     if args.smooth < 0:
         raise UsageError(f"--smooth {args.smooth}: use 0 (off) or a positive number of frames")
-    _resolve_video_spacing(args)
+    _resolve_speed(args)
     if args.start < 0 or (args.end is not None and args.end <= args.start):
         raise UsageError(f"--start {args.start} / --end {args.end}: need 0 <= start < end (seconds)")
     if not args.style_img:
