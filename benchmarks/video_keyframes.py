@@ -40,6 +40,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests"))  # helpers.h264_frame_writer
 
 FPS = 30
 SIZE = (640, 360)
@@ -93,21 +94,12 @@ def frame_matrix(kind, a, centre, quad):
 def make_clip(path, photo, kind, frames):
     """An H.264 clip (no audio) of `frames` frames: the photo moved by `kind` (pan, zoom, turn)."""
     import cv2
-    import imageio_ffmpeg
+
+    from helpers import h264_frame_writer
 
     src, centre, quad = photo_face(photo)
     rgb = np.ascontiguousarray(src[:, :, ::-1])
-    writer = imageio_ffmpeg.write_frames(
-        str(path),
-        SIZE,
-        fps=FPS,
-        codec="libx264",
-        pix_fmt_out="yuv420p",
-        macro_block_size=1,
-        ffmpeg_log_level="error",
-        output_params=["-crf", "12", "-preset", "fast"],
-    )
-    writer.send(None)
+    writer = h264_frame_writer(path, SIZE, FPS)
     for t in range(frames):
         m = frame_matrix(kind, t / max(frames - 1, 1), centre, quad)
         frame = cv2.warpPerspective(rgb, m, SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -288,6 +288,25 @@ def session_recipe_files(tmp_path_factory):
     return _SESSIONS[base]
 
 
+def h264_frame_writer(path, size, fps):
+    """A started imageio-ffmpeg writer of an H.264 clip (yuv420p, crf 12, no audio) at `path`: send it H×W×3 uint8
+    RGB frames of `size` (width, height), then close it."""
+    import imageio_ffmpeg
+
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        size,
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        ffmpeg_log_level="error",
+        output_params=["-crf", "12", "-preset", "fast"],
+    )
+    writer.send(None)
+    return writer
+
+
 def make_face_clip(
     path, seconds=2.0, fps=10, size=(480, 360), tone=True, photo="grace_hopper", cut_at=None, cut_shift=(0, 0)
 ):
@@ -304,17 +323,7 @@ def make_face_clip(
     width, height = size
     n = int(round(seconds * fps))
     silent = Path(str(path) + ".silent.mp4")
-    writer = imageio_ffmpeg.write_frames(
-        str(silent),
-        size,
-        fps=fps,
-        codec="libx264",
-        pix_fmt_out="yuv420p",
-        macro_block_size=1,
-        ffmpeg_log_level="error",
-        output_params=["-crf", "12", "-preset", "fast"],
-    )
-    writer.send(None)
+    writer = h264_frame_writer(silent, size, fps)
     for t in range(n):
         a = t / max(n - 1, 1)
         scale = height / src.shape[0] * (1.0 + 0.15 * a)  # zoom in by 15 %
