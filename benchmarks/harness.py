@@ -70,7 +70,9 @@ def commit():
 
 def machine_line():
     """One Markdown line: CPU model and flags, cores, commit, date and the load average now."""
-    flags = ", ".join(cpu_flags()) or "none of " + "/".join(CPU_FLAGS)
+    from blendgan.speed import isa_cap_note
+
+    flags = (", ".join(cpu_flags()) or "none of " + "/".join(CPU_FLAGS)) + isa_cap_note()
     return (
         f"Machine: {cpu_model()} ({flags}), {os.cpu_count()} logical cores; commit {commit()}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}; load average {load_average()} at the start"

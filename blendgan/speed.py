@@ -120,6 +120,15 @@ def machine_line() -> str:
     """CPU model and flags, cores, torch threads and the load average: the line every speed figure needs."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
-        f"CPU: {cpu_model()} ({', '.join(cpu_flags()) or 'no flags read'}), {os.cpu_count()} logical cores, "
-        f"{torch.get_num_threads()} torch threads; load average {load:.2f}; torch {torch.__version__}"
+        f"CPU: {cpu_model()} ({', '.join(cpu_flags()) or 'no flags read'}{isa_cap_note()}), {os.cpu_count()} "
+        f"logical cores, {torch.get_num_threads()} torch threads; load average {load:.2f}; torch {torch.__version__}"
     )
+
+
+def isa_cap_note() -> str:
+    """'; oneDNN capped at ISA' when ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA limits the kernels below the CPU's
+    flags (a figure measured so is the capped ISA's, not the CPU's), else ''."""
+    from .ops.bf16 import onednn_isa_cap
+
+    cap = onednn_isa_cap()
+    return f"; oneDNN capped at {cap}" if cap else ""

@@ -119,3 +119,27 @@ def test_style_matrix_reduced_storage(storage, reference):
     max_rel, _ = errors(out, ref)
     assert 0 < max_rel <= STORAGE_MAX_REL[storage], max_rel
     assert set_style_matrix_dtype(m, storage) == 0  # idempotent
+
+
+@pytest.mark.parametrize(
+    "cap, allowed",
+    [("", True), ("ALL", True), ("avx512_core_bf16", True), ("AVX512_CORE_AMX", True), ("AVX2", False),
+     ("AVX512_CORE", False), ("SSE41", False)],
+)  # fmt: skip
+def test_onednn_isa_cap_below_bf16_counts_as_emulated(monkeypatch, cap, allowed):
+    """A run with oneDNN capped below the bf16 ISAs (how an AVX2 machine is imitated on a newer one) takes bf16 as
+    emulated, so `--fast` picks fp32 there, whatever the CPU's own flags say."""
+    from blendgan.devices import fastest_precision
+    from blendgan.ops import bf16
+
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    bf16._cpu_bf16_is_emulated.cache_clear()
+    try:
+        assert bf16._isa_cap_allows_bf16() == allowed
+        if not allowed:
+            assert bf16.bf16_is_emulated(torch.device("cpu"))
+            assert fastest_precision(torch.device("cpu")) == "fp32"
+    finally:
+        monkeypatch.undo()
+        bf16._cpu_bf16_is_emulated.cache_clear()

@@ -1,12 +1,28 @@
 """Whether this machine has real bfloat16 convolution kernels."""
 
+import os
 from functools import cache
 
 import torch
 
 
+def onednn_isa_cap() -> str:
+    """The ISA oneDNN is capped at (ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA, e.g. 'AVX2'), '' when it is not."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip()
+    return "" if cap.upper() in ("", "ALL", "DEFAULT") else cap
+
+
+def _isa_cap_allows_bf16() -> bool:
+    """False when oneDNN was capped below the ISAs with bf16 instructions: PyTorch's own check reads the CPU's
+    flags, not the cap, so a capped run would think bf16 is fast."""
+    cap = onednn_isa_cap().upper()
+    return not cap or any(isa in cap for isa in ("BF16", "AMX", "AVX512_CORE_FP16"))
+
+
 @cache
 def _cpu_bf16_is_emulated() -> bool:
+    if not _isa_cap_allows_bf16():
+        return True
     try:
         return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
     except (AttributeError, RuntimeError):
@@ -14,6 +30,7 @@ def _cpu_bf16_is_emulated() -> bool:
 
 
 def bf16_is_emulated(device: torch.device) -> bool:
-    """True on a CPU whose oneDNN has no bf16 kernels (no AVX512-BF16 / AMX): PyTorch then runs bf16
-    convolutions on its slow reference kernels (docs/speed.md, "bf16 on a CPU without bf16 kernels")."""
+    """True on a CPU whose oneDNN has no bf16 kernels (no AVX512-BF16 / AMX, or oneDNN capped below them): PyTorch
+    then runs bf16 convolutions on its slow reference kernels (docs/speed.md, "bf16 on a CPU without bf16
+    kernels")."""
     return device.type == "cpu" and _cpu_bf16_is_emulated()
