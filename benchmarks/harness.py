@@ -18,31 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# the flags that decide which CPU kernels PyTorch/oneDNN can use (bf16 convolutions need avx512_bf16 or amx)
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (platform's guess elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags():
-    """Which of CPU_FLAGS this CPU has (empty where /proc/cpuinfo cannot be read)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in CPU_FLAGS if f in have]
-    except OSError:
-        pass
-    return []
+# the CPU description every figure carries is the one `blendgan bench` prints (model, vector flags, oneDNN cap);
+# blendgan.machine imports no torch
+from blendgan.machine import SIMD_FLAGS, cpu_flags, cpu_model, isa_cap_note  # noqa: E402
 
 
 def load_average():
@@ -70,9 +48,7 @@ def commit():
 
 def machine_line():
     """One Markdown line: CPU model and flags, cores, commit, date and the load average now."""
-    from blendgan.speed import isa_cap_note
-
-    flags = (", ".join(cpu_flags()) or "none of " + "/".join(CPU_FLAGS)) + isa_cap_note()
+    flags = (", ".join(cpu_flags()) or "none of " + "/".join(SIMD_FLAGS)) + isa_cap_note()
     return (
         f"Machine: {cpu_model()} ({flags}), {os.cpu_count()} logical cores; commit {commit()}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}; load average {load_average()} at the start"

@@ -11,40 +11,13 @@ would take if every operation ran as fast as the best convolution, its bound. Th
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve")
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo; elsewhere what the platform says)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    """The vector-instruction flags that matter for PyTorch's kernels, of those the CPU reports."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    words = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            words.update(line.split(":", 1)[1].split())
-            break
-    return [f for f in SIMD_FLAGS if f in words]
+from .machine import cpu_flags, cpu_model, isa_cap_note
 
 
 def _median_seconds(fn, runs: int, device: torch.device) -> float:
@@ -123,12 +96,3 @@ def machine_line() -> str:
         f"CPU: {cpu_model()} ({', '.join(cpu_flags()) or 'no flags read'}{isa_cap_note()}), {os.cpu_count()} "
         f"logical cores, {torch.get_num_threads()} torch threads; load average {load:.2f}; torch {torch.__version__}"
     )
-
-
-def isa_cap_note() -> str:
-    """'; oneDNN capped at ISA' when ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA limits the kernels below the CPU's
-    flags (a figure measured so is the capped ISA's, not the CPU's), else ''."""
-    from .ops.bf16 import onednn_isa_cap
-
-    cap = onednn_isa_cap()
-    return f"; oneDNN capped at {cap}" if cap else ""

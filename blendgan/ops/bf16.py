@@ -6,17 +6,12 @@ from functools import cache
 import torch
 
 
-def onednn_isa_cap() -> str:
-    """The ISA oneDNN is capped at (ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA, e.g. 'AVX2'), '' when it is not."""
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip()
-    return "" if cap.upper() in ("", "ALL", "DEFAULT") else cap
-
-
 def _isa_cap_allows_bf16() -> bool:
     """False when oneDNN was capped below the ISAs with bf16 instructions: PyTorch's own check reads the CPU's
     flags, not the cap, so a capped run would think bf16 is fast."""
-    cap = onednn_isa_cap().upper()
-    return not cap or any(isa in cap for isa in ("BF16", "AMX", "AVX512_CORE_FP16"))
+    # the same reading as blendgan.machine.onednn_isa_cap: ops import only ops (tests/test_imports.py)
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return cap in ("", "ALL", "DEFAULT") or any(isa in cap for isa in ("BF16", "AMX", "AVX512_CORE_FP16"))
 
 
 @cache
