@@ -101,8 +101,9 @@ def test_a_cut_is_detected_on_the_cut_frame(aligner, tmp_path):
 
 def test_detect_every_one_keeps_the_resume_key_and_bad_values_are_refused(tiny_bg, monkeypatch, tmp_path, capsys):
     """Detecting and encoding every frame is the path of before: the same settings key as before the flags existed
-    (a work folder made then resumes); the defaults' spacings and other values are part of the key; 0, and
-    --every_frame with another spacing, are one-line usage errors, from the job and from the command."""
+    (a work folder made then resumes); the defaults' spacings, other values and a non-default x264 preset are part
+    of the key; 0, an unknown preset, and --every_frame with another spacing, are one-line usage errors, from the
+    job and from the command."""
     from blendgan.cli import main
     from blendgan.cli._common import RunReport
     from blendgan.errors import UsageError
@@ -119,7 +120,7 @@ def test_detect_every_one_keeps_the_resume_key_and_bad_values_are_refused(tiny_b
     clip = make_face_clip(tmp_path / "c.mp4", seconds=0.25, fps=8, tone=False)
     keys = []
     every_frame = {"detect_every": 1, "encode_every": 1}
-    for extra in (every_frame, {}, {"detect_every": 3, "encode_every": 1}):
+    for extra in (every_frame, {}, {"detect_every": 3, "encode_every": 1}, {"x264_preset": "faster"}):
         with pytest.raises(Keyed) as got:
             video.stylize_video(tiny_bg, clip, None, tmp_path / "o.mp4", RunReport("t"), aligner=None, **extra)
         keys.append(got.value.args[0])
@@ -127,8 +128,10 @@ def test_detect_every_one_keeps_the_resume_key_and_bad_values_are_refused(tiny_b
     defaults = (keys[1].get("detect_every", 1), keys[1].get("encode_every", 1))
     assert defaults == (VideoOptions.detect_every, VideoOptions.encode_every)
     assert keys[2]["detect_every"] == 3 and "encode_every" not in keys[2]
-    with pytest.raises(UsageError, match="--detect_every 0"):
-        video.stylize_video(tiny_bg, clip, None, tmp_path / "o.mp4", RunReport("t"), aligner=None, detect_every=0)
+    assert "x264_preset" not in keys[0] and "x264_preset" not in keys[1] and keys[3]["x264_preset"] == "faster"
+    for bad, says in (({"detect_every": 0}, "--detect_every 0"), ({"x264_preset": "quick"}, "x264 preset 'quick'")):
+        with pytest.raises(UsageError, match=says):
+            video.stylize_video(tiny_bg, clip, None, tmp_path / "o.mp4", RunReport("t"), aligner=None, **bad)
     capsys.readouterr()
     for argv, says in (
         (["--detect_every", "0"], "--detect_every 0"),
@@ -204,9 +207,9 @@ def test_the_video_is_batch_invariant(tiny_models, aligner, tmp_path):
 
 
 def test_every_frame_and_fast_are_one_flag_each():
-    """`--every_frame` sets both spacings to 1 (the exact path of before); `--fast` sets `--encode_every 4` and the
-    device's fastest precision; without them the job's defaults and fp32 apply; a flag given explicitly wins; the
-    two together, or `--every_frame` with another spacing, are usage errors."""
+    """`--every_frame` sets both spacings to 1 (the exact path of before); `--fast` sets `--encode_every 4`, the
+    device's fastest precision and x264's faster preset; without them the job's defaults and fp32 apply; a flag
+    given explicitly wins; the two together, or `--every_frame` with another spacing, are usage errors."""
     import argparse
 
     import torch
@@ -220,18 +223,20 @@ def test_every_frame_and_fast_are_one_flag_each():
     stylize.add_arguments(parser)
     default = (VideoOptions.encode_every, VideoOptions.detect_every)
     fastest = fastest_precision(torch.device("cpu"))
+    medium, faster = VideoOptions.x264_preset, stylize.FAST_X264_PRESET
+    assert medium == "medium" != faster  # the default keeps x264's own default, the writers' before
     cases = {
-        (): (*default, "fp32"),
-        ("--every_frame",): (1, 1, "fp32"),
-        ("--every_frame", "--encode_every", "1"): (1, 1, "fp32"),
-        ("--detect_every", "2"): (default[0], 2, "fp32"),
-        ("--fast",): (stylize.FAST_ENCODE_EVERY, default[1], fastest),
-        ("--fast", "--encode_every", "2", "--precision", "fp32"): (2, default[1], "fp32"),
+        (): (*default, "fp32", medium),
+        ("--every_frame",): (1, 1, "fp32", medium),
+        ("--every_frame", "--encode_every", "1"): (1, 1, "fp32", medium),
+        ("--detect_every", "2"): (default[0], 2, "fp32", medium),
+        ("--fast",): (stylize.FAST_ENCODE_EVERY, default[1], fastest, faster),
+        ("--fast", "--encode_every", "2", "--precision", "fp32"): (2, default[1], "fp32", faster),
     }
     for extra, expected in cases.items():
         args = parser.parse_args(["clip.mp4", "--style_img", "s.png", "--device", "cpu", *extra])
         stylize._resolve_speed(args)
-        assert (args.encode_every, args.detect_every, args.precision) == expected, extra
+        assert (args.encode_every, args.detect_every, args.precision, args.x264_preset) == expected, extra
     assert default != (1, 1)  # the default detects on fewer frames than every one
     for extra in (["--fast", "--every_frame"], ["--every_frame", "--detect_every", "3"]):
         with pytest.raises(UsageError, match="--every_frame"):

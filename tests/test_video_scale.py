@@ -208,3 +208,43 @@ def test_encoding_every_third_face_is_exact_on_the_encoded_frames(tiny_models, c
             assert np.array_equal(keyed[t], per_frame[t]), t
         else:  # interpolated codes: still a stylized face, close to the per-frame one
             assert np.any(np.abs(keyed[t][:, :, ::-1].astype(int) - source[t]) > 8)
+
+
+def test_change_inside_faces_is_the_whole_frame_measure():
+    """The flicker's per-frame change, computed inside the faces' bounding box, is the same number as the mean over
+    the whole frame's mask pixels (the measure it replaced): faces that overlap, one cut by the frame's edge, and a
+    frame whose faces lie outside it."""
+    from blendgan import photo
+    from blendgan.align import CropPlacement
+    from blendgan.jobs.video import _change_inside_faces
+
+    rng = np.random.default_rng(0)
+    height, width = 90, 160
+
+    def face(x, y, side, turn):
+        c, s = np.cos(turn), np.sin(turn)
+        right, down = side * np.array([c, s]), side * np.array([-s, c])
+        top_left = np.array([x, y], float)
+        corners = np.stack([top_left, top_left + down, top_left + down + right, top_left + right])
+        mask = np.clip(rng.normal(0.5, 0.5, (photo.MASK_SIZE, photo.MASK_SIZE)), 0, 1).astype(np.float32)
+        return photo.PhotoFace(None, CropPlacement(corners, (0.0, 0.0, width, height), (width, height)), mask=mask)
+
+    def whole_frame(records, before, now):
+        weight = np.zeros((height, width), bool)
+        for r in records:
+            got = photo.photo_mask(r.mask, r.placement)
+            if got is not None:
+                (x0, y0, x1, y1), w = got
+                weight[y0:y1, x0:x1] |= w > 0
+        if not weight.any():
+            return None
+        return float(np.abs(now.astype(np.int16) - before)[weight].mean())
+
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
+    inside = [[face(20, 10, 50, 0.3), face(40, 20, 40, -0.2)], [face(130, 60, 45, 0.1)]]
+    for records in inside:
+        got = _change_inside_faces(records, (frames[0], frames[1]), (frames[2], frames[3]))
+        assert got == [whole_frame(records, frames[0], frames[1]), whole_frame(records, frames[2], frames[3])]
+        assert got[0] > 0
+    outside = [face(-80, -80, 30, 0.0)]
+    assert _change_inside_faces(outside, (frames[0], frames[1])) is None is whole_frame(outside, *frames[:2])

@@ -26,14 +26,17 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Codec choices: "h264" (libx264, yuv420p, plays in browsers) or "mp4v" (MPEG-4 Part 2 through
 #: OpenCV, what the original's XVID request ends up as in an .mp4 container).
 CODECS = ("h264", "mp4v")
+#: libx264's speed presets, slowest last: at the same ``crf`` a faster one spends less CPU for a little less
+#: quality per byte (benchmarks/results/video_fast_cpu.md). ``medium`` is x264's default and the writers'.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 class VideoWriter:
     """Context manager writing RGB frames of a fixed size to ``path``.
 
     ``codec="h264"``: libx264 through ``imageio_ffmpeg.write_frames``, pix_fmt yuv420p, constant
-    quality ``crf`` (18: visually near-lossless), ``+faststart`` so browsers can start playback
-    before the download ends. yuv420p needs even sizes: an odd width or height is padded with one
+    quality ``crf`` (18: visually near-lossless) at x264's speed ``preset``, ``+faststart`` so browsers can
+    start playback before the download ends. yuv420p needs even sizes: an odd width or height is padded with one
     black column/row by the encoder (the video is then one pixel wider/taller).
     ``codec="mp4v"``: ``cv2.VideoWriter`` with fourcc ``mp4v``; frames are written as BGR.
 
@@ -42,13 +45,25 @@ class VideoWriter:
     ...         vw.write(frame)
     """
 
-    def __init__(self, path: PathLike, width: int, height: int, fps: float = 30, codec: str = "h264", crf: int = 18):
+    def __init__(
+        self,
+        path: PathLike,
+        width: int,
+        height: int,
+        fps: float = 30,
+        codec: str = "h264",
+        crf: int = 18,
+        preset: str = "medium",
+    ):
         if codec not in CODECS:
             raise UsageError(f"unknown video codec {codec!r}; choose one of {', '.join(CODECS)}")
+        if preset not in X264_PRESETS:
+            raise UsageError(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
         if width <= 0 or height <= 0:
             raise ValueError(f"video size must be positive, got {width}x{height}")
         self.path = Path(path)
         self.width, self.height, self.fps, self.codec, self.crf = int(width), int(height), fps, codec, crf
+        self.preset = preset
         self.frames_written = 0
         self._tmp: Path | None = None
         self._encoder = None  # imageio_ffmpeg generator or cv2.VideoWriter
@@ -75,9 +90,9 @@ class VideoWriter:
         if self.path.suffix.lower() == ".h264":
             # a raw stream (segments to be joined): no container, and no B-frames, whose display order needs
             # timestamps a raw stream does not carry (with them the joined file dropped and reordered frames)
-            output_params = ["-crf", str(self.crf), "-preset", "medium", "-bf", "0", "-f", "h264"]
+            output_params = ["-crf", str(self.crf), "-preset", self.preset, "-bf", "0", "-f", "h264"]
         else:
-            output_params = ["-crf", str(self.crf), "-preset", "medium", "-movflags", "+faststart"]
+            output_params = ["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart"]
         if self.width % 2 or self.height % 2:
             output_params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         gen = imageio_ffmpeg.write_frames(

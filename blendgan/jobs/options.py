@@ -106,6 +106,7 @@ class VideoOptions:
     # 5: the same tracks as detecting every frame, landmarks within the detector's own jitter (docs/video.md)
     detect_every: int = 5  # run the face detector on every N-th frame (and where tracks need it); follow between
     max_resolution: Union[str, int, None] = None  # "auto" or PX: stop the generator at the size the faces need
+    x264_preset: str = "medium"  # the H.264 encoder's speed preset (`--fast`: "faster"; io.video.X264_PRESETS)
     frames_dir: Optional[PathLike] = None  # also every stylized frame as PNG to FRAMES_DIR/<video>/000000.png
     edit: object = None  # a `blendgan.editing.apply.Edits`: the same move of every face's codes in every frame
 
