@@ -4,7 +4,7 @@
     python benchmarks/video.py --seconds 2             # a shorter clip (frames/s is what it reports)
     python benchmarks/video.py --quick                 # 0.5 s, 256 px fp32, nothing written: that it runs
     python benchmarks/video.py --seconds 2 --configs 256:fp32 256:bf16 --settings every_frame default \
-        encode_every_4 --out benchmarks/results/video_fast_cpu.md   # the defaults vs --every_frame and the speed flags
+        encode_every_4 fast --out benchmarks/results/video_fast_cpu.md   # the defaults vs --every_frame, speed flags
 
 Each configuration runs in a child process over the same job the command runs
 (`blendgan.jobs.video.stylize_video`): pass 1 (decode, detect, landmarks, tracking, smoothing), pass 2
@@ -24,11 +24,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the job's settings a row can use: the defaults, and `--every_frame` (the exact path of before, issue 33)
+sys.path.insert(0, str(ROOT))
+from blendgan.cli.stylize import FAST_ENCODE_EVERY, FAST_X264_PRESET  # noqa: E402 (the checkout's, not an install)
+
+#: the job's settings a row can use: the defaults, `--every_frame` (the exact path of before, issue 33) and what
+#: `--fast` sets besides the precision (a row's precision is its configuration's)
 SETTINGS = {
     "default": {},
     "every_frame": {"encode_every": 1, "detect_every": 1},
     "encode_every_4": {"encode_every": 4},
+    "fast": {"encode_every": FAST_ENCODE_EVERY, "x264_preset": FAST_X264_PRESET},
     "max_resolution_auto": {"max_resolution": "auto"},
 }
 BF16_NOTE = "this CPU has no oneDNN bf16 kernels, bf16 convolutions run on reference code (docs/speed.md)"
@@ -143,7 +148,7 @@ def main():
                 r = json.loads(done.stdout.strip().splitlines()[-1])
                 outside = r["total"] - r["networks"]
                 flags = " ".join(f"--{k} {v}" for k, v in SETTINGS[setting].items()) or "default"
-                flags = "--every_frame" if setting == "every_frame" else flags
+                flags = {"every_frame": "--every_frame", "fast": f"--fast's: {flags}"}.get(setting, flags)
                 rows.append(
                     [
                         size,

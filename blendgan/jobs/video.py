@@ -650,8 +650,10 @@ def _render_segments(
 
 def _change_inside_faces(records, *pairs):
     """For each (previous, current) pair of frames, the mean absolute change over the pixels that the faces'
-    paste-back masks touch; None where they touch none. Computed inside the masks' bounding box: the same
-    pixels in the same order as over the whole frame, so the same number, without full-frame passes."""
+    paste-back masks touch; None where they touch none. The same number as numpy's mean over those pixels of the
+    whole frame, which it replaced: every partial sum of these integers is exact in float64, so neither where
+    nor in what order they are added changes it; OpenCV adds them inside the masks' box at a fraction of the
+    cost of numpy's boolean indexing."""
     boxes = []
     for r in records:
         got = photo.photo_mask(r.mask, r.placement)
@@ -661,16 +663,19 @@ def _change_inside_faces(records, *pairs):
         return None
     left, top = min(b[0][0] for b in boxes), min(b[0][1] for b in boxes)
     right, bottom = max(b[0][2] for b in boxes), max(b[0][3] for b in boxes)
-    weight = np.zeros((bottom - top, right - left), bool)
+    weight = np.zeros((bottom - top, right - left), np.uint8)
     for (x0, y0, x1, y1), w in boxes:
         weight[y0 - top : y1 - top, x0 - left : x1 - left] |= w > 0
-    if not weight.any():
+    count = cv2.countNonZero(weight)
+    if count == 0:
         return None
     region = (slice(top, bottom), slice(left, right))
-    return [
-        float(np.abs(now[region].astype(np.int16) - before[region].astype(np.int16))[weight].mean())
-        for before, now in pairs
-    ]
+    changes = []
+    for before, now in pairs:
+        diff = cv2.absdiff(now[region], before[region])
+        diff = cv2.bitwise_and(diff, diff, mask=weight)
+        changes.append(float(sum(cv2.sumElems(diff)[: diff.shape[2]]) / (diff.shape[2] * count)))
+    return changes
 
 
 def stylize_videos(
