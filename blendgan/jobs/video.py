@@ -388,22 +388,7 @@ def stylize_video(
         near = {j for k in mine for j in _near_segments(segments, k, reach)}
         waiting.for_files([work / f"codes_{j:05d}.npz" for j in sorted(near)])
         stats = _render_segments(
-            bg,
-            path,
-            found,
-            segments,
-            mine,
-            work,
-            z_embed,
-            smooth,
-            reach,
-            fps,
-            info["size"],
-            frames_dir,
-            controls,
-            options.max_resolution,
-            edit,
-            options.x264_preset,
+            bg, path, found, segments, mine, work, z_embed, reach, info, frames_dir, controls, options, edit
         )
         if not ctx.is_main:
             waiting.until_joined()  # the main process's join, watched here rather than in a collective
@@ -545,25 +530,9 @@ def _load_codes(work, segments, k, reach):
     return {name: np.concatenate([d[name] for d in loaded]) for name in loaded[0]}
 
 
-def _render_segments(
-    bg,
-    path,
-    found,
-    segments,
-    mine,
-    work,
-    z_embed,
-    smooth,
-    reach,
-    fps,
-    size,
-    frames_dir,
-    controls,
-    max_resolution,
-    edit,
-    x264_preset="medium",
-):
-    """Pass 2b: smooth the codes over time, generate, paste back and write each of this process' segments.
+def _render_segments(bg, path, found, segments, mine, work, z_embed, reach, info, frames_dir, controls, options, edit):
+    """Pass 2b: smooth the codes over time, generate, paste back and write each of this process' segments, with
+    the clip's `info` (`probe_video`) and the job's `options` (smoothing, generator size, x264 preset).
     `edit` (or None) moves every face's smoothed codes the same way in every frame."""
     import torch
 
@@ -576,7 +545,8 @@ def _render_segments(
     ]
     if not todo:
         return {}
-    width, height = size
+    width, height = info["size"]
+    smooth, fps, max_resolution = options.smooth, info["fps"], options.max_resolution
     bar = _progress(total=sum(segments[k][1] - segments[k][0] for k in todo), desc="stylize", unit="frame")
     frames = iter_video_frames(path, segments[todo[-1]][1])
     try:  # the decoder (an ffmpeg process) is closed also when a segment fails
@@ -594,7 +564,7 @@ def _render_segments(
             out_change = in_change = 0.0
             prev_in = prev_out = None
             segment = work / f"segment_{k:05d}.h264"
-            with VideoWriter(segment, width, height, fps=fps, codec="h264", preset=x264_preset) as writer:
+            with VideoWriter(segment, width, height, fps=fps, codec="h264", preset=options.x264_preset) as writer:
                 while t < hi - 1:
                     t += 1
                     rgb = next(frames)
