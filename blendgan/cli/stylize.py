@@ -239,7 +239,7 @@ def _resolve_speed(args: argparse.Namespace) -> None:
         setattr(args, name, given if given is not None else 1 if args.every_frame else defaults[name])
     if args.precision is None:
         args.precision = fastest_precision(resolve_device(args.device)) if args.fast else "fp32"
-    args.x264_preset = FAST_X264_PRESET if args.fast else VideoOptions().x264_preset
+    args.x264_preset = FAST_X264_PRESET if args.fast else clip.x264_preset
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,12 @@ CODECS = ("h264", "mp4v")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+def check_x264_preset(preset: str) -> None:
+    """A one-line usage error unless `preset` is one of X264_PRESETS (a job checks before its work begins)."""
+    if preset not in X264_PRESETS:
+        raise UsageError(f"x264 preset {preset!r}: choose one of {', '.join(X264_PRESETS)}")
+
+
 class VideoWriter:
     """Context manager writing RGB frames of a fixed size to ``path``.
 
@@ -57,8 +63,7 @@ class VideoWriter:
     ):
         if codec not in CODECS:
             raise UsageError(f"unknown video codec {codec!r}; choose one of {', '.join(CODECS)}")
-        if preset not in X264_PRESETS:
-            raise UsageError(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
+        check_x264_preset(preset)
         if width <= 0 or height <= 0:
             raise ValueError(f"video size must be positive, got {width}x{height}")
         self.path = Path(path)

@@ -50,7 +50,7 @@ from ..align import align_landmarks_placed, crop_placement, ffhq_quad
 from ..errors import BlendGANError, UsageError
 from ..io import images
 from ..io.files import write_bytes_atomic
-from ..io.video import X264_PRESETS, VideoWriter, iter_video_frames, join_segments, probe_video
+from ..io.video import VideoWriter, check_x264_preset, iter_video_frames, join_segments, probe_video
 from .common import PathLike, Report, edited_codes, generator_resolution, output_stems, read_styles, split_options
 from .options import VideoOptions
 
@@ -322,8 +322,7 @@ def stylize_video(
     detect_every = int(options.detect_every)
     if detect_every < 1:
         raise UsageError(f"--detect_every {options.detect_every}: use 1 (every frame) or more")
-    if options.x264_preset not in X264_PRESETS:
-        raise UsageError(f"x264 preset {options.x264_preset!r}: choose one of {', '.join(X264_PRESETS)}")
+    check_x264_preset(options.x264_preset)  # before pass 1, not when the first segment is written
     ctx = ctx or distributed.Context(device=bg.device)
     target = Path(target)
     if frames_dir is not None:
