@@ -479,9 +479,9 @@ def _tensors(snap):
 
 @pytest.mark.slow
 def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(env):
-    """SIGKILL (up to 3 times) at random moments (start-up, steps, snapshot writes), then the README's resume line
-    `blendgan train generator --outdir RUN --resume` until the run ends: its last snapshot equals that of the
-    run made without interruption, tensor for tensor (networks, optimiser moments, random states), and so do
+    """SIGKILL up to 3 times (first right after a state chosen at random, then at random moments: start-up, steps,
+    snapshot writes), then the README's resume line `blendgan train generator --outdir RUN --resume` until the run
+    ends: its last snapshot equals that of the run made without interruption, tensor for tensor (networks, optimiser moments, random states), and so do
     its log and settings (the resume lines give no schedule: the saved one is kept)."""
     import random
     import time
@@ -496,18 +496,29 @@ def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(env)
 
     run = new_run(env, "KK")
     first = [*env["data"], *KILL_TRAIN, "--outdir", str(run)]
+    # the first kill lands on a state, not a time, so that it always lands however fast this launch runs: right
+    # after the settings or one of the first two snapshots are written (work is left after each of them)
+    first_kill = run / rng.choice(["config.json", f"checkpoints/{2:06d}.pt", f"checkpoints/{4:06d}.pt"])
     kills, launches = 0, 0
     while True:
         started = (run / "config.json").is_file()
         # before its settings are saved a run has nothing to resume: it is started again, as the error says
         proc = _launch(["--outdir", str(run), "--resume"] if started else first)
         launches += 1
-        try:
-            # the first launch is killed within 60 % of an uninterrupted run's time (so it is always killed);
-            # the next two anywhere in 80 % of it (a short resume may end first: then the loop ends)
-            code = proc.wait(timeout=rng.uniform(0.2, (0.6 if kills == 0 else 0.8) * duration) if kills < 3 else 900)
-        except subprocess.TimeoutExpired:
+        if kills == 0:
+            while not first_kill.is_file():
+                assert proc.poll() is None, (seed, first_kill, proc.stderr.read()[-3000:])
+                time.sleep(0.01)
             proc.kill()  # SIGKILL: no clean-up of any kind
+            proc.wait()
+            kills += 1
+            continue
+        try:
+            # the next two anywhere in 80 % of an uninterrupted run's time (a short resume may end first: then the
+            # loop ends)
+            code = proc.wait(timeout=rng.uniform(0.2, 0.8 * duration) if kills < 3 else 900)
+        except subprocess.TimeoutExpired:
+            proc.kill()
             proc.wait()
             kills += 1
             continue
