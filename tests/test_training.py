@@ -481,8 +481,9 @@ def _tensors(snap):
 def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_result(env):
     """SIGKILL up to 3 times (first right after a state chosen at random, then at random moments: start-up, steps,
     snapshot writes), then the README's resume line `blendgan train generator --outdir RUN --resume` until the run
-    ends: its last snapshot equals that of the run made without interruption, tensor for tensor (networks, optimiser moments, random states), and so do
-    its log and settings (the resume lines give no schedule: the saved one is kept)."""
+    ends: its last snapshot equals that of the run made without interruption, tensor for tensor (networks,
+    optimiser moments, random states), and so do its log and settings (the resume lines give no schedule: the saved
+    one is kept)."""
     import random
     import time
 
